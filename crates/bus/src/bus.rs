@@ -1,0 +1,255 @@
+//! Connecting to NATS and creating, idempotently, every stream, consumer, KV bucket and
+//! object store the pipeline uses, so any service can start first.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{
+    self, consumer,
+    kv::{self, Store},
+    object_store::{self, ObjectStore},
+    stream::{self, RetentionPolicy, StorageType},
+};
+
+use crate::subjects;
+
+/// Errors of the bus plumbing.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// The NATS server could not be reached.
+    #[error("cannot connect to NATS at {url}: {reason}")]
+    Connect {
+        /// The URL that was tried.
+        url: String,
+        /// What the client said.
+        reason: String,
+    },
+    /// A stream, consumer, bucket or object store could not be created or opened.
+    #[error("cannot set up {what} on NATS JetStream: {reason}")]
+    Setup {
+        /// The thing being set up.
+        what: String,
+        /// What the server said.
+        reason: String,
+    },
+    /// Publishing failed or was not acknowledged.
+    #[error("cannot publish on {subject}: {reason}")]
+    Publish {
+        /// The subject.
+        subject: String,
+        /// What the client said.
+        reason: String,
+    },
+    /// A KV or object store operation failed.
+    #[error("{op} failed: {reason}")]
+    Store {
+        /// The operation.
+        op: String,
+        /// What the server said.
+        reason: String,
+    },
+    /// A payload could not be decoded.
+    #[error("malformed {what}: {reason}")]
+    Decode {
+        /// The message type expected.
+        what: &'static str,
+        /// What the decoder said.
+        reason: String,
+    },
+}
+
+/// How long a stage may hold a message before JetStream redelivers it, unless the
+/// worker sends progress acks (it does, every third of this).
+pub const ACK_WAIT: Duration = Duration::from_secs(30);
+/// Deliveries of a message before it is dead-lettered.
+pub const MAX_DELIVER: i64 = 5;
+/// JetStream's publish dedupe window (`Nats-Msg-Id`).
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+/// A connection to NATS with every Tollgate stream, bucket and store opened.
+#[derive(Clone)]
+pub struct Bus {
+    /// The core NATS client.
+    pub client: async_nats::Client,
+    /// The JetStream context.
+    pub js: jetstream::Context,
+    /// Model versions, stage pointers and per-run registrations.
+    pub models: Store,
+    /// Run records.
+    pub runs: Store,
+    /// Trigger dedupe and last spec per model.
+    pub triggers: Store,
+    /// Model artifacts.
+    pub artifacts: ObjectStore,
+    /// Pushed datasets.
+    pub datasets: ObjectStore,
+}
+
+impl Bus {
+    /// Connects to `url` and creates (or opens) every stream, bucket and store.
+    pub async fn connect(url: &str) -> Result<Self, BusError> {
+        let client = async_nats::ConnectOptions::new()
+            .name("tollgate")
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(5))
+            .connect(url);
+        let client = tokio::time::timeout(Duration::from_secs(30), client)
+            .await
+            .map_err(|_| BusError::Connect {
+                url: url.into(),
+                reason: "no answer within 30 s".into(),
+            })?
+            .map_err(|e| BusError::Connect {
+                url: url.into(),
+                reason: e.to_string(),
+            })?;
+        let js = jetstream::new(client.clone());
+        ensure_stream(
+            &js,
+            subjects::WORK_STREAM,
+            vec![subjects::TRIGGER_ALL.into(), subjects::STAGE_ALL.into()],
+            RetentionPolicy::WorkQueue,
+            Duration::from_secs(7 * 24 * 3600),
+        )
+        .await?;
+        ensure_stream(
+            &js,
+            subjects::RUNS_STREAM,
+            vec![subjects::RUN_ALL.into()],
+            RetentionPolicy::Limits,
+            Duration::from_secs(90 * 24 * 3600),
+        )
+        .await?;
+        ensure_stream(
+            &js,
+            subjects::DEADLETTER_STREAM,
+            vec![subjects::DEADLETTER_ALL.into()],
+            RetentionPolicy::Limits,
+            Duration::from_secs(30 * 24 * 3600),
+        )
+        .await?;
+        let models = ensure_kv(&js, subjects::MODELS_BUCKET).await?;
+        let runs = ensure_kv(&js, subjects::RUNS_BUCKET).await?;
+        let triggers = ensure_kv(&js, subjects::TRIGGERS_BUCKET).await?;
+        let artifacts = ensure_object_store(&js, subjects::ARTIFACTS_STORE).await?;
+        let datasets = ensure_object_store(&js, subjects::DATASETS_STORE).await?;
+        Ok(Bus {
+            client,
+            js,
+            models,
+            runs,
+            triggers,
+            artifacts,
+            datasets,
+        })
+    }
+
+    /// Opens (creating if needed) a durable pull consumer on the work stream.
+    pub async fn work_consumer(
+        &self,
+        durable: &str,
+        filter: &str,
+    ) -> Result<consumer::PullConsumer, BusError> {
+        self.durable(subjects::WORK_STREAM, durable, filter).await
+    }
+
+    /// Opens (creating if needed) a durable pull consumer on `stream` filtered to `filter`.
+    pub async fn durable(
+        &self,
+        stream: &str,
+        durable: &str,
+        filter: &str,
+    ) -> Result<consumer::PullConsumer, BusError> {
+        let setup = |e: String| BusError::Setup {
+            what: format!("consumer {durable} on {stream}"),
+            reason: e,
+        };
+        let stream = self
+            .js
+            .get_stream(stream)
+            .await
+            .map_err(|e| setup(e.to_string()))?;
+        stream
+            .get_or_create_consumer(
+                durable,
+                consumer::pull::Config {
+                    durable_name: Some(durable.into()),
+                    filter_subject: filter.into(),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ack_wait: ACK_WAIT,
+                    max_deliver: MAX_DELIVER,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| setup(e.to_string()))
+    }
+}
+
+async fn ensure_stream(
+    js: &jetstream::Context,
+    name: &str,
+    subjects: Vec<String>,
+    retention: RetentionPolicy,
+    max_age: Duration,
+) -> Result<(), BusError> {
+    js.get_or_create_stream(stream::Config {
+        name: name.into(),
+        subjects,
+        retention,
+        max_age,
+        storage: StorageType::File,
+        duplicate_window: DUPLICATE_WINDOW,
+        ..Default::default()
+    })
+    .await
+    .map(|_| ())
+    .map_err(|e| BusError::Setup {
+        what: format!("stream {name}"),
+        reason: e.to_string(),
+    })
+}
+
+async fn ensure_kv(js: &jetstream::Context, bucket: &str) -> Result<Store, BusError> {
+    if let Ok(store) = js.get_key_value(bucket).await {
+        return Ok(store);
+    }
+    let created = js
+        .create_key_value(kv::Config {
+            bucket: bucket.into(),
+            history: 10,
+            storage: StorageType::File,
+            ..Default::default()
+        })
+        .await;
+    match created {
+        Ok(store) => Ok(store),
+        // Another service created it between our two calls.
+        Err(first) => js.get_key_value(bucket).await.map_err(|_| BusError::Setup {
+            what: format!("key-value bucket {bucket}"),
+            reason: first.to_string(),
+        }),
+    }
+}
+
+async fn ensure_object_store(js: &jetstream::Context, bucket: &str) -> Result<ObjectStore, BusError> {
+    if let Ok(store) = js.get_object_store(bucket).await {
+        return Ok(store);
+    }
+    let created = js
+        .create_object_store(object_store::Config {
+            bucket: bucket.into(),
+            storage: StorageType::File,
+            ..Default::default()
+        })
+        .await;
+    match created {
+        Ok(store) => Ok(store),
+        Err(first) => js
+            .get_object_store(bucket)
+            .await
+            .map_err(|_| BusError::Setup {
+                what: format!("object store {bucket}"),
+                reason: first.to_string(),
+            }),
+    }
+}

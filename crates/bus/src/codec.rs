@@ -1,0 +1,97 @@
+//! Protobuf payloads on NATS, with the W3C trace context of the current span in the
+//! message headers, so one pipeline run is one trace across every service.
+
+use async_nats::HeaderMap;
+use opentelemetry::propagation::{Extractor, Injector};
+use prost::Message;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::{Bus, BusError};
+
+struct HeaderInjector<'a>(&'a mut HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        self.0.insert(key, value.as_str());
+    }
+}
+
+struct HeaderExtractor<'a>(&'a HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(|v| v.as_str())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.iter().map(|(k, _)| k.as_ref()).collect()
+    }
+}
+
+/// Headers carrying the current span's trace context (`traceparent`, `tracestate`).
+pub fn trace_headers() -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    let cx = tracing::Span::current().context();
+    opentelemetry::global::get_text_map_propagator(|p| {
+        p.inject_context(&cx, &mut HeaderInjector(&mut headers))
+    });
+    headers
+}
+
+/// Makes the trace context in `headers` the parent of `span`.
+pub fn adopt_trace(span: &tracing::Span, headers: Option<&HeaderMap>) {
+    if let Some(headers) = headers {
+        let cx = opentelemetry::global::get_text_map_propagator(|p| {
+            p.extract(&HeaderExtractor(headers))
+        });
+        // A span without an OpenTelemetry layer has nothing to parent: not an error here.
+        let _ = span.set_parent(cx);
+    }
+}
+
+/// Decodes a protobuf payload, naming the type in the error.
+pub fn decode<M: Message + Default>(what: &'static str, payload: &[u8]) -> Result<M, BusError> {
+    M::decode(payload).map_err(|e| BusError::Decode {
+        what,
+        reason: e.to_string(),
+    })
+}
+
+impl Bus {
+    /// Publishes `msg` on a JetStream subject with trace headers and waits for the
+    /// stream's acknowledgement. `msg_id` (if any) makes the publish idempotent within
+    /// the dedupe window.
+    pub async fn publish<M: Message>(
+        &self,
+        subject: String,
+        msg: &M,
+        msg_id: Option<&str>,
+    ) -> Result<(), BusError> {
+        let mut headers = trace_headers();
+        if let Some(id) = msg_id {
+            headers.insert("Nats-Msg-Id", id);
+        }
+        self.publish_raw(subject, headers, msg.encode_to_vec().into())
+            .await
+    }
+
+    /// Publishes raw bytes with the given headers and waits for the stream's ack.
+    pub async fn publish_raw(
+        &self,
+        subject: String,
+        headers: HeaderMap,
+        payload: bytes::Bytes,
+    ) -> Result<(), BusError> {
+        let err = |e: String| BusError::Publish {
+            subject: subject.clone(),
+            reason: e,
+        };
+        self.js
+            .publish_with_headers(subject.clone(), headers, payload)
+            .await
+            .map_err(|e| err(e.to_string()))?
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        Ok(())
+    }
+}

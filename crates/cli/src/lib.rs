@@ -1,0 +1,192 @@
+//! The `tollgate` CLI as a library: argument definitions and the commands, so tests can
+//! drive it in-process and the binary stays thin.
+//!
+//! Exit codes: 0 the run passed (or the command succeeded), 1 the run ended `blocked` or
+//! `failed`, 2 the command could not run (bad arguments, NATS or the registry unreachable,
+//! no verdict in time).
+
+mod publish;
+mod show;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tollgate_ml::synth::{SynthOptions, churn};
+
+/// Exit code of a passed run or a successful command.
+pub const EXIT_OK: u8 = 0;
+/// Exit code of a run that ended `blocked` or `failed`.
+pub const EXIT_VERDICT: u8 = 1;
+/// Exit code of a command that could not run.
+pub const EXIT_ERROR: u8 = 2;
+
+/// Tollgate: continuous integration and delivery for machine-learning models.
+#[derive(Debug, Parser)]
+#[command(name = "tollgate", version, about, long_about = None)]
+pub struct Cli {
+    /// NATS server URL.
+    #[arg(long, global = true, env = "TOLLGATE_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// URL of the registry's gRPC API.
+    #[arg(long, global = true, env = "TOLLGATE_REGISTRY_URL", default_value = "http://127.0.0.1:50051")]
+    pub registry_url: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate or push datasets.
+    #[command(subcommand)]
+    Data(DataCommand),
+    /// Publish a trigger (a code, data or manual change) and optionally wait for the verdict.
+    Publish(PublishArgs),
+    /// List recent runs, or show one run in full with `runs show RUN`.
+    Runs(RunsArgs),
+    /// List model versions with their stages and metrics.
+    Models {
+        /// Only this model.
+        model: Option<String>,
+    },
+}
+
+/// `tollgate data ...`
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Write a seeded synthetic churn dataset (Parquet or CSV by the file extension).
+    Generate {
+        /// Number of rows.
+        #[arg(long, default_value_t = 10_000)]
+        rows: usize,
+        /// Output file: .parquet or .csv.
+        #[arg(long)]
+        out: PathBuf,
+        /// Seed: the same seed gives the same data.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Inject nulls into customer_id and ages outside 0..120.
+        #[arg(long)]
+        dirty: bool,
+    },
+    /// Push a dataset file into the object store; prints the URI to publish with.
+    Push {
+        /// The file.
+        path: PathBuf,
+        /// Name in the store (default: the file name).
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+/// Kinds of trigger a person or CI publishes.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PublishKind {
+    /// New code (spec) from CI: validate, train, gate; report only.
+    Code,
+    /// New data arrived.
+    Data,
+    /// A person asks for a run, with a reason.
+    Manual,
+}
+
+/// `tollgate publish ...`
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// What changed.
+    pub kind: PublishKind,
+    /// The model spec (tollgate.yaml); without it the last published spec of --model is used.
+    #[arg(long)]
+    pub spec: Option<PathBuf>,
+    /// Model name (taken from the spec when omitted).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Dataset: a local path, file:///abs/path, or objstore://NAME from `data push`.
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Code commit the spec comes from.
+    #[arg(long, env = "GITHUB_SHA", default_value = "")]
+    pub commit: String,
+    /// Why (for manual runs).
+    #[arg(long, default_value = "")]
+    pub reason: String,
+    /// Wait for the verdict, showing each stage live; the exit code follows the verdict.
+    #[arg(long)]
+    pub wait: bool,
+    /// Seconds to wait for the verdict.
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+    /// Trigger id (default: a new ULID); publishing the same id twice starts one run.
+    #[arg(long)]
+    pub trigger_id: Option<String>,
+}
+
+/// `tollgate runs ...`
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// `show RUN_ID` prints one run in full.
+    #[command(subcommand)]
+    pub show: Option<RunsCommand>,
+    /// Only runs of this model.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// How many runs, newest first.
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+}
+
+/// `tollgate runs show`
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// One run: stages, validation report, gate checks.
+    Show {
+        /// The run id.
+        run_id: String,
+    },
+}
+
+/// Runs a parsed command line; returns the process exit code.
+pub async fn run(cli: Cli) -> u8 {
+    let result = match cli.command {
+        Command::Data(DataCommand::Generate { rows, out, seed, dirty }) => generate(rows, &out, seed, dirty),
+        Command::Data(DataCommand::Push { path, name }) => push(&cli.nats_url, &path, name).await,
+        Command::Publish(args) => return publish::publish(&cli.nats_url, args).await,
+        Command::Runs(args) => show::runs(&cli.registry_url, args).await,
+        Command::Models { model } => show::models(&cli.registry_url, model.as_deref()).await,
+    };
+    match result {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_ERROR
+        }
+    }
+}
+
+fn generate(rows: usize, out: &std::path::Path, seed: u64, dirty: bool) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    let mut df = churn(SynthOptions { rows, seed, dirty }).map_err(|e| e.to_string())?;
+    tollgate_ml::data::write(&mut df, out).map_err(|e| e.to_string())?;
+    println!(
+        "wrote {rows} rows{} to {} in {:.2}s",
+        if dirty { " (dirty)" } else { "" },
+        out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn push(nats_url: &str, path: &std::path::Path, name: Option<String>) -> Result<(), String> {
+    let name = match name {
+        Some(n) => n,
+        None => path
+            .file_name()
+            .map(|f| f.to_string_lossy().to_string())
+            .ok_or_else(|| format!("{} has no file name", path.display()))?,
+    };
+    let bus = tollgate_bus::Bus::connect(nats_url).await.map_err(|e| e.to_string())?;
+    let uri = bus.push_dataset(path, &name).await.map_err(|e| e.to_string())?;
+    println!("{uri}");
+    Ok(())
+}

@@ -1,0 +1,209 @@
+//! The feature pipeline: fitted on the training rows only, stored in the artifact, and
+//! applied the same way by the trainer, the gate and single-record inference.
+//! Numeric columns are median-imputed then standardized; categorical columns are one-hot
+//! encoded, and a category unseen at training encodes as all zeros.
+
+use serde::{Deserialize, Serialize};
+use tollgate_spec::ModelSpec;
+
+use crate::data::{self, DataError};
+use polars::prelude::DataFrame;
+
+/// A numeric feature's fitted statistics.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NumericFeature {
+    /// Column name.
+    pub name: String,
+    /// Replaces missing values.
+    pub median: f64,
+    /// Subtracted before scaling.
+    pub mean: f64,
+    /// Divides after centering (1 for a constant column).
+    pub std: f64,
+}
+
+/// A categorical feature's known categories, in one-hot order.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CategoricalFeature {
+    /// Column name.
+    pub name: String,
+    /// Categories seen in training, sorted.
+    pub categories: Vec<String>,
+}
+
+/// The fitted pipeline.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FeaturePipeline {
+    /// Numeric features, in spec order.
+    pub numeric: Vec<NumericFeature>,
+    /// Categorical features, in spec order.
+    pub categorical: Vec<CategoricalFeature>,
+}
+
+/// One record's raw feature values, as inference receives them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// Numeric values in spec order.
+    pub numeric: Vec<Option<f64>>,
+    /// Categorical values in spec order.
+    pub categorical: Vec<Option<String>>,
+}
+
+/// A dataset's raw feature columns and 0/1 target, read per the spec.
+#[derive(Debug, Clone)]
+pub struct Table {
+    /// Numeric columns in spec order.
+    pub numeric: Vec<Vec<Option<f64>>>,
+    /// Categorical columns in spec order.
+    pub categorical: Vec<Vec<Option<String>>>,
+    /// Target labels, 0 or 1.
+    pub target: Vec<u8>,
+}
+
+impl Table {
+    /// Reads the spec's feature and target columns from `df`.
+    pub fn from_frame(df: &DataFrame, spec: &ModelSpec) -> Result<Table, DataError> {
+        let numeric = spec
+            .features
+            .numeric
+            .iter()
+            .map(|c| data::numeric_column(df, c))
+            .collect::<Result<Vec<_>, _>>()?;
+        let categorical = spec
+            .features
+            .categorical
+            .iter()
+            .map(|c| data::text_column(df, c))
+            .collect::<Result<Vec<_>, _>>()?;
+        let raw = data::numeric_column(df, &spec.target)?;
+        let bad = |reason: String| DataError::BadColumn {
+            column: spec.target.clone(),
+            reason,
+        };
+        let nulls = raw.iter().filter(|v| v.is_none()).count();
+        if nulls > 0 {
+            return Err(bad(format!("target has {nulls} missing values")));
+        }
+        let target = raw
+            .iter()
+            .map(|v| match v {
+                Some(x) if *x == 0.0 => Ok(0u8),
+                Some(x) if *x == 1.0 => Ok(1u8),
+                other => Err(bad(format!(
+                    "target must be 0 or 1, found {}",
+                    other.map(|x| x.to_string()).unwrap_or_default()
+                ))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Table {
+            numeric,
+            categorical,
+            target,
+        })
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.target.len()
+    }
+
+    /// Row `i`'s raw features.
+    pub fn record(&self, i: usize) -> Record {
+        Record {
+            numeric: self.numeric.iter().map(|c| c[i]).collect(),
+            categorical: self.categorical.iter().map(|c| c[i].clone()).collect(),
+        }
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(|a, b| a.total_cmp(b));
+    let mid = values.len() / 2;
+    if values.len() % 2 == 0 {
+        (values[mid - 1] + values[mid]) / 2.0
+    } else {
+        values[mid]
+    }
+}
+
+impl FeaturePipeline {
+    /// Fits the pipeline on the rows `train` of `table`.
+    pub fn fit(spec: &ModelSpec, table: &Table, train: &[usize]) -> Result<Self, DataError> {
+        let mut numeric = Vec::new();
+        for (name, column) in spec.features.numeric.iter().zip(&table.numeric) {
+            let mut seen: Vec<f64> = train.iter().filter_map(|&i| column[i]).collect();
+            if seen.is_empty() {
+                return Err(DataError::BadColumn {
+                    column: name.clone(),
+                    reason: "every training value is missing".into(),
+                });
+            }
+            let med = median(&mut seen);
+            let n = train.len() as f64;
+            let imputed = || train.iter().map(|&i| column[i].unwrap_or(med));
+            let mean = imputed().sum::<f64>() / n;
+            let var = imputed().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+            let std = if var.sqrt() > 1e-12 { var.sqrt() } else { 1.0 };
+            numeric.push(NumericFeature {
+                name: name.clone(),
+                median: med,
+                mean,
+                std,
+            });
+        }
+        let mut categorical = Vec::new();
+        for (name, column) in spec.features.categorical.iter().zip(&table.categorical) {
+            let mut categories: Vec<String> =
+                train.iter().filter_map(|&i| column[i].clone()).collect();
+            categories.sort();
+            categories.dedup();
+            categorical.push(CategoricalFeature {
+                name: name.clone(),
+                categories,
+            });
+        }
+        Ok(FeaturePipeline {
+            numeric,
+            categorical,
+        })
+    }
+
+    /// Width of the encoded feature vector.
+    pub fn width(&self) -> usize {
+        self.numeric.len() + self.categorical.iter().map(|c| c.categories.len()).sum::<usize>()
+    }
+
+    /// Encodes one record into `out` (length [`Self::width`]).
+    pub fn encode(&self, record: &Record, out: &mut [f64]) {
+        let mut k = 0;
+        for (f, v) in self.numeric.iter().zip(&record.numeric) {
+            out[k] = (v.unwrap_or(f.median) - f.mean) / f.std;
+            k += 1;
+        }
+        for (f, v) in self.categorical.iter().zip(&record.categorical) {
+            let slots = &mut out[k..k + f.categories.len()];
+            slots.fill(0.0);
+            if let Some(v) = v {
+                if let Ok(j) = f.categories.binary_search(v) {
+                    slots[j] = 1.0;
+                }
+            }
+            k += f.categories.len();
+        }
+    }
+
+    /// Encodes the rows `rows` of `table` into a matrix.
+    pub fn transform(&self, table: &Table, rows: &[usize]) -> ndarray::Array2<f64> {
+        let mut x = ndarray::Array2::zeros((rows.len(), self.width()));
+        for (r, &i) in rows.iter().enumerate() {
+            let record = table.record(i);
+            if let Some(slice) = x.row_mut(r).as_slice_mut() {
+                self.encode(&record, slice);
+            }
+        }
+        x
+    }
+}

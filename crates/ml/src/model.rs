@@ -1,0 +1,269 @@
+//! Training a logistic regression with linfa on the spec's features, and grading an
+//! artifact on the held-out rows: the code the trainer and the gate share.
+
+use std::{collections::BTreeMap, path::Path, time::Instant};
+
+use linfa::prelude::*;
+use linfa_logistic::LogisticRegression;
+use ndarray::Array1;
+use serde::{Deserialize, Serialize};
+use tollgate_spec::ModelSpec;
+
+use crate::{
+    artifact::{Artifact, ArtifactMeta},
+    data::{self, DataError},
+    features::{FeaturePipeline, Table},
+    metrics, split,
+};
+
+/// Why training or evaluation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The data could not be read or used.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// The data cannot train a binary classifier.
+    #[error("cannot train: {0}")]
+    Train(String),
+}
+
+/// Logistic regression parameters, oriented so that `sigmoid(w·x + b)` is P(label = 1).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LogisticModel {
+    /// One weight per encoded feature.
+    pub weights: Vec<f64>,
+    /// The intercept.
+    pub intercept: f64,
+}
+
+impl LogisticModel {
+    /// P(label = 1) for one encoded row.
+    pub fn predict(&self, x: &[f64]) -> f64 {
+        let z: f64 = self.weights.iter().zip(x).map(|(w, v)| w * v).sum::<f64>() + self.intercept;
+        1.0 / (1.0 + (-z).exp())
+    }
+}
+
+/// Fits a logistic regression (L2 strength `alpha`) with linfa.
+pub fn fit_logistic(
+    x: ndarray::Array2<f64>,
+    y: &[u8],
+    alpha: f64,
+    max_iterations: u64,
+) -> Result<LogisticModel, ModelError> {
+    let ones = y.iter().filter(|&&v| v == 1).count();
+    if ones == 0 || ones == y.len() {
+        return Err(ModelError::Train(format!(
+            "the training rows hold one class only ({} rows, {ones} positive)",
+            y.len()
+        )));
+    }
+    let targets: Array1<usize> = y.iter().map(|&v| v as usize).collect();
+    let dataset = Dataset::new(x, targets);
+    let fitted = LogisticRegression::default()
+        .alpha(alpha)
+        .max_iterations(max_iterations)
+        .fit(&dataset)
+        .map_err(|e| ModelError::Train(e.to_string()))?;
+    // linfa's probabilities refer to its "positive" class, the larger one; flip the sign
+    // when that is class 0 so the stored model always scores P(label = 1).
+    let sign = if fitted.labels().pos.class == 1 { 1.0 } else { -1.0 };
+    Ok(LogisticModel {
+        weights: fitted.params().iter().map(|w| sign * w).collect(),
+        intercept: sign * fitted.intercept(),
+    })
+}
+
+/// What training produced.
+#[derive(Debug, Clone)]
+pub struct Trained {
+    /// The artifact to store.
+    pub artifact: Artifact,
+    /// Held-out metrics.
+    pub metrics: BTreeMap<String, f64>,
+    /// Rows trained on and held out.
+    pub train_rows: usize,
+    /// Rows held out.
+    pub test_rows: usize,
+    /// Wall time of reading, fitting and scoring.
+    pub seconds: f64,
+}
+
+fn columns_of(spec: &ModelSpec) -> Vec<String> {
+    spec.model_columns()
+}
+
+fn load_table(spec: &ModelSpec, path: &Path) -> Result<Table, ModelError> {
+    let df = data::read_columns(path, &columns_of(spec))?;
+    Ok(Table::from_frame(&df, spec)?)
+}
+
+fn score(artifact: &Artifact, table: &Table, rows: &[usize]) -> Vec<f64> {
+    let mut buf = vec![0.0; artifact.pipeline.width()];
+    rows.iter()
+        .map(|&i| {
+            artifact.pipeline.encode(&table.record(i), &mut buf);
+            artifact.model.predict(&buf)
+        })
+        .collect()
+}
+
+/// Trains the spec's model on the dataset at `path`.
+pub fn train(
+    spec: &ModelSpec,
+    spec_text: &str,
+    path: &Path,
+    code_commit: &str,
+) -> Result<Trained, ModelError> {
+    let started = Instant::now();
+    let table = load_table(spec, path)?;
+    let (train_rows, test_rows) = split::split(table.rows(), spec.split.seed, spec.split.test_fraction);
+    if train_rows.len() < 10 || test_rows.is_empty() {
+        return Err(ModelError::Train(format!(
+            "too few rows to train and test ({} rows)",
+            table.rows()
+        )));
+    }
+    let pipeline = FeaturePipeline::fit(spec, &table, &train_rows)?;
+    let x = pipeline.transform(&table, &train_rows);
+    let y: Vec<u8> = train_rows.iter().map(|&i| table.target[i]).collect();
+    let model = fit_logistic(x, &y, spec.algorithm.alpha, spec.algorithm.max_iterations)?;
+    let mut artifact = Artifact {
+        pipeline,
+        model,
+        meta: ArtifactMeta {
+            model: spec.model.clone(),
+            spec_digest: tollgate_spec::digest(spec_text),
+            dataset_digest: file_digest(path)?,
+            code_commit: code_commit.into(),
+            metrics: BTreeMap::new(),
+            split_seed: spec.split.seed,
+            test_fraction: spec.split.test_fraction,
+            train_rows: train_rows.len() as u64,
+        },
+    };
+    let scores = score(&artifact, &table, &test_rows);
+    let labels: Vec<u8> = test_rows.iter().map(|&i| table.target[i]).collect();
+    let metrics = metrics::classification(&scores, &labels, 0.5);
+    artifact.meta.metrics = metrics.clone();
+    Ok(Trained {
+        artifact,
+        metrics,
+        train_rows: train_rows.len(),
+        test_rows: test_rows.len(),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The gate's own measurement of an artifact on the held-out rows.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    /// Metrics at threshold 0.5.
+    pub metrics: BTreeMap<String, f64>,
+    /// Median single-record latency, encoding included, in milliseconds.
+    pub latency_p50_ms: f64,
+    /// 99th-percentile single-record latency, in milliseconds.
+    pub latency_p99_ms: f64,
+    /// Rows scored.
+    pub test_rows: usize,
+}
+
+/// Scores `artifact` on the test split of the dataset at `path` and times at least
+/// `latency_calls` single-record predictions (raw record in, probability out).
+pub fn evaluate(
+    spec: &ModelSpec,
+    artifact: &Artifact,
+    path: &Path,
+    latency_calls: usize,
+) -> Result<Evaluation, ModelError> {
+    let table = load_table(spec, path)?;
+    let (_, test_rows) = split::split(table.rows(), artifact.meta.split_seed, artifact.meta.test_fraction);
+    if test_rows.is_empty() {
+        return Err(ModelError::Train("the test split is empty".into()));
+    }
+    let scores = score(artifact, &table, &test_rows);
+    let labels: Vec<u8> = test_rows.iter().map(|&i| table.target[i]).collect();
+    let metrics = metrics::classification(&scores, &labels, 0.5);
+    let mut times = Vec::with_capacity(latency_calls);
+    let mut sink = 0.0;
+    for k in 0..latency_calls {
+        let record = table.record(test_rows[k % test_rows.len()]);
+        let t = Instant::now();
+        let mut buf = vec![0.0; artifact.pipeline.width()];
+        artifact.pipeline.encode(&record, &mut buf);
+        sink += artifact.model.predict(&buf);
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    std::hint::black_box(sink);
+    times.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| times[((times.len() as f64 - 1.0) * p).round() as usize];
+    Ok(Evaluation {
+        metrics,
+        latency_p50_ms: pct(0.5),
+        latency_p99_ms: pct(0.99),
+        test_rows: test_rows.len(),
+    })
+}
+
+/// sha256 of a file's bytes.
+pub fn file_digest(path: &Path) -> Result<String, DataError> {
+    use sha2::{Digest, Sha256};
+    let mut file = std::fs::File::open(path).map_err(|e| data::unreadable(path, e))?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(|e| data::unreadable(path, e))?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::{SynthOptions, churn};
+
+    const SPEC: &str = include_str!("../../../examples/churn/tollgate.yaml");
+
+    #[test]
+    fn trains_on_generated_churn_data_past_the_default_gates() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("churn.parquet");
+        let mut df = churn(SynthOptions { rows: 5_000, seed: 1, dirty: false }).unwrap();
+        data::write(&mut df, &path).unwrap();
+        let spec = ModelSpec::parse(SPEC).unwrap();
+        let trained = train(&spec, SPEC, &path, "abc").unwrap();
+        assert!(trained.metrics["auc_roc"] >= 0.80, "{:?}", trained.metrics);
+        assert!(trained.metrics["f1"] >= 0.70, "{:?}", trained.metrics);
+        let bytes = trained.artifact.encode().unwrap();
+        let back = Artifact::decode_verified(&bytes, &crate::artifact::digest(&bytes)).unwrap();
+        assert_eq!(back, trained.artifact);
+        let eval = evaluate(&spec, &back, &path, 100).unwrap();
+        assert!((eval.metrics["auc_roc"] - trained.metrics["auc_roc"]).abs() < 1e-12);
+        assert!(eval.latency_p99_ms >= eval.latency_p50_ms);
+    }
+
+    #[test]
+    fn same_data_spec_and_seed_give_the_same_artifact() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("churn.csv");
+        let mut df = churn(SynthOptions { rows: 2_000, seed: 3, dirty: false }).unwrap();
+        data::write(&mut df, &path).unwrap();
+        let spec = ModelSpec::parse(SPEC).unwrap();
+        let a = train(&spec, SPEC, &path, "c").unwrap().artifact.encode().unwrap();
+        let b = train(&spec, SPEC, &path, "c").unwrap().artifact.encode().unwrap();
+        assert_eq!(crate::artifact::digest(&a), crate::artifact::digest(&b));
+    }
+
+    #[test]
+    fn another_format_version_is_refused() {
+        let mut bytes = b"TOLLGATE".to_vec();
+        bytes.extend_from_slice(&9u16.to_le_bytes());
+        bytes.extend_from_slice(&[0; 16]);
+        let err = Artifact::decode(&bytes).unwrap_err().to_string();
+        assert!(err.contains("format version 9"), "{err}");
+    }
+
+    #[test]
+    fn one_class_only_is_a_clear_error() {
+        let x = ndarray::Array2::zeros((20, 2));
+        let err = fit_logistic(x, &[1; 20], 1.0, 10).unwrap_err().to_string();
+        assert!(err.contains("one class only"), "{err}");
+    }
+}

@@ -1,0 +1,312 @@
+//! The model spec: the user's `tollgate.yaml`, versioned in their git, which says what a
+//! model is made of (features, target, split, algorithm), which expectations its data
+//! must meet, which gates a version must pass and which stages each trigger runs.
+//!
+//! Parsing and validation live here once, so the CLI, the trigger-watcher and every
+//! stage read a spec the same way and reject a bad one with the same message.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Names of the stages a plan can list, in the order they usually run.
+pub const STAGES: &[&str] = &["validate", "train", "gate", "promote"];
+
+/// Gate names that are not held-out metrics but measured by the gate itself.
+pub const MEASURED_GATES: &[&str] = &["latency_p50_ms", "latency_p99_ms", "model_size_mb"];
+
+/// Metric names the trainer and gate compute, usable as gates.
+pub const METRICS: &[&str] = &["auc_roc", "f1", "precision", "recall", "accuracy"];
+
+/// Why a spec was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// The text is not YAML of the spec's shape.
+    #[error("model spec is not valid: {0}")]
+    Parse(#[from] serde_yaml::Error),
+    /// The spec parsed but says something Tollgate cannot do.
+    #[error("model spec is not valid: {0}")]
+    Invalid(String),
+    /// The spec file could not be read.
+    #[error("cannot read model spec {path}: {source}")]
+    Read {
+        /// The path that was asked for.
+        path: String,
+        /// What the file system said.
+        source: std::io::Error,
+    },
+}
+
+/// A parsed and validated model spec.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// Model name: lower-case letters, digits, `-` and `_`.
+    pub model: String,
+    /// One line about the model, for people.
+    #[serde(default)]
+    pub description: String,
+    /// Which columns feed the model and how.
+    pub features: Features,
+    /// The 0/1 label column.
+    pub target: String,
+    /// How rows are split into training and test sets.
+    #[serde(default)]
+    pub split: Split,
+    /// The learning algorithm and its hyper-parameters.
+    #[serde(default)]
+    pub algorithm: Algorithm,
+    /// Expectations the data must meet, with Great Expectations' names and arguments.
+    #[serde(default)]
+    pub expectations: Vec<Expectation>,
+    /// Quality gates: metric or measurement name to bound.
+    #[serde(default)]
+    pub gates: BTreeMap<String, Bound>,
+    /// Trigger kind (`code`, `data`, `manual`, ...) to the stages it runs.
+    #[serde(default)]
+    pub triggers: BTreeMap<String, Vec<String>>,
+}
+
+/// Feature columns by kind.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Features {
+    /// Columns that identify a row and never feed the model.
+    #[serde(default)]
+    pub id_columns: Vec<String>,
+    /// Numeric columns: median-imputed, then standardized.
+    #[serde(default)]
+    pub numeric: Vec<String>,
+    /// Categorical columns: one-hot encoded; unseen categories encode as all zeros.
+    #[serde(default)]
+    pub categorical: Vec<String>,
+}
+
+/// Train/test split settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Split {
+    /// Share of rows held out for testing, in (0, 1).
+    pub test_fraction: f64,
+    /// Seed of the split and of anything random in training.
+    pub seed: u64,
+}
+
+impl Default for Split {
+    fn default() -> Self {
+        Split {
+            test_fraction: 0.2,
+            seed: 42,
+        }
+    }
+}
+
+/// The learning algorithm.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Algorithm {
+    /// Algorithm name; `logistic_regression` for now.
+    pub kind: String,
+    /// L2 regularization strength.
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+    /// Iteration cap of the optimizer.
+    #[serde(default = "default_max_iterations")]
+    pub max_iterations: u64,
+}
+
+fn default_alpha() -> f64 {
+    1.0
+}
+
+fn default_max_iterations() -> u64 {
+    100
+}
+
+impl Default for Algorithm {
+    fn default() -> Self {
+        Algorithm {
+            kind: "logistic_regression".into(),
+            alpha: default_alpha(),
+            max_iterations: default_max_iterations(),
+        }
+    }
+}
+
+/// One expectation, as Great Expectations writes it: a type and its keyword arguments.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Expectation {
+    /// Great Expectations' expectation type, e.g. `expect_column_values_to_not_be_null`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Keyword arguments: `column`, `min_value`, `max_value`, `value_set`, `mostly`, ...
+    #[serde(default)]
+    pub kwargs: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A bound on a gate: at least `min`, at most `max`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Bound {
+    /// The observed value must be at least this.
+    pub min: Option<f64>,
+    /// The observed value must be at most this.
+    pub max: Option<f64>,
+}
+
+impl ModelSpec {
+    /// Parses and validates spec text.
+    pub fn parse(text: &str) -> Result<Self, SpecError> {
+        let spec: ModelSpec = serde_yaml::from_str(text)?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Reads, parses and validates a spec file.
+    pub fn load(path: &std::path::Path) -> Result<(Self, String), SpecError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Ok((Self::parse(&text)?, text))
+    }
+
+    /// The stages a trigger kind runs, when the spec has a plan for it.
+    pub fn plan(&self, trigger: &str) -> Option<&[String]> {
+        self.triggers.get(trigger).map(Vec::as_slice)
+    }
+
+    /// Every column the model reads (features and target), without id columns.
+    pub fn model_columns(&self) -> Vec<String> {
+        let mut cols = self.features.numeric.clone();
+        cols.extend(self.features.categorical.iter().cloned());
+        cols.push(self.target.clone());
+        cols
+    }
+
+    fn validate(&self) -> Result<(), SpecError> {
+        let bad = |m: String| Err(SpecError::Invalid(m));
+        if !valid_model_name(&self.model) {
+            return bad(format!(
+                "model name {:?} must be 1-64 lower-case letters, digits, '-' or '_'",
+                self.model
+            ));
+        }
+        if self.features.numeric.is_empty() && self.features.categorical.is_empty() {
+            return bad("features: list at least one numeric or categorical column".into());
+        }
+        if self.target.is_empty() {
+            return bad("target: name the label column".into());
+        }
+        if self.model_columns()[..self.model_columns().len() - 1].contains(&self.target) {
+            return bad(format!(
+                "target {:?} is also listed as a feature",
+                self.target
+            ));
+        }
+        if !(self.split.test_fraction > 0.0 && self.split.test_fraction < 1.0) {
+            return bad(format!(
+                "split.test_fraction must be between 0 and 1, got {}",
+                self.split.test_fraction
+            ));
+        }
+        if self.algorithm.kind != "logistic_regression" {
+            return bad(format!(
+                "algorithm.kind {:?} is not supported; use logistic_regression",
+                self.algorithm.kind
+            ));
+        }
+        if !(self.algorithm.alpha.is_finite() && self.algorithm.alpha >= 0.0) {
+            return bad("algorithm.alpha must be a finite number >= 0".into());
+        }
+        if self.algorithm.max_iterations == 0 {
+            return bad("algorithm.max_iterations must be at least 1".into());
+        }
+        for (name, bound) in &self.gates {
+            if !METRICS.contains(&name.as_str()) && !MEASURED_GATES.contains(&name.as_str()) {
+                return bad(format!(
+                    "gates: unknown gate {name:?}; known gates are {}, {}",
+                    METRICS.join(", "),
+                    MEASURED_GATES.join(", ")
+                ));
+            }
+            if bound.min.is_none() && bound.max.is_none() {
+                return bad(format!("gates.{name}: give a min or a max"));
+            }
+        }
+        for (trigger, stages) in &self.triggers {
+            if !["code", "data", "model", "schedule", "manual", "drift"].contains(&trigger.as_str())
+            {
+                return bad(format!(
+                    "triggers: unknown trigger {trigger:?}; use code, data, model, schedule, manual or drift"
+                ));
+            }
+            if let Some(stage) = stages.iter().find(|s| !STAGES.contains(&s.as_str())) {
+                return bad(format!(
+                    "triggers.{trigger}: unknown stage {stage:?}; stages are {}",
+                    STAGES.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a model name is safe to use in subjects, keys and file names.
+pub fn valid_model_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// The sha256 of a text, hex: the spec digest recorded with a version.
+pub fn digest(text: &str) -> String {
+    sha256_hex(text.as_bytes())
+}
+
+/// The sha256 of bytes, hex: how Tollgate names the content of specs and artifacts.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../../examples/churn/tollgate.yaml");
+
+    #[test]
+    fn the_shipped_example_parses() {
+        let spec = ModelSpec::parse(EXAMPLE).unwrap();
+        assert_eq!(spec.model, "churn");
+        assert_eq!(spec.gates["auc_roc"].min, Some(0.80));
+        assert_eq!(
+            spec.plan("data").unwrap(),
+            &["validate", "train", "gate", "promote"]
+        );
+        assert_eq!(spec.plan("code").unwrap(), &["validate", "train", "gate"]);
+    }
+
+    #[test]
+    fn unknown_stage_is_named() {
+        let text = EXAMPLE.replace("promote]", "deploy]");
+        let err = ModelSpec::parse(&text).unwrap_err().to_string();
+        assert!(err.contains("unknown stage \"deploy\""), "{err}");
+    }
+
+    #[test]
+    fn unknown_gate_is_named() {
+        let text = EXAMPLE.replace("f1:", "f2:");
+        let err = ModelSpec::parse(&text).unwrap_err().to_string();
+        assert!(err.contains("unknown gate \"f2\""), "{err}");
+    }
+
+    #[test]
+    fn bad_model_name_is_refused() {
+        let text = EXAMPLE.replace("model: churn", "model: Churn Model");
+        assert!(ModelSpec::parse(&text).is_err());
+    }
+}

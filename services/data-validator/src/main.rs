@@ -1,0 +1,16 @@
+//! The `tollgate-data-validator` binary: loads config, starts telemetry and hands over to
+//! [`tollgate_data_validator::run`] until SIGTERM or Ctrl-C.
+
+use anyhow::Context;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let Some(config) = tollgate_bus::service::start::<tollgate_data_validator::Config>("tollgate-data-validator", "Tollgate data-validator: runs the model spec's expectation suite on each run's dataset")?
+    else {
+        return Ok(());
+    };
+    let _telemetry = tollgate_telemetry::init("data-validator");
+    tollgate_data_validator::run(config, tollgate_bus::service::shutdown_signal())
+        .await
+        .context("data-validator failed")
+}

@@ -1,0 +1,16 @@
+//! The `tollgate-gate` binary: loads config, starts telemetry and hands over to
+//! [`tollgate_gate::run`] until SIGTERM or Ctrl-C.
+
+use anyhow::Context;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let Some(config) = tollgate_bus::service::start::<tollgate_gate::Config>("tollgate-gate", "Tollgate gate: grades each candidate version against the spec's quality gates")?
+    else {
+        return Ok(());
+    };
+    let _telemetry = tollgate_telemetry::init("gate");
+    tollgate_gate::run(config, tollgate_bus::service::shutdown_signal())
+        .await
+        .context("gate failed")
+}

@@ -1,0 +1,16 @@
+//! The `tollgate-promoter` binary: loads config, starts telemetry and hands over to
+//! [`tollgate_promoter::run`] until SIGTERM or Ctrl-C.
+
+use anyhow::Context;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let Some(config) = tollgate_bus::service::start::<tollgate_promoter::Config>("tollgate-promoter", "Tollgate promoter: moves blessed versions to Staging")?
+    else {
+        return Ok(());
+    };
+    let _telemetry = tollgate_telemetry::init("promoter");
+    tollgate_promoter::run(config, tollgate_bus::service::shutdown_signal())
+        .await
+        .context("promoter failed")
+}

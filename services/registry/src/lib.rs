@@ -1,0 +1,171 @@
+//! The model registry: model versions, their stages, artifacts and the run records.
+//!
+//! Serves the `tollgate.v1.Registry` gRPC service (tonic). State lives in JetStream: model
+//! versions and stage pointers in the `tollgate_models` KV bucket, changed by
+//! compare-and-set on the entry revision so two racing promotions cannot both win;
+//! artifacts in the `tollgate_artifacts` object store, digest-checked on every read; run
+//! records in `tollgate_runs`, kept from the run events it consumes on `tollgate.run.>`.
+//!
+//! Consumes: `tollgate.run.>` (durable `registry-runs`). Publishes: nothing yet.
+
+mod runs;
+mod store;
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tollgate_bus::{Bus, BusError, service};
+use tollgate_proto::{
+    Artifact, GetRunRequest, GetVersionRequest, LatestByStageRequest, ListRunsRequest,
+    ListRunsResponse, ListVersionsRequest, ListVersionsResponse, ModelVersion,
+    RegisterVersionRequest, Registry, RegistryServer, RunSummary, TransitionStageRequest,
+};
+use tonic::{Request, Response, Status};
+use tracing::info;
+
+pub use store::RegistryError;
+
+/// Registry configuration (file, then `TOLLGATE_*` environment variables).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// NATS server URL.
+    pub nats_url: String,
+    /// Address the gRPC server listens on.
+    pub grpc_addr: String,
+    /// Address of the health endpoint (`/healthz`).
+    pub health_addr: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            nats_url: "nats://127.0.0.1:4222".into(),
+            grpc_addr: "127.0.0.1:50051".into(),
+            health_addr: "127.0.0.1:0".into(),
+        }
+    }
+}
+
+pub use tollgate_proto::MAX_MESSAGE_BYTES;
+
+/// Runs the registry until `shutdown`, listening on `config.grpc_addr`.
+pub async fn run<F>(config: Config, shutdown: F) -> Result<(), RegistryError>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind(&config.grpc_addr)
+        .await
+        .map_err(|e| RegistryError::Internal(format!("cannot listen on {}: {e}", config.grpc_addr)))?;
+    serve(config, listener, shutdown).await
+}
+
+/// Runs the registry on an already bound listener (tests bind port 0 and pass it here).
+pub async fn serve<F>(config: Config, listener: TcpListener, shutdown: F) -> Result<(), RegistryError>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let token = service::token_from(shutdown);
+    let bus = Bus::connect(&config.nats_url).await?;
+    service::serve_health(&config.health_addr, "registry", token.clone())
+        .await
+        .map_err(|e| RegistryError::Internal(e.to_string()))?;
+    let addr: SocketAddr = listener
+        .local_addr()
+        .map_err(|e| RegistryError::Internal(e.to_string()))?;
+    info!(%addr, "registry gRPC listening");
+    let runs_task = tokio::spawn(runs::keep_run_records(bus.clone(), token.clone()));
+    let svc = RegistryServer::new(RegistryService { bus })
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let stop = token.clone();
+    tonic::transport::Server::builder()
+        .add_service(svc)
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener),
+            async move { stop.cancelled().await },
+        )
+        .await
+        .map_err(|e| RegistryError::Internal(format!("gRPC server failed: {e}")))?;
+    token.cancel();
+    match runs_task.await {
+        Ok(result) => result.map_err(RegistryError::from),
+        Err(e) => Err(RegistryError::Internal(format!("run-record task panicked: {e}"))),
+    }
+}
+
+/// The gRPC face of the registry.
+#[derive(Clone)]
+pub struct RegistryService {
+    bus: Bus,
+}
+
+impl From<BusError> for RegistryError {
+    fn from(e: BusError) -> Self {
+        RegistryError::Unavailable(e.to_string())
+    }
+}
+
+#[tonic::async_trait]
+impl Registry for RegistryService {
+    async fn register_version(
+        &self,
+        request: Request<RegisterVersionRequest>,
+    ) -> Result<Response<ModelVersion>, Status> {
+        Ok(Response::new(store::register(&self.bus, request.into_inner()).await?))
+    }
+
+    async fn get_version(
+        &self,
+        request: Request<GetVersionRequest>,
+    ) -> Result<Response<ModelVersion>, Status> {
+        let r = request.into_inner();
+        Ok(Response::new(store::version(&self.bus, &r.model, r.version).await?.0))
+    }
+
+    async fn list_versions(
+        &self,
+        request: Request<ListVersionsRequest>,
+    ) -> Result<Response<ListVersionsResponse>, Status> {
+        let versions = store::list_versions(&self.bus, &request.into_inner().model).await?;
+        Ok(Response::new(ListVersionsResponse { versions }))
+    }
+
+    async fn latest_by_stage(
+        &self,
+        request: Request<LatestByStageRequest>,
+    ) -> Result<Response<ModelVersion>, Status> {
+        let r = request.into_inner();
+        Ok(Response::new(store::latest_by_stage(&self.bus, &r.model, r.stage()).await?))
+    }
+
+    async fn transition_stage(
+        &self,
+        request: Request<TransitionStageRequest>,
+    ) -> Result<Response<ModelVersion>, Status> {
+        Ok(Response::new(store::transition(&self.bus, request.into_inner()).await?))
+    }
+
+    async fn get_artifact(
+        &self,
+        request: Request<GetVersionRequest>,
+    ) -> Result<Response<Artifact>, Status> {
+        let r = request.into_inner();
+        Ok(Response::new(store::artifact(&self.bus, &r.model, r.version).await?))
+    }
+
+    async fn get_run(&self, request: Request<GetRunRequest>) -> Result<Response<RunSummary>, Status> {
+        Ok(Response::new(runs::get(&self.bus, &request.into_inner().run_id).await?))
+    }
+
+    async fn list_runs(
+        &self,
+        request: Request<ListRunsRequest>,
+    ) -> Result<Response<ListRunsResponse>, Status> {
+        let r = request.into_inner();
+        let runs = runs::list(&self.bus, &r.model, r.limit).await?;
+        Ok(Response::new(ListRunsResponse { runs }))
+    }
+}

@@ -1,0 +1,16 @@
+//! The `tollgate-registry` binary: loads config, starts telemetry and hands over to
+//! [`tollgate_registry::run`] until SIGTERM or Ctrl-C.
+
+use anyhow::Context;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let Some(config) = tollgate_bus::service::start::<tollgate_registry::Config>("tollgate-registry", "Tollgate model registry: versions, stages, artifacts and run records over gRPC")?
+    else {
+        return Ok(());
+    };
+    let _telemetry = tollgate_telemetry::init("registry");
+    tollgate_registry::run(config, tollgate_bus::service::shutdown_signal())
+        .await
+        .context("registry failed")
+}

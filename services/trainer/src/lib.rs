@@ -1,0 +1,113 @@
+//! The trainer trains a run's model and registers the version.
+//!
+//! Consumes `tollgate.stage.train`. Fits the spec's feature pipeline and a linfa logistic
+//! regression on the seeded training split, measures held-out AUC-ROC and F1, puts the
+//! artifact into the `tollgate_artifacts` object store and registers the version over
+//! gRPC. Registration is keyed by run id, so a redelivered message never makes a second
+//! version. Publishes the run to its next stage (usually `gate`).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use tollgate_bus::{StageContext, StageDone, StageError, StageHandler, StageOutcome, service, worker};
+use tollgate_proto::{RegisterVersionRequest, Run};
+
+/// Errors that stop the trainer.
+pub type Error = service::ServiceError;
+
+/// Trainer configuration (file, then `TOLLGATE_*` environment variables).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// NATS server URL.
+    pub nats_url: String,
+    /// Address of the health endpoint (`/healthz`).
+    pub health_addr: String,
+    /// URL of the registry's gRPC API.
+    pub registry_url: String,
+    /// Where pushed datasets are downloaded to.
+    pub cache_dir: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            nats_url: "nats://127.0.0.1:4222".into(),
+            health_addr: "127.0.0.1:0".into(),
+            registry_url: "http://127.0.0.1:50051".into(),
+            cache_dir: std::env::temp_dir().join("tollgate-cache"),
+        }
+    }
+}
+
+/// Runs the trainer until `shutdown`.
+pub async fn run<F>(config: Config, shutdown: F) -> Result<(), Error>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let token = service::token_from(shutdown);
+    let registry = tollgate_proto::registry_client(&config.registry_url)
+        .map_err(|e| Error::Config(format!("registry_url {:?}: {e}", config.registry_url)))?;
+    let handler = Trainer { cache_dir: config.cache_dir.clone(), registry };
+    worker::serve_stage(&config.nats_url, &config.health_addr, "train", handler, token).await
+}
+
+struct Trainer {
+    cache_dir: PathBuf,
+    registry: tollgate_proto::RegistryClient<tonic::transport::Channel>,
+}
+
+impl StageHandler for Trainer {
+    async fn handle(&self, mut run: Run, ctx: StageContext) -> Result<StageDone, StageError> {
+        let spec = worker::run_spec(&run)?;
+        let path = worker::run_dataset(ctx.bus(), &run, &self.cache_dir).await?;
+        ctx.progress(format!("training {} on {}", spec.algorithm.kind, path.display())).await;
+        let (spec_text, commit) = (run.spec_yaml.clone(), run.code_commit.clone());
+        let model_spec = spec.clone();
+        let trained = tokio::task::spawn_blocking(move || tollgate_ml::model::train(&model_spec, &spec_text, &path, &commit))
+            .await
+            .map_err(|e| StageError::Transient(format!("training task failed: {e}")))?
+            .map_err(|e| StageError::Input(e.to_string()))?;
+        ctx
+            .progress(format!("trained on {} rows in {:.2}s; uploading artifact", trained.train_rows, trained.seconds))
+            .await;
+        let bytes = trained.artifact.encode().map_err(|e| StageError::Input(e.to_string()))?;
+        let digest = tollgate_ml::artifact::digest(&bytes);
+        let name = format!("{}/{}.tgm", spec.model, run.run_id);
+        ctx
+            .bus()
+            .artifacts
+            .put(name.as_str(), &mut bytes.as_slice())
+            .await
+            .map_err(|e| StageError::Transient(format!("storing artifact: {e}")))?;
+        let version = self
+            .registry
+            .clone()
+            .register_version(RegisterVersionRequest {
+                model: spec.model.clone(),
+                run_id: run.run_id.clone(),
+                artifact_name: name,
+                artifact_digest: digest,
+                artifact_size: bytes.len() as u64,
+                metrics: trained.metrics.clone().into_iter().collect(),
+                code_commit: run.code_commit.clone(),
+                dataset_uri: run.dataset_uri.clone(),
+                spec_digest: trained.artifact.meta.spec_digest.clone(),
+            })
+            .await
+            .map_err(worker::grpc_error)?
+            .into_inner();
+        run.model_version = version.version;
+        let fmt = |k: &str| trained.metrics.get(k).map(|v| format!("{v:.3}")).unwrap_or_else(|| "n/a".into());
+        let message = format!(
+            "registered {} v{}: held-out auc_roc {}, f1 {} ({} train / {} test rows)",
+            spec.model,
+            version.version,
+            fmt("auc_roc"),
+            fmt("f1"),
+            trained.train_rows,
+            trained.test_rows
+        );
+        Ok(StageDone { run, outcome: StageOutcome::Passed(message) })
+    }
+}

@@ -1,0 +1,16 @@
+//! The `tollgate-trainer` binary: loads config, starts telemetry and hands over to
+//! [`tollgate_trainer::run`] until SIGTERM or Ctrl-C.
+
+use anyhow::Context;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let Some(config) = tollgate_bus::service::start::<tollgate_trainer::Config>("tollgate-trainer", "Tollgate trainer: trains each run's model with linfa and registers the version")?
+    else {
+        return Ok(());
+    };
+    let _telemetry = tollgate_telemetry::init("trainer");
+    tollgate_trainer::run(config, tollgate_bus::service::shutdown_signal())
+        .await
+        .context("trainer failed")
+}

@@ -1,0 +1,16 @@
+//! The `tollgate-trigger-watcher` binary: loads config, starts telemetry and hands over to
+//! [`tollgate_trigger_watcher::run`] until SIGTERM or Ctrl-C.
+
+use anyhow::Context;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let Some(config) = tollgate_bus::service::start::<tollgate_trigger_watcher::Config>("tollgate-trigger-watcher", "Tollgate trigger-watcher: turns code, data and manual triggers into pipeline runs")?
+    else {
+        return Ok(());
+    };
+    let _telemetry = tollgate_telemetry::init("trigger-watcher");
+    tollgate_trigger_watcher::run(config, tollgate_bus::service::shutdown_signal())
+        .await
+        .context("trigger-watcher failed")
+}

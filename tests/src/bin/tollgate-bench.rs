@@ -1,0 +1,74 @@
+//! `make bench`: one 100k-row data run from publish to verdict with each stage's share,
+//! and the bus's per-hop overhead (publish, persist, deliver, ack) over 1,000 messages.
+//! Prints tables; timing lives here, never in tests.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use async_nats::jetstream::{self, consumer::pull, stream};
+use futures::StreamExt;
+use tollgate_bus::dataset::file_uri;
+use tollgate_e2e::{Pipeline, example_spec};
+use tollgate_proto::TriggerKind;
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let rows: usize = std::env::var("BENCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let hops: usize = std::env::var("BENCH_HOPS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000);
+    let p = Pipeline::start().await.context("starting nats-server and the services")?;
+    eprintln!("generating {rows} rows ...");
+    let data = p.dataset("bench.parquet", rows, 11, false)?;
+
+    eprintln!("running one data-change pipeline ...");
+    let started = Instant::now();
+    let t = p.trigger(TriggerKind::Data, "churn", &example_spec(), &file_uri(&data)).await?;
+    let run = p.verdict(&t).await?;
+    let total = started.elapsed().as_secs_f64() * 1000.0;
+    println!("\nPipeline run on {rows} rows: verdict {}", run.verdict().name());
+    println!("{:<22} {:>10} {:>8}", "stage", "ms", "share");
+    let mut staged = 0.0;
+    for s in &run.stages {
+        staged += s.duration_ms as f64;
+        println!("{:<22} {:>10} {:>7.1}%", s.stage, s.duration_ms, 100.0 * s.duration_ms as f64 / total);
+    }
+    let other = total - staged;
+    println!("{:<22} {:>10.0} {:>7.1}%", "bus, queueing, polling", other, 100.0 * other / total);
+    println!("{:<22} {:>10.0} {:>7.1}%", "publish to verdict", total, 100.0);
+
+    eprintln!("measuring {hops} bus hops ...");
+    let js = jetstream::new(p.bus.client.clone());
+    let s = js
+        .get_or_create_stream(stream::Config {
+            name: "BENCH_HOP".into(),
+            subjects: vec!["bench.hop".into()],
+            retention: stream::RetentionPolicy::WorkQueue,
+            ..Default::default()
+        })
+        .await?;
+    let consumer = s
+        .get_or_create_consumer("hop", pull::Config { durable_name: Some("hop".into()), ..Default::default() })
+        .await?;
+    let mut messages = consumer.stream().max_messages_per_batch(1).messages().await?;
+    let mut lat = Vec::with_capacity(hops);
+    for i in 0..hops {
+        let t0 = Instant::now();
+        js.publish("bench.hop", format!("{i}").into()).await?.await?;
+        let msg = tokio::time::timeout(Duration::from_secs(5), messages.next())
+            .await
+            .context("hop timed out")?
+            .context("stream ended")?
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        msg.ack().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        lat.push(t0.elapsed().as_secs_f64() * 1000.0);
+    }
+    lat.sort_by(|a, b| a.total_cmp(b));
+    println!("\nBus per hop (JetStream publish + ack, pull, ack), {hops} messages");
+    println!("{:<8} {:>10}", "p50 ms", format!("{:.3}", pct(&lat, 0.5)));
+    println!("{:<8} {:>10}", "p99 ms", format!("{:.3}", pct(&lat, 0.99)));
+    println!("{:<8} {:>10}", "max ms", format!("{:.3}", lat[lat.len() - 1]));
+    Ok(())
+}

@@ -1,0 +1,203 @@
+//! The end-to-end harness: a real `nats-server` with JetStream per test (free loopback
+//! port, temporary store, killed on drop) and the six services hosted in-process through
+//! their `run` functions, the registry on a port-0 gRPC listener.
+//!
+//! The nats-server binary is `$TOLLGATE_NATS_SERVER`, else the one `make` installs under
+//! `.tools/venv/bin/`.
+
+use std::{
+    net::TcpListener as StdListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use tokio_util::sync::CancellationToken;
+use tollgate_bus::{Bus, subjects};
+use tollgate_proto::{ListRunsRequest, RegistryClient, RunSummary, Trigger, TriggerKind, Verdict};
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// The churn example spec shipped with the project.
+pub fn example_spec() -> String {
+    std::fs::read_to_string(workspace_root().join("examples/churn/tollgate.yaml")).unwrap_or_default()
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(StdListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn nats_server_binary() -> anyhow::Result<PathBuf> {
+    let path = std::env::var_os("TOLLGATE_NATS_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".tools/venv/bin/nats-server"));
+    if !path.exists() {
+        bail!("nats-server not found at {}: run `make tools` (or set TOLLGATE_NATS_SERVER)", path.display());
+    }
+    Ok(path)
+}
+
+/// A nats-server with JetStream on a free loopback port and a temporary store.
+pub struct NatsServer {
+    child: Child,
+    /// `nats://127.0.0.1:<port>`.
+    pub url: String,
+    _store: tempfile::TempDir,
+}
+
+impl NatsServer {
+    /// Starts the server and waits until it accepts connections.
+    pub fn start() -> anyhow::Result<Self> {
+        let store = tempfile::tempdir()?;
+        let port = free_port()?;
+        let child = Command::new(nats_server_binary()?)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(store.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting nats-server")?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("nats-server did not listen on port {port} within 10 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(NatsServer { child, url: format!("nats://127.0.0.1:{port}"), _store: store })
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A whole pipeline: nats-server plus the six services in-process.
+pub struct Pipeline {
+    /// The NATS server.
+    pub nats: NatsServer,
+    /// `http://127.0.0.1:<port>` of the registry.
+    pub registry_url: String,
+    /// Scratch space for datasets.
+    pub dir: tempfile::TempDir,
+    /// A connection for the test's own publishing and reading.
+    pub bus: Bus,
+    stop: CancellationToken,
+}
+
+impl Pipeline {
+    /// Starts nats-server and every service.
+    pub async fn start() -> anyhow::Result<Self> {
+        let _ = tollgate_telemetry::init("e2e");
+        let nats = NatsServer::start()?;
+        let dir = tempfile::tempdir()?;
+        let stop = CancellationToken::new();
+        let url = nats.url.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let registry_url = format!("http://{}", listener.local_addr()?);
+        let cache_dir = dir.path().join("cache");
+        let s = || stop.clone().cancelled_owned();
+        let registry = tollgate_registry::Config { nats_url: url.clone(), ..Default::default() };
+        spawn("registry", tollgate_registry::serve(registry, listener, s()));
+        let tw = tollgate_trigger_watcher::Config { nats_url: url.clone(), ..Default::default() };
+        spawn("trigger-watcher", tollgate_trigger_watcher::run(tw, s()));
+        let dv = tollgate_data_validator::Config { nats_url: url.clone(), cache_dir: cache_dir.clone(), ..Default::default() };
+        spawn("data-validator", tollgate_data_validator::run(dv, s()));
+        let tr = tollgate_trainer::Config {
+            nats_url: url.clone(),
+            registry_url: registry_url.clone(),
+            cache_dir: cache_dir.clone(),
+            ..Default::default()
+        };
+        spawn("trainer", tollgate_trainer::run(tr, s()));
+        let gate = tollgate_gate::Config {
+            nats_url: url.clone(),
+            registry_url: registry_url.clone(),
+            cache_dir,
+            ..Default::default()
+        };
+        spawn("gate", tollgate_gate::run(gate, s()));
+        let pr = tollgate_promoter::Config { nats_url: url.clone(), registry_url: registry_url.clone(), ..Default::default() };
+        spawn("promoter", tollgate_promoter::run(pr, s()));
+        let bus = Bus::connect(&url).await?;
+        Ok(Pipeline { nats, registry_url, dir, bus, stop })
+    }
+
+    /// A registry client.
+    pub fn registry(&self) -> anyhow::Result<RegistryClient<tonic::transport::Channel>> {
+        Ok(tollgate_proto::registry_client(&self.registry_url)?)
+    }
+
+    /// Writes a generated churn dataset into the scratch dir; returns its path.
+    pub fn dataset(&self, name: &str, rows: usize, seed: u64, dirty: bool) -> anyhow::Result<PathBuf> {
+        let path = self.dir.path().join(name);
+        let mut df = tollgate_ml::synth::churn(tollgate_ml::synth::SynthOptions { rows, seed, dirty })?;
+        tollgate_ml::data::write(&mut df, &path)?;
+        Ok(path)
+    }
+
+    /// Publishes a trigger; returns its id.
+    pub async fn trigger(&self, kind: TriggerKind, model: &str, spec: &str, dataset_uri: &str) -> anyhow::Result<String> {
+        let trigger = Trigger {
+            trigger_id: ulid::Ulid::new().to_string(),
+            kind: kind as i32,
+            model: model.into(),
+            spec_yaml: spec.into(),
+            dataset_uri: dataset_uri.into(),
+            code_commit: "e2e".into(),
+            ..Default::default()
+        };
+        self.publish_trigger(&trigger, Some(&trigger.trigger_id)).await?;
+        Ok(trigger.trigger_id)
+    }
+
+    /// Publishes a trigger message as is (`msg_id` `None` disables JetStream's dedupe).
+    pub async fn publish_trigger(&self, trigger: &Trigger, msg_id: Option<&str>) -> anyhow::Result<()> {
+        let kind = TriggerKind::try_from(trigger.kind).unwrap_or(TriggerKind::Data);
+        self.bus.publish(subjects::trigger(kind.name()), trigger, msg_id).await?;
+        Ok(())
+    }
+
+    /// Waits (up to 120 s) for the run started by `trigger_id` to end; returns its record.
+    pub async fn verdict(&self, trigger_id: &str) -> anyhow::Result<RunSummary> {
+        let mut registry = self.registry()?;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Ok(runs) = registry.list_runs(ListRunsRequest { model: String::new(), limit: 1000 }).await {
+                let runs = runs.into_inner().runs;
+                if let Some(run) = runs.into_iter().find(|r| r.trigger_id == trigger_id && r.verdict() != Verdict::Unspecified) {
+                    return Ok(run);
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("no verdict for trigger {trigger_id} within 120 s");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+fn spawn<E: std::fmt::Display + Send + 'static>(
+    name: &'static str,
+    service: impl std::future::Future<Output = Result<(), E>> + Send + 'static,
+) {
+    tokio::spawn(async move {
+        if let Err(e) = service.await {
+            tracing::error!(service = name, error = %e, "service stopped with an error");
+        }
+    });
+}
