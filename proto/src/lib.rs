@@ -103,7 +103,9 @@ impl Run {
 
     /// The stage after the current one, if any.
     pub fn next_stage(&self) -> Option<&str> {
-        self.plan.get(self.position as usize + 1).map(String::as_str)
+        self.plan
+            .get(self.position as usize + 1)
+            .map(String::as_str)
     }
 
     /// A summary of the run as it stands, for run events.

@@ -19,12 +19,16 @@ use tollgate_proto::{ListRunsRequest, RegistryClient, RunSummary, Trigger, Trigg
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// The churn example spec shipped with the project.
 pub fn example_spec() -> String {
-    std::fs::read_to_string(workspace_root().join("examples/churn/tollgate.yaml")).unwrap_or_default()
+    std::fs::read_to_string(workspace_root().join("examples/churn/tollgate.yaml"))
+        .unwrap_or_default()
 }
 
 /// A free TCP port on loopback.
@@ -37,7 +41,10 @@ fn nats_server_binary() -> anyhow::Result<PathBuf> {
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join(".tools/venv/bin/nats-server"));
     if !path.exists() {
-        bail!("nats-server not found at {}: run `make tools` (or set TOLLGATE_NATS_SERVER)", path.display());
+        bail!(
+            "nats-server not found at {}: run `make tools` (or set TOLLGATE_NATS_SERVER)",
+            path.display()
+        );
     }
     Ok(path)
 }
@@ -69,7 +76,11 @@ impl NatsServer {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Ok(NatsServer { child, url: format!("nats://127.0.0.1:{port}"), _store: store })
+        Ok(NatsServer {
+            child,
+            url: format!("nats://127.0.0.1:{port}"),
+            _store: store,
+        })
     }
 }
 
@@ -105,11 +116,24 @@ impl Pipeline {
         let registry_url = format!("http://{}", listener.local_addr()?);
         let cache_dir = dir.path().join("cache");
         let s = || stop.clone().cancelled_owned();
-        let registry = tollgate_registry::Config { nats_url: url.clone(), ..Default::default() };
-        spawn("registry", tollgate_registry::serve(registry, listener, s()));
-        let tw = tollgate_trigger_watcher::Config { nats_url: url.clone(), ..Default::default() };
+        let registry = tollgate_registry::Config {
+            nats_url: url.clone(),
+            ..Default::default()
+        };
+        spawn(
+            "registry",
+            tollgate_registry::serve(registry, listener, s()),
+        );
+        let tw = tollgate_trigger_watcher::Config {
+            nats_url: url.clone(),
+            ..Default::default()
+        };
         spawn("trigger-watcher", tollgate_trigger_watcher::run(tw, s()));
-        let dv = tollgate_data_validator::Config { nats_url: url.clone(), cache_dir: cache_dir.clone(), ..Default::default() };
+        let dv = tollgate_data_validator::Config {
+            nats_url: url.clone(),
+            cache_dir: cache_dir.clone(),
+            ..Default::default()
+        };
         spawn("data-validator", tollgate_data_validator::run(dv, s()));
         let tr = tollgate_trainer::Config {
             nats_url: url.clone(),
@@ -125,10 +149,20 @@ impl Pipeline {
             ..Default::default()
         };
         spawn("gate", tollgate_gate::run(gate, s()));
-        let pr = tollgate_promoter::Config { nats_url: url.clone(), registry_url: registry_url.clone(), ..Default::default() };
+        let pr = tollgate_promoter::Config {
+            nats_url: url.clone(),
+            registry_url: registry_url.clone(),
+            ..Default::default()
+        };
         spawn("promoter", tollgate_promoter::run(pr, s()));
         let bus = Bus::connect(&url).await?;
-        Ok(Pipeline { nats, registry_url, dir, bus, stop })
+        Ok(Pipeline {
+            nats,
+            registry_url,
+            dir,
+            bus,
+            stop,
+        })
     }
 
     /// A registry client.
@@ -137,15 +171,28 @@ impl Pipeline {
     }
 
     /// Writes a generated churn dataset into the scratch dir; returns its path.
-    pub fn dataset(&self, name: &str, rows: usize, seed: u64, dirty: bool) -> anyhow::Result<PathBuf> {
+    pub fn dataset(
+        &self,
+        name: &str,
+        rows: usize,
+        seed: u64,
+        dirty: bool,
+    ) -> anyhow::Result<PathBuf> {
         let path = self.dir.path().join(name);
-        let mut df = tollgate_ml::synth::churn(tollgate_ml::synth::SynthOptions { rows, seed, dirty })?;
+        let mut df =
+            tollgate_ml::synth::churn(tollgate_ml::synth::SynthOptions { rows, seed, dirty })?;
         tollgate_ml::data::write(&mut df, &path)?;
         Ok(path)
     }
 
     /// Publishes a trigger; returns its id.
-    pub async fn trigger(&self, kind: TriggerKind, model: &str, spec: &str, dataset_uri: &str) -> anyhow::Result<String> {
+    pub async fn trigger(
+        &self,
+        kind: TriggerKind,
+        model: &str,
+        spec: &str,
+        dataset_uri: &str,
+    ) -> anyhow::Result<String> {
         let trigger = Trigger {
             trigger_id: ulid::Ulid::new().to_string(),
             kind: kind as i32,
@@ -155,14 +202,21 @@ impl Pipeline {
             code_commit: "e2e".into(),
             ..Default::default()
         };
-        self.publish_trigger(&trigger, Some(&trigger.trigger_id)).await?;
+        self.publish_trigger(&trigger, Some(&trigger.trigger_id))
+            .await?;
         Ok(trigger.trigger_id)
     }
 
     /// Publishes a trigger message as is (`msg_id` `None` disables JetStream's dedupe).
-    pub async fn publish_trigger(&self, trigger: &Trigger, msg_id: Option<&str>) -> anyhow::Result<()> {
+    pub async fn publish_trigger(
+        &self,
+        trigger: &Trigger,
+        msg_id: Option<&str>,
+    ) -> anyhow::Result<()> {
         let kind = TriggerKind::try_from(trigger.kind).unwrap_or(TriggerKind::Data);
-        self.bus.publish(subjects::trigger(kind.name()), trigger, msg_id).await?;
+        self.bus
+            .publish(subjects::trigger(kind.name()), trigger, msg_id)
+            .await?;
         Ok(())
     }
 
@@ -171,9 +225,18 @@ impl Pipeline {
         let mut registry = self.registry()?;
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            if let Ok(runs) = registry.list_runs(ListRunsRequest { model: String::new(), limit: 1000 }).await {
+            if let Ok(runs) = registry
+                .list_runs(ListRunsRequest {
+                    model: String::new(),
+                    limit: 1000,
+                })
+                .await
+            {
                 let runs = runs.into_inner().runs;
-                if let Some(run) = runs.into_iter().find(|r| r.trigger_id == trigger_id && r.verdict() != Verdict::Unspecified) {
+                if let Some(run) = runs
+                    .into_iter()
+                    .find(|r| r.trigger_id == trigger_id && r.verdict() != Verdict::Unspecified)
+                {
                     return Ok(run);
                 }
             }

@@ -1,13 +1,16 @@
 //! End-to-end tests: each starts its own nats-server and the six services, publishes
 //! triggers and asserts what the run and the registry hold afterwards.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use futures::StreamExt;
 use tollgate_bus::{dataset::file_uri, subjects};
 use tollgate_e2e::{Pipeline, example_spec};
 use tollgate_proto::{
-    GetVersionRequest, ListVersionsRequest, ModelStage, Run, StageStatus, Trigger, TriggerKind, Verdict,
+    GetVersionRequest, ListVersionsRequest, ModelStage, Run, StageStatus, Trigger, TriggerKind,
+    Verdict,
 };
 
 #[path = "e2e/processes.rs"]
@@ -16,7 +19,9 @@ mod processes;
 async fn versions(p: &Pipeline, model: &str) -> Vec<tollgate_proto::ModelVersion> {
     p.registry()
         .unwrap()
-        .list_versions(ListVersionsRequest { model: model.into() })
+        .list_versions(ListVersionsRequest {
+            model: model.into(),
+        })
         .await
         .unwrap()
         .into_inner()
@@ -29,10 +34,17 @@ async fn a_data_change_reaches_staging_and_the_next_one_archives_it() {
     let data = p.dataset("churn.parquet", 4_000, 1, false).unwrap();
     // Push into the object store, as `tollgate data push` does.
     let uri = p.bus.push_dataset(&data, "churn-1.parquet").await.unwrap();
-    let t = p.trigger(TriggerKind::Data, "churn", &example_spec(), &uri).await.unwrap();
+    let t = p
+        .trigger(TriggerKind::Data, "churn", &example_spec(), &uri)
+        .await
+        .unwrap();
     let run = p.verdict(&t).await.unwrap();
     assert_eq!(run.verdict(), Verdict::Passed, "{}", run.reason);
-    let stages: Vec<_> = run.stages.iter().map(|s| (s.stage.as_str(), s.status())).collect();
+    let stages: Vec<_> = run
+        .stages
+        .iter()
+        .map(|s| (s.stage.as_str(), s.status()))
+        .collect();
     assert_eq!(
         stages,
         [
@@ -53,25 +65,58 @@ async fn a_data_change_reaches_staging_and_the_next_one_archives_it() {
     assert!(gate.checks.iter().any(|c| c.name == "latency_p99_ms"));
 
     let other = p.dataset("churn2.csv", 3_000, 2, false).unwrap();
-    let t2 = p.trigger(TriggerKind::Data, "churn", &example_spec(), &file_uri(&other)).await.unwrap();
+    let t2 = p
+        .trigger(
+            TriggerKind::Data,
+            "churn",
+            &example_spec(),
+            &file_uri(&other),
+        )
+        .await
+        .unwrap();
     assert_eq!(p.verdict(&t2).await.unwrap().verdict(), Verdict::Passed);
     let v = versions(&p, "churn").await;
-    assert_eq!(v.iter().map(|v| (v.version, v.stage())).collect::<Vec<_>>(), [(1, ModelStage::Archived), (2, ModelStage::Staging)]);
+    assert_eq!(
+        v.iter().map(|v| (v.version, v.stage())).collect::<Vec<_>>(),
+        [(1, ModelStage::Archived), (2, ModelStage::Staging)]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dirty_dataset_fails_at_validation_and_registers_nothing() {
     let p = Pipeline::start().await.unwrap();
     let data = p.dataset("dirty.parquet", 4_000, 3, true).unwrap();
-    let t = p.trigger(TriggerKind::Data, "churn", &example_spec(), &file_uri(&data)).await.unwrap();
+    let t = p
+        .trigger(
+            TriggerKind::Data,
+            "churn",
+            &example_spec(),
+            &file_uri(&data),
+        )
+        .await
+        .unwrap();
     let run = p.verdict(&t).await.unwrap();
     assert_eq!(run.verdict(), Verdict::Failed);
     assert_eq!(run.stages.len(), 1);
     assert_eq!(run.stages[0].status(), StageStatus::Failed);
-    assert!(run.reason.contains("expect_column_values_to_not_be_null(customer_id)"), "{}", run.reason);
-    assert!(run.reason.contains("expect_column_values_to_be_between(age)"), "{}", run.reason);
+    assert!(
+        run.reason
+            .contains("expect_column_values_to_not_be_null(customer_id)"),
+        "{}",
+        run.reason
+    );
+    assert!(
+        run.reason
+            .contains("expect_column_values_to_be_between(age)"),
+        "{}",
+        run.reason
+    );
     let report = run.validation.unwrap();
-    let nulls = report.results.iter().find(|r| r.expectation_type == "expect_column_values_to_not_be_null").unwrap();
+    let nulls = report
+        .results
+        .iter()
+        .find(|r| r.expectation_type == "expect_column_values_to_not_be_null")
+        .unwrap();
     assert!(nulls.unexpected_count > 0 && !nulls.success);
     assert!(versions(&p, "churn").await.is_empty());
 }
@@ -81,7 +126,10 @@ async fn a_strict_gate_blocks_and_the_version_stays_out_of_staging() {
     let p = Pipeline::start().await.unwrap();
     let data = p.dataset("churn.parquet", 3_000, 4, false).unwrap();
     let strict = example_spec().replace("auc_roc: {min: 0.80}", "auc_roc: {min: 0.999}");
-    let t = p.trigger(TriggerKind::Data, "churn", &strict, &file_uri(&data)).await.unwrap();
+    let t = p
+        .trigger(TriggerKind::Data, "churn", &strict, &file_uri(&data))
+        .await
+        .unwrap();
     let run = p.verdict(&t).await.unwrap();
     assert_eq!(run.verdict(), Verdict::Blocked, "{}", run.reason);
     assert!(run.reason.contains("auc_roc"), "{}", run.reason);
@@ -119,20 +167,33 @@ async fn the_same_trigger_delivered_twice_registers_one_version() {
         ..Default::default()
     };
     train.trigger = TriggerKind::Manual as i32;
-    p.bus.publish(subjects::stage("train"), &train, None).await.unwrap();
-    p.bus.publish(subjects::stage("train"), &train, None).await.unwrap();
+    p.bus
+        .publish(subjects::stage("train"), &train, None)
+        .await
+        .unwrap();
+    p.bus
+        .publish(subjects::stage("train"), &train, None)
+        .await
+        .unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let v = versions(&p, "churn").await;
         if v.len() >= 2 {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "second run never registered");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "second run never registered"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Let the duplicate stage message be processed too, then count.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let runs: Vec<_> = versions(&p, "churn").await.into_iter().map(|v| v.run_id).collect();
+    let runs: Vec<_> = versions(&p, "churn")
+        .await
+        .into_iter()
+        .map(|v| v.run_id)
+        .collect();
     assert_eq!(runs.len(), 2, "one version per run: {runs:?}");
     assert_eq!(runs.iter().filter(|r| **r == run.run_id).count(), 1);
     assert_eq!(runs.iter().filter(|r| **r == train.run_id).count(), 1);
@@ -143,28 +204,66 @@ async fn bad_input_ends_runs_failed_with_a_clear_reason() {
     let p = Pipeline::start().await.unwrap();
     let good = p.dataset("churn.parquet", 3_000, 6, false).unwrap();
 
-    let unknown = p.trigger(TriggerKind::Data, "nope", "", &file_uri(&good)).await.unwrap();
+    let unknown = p
+        .trigger(TriggerKind::Data, "nope", "", &file_uri(&good))
+        .await
+        .unwrap();
     let run = p.verdict(&unknown).await.unwrap();
     assert_eq!(run.verdict(), Verdict::Failed);
-    assert!(run.reason.contains("unknown model \"nope\""), "{}", run.reason);
+    assert!(
+        run.reason.contains("unknown model \"nope\""),
+        "{}",
+        run.reason
+    );
 
-    let missing = p.trigger(TriggerKind::Data, "churn", &example_spec(), "file:///no/such/file.parquet").await.unwrap();
+    let missing = p
+        .trigger(
+            TriggerKind::Data,
+            "churn",
+            &example_spec(),
+            "file:///no/such/file.parquet",
+        )
+        .await
+        .unwrap();
     let run = p.verdict(&missing).await.unwrap();
     assert_eq!(run.verdict(), Verdict::Failed);
-    assert!(run.reason.contains("/no/such/file.parquet does not exist"), "{}", run.reason);
+    assert!(
+        run.reason.contains("/no/such/file.parquet does not exist"),
+        "{}",
+        run.reason
+    );
 
     let corrupt = p.dir.path().join("corrupt.parquet");
     std::fs::write(&corrupt, b"PAR1 definitely not parquet").unwrap();
-    let t = p.trigger(TriggerKind::Data, "churn", &example_spec(), &file_uri(&corrupt)).await.unwrap();
+    let t = p
+        .trigger(
+            TriggerKind::Data,
+            "churn",
+            &example_spec(),
+            &file_uri(&corrupt),
+        )
+        .await
+        .unwrap();
     let run = p.verdict(&t).await.unwrap();
     assert_eq!(run.verdict(), Verdict::Failed);
     assert!(run.reason.contains("unreadable"), "{}", run.reason);
 
-    let lacking = example_spec().replace("kwargs: {column: age, min_value: 0, max_value: 120}", "kwargs: {column: height, min_value: 0, max_value: 120}");
-    let t = p.trigger(TriggerKind::Data, "churn", &lacking, &file_uri(&good)).await.unwrap();
+    let lacking = example_spec().replace(
+        "kwargs: {column: age, min_value: 0, max_value: 120}",
+        "kwargs: {column: height, min_value: 0, max_value: 120}",
+    );
+    let t = p
+        .trigger(TriggerKind::Data, "churn", &lacking, &file_uri(&good))
+        .await
+        .unwrap();
     let run = p.verdict(&t).await.unwrap();
     assert_eq!(run.verdict(), Verdict::Failed);
-    assert!(run.reason.contains("column \"height\" is not in the dataset"), "{}", run.reason);
+    assert!(
+        run.reason
+            .contains("column \"height\" is not in the dataset"),
+        "{}",
+        run.reason
+    );
 
     // A malformed message on a stage subject is dead-lettered with the reason ...
     let dlq = p
@@ -180,25 +279,52 @@ async fn bad_input_ends_runs_failed_with_a_clear_reason() {
         .await
         .unwrap();
     p.bus
-        .publish_raw(subjects::stage("validate"), Default::default(), vec![0xff, 0x01, 0x02].into())
+        .publish_raw(
+            subjects::stage("validate"),
+            Default::default(),
+            vec![0xff, 0x01, 0x02].into(),
+        )
         .await
         .unwrap();
     let mut letters = dlq.messages().await.unwrap();
-    let letter = tokio::time::timeout(Duration::from_secs(30), letters.next()).await.unwrap().unwrap().unwrap();
-    let reason = letter.headers.as_ref().and_then(|h| h.get(subjects::HEADER_REASON)).map(|v| v.to_string()).unwrap();
+    let letter = tokio::time::timeout(Duration::from_secs(30), letters.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let reason = letter
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(subjects::HEADER_REASON))
+        .map(|v| v.to_string())
+        .unwrap();
     assert!(reason.contains("malformed Run"), "{reason}");
     assert_eq!(letter.payload.as_ref(), &[0xff, 0x01, 0x02]);
 
     // ... and the services go on serving.
-    let t = p.trigger(TriggerKind::Data, "churn", &example_spec(), &file_uri(&good)).await.unwrap();
+    let t = p
+        .trigger(
+            TriggerKind::Data,
+            "churn",
+            &example_spec(),
+            &file_uri(&good),
+        )
+        .await
+        .unwrap();
     assert_eq!(p.verdict(&t).await.unwrap().verdict(), Verdict::Passed);
     let v = versions(&p, "churn").await;
     let artifact = p
         .registry()
         .unwrap()
-        .get_artifact(GetVersionRequest { model: "churn".into(), version: v[0].version })
+        .get_artifact(GetVersionRequest {
+            model: "churn".into(),
+            version: v[0].version,
+        })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(tollgate_ml::artifact::digest(&artifact.data), v[0].artifact_digest);
+    assert_eq!(
+        tollgate_ml::artifact::digest(&artifact.data),
+        v[0].artifact_digest
+    );
 }

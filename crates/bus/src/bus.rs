@@ -231,7 +231,10 @@ async fn ensure_kv(js: &jetstream::Context, bucket: &str) -> Result<Store, BusEr
     }
 }
 
-async fn ensure_object_store(js: &jetstream::Context, bucket: &str) -> Result<ObjectStore, BusError> {
+async fn ensure_object_store(
+    js: &jetstream::Context,
+    bucket: &str,
+) -> Result<ObjectStore, BusError> {
     if let Ok(store) = js.get_object_store(bucket).await {
         return Ok(store);
     }

@@ -52,14 +52,10 @@ where
         }
         figment = figment.merge(Toml::file(file));
     }
-    figment = figment.merge(
-        Env::prefixed("TOLLGATE_")
-            .split("__")
-            .filter(move |k| {
-                let k = k.as_str().to_ascii_lowercase();
-                known.iter().any(|f| k.starts_with(f.as_str()))
-            }),
-    );
+    figment = figment.merge(Env::prefixed("TOLLGATE_").split("__").filter(move |k| {
+        let k = k.as_str().to_ascii_lowercase();
+        known.iter().any(|f| k.starts_with(f.as_str()))
+    }));
     figment
         .extract()
         .map_err(|e| ServiceError::Config(e.to_string()))
@@ -83,7 +79,10 @@ pub async fn serve_health(
         source,
     })?;
     let app = axum::Router::new()
-        .route("/healthz", axum::routing::get(move || async move { format!("{service} ok\n") }))
+        .route(
+            "/healthz",
+            axum::routing::get(move || async move { format!("{service} ok\n") }),
+        )
         .route("/readyz", axum::routing::get(|| async { "ready\n" }));
     info!(%bound, "health endpoint listening");
     tokio::spawn(async move {

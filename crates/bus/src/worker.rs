@@ -149,10 +149,7 @@ pub async fn dead_letter(
     warn!(consumer, subject = %delivery.subject, %reason, "dead-lettering message");
     let mut headers = delivery.headers.clone().unwrap_or_default();
     headers.insert(subjects::HEADER_REASON, one_line(reason).as_str());
-    headers.insert(
-        subjects::HEADER_ORIGINAL_SUBJECT,
-        delivery.subject.as_str(),
-    );
+    headers.insert(subjects::HEADER_ORIGINAL_SUBJECT, delivery.subject.as_str());
     headers.insert(
         subjects::HEADER_DELIVERIES,
         delivery.attempt.to_string().as_str(),
@@ -332,7 +329,11 @@ async fn process<H: StageHandler>(
                 "{stage} gave up after {} attempts: {reason}",
                 delivery.attempt
             );
-            (run, StageOutcome::Failed(why.clone()), Disposition::DeadLetter(why))
+            (
+                run,
+                StageOutcome::Failed(why.clone()),
+                Disposition::DeadLetter(why),
+            )
         }
     };
     let (status, message) = match &outcome {
@@ -404,7 +405,12 @@ pub async fn announce(bus: &Bus, run: &Run) -> Result<(), BusError> {
 }
 
 /// Ends a run with a verdict and publishes its `completed` event.
-pub async fn complete(bus: &Bus, run: &Run, verdict: Verdict, reason: &str) -> Result<(), BusError> {
+pub async fn complete(
+    bus: &Bus,
+    run: &Run,
+    verdict: Verdict,
+    reason: &str,
+) -> Result<(), BusError> {
     let mut summary = run.summary();
     summary.verdict = verdict as i32;
     summary.reason = reason.into();
@@ -418,8 +424,12 @@ pub async fn complete(bus: &Bus, run: &Run, verdict: Verdict, reason: &str) -> R
         ..Default::default()
     };
     let id = format!("{}.completed", run.run_id);
-    bus.publish(subjects::run_event(&run.run_id, "completed"), &ev, Some(&id))
-        .await
+    bus.publish(
+        subjects::run_event(&run.run_id, "completed"),
+        &ev,
+        Some(&id),
+    )
+    .await
 }
 
 /// The run's model spec, parsed; a bad spec fails the run.
@@ -442,7 +452,9 @@ pub async fn run_dataset(
         .await
         .map_err(|e| match e {
             DatasetError::Bus(_) | DatasetError::Io(_) => StageError::Transient(e.to_string()),
-            DatasetError::Missing(_) | DatasetError::NotPushed(_) => StageError::Input(e.to_string()),
+            DatasetError::Missing(_) | DatasetError::NotPushed(_) => {
+                StageError::Input(e.to_string())
+            }
         })
 }
 
@@ -466,9 +478,12 @@ pub fn grpc_error(status: tonic::Status) -> StageError {
     use tonic::Code;
     let message = format!("registry: {}", status.message());
     match status.code() {
-        Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted | Code::Aborted | Code::Unknown | Code::Internal => {
-            StageError::Transient(message)
-        }
+        Code::Unavailable
+        | Code::DeadlineExceeded
+        | Code::ResourceExhausted
+        | Code::Aborted
+        | Code::Unknown
+        | Code::Internal => StageError::Transient(message),
         _ => StageError::Input(message),
     }
 }

@@ -25,10 +25,20 @@ pub const EXIT_ERROR: u8 = 2;
 #[command(name = "tollgate", version, about, long_about = None)]
 pub struct Cli {
     /// NATS server URL.
-    #[arg(long, global = true, env = "TOLLGATE_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
     pub nats_url: String,
     /// URL of the registry's gRPC API.
-    #[arg(long, global = true, env = "TOLLGATE_REGISTRY_URL", default_value = "http://127.0.0.1:50051")]
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_REGISTRY_URL",
+        default_value = "http://127.0.0.1:50051"
+    )]
     pub registry_url: String,
     /// What to do.
     #[command(subcommand)]
@@ -149,7 +159,12 @@ pub enum RunsCommand {
 /// Runs a parsed command line; returns the process exit code.
 pub async fn run(cli: Cli) -> u8 {
     let result = match cli.command {
-        Command::Data(DataCommand::Generate { rows, out, seed, dirty }) => generate(rows, &out, seed, dirty),
+        Command::Data(DataCommand::Generate {
+            rows,
+            out,
+            seed,
+            dirty,
+        }) => generate(rows, &out, seed, dirty),
         Command::Data(DataCommand::Push { path, name }) => push(&cli.nats_url, &path, name).await,
         Command::Publish(args) => return publish::publish(&cli.nats_url, args).await,
         Command::Runs(args) => show::runs(&cli.registry_url, args).await,
@@ -185,8 +200,13 @@ async fn push(nats_url: &str, path: &std::path::Path, name: Option<String>) -> R
             .map(|f| f.to_string_lossy().to_string())
             .ok_or_else(|| format!("{} has no file name", path.display()))?,
     };
-    let bus = tollgate_bus::Bus::connect(nats_url).await.map_err(|e| e.to_string())?;
-    let uri = bus.push_dataset(path, &name).await.map_err(|e| e.to_string())?;
+    let bus = tollgate_bus::Bus::connect(nats_url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let uri = bus
+        .push_dataset(path, &name)
+        .await
+        .map_err(|e| e.to_string())?;
     println!("{uri}");
     Ok(())
 }

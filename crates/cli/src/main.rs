@@ -5,8 +5,11 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = tollgate_cli::Cli::parse();
-    let _telemetry = tollgate_telemetry::init("cli");
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let _telemetry = tollgate_telemetry::init_with_level("cli", "warn");
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use tollgate_bus::{Bus, codec, dataset, subjects};
-use tollgate_proto::{RunEvent, RunEventKind, RunSummary, StageStatus, Trigger, TriggerKind, Verdict};
+use tollgate_proto::{
+    RunEvent, RunEventKind, RunSummary, StageStatus, Trigger, TriggerKind, Verdict,
+};
 use tollgate_spec::ModelSpec;
 
 use crate::{EXIT_ERROR, EXIT_OK, EXIT_VERDICT, PublishArgs, PublishKind, show};
@@ -31,12 +33,19 @@ async fn publish_inner(nats_url: &str, args: PublishArgs) -> Result<u8, String> 
         (Some(path), _) => {
             let (spec, text) = ModelSpec::load(path).map_err(|e| e.to_string())?;
             if let Some(m) = args.model.as_ref().filter(|m| **m != spec.model) {
-                return Err(format!("--model {m} does not match the spec's model {}", spec.model));
+                return Err(format!(
+                    "--model {m} does not match the spec's model {}",
+                    spec.model
+                ));
             }
             (text, spec.model)
         }
         (None, Some(model)) => (String::new(), model.clone()),
-        (None, None) => return Err("give --spec FILE (or --model NAME to reuse its last published spec)".into()),
+        (None, None) => {
+            return Err(
+                "give --spec FILE (or --model NAME to reuse its last published spec)".into(),
+            );
+        }
     };
     if matches!(args.kind, PublishKind::Manual) && args.reason.trim().is_empty() {
         return Err("a manual dispatch needs --reason".into());
@@ -44,12 +53,17 @@ async fn publish_inner(nats_url: &str, args: PublishArgs) -> Result<u8, String> 
     let dataset_uri = match &args.dataset {
         None => String::new(),
         Some(d) => match dataset::local_path(d) {
-            Some(path) if !path.exists() => return Err(format!("dataset file {} does not exist", path.display())),
+            Some(path) if !path.exists() => {
+                return Err(format!("dataset file {} does not exist", path.display()));
+            }
             Some(path) => dataset::file_uri(&path),
             None => d.clone(),
         },
     };
-    let trigger_id = args.trigger_id.clone().unwrap_or_else(|| ulid::Ulid::new().to_string());
+    let trigger_id = args
+        .trigger_id
+        .clone()
+        .unwrap_or_else(|| ulid::Ulid::new().to_string());
     let trigger = Trigger {
         trigger_id: trigger_id.clone(),
         kind: kind as i32,
@@ -64,7 +78,11 @@ async fn publish_inner(nats_url: &str, args: PublishArgs) -> Result<u8, String> 
     let bus = Bus::connect(nats_url).await.map_err(|e| e.to_string())?;
     // Listen before publishing so no event of the run can be missed.
     let events = if args.wait {
-        let sub = bus.client.subscribe(subjects::RUN_ALL).await.map_err(|e| e.to_string())?;
+        let sub = bus
+            .client
+            .subscribe(subjects::RUN_ALL)
+            .await
+            .map_err(|e| e.to_string())?;
         bus.client.flush().await.map_err(|e| e.to_string())?;
         Some(sub)
     } else {
@@ -73,12 +91,21 @@ async fn publish_inner(nats_url: &str, args: PublishArgs) -> Result<u8, String> 
     bus.publish(subjects::trigger(kind.name()), &trigger, Some(&trigger_id))
         .await
         .map_err(|e| e.to_string())?;
-    println!("published {} trigger {trigger_id} for model {model}", kind.name());
-    let Some(events) = events else { return Ok(EXIT_OK) };
+    println!(
+        "published {} trigger {trigger_id} for model {model}",
+        kind.name()
+    );
+    let Some(events) = events else {
+        return Ok(EXIT_OK);
+    };
     follow(events, &trigger_id, Duration::from_secs(args.timeout)).await
 }
 
-async fn follow(mut events: async_nats::Subscriber, trigger_id: &str, timeout: Duration) -> Result<u8, String> {
+async fn follow(
+    mut events: async_nats::Subscriber,
+    trigger_id: &str,
+    timeout: Duration,
+) -> Result<u8, String> {
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + timeout;
     let mut run_id: Option<String> = None;
@@ -90,11 +117,16 @@ async fn follow(mut events: async_nats::Subscriber, trigger_id: &str, timeout: D
                 return Err(format!("no verdict within {}s (is the pipeline running? see `tollgate runs`)", timeout.as_secs()));
             }
         };
-        let Ok(event) = codec::decode::<RunEvent>("RunEvent", &msg.payload) else { continue };
+        let Ok(event) = codec::decode::<RunEvent>("RunEvent", &msg.payload) else {
+            continue;
+        };
         match &run_id {
             None => {
                 let is_ours = event.kind() == RunEventKind::Created
-                    && event.summary.as_ref().is_some_and(|s| s.trigger_id == trigger_id);
+                    && event
+                        .summary
+                        .as_ref()
+                        .is_some_and(|s| s.trigger_id == trigger_id);
                 if !is_ours {
                     early.push(event);
                     continue;
@@ -129,7 +161,11 @@ fn print_event(event: &RunEvent) -> Option<u8> {
                     s.run_id,
                     s.model,
                     s.trigger().name(),
-                    if s.plan.is_empty() { "(none)".to_string() } else { s.plan.join(" → ") }
+                    if s.plan.is_empty() {
+                        "(none)".to_string()
+                    } else {
+                        s.plan.join(" → ")
+                    }
                 );
             }
             None
@@ -146,7 +182,11 @@ fn print_event(event: &RunEvent) -> Option<u8> {
         }
         RunEventKind::StageFinished => {
             if let Some(st) = &event.stage {
-                let mark = if st.status() == StageStatus::Passed { "✓" } else { "✗" };
+                let mark = if st.status() == StageStatus::Passed {
+                    "✓"
+                } else {
+                    "✗"
+                };
                 println!(
                     "  {mark} {:<9} {:<8} {:>7}  {}",
                     st.stage,
@@ -171,7 +211,16 @@ fn print_verdict(s: &RunSummary) -> u8 {
     let verdict = s.verdict();
     match verdict {
         Verdict::Passed => println!("verdict: PASSED in {}", show::seconds(total)),
-        _ => println!("verdict: {} in {}: {}", verdict.name().to_uppercase(), show::seconds(total), s.reason),
+        _ => println!(
+            "verdict: {} in {}: {}",
+            verdict.name().to_uppercase(),
+            show::seconds(total),
+            s.reason
+        ),
     }
-    if verdict == Verdict::Passed { EXIT_OK } else { EXIT_VERDICT }
+    if verdict == Verdict::Passed {
+        EXIT_OK
+    } else {
+        EXIT_VERDICT
+    }
 }

@@ -1,7 +1,9 @@
 //! Tables for people: runs, one run in full, model versions.
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use tollgate_proto::{CheckVerdict, GetRunRequest, ListRunsRequest, ListVersionsRequest, RunSummary, StageStatus};
+use tollgate_proto::{
+    CheckVerdict, GetRunRequest, ListRunsRequest, ListVersionsRequest, RunSummary, StageStatus,
+};
 
 use crate::{RunsArgs, RunsCommand};
 
@@ -12,7 +14,8 @@ pub fn seconds(ms: u64) -> String {
 
 fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED).set_header(header.to_vec());
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_header(header.to_vec());
     t
 }
 
@@ -31,7 +34,11 @@ fn status(e: tonic::Status) -> String {
 pub async fn runs(registry_url: &str, args: RunsArgs) -> Result<(), String> {
     let mut registry = client(registry_url)?;
     if let Some(RunsCommand::Show { run_id }) = args.show {
-        let run = registry.get_run(GetRunRequest { run_id }).await.map_err(status)?.into_inner();
+        let run = registry
+            .get_run(GetRunRequest { run_id })
+            .await
+            .map_err(status)?
+            .into_inner();
         println!(
             "run {}  model {}  {} trigger  verdict {}",
             run.run_id,
@@ -45,14 +52,22 @@ pub async fn runs(registry_url: &str, args: RunsArgs) -> Result<(), String> {
         println!("dataset: {}", run.dataset_uri);
         let mut t = table(&["stage", "status", "duration", "message"]);
         for s in &run.stages {
-            t.add_row(vec![s.stage.clone(), s.status().name().into(), seconds(s.duration_ms), s.message.clone()]);
+            t.add_row(vec![
+                s.stage.clone(),
+                s.status().name().into(),
+                seconds(s.duration_ms),
+                s.message.clone(),
+            ]);
         }
         println!("{t}");
         print_details(&run);
         return Ok(());
     }
     let runs = registry
-        .list_runs(ListRunsRequest { model: args.model.unwrap_or_default(), limit: args.limit })
+        .list_runs(ListRunsRequest {
+            model: args.model.unwrap_or_default(),
+            limit: args.limit,
+        })
         .await
         .map_err(status)?
         .into_inner()
@@ -61,7 +76,9 @@ pub async fn runs(registry_url: &str, args: RunsArgs) -> Result<(), String> {
         println!("no runs yet");
         return Ok(());
     }
-    let mut t = table(&["run", "model", "trigger", "stages", "verdict", "version", "reason"]);
+    let mut t = table(&[
+        "run", "model", "trigger", "stages", "verdict", "version", "reason",
+    ]);
     for r in &runs {
         let stages = r
             .plan
@@ -83,7 +100,11 @@ pub async fn runs(registry_url: &str, args: RunsArgs) -> Result<(), String> {
             r.trigger().name().into(),
             stages,
             r.verdict().name().into(),
-            if r.model_version == 0 { "-".into() } else { format!("v{}", r.model_version) },
+            if r.model_version == 0 {
+                "-".into()
+            } else {
+                format!("v{}", r.model_version)
+            },
             reason,
         ]);
     }
@@ -94,7 +115,14 @@ pub async fn runs(registry_url: &str, args: RunsArgs) -> Result<(), String> {
 /// The validation report's failures and the gate's checks, when the run has them.
 pub fn print_details(run: &RunSummary) {
     if let Some(v) = run.validation.as_ref().filter(|v| !v.success) {
-        let mut t = table(&["expectation", "column", "observed", "unexpected", "missing", "error"]);
+        let mut t = table(&[
+            "expectation",
+            "column",
+            "observed",
+            "unexpected",
+            "missing",
+            "error",
+        ]);
         for r in v.results.iter().filter(|r| !r.success) {
             t.add_row(vec![
                 r.expectation_type.clone(),
@@ -113,8 +141,16 @@ pub fn print_details(run: &RunSummary) {
             let skipped = c.verdict() == CheckVerdict::Skipped;
             t.add_row(vec![
                 c.name.clone(),
-                if skipped { "-".into() } else { format!("{:.4}", c.observed) },
-                if skipped { "-".into() } else { format!("{} {}", c.comparison, c.threshold) },
+                if skipped {
+                    "-".into()
+                } else {
+                    format!("{:.4}", c.observed)
+                },
+                if skipped {
+                    "-".into()
+                } else {
+                    format!("{} {}", c.comparison, c.threshold)
+                },
                 c.verdict().name().into(),
                 c.note.clone(),
             ]);
@@ -126,7 +162,9 @@ pub fn print_details(run: &RunSummary) {
 /// `tollgate models [NAME]`.
 pub async fn models(registry_url: &str, model: Option<&str>) -> Result<(), String> {
     let versions = client(registry_url)?
-        .list_versions(ListVersionsRequest { model: model.unwrap_or_default().into() })
+        .list_versions(ListVersionsRequest {
+            model: model.unwrap_or_default().into(),
+        })
         .await
         .map_err(status)?
         .into_inner()
@@ -135,9 +173,16 @@ pub async fn models(registry_url: &str, model: Option<&str>) -> Result<(), Strin
         println!("no model versions yet");
         return Ok(());
     }
-    let mut t = table(&["model", "version", "stage", "auc_roc", "f1", "size", "run", "commit"]);
+    let mut t = table(&[
+        "model", "version", "stage", "auc_roc", "f1", "size", "run", "commit",
+    ]);
     for v in &versions {
-        let metric = |k: &str| v.metrics.get(k).map(|x| format!("{x:.4}")).unwrap_or_else(|| "-".into());
+        let metric = |k: &str| {
+            v.metrics
+                .get(k)
+                .map(|x| format!("{x:.4}"))
+                .unwrap_or_else(|| "-".into())
+        };
         t.add_row(vec![
             v.model.clone(),
             format!("v{}", v.version),

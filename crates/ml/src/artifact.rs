@@ -20,7 +20,9 @@ pub enum ArtifactError {
     #[error("not a Tollgate model artifact (bad magic bytes)")]
     NotAnArtifact,
     /// Written by another format version.
-    #[error("artifact format version {found} is not supported by this build (it reads version {FORMAT_VERSION})")]
+    #[error(
+        "artifact format version {found} is not supported by this build (it reads version {FORMAT_VERSION})"
+    )]
     Version {
         /// The version found in the file.
         found: u16,

@@ -122,7 +122,7 @@ fn median(values: &mut [f64]) -> f64 {
     }
     values.sort_by(|a, b| a.total_cmp(b));
     let mid = values.len() / 2;
-    if values.len() % 2 == 0 {
+    if values.len().is_multiple_of(2) {
         (values[mid - 1] + values[mid]) / 2.0
     } else {
         values[mid]
@@ -173,7 +173,12 @@ impl FeaturePipeline {
 
     /// Width of the encoded feature vector.
     pub fn width(&self) -> usize {
-        self.numeric.len() + self.categorical.iter().map(|c| c.categories.len()).sum::<usize>()
+        self.numeric.len()
+            + self
+                .categorical
+                .iter()
+                .map(|c| c.categories.len())
+                .sum::<usize>()
     }
 
     /// Encodes one record into `out` (length [`Self::width`]).
@@ -186,10 +191,8 @@ impl FeaturePipeline {
         for (f, v) in self.categorical.iter().zip(&record.categorical) {
             let slots = &mut out[k..k + f.categories.len()];
             slots.fill(0.0);
-            if let Some(v) = v {
-                if let Ok(j) = f.categories.binary_search(v) {
-                    slots[j] = 1.0;
-                }
+            if let Some(j) = v.as_ref().and_then(|v| f.categories.binary_search(v).ok()) {
+                slots[j] = 1.0;
             }
             k += f.categories.len();
         }

@@ -45,7 +45,10 @@ pub fn classification(scores: &[f64], labels: &[u8], threshold: f64) -> BTreeMap
     if let Some(auc) = auc_roc(scores, labels) {
         m.insert("auc_roc".into(), auc);
     }
-    m.insert("f1".into(), ratio(2.0 * precision * recall, precision + recall));
+    m.insert(
+        "f1".into(),
+        ratio(2.0 * precision * recall, precision + recall),
+    );
     m.insert("precision".into(), precision);
     m.insert("recall".into(), recall);
     m.insert("accuracy".into(), ratio(tp + tn, tp + tn + fp + fn_));

@@ -67,7 +67,11 @@ pub fn fit_logistic(
         .map_err(|e| ModelError::Train(e.to_string()))?;
     // linfa's probabilities refer to its "positive" class, the larger one; flip the sign
     // when that is class 0 so the stored model always scores P(label = 1).
-    let sign = if fitted.labels().pos.class == 1 { 1.0 } else { -1.0 };
+    let sign = if fitted.labels().pos.class == 1 {
+        1.0
+    } else {
+        -1.0
+    };
     Ok(LogisticModel {
         weights: fitted.params().iter().map(|w| sign * w).collect(),
         intercept: sign * fitted.intercept(),
@@ -117,7 +121,8 @@ pub fn train(
 ) -> Result<Trained, ModelError> {
     let started = Instant::now();
     let table = load_table(spec, path)?;
-    let (train_rows, test_rows) = split::split(table.rows(), spec.split.seed, spec.split.test_fraction);
+    let (train_rows, test_rows) =
+        split::split(table.rows(), spec.split.seed, spec.split.test_fraction);
     if train_rows.len() < 10 || test_rows.is_empty() {
         return Err(ModelError::Train(format!(
             "too few rows to train and test ({} rows)",
@@ -177,7 +182,11 @@ pub fn evaluate(
     latency_calls: usize,
 ) -> Result<Evaluation, ModelError> {
     let table = load_table(spec, path)?;
-    let (_, test_rows) = split::split(table.rows(), artifact.meta.split_seed, artifact.meta.test_fraction);
+    let (_, test_rows) = split::split(
+        table.rows(),
+        artifact.meta.split_seed,
+        artifact.meta.test_fraction,
+    );
     if test_rows.is_empty() {
         return Err(ModelError::Train("the test split is empty".into()));
     }
@@ -225,7 +234,12 @@ mod tests {
     fn trains_on_generated_churn_data_past_the_default_gates() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("churn.parquet");
-        let mut df = churn(SynthOptions { rows: 5_000, seed: 1, dirty: false }).unwrap();
+        let mut df = churn(SynthOptions {
+            rows: 5_000,
+            seed: 1,
+            dirty: false,
+        })
+        .unwrap();
         data::write(&mut df, &path).unwrap();
         let spec = ModelSpec::parse(SPEC).unwrap();
         let trained = train(&spec, SPEC, &path, "abc").unwrap();
@@ -243,11 +257,24 @@ mod tests {
     fn same_data_spec_and_seed_give_the_same_artifact() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("churn.csv");
-        let mut df = churn(SynthOptions { rows: 2_000, seed: 3, dirty: false }).unwrap();
+        let mut df = churn(SynthOptions {
+            rows: 2_000,
+            seed: 3,
+            dirty: false,
+        })
+        .unwrap();
         data::write(&mut df, &path).unwrap();
         let spec = ModelSpec::parse(SPEC).unwrap();
-        let a = train(&spec, SPEC, &path, "c").unwrap().artifact.encode().unwrap();
-        let b = train(&spec, SPEC, &path, "c").unwrap().artifact.encode().unwrap();
+        let a = train(&spec, SPEC, &path, "c")
+            .unwrap()
+            .artifact
+            .encode()
+            .unwrap();
+        let b = train(&spec, SPEC, &path, "c")
+            .unwrap()
+            .artifact
+            .encode()
+            .unwrap();
         assert_eq!(crate::artifact::digest(&a), crate::artifact::digest(&b));
     }
 

@@ -8,7 +8,12 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 /// Contract values.
 pub const CONTRACTS: &[&str] = &["month-to-month", "one-year", "two-year"];
 /// Payment method values.
-pub const PAYMENT_METHODS: &[&str] = &["electronic-check", "mailed-check", "bank-transfer", "credit-card"];
+pub const PAYMENT_METHODS: &[&str] = &[
+    "electronic-check",
+    "mailed-check",
+    "bank-transfer",
+    "credit-card",
+];
 
 /// What to generate.
 #[derive(Debug, Clone, Copy)]
@@ -45,7 +50,8 @@ pub fn churn(opts: SynthOptions) -> PolarsResult<DataFrame> {
         let m = (rng.random_range(20.0..120.0f64) * 100.0).round() / 100.0;
         let s: i64 = (rng.random::<f64>().powi(2) * 9.0).round() as i64;
         let a: i64 = rng.random_range(18..=85);
-        let logit = -0.3 + [1.6, -0.6, -1.8][c] - 0.045 * t as f64 + 0.03 * (m - 70.0)
+        let logit = -0.3 + [1.6, -0.6, -1.8][c] - 0.045 * t as f64
+            + 0.03 * (m - 70.0)
             + 0.5 * s as f64
             + if p == 0 { 0.6 } else { 0.0 };
         let prob = 1.0 / (1.0 + (-logit).exp());

@@ -25,11 +25,31 @@ pub const SUPPORTED: &[&str] = &[
 
 #[derive(Debug, Clone)]
 enum Check {
-    RowCount { min: Option<f64>, max: Option<f64> },
-    NotNull { column: String, mostly: f64 },
-    Between { column: String, min: Option<f64>, max: Option<f64>, strict_min: bool, strict_max: bool, mostly: f64 },
-    InSet { column: String, set: Vec<Value>, mostly: f64 },
-    Unique { column: String, mostly: f64 },
+    RowCount {
+        min: Option<f64>,
+        max: Option<f64>,
+    },
+    NotNull {
+        column: String,
+        mostly: f64,
+    },
+    Between {
+        column: String,
+        min: Option<f64>,
+        max: Option<f64>,
+        strict_min: bool,
+        strict_max: bool,
+        mostly: f64,
+    },
+    InSet {
+        column: String,
+        set: Vec<Value>,
+        mostly: f64,
+    },
+    Unique {
+        column: String,
+        mostly: f64,
+    },
 }
 
 impl Check {
@@ -86,7 +106,10 @@ fn parse(e: &Expectation) -> Result<Check, String> {
             min: number(k, "min_value")?,
             max: number(k, "max_value")?,
         },
-        "expect_column_values_to_not_be_null" => Check::NotNull { column: column(k)?, mostly: mostly(k)? },
+        "expect_column_values_to_not_be_null" => Check::NotNull {
+            column: column(k)?,
+            mostly: mostly(k)?,
+        },
         "expect_column_values_to_be_between" => {
             let (min, max) = (number(k, "min_value")?, number(k, "max_value")?);
             if min.is_none() && max.is_none() {
@@ -106,12 +129,24 @@ fn parse(e: &Expectation) -> Result<Check, String> {
                 Some(Value::Array(values)) if !values.is_empty() => values.clone(),
                 _ => return Err("argument value_set must be a non-empty list".into()),
             };
-            if let Some(v) = set.iter().find(|v| !(v.is_string() || v.is_number() || v.is_boolean())) {
-                return Err(format!("value_set may hold text, numbers or booleans, not {v}"));
+            if let Some(v) = set
+                .iter()
+                .find(|v| !(v.is_string() || v.is_number() || v.is_boolean()))
+            {
+                return Err(format!(
+                    "value_set may hold text, numbers or booleans, not {v}"
+                ));
             }
-            Check::InSet { column: column(k)?, set, mostly: mostly(k)? }
+            Check::InSet {
+                column: column(k)?,
+                set,
+                mostly: mostly(k)?,
+            }
         }
-        "expect_column_values_to_be_unique" => Check::Unique { column: column(k)?, mostly: mostly(k)? },
+        "expect_column_values_to_be_unique" => Check::Unique {
+            column: column(k)?,
+            mostly: mostly(k)?,
+        },
         other => {
             return Err(format!(
                 "unknown expectation type {other:?}; supported: {}",
@@ -139,16 +174,33 @@ fn aggregates(i: usize, check: &Check) -> Vec<Expr> {
     let count = |e: Expr| e.cast(DataType::Int64).sum();
     match check {
         Check::RowCount { .. } | Check::Unique { .. } => vec![],
-        Check::NotNull { column, .. } => vec![col(column.as_str()).null_count().alias(name("nulls"))],
-        Check::Between { column, min, max, strict_min, strict_max, .. } => {
+        Check::NotNull { column, .. } => {
+            vec![col(column.as_str()).null_count().alias(name("nulls"))]
+        }
+        Check::Between {
+            column,
+            min,
+            max,
+            strict_min,
+            strict_max,
+            ..
+        } => {
             let x = col(column.as_str()).cast(DataType::Float64);
             let mut outside = lit(false);
             if let Some(min) = min {
-                let below = if *strict_min { x.clone().lt_eq(lit(*min)) } else { x.clone().lt(lit(*min)) };
+                let below = if *strict_min {
+                    x.clone().lt_eq(lit(*min))
+                } else {
+                    x.clone().lt(lit(*min))
+                };
                 outside = outside.or(below);
             }
             if let Some(max) = max {
-                let above = if *strict_max { x.clone().gt_eq(lit(*max)) } else { x.clone().gt(lit(*max)) };
+                let above = if *strict_max {
+                    x.clone().gt_eq(lit(*max))
+                } else {
+                    x.clone().gt(lit(*max))
+                };
                 outside = outside.or(above);
             }
             vec![
@@ -180,7 +232,12 @@ fn get(df: &DataFrame, name: &str) -> Option<f64> {
 fn result_for(e: &Expectation) -> ExpectationResult {
     ExpectationResult {
         expectation_type: e.kind.clone(),
-        column: e.kwargs.get("column").and_then(Value::as_str).unwrap_or_default().to_string(),
+        column: e
+            .kwargs
+            .get("column")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
         kwargs_json: Value::Object(e.kwargs.clone()).to_string(),
         ..Default::default()
     }
@@ -191,7 +248,11 @@ fn fill_map_result(r: &mut ExpectationResult, rows: u64, nulls: u64, unexpected:
     r.element_count = rows;
     r.missing_count = nulls;
     r.unexpected_count = unexpected;
-    r.unexpected_percent = if nonmissing == 0 { 0.0 } else { 100.0 * unexpected as f64 / nonmissing as f64 };
+    r.unexpected_percent = if nonmissing == 0 {
+        0.0
+    } else {
+        100.0 * unexpected as f64 / nonmissing as f64
+    };
     r.success = r.unexpected_percent / 100.0 <= 1.0 - mostly + 1e-12;
 }
 
@@ -207,7 +268,9 @@ pub fn validate(path: &Path, expectations: &[Expectation]) -> Result<ValidationR
             if let Some(column) = c.column() {
                 match schema.get(column) {
                     None => return Err(format!("column {column:?} is not in the dataset")),
-                    Some(dtype) if matches!(c, Check::Between { .. }) && !dtype.is_primitive_numeric() => {
+                    Some(dtype)
+                        if matches!(c, Check::Between { .. }) && !dtype.is_primitive_numeric() =>
+                    {
                         return Err(format!("column {column:?} is {dtype}, not numeric"));
                     }
                     _ => {}
@@ -236,18 +299,24 @@ pub fn validate(path: &Path, expectations: &[Expectation]) -> Result<ValidationR
             for (i, c) in checks.iter_mut().enumerate() {
                 if let Some(check) = c {
                     let alone = aggregates(i, check);
-                    if !alone.is_empty() {
-                        if let Err(e) = lf.clone().select(alone).collect() {
-                            results[i].error = format!("cannot evaluate: {e}");
-                            *c = None;
-                        }
+                    if !alone.is_empty()
+                        && let Err(e) = lf.clone().select(alone).collect()
+                    {
+                        results[i].error = format!("cannot evaluate: {e}");
+                        *c = None;
                     }
                 }
             }
             lf.clone()
                 .select(
                     std::iter::once(len().alias("rows"))
-                        .chain(checks.iter().enumerate().filter_map(|(i, c)| c.as_ref().map(|c| (i, c))).flat_map(|(i, c)| aggregates(i, c)))
+                        .chain(
+                            checks
+                                .iter()
+                                .enumerate()
+                                .filter_map(|(i, c)| c.as_ref().map(|c| (i, c)))
+                                .flat_map(|(i, c)| aggregates(i, c)),
+                        )
                         .collect::<Vec<_>>(),
                 )
                 .collect()
@@ -271,11 +340,18 @@ pub fn validate(path: &Path, expectations: &[Expectation]) -> Result<ValidationR
                 r.observed_value = format!("{nulls} null of {rows}");
                 r.element_count = rows;
                 r.unexpected_count = nulls;
-                r.unexpected_percent = if rows == 0 { 0.0 } else { 100.0 * nulls as f64 / rows as f64 };
+                r.unexpected_percent = if rows == 0 {
+                    0.0
+                } else {
+                    100.0 * nulls as f64 / rows as f64
+                };
                 r.success = r.unexpected_percent / 100.0 <= 1.0 - mostly + 1e-12;
             }
             Check::Between { mostly, .. } => {
-                let (nulls, unexpected) = (v("nulls").unwrap_or(0.0) as u64, v("unexpected").unwrap_or(0.0) as u64);
+                let (nulls, unexpected) = (
+                    v("nulls").unwrap_or(0.0) as u64,
+                    v("unexpected").unwrap_or(0.0) as u64,
+                );
                 r.observed_value = match (v("min"), v("max")) {
                     (Some(lo), Some(hi)) => format!("min {lo}, max {hi}"),
                     _ => "no values".into(),
@@ -283,7 +359,10 @@ pub fn validate(path: &Path, expectations: &[Expectation]) -> Result<ValidationR
                 fill_map_result(r, rows, nulls, unexpected, *mostly);
             }
             Check::InSet { mostly, .. } => {
-                let (nulls, unexpected) = (v("nulls").unwrap_or(0.0) as u64, v("unexpected").unwrap_or(0.0) as u64);
+                let (nulls, unexpected) = (
+                    v("nulls").unwrap_or(0.0) as u64,
+                    v("unexpected").unwrap_or(0.0) as u64,
+                );
                 r.observed_value = format!("{unexpected} outside the set");
                 fill_map_result(r, rows, nulls, unexpected, *mostly);
             }
@@ -312,7 +391,10 @@ pub fn validate(path: &Path, expectations: &[Expectation]) -> Result<ValidationR
 /// Nulls in `column`, and rows whose non-null value appears more than once (as Great
 /// Expectations counts unexpected values of uniqueness).
 fn duplicates(lf: &LazyFrame, column: &str) -> PolarsResult<(u64, u64)> {
-    let nulls = lf.clone().select([col(column).null_count().alias("n")]).collect()?;
+    let nulls = lf
+        .clone()
+        .select([col(column).null_count().alias("n")])
+        .collect()?;
     let dups = lf
         .clone()
         .filter(col(column).is_not_null())
@@ -321,7 +403,10 @@ fn duplicates(lf: &LazyFrame, column: &str) -> PolarsResult<(u64, u64)> {
         .filter(col("n").gt(lit(1)))
         .select([col("n").cast(DataType::Int64).sum().alias("n")])
         .collect()?;
-    Ok((get(&nulls, "n").unwrap_or(0.0) as u64, get(&dups, "n").unwrap_or(0.0) as u64))
+    Ok((
+        get(&nulls, "n").unwrap_or(0.0) as u64,
+        get(&dups, "n").unwrap_or(0.0) as u64,
+    ))
 }
 
 #[cfg(test)]
@@ -329,7 +414,10 @@ mod tests {
     use super::*;
 
     fn exp(kind: &str, kwargs: Value) -> Expectation {
-        Expectation { kind: kind.into(), kwargs: kwargs.as_object().cloned().unwrap_or_default() }
+        Expectation {
+            kind: kind.into(),
+            kwargs: kwargs.as_object().cloned().unwrap_or_default(),
+        }
     }
 
     fn write_csv(dir: &tempfile::TempDir, text: &str) -> std::path::PathBuf {
@@ -341,13 +429,31 @@ mod tests {
     #[test]
     fn counts_nulls_out_of_range_out_of_set_and_duplicates() {
         let dir = tempfile::tempdir().unwrap();
-        let p = write_csv(&dir, "id,age,contract\na,30,one-year\n,150,one-year\nc,-1,weekly\nc,40,\n");
+        let p = write_csv(
+            &dir,
+            "id,age,contract\na,30,one-year\n,150,one-year\nc,-1,weekly\nc,40,\n",
+        );
         let suite = vec![
-            exp("expect_table_row_count_to_be_between", serde_json::json!({"min_value": 1, "max_value": 3})),
-            exp("expect_column_values_to_not_be_null", serde_json::json!({"column": "id"})),
-            exp("expect_column_values_to_be_between", serde_json::json!({"column": "age", "min_value": 0, "max_value": 120})),
-            exp("expect_column_values_to_be_in_set", serde_json::json!({"column": "contract", "value_set": ["one-year", "two-year"]})),
-            exp("expect_column_values_to_be_unique", serde_json::json!({"column": "id"})),
+            exp(
+                "expect_table_row_count_to_be_between",
+                serde_json::json!({"min_value": 1, "max_value": 3}),
+            ),
+            exp(
+                "expect_column_values_to_not_be_null",
+                serde_json::json!({"column": "id"}),
+            ),
+            exp(
+                "expect_column_values_to_be_between",
+                serde_json::json!({"column": "age", "min_value": 0, "max_value": 120}),
+            ),
+            exp(
+                "expect_column_values_to_be_in_set",
+                serde_json::json!({"column": "contract", "value_set": ["one-year", "two-year"]}),
+            ),
+            exp(
+                "expect_column_values_to_be_unique",
+                serde_json::json!({"column": "id"}),
+            ),
         ];
         let report = validate(&p, &suite).unwrap();
         assert_eq!(report.row_count, 4);
@@ -357,7 +463,11 @@ mod tests {
         assert_eq!((r[1].unexpected_count, r[1].success), (1, false));
         assert_eq!(r[2].unexpected_count, 2, "150 and -1");
         assert_eq!(r[2].observed_value, "min -1, max 150");
-        assert_eq!((r[3].unexpected_count, r[3].missing_count), (1, 1), "weekly; one null");
+        assert_eq!(
+            (r[3].unexpected_count, r[3].missing_count),
+            (1, 1),
+            "weekly; one null"
+        );
         assert_eq!(r[4].unexpected_count, 2, "both rows with id c");
     }
 
@@ -365,7 +475,10 @@ mod tests {
     fn mostly_tolerates_a_share_of_failures() {
         let dir = tempfile::tempdir().unwrap();
         let p = write_csv(&dir, "x\n1\n2\n3\n\n");
-        let suite = vec![exp("expect_column_values_to_not_be_null", serde_json::json!({"column": "x", "mostly": 0.7}))];
+        let suite = vec![exp(
+            "expect_column_values_to_not_be_null",
+            serde_json::json!({"column": "x", "mostly": 0.7}),
+        )];
         assert!(validate(&p, &suite).unwrap().success);
     }
 
@@ -374,12 +487,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = write_csv(&dir, "x\n1\n");
         let suite = vec![
-            exp("expect_column_values_to_not_be_null", serde_json::json!({"column": "nope"})),
-            exp("expect_column_values_to_not_be_null", serde_json::json!({"column": "x"})),
+            exp(
+                "expect_column_values_to_not_be_null",
+                serde_json::json!({"column": "nope"}),
+            ),
+            exp(
+                "expect_column_values_to_not_be_null",
+                serde_json::json!({"column": "x"}),
+            ),
             exp("expect_column_to_be_magic", serde_json::json!({})),
         ];
         let report = validate(&p, &suite).unwrap();
-        assert!(report.results[0].error.contains("\"nope\" is not in the dataset"));
+        assert!(
+            report.results[0]
+                .error
+                .contains("\"nope\" is not in the dataset")
+        );
         assert!(report.results[1].success);
         assert!(report.results[2].error.contains("unknown expectation type"));
     }

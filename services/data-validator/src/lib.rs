@@ -8,7 +8,9 @@
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use tollgate_bus::{StageContext, StageDone, StageError, StageHandler, StageOutcome, service, worker};
+use tollgate_bus::{
+    StageContext, StageDone, StageError, StageHandler, StageOutcome, service, worker,
+};
 use tollgate_proto::{Run, ValidationReport};
 
 /// Errors that stop the data-validator.
@@ -42,8 +44,17 @@ where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
     let token = service::token_from(shutdown);
-    let handler = Validator { cache_dir: config.cache_dir.clone() };
-    worker::serve_stage(&config.nats_url, &config.health_addr, "validate", handler, token).await
+    let handler = Validator {
+        cache_dir: config.cache_dir.clone(),
+    };
+    worker::serve_stage(
+        &config.nats_url,
+        &config.health_addr,
+        "validate",
+        handler,
+        token,
+    )
+    .await
 }
 
 struct Validator {
@@ -54,13 +65,18 @@ impl StageHandler for Validator {
     async fn handle(&self, mut run: Run, ctx: StageContext) -> Result<StageDone, StageError> {
         let spec = worker::run_spec(&run)?;
         let path = worker::run_dataset(ctx.bus(), &run, &self.cache_dir).await?;
-        ctx
-            .progress(format!("validating {} expectations on {}", spec.expectations.len(), path.display()))
-            .await;
-        let report = tokio::task::spawn_blocking(move || tollgate_ml::validate::validate(&path, &spec.expectations))
-            .await
-            .map_err(|e| StageError::Transient(format!("validation task failed: {e}")))?
-            .map_err(|e| StageError::Input(e.to_string()))?;
+        ctx.progress(format!(
+            "validating {} expectations on {}",
+            spec.expectations.len(),
+            path.display()
+        ))
+        .await;
+        let report = tokio::task::spawn_blocking(move || {
+            tollgate_ml::validate::validate(&path, &spec.expectations)
+        })
+        .await
+        .map_err(|e| StageError::Transient(format!("validation task failed: {e}")))?
+        .map_err(|e| StageError::Input(e.to_string()))?;
         let outcome = outcome_of(&report);
         run.validation = Some(report);
         Ok(StageDone { run, outcome })
@@ -74,7 +90,11 @@ pub fn outcome_of(report: &ValidationReport) -> StageOutcome {
         .iter()
         .filter(|r| !r.success)
         .map(|r| {
-            let target = if r.column.is_empty() { String::new() } else { format!("({})", r.column) };
+            let target = if r.column.is_empty() {
+                String::new()
+            } else {
+                format!("({})", r.column)
+            };
             if !r.error.is_empty() {
                 format!("{}{target}: {}", r.expectation_type, r.error)
             } else if r.unexpected_count > 0 {
@@ -83,12 +103,19 @@ pub fn outcome_of(report: &ValidationReport) -> StageOutcome {
                     r.expectation_type, r.unexpected_count, r.element_count, r.unexpected_percent
                 )
             } else {
-                format!("{}{target}: observed {}", r.expectation_type, r.observed_value)
+                format!(
+                    "{}{target}: observed {}",
+                    r.expectation_type, r.observed_value
+                )
             }
         })
         .collect();
     if failed.is_empty() {
-        StageOutcome::Passed(format!("{} expectations met on {} rows", report.results.len(), report.row_count))
+        StageOutcome::Passed(format!(
+            "{} expectations met on {} rows",
+            report.results.len(),
+            report.row_count
+        ))
     } else {
         StageOutcome::Failed(format!(
             "{} of {} expectations failed: {}",

@@ -5,7 +5,10 @@ use anyhow::Context;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Some(config) = tollgate_bus::service::start::<tollgate_data_validator::Config>("tollgate-data-validator", "Tollgate data-validator: runs the model spec's expectation suite on each run's dataset")?
+    let Some(config) = tollgate_bus::service::start::<tollgate_data_validator::Config>(
+        "tollgate-data-validator",
+        "Tollgate data-validator: runs the model spec's expectation suite on each run's dataset",
+    )?
     else {
         return Ok(());
     };

@@ -10,8 +10,12 @@
 use std::{collections::BTreeMap, path::PathBuf};
 
 use serde::{Deserialize, Serialize};
-use tollgate_bus::{StageContext, StageDone, StageError, StageHandler, StageOutcome, service, worker};
-use tollgate_proto::{CheckVerdict, GateCheck, GateDecision, GetVersionRequest, LatestByStageRequest, ModelStage, Run};
+use tollgate_bus::{
+    StageContext, StageDone, StageError, StageHandler, StageOutcome, service, worker,
+};
+use tollgate_proto::{
+    CheckVerdict, GateCheck, GateDecision, GetVersionRequest, LatestByStageRequest, ModelStage, Run,
+};
 use tollgate_spec::Bound;
 
 /// Errors that stop the gate.
@@ -56,8 +60,19 @@ where
     }
     let registry = tollgate_proto::registry_client(&config.registry_url)
         .map_err(|e| Error::Config(format!("registry_url {:?}: {e}", config.registry_url)))?;
-    let handler = Gate { cache_dir: config.cache_dir.clone(), registry, latency_calls: config.latency_calls };
-    worker::serve_stage(&config.nats_url, &config.health_addr, "gate", handler, token).await
+    let handler = Gate {
+        cache_dir: config.cache_dir.clone(),
+        registry,
+        latency_calls: config.latency_calls,
+    };
+    worker::serve_stage(
+        &config.nats_url,
+        &config.health_addr,
+        "gate",
+        handler,
+        token,
+    )
+    .await
 }
 
 struct Gate {
@@ -75,7 +90,10 @@ pub fn checks_for(name: &str, observed: Option<f64>, bound: &Bound) -> Vec<GateC
         .map(|(threshold, comparison)| {
             let (verdict, note) = match observed {
                 None => (CheckVerdict::Fail, format!("{name} could not be measured")),
-                Some(v) if (comparison == ">=" && v >= threshold) || (comparison == "<=" && v <= threshold) => {
+                Some(v)
+                    if (comparison == ">=" && v >= threshold)
+                        || (comparison == "<=" && v <= threshold) =>
+                {
                     (CheckVerdict::Pass, String::new())
                 }
                 Some(_) => (CheckVerdict::Fail, String::new()),
@@ -97,50 +115,88 @@ pub fn decide(checks: Vec<GateCheck>, version: u32) -> GateDecision {
     let failed: Vec<String> = checks
         .iter()
         .filter(|c| c.verdict() == CheckVerdict::Fail)
-        .map(|c| format!("{} {:.4} not {} {}", c.name, c.observed, c.comparison, c.threshold))
+        .map(|c| {
+            format!(
+                "{} {:.4} not {} {}",
+                c.name, c.observed, c.comparison, c.threshold
+            )
+        })
         .collect();
-    let judged = checks.iter().filter(|c| c.verdict() != CheckVerdict::Skipped).count();
+    let judged = checks
+        .iter()
+        .filter(|c| c.verdict() != CheckVerdict::Skipped)
+        .count();
     let summary = if failed.is_empty() {
         format!("blessed: {judged}/{judged} checks passed")
     } else {
         format!("blocked: {}", failed.join("; "))
     };
-    GateDecision { blessed: failed.is_empty(), checks, summary, model_version: version }
+    GateDecision {
+        blessed: failed.is_empty(),
+        checks,
+        summary,
+        model_version: version,
+    }
 }
 
 impl StageHandler for Gate {
     async fn handle(&self, mut run: Run, ctx: StageContext) -> Result<StageDone, StageError> {
         let spec = worker::run_spec(&run)?;
         if run.model_version == 0 {
-            return Err(StageError::Input("no candidate version: the plan must train before it gates".into()));
+            return Err(StageError::Input(
+                "no candidate version: the plan must train before it gates".into(),
+            ));
         }
         let mut registry = self.registry.clone();
         let fetched = registry
-            .get_artifact(GetVersionRequest { model: run.model.clone(), version: run.model_version })
+            .get_artifact(GetVersionRequest {
+                model: run.model.clone(),
+                version: run.model_version,
+            })
             .await
             .map_err(worker::grpc_error)?
             .into_inner();
         let version = fetched.version.unwrap_or_default();
-        let artifact = tollgate_ml::artifact::Artifact::decode_verified(&fetched.data, &version.artifact_digest)
-            .map_err(|e| StageError::Input(format!("candidate {} v{}: {e}", run.model, run.model_version)))?;
+        let artifact = tollgate_ml::artifact::Artifact::decode_verified(
+            &fetched.data,
+            &version.artifact_digest,
+        )
+        .map_err(|e| {
+            StageError::Input(format!(
+                "candidate {} v{}: {e}",
+                run.model, run.model_version
+            ))
+        })?;
         let path = worker::run_dataset(ctx.bus(), &run, &self.cache_dir).await?;
-        ctx.progress(format!("evaluating {} v{} on the held-out split", run.model, run.model_version)).await;
+        ctx.progress(format!(
+            "evaluating {} v{} on the held-out split",
+            run.model, run.model_version
+        ))
+        .await;
         let (calls, eval_spec) = (self.latency_calls, spec.clone());
-        let eval = tokio::task::spawn_blocking(move || tollgate_ml::model::evaluate(&eval_spec, &artifact, &path, calls))
-            .await
-            .map_err(|e| StageError::Transient(format!("evaluation task failed: {e}")))?
-            .map_err(|e| StageError::Input(e.to_string()))?;
+        let eval = tokio::task::spawn_blocking(move || {
+            tollgate_ml::model::evaluate(&eval_spec, &artifact, &path, calls)
+        })
+        .await
+        .map_err(|e| StageError::Transient(format!("evaluation task failed: {e}")))?
+        .map_err(|e| StageError::Input(e.to_string()))?;
         let mut observed: BTreeMap<String, f64> = eval.metrics.clone();
         observed.insert("latency_p50_ms".into(), eval.latency_p50_ms);
         observed.insert("latency_p99_ms".into(), eval.latency_p99_ms);
-        observed.insert("model_size_mb".into(), fetched.data.len() as f64 / (1024.0 * 1024.0));
+        observed.insert(
+            "model_size_mb".into(),
+            fetched.data.len() as f64 / (1024.0 * 1024.0),
+        );
         let mut checks: Vec<GateCheck> = spec
             .gates
             .iter()
             .flat_map(|(name, bound)| checks_for(name, observed.get(name).copied(), bound))
             .collect();
         let production = registry
-            .latest_by_stage(LatestByStageRequest { model: run.model.clone(), stage: ModelStage::Production as i32 })
+            .latest_by_stage(LatestByStageRequest {
+                model: run.model.clone(),
+                stage: ModelStage::Production as i32,
+            })
             .await;
         checks.push(match production {
             Err(s) if s.code() == tonic::Code::NotFound => GateCheck {
@@ -153,15 +209,24 @@ impl StageHandler for Gate {
             Ok(p) => GateCheck {
                 name: "no_regression_vs_production".into(),
                 verdict: CheckVerdict::Skipped as i32,
-                note: format!("champion/challenger comparison with v{} is not implemented yet", p.into_inner().version),
+                note: format!(
+                    "champion/challenger comparison with v{} is not implemented yet",
+                    p.into_inner().version
+                ),
                 ..Default::default()
             },
         });
         let decision = decide(checks, run.model_version);
         let outcome = if decision.blessed {
-            StageOutcome::Passed(format!("{} v{} {}", run.model, run.model_version, decision.summary))
+            StageOutcome::Passed(format!(
+                "{} v{} {}",
+                run.model, run.model_version, decision.summary
+            ))
         } else {
-            StageOutcome::Blocked(format!("{} v{} {}", run.model, run.model_version, decision.summary))
+            StageOutcome::Blocked(format!(
+                "{} v{} {}",
+                run.model, run.model_version, decision.summary
+            ))
         };
         run.gate = Some(decision);
         Ok(StageDone { run, outcome })
@@ -174,18 +239,43 @@ mod tests {
 
     #[test]
     fn a_failed_min_blocks_and_is_named() {
-        let mut checks = checks_for("auc_roc", Some(0.75), &Bound { min: Some(0.8), max: None });
-        checks.extend(checks_for("latency_p99_ms", Some(0.2), &Bound { min: None, max: Some(100.0) }));
+        let mut checks = checks_for(
+            "auc_roc",
+            Some(0.75),
+            &Bound {
+                min: Some(0.8),
+                max: None,
+            },
+        );
+        checks.extend(checks_for(
+            "latency_p99_ms",
+            Some(0.2),
+            &Bound {
+                min: None,
+                max: Some(100.0),
+            },
+        ));
         let d = decide(checks, 3);
         assert!(!d.blessed);
         assert_eq!(d.checks[0].verdict(), CheckVerdict::Fail);
         assert_eq!(d.checks[1].verdict(), CheckVerdict::Pass);
-        assert!(d.summary.contains("auc_roc 0.7500 not >= 0.8"), "{}", d.summary);
+        assert!(
+            d.summary.contains("auc_roc 0.7500 not >= 0.8"),
+            "{}",
+            d.summary
+        );
     }
 
     #[test]
     fn an_unmeasured_value_fails_its_check() {
-        let checks = checks_for("auc_roc", None, &Bound { min: Some(0.8), max: None });
+        let checks = checks_for(
+            "auc_roc",
+            None,
+            &Bound {
+                min: Some(0.8),
+                max: None,
+            },
+        );
         assert_eq!(checks[0].verdict(), CheckVerdict::Fail);
         assert!(!decide(checks, 1).blessed);
     }

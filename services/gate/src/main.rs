@@ -5,7 +5,10 @@ use anyhow::Context;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Some(config) = tollgate_bus::service::start::<tollgate_gate::Config>("tollgate-gate", "Tollgate gate: grades each candidate version against the spec's quality gates")?
+    let Some(config) = tollgate_bus::service::start::<tollgate_gate::Config>(
+        "tollgate-gate",
+        "Tollgate gate: grades each candidate version against the spec's quality gates",
+    )?
     else {
         return Ok(());
     };

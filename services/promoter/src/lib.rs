@@ -6,7 +6,9 @@
 //! transitions need approvals and are refused by the registry until they exist.
 
 use serde::{Deserialize, Serialize};
-use tollgate_bus::{StageContext, StageDone, StageError, StageHandler, StageOutcome, service, worker};
+use tollgate_bus::{
+    StageContext, StageDone, StageError, StageHandler, StageOutcome, service, worker,
+};
 use tollgate_proto::{ModelStage, Run, TransitionStageRequest};
 
 /// Errors that stop the promoter.
@@ -42,7 +44,14 @@ where
     let token = service::token_from(shutdown);
     let registry = tollgate_proto::registry_client(&config.registry_url)
         .map_err(|e| Error::Config(format!("registry_url {:?}: {e}", config.registry_url)))?;
-    worker::serve_stage(&config.nats_url, &config.health_addr, "promote", Promoter { registry }, token).await
+    worker::serve_stage(
+        &config.nats_url,
+        &config.health_addr,
+        "promote",
+        Promoter { registry },
+        token,
+    )
+    .await
 }
 
 struct Promoter {
@@ -52,10 +61,15 @@ struct Promoter {
 impl StageHandler for Promoter {
     async fn handle(&self, run: Run, _ctx: StageContext) -> Result<StageDone, StageError> {
         if run.model_version == 0 {
-            return Err(StageError::Input("no version to promote: the plan must train before it promotes".into()));
+            return Err(StageError::Input(
+                "no version to promote: the plan must train before it promotes".into(),
+            ));
         }
         if run.gate.as_ref().is_some_and(|g| !g.blessed) {
-            return Err(StageError::Input(format!("{} v{} was not blessed by the gate", run.model, run.model_version)));
+            return Err(StageError::Input(format!(
+                "{} v{} was not blessed by the gate",
+                run.model, run.model_version
+            )));
         }
         let v = self
             .registry
@@ -73,6 +87,9 @@ impl StageHandler for Promoter {
             .map_err(worker::grpc_error)?
             .into_inner();
         let message = format!("{} v{} is now in {}", v.model, v.version, v.stage().name());
-        Ok(StageDone { run, outcome: StageOutcome::Passed(message) })
+        Ok(StageDone {
+            run,
+            outcome: StageOutcome::Passed(message),
+        })
     }
 }

@@ -5,7 +5,10 @@ use anyhow::Context;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Some(config) = tollgate_bus::service::start::<tollgate_promoter::Config>("tollgate-promoter", "Tollgate promoter: moves blessed versions to Staging")?
+    let Some(config) = tollgate_bus::service::start::<tollgate_promoter::Config>(
+        "tollgate-promoter",
+        "Tollgate promoter: moves blessed versions to Staging",
+    )?
     else {
         return Ok(());
     };

@@ -15,7 +15,6 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 use tollgate_bus::{Bus, BusError, service};
 use tollgate_proto::{
     Artifact, GetRunRequest, GetVersionRequest, LatestByStageRequest, ListRunsRequest,
@@ -56,14 +55,18 @@ pub async fn run<F>(config: Config, shutdown: F) -> Result<(), RegistryError>
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    let listener = TcpListener::bind(&config.grpc_addr)
-        .await
-        .map_err(|e| RegistryError::Internal(format!("cannot listen on {}: {e}", config.grpc_addr)))?;
+    let listener = TcpListener::bind(&config.grpc_addr).await.map_err(|e| {
+        RegistryError::Internal(format!("cannot listen on {}: {e}", config.grpc_addr))
+    })?;
     serve(config, listener, shutdown).await
 }
 
 /// Runs the registry on an already bound listener (tests bind port 0 and pass it here).
-pub async fn serve<F>(config: Config, listener: TcpListener, shutdown: F) -> Result<(), RegistryError>
+pub async fn serve<F>(
+    config: Config,
+    listener: TcpListener,
+    shutdown: F,
+) -> Result<(), RegistryError>
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
@@ -92,7 +95,9 @@ where
     token.cancel();
     match runs_task.await {
         Ok(result) => result.map_err(RegistryError::from),
-        Err(e) => Err(RegistryError::Internal(format!("run-record task panicked: {e}"))),
+        Err(e) => Err(RegistryError::Internal(format!(
+            "run-record task panicked: {e}"
+        ))),
     }
 }
 
@@ -114,7 +119,9 @@ impl Registry for RegistryService {
         &self,
         request: Request<RegisterVersionRequest>,
     ) -> Result<Response<ModelVersion>, Status> {
-        Ok(Response::new(store::register(&self.bus, request.into_inner()).await?))
+        Ok(Response::new(
+            store::register(&self.bus, request.into_inner()).await?,
+        ))
     }
 
     async fn get_version(
@@ -122,7 +129,9 @@ impl Registry for RegistryService {
         request: Request<GetVersionRequest>,
     ) -> Result<Response<ModelVersion>, Status> {
         let r = request.into_inner();
-        Ok(Response::new(store::version(&self.bus, &r.model, r.version).await?.0))
+        Ok(Response::new(
+            store::version(&self.bus, &r.model, r.version).await?.0,
+        ))
     }
 
     async fn list_versions(
@@ -138,14 +147,18 @@ impl Registry for RegistryService {
         request: Request<LatestByStageRequest>,
     ) -> Result<Response<ModelVersion>, Status> {
         let r = request.into_inner();
-        Ok(Response::new(store::latest_by_stage(&self.bus, &r.model, r.stage()).await?))
+        Ok(Response::new(
+            store::latest_by_stage(&self.bus, &r.model, r.stage()).await?,
+        ))
     }
 
     async fn transition_stage(
         &self,
         request: Request<TransitionStageRequest>,
     ) -> Result<Response<ModelVersion>, Status> {
-        Ok(Response::new(store::transition(&self.bus, request.into_inner()).await?))
+        Ok(Response::new(
+            store::transition(&self.bus, request.into_inner()).await?,
+        ))
     }
 
     async fn get_artifact(
@@ -153,11 +166,18 @@ impl Registry for RegistryService {
         request: Request<GetVersionRequest>,
     ) -> Result<Response<Artifact>, Status> {
         let r = request.into_inner();
-        Ok(Response::new(store::artifact(&self.bus, &r.model, r.version).await?))
+        Ok(Response::new(
+            store::artifact(&self.bus, &r.model, r.version).await?,
+        ))
     }
 
-    async fn get_run(&self, request: Request<GetRunRequest>) -> Result<Response<RunSummary>, Status> {
-        Ok(Response::new(runs::get(&self.bus, &request.into_inner().run_id).await?))
+    async fn get_run(
+        &self,
+        request: Request<GetRunRequest>,
+    ) -> Result<Response<RunSummary>, Status> {
+        Ok(Response::new(
+            runs::get(&self.bus, &request.into_inner().run_id).await?,
+        ))
     }
 
     async fn list_runs(

@@ -5,7 +5,10 @@ use anyhow::Context;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Some(config) = tollgate_bus::service::start::<tollgate_registry::Config>("tollgate-registry", "Tollgate model registry: versions, stages, artifacts and run records over gRPC")?
+    let Some(config) = tollgate_bus::service::start::<tollgate_registry::Config>(
+        "tollgate-registry",
+        "Tollgate model registry: versions, stages, artifacts and run records over gRPC",
+    )?
     else {
         return Ok(());
     };

@@ -4,7 +4,10 @@
 use futures::TryStreamExt;
 use prost::Message;
 use tokio_util::sync::CancellationToken;
-use tollgate_bus::{Bus, BusError, codec, subjects, worker::{Disposition, consume}};
+use tollgate_bus::{
+    Bus, BusError, codec, subjects,
+    worker::{Disposition, consume},
+};
 use tollgate_proto::{RunEvent, RunEventKind, RunSummary, StageResult, Verdict};
 
 use crate::store::RegistryError;
@@ -12,10 +15,11 @@ use crate::store::RegistryError;
 fn apply(record: &mut RunSummary, event: RunEvent) {
     match event.kind() {
         RunEventKind::Created => {
-            if let Some(s) = event.summary {
-                if record.verdict() == Verdict::Unspecified && record.stages.is_empty() {
-                    *record = s;
-                }
+            if let Some(s) = event.summary
+                && record.verdict() == Verdict::Unspecified
+                && record.stages.is_empty()
+            {
+                *record = s;
             }
         }
         RunEventKind::StageStarted | RunEventKind::StageFinished => {
@@ -63,39 +67,66 @@ async fn record_event(bus: &Bus, event: RunEvent) -> Result<(), String> {
     apply(&mut record, event);
     let value = record.encode_to_vec().into();
     match revision {
-        Some(rev) => bus.runs.update(&key, value, rev).await.map(|_| ()).map_err(|e| e.to_string()),
-        None => bus.runs.create(&key, value).await.map(|_| ()).map_err(|e| e.to_string()),
+        Some(rev) => bus
+            .runs
+            .update(&key, value, rev)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        None => bus
+            .runs
+            .create(&key, value)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
     }
 }
 
 /// Consumes run events until `shutdown`, folding each into its run record.
 pub async fn keep_run_records(bus: Bus, shutdown: CancellationToken) -> Result<(), BusError> {
     let consumer = bus
-        .durable(subjects::RUNS_STREAM, subjects::REGISTRY_RUNS_CONSUMER, subjects::RUN_ALL)
+        .durable(
+            subjects::RUNS_STREAM,
+            subjects::REGISTRY_RUNS_CONSUMER,
+            subjects::RUN_ALL,
+        )
         .await?;
-    consume(&bus.clone(), consumer, subjects::REGISTRY_RUNS_CONSUMER, shutdown, |delivery| {
-        let bus = bus.clone();
-        async move {
-            let event: RunEvent = match codec::decode("RunEvent", &delivery.payload) {
-                Ok(e) => e,
-                Err(e) => return Disposition::DeadLetter(e.to_string()),
-            };
-            match record_event(&bus, event).await {
-                Ok(()) => Disposition::Ack,
-                // A lost compare-and-set or a NATS hiccup: redeliver and fold again.
-                Err(e) => Disposition::Retry(e),
+    consume(
+        &bus.clone(),
+        consumer,
+        subjects::REGISTRY_RUNS_CONSUMER,
+        shutdown,
+        |delivery| {
+            let bus = bus.clone();
+            async move {
+                let event: RunEvent = match codec::decode("RunEvent", &delivery.payload) {
+                    Ok(e) => e,
+                    Err(e) => return Disposition::DeadLetter(e.to_string()),
+                };
+                match record_event(&bus, event).await {
+                    Ok(()) => Disposition::Ack,
+                    // A lost compare-and-set or a NATS hiccup: redeliver and fold again.
+                    Err(e) => Disposition::Retry(e),
+                }
             }
-        }
-    })
+        },
+    )
     .await
 }
 
 /// One run's record.
 pub async fn get(bus: &Bus, run_id: &str) -> Result<RunSummary, RegistryError> {
     if run_id.is_empty() || !run_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(RegistryError::InvalidArgument(format!("bad run id {run_id:?}")));
+        return Err(RegistryError::InvalidArgument(format!(
+            "bad run id {run_id:?}"
+        )));
     }
-    match bus.runs.get(run_id).await.map_err(|e| RegistryError::Unavailable(e.to_string()))? {
+    match bus
+        .runs
+        .get(run_id)
+        .await
+        .map_err(|e| RegistryError::Unavailable(e.to_string()))?
+    {
         Some(v) if !v.is_empty() => RunSummary::decode(v.as_ref())
             .map_err(|e| RegistryError::Internal(format!("corrupt run record {run_id}: {e}"))),
         _ => Err(RegistryError::NotFound(format!("no run {run_id}"))),
@@ -105,7 +136,10 @@ pub async fn get(bus: &Bus, run_id: &str) -> Result<RunSummary, RegistryError> {
 /// The newest `limit` runs (50 when 0), of `model` when given.
 pub async fn list(bus: &Bus, model: &str, limit: u32) -> Result<Vec<RunSummary>, RegistryError> {
     let keys: Vec<String> = match bus.runs.keys().await {
-        Ok(k) => k.try_collect().await.map_err(|e| RegistryError::Unavailable(e.to_string()))?,
+        Ok(k) => k
+            .try_collect()
+            .await
+            .map_err(|e| RegistryError::Unavailable(e.to_string()))?,
         Err(e) => return Err(RegistryError::Unavailable(e.to_string())),
     };
     let mut runs = Vec::with_capacity(keys.len());

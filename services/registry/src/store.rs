@@ -8,7 +8,9 @@ use async_nats::jetstream::kv::Store;
 use prost::Message;
 use tokio::io::AsyncReadExt;
 use tollgate_bus::now_ms;
-use tollgate_proto::{Artifact, ModelStage, ModelVersion, RegisterVersionRequest, TransitionStageRequest};
+use tollgate_proto::{
+    Artifact, ModelStage, ModelVersion, RegisterVersionRequest, TransitionStageRequest,
+};
 use tonic::Status;
 use tracing::info;
 
@@ -80,22 +82,32 @@ async fn get_u32(kv: &Store, key: &str) -> Result<Option<(u32, u64)>, RegistryEr
 }
 
 /// Reads a version and its entry revision.
-pub async fn version(bus: &tollgate_bus::Bus, model: &str, version: u32) -> Result<(ModelVersion, u64), RegistryError> {
+pub async fn version(
+    bus: &tollgate_bus::Bus,
+    model: &str,
+    version: u32,
+) -> Result<(ModelVersion, u64), RegistryError> {
     check_model(model)?;
     let key = version_key(model, version);
     match bus.models.entry(&key).await.map_err(unavailable)? {
         Some(e) if !e.value.is_empty() => {
-            let v = ModelVersion::decode(e.value.as_ref())
-                .map_err(|err| RegistryError::Internal(format!("corrupt version record {key}: {err}")))?;
+            let v = ModelVersion::decode(e.value.as_ref()).map_err(|err| {
+                RegistryError::Internal(format!("corrupt version record {key}: {err}"))
+            })?;
             Ok((v, e.revision))
         }
-        _ => Err(RegistryError::NotFound(format!("model {model} has no version {version}"))),
+        _ => Err(RegistryError::NotFound(format!(
+            "model {model} has no version {version}"
+        ))),
     }
 }
 
 /// Registers the artifact of a run as a new version; registering the same run again
 /// returns the version it already made.
-pub async fn register(bus: &tollgate_bus::Bus, r: RegisterVersionRequest) -> Result<ModelVersion, RegistryError> {
+pub async fn register(
+    bus: &tollgate_bus::Bus,
+    r: RegisterVersionRequest,
+) -> Result<ModelVersion, RegistryError> {
     check_model(&r.model)?;
     if r.run_id.is_empty() || r.artifact_name.is_empty() || r.artifact_digest.is_empty() {
         return Err(RegistryError::InvalidArgument(
@@ -108,7 +120,10 @@ pub async fn register(bus: &tollgate_bus::Bus, r: RegisterVersionRequest) -> Res
         return Ok(version(bus, &r.model, existing).await?.0);
     }
     let info = bus.artifacts.info(&r.artifact_name).await.map_err(|_| {
-        RegistryError::FailedPrecondition(format!("artifact {} is not in the artifact store", r.artifact_name))
+        RegistryError::FailedPrecondition(format!(
+            "artifact {} is not in the artifact store",
+            r.artifact_name
+        ))
     })?;
     if info.size as u64 != r.artifact_size {
         return Err(RegistryError::InvalidArgument(format!(
@@ -140,7 +155,10 @@ pub async fn register(bus: &tollgate_bus::Bus, r: RegisterVersionRequest) -> Res
         if let Some((existing, _)) = get_u32(&bus.models, &run_key).await? {
             return Ok(version(bus, &r.model, existing).await?.0);
         }
-        return Err(RegistryError::Unavailable(format!("cannot record registration of run {}", r.run_id)));
+        return Err(RegistryError::Unavailable(format!(
+            "cannot record registration of run {}",
+            r.run_id
+        )));
     }
     let now = now_ms();
     let v = ModelVersion {
@@ -167,7 +185,10 @@ pub async fn register(bus: &tollgate_bus::Bus, r: RegisterVersionRequest) -> Res
 }
 
 /// Every version of `model` (of every model when empty), by model then version.
-pub async fn list_versions(bus: &tollgate_bus::Bus, model: &str) -> Result<Vec<ModelVersion>, RegistryError> {
+pub async fn list_versions(
+    bus: &tollgate_bus::Bus,
+    model: &str,
+) -> Result<Vec<ModelVersion>, RegistryError> {
     use futures::TryStreamExt;
     if !model.is_empty() {
         check_model(model)?;
@@ -179,7 +200,9 @@ pub async fn list_versions(bus: &tollgate_bus::Bus, model: &str) -> Result<Vec<M
     let mut out = Vec::new();
     for key in keys {
         let mut parts = key.split('.');
-        let (Some(m), Some("v"), Some(n), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(m), Some("v"), Some(n), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             continue;
         };
         if !model.is_empty() && m != model {
@@ -194,17 +217,27 @@ pub async fn list_versions(bus: &tollgate_bus::Bus, model: &str) -> Result<Vec<M
 }
 
 /// The version currently in `stage`.
-pub async fn latest_by_stage(bus: &tollgate_bus::Bus, model: &str, stage: ModelStage) -> Result<ModelVersion, RegistryError> {
+pub async fn latest_by_stage(
+    bus: &tollgate_bus::Bus,
+    model: &str,
+    stage: ModelStage,
+) -> Result<ModelVersion, RegistryError> {
     check_model(model)?;
     match get_u32(&bus.models, &stage_key(model, stage)).await? {
         Some((n, _)) => Ok(version(bus, model, n).await?.0),
-        None => Err(RegistryError::NotFound(format!("model {model} has no version in {}", stage.name()))),
+        None => Err(RegistryError::NotFound(format!(
+            "model {model} has no version in {}",
+            stage.name()
+        ))),
     }
 }
 
 /// Moves a version to a stage by compare-and-set on the stage pointer; the previous
 /// holder is archived when asked. Production is refused until approvals exist.
-pub async fn transition(bus: &tollgate_bus::Bus, r: TransitionStageRequest) -> Result<ModelVersion, RegistryError> {
+pub async fn transition(
+    bus: &tollgate_bus::Bus,
+    r: TransitionStageRequest,
+) -> Result<ModelVersion, RegistryError> {
     let to = r.to();
     let (mut v, rev) = version(bus, &r.model, r.version).await?;
     match to {
@@ -215,7 +248,9 @@ pub async fn transition(bus: &tollgate_bus::Bus, r: TransitionStageRequest) -> R
                 r.model, r.version
             )));
         }
-        ModelStage::None => return Err(RegistryError::InvalidArgument("give a target stage".into())),
+        ModelStage::None => {
+            return Err(RegistryError::InvalidArgument("give a target stage".into()));
+        }
     }
     if v.stage() == to {
         return Ok(v);
@@ -241,9 +276,18 @@ pub async fn transition(bus: &tollgate_bus::Bus, r: TransitionStageRequest) -> R
     v.stage = to as i32;
     v.updated_unix_ms = now_ms();
     bus.models
-        .update(version_key(&r.model, r.version), v.encode_to_vec().into(), rev)
+        .update(
+            version_key(&r.model, r.version),
+            v.encode_to_vec().into(),
+            rev,
+        )
         .await
-        .map_err(|_| RegistryError::FailedPrecondition(format!("{} v{} changed meanwhile; try again", r.model, r.version)))?;
+        .map_err(|_| {
+            RegistryError::FailedPrecondition(format!(
+                "{} v{} changed meanwhile; try again",
+                r.model, r.version
+            ))
+        })?;
     info!(model = %r.model, version = r.version, stage = to.name(), actor = %r.actor, "stage changed");
     if let (Some(prev), true) = (previous, r.archive_existing) {
         let (mut p, prev_rev) = version(bus, &r.model, prev).await?;
@@ -251,7 +295,11 @@ pub async fn transition(bus: &tollgate_bus::Bus, r: TransitionStageRequest) -> R
             p.stage = ModelStage::Archived as i32;
             p.updated_unix_ms = now_ms();
             bus.models
-                .update(version_key(&r.model, prev), p.encode_to_vec().into(), prev_rev)
+                .update(
+                    version_key(&r.model, prev),
+                    p.encode_to_vec().into(),
+                    prev_rev,
+                )
                 .await
                 .map_err(unavailable)?;
             info!(model = %r.model, version = prev, "previous holder archived");
@@ -261,18 +309,19 @@ pub async fn transition(bus: &tollgate_bus::Bus, r: TransitionStageRequest) -> R
 }
 
 /// A version's artifact, checked against its recorded digest.
-pub async fn artifact(bus: &tollgate_bus::Bus, model: &str, n: u32) -> Result<Artifact, RegistryError> {
+pub async fn artifact(
+    bus: &tollgate_bus::Bus,
+    model: &str,
+    n: u32,
+) -> Result<Artifact, RegistryError> {
     let (v, _) = version(bus, model, n).await?;
-    let mut object = bus
-        .artifacts
-        .get(&v.artifact_name)
-        .await
-        .map_err(|e| RegistryError::NotFound(format!("artifact of {model} v{n} is missing: {e}")))?;
+    let mut object = bus.artifacts.get(&v.artifact_name).await.map_err(|e| {
+        RegistryError::NotFound(format!("artifact of {model} v{n} is missing: {e}"))
+    })?;
     let mut data = Vec::new();
-    object
-        .read_to_end(&mut data)
-        .await
-        .map_err(|e| RegistryError::Unavailable(format!("reading artifact of {model} v{n}: {e}")))?;
+    object.read_to_end(&mut data).await.map_err(|e| {
+        RegistryError::Unavailable(format!("reading artifact of {model} v{n}: {e}"))
+    })?;
     let actual = tollgate_spec::sha256_hex(&data);
     if actual != v.artifact_digest {
         return Err(RegistryError::Internal(format!(
@@ -280,5 +329,8 @@ pub async fn artifact(bus: &tollgate_bus::Bus, model: &str, n: u32) -> Result<Ar
             v.artifact_digest
         )));
     }
-    Ok(Artifact { version: Some(v), data })
+    Ok(Artifact {
+        version: Some(v),
+        data,
+    })
 }

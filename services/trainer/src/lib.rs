@@ -9,7 +9,9 @@
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use tollgate_bus::{StageContext, StageDone, StageError, StageHandler, StageOutcome, service, worker};
+use tollgate_bus::{
+    StageContext, StageDone, StageError, StageHandler, StageOutcome, service, worker,
+};
 use tollgate_proto::{RegisterVersionRequest, Run};
 
 /// Errors that stop the trainer.
@@ -48,8 +50,18 @@ where
     let token = service::token_from(shutdown);
     let registry = tollgate_proto::registry_client(&config.registry_url)
         .map_err(|e| Error::Config(format!("registry_url {:?}: {e}", config.registry_url)))?;
-    let handler = Trainer { cache_dir: config.cache_dir.clone(), registry };
-    worker::serve_stage(&config.nats_url, &config.health_addr, "train", handler, token).await
+    let handler = Trainer {
+        cache_dir: config.cache_dir.clone(),
+        registry,
+    };
+    worker::serve_stage(
+        &config.nats_url,
+        &config.health_addr,
+        "train",
+        handler,
+        token,
+    )
+    .await
 }
 
 struct Trainer {
@@ -61,21 +73,32 @@ impl StageHandler for Trainer {
     async fn handle(&self, mut run: Run, ctx: StageContext) -> Result<StageDone, StageError> {
         let spec = worker::run_spec(&run)?;
         let path = worker::run_dataset(ctx.bus(), &run, &self.cache_dir).await?;
-        ctx.progress(format!("training {} on {}", spec.algorithm.kind, path.display())).await;
+        ctx.progress(format!(
+            "training {} on {}",
+            spec.algorithm.kind,
+            path.display()
+        ))
+        .await;
         let (spec_text, commit) = (run.spec_yaml.clone(), run.code_commit.clone());
         let model_spec = spec.clone();
-        let trained = tokio::task::spawn_blocking(move || tollgate_ml::model::train(&model_spec, &spec_text, &path, &commit))
-            .await
-            .map_err(|e| StageError::Transient(format!("training task failed: {e}")))?
+        let trained = tokio::task::spawn_blocking(move || {
+            tollgate_ml::model::train(&model_spec, &spec_text, &path, &commit)
+        })
+        .await
+        .map_err(|e| StageError::Transient(format!("training task failed: {e}")))?
+        .map_err(|e| StageError::Input(e.to_string()))?;
+        ctx.progress(format!(
+            "trained on {} rows in {:.2}s; uploading artifact",
+            trained.train_rows, trained.seconds
+        ))
+        .await;
+        let bytes = trained
+            .artifact
+            .encode()
             .map_err(|e| StageError::Input(e.to_string()))?;
-        ctx
-            .progress(format!("trained on {} rows in {:.2}s; uploading artifact", trained.train_rows, trained.seconds))
-            .await;
-        let bytes = trained.artifact.encode().map_err(|e| StageError::Input(e.to_string()))?;
         let digest = tollgate_ml::artifact::digest(&bytes);
         let name = format!("{}/{}.tgm", spec.model, run.run_id);
-        ctx
-            .bus()
+        ctx.bus()
             .artifacts
             .put(name.as_str(), &mut bytes.as_slice())
             .await
@@ -98,7 +121,13 @@ impl StageHandler for Trainer {
             .map_err(worker::grpc_error)?
             .into_inner();
         run.model_version = version.version;
-        let fmt = |k: &str| trained.metrics.get(k).map(|v| format!("{v:.3}")).unwrap_or_else(|| "n/a".into());
+        let fmt = |k: &str| {
+            trained
+                .metrics
+                .get(k)
+                .map(|v| format!("{v:.3}"))
+                .unwrap_or_else(|| "n/a".into())
+        };
         let message = format!(
             "registered {} v{}: held-out auc_roc {}, f1 {} ({} train / {} test rows)",
             spec.model,
@@ -108,6 +137,9 @@ impl StageHandler for Trainer {
             trained.train_rows,
             trained.test_rows
         );
-        Ok(StageDone { run, outcome: StageOutcome::Passed(message) })
+        Ok(StageDone {
+            run,
+            outcome: StageOutcome::Passed(message),
+        })
     }
 }

@@ -5,7 +5,10 @@ use anyhow::Context;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Some(config) = tollgate_bus::service::start::<tollgate_trainer::Config>("tollgate-trainer", "Tollgate trainer: trains each run's model with linfa and registers the version")?
+    let Some(config) = tollgate_bus::service::start::<tollgate_trainer::Config>(
+        "tollgate-trainer",
+        "Tollgate trainer: trains each run's model with linfa and registers the version",
+    )?
     else {
         return Ok(());
     };

@@ -53,24 +53,42 @@ where
     let consumer = bus
         .work_consumer(subjects::TRIGGER_CONSUMER, subjects::TRIGGER_ALL)
         .await?;
-    Ok(consume(&bus.clone(), consumer, subjects::TRIGGER_CONSUMER, token, |delivery| {
-        let bus = bus.clone();
-        async move {
-            let trigger: Trigger = match codec::decode("Trigger", &delivery.payload) {
-                Ok(t) => t,
-                Err(e) => return Disposition::DeadLetter(e.to_string()),
-            };
-            let span = info_span!("trigger", trigger_id = %trigger.trigger_id, model = %trigger.model);
-            codec::adopt_trace(&span, delivery.headers.as_ref());
-            let kind_from_subject = delivery.subject.rsplit('.').next().unwrap_or_default().to_string();
-            handle(&bus, trigger, &kind_from_subject).instrument(span).await
-        }
-    })
+    Ok(consume(
+        &bus.clone(),
+        consumer,
+        subjects::TRIGGER_CONSUMER,
+        token,
+        |delivery| {
+            let bus = bus.clone();
+            async move {
+                let trigger: Trigger = match codec::decode("Trigger", &delivery.payload) {
+                    Ok(t) => t,
+                    Err(e) => return Disposition::DeadLetter(e.to_string()),
+                };
+                let span =
+                    info_span!("trigger", trigger_id = %trigger.trigger_id, model = %trigger.model);
+                codec::adopt_trace(&span, delivery.headers.as_ref());
+                let kind_from_subject = delivery
+                    .subject
+                    .rsplit('.')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                handle(&bus, trigger, &kind_from_subject)
+                    .instrument(span)
+                    .await
+            }
+        },
+    )
     .await?)
 }
 
 fn valid_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 const PENDING: &str = "pending:";
@@ -78,7 +96,10 @@ const STARTED: &str = "started:";
 
 async fn handle(bus: &Bus, trigger: Trigger, kind_from_subject: &str) -> Disposition {
     if !valid_id(&trigger.trigger_id) {
-        return Disposition::DeadLetter(format!("trigger id {:?} is not a valid id", trigger.trigger_id));
+        return Disposition::DeadLetter(format!(
+            "trigger id {:?} is not a valid id",
+            trigger.trigger_id
+        ));
     }
     let key = format!("t.{}", trigger.trigger_id);
     // Claim the trigger id; a second delivery finds the claim and the run it made.
@@ -94,14 +115,21 @@ async fn handle(bus: &Bus, trigger: Trigger, kind_from_subject: &str) -> Disposi
         }
         Ok(None) => {
             let run_id = ulid::Ulid::new().to_string();
-            if bus.triggers.create(&key, format!("{PENDING}{run_id}").into()).await.is_err() {
+            if bus
+                .triggers
+                .create(&key, format!("{PENDING}{run_id}").into())
+                .await
+                .is_err()
+            {
                 return Disposition::Retry("trigger claimed concurrently; re-reading".into());
             }
             run_id
         }
     };
     let kind = match TriggerKind::try_from(trigger.kind) {
-        Ok(TriggerKind::Unspecified) | Err(_) => TriggerKind::from_name(kind_from_subject).unwrap_or(TriggerKind::Unspecified),
+        Ok(TriggerKind::Unspecified) | Err(_) => {
+            TriggerKind::from_name(kind_from_subject).unwrap_or(TriggerKind::Unspecified)
+        }
         Ok(k) => k,
     };
     let mut run = Run {
@@ -129,7 +157,11 @@ async fn handle(bus: &Bus, trigger: Trigger, kind_from_subject: &str) -> Disposi
     if let Err(e) = started {
         return Disposition::Retry(e.to_string());
     }
-    if let Err(e) = bus.triggers.put(&key, format!("{STARTED}{run_id}").into()).await {
+    if let Err(e) = bus
+        .triggers
+        .put(&key, format!("{STARTED}{run_id}").into())
+        .await
+    {
         warn!(error = %e, "could not mark trigger started; a redelivery will republish idempotently");
     }
     Disposition::Ack
@@ -137,10 +169,18 @@ async fn handle(bus: &Bus, trigger: Trigger, kind_from_subject: &str) -> Disposi
 
 /// Fills in the run's spec and plan. `Ok(Err(reason))`: the run must fail with `reason`;
 /// `Err`: a transient failure to retry.
-async fn plan_run(bus: &Bus, trigger: &Trigger, kind: TriggerKind, run: &mut Run) -> Result<Result<(), String>, String> {
+async fn plan_run(
+    bus: &Bus,
+    trigger: &Trigger,
+    kind: TriggerKind,
+    run: &mut Run,
+) -> Result<Result<(), String>, String> {
     let spec_text = if trigger.spec_yaml.is_empty() {
         if !tollgate_spec::valid_model_name(&trigger.model) {
-            return Ok(Err(format!("unknown model {:?}: the trigger carries no spec and names no valid model", trigger.model)));
+            return Ok(Err(format!(
+                "unknown model {:?}: the trigger carries no spec and names no valid model",
+                trigger.model
+            )));
         }
         match bus.triggers.get(format!("spec.{}", trigger.model)).await {
             Err(e) => return Err(e.to_string()),
@@ -160,13 +200,19 @@ async fn plan_run(bus: &Bus, trigger: &Trigger, kind: TriggerKind, run: &mut Run
         Err(e) => return Ok(Err(e.to_string())),
     };
     if !trigger.model.is_empty() && trigger.model != spec.model {
-        return Ok(Err(format!("the trigger names model {:?} but its spec is for {:?}", trigger.model, spec.model)));
+        return Ok(Err(format!(
+            "the trigger names model {:?} but its spec is for {:?}",
+            trigger.model, spec.model
+        )));
     }
     run.model = spec.model.clone();
     run.spec_yaml = spec_text.clone();
     if !trigger.spec_yaml.is_empty() {
         bus.triggers
-            .put(format!("spec.{}", spec.model), spec_text.into_bytes().into())
+            .put(
+                format!("spec.{}", spec.model),
+                spec_text.into_bytes().into(),
+            )
             .await
             .map_err(|e| e.to_string())?;
     }

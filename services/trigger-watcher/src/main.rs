@@ -5,7 +5,10 @@ use anyhow::Context;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Some(config) = tollgate_bus::service::start::<tollgate_trigger_watcher::Config>("tollgate-trigger-watcher", "Tollgate trigger-watcher: turns code, data and manual triggers into pipeline runs")?
+    let Some(config) = tollgate_bus::service::start::<tollgate_trigger_watcher::Config>(
+        "tollgate-trigger-watcher",
+        "Tollgate trigger-watcher: turns code, data and manual triggers into pipeline runs",
+    )?
     else {
         return Ok(());
     };

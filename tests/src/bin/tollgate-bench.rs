@@ -17,27 +17,58 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let rows: usize = std::env::var("BENCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
-    let hops: usize = std::env::var("BENCH_HOPS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000);
-    let p = Pipeline::start().await.context("starting nats-server and the services")?;
+    let rows: usize = std::env::var("BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let hops: usize = std::env::var("BENCH_HOPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000);
+    let p = Pipeline::start()
+        .await
+        .context("starting nats-server and the services")?;
     eprintln!("generating {rows} rows ...");
     let data = p.dataset("bench.parquet", rows, 11, false)?;
 
     eprintln!("running one data-change pipeline ...");
     let started = Instant::now();
-    let t = p.trigger(TriggerKind::Data, "churn", &example_spec(), &file_uri(&data)).await?;
+    let t = p
+        .trigger(
+            TriggerKind::Data,
+            "churn",
+            &example_spec(),
+            &file_uri(&data),
+        )
+        .await?;
     let run = p.verdict(&t).await?;
     let total = started.elapsed().as_secs_f64() * 1000.0;
-    println!("\nPipeline run on {rows} rows: verdict {}", run.verdict().name());
+    println!(
+        "\nPipeline run on {rows} rows: verdict {}",
+        run.verdict().name()
+    );
     println!("{:<22} {:>10} {:>8}", "stage", "ms", "share");
     let mut staged = 0.0;
     for s in &run.stages {
         staged += s.duration_ms as f64;
-        println!("{:<22} {:>10} {:>7.1}%", s.stage, s.duration_ms, 100.0 * s.duration_ms as f64 / total);
+        println!(
+            "{:<22} {:>10} {:>7.1}%",
+            s.stage,
+            s.duration_ms,
+            100.0 * s.duration_ms as f64 / total
+        );
     }
     let other = total - staged;
-    println!("{:<22} {:>10.0} {:>7.1}%", "bus, queueing, polling", other, 100.0 * other / total);
-    println!("{:<22} {:>10.0} {:>7.1}%", "publish to verdict", total, 100.0);
+    println!(
+        "{:<22} {:>10.0} {:>7.1}%",
+        "bus, queueing, polling",
+        other,
+        100.0 * other / total
+    );
+    println!(
+        "{:<22} {:>10.0} {:>7.1}%",
+        "publish to verdict", total, 100.0
+    );
 
     eprintln!("measuring {hops} bus hops ...");
     let js = jetstream::new(p.bus.client.clone());
@@ -50,13 +81,25 @@ async fn main() -> anyhow::Result<()> {
         })
         .await?;
     let consumer = s
-        .get_or_create_consumer("hop", pull::Config { durable_name: Some("hop".into()), ..Default::default() })
+        .get_or_create_consumer(
+            "hop",
+            pull::Config {
+                durable_name: Some("hop".into()),
+                ..Default::default()
+            },
+        )
         .await?;
-    let mut messages = consumer.stream().max_messages_per_batch(1).messages().await?;
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(1)
+        .messages()
+        .await?;
     let mut lat = Vec::with_capacity(hops);
     for i in 0..hops {
         let t0 = Instant::now();
-        js.publish("bench.hop", format!("{i}").into()).await?.await?;
+        js.publish("bench.hop", format!("{i}").into())
+            .await?
+            .await?;
         let msg = tokio::time::timeout(Duration::from_secs(5), messages.next())
             .await
             .context("hop timed out")?
@@ -69,6 +112,10 @@ async fn main() -> anyhow::Result<()> {
     println!("\nBus per hop (JetStream publish + ack, pull, ack), {hops} messages");
     println!("{:<8} {:>10}", "p50 ms", format!("{:.3}", pct(&lat, 0.5)));
     println!("{:<8} {:>10}", "p99 ms", format!("{:.3}", pct(&lat, 0.99)));
-    println!("{:<8} {:>10}", "max ms", format!("{:.3}", lat[lat.len() - 1]));
+    println!(
+        "{:<8} {:>10}",
+        "max ms",
+        format!("{:.3}", lat[lat.len() - 1])
+    );
     Ok(())
 }

@@ -16,7 +16,11 @@ fn bin_dir() -> PathBuf {
 
 fn bin(name: &str) -> PathBuf {
     let path = bin_dir().join(name);
-    assert!(path.exists(), "{} is not built: run `cargo build --workspace --bins` (make test does)", path.display());
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo build --workspace --bins` (make test does)",
+        path.display()
+    );
     path
 }
 
@@ -30,7 +34,10 @@ impl Services {
             let pid = child.id().to_string();
             let _ = Command::new("kill").args(["-TERM", &pid]).status();
             let status = child.wait().unwrap();
-            assert!(status.success(), "{name} did not exit cleanly on SIGTERM: {status}");
+            assert!(
+                status.success(),
+                "{name} did not exit cleanly on SIGTERM: {status}"
+            );
         }
         self.children.clear();
     }
@@ -63,10 +70,22 @@ fn code_changes_through_the_real_binaries_exit_by_the_verdict() {
         ("TOLLGATE_NATS_URL", nats.url.clone()),
         ("TOLLGATE_GRPC_ADDR", grpc.clone()),
         ("TOLLGATE_REGISTRY_URL", format!("http://{grpc}")),
-        ("TOLLGATE_CACHE_DIR", dir.path().join("cache").display().to_string()),
+        (
+            "TOLLGATE_CACHE_DIR",
+            dir.path().join("cache").display().to_string(),
+        ),
     ];
-    let mut services = Services { children: Vec::new() };
-    for name in ["registry", "trigger-watcher", "data-validator", "trainer", "gate", "promoter"] {
+    let mut services = Services {
+        children: Vec::new(),
+    };
+    for name in [
+        "registry",
+        "trigger-watcher",
+        "data-validator",
+        "trainer",
+        "gate",
+        "promoter",
+    ] {
         let mut cmd = Command::new(bin(&format!("tollgate-{name}")));
         cmd.stdout(Stdio::null()).stderr(Stdio::null());
         for (k, v) in &env {
@@ -75,41 +94,104 @@ fn code_changes_through_the_real_binaries_exit_by_the_verdict() {
         services.children.push((name.into(), cmd.spawn().unwrap()));
     }
     let data = dir.path().join("churn.parquet");
-    let out = cli(&env, &["data", "generate", "--rows", "3000", "--out", data.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cli(
+        &env,
+        &[
+            "data",
+            "generate",
+            "--rows",
+            "3000",
+            "--out",
+            data.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let spec = workspace_root().join("examples/churn/tollgate.yaml");
     let out = cli(
         &env,
-        &["publish", "code", "--spec", spec.to_str().unwrap(), "--dataset", data.to_str().unwrap(), "--commit", "abc123", "--wait", "--timeout", "120"],
+        &[
+            "publish",
+            "code",
+            "--spec",
+            spec.to_str().unwrap(),
+            "--dataset",
+            data.to_str().unwrap(),
+            "--commit",
+            "abc123",
+            "--wait",
+            "--timeout",
+            "120",
+        ],
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("verdict: PASSED"), "{stdout}");
     assert!(stdout.contains("✓ gate"), "{stdout}");
-    assert!(!stdout.contains("promote"), "a code change stops after the gate: {stdout}");
+    assert!(
+        !stdout.contains("promote"),
+        "a code change stops after the gate: {stdout}"
+    );
 
     let strict = dir.path().join("strict.yaml");
-    let text = std::fs::read_to_string(&spec).unwrap().replace("f1: {min: 0.70}", "f1: {min: 0.999}");
+    let text = std::fs::read_to_string(&spec)
+        .unwrap()
+        .replace("f1: {min: 0.70}", "f1: {min: 0.999}");
     std::fs::write(&strict, text).unwrap();
     let out = cli(
         &env,
-        &["publish", "code", "--spec", strict.to_str().unwrap(), "--dataset", data.to_str().unwrap(), "--wait", "--timeout", "120"],
+        &[
+            "publish",
+            "code",
+            "--spec",
+            strict.to_str().unwrap(),
+            "--dataset",
+            data.to_str().unwrap(),
+            "--wait",
+            "--timeout",
+            "120",
+        ],
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("verdict: BLOCKED") && stdout.contains("f1"), "{stdout}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("verdict: BLOCKED") && stdout.contains("f1"),
+        "{stdout}"
+    );
 
     let out = cli(&env, &["models", "churn"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && stdout.contains("v2") && !stdout.contains("Staging"), "{stdout}");
+    assert!(
+        out.status.success() && stdout.contains("v2") && !stdout.contains("Staging"),
+        "{stdout}"
+    );
     let out = cli(&env, &["runs"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && stdout.contains("blocked") && stdout.contains("passed"), "{stdout}");
+    assert!(
+        out.status.success() && stdout.contains("blocked") && stdout.contains("passed"),
+        "{stdout}"
+    );
 
     // A CLI that cannot reach anything exits 2.
     let out = cli(
-        &[("TOLLGATE_REGISTRY_URL", format!("http://127.0.0.1:{}", free_port().unwrap()))],
+        &[(
+            "TOLLGATE_REGISTRY_URL",
+            format!("http://127.0.0.1:{}", free_port().unwrap()),
+        )],
         &["models"],
     );
     assert_eq!(out.status.code(), Some(2));
