@@ -17,6 +17,9 @@ use tokio_util::sync::CancellationToken;
 use tollgate_bus::{Bus, subjects};
 use tollgate_proto::{ListRunsRequest, RegistryClient, RunSummary, Trigger, TriggerKind, Verdict};
 
+/// Telemetry for the whole test process: dropping the guard would shut the tracer down.
+static TELEMETRY: std::sync::OnceLock<tollgate_telemetry::Guard> = std::sync::OnceLock::new();
+
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -107,7 +110,7 @@ pub struct Pipeline {
 impl Pipeline {
     /// Starts nats-server and every service.
     pub async fn start() -> anyhow::Result<Self> {
-        let _ = tollgate_telemetry::init("e2e");
+        TELEMETRY.get_or_init(|| tollgate_telemetry::init("e2e"));
         let nats = NatsServer::start()?;
         let dir = tempfile::tempdir()?;
         let stop = CancellationToken::new();

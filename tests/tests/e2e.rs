@@ -328,3 +328,70 @@ async fn bad_input_ends_runs_failed_with_a_clear_reason() {
         v[0].artifact_digest
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_run_is_one_trace_across_every_service() {
+    let p = Pipeline::start().await.unwrap();
+    let data = p.dataset("churn.parquet", 3_000, 8, false).unwrap();
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let mut events = p.bus.client.subscribe(subjects::RUN_ALL).await.unwrap();
+    let mut work = p.bus.client.subscribe(subjects::STAGE_ALL).await.unwrap();
+    p.bus.client.flush().await.unwrap();
+    let trigger = Trigger {
+        trigger_id: ulid::Ulid::new().to_string(),
+        kind: TriggerKind::Data as i32,
+        model: "churn".into(),
+        spec_yaml: example_spec(),
+        dataset_uri: file_uri(&data),
+        ..Default::default()
+    };
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(
+        "traceparent",
+        format!("00-{trace_id}-00f067aa0ba902b7-01").as_str(),
+    );
+    p.bus
+        .publish_raw(
+            subjects::trigger("data"),
+            headers,
+            prost::Message::encode_to_vec(&trigger).into(),
+        )
+        .await
+        .unwrap();
+    let run = p.verdict(&trigger.trigger_id).await.unwrap();
+    assert_eq!(run.verdict(), Verdict::Passed, "{}", run.reason);
+    let trace_of = |m: &async_nats::Message| {
+        m.headers
+            .as_ref()
+            .and_then(|h| h.get("traceparent"))
+            .map(|v| v.as_str().split('-').nth(1).unwrap_or_default().to_string())
+    };
+    // Every stage hand-off (validate, train, gate, promote) and every run event carries it.
+    let mut stages_seen = 0;
+    while let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(500), work.next()).await {
+        assert_eq!(
+            trace_of(&m).as_deref(),
+            Some(trace_id),
+            "stage message on {}",
+            m.subject
+        );
+        stages_seen += 1;
+    }
+    assert_eq!(stages_seen, 4);
+    let mut events_seen = 0;
+    while let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(500), events.next()).await {
+        if m.subject.as_str().contains(&run.run_id) {
+            assert_eq!(
+                trace_of(&m).as_deref(),
+                Some(trace_id),
+                "run event on {}",
+                m.subject
+            );
+            events_seen += 1;
+        }
+    }
+    assert!(
+        events_seen >= 10,
+        "created, started/finished per stage, completed: saw {events_seen}"
+    );
+}

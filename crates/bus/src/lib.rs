@@ -12,11 +12,13 @@
 //! - [`codec`]: protobuf publish and decode with trace propagation.
 //! - [`worker`]: the stage worker loop, dead-lettering and run events.
 //! - [`dataset`]: turning a dataset URI into a local file.
+//! - [`defaults`]: default addresses and paths.
 //! - [`service`]: config loading, health endpoint and shutdown signal for binaries.
 
 pub mod bus;
 pub mod codec;
 pub mod dataset;
+pub mod defaults;
 pub mod service;
 pub mod subjects;
 pub mod worker;

@@ -29,7 +29,7 @@ pub struct Cli {
         long,
         global = true,
         env = "TOLLGATE_NATS_URL",
-        default_value = "nats://127.0.0.1:4222"
+        default_value = tollgate_bus::defaults::NATS_URL
     )]
     pub nats_url: String,
     /// URL of the registry's gRPC API.
@@ -37,7 +37,7 @@ pub struct Cli {
         long,
         global = true,
         env = "TOLLGATE_REGISTRY_URL",
-        default_value = "http://127.0.0.1:50051"
+        default_value = tollgate_bus::defaults::REGISTRY_URL
     )]
     pub registry_url: String,
     /// What to do.

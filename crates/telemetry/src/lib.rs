@@ -36,7 +36,8 @@ pub fn init_with_level(service: &'static str, default_level: &str) -> Guard {
     let provider = SdkTracerProvider::builder().build();
     let tracer = provider.tracer(service);
     opentelemetry::global::set_tracer_provider(provider.clone());
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let otel = tracing_opentelemetry::layer().with_tracer(tracer);
     let json = std::env::var("TOLLGATE_LOG_FORMAT").is_ok_and(|v| v == "json");
     let registry = tracing_subscriber::registry().with(filter).with(otel);

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use tollgate_bus::{
-    StageContext, StageDone, StageError, StageHandler, StageOutcome, service, worker,
+    StageContext, StageDone, StageError, StageHandler, StageOutcome, defaults, service, worker,
 };
 use tollgate_proto::{Run, ValidationReport};
 
@@ -31,9 +31,9 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            nats_url: "nats://127.0.0.1:4222".into(),
-            health_addr: "127.0.0.1:0".into(),
-            cache_dir: std::env::temp_dir().join("tollgate-cache"),
+            nats_url: defaults::NATS_URL.into(),
+            health_addr: defaults::HEALTH_ADDR.into(),
+            cache_dir: defaults::cache_dir(),
         }
     }
 }

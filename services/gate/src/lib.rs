@@ -11,7 +11,7 @@ use std::{collections::BTreeMap, path::PathBuf};
 
 use serde::{Deserialize, Serialize};
 use tollgate_bus::{
-    StageContext, StageDone, StageError, StageHandler, StageOutcome, service, worker,
+    StageContext, StageDone, StageError, StageHandler, StageOutcome, defaults, service, worker,
 };
 use tollgate_proto::{
     CheckVerdict, GateCheck, GateDecision, GetVersionRequest, LatestByStageRequest, ModelStage, Run,
@@ -40,10 +40,10 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            nats_url: "nats://127.0.0.1:4222".into(),
-            health_addr: "127.0.0.1:0".into(),
-            registry_url: "http://127.0.0.1:50051".into(),
-            cache_dir: std::env::temp_dir().join("tollgate-cache"),
+            nats_url: defaults::NATS_URL.into(),
+            health_addr: defaults::HEALTH_ADDR.into(),
+            registry_url: defaults::REGISTRY_URL.into(),
+            cache_dir: defaults::cache_dir(),
             latency_calls: 200,
         }
     }
@@ -58,8 +58,7 @@ where
     if config.latency_calls < 100 {
         return Err(Error::Config("latency_calls must be at least 100".into()));
     }
-    let registry = tollgate_proto::registry_client(&config.registry_url)
-        .map_err(|e| Error::Config(format!("registry_url {:?}: {e}", config.registry_url)))?;
+    let registry = defaults::registry_client(&config.registry_url)?;
     let handler = Gate {
         cache_dir: config.cache_dir.clone(),
         registry,

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 use tollgate_bus::{
-    StageContext, StageDone, StageError, StageHandler, StageOutcome, service, worker,
+    StageContext, StageDone, StageError, StageHandler, StageOutcome, defaults, service, worker,
 };
 use tollgate_proto::{ModelStage, Run, TransitionStageRequest};
 
@@ -29,9 +29,9 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            nats_url: "nats://127.0.0.1:4222".into(),
-            health_addr: "127.0.0.1:0".into(),
-            registry_url: "http://127.0.0.1:50051".into(),
+            nats_url: defaults::NATS_URL.into(),
+            health_addr: defaults::HEALTH_ADDR.into(),
+            registry_url: defaults::REGISTRY_URL.into(),
         }
     }
 }
@@ -42,8 +42,7 @@ where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
     let token = service::token_from(shutdown);
-    let registry = tollgate_proto::registry_client(&config.registry_url)
-        .map_err(|e| Error::Config(format!("registry_url {:?}: {e}", config.registry_url)))?;
+    let registry = defaults::registry_client(&config.registry_url)?;
     worker::serve_stage(
         &config.nats_url,
         &config.health_addr,

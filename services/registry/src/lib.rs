@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
-use tollgate_bus::{Bus, BusError, service};
+use tollgate_bus::{Bus, BusError, defaults, service};
 use tollgate_proto::{
     Artifact, GetRunRequest, GetVersionRequest, LatestByStageRequest, ListRunsRequest,
     ListRunsResponse, ListVersionsRequest, ListVersionsResponse, ModelVersion,
@@ -41,9 +41,9 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            nats_url: "nats://127.0.0.1:4222".into(),
-            grpc_addr: "127.0.0.1:50051".into(),
-            health_addr: "127.0.0.1:0".into(),
+            nats_url: defaults::NATS_URL.into(),
+            grpc_addr: defaults::GRPC_ADDR.into(),
+            health_addr: defaults::HEALTH_ADDR.into(),
         }
     }
 }

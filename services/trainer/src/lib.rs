@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use tollgate_bus::{
-    StageContext, StageDone, StageError, StageHandler, StageOutcome, service, worker,
+    StageContext, StageDone, StageError, StageHandler, StageOutcome, defaults, service, worker,
 };
 use tollgate_proto::{RegisterVersionRequest, Run};
 
@@ -34,10 +34,10 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            nats_url: "nats://127.0.0.1:4222".into(),
-            health_addr: "127.0.0.1:0".into(),
-            registry_url: "http://127.0.0.1:50051".into(),
-            cache_dir: std::env::temp_dir().join("tollgate-cache"),
+            nats_url: defaults::NATS_URL.into(),
+            health_addr: defaults::HEALTH_ADDR.into(),
+            registry_url: defaults::REGISTRY_URL.into(),
+            cache_dir: defaults::cache_dir(),
         }
     }
 }
@@ -48,8 +48,7 @@ where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
     let token = service::token_from(shutdown);
-    let registry = tollgate_proto::registry_client(&config.registry_url)
-        .map_err(|e| Error::Config(format!("registry_url {:?}: {e}", config.registry_url)))?;
+    let registry = defaults::registry_client(&config.registry_url)?;
     let handler = Trainer {
         cache_dir: config.cache_dir.clone(),
         registry,

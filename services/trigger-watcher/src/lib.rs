@@ -13,7 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 use tollgate_bus::{
-    Bus, codec, now_ms, service, subjects,
+    Bus, codec, defaults, now_ms, service, subjects,
     worker::{Disposition, announce, complete, consume},
 };
 use tollgate_proto::{Run, Trigger, TriggerKind, Verdict};
@@ -36,8 +36,8 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            nats_url: "nats://127.0.0.1:4222".into(),
-            health_addr: "127.0.0.1:0".into(),
+            nats_url: defaults::NATS_URL.into(),
+            health_addr: defaults::HEALTH_ADDR.into(),
         }
     }
 }

@@ -61,6 +61,27 @@ fn cli(env: &[(&str, String)], args: &[&str]) -> Output {
     cmd.output().unwrap()
 }
 
+/// GETs /healthz, retrying while the service starts.
+fn get_healthz(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(addr) {
+            let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            if !out.is_empty() {
+                return out;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no health endpoint on {addr}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn code_changes_through_the_real_binaries_exit_by_the_verdict() {
     let nats = NatsServer::start().unwrap();
@@ -78,6 +99,7 @@ fn code_changes_through_the_real_binaries_exit_by_the_verdict() {
     let mut services = Services {
         children: Vec::new(),
     };
+    let mut health = Vec::new();
     for name in [
         "registry",
         "trigger-watcher",
@@ -91,7 +113,17 @@ fn code_changes_through_the_real_binaries_exit_by_the_verdict() {
         for (k, v) in &env {
             cmd.env(k, v);
         }
+        let health_addr = format!("127.0.0.1:{}", free_port().unwrap());
+        cmd.env("TOLLGATE_HEALTH_ADDR", &health_addr);
+        health.push((name, health_addr));
         services.children.push((name.into(), cmd.spawn().unwrap()));
+    }
+    for (name, addr) in &health {
+        let body = get_healthz(addr);
+        assert!(
+            body.starts_with("HTTP/1.1 200") && body.contains("ok"),
+            "{name} /healthz: {body}"
+        );
     }
     let data = dir.path().join("churn.parquet");
     let out = cli(
