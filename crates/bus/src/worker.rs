@@ -249,12 +249,11 @@ pub trait StageHandler: Send + Sync + 'static {
 pub async fn run_stage<H: StageHandler>(
     bus: Bus,
     stage: &str,
-    handler: H,
+    handler: Arc<H>,
     shutdown: CancellationToken,
 ) -> Result<(), BusError> {
     let name = subjects::stage_consumer(stage);
     let consumer = bus.work_consumer(&name, &subjects::stage(stage)).await?;
-    let handler = Arc::new(handler);
     consume(&bus.clone(), consumer, &name, shutdown, |delivery| {
         let bus = bus.clone();
         let handler = handler.clone();
@@ -458,18 +457,27 @@ pub async fn run_dataset(
         })
 }
 
-/// Runs a stage service: connects, serves the health endpoint and consumes the stage's
-/// work until `shutdown`. What `run` of the data-validator, trainer, gate and promoter do.
+/// Runs a stage service: connects, serves the health endpoint and consumes each of
+/// `stages` (one consumer each, one handler for all) until `shutdown`. What `run` of the
+/// data-validator, trainer, gate and promoter do.
 pub async fn serve_stage<H: StageHandler>(
     nats_url: &str,
     health_addr: &str,
-    stage: &'static str,
+    service: &'static str,
+    stages: &[&'static str],
     handler: H,
     shutdown: CancellationToken,
 ) -> Result<(), crate::service::ServiceError> {
     let bus = Bus::connect(nats_url).await?;
-    crate::service::serve_health(health_addr, stage, shutdown.clone()).await?;
-    Ok(run_stage(bus, stage, handler, shutdown).await?)
+    crate::service::serve_health(health_addr, service, shutdown.clone()).await?;
+    let handler = Arc::new(handler);
+    let consumers = stages
+        .iter()
+        .map(|&stage| run_stage(bus.clone(), stage, handler.clone(), shutdown.clone()));
+    for result in futures::future::join_all(consumers).await {
+        result?;
+    }
+    Ok(())
 }
 
 /// Maps a registry gRPC error to a stage error: unavailable or overloaded is retried,

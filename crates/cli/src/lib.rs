@@ -6,7 +6,7 @@
 //! no verdict in time).
 
 mod publish;
-mod show;
+pub mod show;
 
 use std::path::PathBuf;
 
@@ -40,9 +40,16 @@ pub struct Cli {
         default_value = tollgate_bus::defaults::REGISTRY_URL
     )]
     pub registry_url: String,
+    /// Who you are, for approvals and the audit trail.
+    #[arg(long = "as", global = true, env = "TOLLGATE_USER", default_value_t = default_identity())]
+    pub identity: String,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+fn default_identity() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "unknown".into())
 }
 
 /// Top-level commands.
@@ -55,10 +62,91 @@ pub enum Command {
     Publish(PublishArgs),
     /// List recent runs, or show one run in full with `runs show RUN`.
     Runs(RunsArgs),
-    /// List model versions with their stages and metrics.
-    Models {
-        /// Only this model.
-        model: Option<String>,
+    /// List model versions; `models show NAME|URI` for versions, gate decision and audit trail.
+    Models(ModelsArgs),
+    /// Approve a Staging version for Production (you must be on the spec's approvers list).
+    Approve(DecisionArgs),
+    /// Reject a Staging version for Production.
+    Reject(DecisionArgs),
+    /// Override a blocked gate decision, sending the version to Staging (approvers only).
+    Override(DecisionArgs),
+    /// Bring back the previous Production version.
+    Rollback {
+        /// The model.
+        model: String,
+        /// Why.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+}
+
+/// A decision on one version.
+#[derive(Debug, Args)]
+pub struct DecisionArgs {
+    /// The model, or a models:/ URI naming the version.
+    pub model: String,
+    /// The version (omit when MODEL is a URI).
+    pub version: Option<u32>,
+    /// Why: recorded in the audit trail.
+    #[arg(long)]
+    pub reason: String,
+}
+
+/// `tollgate models ...`
+#[derive(Debug, Args)]
+pub struct ModelsArgs {
+    /// show, tag, alias or describe; without one, lists versions.
+    #[command(subcommand)]
+    pub command: Option<ModelsCommand>,
+    /// Only this model.
+    pub model: Option<String>,
+    /// Only versions in this stage (None, Staging, Production, Archived).
+    #[arg(long)]
+    pub stage: Option<String>,
+    /// Only versions with this tag.
+    #[arg(long)]
+    pub tag: Option<String>,
+}
+
+/// `tollgate models` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Versions, stages, aliases, metrics, the last gate decision and the audit trail of a
+    /// model, or of one version given as models:/NAME/VERSION, models:/NAME/STAGE or models:/NAME@ALIAS.
+    Show {
+        /// Model name or models:/ URI.
+        target: String,
+    },
+    /// Add or remove tags of a version.
+    Tag {
+        /// The model.
+        model: String,
+        /// The version.
+        version: u32,
+        /// Tags to add.
+        #[arg(long)]
+        add: Vec<String>,
+        /// Tags to remove.
+        #[arg(long)]
+        remove: Vec<String>,
+    },
+    /// Point an alias (e.g. champion) at a version; version 0 removes it.
+    Alias {
+        /// The model.
+        model: String,
+        /// The alias.
+        alias: String,
+        /// The version.
+        version: u32,
+    },
+    /// Set a version's description.
+    Describe {
+        /// The model.
+        model: String,
+        /// The version.
+        version: u32,
+        /// The text.
+        description: String,
     },
 }
 
@@ -168,7 +256,25 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Data(DataCommand::Push { path, name }) => push(&cli.nats_url, &path, name).await,
         Command::Publish(args) => return publish::publish(&cli.nats_url, args).await,
         Command::Runs(args) => show::runs(&cli.registry_url, args).await,
-        Command::Models { model } => show::models(&cli.registry_url, model.as_deref()).await,
+        Command::Models(args) => show::models_command(&cli.registry_url, &cli.identity, args).await,
+        Command::Approve(d) => {
+            show::decide(&cli.registry_url, &cli.identity, d, show::Decision::Approve).await
+        }
+        Command::Reject(d) => {
+            show::decide(&cli.registry_url, &cli.identity, d, show::Decision::Reject).await
+        }
+        Command::Override(d) => {
+            show::decide(
+                &cli.registry_url,
+                &cli.identity,
+                d,
+                show::Decision::Override,
+            )
+            .await
+        }
+        Command::Rollback { model, reason } => {
+            show::rollback(&cli.registry_url, &cli.identity, &model, &reason).await
+        }
     };
     match result {
         Ok(()) => EXIT_OK,

@@ -74,6 +74,7 @@ async fn publish_inner(nats_url: &str, args: PublishArgs) -> Result<u8, String> 
         reason: args.reason.clone(),
         requested_by: std::env::var("USER").unwrap_or_else(|_| "cli".into()),
         created_unix_ms: tollgate_bus::now_ms(),
+        ..Default::default()
     };
     let bus = Bus::connect(nats_url).await.map_err(|e| e.to_string())?;
     // Listen before publishing so no event of the run can be missed.

@@ -1,11 +1,14 @@
-//! Tables for people: runs, one run in full, model versions.
+//! Tables for people (runs, one run in full, model versions with their audit trail) and
+//! the registry commands behind them (approve, reject, override, rollback, tag, alias).
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use tollgate_proto::{
-    CheckVerdict, GetRunRequest, ListRunsRequest, ListVersionsRequest, RunSummary, StageStatus,
+    ApprovalRequest, CheckVerdict, GetRunRequest, ListRunsRequest, ListVersionsRequest, ModelStage,
+    ModelVersion, OverrideRequest, ResolveRequest, RollbackRequest, RunSummary, SetAliasRequest,
+    StageStatus, UpdateVersionRequest,
 };
 
-use crate::{RunsArgs, RunsCommand};
+use crate::{DecisionArgs, ModelsArgs, ModelsCommand, RunsArgs, RunsCommand};
 
 /// Milliseconds as seconds for tables: `0.21s`.
 pub fn seconds(ms: u64) -> String {
@@ -136,47 +139,43 @@ pub fn print_details(run: &RunSummary) {
         println!("failing expectations ({} rows):\n{t}", v.row_count);
     }
     if let Some(g) = &run.gate {
-        let mut t = table(&["check", "observed", "threshold", "verdict", "note"]);
-        for c in &g.checks {
-            let skipped = c.verdict() == CheckVerdict::Skipped;
-            t.add_row(vec![
-                c.name.clone(),
-                if skipped {
-                    "-".into()
-                } else {
-                    format!("{:.4}", c.observed)
-                },
-                if skipped {
-                    "-".into()
-                } else {
-                    format!("{} {}", c.comparison, c.threshold)
-                },
-                c.verdict().name().into(),
-                c.note.clone(),
-            ]);
-        }
-        println!("gate checks for v{}:\n{t}", g.model_version);
+        println!("gate checks for v{}:\n{}", g.model_version, gate_table(g));
     }
 }
 
-/// `tollgate models [NAME]`.
-pub async fn models(registry_url: &str, model: Option<&str>) -> Result<(), String> {
-    let versions = client(registry_url)?
-        .list_versions(ListVersionsRequest {
-            model: model.unwrap_or_default().into(),
-        })
-        .await
-        .map_err(status)?
-        .into_inner()
-        .versions;
-    if versions.is_empty() {
-        println!("no model versions yet");
-        return Ok(());
-    }
+fn parse_stage(name: &str) -> Result<ModelStage, String> {
+    Ok(match name.to_ascii_lowercase().as_str() {
+        "none" => ModelStage::None,
+        "staging" => ModelStage::Staging,
+        "production" => ModelStage::Production,
+        "archived" => ModelStage::Archived,
+        _ => {
+            return Err(format!(
+                "unknown stage {name:?}: use None, Staging, Production or Archived"
+            ));
+        }
+    })
+}
+
+fn when(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+fn versions_table(versions: &[ModelVersion]) -> Table {
     let mut t = table(&[
-        "model", "version", "stage", "auc_roc", "f1", "size", "run", "commit",
+        "model",
+        "version",
+        "stage",
+        "aliases",
+        "tags",
+        "auc_roc",
+        "f1",
+        "size",
+        "last gate",
+        "run",
     ]);
-    for v in &versions {
+    for v in versions {
         let metric = |k: &str| {
             v.metrics
                 .get(k)
@@ -187,13 +186,287 @@ pub async fn models(registry_url: &str, model: Option<&str>) -> Result<(), Strin
             v.model.clone(),
             format!("v{}", v.version),
             v.stage().name().into(),
+            v.aliases.join(", "),
+            v.tags.join(", "),
             metric("auc_roc"),
             metric("f1"),
             format!("{:.1} KiB", v.artifact_size as f64 / 1024.0),
+            v.last_gate
+                .as_ref()
+                .map(|g| g.summary.clone())
+                .unwrap_or_else(|| "-".into()),
             v.run_id.clone(),
-            v.code_commit.chars().take(10).collect(),
         ]);
     }
-    println!("{t}");
+    t
+}
+
+/// Renders versions with their last gate decision and audit trail: `tollgate models show`.
+pub fn render_versions(versions: &[ModelVersion]) -> String {
+    let mut out = format!("{}\n", versions_table(versions));
+    if let Some(g) = versions.iter().rev().find_map(|v| v.last_gate.as_ref()) {
+        out += &format!(
+            "last gate decision, v{}: {}\n{}\n",
+            g.model_version,
+            g.summary,
+            gate_table(g)
+        );
+    }
+    let mut t = table(&[
+        "version", "when", "action", "actor", "from", "to", "reason", "run",
+    ]);
+    let mut entries: Vec<_> = versions
+        .iter()
+        .flat_map(|v| v.audit.iter().map(move |a| (v.version, a)))
+        .collect();
+    entries.sort_by_key(|(_, a)| a.at_unix_ms);
+    for (version, a) in entries {
+        t.add_row(vec![
+            format!("v{version}"),
+            when(a.at_unix_ms),
+            a.action.clone(),
+            a.actor.clone(),
+            a.from().name().into(),
+            a.to().name().into(),
+            a.reason.clone(),
+            a.run_id.clone(),
+        ]);
+    }
+    out += &format!("audit trail:\n{t}");
+    out
+}
+
+fn gate_table(g: &tollgate_proto::GateDecision) -> Table {
+    let mut t = table(&["check", "observed", "threshold", "verdict", "note"]);
+    for c in &g.checks {
+        let skipped = c.verdict() == CheckVerdict::Skipped;
+        t.add_row(vec![
+            c.name.clone(),
+            if skipped {
+                "-".into()
+            } else {
+                format!("{:.4}", c.observed)
+            },
+            format!("{} {}", c.comparison, c.threshold),
+            c.verdict().name().into(),
+            c.note.clone(),
+        ]);
+    }
+    t
+}
+
+/// `tollgate models ...`.
+pub async fn models_command(
+    registry_url: &str,
+    identity: &str,
+    args: ModelsArgs,
+) -> Result<(), String> {
+    let mut registry = client(registry_url)?;
+    match args.command {
+        None => {
+            let filter = args.stage.as_deref().map(parse_stage).transpose()?;
+            let versions = registry
+                .list_versions(ListVersionsRequest {
+                    model: args.model.unwrap_or_default(),
+                    stage: filter.unwrap_or(ModelStage::None) as i32,
+                    filter_stage: filter.is_some(),
+                    tag: args.tag.unwrap_or_default(),
+                })
+                .await
+                .map_err(status)?
+                .into_inner()
+                .versions;
+            if versions.is_empty() {
+                println!("no model versions");
+            } else {
+                println!("{}", versions_table(&versions));
+            }
+        }
+        Some(ModelsCommand::Show { target }) => {
+            let versions = if target.starts_with("models:/") {
+                vec![
+                    registry
+                        .resolve(ResolveRequest { uri: target })
+                        .await
+                        .map_err(status)?
+                        .into_inner(),
+                ]
+            } else {
+                let request = ListVersionsRequest {
+                    model: target.clone(),
+                    ..Default::default()
+                };
+                let v = registry
+                    .list_versions(request)
+                    .await
+                    .map_err(status)?
+                    .into_inner()
+                    .versions;
+                if v.is_empty() {
+                    return Err(format!("model {target} has no versions"));
+                }
+                v
+            };
+            println!("{}", render_versions(&versions));
+        }
+        Some(ModelsCommand::Tag {
+            model,
+            version,
+            add,
+            remove,
+        }) => {
+            let request = UpdateVersionRequest {
+                model,
+                version,
+                add_tags: add,
+                remove_tags: remove,
+                actor: identity.into(),
+                ..Default::default()
+            };
+            let v = registry
+                .update_version(request)
+                .await
+                .map_err(status)?
+                .into_inner();
+            println!("{} v{} tags: {}", v.model, v.version, v.tags.join(", "));
+        }
+        Some(ModelsCommand::Describe {
+            model,
+            version,
+            description,
+        }) => {
+            let request = UpdateVersionRequest {
+                model,
+                version,
+                set_description: true,
+                description,
+                actor: identity.into(),
+                ..Default::default()
+            };
+            let v = registry
+                .update_version(request)
+                .await
+                .map_err(status)?
+                .into_inner();
+            println!("{} v{}: {}", v.model, v.version, v.description);
+        }
+        Some(ModelsCommand::Alias {
+            model,
+            alias,
+            version,
+        }) => {
+            let request = SetAliasRequest {
+                model,
+                alias: alias.clone(),
+                version,
+                actor: identity.into(),
+            };
+            let v = registry
+                .set_alias(request)
+                .await
+                .map_err(status)?
+                .into_inner();
+            if version == 0 {
+                println!("alias {alias} removed from {} v{}", v.model, v.version);
+            } else {
+                println!("{}@{alias} -> v{}", v.model, v.version);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What an approver decides.
+#[derive(Debug, Clone, Copy)]
+pub enum Decision {
+    /// Approve for Production.
+    Approve,
+    /// Reject for Production.
+    Reject,
+    /// Override a blocked gate.
+    Override,
+}
+
+async fn version_of(
+    registry: &mut tollgate_proto::RegistryClient<tonic::transport::Channel>,
+    model: &str,
+    version: Option<u32>,
+) -> Result<(String, u32), String> {
+    match (model.starts_with("models:/"), version) {
+        (true, _) => {
+            let v = registry
+                .resolve(ResolveRequest { uri: model.into() })
+                .await
+                .map_err(status)?
+                .into_inner();
+            Ok((v.model, v.version))
+        }
+        (false, Some(n)) => Ok((model.into(), n)),
+        (false, None) => Err("give the version, or a models:/ URI".into()),
+    }
+}
+
+/// `tollgate approve|reject|override`.
+pub async fn decide(
+    registry_url: &str,
+    identity: &str,
+    d: DecisionArgs,
+    decision: Decision,
+) -> Result<(), String> {
+    let mut registry = client(registry_url)?;
+    let (model, version) = version_of(&mut registry, &d.model, d.version).await?;
+    match decision {
+        Decision::Approve | Decision::Reject => {
+            let approve = matches!(decision, Decision::Approve);
+            let request = ApprovalRequest {
+                model: model.clone(),
+                version,
+                approver: identity.into(),
+                reason: d.reason,
+                approve,
+            };
+            registry.approve(request).await.map_err(status)?;
+            if approve {
+                println!(
+                    "{model} v{version} approved by {identity}; the promoter moves it to Production"
+                );
+            } else {
+                println!("{model} v{version} rejected by {identity}");
+            }
+        }
+        Decision::Override => {
+            let request = OverrideRequest {
+                model: model.clone(),
+                version,
+                approver: identity.into(),
+                reason: d.reason,
+            };
+            registry.r#override(request).await.map_err(status)?;
+            println!(
+                "gate decision on {model} v{version} overridden by {identity}; the promoter moves it to Staging"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `tollgate rollback NAME`.
+pub async fn rollback(
+    registry_url: &str,
+    identity: &str,
+    model: &str,
+    reason: &str,
+) -> Result<(), String> {
+    let request = RollbackRequest {
+        model: model.into(),
+        actor: identity.into(),
+        reason: reason.into(),
+    };
+    let v = client(registry_url)?
+        .rollback(request)
+        .await
+        .map_err(status)?
+        .into_inner();
+    println!("{} v{} is back in Production", v.model, v.version);
     Ok(())
 }

@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{features::FeaturePipeline, model::LogisticModel};
+use crate::{
+    features::{FeaturePipeline, Record},
+    model::LogisticModel,
+};
 
 /// Leading bytes of every artifact.
 pub const MAGIC: &[u8; 8] = b"TOLLGATE";
@@ -59,6 +62,27 @@ pub struct ArtifactMeta {
     pub test_fraction: f64,
     /// Rows the model was fitted on.
     pub train_rows: u64,
+    /// The target column.
+    pub target: String,
+    /// Held-out records with the probabilities the trainer computed: the integration
+    /// test checks that the deployed model reproduces them.
+    pub golden: Vec<Golden>,
+}
+
+/// A raw record and the probability the trainer's model gave it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Golden {
+    /// The raw record.
+    pub record: Record,
+    /// P(label = 1) at training.
+    pub probability: f64,
+}
+
+impl Artifact {
+    /// P(label = 1) for one raw record.
+    pub fn score(&self, record: &Record) -> f64 {
+        self.pipeline.score(&self.model, record)
+    }
 }
 
 /// A trained model with everything needed to score raw records.

@@ -41,7 +41,7 @@ pub struct FeaturePipeline {
 }
 
 /// One record's raw feature values, as inference receives them.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     /// Numeric values in spec order.
     pub numeric: Vec<Option<f64>>,
@@ -60,24 +60,52 @@ pub struct Table {
     pub target: Vec<u8>,
 }
 
+/// Which columns a table holds: feature columns by kind and the target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Columns {
+    /// Numeric feature columns.
+    pub numeric: Vec<String>,
+    /// Categorical feature columns.
+    pub categorical: Vec<String>,
+    /// The 0/1 target column.
+    pub target: String,
+}
+
+impl Columns {
+    /// The columns a spec names.
+    pub fn of_spec(spec: &ModelSpec) -> Self {
+        Columns {
+            numeric: spec.features.numeric.clone(),
+            categorical: spec.features.categorical.clone(),
+            target: spec.target.clone(),
+        }
+    }
+
+    /// Every column, target last.
+    pub fn all(&self) -> Vec<String> {
+        let mut all = self.numeric.clone();
+        all.extend(self.categorical.iter().cloned());
+        all.push(self.target.clone());
+        all
+    }
+}
+
 impl Table {
-    /// Reads the spec's feature and target columns from `df`.
-    pub fn from_frame(df: &DataFrame, spec: &ModelSpec) -> Result<Table, DataError> {
-        let numeric = spec
-            .features
+    /// Reads the feature and target columns from `df`.
+    pub fn from_frame(df: &DataFrame, columns: &Columns) -> Result<Table, DataError> {
+        let numeric = columns
             .numeric
             .iter()
             .map(|c| data::numeric_column(df, c))
             .collect::<Result<Vec<_>, _>>()?;
-        let categorical = spec
-            .features
+        let categorical = columns
             .categorical
             .iter()
             .map(|c| data::text_column(df, c))
             .collect::<Result<Vec<_>, _>>()?;
-        let raw = data::numeric_column(df, &spec.target)?;
+        let raw = data::numeric_column(df, &columns.target)?;
         let bad = |reason: String| DataError::BadColumn {
-            column: spec.target.clone(),
+            column: columns.target.clone(),
             reason,
         };
         let nulls = raw.iter().filter(|v| v.is_none()).count();
@@ -169,6 +197,22 @@ impl FeaturePipeline {
             numeric,
             categorical,
         })
+    }
+
+    /// The feature columns the pipeline reads, with `target`.
+    pub fn columns(&self, target: &str) -> Columns {
+        Columns {
+            numeric: self.numeric.iter().map(|f| f.name.clone()).collect(),
+            categorical: self.categorical.iter().map(|f| f.name.clone()).collect(),
+            target: target.into(),
+        }
+    }
+
+    /// P(label = 1) for one raw record through this pipeline and `model`.
+    pub fn score(&self, model: &crate::model::LogisticModel, record: &Record) -> f64 {
+        let mut buf = vec![0.0; self.width()];
+        self.encode(record, &mut buf);
+        model.predict(&buf)
     }
 
     /// Width of the encoded feature vector.

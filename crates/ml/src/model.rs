@@ -10,9 +10,10 @@ use serde::{Deserialize, Serialize};
 use tollgate_spec::ModelSpec;
 
 use crate::{
+    artifact::Golden,
     artifact::{Artifact, ArtifactMeta},
     data::{self, DataError},
-    features::{FeaturePipeline, Table},
+    features::{Columns, FeaturePipeline, Table},
     metrics, split,
 };
 
@@ -93,13 +94,12 @@ pub struct Trained {
     pub seconds: f64,
 }
 
-fn columns_of(spec: &ModelSpec) -> Vec<String> {
-    spec.model_columns()
-}
+/// Held-out records stored in the artifact for the integration test.
+pub const GOLDEN_RECORDS: usize = 20;
 
-fn load_table(spec: &ModelSpec, path: &Path) -> Result<Table, ModelError> {
-    let df = data::read_columns(path, &columns_of(spec))?;
-    Ok(Table::from_frame(&df, spec)?)
+fn load_table(columns: &Columns, path: &Path) -> Result<Table, ModelError> {
+    let df = data::read_columns(path, &columns.all())?;
+    Ok(Table::from_frame(&df, columns)?)
 }
 
 fn score(artifact: &Artifact, table: &Table, rows: &[usize]) -> Vec<f64> {
@@ -120,7 +120,7 @@ pub fn train(
     code_commit: &str,
 ) -> Result<Trained, ModelError> {
     let started = Instant::now();
-    let table = load_table(spec, path)?;
+    let table = load_table(&Columns::of_spec(spec), path)?;
     let (train_rows, test_rows) =
         split::split(table.rows(), spec.split.seed, spec.split.test_fraction);
     if train_rows.len() < 10 || test_rows.is_empty() {
@@ -145,12 +145,23 @@ pub fn train(
             split_seed: spec.split.seed,
             test_fraction: spec.split.test_fraction,
             train_rows: train_rows.len() as u64,
+            target: spec.target.clone(),
+            golden: Vec::new(),
         },
     };
     let scores = score(&artifact, &table, &test_rows);
     let labels: Vec<u8> = test_rows.iter().map(|&i| table.target[i]).collect();
     let metrics = metrics::classification(&scores, &labels, 0.5);
     artifact.meta.metrics = metrics.clone();
+    artifact.meta.golden = test_rows
+        .iter()
+        .zip(&scores)
+        .take(GOLDEN_RECORDS)
+        .map(|(&i, &probability)| Golden {
+            record: table.record(i),
+            probability,
+        })
+        .collect();
     Ok(Trained {
         artifact,
         metrics,
@@ -173,45 +184,100 @@ pub struct Evaluation {
     pub test_rows: usize,
 }
 
-/// Scores `artifact` on the test split of the dataset at `path` and times at least
-/// `latency_calls` single-record predictions (raw record in, probability out).
+/// Scores `artifact` on the test rows of the dataset at `path` under `split` (the same
+/// rows for a challenger and its champion) and times at least `latency_calls`
+/// single-record predictions (raw record in, probability out). The columns read are the
+/// ones the artifact's own pipeline was fitted on.
 pub fn evaluate(
-    spec: &ModelSpec,
     artifact: &Artifact,
     path: &Path,
+    split: &tollgate_spec::Split,
     latency_calls: usize,
 ) -> Result<Evaluation, ModelError> {
-    let table = load_table(spec, path)?;
-    let (_, test_rows) = split::split(
-        table.rows(),
-        artifact.meta.split_seed,
-        artifact.meta.test_fraction,
-    );
+    let table = load_table(&artifact.pipeline.columns(&artifact.meta.target), path)?;
+    let (_, test_rows) = split::split(table.rows(), split.seed, split.test_fraction);
     if test_rows.is_empty() {
         return Err(ModelError::Train("the test split is empty".into()));
     }
     let scores = score(artifact, &table, &test_rows);
     let labels: Vec<u8> = test_rows.iter().map(|&i| table.target[i]).collect();
     let metrics = metrics::classification(&scores, &labels, 0.5);
-    let mut times = Vec::with_capacity(latency_calls);
+    let records: Vec<_> = test_rows
+        .iter()
+        .take(latency_calls)
+        .map(|&i| table.record(i))
+        .collect();
+    let (latency_p50_ms, latency_p99_ms) = latency(artifact, &records, latency_calls);
+    Ok(Evaluation {
+        metrics,
+        latency_p50_ms,
+        latency_p99_ms,
+        test_rows: test_rows.len(),
+    })
+}
+
+/// Median and 99th-percentile milliseconds of `calls` single-record predictions over
+/// `records` (cycled), after a warm-up pass.
+pub fn latency(
+    artifact: &Artifact,
+    records: &[crate::features::Record],
+    calls: usize,
+) -> (f64, f64) {
+    if records.is_empty() || calls == 0 {
+        return (f64::NAN, f64::NAN);
+    }
     let mut sink = 0.0;
-    for k in 0..latency_calls {
-        let record = table.record(test_rows[k % test_rows.len()]);
+    for r in records.iter().take(10) {
+        sink += artifact.score(r);
+    }
+    let mut times = Vec::with_capacity(calls);
+    for k in 0..calls {
         let t = Instant::now();
-        let mut buf = vec![0.0; artifact.pipeline.width()];
-        artifact.pipeline.encode(&record, &mut buf);
-        sink += artifact.model.predict(&buf);
+        sink += artifact.score(&records[k % records.len()]);
         times.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     std::hint::black_box(sink);
     times.sort_by(|a, b| a.total_cmp(b));
     let pct = |p: f64| times[((times.len() as f64 - 1.0) * p).round() as usize];
-    Ok(Evaluation {
-        metrics,
-        latency_p50_ms: pct(0.5),
-        latency_p99_ms: pct(0.99),
-        test_rows: test_rows.len(),
-    })
+    (pct(0.5), pct(0.99))
+}
+
+/// What the integration test of a deployed artifact found.
+#[derive(Debug, Clone)]
+pub struct Integration {
+    /// Golden records checked.
+    pub golden: usize,
+    /// Largest difference from the probability the trainer recorded.
+    pub max_difference: f64,
+    /// Probabilities outside [0, 1] or not finite.
+    pub out_of_range: usize,
+    /// 99th-percentile single-record latency in milliseconds.
+    pub latency_p99_ms: f64,
+}
+
+/// Replays the artifact's golden records: predictions, ranges and latency.
+pub fn integration(artifact: &Artifact, calls: usize) -> Integration {
+    let mut max_difference: f64 = 0.0;
+    let mut out_of_range = 0;
+    for g in &artifact.meta.golden {
+        let p = artifact.score(&g.record);
+        if !(p.is_finite() && (0.0..=1.0).contains(&p)) {
+            out_of_range += 1;
+        }
+        max_difference = max_difference.max((p - g.probability).abs());
+    }
+    let records: Vec<_> = artifact
+        .meta
+        .golden
+        .iter()
+        .map(|g| g.record.clone())
+        .collect();
+    Integration {
+        golden: records.len(),
+        max_difference,
+        out_of_range,
+        latency_p99_ms: latency(artifact, &records, calls).1,
+    }
 }
 
 /// sha256 of a file's bytes.
@@ -248,9 +314,13 @@ mod tests {
         let bytes = trained.artifact.encode().unwrap();
         let back = Artifact::decode_verified(&bytes, &crate::artifact::digest(&bytes)).unwrap();
         assert_eq!(back, trained.artifact);
-        let eval = evaluate(&spec, &back, &path, 100).unwrap();
+        let eval = evaluate(&back, &path, &spec.split, 100).unwrap();
         assert!((eval.metrics["auc_roc"] - trained.metrics["auc_roc"]).abs() < 1e-12);
         assert!(eval.latency_p99_ms >= eval.latency_p50_ms);
+        let check = integration(&back, 100);
+        assert_eq!(check.golden, GOLDEN_RECORDS);
+        assert_eq!(check.max_difference, 0.0);
+        assert_eq!(check.out_of_range, 0);
     }
 
     #[test]

@@ -10,8 +10,18 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// Names of the stages a plan can list, in the order they usually run.
-pub const STAGES: &[&str] = &["validate", "train", "gate", "promote"];
+/// Names of the stages a plan can list, in the order they usually run: `promote` moves a
+/// blessed version to Staging, `integration` tests the Staging version, `approval` asks
+/// the spec's approvers for Production, `production` moves an approved version there.
+pub const STAGES: &[&str] = &[
+    "validate",
+    "train",
+    "gate",
+    "promote",
+    "integration",
+    "approval",
+    "production",
+];
 
 /// Gate names that are not held-out metrics but measured by the gate itself.
 pub const MEASURED_GATES: &[&str] = &["latency_p50_ms", "latency_p99_ms", "model_size_mb"];
@@ -63,9 +73,30 @@ pub struct ModelSpec {
     /// Quality gates: metric or measurement name to bound.
     #[serde(default)]
     pub gates: BTreeMap<String, Bound>,
-    /// Trigger kind (`code`, `data`, `manual`, ...) to the stages it runs.
+    /// Trigger kind (`code`, `data`, `manual`, ...) to the stages it runs. The `model`
+    /// plan runs when a version enters Staging.
     #[serde(default)]
     pub triggers: BTreeMap<String, Vec<String>>,
+    /// Identities allowed to approve or reject Production and to override the gate.
+    #[serde(default)]
+    pub approvers: Vec<String>,
+    /// Champion/challenger checks: how much worse than the Production version a candidate
+    /// may score, both evaluated by the gate on the same test data.
+    #[serde(default)]
+    pub champion: Vec<ChampionCheck>,
+}
+
+/// One champion/challenger check (TFX-style change threshold).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ChampionCheck {
+    /// The metric compared, e.g. `auc_roc`.
+    pub metric: String,
+    /// Largest allowed drop of the challenger below the champion.
+    pub max_drop: f64,
+    /// Whether `max_drop` is a share of the champion's value rather than absolute.
+    #[serde(default)]
+    pub relative: bool,
 }
 
 /// Feature columns by kind.
@@ -177,14 +208,6 @@ impl ModelSpec {
         self.triggers.get(trigger).map(Vec::as_slice)
     }
 
-    /// Every column the model reads (features and target), without id columns.
-    pub fn model_columns(&self) -> Vec<String> {
-        let mut cols = self.features.numeric.clone();
-        cols.extend(self.features.categorical.iter().cloned());
-        cols.push(self.target.clone());
-        cols
-    }
-
     fn validate(&self) -> Result<(), SpecError> {
         let bad = |m: String| Err(SpecError::Invalid(m));
         if !valid_model_name(&self.model) {
@@ -199,7 +222,9 @@ impl ModelSpec {
         if self.target.is_empty() {
             return bad("target: name the label column".into());
         }
-        if self.model_columns()[..self.model_columns().len() - 1].contains(&self.target) {
+        if self.features.numeric.contains(&self.target)
+            || self.features.categorical.contains(&self.target)
+        {
             return bad(format!(
                 "target {:?} is also listed as a feature",
                 self.target
@@ -234,6 +259,24 @@ impl ModelSpec {
             if bound.min.is_none() && bound.max.is_none() {
                 return bad(format!("gates.{name}: give a min or a max"));
             }
+        }
+        for c in &self.champion {
+            if !METRICS.contains(&c.metric.as_str()) {
+                return bad(format!(
+                    "champion: unknown metric {:?}; use one of {}",
+                    c.metric,
+                    METRICS.join(", ")
+                ));
+            }
+            if !(c.max_drop.is_finite() && c.max_drop >= 0.0) {
+                return bad(format!(
+                    "champion: max_drop of {} must be a number >= 0",
+                    c.metric
+                ));
+            }
+        }
+        if let Some(a) = self.approvers.iter().find(|a| a.trim().is_empty()) {
+            return bad(format!("approvers: {a:?} is not an identity"));
         }
         for (trigger, stages) in &self.triggers {
             if !["code", "data", "model", "schedule", "manual", "drift"].contains(&trigger.as_str())
@@ -302,6 +345,16 @@ mod tests {
         let text = EXAMPLE.replace("f1:", "f2:");
         let err = ModelSpec::parse(&text).unwrap_err().to_string();
         assert!(err.contains("unknown gate \"f2\""), "{err}");
+    }
+
+    #[test]
+    fn champion_checks_name_known_metrics() {
+        let spec = ModelSpec::parse(EXAMPLE).unwrap();
+        assert_eq!(spec.champion[0].metric, "auc_roc");
+        assert!(!spec.approvers.is_empty());
+        let text = EXAMPLE.replace("- {metric: auc_roc,", "- {metric: auc,");
+        let err = ModelSpec::parse(&text).unwrap_err().to_string();
+        assert!(err.contains("champion: unknown metric \"auc\""), "{err}");
     }
 
     #[test]

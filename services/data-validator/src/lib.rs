@@ -50,7 +50,8 @@ where
     worker::serve_stage(
         &config.nats_url,
         &config.health_addr,
-        "validate",
+        "data-validator",
+        &["validate"],
         handler,
         token,
     )

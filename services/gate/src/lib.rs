@@ -3,9 +3,12 @@
 //! Consumes `tollgate.stage.gate`. Fetches the candidate's artifact through the registry
 //! (gRPC, digest checked), evaluates it itself on the held-out split of the run's data
 //! (metrics at threshold 0.5), times single-record inference with feature encoding, and
-//! checks the artifact size. Every check is listed with observed value, threshold and
-//! verdict. Blessed: the run goes to its next stage; blocked: the run ends `blocked`
-//! naming the checks that failed.
+//! checks the artifact size. When a Production version exists, it is graded on the same
+//! test rows and the spec's `champion:` checks bound how much worse the candidate may be.
+//! Every check is listed with observed value, threshold and verdict (SKIPPED with the
+//! reason when there is nothing to compare with), and the decision is recorded on the
+//! version in the registry. Blessed: the run goes to its next stage; blocked: the run
+//! ends `blocked` naming the checks that failed.
 
 use std::{collections::BTreeMap, path::PathBuf};
 
@@ -13,10 +16,12 @@ use serde::{Deserialize, Serialize};
 use tollgate_bus::{
     StageContext, StageDone, StageError, StageHandler, StageOutcome, defaults, service, worker,
 };
+use tollgate_ml::{artifact::Artifact, model::evaluate};
 use tollgate_proto::{
-    CheckVerdict, GateCheck, GateDecision, GetVersionRequest, LatestByStageRequest, ModelStage, Run,
+    CheckVerdict, GateCheck, GateDecision, GetVersionRequest, LatestByStageRequest, ModelStage,
+    RecordGateRequest, Run,
 };
-use tollgate_spec::Bound;
+use tollgate_spec::{Bound, ChampionCheck};
 
 /// Errors that stop the gate.
 pub type Error = service::ServiceError;
@@ -68,6 +73,7 @@ where
         &config.nats_url,
         &config.health_addr,
         "gate",
+        &["gate"],
         handler,
         token,
     )
@@ -102,6 +108,68 @@ pub fn checks_for(name: &str, observed: Option<f64>, bound: &Bound) -> Vec<GateC
                 observed: observed.unwrap_or(f64::NAN),
                 threshold,
                 comparison: comparison.into(),
+                verdict: verdict as i32,
+                note,
+            }
+        })
+        .collect()
+}
+
+/// Champion/challenger checks: the challenger may score at most `max_drop` below the
+/// champion (absolute, or a share of the champion's value). Without a champion each
+/// check is SKIPPED with the reason, and passes.
+pub fn champion_checks(
+    spec: &[ChampionCheck],
+    challenger: &BTreeMap<String, f64>,
+    champion: Option<(u32, &BTreeMap<String, f64>)>,
+) -> Vec<GateCheck> {
+    spec.iter()
+        .map(|c| {
+            let name = format!("{}_drop_vs_production", c.metric);
+            let Some((version, champ)) = champion else {
+                return GateCheck {
+                    name,
+                    threshold: c.max_drop,
+                    comparison: "<=".into(),
+                    verdict: CheckVerdict::Skipped as i32,
+                    note: "no Production version to compare with; passes".into(),
+                    ..Default::default()
+                };
+            };
+            let (new, old) = (
+                challenger.get(&c.metric).copied(),
+                champ.get(&c.metric).copied(),
+            );
+            let (observed, verdict, note) = match (new, old) {
+                (Some(new), Some(old)) => {
+                    let drop = if c.relative && old != 0.0 {
+                        (old - new) / old
+                    } else {
+                        old - new
+                    };
+                    let verdict = if drop <= c.max_drop {
+                        CheckVerdict::Pass
+                    } else {
+                        CheckVerdict::Fail
+                    };
+                    let unit = if c.relative { " (relative)" } else { "" };
+                    (
+                        drop,
+                        verdict,
+                        format!("challenger {new:.4} vs champion v{version} {old:.4}{unit}"),
+                    )
+                }
+                _ => (
+                    f64::NAN,
+                    CheckVerdict::Fail,
+                    format!("{} not measured on both models", c.metric),
+                ),
+            };
+            GateCheck {
+                name,
+                observed,
+                threshold: c.max_drop,
+                comparison: "<=".into(),
                 verdict: verdict as i32,
                 note,
             }
@@ -146,89 +214,100 @@ impl StageHandler for Gate {
                 "no candidate version: the plan must train before it gates".into(),
             ));
         }
+        let (candidate, size) = self.fetch(&run.model, run.model_version).await?;
+        let path = worker::run_dataset(ctx.bus(), &run, &self.cache_dir).await?;
         let mut registry = self.registry.clone();
-        let fetched = registry
-            .get_artifact(GetVersionRequest {
+        let production = match registry
+            .latest_by_stage(LatestByStageRequest {
                 model: run.model.clone(),
-                version: run.model_version,
+                stage: ModelStage::Production as i32,
             })
             .await
-            .map_err(worker::grpc_error)?
-            .into_inner();
-        let version = fetched.version.unwrap_or_default();
-        let artifact = tollgate_ml::artifact::Artifact::decode_verified(
-            &fetched.data,
-            &version.artifact_digest,
-        )
-        .map_err(|e| {
-            StageError::Input(format!(
-                "candidate {} v{}: {e}",
-                run.model, run.model_version
-            ))
-        })?;
-        let path = worker::run_dataset(ctx.bus(), &run, &self.cache_dir).await?;
+        {
+            Ok(p) => Some(p.into_inner().version).filter(|&v| v != run.model_version),
+            Err(s) if s.code() == tonic::Code::NotFound => None,
+            Err(s) => return Err(worker::grpc_error(s)),
+        };
         ctx.progress(format!(
             "evaluating {} v{} on the held-out split",
             run.model, run.model_version
         ))
         .await;
-        let (calls, eval_spec) = (self.latency_calls, spec.clone());
-        let eval = tokio::task::spawn_blocking(move || {
-            tollgate_ml::model::evaluate(&eval_spec, &artifact, &path, calls)
-        })
-        .await
-        .map_err(|e| StageError::Transient(format!("evaluation task failed: {e}")))?
-        .map_err(|e| StageError::Input(e.to_string()))?;
+        let eval = self.evaluate(candidate, &path, &spec.split).await?;
+        let champion = match production {
+            Some(version) => {
+                ctx.progress(format!("evaluating champion v{version} on the same rows"))
+                    .await;
+                let (artifact, _) = self.fetch(&run.model, version).await?;
+                Some((version, self.evaluate(artifact, &path, &spec.split).await?))
+            }
+            None => None,
+        };
         let mut observed: BTreeMap<String, f64> = eval.metrics.clone();
         observed.insert("latency_p50_ms".into(), eval.latency_p50_ms);
         observed.insert("latency_p99_ms".into(), eval.latency_p99_ms);
-        observed.insert(
-            "model_size_mb".into(),
-            fetched.data.len() as f64 / (1024.0 * 1024.0),
-        );
+        observed.insert("model_size_mb".into(), size as f64 / (1024.0 * 1024.0));
         let mut checks: Vec<GateCheck> = spec
             .gates
             .iter()
             .flat_map(|(name, bound)| checks_for(name, observed.get(name).copied(), bound))
             .collect();
-        let production = registry
-            .latest_by_stage(LatestByStageRequest {
-                model: run.model.clone(),
-                stage: ModelStage::Production as i32,
-            })
-            .await;
-        checks.push(match production {
-            Err(s) if s.code() == tonic::Code::NotFound => GateCheck {
-                name: "no_regression_vs_production".into(),
-                verdict: CheckVerdict::Skipped as i32,
-                note: "no Production version to compare with".into(),
-                ..Default::default()
-            },
-            Err(s) => return Err(worker::grpc_error(s)),
-            Ok(p) => GateCheck {
-                name: "no_regression_vs_production".into(),
-                verdict: CheckVerdict::Skipped as i32,
-                note: format!(
-                    "champion/challenger comparison with v{} is not implemented yet",
-                    p.into_inner().version
-                ),
-                ..Default::default()
-            },
-        });
+        checks.extend(champion_checks(
+            &spec.champion,
+            &eval.metrics,
+            champion.as_ref().map(|(v, e)| (*v, &e.metrics)),
+        ));
         let decision = decide(checks, run.model_version);
+        registry
+            .record_gate(RecordGateRequest {
+                model: run.model.clone(),
+                version: run.model_version,
+                decision: Some(decision.clone()),
+                run_id: run.run_id.clone(),
+            })
+            .await
+            .map_err(worker::grpc_error)?;
+        let message = format!("{} v{} {}", run.model, run.model_version, decision.summary);
         let outcome = if decision.blessed {
-            StageOutcome::Passed(format!(
-                "{} v{} {}",
-                run.model, run.model_version, decision.summary
-            ))
+            StageOutcome::Passed(message)
         } else {
-            StageOutcome::Blocked(format!(
-                "{} v{} {}",
-                run.model, run.model_version, decision.summary
-            ))
+            StageOutcome::Blocked(message)
         };
         run.gate = Some(decision);
         Ok(StageDone { run, outcome })
+    }
+}
+
+impl Gate {
+    /// A version's artifact through the registry, digest checked, and its size in bytes.
+    async fn fetch(&self, model: &str, version: u32) -> Result<(Artifact, usize), StageError> {
+        let fetched = self
+            .registry
+            .clone()
+            .get_artifact(GetVersionRequest {
+                model: model.into(),
+                version,
+            })
+            .await
+            .map_err(worker::grpc_error)?
+            .into_inner();
+        let digest = fetched.version.unwrap_or_default().artifact_digest;
+        let artifact = Artifact::decode_verified(&fetched.data, &digest)
+            .map_err(|e| StageError::Input(format!("{model} v{version}: {e}")))?;
+        Ok((artifact, fetched.data.len()))
+    }
+
+    async fn evaluate(
+        &self,
+        artifact: Artifact,
+        path: &std::path::Path,
+        split: &tollgate_spec::Split,
+    ) -> Result<tollgate_ml::model::Evaluation, StageError> {
+        let (calls, path, split) = (self.latency_calls, path.to_path_buf(), split.clone());
+        tokio::task::spawn_blocking(move || evaluate(&artifact, &path, &split, calls))
+            .await
+            .map_err(|e| StageError::Transient(format!("evaluation task failed: {e}")))?
+            .map_err(|e| StageError::Input(e.to_string()))
     }
 }
 
@@ -263,6 +342,42 @@ mod tests {
             "{}",
             d.summary
         );
+    }
+
+    #[test]
+    fn champion_drop_is_absolute_or_relative_and_skipped_without_a_champion() {
+        let spec = vec![
+            ChampionCheck {
+                metric: "auc_roc".into(),
+                max_drop: 0.01,
+                relative: false,
+            },
+            ChampionCheck {
+                metric: "f1".into(),
+                max_drop: 0.05,
+                relative: true,
+            },
+        ];
+        let new: BTreeMap<String, f64> = [("auc_roc".into(), 0.85), ("f1".into(), 0.76)].into();
+        let old: BTreeMap<String, f64> = [("auc_roc".into(), 0.87), ("f1".into(), 0.78)].into();
+        let checks = champion_checks(&spec, &new, Some((2, &old)));
+        assert_eq!(
+            checks[0].verdict(),
+            CheckVerdict::Fail,
+            "0.02 absolute drop > 0.01"
+        );
+        assert!((checks[0].observed - 0.02).abs() < 1e-12);
+        assert_eq!(
+            checks[1].verdict(),
+            CheckVerdict::Pass,
+            "2.6% relative drop <= 5%"
+        );
+        let none = champion_checks(&spec, &new, None);
+        assert!(
+            none.iter()
+                .all(|c| c.verdict() == CheckVerdict::Skipped && c.note.contains("no Production"))
+        );
+        assert!(decide(none, 1).blessed);
     }
 
     #[test]

@@ -1,15 +1,27 @@
-//! The promoter moves blessed versions between registry stages.
+//! The promoter moves versions between registry stages and tests them on the way.
 //!
-//! Consumes `tollgate.stage.promote`. Moves the run's version to Staging through the
-//! registry (compare-and-set on the stage pointer; the previous Staging version is
-//! archived) and publishes the run to its next stage, or ends it `passed`. Production
-//! transitions need approvals and are refused by the registry until they exist.
+//! Consumes four stages:
+//! - `tollgate.stage.promote`: moves the run's blessed version to Staging (compare-and-set
+//!   on the stage pointer; the previous Staging version is archived).
+//! - `tollgate.stage.integration`: loads the Staging version through the registry (digest
+//!   checked) and replays the golden records the trainer stored: predictions equal to the
+//!   trainer's, probabilities in [0, 1], the spec's schema, latency within the gate.
+//! - `tollgate.stage.approval`: asks the spec's approvers for Production, on
+//!   `tollgate.alert.approval` and in the run's verdict.
+//! - `tollgate.stage.production`: after a recorded approval, moves the version to
+//!   Production and archives the previous one.
+//!
+//! Publishes each run to its next stage, or ends it.
+
+use std::cmp::Ordering;
 
 use serde::{Deserialize, Serialize};
 use tollgate_bus::{
-    StageContext, StageDone, StageError, StageHandler, StageOutcome, defaults, service, worker,
+    StageContext, StageDone, StageError, StageHandler, StageOutcome, defaults, service, subjects,
+    worker,
 };
-use tollgate_proto::{ModelStage, Run, TransitionStageRequest};
+use tollgate_ml::{artifact::Artifact, features::Columns, model::integration};
+use tollgate_proto::{GetVersionRequest, ModelStage, Run, TransitionStageRequest};
 
 /// Errors that stop the promoter.
 pub type Error = service::ServiceError;
@@ -24,6 +36,8 @@ pub struct Config {
     pub health_addr: String,
     /// URL of the registry's gRPC API.
     pub registry_url: String,
+    /// Single-record predictions timed by the integration test.
+    pub latency_calls: usize,
 }
 
 impl Default for Config {
@@ -32,9 +46,13 @@ impl Default for Config {
             nats_url: defaults::NATS_URL.into(),
             health_addr: defaults::HEALTH_ADDR.into(),
             registry_url: defaults::REGISTRY_URL.into(),
+            latency_calls: 200,
         }
     }
 }
+
+/// The stages the promoter serves.
+pub const STAGES: &[&str] = &["promote", "integration", "approval", "production"];
 
 /// Runs the promoter until `shutdown`.
 pub async fn run<F>(config: Config, shutdown: F) -> Result<(), Error>
@@ -43,11 +61,16 @@ where
 {
     let token = service::token_from(shutdown);
     let registry = defaults::registry_client(&config.registry_url)?;
+    let handler = Promoter {
+        registry,
+        latency_calls: config.latency_calls.max(100),
+    };
     worker::serve_stage(
         &config.nats_url,
         &config.health_addr,
-        "promote",
-        Promoter { registry },
+        "promoter",
+        STAGES,
+        handler,
         token,
     )
     .await
@@ -55,16 +78,32 @@ where
 
 struct Promoter {
     registry: tollgate_proto::RegistryClient<tonic::transport::Channel>,
+    latency_calls: usize,
 }
 
 impl StageHandler for Promoter {
-    async fn handle(&self, run: Run, _ctx: StageContext) -> Result<StageDone, StageError> {
+    async fn handle(&self, run: Run, ctx: StageContext) -> Result<StageDone, StageError> {
         if run.model_version == 0 {
-            return Err(StageError::Input(
-                "no version to promote: the plan must train before it promotes".into(),
-            ));
+            return Err(StageError::Input("the run names no model version".into()));
         }
-        if run.gate.as_ref().is_some_and(|g| !g.blessed) {
+        let outcome = match run.current_stage() {
+            Some("promote") => self.move_to(&run, ModelStage::Staging).await?,
+            Some("production") => self.move_to(&run, ModelStage::Production).await?,
+            Some("integration") => self.integration(&run).await?,
+            Some("approval") => self.request_approval(&run, &ctx).await?,
+            other => {
+                return Err(StageError::Input(format!(
+                    "the promoter does not serve stage {other:?}"
+                )));
+            }
+        };
+        Ok(StageDone { run, outcome })
+    }
+}
+
+impl Promoter {
+    async fn move_to(&self, run: &Run, to: ModelStage) -> Result<StageOutcome, StageError> {
+        if to == ModelStage::Staging && run.gate.as_ref().is_some_and(|g| !g.blessed) {
             return Err(StageError::Input(format!(
                 "{} v{} was not blessed by the gate",
                 run.model, run.model_version
@@ -76,19 +115,127 @@ impl StageHandler for Promoter {
             .transition_stage(TransitionStageRequest {
                 model: run.model.clone(),
                 version: run.model_version,
-                to: ModelStage::Staging as i32,
+                to: to as i32,
                 archive_existing: true,
                 actor: "promoter".into(),
-                reason: format!("run {} passed its gate", run.run_id),
+                reason: if run.reason.is_empty() {
+                    format!("run {}", run.run_id)
+                } else {
+                    run.reason.clone()
+                },
                 run_id: run.run_id.clone(),
+                ..Default::default()
             })
             .await
             .map_err(worker::grpc_error)?
             .into_inner();
-        let message = format!("{} v{} is now in {}", v.model, v.version, v.stage().name());
-        Ok(StageDone {
-            run,
-            outcome: StageOutcome::Passed(message),
+        Ok(StageOutcome::Passed(format!(
+            "{} v{} is now in {}",
+            v.model,
+            v.version,
+            v.stage().name()
+        )))
+    }
+
+    async fn integration(&self, run: &Run) -> Result<StageOutcome, StageError> {
+        let spec = worker::run_spec(run)?;
+        let mut registry = self.registry.clone();
+        let request = GetVersionRequest {
+            model: run.model.clone(),
+            version: run.model_version,
+        };
+        let fetched = registry
+            .get_artifact(request)
+            .await
+            .map_err(worker::grpc_error)?
+            .into_inner();
+        let version = fetched.version.unwrap_or_default();
+        if version.stage() != ModelStage::Staging {
+            return Ok(StageOutcome::Failed(format!(
+                "{} v{} is no longer in Staging (now {})",
+                run.model,
+                run.model_version,
+                version.stage().name()
+            )));
+        }
+        let artifact = Artifact::decode_verified(&fetched.data, &version.artifact_digest)
+            .map_err(|e| StageError::Input(format!("{} v{}: {e}", run.model, run.model_version)))?;
+        let (have, want) = (
+            artifact.pipeline.columns(&artifact.meta.target),
+            Columns::of_spec(&spec),
+        );
+        if have != want {
+            return Ok(StageOutcome::Failed(format!(
+                "schema: the model reads {:?} but the spec lists {:?}",
+                have.all(),
+                want.all()
+            )));
+        }
+        let calls = self.latency_calls;
+        let check = tokio::task::spawn_blocking(move || integration(&artifact, calls))
+            .await
+            .map_err(|e| StageError::Transient(format!("integration task failed: {e}")))?;
+        let limit = spec.gates.get("latency_p99_ms").and_then(|b| b.max);
+        let mut failures = Vec::new();
+        if check.golden == 0 {
+            failures.push("the artifact holds no golden records".to_string());
+        }
+        if check.max_difference > 1e-9 {
+            failures.push(format!(
+                "predictions differ from the trainer's by up to {:.3e}",
+                check.max_difference
+            ));
+        }
+        if check.out_of_range > 0 {
+            failures.push(format!(
+                "{} probabilities outside [0, 1]",
+                check.out_of_range
+            ));
+        }
+        // Over the limit, or not measured at all (NaN), fails.
+        let over = |l: &f64| {
+            matches!(
+                check.latency_p99_ms.partial_cmp(l),
+                Some(Ordering::Greater) | None
+            )
+        };
+        if let Some(limit) = limit.filter(over) {
+            failures.push(format!(
+                "latency p99 {:.3} ms over the gate's {limit} ms",
+                check.latency_p99_ms
+            ));
+        }
+        Ok(if failures.is_empty() {
+            StageOutcome::Passed(format!(
+                "{} v{} in Staging: {} golden records reproduced, probabilities in [0, 1], schema matches, p99 {:.4} ms",
+                run.model, run.model_version, check.golden, check.latency_p99_ms
+            ))
+        } else {
+            StageOutcome::Failed(failures.join("; "))
         })
+    }
+
+    async fn request_approval(
+        &self,
+        run: &Run,
+        ctx: &StageContext,
+    ) -> Result<StageOutcome, StageError> {
+        let spec = worker::run_spec(run)?;
+        if spec.approvers.is_empty() {
+            return Ok(StageOutcome::Failed(
+                "the spec lists no approvers: add approvers: to tollgate.yaml".into(),
+            ));
+        }
+        let ask = format!(
+            "approval for Production requested from {}: tollgate approve {} {} --reason ...",
+            spec.approvers.join(", "),
+            run.model,
+            run.model_version
+        );
+        let subject = format!("{}.approval", subjects::ALERT_PREFIX);
+        if let Err(e) = ctx.bus().client.publish(subject, ask.clone().into()).await {
+            tracing::warn!(error = %e, "approval alert not published");
+        }
+        Ok(StageOutcome::Passed(ask))
     }
 }

@@ -6,7 +6,13 @@
 //! artifacts in the `tollgate_artifacts` object store, digest-checked on every read; run
 //! records in `tollgate_runs`, kept from the run events it consumes on `tollgate.run.>`.
 //!
-//! Consumes: `tollgate.run.>` (durable `registry-runs`). Publishes: nothing yet.
+//! Production needs a recorded approval by an identity on the spec's `approvers:` list;
+//! an approval starts a `production` run for the promoter, a gate override by an approver
+//! a `promote` run. Every change to a version lands in its audit trail.
+//!
+//! Consumes: `tollgate.run.>` (durable `registry-runs`). Publishes: `tollgate.trigger.model`
+//! on every change to a version; `tollgate.stage.production` / `.promote` (with
+//! `tollgate.run.<id>.created`) after an approval or an override.
 
 mod runs;
 mod store;
@@ -17,9 +23,11 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tollgate_bus::{Bus, BusError, defaults, service};
 use tollgate_proto::{
-    Artifact, GetRunRequest, GetVersionRequest, LatestByStageRequest, ListRunsRequest,
-    ListRunsResponse, ListVersionsRequest, ListVersionsResponse, ModelVersion,
-    RegisterVersionRequest, Registry, RegistryServer, RunSummary, TransitionStageRequest,
+    Approval, ApprovalRequest, Artifact, GetRunRequest, GetVersionRequest, LatestByStageRequest,
+    ListRunsRequest, ListRunsResponse, ListVersionsRequest, ListVersionsResponse, ModelVersion,
+    OverrideRequest, RecordGateRequest, RegisterVersionRequest, Registry, RegistryServer,
+    ResolveRequest, RollbackRequest, RunSummary, SetAliasRequest, TransitionStageRequest,
+    UpdateVersionRequest,
 };
 use tonic::{Request, Response, Status};
 use tracing::info;
@@ -138,7 +146,9 @@ impl Registry for RegistryService {
         &self,
         request: Request<ListVersionsRequest>,
     ) -> Result<Response<ListVersionsResponse>, Status> {
-        let versions = store::list_versions(&self.bus, &request.into_inner().model).await?;
+        let r = request.into_inner();
+        let stage = r.filter_stage.then(|| r.stage());
+        let versions = store::list_versions(&self.bus, &r.model, stage, &r.tag).await?;
         Ok(Response::new(ListVersionsResponse { versions }))
     }
 
@@ -168,6 +178,69 @@ impl Registry for RegistryService {
         let r = request.into_inner();
         Ok(Response::new(
             store::artifact(&self.bus, &r.model, r.version).await?,
+        ))
+    }
+
+    async fn approve(
+        &self,
+        request: Request<ApprovalRequest>,
+    ) -> Result<Response<Approval>, Status> {
+        Ok(Response::new(
+            store::approve(&self.bus, request.into_inner()).await?,
+        ))
+    }
+
+    async fn r#override(
+        &self,
+        request: Request<OverrideRequest>,
+    ) -> Result<Response<ModelVersion>, Status> {
+        Ok(Response::new(
+            store::override_gate(&self.bus, request.into_inner()).await?,
+        ))
+    }
+
+    async fn rollback(
+        &self,
+        request: Request<RollbackRequest>,
+    ) -> Result<Response<ModelVersion>, Status> {
+        Ok(Response::new(
+            store::rollback(&self.bus, request.into_inner()).await?,
+        ))
+    }
+
+    async fn update_version(
+        &self,
+        request: Request<UpdateVersionRequest>,
+    ) -> Result<Response<ModelVersion>, Status> {
+        Ok(Response::new(
+            store::update(&self.bus, request.into_inner()).await?,
+        ))
+    }
+
+    async fn set_alias(
+        &self,
+        request: Request<SetAliasRequest>,
+    ) -> Result<Response<ModelVersion>, Status> {
+        Ok(Response::new(
+            store::set_alias(&self.bus, request.into_inner()).await?,
+        ))
+    }
+
+    async fn resolve(
+        &self,
+        request: Request<ResolveRequest>,
+    ) -> Result<Response<ModelVersion>, Status> {
+        Ok(Response::new(
+            store::resolve(&self.bus, &request.into_inner().uri).await?,
+        ))
+    }
+
+    async fn record_gate(
+        &self,
+        request: Request<RecordGateRequest>,
+    ) -> Result<Response<ModelVersion>, Status> {
+        Ok(Response::new(
+            store::record_gate(&self.bus, request.into_inner()).await?,
         ))
     }
 

@@ -1,31 +1,42 @@
-//! Model versions and stage pointers in the `tollgate_models` KV bucket.
+//! Model versions, stage pointers, aliases and approvals in the `tollgate_models` KV bucket.
 //!
-//! Keys: `<model>.v.<version>` holds a version; `<model>.next` the next version number;
-//! `<model>.run.<run_id>` the version a run registered (idempotency); `<model>.stage.<stage>`
-//! the version in a stage. Every change is a compare-and-set on the entry's revision.
+//! Keys: `<model>.v.<version>` holds a version (with its audit trail); `<model>.next` the
+//! next version number; `<model>.run.<run_id>` the version a run registered (idempotency);
+//! `<model>.stage.<stage>` the version in a stage; `<model>.alias.<alias>` the version an
+//! alias names; `<model>.approval.<version>` the approval decision. Every change is a
+//! compare-and-set on the entry's revision, and every change to a version is published
+//! on `tollgate.trigger.model`.
 
 use async_nats::jetstream::kv::Store;
 use prost::Message;
 use tokio::io::AsyncReadExt;
-use tollgate_bus::now_ms;
+use tollgate_bus::{Bus, now_ms, subjects, worker};
 use tollgate_proto::{
-    Artifact, ModelStage, ModelVersion, RegisterVersionRequest, TransitionStageRequest,
+    Approval, ApprovalRequest, Artifact, AuditEntry, ModelStage, ModelVersion, OverrideRequest,
+    RecordGateRequest, RegisterVersionRequest, RollbackRequest, Run, SetAliasRequest,
+    TransitionStageRequest, Trigger, TriggerKind, UpdateVersionRequest,
 };
 use tonic::Status;
-use tracing::info;
+use tracing::{info, warn};
 
 /// Registry errors; each maps to the gRPC status code that says what it means.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    /// The model, version, stage holder or run does not exist.
+    /// The model, version, stage holder, alias or run does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// The thing to create exists already (a decided approval).
+    #[error("{0}")]
+    AlreadyExists(String),
     /// The request is malformed.
     #[error("{0}")]
     InvalidArgument(String),
-    /// The request conflicts with the current state (a racing change won, a refused stage).
+    /// The request conflicts with the current state (a racing change won, no approval).
     #[error("{0}")]
     FailedPrecondition(String),
+    /// The identity may not do this (not on the spec's approvers list).
+    #[error("{0}")]
+    PermissionDenied(String),
     /// NATS is not answering as it should.
     #[error("registry storage unavailable: {0}")]
     Unavailable(String),
@@ -38,8 +49,10 @@ impl From<RegistryError> for Status {
     fn from(e: RegistryError) -> Self {
         match &e {
             RegistryError::NotFound(m) => Status::not_found(m.clone()),
+            RegistryError::AlreadyExists(m) => Status::already_exists(m.clone()),
             RegistryError::InvalidArgument(m) => Status::invalid_argument(m.clone()),
             RegistryError::FailedPrecondition(m) => Status::failed_precondition(m.clone()),
+            RegistryError::PermissionDenied(m) => Status::permission_denied(m.clone()),
             RegistryError::Unavailable(_) => Status::unavailable(e.to_string()),
             RegistryError::Internal(m) => Status::internal(m.clone()),
         }
@@ -68,6 +81,16 @@ fn version_key(model: &str, version: u32) -> String {
     format!("{model}.v.{version}")
 }
 
+fn required(value: &str, what: &str) -> Result<(), RegistryError> {
+    if value.trim().is_empty() {
+        Err(RegistryError::InvalidArgument(format!(
+            "{what} is required"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
 async fn get_u32(kv: &Store, key: &str) -> Result<Option<(u32, u64)>, RegistryError> {
     match kv.entry(key).await.map_err(unavailable)? {
         Some(e) if !e.value.is_empty() => {
@@ -83,7 +106,7 @@ async fn get_u32(kv: &Store, key: &str) -> Result<Option<(u32, u64)>, RegistryEr
 
 /// Reads a version and its entry revision.
 pub async fn version(
-    bus: &tollgate_bus::Bus,
+    bus: &Bus,
     model: &str,
     version: u32,
 ) -> Result<(ModelVersion, u64), RegistryError> {
@@ -102,12 +125,72 @@ pub async fn version(
     }
 }
 
+/// Appends an audit entry to a version.
+fn audit(
+    v: &mut ModelVersion,
+    action: &str,
+    actor: &str,
+    to: ModelStage,
+    reason: &str,
+    run_id: &str,
+) {
+    let now = now_ms();
+    v.audit.push(AuditEntry {
+        action: action.into(),
+        actor: actor.into(),
+        at_unix_ms: now,
+        from: v.stage,
+        to: to as i32,
+        reason: reason.into(),
+        run_id: run_id.into(),
+    });
+    v.stage = to as i32;
+    v.updated_unix_ms = now;
+}
+
+/// Writes a version back by compare-and-set on `revision`.
+async fn save(bus: &Bus, v: &ModelVersion, revision: u64) -> Result<u64, RegistryError> {
+    bus.models
+        .update(
+            version_key(&v.model, v.version),
+            v.encode_to_vec().into(),
+            revision,
+        )
+        .await
+        .map_err(|_| {
+            RegistryError::FailedPrecondition(format!(
+                "{} v{} changed meanwhile; read it and try again",
+                v.model, v.version
+            ))
+        })
+}
+
+/// Publishes a change to a version on `tollgate.trigger.model`; failures are logged, the
+/// change itself is already stored.
+async fn announce_change(bus: &Bus, v: &ModelVersion, change: &str) {
+    let trigger = Trigger {
+        trigger_id: ulid::Ulid::new().to_string(),
+        kind: TriggerKind::Model as i32,
+        model: v.model.clone(),
+        model_version: v.version,
+        change: change.into(),
+        stage: v.stage,
+        requested_by: "registry".into(),
+        created_unix_ms: now_ms(),
+        ..Default::default()
+    };
+    let id = trigger.trigger_id.clone();
+    if let Err(e) = bus
+        .publish(subjects::trigger("model"), &trigger, Some(&id))
+        .await
+    {
+        warn!(error = %e, model = %v.model, version = v.version, change, "model change not published");
+    }
+}
+
 /// Registers the artifact of a run as a new version; registering the same run again
 /// returns the version it already made.
-pub async fn register(
-    bus: &tollgate_bus::Bus,
-    r: RegisterVersionRequest,
-) -> Result<ModelVersion, RegistryError> {
+pub async fn register(bus: &Bus, r: RegisterVersionRequest) -> Result<ModelVersion, RegistryError> {
     check_model(&r.model)?;
     if r.run_id.is_empty() || r.artifact_name.is_empty() || r.artifact_digest.is_empty() {
         return Err(RegistryError::InvalidArgument(
@@ -161,11 +244,11 @@ pub async fn register(
         )));
     }
     let now = now_ms();
-    let v = ModelVersion {
+    let mut v = ModelVersion {
         model: r.model.clone(),
         version: number,
         stage: ModelStage::None as i32,
-        run_id: r.run_id,
+        run_id: r.run_id.clone(),
         artifact_name: r.artifact_name,
         artifact_digest: r.artifact_digest,
         artifact_size: r.artifact_size,
@@ -175,30 +258,46 @@ pub async fn register(
         spec_digest: r.spec_digest,
         created_unix_ms: now,
         updated_unix_ms: now,
+        ..Default::default()
     };
+    audit(
+        &mut v,
+        "registered",
+        "trainer",
+        ModelStage::None,
+        "trained",
+        &r.run_id,
+    );
     bus.models
         .create(version_key(&r.model, number), v.encode_to_vec().into())
         .await
         .map_err(unavailable)?;
     info!(model = %v.model, version = number, "version registered");
+    announce_change(bus, &v, "registered").await;
     Ok(v)
 }
 
-/// Every version of `model` (of every model when empty), by model then version.
-pub async fn list_versions(
-    bus: &tollgate_bus::Bus,
-    model: &str,
-) -> Result<Vec<ModelVersion>, RegistryError> {
+async fn keys(bus: &Bus) -> Result<Vec<String>, RegistryError> {
     use futures::TryStreamExt;
+    match bus.models.keys().await {
+        Ok(k) => k.try_collect().await.map_err(unavailable),
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
+/// Versions of `model` (of every model when empty), by model then version, optionally
+/// only those in `stage` or carrying `tag`.
+pub async fn list_versions(
+    bus: &Bus,
+    model: &str,
+    stage: Option<ModelStage>,
+    tag: &str,
+) -> Result<Vec<ModelVersion>, RegistryError> {
     if !model.is_empty() {
         check_model(model)?;
     }
-    let keys: Vec<String> = match bus.models.keys().await {
-        Ok(k) => k.try_collect().await.map_err(unavailable)?,
-        Err(e) => return Err(unavailable(e)),
-    };
     let mut out = Vec::new();
-    for key in keys {
+    for key in keys(bus).await? {
         let mut parts = key.split('.');
         let (Some(m), Some("v"), Some(n), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -209,7 +308,12 @@ pub async fn list_versions(
             continue;
         }
         if let Ok(n) = n.parse() {
-            out.push(version(bus, m, n).await?.0);
+            let v = version(bus, m, n).await?.0;
+            if stage.is_none_or(|s| v.stage() == s)
+                && (tag.is_empty() || v.tags.iter().any(|t| t == tag))
+            {
+                out.push(v);
+            }
         }
     }
     out.sort_by(|a, b| (&a.model, a.version).cmp(&(&b.model, b.version)));
@@ -218,7 +322,7 @@ pub async fn list_versions(
 
 /// The version currently in `stage`.
 pub async fn latest_by_stage(
-    bus: &tollgate_bus::Bus,
+    bus: &Bus,
     model: &str,
     stage: ModelStage,
 ) -> Result<ModelVersion, RegistryError> {
@@ -232,10 +336,34 @@ pub async fn latest_by_stage(
     }
 }
 
+async fn approval(bus: &Bus, model: &str, n: u32) -> Result<Option<Approval>, RegistryError> {
+    match bus
+        .models
+        .get(format!("{model}.approval.{n}"))
+        .await
+        .map_err(unavailable)?
+    {
+        Some(v) if !v.is_empty() => Approval::decode(v.as_ref())
+            .map(Some)
+            .map_err(|e| RegistryError::Internal(format!("corrupt approval of {model} v{n}: {e}"))),
+        _ => Ok(None),
+    }
+}
+
+fn change_name(to: ModelStage) -> &'static str {
+    match to {
+        ModelStage::Staging => "staged",
+        ModelStage::Production => "promoted",
+        ModelStage::Archived => "archived",
+        ModelStage::None => "unstaged",
+    }
+}
+
 /// Moves a version to a stage by compare-and-set on the stage pointer; the previous
-/// holder is archived when asked. Production is refused until approvals exist.
+/// holder is archived when asked. Production needs a recorded approval of the version,
+/// which must be in Staging.
 pub async fn transition(
-    bus: &tollgate_bus::Bus,
+    bus: &Bus,
     r: TransitionStageRequest,
 ) -> Result<ModelVersion, RegistryError> {
     let to = r.to();
@@ -243,10 +371,23 @@ pub async fn transition(
     match to {
         ModelStage::Staging | ModelStage::Archived => {}
         ModelStage::Production => {
-            return Err(RegistryError::FailedPrecondition(format!(
-                "moving {} v{} to Production needs a recorded approval",
-                r.model, r.version
-            )));
+            if v.stage() != ModelStage::Staging && v.stage() != ModelStage::Production {
+                return Err(RegistryError::FailedPrecondition(format!(
+                    "{} v{} is in {}; only a Staging version can go to Production",
+                    r.model,
+                    r.version,
+                    v.stage().name()
+                )));
+            }
+            if !approval(bus, &r.model, r.version)
+                .await?
+                .is_some_and(|a| a.approved)
+            {
+                return Err(RegistryError::FailedPrecondition(format!(
+                    "moving {} v{} to Production needs a recorded approval (tollgate approve {} {} --reason ...)",
+                    r.model, r.version, r.model, r.version
+                )));
+            }
         }
         ModelStage::None => {
             return Err(RegistryError::InvalidArgument("give a target stage".into()));
@@ -255,65 +396,482 @@ pub async fn transition(
     if v.stage() == to {
         return Ok(v);
     }
-    let mut previous = None;
-    if to != ModelStage::Archived {
-        let key = stage_key(&r.model, to);
-        let current = get_u32(&bus.models, &key).await?;
-        let value = r.version.to_string().into_bytes().into();
-        let swapped = match current {
-            Some((_, prev_rev)) => bus.models.update(&key, value, prev_rev).await.is_ok(),
-            None => bus.models.create(&key, value).await.is_ok(),
-        };
-        if !swapped {
-            return Err(RegistryError::FailedPrecondition(format!(
-                "another change to {} {} won the race; read it and try again",
-                r.model,
-                to.name()
-            )));
-        }
-        previous = current.map(|(n, _)| n).filter(|&n| n != r.version);
-    }
-    v.stage = to as i32;
-    v.updated_unix_ms = now_ms();
-    bus.models
-        .update(
-            version_key(&r.model, r.version),
-            v.encode_to_vec().into(),
-            rev,
+    let previous = if to == ModelStage::Archived {
+        None
+    } else {
+        swap_pointer(
+            bus,
+            &r.model,
+            to,
+            r.version,
+            r.check_current.then_some(r.expected_current),
         )
-        .await
-        .map_err(|_| {
-            RegistryError::FailedPrecondition(format!(
-                "{} v{} changed meanwhile; try again",
-                r.model, r.version
-            ))
-        })?;
+        .await?
+    };
+    audit(&mut v, "transition", &r.actor, to, &r.reason, &r.run_id);
+    save(bus, &v, rev).await?;
     info!(model = %r.model, version = r.version, stage = to.name(), actor = %r.actor, "stage changed");
+    announce_change(bus, &v, change_name(to)).await;
     if let (Some(prev), true) = (previous, r.archive_existing) {
-        let (mut p, prev_rev) = version(bus, &r.model, prev).await?;
-        if p.stage() == to {
-            p.stage = ModelStage::Archived as i32;
-            p.updated_unix_ms = now_ms();
-            bus.models
-                .update(
-                    version_key(&r.model, prev),
-                    p.encode_to_vec().into(),
-                    prev_rev,
-                )
-                .await
-                .map_err(unavailable)?;
-            info!(model = %r.model, version = prev, "previous holder archived");
-        }
+        archive(
+            bus,
+            &r.model,
+            prev,
+            to,
+            &r.actor,
+            &format!("replaced by v{}", r.version),
+            &r.run_id,
+        )
+        .await?;
     }
     Ok(v)
 }
 
-/// A version's artifact, checked against its recorded digest.
-pub async fn artifact(
-    bus: &tollgate_bus::Bus,
+/// Points `stage` at `version` by compare-and-set; returns the version it pointed at
+/// before. With `expected`, refuses unless the pointer holds that version (0: none).
+async fn swap_pointer(
+    bus: &Bus,
+    model: &str,
+    stage: ModelStage,
+    version: u32,
+    expected: Option<u32>,
+) -> Result<Option<u32>, RegistryError> {
+    let key = stage_key(model, stage);
+    let current = get_u32(&bus.models, &key).await?;
+    if let Some(expected) = expected {
+        let holder = current.map(|(n, _)| n).unwrap_or(0);
+        if holder != expected {
+            return Err(RegistryError::FailedPrecondition(format!(
+                "{model} {} is held by v{holder}, not v{expected}: another change won",
+                stage.name()
+            )));
+        }
+    }
+    let value = version.to_string().into_bytes().into();
+    let swapped = match current {
+        Some((_, prev_rev)) => bus.models.update(&key, value, prev_rev).await.is_ok(),
+        None => bus.models.create(&key, value).await.is_ok(),
+    };
+    if !swapped {
+        return Err(RegistryError::FailedPrecondition(format!(
+            "another change to {model} {} won the race; read it and try again",
+            stage.name()
+        )));
+    }
+    Ok(current.map(|(n, _)| n).filter(|&n| n != version))
+}
+
+/// Archives version `n` if it is still in `from`.
+async fn archive(
+    bus: &Bus,
     model: &str,
     n: u32,
-) -> Result<Artifact, RegistryError> {
+    from: ModelStage,
+    actor: &str,
+    reason: &str,
+    run_id: &str,
+) -> Result<(), RegistryError> {
+    let (mut p, rev) = version(bus, model, n).await?;
+    if p.stage() == from {
+        audit(
+            &mut p,
+            "transition",
+            actor,
+            ModelStage::Archived,
+            reason,
+            run_id,
+        );
+        save(bus, &p, rev).await?;
+        info!(model, version = n, "previous holder archived");
+        announce_change(bus, &p, "archived").await;
+    }
+    Ok(())
+}
+
+/// The approvers named by the last spec published for `model`.
+async fn approvers(bus: &Bus, model: &str) -> Result<Vec<String>, RegistryError> {
+    let text = bus
+        .triggers
+        .get(format!("spec.{model}"))
+        .await
+        .map_err(unavailable)?;
+    let Some(text) = text else {
+        return Err(RegistryError::FailedPrecondition(format!(
+            "no spec of model {model} has been published, so it has no approvers"
+        )));
+    };
+    let spec = tollgate_spec::ModelSpec::parse(&String::from_utf8_lossy(&text))
+        .map_err(|e| RegistryError::Internal(format!("stored spec of {model}: {e}")))?;
+    Ok(spec.approvers)
+}
+
+async fn check_approver(bus: &Bus, model: &str, who: &str) -> Result<(), RegistryError> {
+    required(who, "an approver identity")?;
+    let list = approvers(bus, model).await?;
+    if list.iter().any(|a| a == who) {
+        Ok(())
+    } else {
+        Err(RegistryError::PermissionDenied(format!(
+            "{who} is not an approver of {model} (approvers: {})",
+            if list.is_empty() {
+                "none".to_string()
+            } else {
+                list.join(", ")
+            }
+        )))
+    }
+}
+
+/// Starts a run of one stage for a version: how an approval reaches the promoter.
+async fn start_run(
+    bus: &Bus,
+    v: &ModelVersion,
+    stage: &str,
+    reason: String,
+) -> Result<String, RegistryError> {
+    let run = Run {
+        run_id: ulid::Ulid::new().to_string(),
+        trigger_id: format!("registry-{stage}-{}-{}", v.model, v.version),
+        trigger: TriggerKind::Model as i32,
+        model: v.model.clone(),
+        plan: vec![stage.into()],
+        model_version: v.version,
+        reason,
+        created_unix_ms: now_ms(),
+        ..Default::default()
+    };
+    worker::announce(bus, &run).await.map_err(unavailable)?;
+    let id = format!("{}.{stage}", run.run_id);
+    bus.publish(subjects::stage(stage), &run, Some(&id))
+        .await
+        .map_err(unavailable)?;
+    Ok(run.run_id)
+}
+
+fn already_decided(model: &str, version: u32, existing: &Approval) -> RegistryError {
+    RegistryError::AlreadyExists(format!(
+        "{model} v{version} was already {} by {}",
+        if existing.approved {
+            "approved"
+        } else {
+            "rejected"
+        },
+        existing.approver
+    ))
+}
+
+/// Records an approver's decision on a Staging version; an approval starts the
+/// promoter's move to Production.
+pub async fn approve(bus: &Bus, r: ApprovalRequest) -> Result<Approval, RegistryError> {
+    required(&r.reason, "a reason")?;
+    let (mut v, rev) = version(bus, &r.model, r.version).await?;
+    check_approver(bus, &r.model, &r.approver).await?;
+    if let Some(existing) = approval(bus, &r.model, r.version).await? {
+        return Err(already_decided(&r.model, r.version, &existing));
+    }
+    if v.stage() != ModelStage::Staging {
+        return Err(RegistryError::FailedPrecondition(format!(
+            "{} v{} is in {}; only a Staging version can be approved for Production",
+            r.model,
+            r.version,
+            v.stage().name()
+        )));
+    }
+    let decision = Approval {
+        model: r.model.clone(),
+        version: r.version,
+        approver: r.approver.clone(),
+        reason: r.reason.clone(),
+        approved: r.approve,
+        at_unix_ms: now_ms(),
+    };
+    let key = format!("{}.approval.{}", r.model, r.version);
+    if bus
+        .models
+        .create(&key, decision.encode_to_vec().into())
+        .await
+        .is_err()
+    {
+        let existing = approval(bus, &r.model, r.version)
+            .await?
+            .unwrap_or_default();
+        return Err(already_decided(&r.model, r.version, &existing));
+    }
+    let action = if r.approve { "approved" } else { "rejected" };
+    let stage = v.stage();
+    audit(&mut v, action, &r.approver, stage, &r.reason, "");
+    save(bus, &v, rev).await?;
+    info!(model = %r.model, version = r.version, approver = %r.approver, action, "approval decision recorded");
+    announce_change(bus, &v, action).await;
+    if r.approve {
+        start_run(
+            bus,
+            &v,
+            "production",
+            format!("approved by {}: {}", r.approver, r.reason),
+        )
+        .await?;
+    }
+    Ok(decision)
+}
+
+/// Records an approver's override of a blocked gate decision and sends the version to
+/// the promoter for Staging.
+pub async fn override_gate(bus: &Bus, r: OverrideRequest) -> Result<ModelVersion, RegistryError> {
+    required(&r.reason, "a reason")?;
+    let (mut v, rev) = version(bus, &r.model, r.version).await?;
+    check_approver(bus, &r.model, &r.approver).await?;
+    match &v.last_gate {
+        Some(g) if !g.blessed => {}
+        Some(_) => {
+            return Err(RegistryError::FailedPrecondition(format!(
+                "the gate blessed {} v{}: nothing to override",
+                r.model, r.version
+            )));
+        }
+        None => {
+            return Err(RegistryError::FailedPrecondition(format!(
+                "{} v{} has no gate decision to override",
+                r.model, r.version
+            )));
+        }
+    }
+    let stage = v.stage();
+    audit(&mut v, "override", &r.approver, stage, &r.reason, "");
+    if let Some(g) = v.last_gate.as_mut() {
+        g.summary = format!("{} (overridden by {}: {})", g.summary, r.approver, r.reason);
+    }
+    save(bus, &v, rev).await?;
+    announce_change(bus, &v, "override").await;
+    start_run(
+        bus,
+        &v,
+        "promote",
+        format!("gate overridden by {}: {}", r.approver, r.reason),
+    )
+    .await?;
+    Ok(v)
+}
+
+/// Brings back the version that held Production before the current one.
+pub async fn rollback(bus: &Bus, r: RollbackRequest) -> Result<ModelVersion, RegistryError> {
+    required(&r.actor, "an actor")?;
+    let current = latest_by_stage(bus, &r.model, ModelStage::Production)
+        .await
+        .map_err(|_| {
+            RegistryError::FailedPrecondition(format!(
+                "{} has no Production version to roll back",
+                r.model
+            ))
+        })?;
+    let versions = list_versions(bus, &r.model, None, "").await?;
+    let previous = versions
+        .iter()
+        .filter(|v| v.version != current.version)
+        .filter_map(|v| {
+            v.audit
+                .iter()
+                .filter(|a| a.from() == ModelStage::Production && a.to() != ModelStage::Production)
+                .map(|a| a.at_unix_ms)
+                .max()
+                .map(|at| (at, v.version))
+        })
+        .max()
+        .map(|(_, n)| n)
+        .ok_or_else(|| {
+            RegistryError::FailedPrecondition(format!(
+                "{} has had no earlier Production version",
+                r.model
+            ))
+        })?;
+    swap_pointer(
+        bus,
+        &r.model,
+        ModelStage::Production,
+        previous,
+        Some(current.version),
+    )
+    .await?;
+    let reason = if r.reason.is_empty() {
+        format!("rollback from v{}", current.version)
+    } else {
+        r.reason.clone()
+    };
+    let (mut back, rev) = version(bus, &r.model, previous).await?;
+    audit(
+        &mut back,
+        "rollback",
+        &r.actor,
+        ModelStage::Production,
+        &reason,
+        "",
+    );
+    save(bus, &back, rev).await?;
+    announce_change(bus, &back, "rolled_back").await;
+    let (mut out, rev) = version(bus, &r.model, current.version).await?;
+    audit(
+        &mut out,
+        "rollback",
+        &r.actor,
+        ModelStage::Archived,
+        &reason,
+        "",
+    );
+    save(bus, &out, rev).await?;
+    announce_change(bus, &out, "archived").await;
+    info!(model = %r.model, from = current.version, to = previous, actor = %r.actor, "rolled back");
+    Ok(back)
+}
+
+/// Changes a version's description and tags.
+pub async fn update(bus: &Bus, r: UpdateVersionRequest) -> Result<ModelVersion, RegistryError> {
+    let (mut v, rev) = version(bus, &r.model, r.version).await?;
+    if let Some(t) = r
+        .add_tags
+        .iter()
+        .chain(&r.remove_tags)
+        .find(|t| t.trim().is_empty() || t.len() > 64)
+    {
+        return Err(RegistryError::InvalidArgument(format!(
+            "tag {t:?} must be 1-64 characters"
+        )));
+    }
+    let mut what = Vec::new();
+    if r.set_description {
+        v.description = r.description.clone();
+        what.push("description".to_string());
+    }
+    for t in &r.add_tags {
+        if !v.tags.contains(t) {
+            v.tags.push(t.clone());
+            what.push(format!("+{t}"));
+        }
+    }
+    for t in &r.remove_tags {
+        if let Some(i) = v.tags.iter().position(|x| x == t) {
+            v.tags.remove(i);
+            what.push(format!("-{t}"));
+        }
+    }
+    let stage = v.stage();
+    audit(&mut v, "update", &r.actor, stage, &what.join(" "), "");
+    save(bus, &v, rev).await?;
+    announce_change(bus, &v, "updated").await;
+    Ok(v)
+}
+
+/// Points an alias at a version (0 removes it), moving it off its previous holder.
+pub async fn set_alias(bus: &Bus, r: SetAliasRequest) -> Result<ModelVersion, RegistryError> {
+    check_model(&r.model)?;
+    if !tollgate_spec::valid_model_name(&r.alias) {
+        return Err(RegistryError::InvalidArgument(format!(
+            "alias {:?} must be lower-case letters, digits, '-' or '_'",
+            r.alias
+        )));
+    }
+    let key = format!("{}.alias.{}", r.model, r.alias);
+    let current = get_u32(&bus.models, &key).await?;
+    if r.version != 0 {
+        version(bus, &r.model, r.version).await?;
+    }
+    let value = r.version.to_string().into_bytes().into();
+    let swapped = match current {
+        Some((_, rev)) => bus.models.update(&key, value, rev).await.is_ok(),
+        None => bus.models.create(&key, value).await.is_ok(),
+    };
+    if !swapped {
+        return Err(RegistryError::FailedPrecondition(format!(
+            "alias {} changed meanwhile; try again",
+            r.alias
+        )));
+    }
+    let mut released = None;
+    if let Some((old, _)) = current.filter(|(n, _)| *n != r.version && *n != 0) {
+        let (mut v, rev) = version(bus, &r.model, old).await?;
+        v.aliases.retain(|a| a != &r.alias);
+        let stage = v.stage();
+        audit(
+            &mut v,
+            "alias",
+            &r.actor,
+            stage,
+            &format!("-{}", r.alias),
+            "",
+        );
+        save(bus, &v, rev).await?;
+        released = Some(v);
+    }
+    if r.version == 0 {
+        return released.ok_or_else(|| {
+            RegistryError::NotFound(format!("model {} has no alias {}", r.model, r.alias))
+        });
+    }
+    let (mut v, rev) = version(bus, &r.model, r.version).await?;
+    if !v.aliases.contains(&r.alias) {
+        v.aliases.push(r.alias.clone());
+        let stage = v.stage();
+        audit(
+            &mut v,
+            "alias",
+            &r.actor,
+            stage,
+            &format!("+{}", r.alias),
+            "",
+        );
+        save(bus, &v, rev).await?;
+    }
+    Ok(v)
+}
+
+/// Resolves `models:/NAME/VERSION`, `models:/NAME/STAGE` or `models:/NAME@ALIAS`.
+pub async fn resolve(bus: &Bus, uri: &str) -> Result<ModelVersion, RegistryError> {
+    let bad = || {
+        RegistryError::InvalidArgument(format!(
+            "{uri:?} is not a model URI: use models:/NAME/VERSION, models:/NAME/STAGE or models:/NAME@ALIAS"
+        ))
+    };
+    let rest = uri.strip_prefix("models:/").ok_or_else(bad)?;
+    if let Some((model, alias)) = rest.split_once('@') {
+        check_model(model)?;
+        return match get_u32(&bus.models, &format!("{model}.alias.{alias}")).await? {
+            Some((n, _)) if n != 0 => Ok(version(bus, model, n).await?.0),
+            _ => Err(RegistryError::NotFound(format!(
+                "model {model} has no alias {alias}"
+            ))),
+        };
+    }
+    let (model, which) = rest.split_once('/').ok_or_else(bad)?;
+    if let Ok(n) = which.parse::<u32>() {
+        return Ok(version(bus, model, n).await?.0);
+    }
+    let stage = match which.to_ascii_lowercase().as_str() {
+        "staging" => ModelStage::Staging,
+        "production" => ModelStage::Production,
+        _ => return Err(bad()),
+    };
+    latest_by_stage(bus, model, stage).await
+}
+
+/// Records the gate's decision on a version.
+pub async fn record_gate(bus: &Bus, r: RecordGateRequest) -> Result<ModelVersion, RegistryError> {
+    let (mut v, rev) = version(bus, &r.model, r.version).await?;
+    let decision = r
+        .decision
+        .ok_or_else(|| RegistryError::InvalidArgument("a decision is required".into()))?;
+    let stage = v.stage();
+    let action = if decision.blessed {
+        "gate blessed"
+    } else {
+        "gate blocked"
+    };
+    audit(&mut v, action, "gate", stage, &decision.summary, &r.run_id);
+    v.last_gate = Some(decision);
+    save(bus, &v, rev).await?;
+    Ok(v)
+}
+
+/// A version's artifact, checked against its recorded digest.
+pub async fn artifact(bus: &Bus, model: &str, n: u32) -> Result<Artifact, RegistryError> {
     let (v, _) = version(bus, model, n).await?;
     let mut object = bus.artifacts.get(&v.artifact_name).await.map_err(|e| {
         RegistryError::NotFound(format!("artifact of {model} v{n} is missing: {e}"))

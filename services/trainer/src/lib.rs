@@ -56,7 +56,8 @@ where
     worker::serve_stage(
         &config.nats_url,
         &config.health_addr,
-        "train",
+        "trainer",
+        &["train"],
         handler,
         token,
     )

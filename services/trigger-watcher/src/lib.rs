@@ -1,7 +1,8 @@
 //! The trigger-watcher turns changes into pipeline runs.
 //!
 //! Consumes `tollgate.trigger.>` (durable `trigger-watcher`): code, data and manual
-//! triggers from CI and the CLI. For each it resolves the model spec (the one the trigger
+//! triggers from CI and the CLI, and the registry's model changes (a version entering
+//! Staging starts the spec's `model` plan: integration test, then approval request). For each it resolves the model spec (the one the trigger
 //! carries, or the last one seen for the model), picks the plan for the trigger kind from
 //! the spec's `triggers:` section, gives the run a ULID and publishes it on
 //! `tollgate.stage.<first stage>`, announcing it on `tollgate.run.<id>.created`.
@@ -91,6 +92,9 @@ fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// The model change that starts the spec's `model` plan: a version entered Staging.
+pub const MODEL_PLAN_CHANGE: &str = "staged";
+
 const PENDING: &str = "pending:";
 const STARTED: &str = "started:";
 
@@ -100,6 +104,17 @@ async fn handle(bus: &Bus, trigger: Trigger, kind_from_subject: &str) -> Disposi
             "trigger id {:?} is not a valid id",
             trigger.trigger_id
         ));
+    }
+    let kind = match TriggerKind::try_from(trigger.kind) {
+        Ok(TriggerKind::Unspecified) | Err(_) => {
+            TriggerKind::from_name(kind_from_subject).unwrap_or(TriggerKind::Unspecified)
+        }
+        Ok(k) => k,
+    };
+    // The registry announces every change; the model plan runs when a version is staged.
+    if kind == TriggerKind::Model && trigger.change != MODEL_PLAN_CHANGE {
+        info!(change = %trigger.change, version = trigger.model_version, "model change needs no run");
+        return Disposition::Ack;
     }
     let key = format!("t.{}", trigger.trigger_id);
     // Claim the trigger id; a second delivery finds the claim and the run it made.
@@ -141,10 +156,16 @@ async fn handle(bus: &Bus, trigger: Trigger, kind_from_subject: &str) -> Disposi
         code_commit: trigger.code_commit.clone(),
         reason: trigger.reason.clone(),
         created_unix_ms: now_ms(),
+        model_version: trigger.model_version,
         ..Default::default()
     };
     let started = match plan_run(bus, &trigger, kind, &mut run).await {
         Ok(Ok(())) => start(bus, &run).await,
+        // Model changes are automatic: a spec without a model plan just has nothing to do.
+        Ok(Err(reason)) if kind == TriggerKind::Model => {
+            info!(%reason, "model change starts no run");
+            Ok(())
+        }
         Ok(Err(reason)) => {
             warn!(%run_id, %reason, "trigger cannot start a run");
             match announce(bus, &run).await {

@@ -14,7 +14,8 @@ fn bin_dir() -> PathBuf {
     exe.parent().and_then(|p| p.parent()).unwrap().to_path_buf()
 }
 
-fn bin(name: &str) -> PathBuf {
+/// A binary of the workspace, built next to the test binary.
+pub fn bin(name: &str) -> PathBuf {
     let path = bin_dir().join(name);
     assert!(
         path.exists(),

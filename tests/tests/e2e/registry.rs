@@ -1,0 +1,430 @@
+//! Gate, registry and promotion: champion/challenger, approvals, rollback, races and the
+//! model-change trigger, against a real nats-server.
+
+use std::time::Duration;
+
+use tollgate_bus::dataset::file_uri;
+use tollgate_e2e::{Pipeline, example_spec};
+use tollgate_proto::{
+    ApprovalRequest, LatestByStageRequest, ListRunsRequest, ListVersionsRequest, ModelStage,
+    ModelVersion, OverrideRequest, ResolveRequest, RollbackRequest, RunSummary, SetAliasRequest,
+    TransitionStageRequest, TriggerKind, UpdateVersionRequest, Verdict,
+};
+use tonic::Code;
+
+/// Waits for a finished run matching `pred`.
+async fn wait_run(p: &Pipeline, what: &str, pred: impl Fn(&RunSummary) -> bool) -> RunSummary {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let runs = p
+            .registry()
+            .unwrap()
+            .list_runs(ListRunsRequest {
+                model: "churn".into(),
+                limit: 1000,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .runs;
+        if let Some(r) = runs
+            .into_iter()
+            .find(|r| r.verdict() != Verdict::Unspecified && pred(r))
+        {
+            return r;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no finished run: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until `model` has `version` in `stage`.
+async fn wait_stage(p: &Pipeline, version: u32, stage: ModelStage) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = p
+            .registry()
+            .unwrap()
+            .latest_by_stage(LatestByStageRequest {
+                model: "churn".into(),
+                stage: stage as i32,
+            })
+            .await;
+        if got.is_ok_and(|v| v.into_inner().version == version) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "v{version} never reached {}",
+            stage.name()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn version(p: &Pipeline, n: u32) -> ModelVersion {
+    let uri = format!("models:/churn/{n}");
+    p.registry()
+        .unwrap()
+        .resolve(ResolveRequest { uri })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+fn approve(model_version: u32, approver: &str) -> ApprovalRequest {
+    ApprovalRequest {
+        model: "churn".into(),
+        version: model_version,
+        approver: approver.into(),
+        reason: "looks good".into(),
+        approve: true,
+    }
+}
+
+fn is_model_plan(r: &RunSummary, version: u32) -> bool {
+    r.trigger() == TriggerKind::Model
+        && r.model_version == version
+        && r.plan == ["integration", "approval"]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn staging_is_tested_then_approved_to_production_and_rolled_back() {
+    let p = Pipeline::start().await.unwrap();
+    let data = file_uri(&p.dataset("churn.parquet", 3_000, 21, false).unwrap());
+    let t = p
+        .trigger(TriggerKind::Data, "churn", &example_spec(), &data)
+        .await
+        .unwrap();
+    assert_eq!(p.verdict(&t).await.unwrap().verdict(), Verdict::Passed);
+
+    // Entering Staging published a model change; the model plan tested v1 and asked for approval.
+    let model_run = wait_run(&p, "model plan of v1", |r| is_model_plan(r, 1)).await;
+    assert_eq!(model_run.verdict(), Verdict::Passed, "{}", model_run.reason);
+    assert!(
+        model_run.stages[0]
+            .message
+            .contains("golden records reproduced"),
+        "{}",
+        model_run.stages[0].message
+    );
+    assert!(
+        model_run.stages[1]
+            .message
+            .contains("requested from alice, bob"),
+        "{}",
+        model_run.stages[1].message
+    );
+
+    let mut registry = p.registry().unwrap();
+    let direct = TransitionStageRequest {
+        model: "churn".into(),
+        version: 1,
+        to: ModelStage::Production as i32,
+        actor: "someone".into(),
+        ..Default::default()
+    };
+    let refused = registry.transition_stage(direct.clone()).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(refused.message().contains("needs a recorded approval"));
+    let stranger = registry.approve(approve(1, "mallory")).await.unwrap_err();
+    assert_eq!(stranger.code(), Code::PermissionDenied, "{stranger:?}");
+    let no_reason = ApprovalRequest {
+        reason: String::new(),
+        ..approve(1, "alice")
+    };
+    assert_eq!(
+        registry.approve(no_reason).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+
+    registry.approve(approve(1, "alice")).await.unwrap();
+    wait_stage(&p, 1, ModelStage::Production).await;
+    let again = registry.approve(approve(1, "bob")).await.unwrap_err();
+    assert_eq!(again.code(), Code::AlreadyExists);
+
+    // A second version on the same data: the gate compares it with Production v1.
+    let t = p
+        .trigger(TriggerKind::Data, "churn", &example_spec(), &data)
+        .await
+        .unwrap();
+    let run = p.verdict(&t).await.unwrap();
+    assert_eq!(run.verdict(), Verdict::Passed, "{}", run.reason);
+    let drop = run
+        .gate
+        .unwrap()
+        .checks
+        .into_iter()
+        .find(|c| c.name == "auc_roc_drop_vs_production")
+        .unwrap();
+    assert_eq!(drop.verdict(), tollgate_proto::CheckVerdict::Pass);
+    assert!(drop.note.contains("champion v1"), "{}", drop.note);
+    wait_run(&p, "model plan of v2", |r| is_model_plan(r, 2)).await;
+    registry.approve(approve(2, "bob")).await.unwrap();
+    wait_stage(&p, 2, ModelStage::Production).await;
+    assert_eq!(version(&p, 1).await.stage(), ModelStage::Archived);
+
+    let back = registry
+        .rollback(RollbackRequest {
+            model: "churn".into(),
+            actor: "alice".into(),
+            reason: "v2 misbehaves".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(back.version, 1);
+    assert_eq!(back.stage(), ModelStage::Production);
+    assert_eq!(version(&p, 2).await.stage(), ModelStage::Archived);
+    let trail: Vec<(String, String)> = version(&p, 1)
+        .await
+        .audit
+        .into_iter()
+        .map(|a| (a.action, a.actor))
+        .collect();
+    for expected in [
+        ("registered", "trainer"),
+        ("approved", "alice"),
+        ("transition", "promoter"),
+        ("rollback", "alice"),
+    ] {
+        assert!(
+            trail.contains(&(expected.0.into(), expected.1.into())),
+            "{expected:?} missing from {trail:?}"
+        );
+    }
+
+    // `tollgate models show` prints versions, stages, the last gate decision and the trail.
+    let out = std::process::Command::new(super::processes::bin("tollgate"))
+        .args(["models", "show", "churn"])
+        .env("TOLLGATE_REGISTRY_URL", &p.registry_url)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for needle in [
+        "Production",
+        "Archived",
+        "last gate decision, v2",
+        "auc_roc_drop_vs_production",
+        "rollback",
+        "approved",
+        "v2 misbehaves",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worse_challenger_is_blocked_and_only_an_approver_can_override() {
+    let p = Pipeline::start().await.unwrap();
+    let data = file_uri(&p.dataset("churn.parquet", 3_000, 22, false).unwrap());
+    let t = p
+        .trigger(TriggerKind::Data, "churn", &example_spec(), &data)
+        .await
+        .unwrap();
+    assert_eq!(p.verdict(&t).await.unwrap().verdict(), Verdict::Passed);
+    wait_run(&p, "model plan of v1", |r| is_model_plan(r, 1)).await;
+    p.registry()
+        .unwrap()
+        .approve(approve(1, "alice"))
+        .await
+        .unwrap();
+    wait_stage(&p, 1, ModelStage::Production).await;
+
+    // A challenger that sees only age: it passes the lowered absolute gates, but not the
+    // comparison with the champion on the same test rows.
+    let weak = example_spec()
+        .replace(
+            "numeric: [age, tenure_months, monthly_charges, total_charges, support_calls]",
+            "numeric: [age]",
+        )
+        .replace("categorical: [contract, payment_method]", "categorical: []")
+        .replace("auc_roc: {min: 0.80}", "auc_roc: {min: 0.30}")
+        .replace("f1: {min: 0.70}", "f1: {min: 0.0}");
+    let t = p
+        .trigger(TriggerKind::Data, "churn", &weak, &data)
+        .await
+        .unwrap();
+    let run = p.verdict(&t).await.unwrap();
+    assert_eq!(run.verdict(), Verdict::Blocked, "{}", run.reason);
+    assert!(
+        run.reason.contains("auc_roc_drop_vs_production"),
+        "{}",
+        run.reason
+    );
+    let v2 = version(&p, 2).await;
+    assert_eq!(v2.stage(), ModelStage::None);
+    assert!(!v2.last_gate.unwrap().blessed);
+
+    let mut registry = p.registry().unwrap();
+    let by = |who: &str| OverrideRequest {
+        model: "churn".into(),
+        version: 2,
+        approver: who.into(),
+        reason: "known trade-off".into(),
+    };
+    assert_eq!(
+        registry.r#override(by("mallory")).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+    assert_eq!(
+        registry
+            .r#override(OverrideRequest {
+                version: 1,
+                ..by("alice")
+            })
+            .await
+            .unwrap_err()
+            .code(),
+        Code::FailedPrecondition
+    );
+    registry.r#override(by("alice")).await.unwrap();
+    wait_stage(&p, 2, ModelStage::Staging).await;
+    let v2 = version(&p, 2).await;
+    assert!(
+        v2.audit
+            .iter()
+            .any(|a| a.action == "override" && a.actor == "alice" && a.reason == "known trade-off")
+    );
+    assert_eq!(
+        version(&p, 1).await.stage(),
+        ModelStage::Production,
+        "an override reaches Staging, not Production"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn racing_promotions_have_one_winner_and_metadata_resolves() {
+    let p = Pipeline::start().await.unwrap();
+    let data = file_uri(&p.dataset("churn.parquet", 3_000, 23, false).unwrap());
+    for _ in 0..2 {
+        let t = p
+            .trigger(TriggerKind::Code, "churn", &example_spec(), &data)
+            .await
+            .unwrap();
+        assert_eq!(p.verdict(&t).await.unwrap().verdict(), Verdict::Passed);
+    }
+    let race = |n: u32| {
+        let mut registry = p.registry().unwrap();
+        async move {
+            registry
+                .transition_stage(TransitionStageRequest {
+                    model: "churn".into(),
+                    version: n,
+                    to: ModelStage::Staging as i32,
+                    actor: format!("racer-{n}"),
+                    check_current: true,
+                    expected_current: 0,
+                    ..Default::default()
+                })
+                .await
+        }
+    };
+    let (a, b) = tokio::join!(race(1), race(2));
+    let winners: Vec<u32> = [(1, &a), (2, &b)]
+        .iter()
+        .filter(|(_, r)| r.is_ok())
+        .map(|(n, _)| *n)
+        .collect();
+    assert_eq!(winners.len(), 1, "exactly one wins: {a:?} {b:?}");
+    let loser = match (a, b) {
+        (Ok(_), Err(e)) | (Err(e), Ok(_)) => e,
+        other => panic!("exactly one must win: {other:?}"),
+    };
+    assert_eq!(loser.code(), Code::FailedPrecondition, "{loser:?}");
+    let staged = winners[0];
+
+    let mut registry = p.registry().unwrap();
+    registry
+        .update_version(UpdateVersionRequest {
+            model: "churn".into(),
+            version: 1,
+            add_tags: vec!["baseline".into()],
+            set_description: true,
+            description: "first cut".into(),
+            actor: "alice".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let alias = |n: u32| SetAliasRequest {
+        model: "churn".into(),
+        alias: "champion".into(),
+        version: n,
+        actor: "alice".into(),
+    };
+    registry.set_alias(alias(1)).await.unwrap();
+    registry.set_alias(alias(2)).await.unwrap();
+    assert!(
+        version(&p, 1).await.aliases.is_empty(),
+        "the alias moved off v1"
+    );
+    let resolve = |uri: &str| {
+        let mut registry = p.registry().unwrap();
+        let uri = uri.to_string();
+        async move { registry.resolve(ResolveRequest { uri }).await }
+    };
+    assert_eq!(
+        resolve("models:/churn@champion")
+            .await
+            .unwrap()
+            .into_inner()
+            .version,
+        2
+    );
+    assert_eq!(
+        resolve("models:/churn/Staging")
+            .await
+            .unwrap()
+            .into_inner()
+            .version,
+        staged
+    );
+    let v1 = resolve("models:/churn/1").await.unwrap().into_inner();
+    assert_eq!(
+        (v1.description.as_str(), v1.tags.as_slice()),
+        ("first cut", &["baseline".to_string()][..])
+    );
+    assert_eq!(
+        resolve("models:/churn/9").await.unwrap_err().code(),
+        Code::NotFound
+    );
+    assert_eq!(
+        resolve("models:/churn/Nope").await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        resolve("churn").await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    let tagged = registry
+        .list_versions(ListVersionsRequest {
+            model: "churn".into(),
+            tag: "baseline".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .versions;
+    assert_eq!(tagged.iter().map(|v| v.version).collect::<Vec<_>>(), [1]);
+    let in_staging = registry
+        .list_versions(ListVersionsRequest {
+            model: "churn".into(),
+            stage: ModelStage::Staging as i32,
+            filter_stage: true,
+            tag: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .versions;
+    assert_eq!(
+        in_staging.iter().map(|v| v.version).collect::<Vec<_>>(),
+        [staged]
+    );
+}
