@@ -139,6 +139,14 @@ pub enum ModelsCommand {
         /// The version.
         version: u32,
     },
+    /// Download a version's artifact (digest verified) to a file.
+    Download {
+        /// models:/NAME/VERSION, models:/NAME/STAGE or models:/NAME@ALIAS.
+        uri: String,
+        /// Where to write it.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Set a version's description.
     Describe {
         /// The model.

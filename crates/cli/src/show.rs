@@ -3,9 +3,9 @@
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use tollgate_proto::{
-    ApprovalRequest, CheckVerdict, GetRunRequest, ListRunsRequest, ListVersionsRequest, ModelStage,
-    ModelVersion, OverrideRequest, ResolveRequest, RollbackRequest, RunSummary, SetAliasRequest,
-    StageStatus, UpdateVersionRequest,
+    ApprovalRequest, CheckVerdict, GetRunRequest, GetVersionRequest, ListRunsRequest,
+    ListVersionsRequest, ModelStage, ModelVersion, OverrideRequest, ResolveRequest,
+    RollbackRequest, RunSummary, SetAliasRequest, StageStatus, UpdateVersionRequest,
 };
 
 use crate::{DecisionArgs, ModelsArgs, ModelsCommand, RunsArgs, RunsCommand};
@@ -349,6 +349,38 @@ pub async fn models_command(
                 .map_err(status)?
                 .into_inner();
             println!("{} v{}: {}", v.model, v.version, v.description);
+        }
+        Some(ModelsCommand::Download { uri, out }) => {
+            let v = registry
+                .resolve(ResolveRequest { uri })
+                .await
+                .map_err(status)?
+                .into_inner();
+            let request = GetVersionRequest {
+                model: v.model.clone(),
+                version: v.version,
+            };
+            let artifact = registry
+                .get_artifact(request)
+                .await
+                .map_err(status)?
+                .into_inner();
+            let digest = tollgate_ml::artifact::digest(&artifact.data);
+            if digest != v.artifact_digest {
+                return Err(format!(
+                    "artifact digest {digest} does not match the recorded {}",
+                    v.artifact_digest
+                ));
+            }
+            std::fs::write(&out, &artifact.data)
+                .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+            println!(
+                "{} v{} ({} bytes, sha256 {digest}) -> {}",
+                v.model,
+                v.version,
+                artifact.data.len(),
+                out.display()
+            );
         }
         Some(ModelsCommand::Alias {
             model,

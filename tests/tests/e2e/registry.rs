@@ -7,7 +7,7 @@ use tollgate_bus::dataset::file_uri;
 use tollgate_e2e::{Pipeline, example_spec};
 use tollgate_proto::{
     ApprovalRequest, LatestByStageRequest, ListRunsRequest, ListVersionsRequest, ModelStage,
-    ModelVersion, OverrideRequest, ResolveRequest, RollbackRequest, RunSummary, SetAliasRequest,
+    ModelVersion, OverrideRequest, ResolveRequest, RunSummary, SetAliasRequest,
     TransitionStageRequest, TriggerKind, UpdateVersionRequest, Verdict,
 };
 use tonic::Code;
@@ -83,6 +83,16 @@ fn approve(model_version: u32, approver: &str) -> ApprovalRequest {
         reason: "looks good".into(),
         approve: true,
     }
+}
+
+/// Runs the real `tollgate` CLI against this pipeline.
+fn cli(p: &Pipeline, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(super::processes::bin("tollgate"))
+        .args(args)
+        .env("TOLLGATE_REGISTRY_URL", &p.registry_url)
+        .env("TOLLGATE_NATS_URL", &p.nats.url)
+        .output()
+        .unwrap()
 }
 
 fn is_model_plan(r: &RunSummary, version: u32) -> bool {
@@ -163,21 +173,44 @@ async fn staging_is_tested_then_approved_to_production_and_rolled_back() {
     assert_eq!(drop.verdict(), tollgate_proto::CheckVerdict::Pass);
     assert!(drop.note.contains("champion v1"), "{}", drop.note);
     wait_run(&p, "model plan of v2", |r| is_model_plan(r, 2)).await;
-    registry.approve(approve(2, "bob")).await.unwrap();
+    // The CLI this time: `tollgate approve` by an approver, by URI, and `tollgate rollback`.
+    let out = cli(
+        &p,
+        &[
+            "approve",
+            "models:/churn/Staging",
+            "--reason",
+            "better recall",
+            "--as",
+            "bob",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     wait_stage(&p, 2, ModelStage::Production).await;
     assert_eq!(version(&p, 1).await.stage(), ModelStage::Archived);
 
-    let back = registry
-        .rollback(RollbackRequest {
-            model: "churn".into(),
-            actor: "alice".into(),
-            reason: "v2 misbehaves".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(back.version, 1);
-    assert_eq!(back.stage(), ModelStage::Production);
+    let out = cli(
+        &p,
+        &[
+            "rollback",
+            "churn",
+            "--reason",
+            "v2 misbehaves",
+            "--as",
+            "alice",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("churn v1 is back in Production"));
+    assert_eq!(version(&p, 1).await.stage(), ModelStage::Production);
     assert_eq!(version(&p, 2).await.stage(), ModelStage::Archived);
     let trail: Vec<(String, String)> = version(&p, 1)
         .await
@@ -198,11 +231,7 @@ async fn staging_is_tested_then_approved_to_production_and_rolled_back() {
     }
 
     // `tollgate models show` prints versions, stages, the last gate decision and the trail.
-    let out = std::process::Command::new(super::processes::bin("tollgate"))
-        .args(["models", "show", "churn"])
-        .env("TOLLGATE_REGISTRY_URL", &p.registry_url)
-        .output()
-        .unwrap();
+    let out = cli(&p, &["models", "show", "churn"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     for needle in [
@@ -295,6 +324,71 @@ async fn a_worse_challenger_is_blocked_and_only_an_approver_can_override() {
         ModelStage::Production,
         "an override reaches Staging, not Production"
     );
+
+    // The overridden version is tested in Staging and an approver rejects it.
+    wait_run(&p, "model plan of v2", |r| is_model_plan(r, 2)).await;
+    let out = cli(
+        &p,
+        &[
+            "reject",
+            "churn",
+            "2",
+            "--reason",
+            "too weak after all",
+            "--as",
+            "bob",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(
+        &p,
+        &[
+            "approve",
+            "churn",
+            "2",
+            "--reason",
+            "changed my mind",
+            "--as",
+            "alice",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already rejected by bob"));
+    let v2 = version(&p, 2).await;
+    assert_eq!(v2.stage(), ModelStage::Staging);
+    assert!(
+        v2.audit
+            .iter()
+            .any(|a| a.action == "rejected" && a.actor == "bob")
+    );
+
+    // The Production artifact downloads with its digest checked.
+    let file = p.dir.path().join("v1.tgm");
+    let out = cli(
+        &p,
+        &[
+            "models",
+            "download",
+            "models:/churn/Production",
+            "--out",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&file).unwrap();
+    assert_eq!(
+        tollgate_ml::artifact::digest(&bytes),
+        version(&p, 1).await.artifact_digest
+    );
+    assert!(tollgate_ml::artifact::Artifact::decode(&bytes).is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread")]
