@@ -51,6 +51,15 @@ echo "pushed: $uri"
 say "1. a data change: validate → train → gate → promote to Staging"
 tg publish data --spec examples/churn/tollgate.yaml --dataset "$uri" --wait --timeout 300
 
+say "   the Staging version is integration-tested, then approval for Production is requested"
+for _ in $(seq 100); do tg runs 2>/dev/null | grep -q "approval passed" && break; sleep 0.2; done
+tg runs --limit 1
+
+say "   alice (an approver in the spec) approves: the promoter moves v1 to Production"
+tg approve churn 1 --reason "demo: metrics look good" --as alice
+for _ in $(seq 100); do tg models --stage Production 2>/dev/null | grep -q " v1 " && break; sleep 0.2; done
+tg models show churn
+
 say "2. a dirty dataset (null customer ids, ages outside 0..120): fails at validation"
 tg data generate --rows "$rows" --seed 7 --dirty --out "$work/dirty.parquet" >/dev/null
 tg publish data --spec examples/churn/tollgate.yaml --dataset "$work/dirty.parquet" --wait --timeout 300
