@@ -18,6 +18,7 @@ use tollgate_bus::{Bus, subjects};
 use tollgate_proto::{ListRunsRequest, RegistryClient, RunSummary, Trigger, TriggerKind, Verdict};
 
 /// Telemetry for the whole test process: dropping the guard would shut the tracer down.
+/// A binary that installed its own subscriber first keeps it (the second install is a no-op).
 static TELEMETRY: std::sync::OnceLock<tollgate_telemetry::Guard> = std::sync::OnceLock::new();
 
 /// The workspace root.
