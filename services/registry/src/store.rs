@@ -165,6 +165,24 @@ async fn save(bus: &Bus, v: &ModelVersion, revision: u64) -> Result<u64, Registr
         })
 }
 
+/// Records an action that leaves the stage as it is (an approval, an override, new tags):
+/// an audit entry, the compare-and-set write, the announcement.
+async fn annotate(
+    bus: &Bus,
+    mut v: ModelVersion,
+    revision: u64,
+    action: &str,
+    actor: &str,
+    reason: &str,
+    run_id: &str,
+) -> Result<ModelVersion, RegistryError> {
+    let stage = v.stage();
+    audit(&mut v, action, actor, stage, reason, run_id);
+    save(bus, &v, revision).await?;
+    announce_change(bus, &v, action).await;
+    Ok(v)
+}
+
 /// Publishes a change to a version on `tollgate.trigger.model`; failures are logged, the
 /// change itself is already stored.
 async fn announce_change(bus: &Bus, v: &ModelVersion, change: &str) {
@@ -564,7 +582,7 @@ fn already_decided(model: &str, version: u32, existing: &Approval) -> RegistryEr
 /// promoter's move to Production.
 pub async fn approve(bus: &Bus, r: ApprovalRequest) -> Result<Approval, RegistryError> {
     required(&r.reason, "a reason")?;
-    let (mut v, rev) = version(bus, &r.model, r.version).await?;
+    let (v, rev) = version(bus, &r.model, r.version).await?;
     check_approver(bus, &r.model, &r.approver).await?;
     if let Some(existing) = approval(bus, &r.model, r.version).await? {
         return Err(already_decided(&r.model, r.version, &existing));
@@ -598,11 +616,8 @@ pub async fn approve(bus: &Bus, r: ApprovalRequest) -> Result<Approval, Registry
         return Err(already_decided(&r.model, r.version, &existing));
     }
     let action = if r.approve { "approved" } else { "rejected" };
-    let stage = v.stage();
-    audit(&mut v, action, &r.approver, stage, &r.reason, "");
-    save(bus, &v, rev).await?;
+    let v = annotate(bus, v, rev, action, &r.approver, &r.reason, "").await?;
     info!(model = %r.model, version = r.version, approver = %r.approver, action, "approval decision recorded");
-    announce_change(bus, &v, action).await;
     if r.approve {
         start_run(
             bus,
@@ -636,13 +651,10 @@ pub async fn override_gate(bus: &Bus, r: OverrideRequest) -> Result<ModelVersion
             )));
         }
     }
-    let stage = v.stage();
-    audit(&mut v, "override", &r.approver, stage, &r.reason, "");
     if let Some(g) = v.last_gate.as_mut() {
         g.summary = format!("{} (overridden by {}: {})", g.summary, r.approver, r.reason);
     }
-    save(bus, &v, rev).await?;
-    announce_change(bus, &v, "override").await;
+    let v = annotate(bus, v, rev, "override", &r.approver, &r.reason, "").await?;
     start_run(
         bus,
         &v,
@@ -753,11 +765,7 @@ pub async fn update(bus: &Bus, r: UpdateVersionRequest) -> Result<ModelVersion, 
             what.push(format!("-{t}"));
         }
     }
-    let stage = v.stage();
-    audit(&mut v, "update", &r.actor, stage, &what.join(" "), "");
-    save(bus, &v, rev).await?;
-    announce_change(bus, &v, "updated").await;
-    Ok(v)
+    annotate(bus, v, rev, "update", &r.actor, &what.join(" "), "").await
 }
 
 /// Points an alias at a version (0 removes it), moving it off its previous holder.
@@ -858,16 +866,14 @@ pub async fn record_gate(bus: &Bus, r: RecordGateRequest) -> Result<ModelVersion
     let decision = r
         .decision
         .ok_or_else(|| RegistryError::InvalidArgument("a decision is required".into()))?;
-    let stage = v.stage();
     let action = if decision.blessed {
         "gate blessed"
     } else {
         "gate blocked"
     };
-    audit(&mut v, action, "gate", stage, &decision.summary, &r.run_id);
+    let summary = decision.summary.clone();
     v.last_gate = Some(decision);
-    save(bus, &v, rev).await?;
-    Ok(v)
+    annotate(bus, v, rev, action, "gate", &summary, &r.run_id).await
 }
 
 /// A version's artifact, checked against its recorded digest.
