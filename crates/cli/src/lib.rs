@@ -5,6 +5,15 @@
 //! `failed`, 2 the command could not run (bad arguments, NATS or the registry unreachable,
 //! no verdict in time).
 
+/// Prints a line to stdout; a closed pipe (`tollgate ... | head`) ends output quietly
+/// instead of panicking as `println!` would.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod publish;
 pub mod show;
 
@@ -64,6 +73,9 @@ pub enum Command {
     Runs(RunsArgs),
     /// List model versions; `models show NAME|URI` for versions, gate decision and audit trail.
     Models(ModelsArgs),
+    /// Validate a dataset with the data-validator's own engine, locally, without NATS
+    /// (exit 0 all expectations met, 1 some failed, 2 could not run).
+    Validate(ValidateArgs),
     /// Approve a Staging version for Production (you must be on the spec's approvers list).
     Approve(DecisionArgs),
     /// Reject a Staging version for Production.
@@ -78,6 +90,22 @@ pub enum Command {
         #[arg(long, default_value = "")]
         reason: String,
     },
+}
+
+/// `tollgate validate ...`
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The dataset: .parquet or .csv.
+    pub data: PathBuf,
+    /// Take the expectations from this model spec (tollgate.yaml).
+    #[arg(long, conflicts_with = "suite", required_unless_present = "suite")]
+    pub spec: Option<PathBuf>,
+    /// Take the expectations from a Great Expectations suite JSON file, as it is.
+    #[arg(long)]
+    pub suite: Option<PathBuf>,
+    /// Print Great Expectations' SUMMARY-shaped JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// A decision on one version.
@@ -263,6 +291,7 @@ pub async fn run(cli: Cli) -> u8 {
         }) => generate(rows, &out, seed, dirty),
         Command::Data(DataCommand::Push { path, name }) => push(&cli.nats_url, &path, name).await,
         Command::Publish(args) => return publish::publish(&cli.nats_url, args).await,
+        Command::Validate(args) => return show::validate(&args),
         Command::Runs(args) => show::runs(&cli.registry_url, args).await,
         Command::Models(args) => show::models_command(&cli.registry_url, &cli.identity, args).await,
         Command::Approve(d) => {
@@ -297,7 +326,7 @@ fn generate(rows: usize, out: &std::path::Path, seed: u64, dirty: bool) -> Resul
     let started = std::time::Instant::now();
     let mut df = churn(SynthOptions { rows, seed, dirty }).map_err(|e| e.to_string())?;
     tollgate_ml::data::write(&mut df, out).map_err(|e| e.to_string())?;
-    println!(
+    say!(
         "wrote {rows} rows{} to {} in {:.2}s",
         if dirty { " (dirty)" } else { "" },
         out.display(),
@@ -321,6 +350,6 @@ async fn push(nats_url: &str, path: &std::path::Path, name: Option<String>) -> R
         .push_dataset(path, &name)
         .await
         .map_err(|e| e.to_string())?;
-    println!("{uri}");
+    say!("{uri}");
     Ok(())
 }

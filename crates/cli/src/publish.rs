@@ -92,7 +92,7 @@ async fn publish_inner(nats_url: &str, args: PublishArgs) -> Result<u8, String> 
     bus.publish(subjects::trigger(kind.name()), &trigger, Some(&trigger_id))
         .await
         .map_err(|e| e.to_string())?;
-    println!(
+    say!(
         "published {} trigger {trigger_id} for model {model}",
         kind.name()
     );
@@ -143,7 +143,7 @@ async fn follow(
             }
             Some(id) if *id == event.run_id => {
                 if let Some(code) = print_event(&event) {
-                    println!("(waited {:.1}s)", started.elapsed().as_secs_f64());
+                    say!("(waited {:.1}s)", started.elapsed().as_secs_f64());
                     return Ok(code);
                 }
             }
@@ -157,7 +157,7 @@ fn print_event(event: &RunEvent) -> Option<u8> {
     match event.kind() {
         RunEventKind::Created => {
             if let Some(s) = &event.summary {
-                println!(
+                say!(
                     "run {} started: model {}, {} trigger, plan {}",
                     s.run_id,
                     s.model,
@@ -173,12 +173,12 @@ fn print_event(event: &RunEvent) -> Option<u8> {
         }
         RunEventKind::StageStarted => {
             if let Some(st) = &event.stage {
-                println!("  ▸ {:<9} running", st.stage);
+                say!("  ▸ {:<9} running", st.stage);
             }
             None
         }
         RunEventKind::Progress => {
-            println!("      {}", event.message);
+            say!("      {}", event.message);
             None
         }
         RunEventKind::StageFinished => {
@@ -188,7 +188,7 @@ fn print_event(event: &RunEvent) -> Option<u8> {
                 } else {
                     "✗"
                 };
-                println!(
+                say!(
                     "  {mark} {:<9} {:<8} {:>7}  {}",
                     st.stage,
                     st.status().name(),
@@ -211,8 +211,8 @@ fn print_verdict(s: &RunSummary) -> u8 {
     let total = (s.finished_unix_ms - s.created_unix_ms).max(0) as u64;
     let verdict = s.verdict();
     match verdict {
-        Verdict::Passed => println!("verdict: PASSED in {}", show::seconds(total)),
-        _ => println!(
+        Verdict::Passed => say!("verdict: PASSED in {}", show::seconds(total)),
+        _ => say!(
             "verdict: {} in {}: {}",
             verdict.name().to_uppercase(),
             show::seconds(total),

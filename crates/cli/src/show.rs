@@ -42,7 +42,7 @@ pub async fn runs(registry_url: &str, args: RunsArgs) -> Result<(), String> {
             .await
             .map_err(status)?
             .into_inner();
-        println!(
+        say!(
             "run {}  model {}  {} trigger  verdict {}",
             run.run_id,
             run.model,
@@ -50,9 +50,9 @@ pub async fn runs(registry_url: &str, args: RunsArgs) -> Result<(), String> {
             run.verdict().name()
         );
         if !run.reason.is_empty() {
-            println!("reason: {}", run.reason);
+            say!("reason: {}", run.reason);
         }
-        println!("dataset: {}", run.dataset_uri);
+        say!("dataset: {}", run.dataset_uri);
         let mut t = table(&["stage", "status", "duration", "message"]);
         for s in &run.stages {
             t.add_row(vec![
@@ -62,8 +62,17 @@ pub async fn runs(registry_url: &str, args: RunsArgs) -> Result<(), String> {
                 s.message.clone(),
             ]);
         }
-        println!("{t}");
-        print_details(&run);
+        say!("{t}");
+        if let Some(v) = &run.validation {
+            say!(
+                "validation ({} rows):\n{}",
+                v.row_count,
+                validation_table(v, false)
+            );
+        }
+        if let Some(g) = &run.gate {
+            say!("gate checks for v{}:\n{}", g.model_version, gate_table(g));
+        }
         return Ok(());
     }
     let runs = registry
@@ -76,7 +85,7 @@ pub async fn runs(registry_url: &str, args: RunsArgs) -> Result<(), String> {
         .into_inner()
         .runs;
     if runs.is_empty() {
-        println!("no runs yet");
+        say!("no runs yet");
         return Ok(());
     }
     let mut t = table(&[
@@ -111,35 +120,116 @@ pub async fn runs(registry_url: &str, args: RunsArgs) -> Result<(), String> {
             reason,
         ]);
     }
-    println!("{t}");
+    say!("{t}");
     Ok(())
 }
 
 /// The validation report's failures and the gate's checks, when the run has them.
 pub fn print_details(run: &RunSummary) {
     if let Some(v) = run.validation.as_ref().filter(|v| !v.success) {
-        let mut t = table(&[
-            "expectation",
-            "column",
-            "observed",
-            "unexpected",
-            "missing",
-            "error",
-        ]);
-        for r in v.results.iter().filter(|r| !r.success) {
-            t.add_row(vec![
-                r.expectation_type.clone(),
-                r.column.clone(),
-                r.observed_value.clone(),
-                format!("{} ({:.2}%)", r.unexpected_count, r.unexpected_percent),
-                r.missing_count.to_string(),
-                r.error.clone(),
-            ]);
-        }
-        println!("failing expectations ({} rows):\n{t}", v.row_count);
+        say!(
+            "failing expectations ({} rows):\n{}",
+            v.row_count,
+            validation_table(v, true)
+        );
     }
     if let Some(g) = &run.gate {
-        println!("gate checks for v{}:\n{}", g.model_version, gate_table(g));
+        say!("gate checks for v{}:\n{}", g.model_version, gate_table(g));
+    }
+}
+
+/// A table of expectation results (only the failing ones when `only_failures`).
+pub fn validation_table(v: &tollgate_proto::ValidationReport, only_failures: bool) -> Table {
+    let mut t = table(&[
+        "expectation",
+        "column",
+        "ok",
+        "observed",
+        "unexpected",
+        "missing",
+        "sample of unexpected / error",
+    ]);
+    for r in v.results.iter().filter(|r| !(only_failures && r.success)) {
+        let detail = if r.error.is_empty() {
+            let mut sample = r
+                .partial_unexpected_list
+                .iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ");
+            if r.partial_unexpected_list.len() > 5 {
+                sample += ", ...";
+            }
+            sample
+        } else {
+            r.error.clone()
+        };
+        t.add_row(vec![
+            r.expectation_type.clone(),
+            r.column.clone(),
+            if r.success {
+                "✓".into()
+            } else {
+                "✗".into()
+            },
+            r.observed_value.clone(),
+            format!("{} ({:.2}%)", r.unexpected_count, r.unexpected_percent),
+            r.missing_count.to_string(),
+            detail,
+        ]);
+    }
+    t
+}
+
+/// `tollgate validate DATA --spec FILE | --suite FILE [--json]`; returns the exit code.
+pub fn validate(args: &crate::ValidateArgs) -> u8 {
+    let loaded = match (&args.spec, &args.suite) {
+        (Some(spec), _) => {
+            tollgate_spec::ModelSpec::load(spec).map(|(s, _)| (s.model.clone(), s.expectations))
+        }
+        (None, Some(suite)) => std::fs::read_to_string(suite)
+            .map_err(|source| tollgate_spec::SpecError::Read {
+                path: suite.display().to_string(),
+                source,
+            })
+            .and_then(|text| tollgate_spec::read_gx_suite(&text)),
+        (None, None) => {
+            eprintln!("error: give --spec FILE or --suite FILE");
+            return crate::EXIT_ERROR;
+        }
+    };
+    let (name, suite) = match loaded {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return crate::EXIT_ERROR;
+        }
+    };
+    let report = match tollgate_ml::validate::validate(&args.data, &suite) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return crate::EXIT_ERROR;
+        }
+    };
+    if args.json {
+        say!("{:#}", tollgate_ml::validate::summary_json(&report, &name));
+    } else {
+        say!("{}", validation_table(&report, false));
+        let ok = report.results.iter().filter(|r| r.success).count();
+        say!(
+            "{}: {ok}/{} expectations met on {} rows in {} ms",
+            if report.success { "PASSED" } else { "FAILED" },
+            report.results.len(),
+            report.row_count,
+            report.duration_ms
+        );
+    }
+    if report.success {
+        crate::EXIT_OK
+    } else {
+        crate::EXIT_VERDICT
     }
 }
 
@@ -277,9 +367,9 @@ pub async fn models_command(
                 .into_inner()
                 .versions;
             if versions.is_empty() {
-                println!("no model versions");
+                say!("no model versions");
             } else {
-                println!("{}", versions_table(&versions));
+                say!("{}", versions_table(&versions));
             }
         }
         Some(ModelsCommand::Show { target }) => {
@@ -307,7 +397,7 @@ pub async fn models_command(
                 }
                 v
             };
-            println!("{}", render_versions(&versions));
+            say!("{}", render_versions(&versions));
         }
         Some(ModelsCommand::Tag {
             model,
@@ -328,7 +418,7 @@ pub async fn models_command(
                 .await
                 .map_err(status)?
                 .into_inner();
-            println!("{} v{} tags: {}", v.model, v.version, v.tags.join(", "));
+            say!("{} v{} tags: {}", v.model, v.version, v.tags.join(", "));
         }
         Some(ModelsCommand::Describe {
             model,
@@ -348,7 +438,7 @@ pub async fn models_command(
                 .await
                 .map_err(status)?
                 .into_inner();
-            println!("{} v{}: {}", v.model, v.version, v.description);
+            say!("{} v{}: {}", v.model, v.version, v.description);
         }
         Some(ModelsCommand::Download { uri, out }) => {
             let v = registry
@@ -374,7 +464,7 @@ pub async fn models_command(
             }
             std::fs::write(&out, &artifact.data)
                 .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
-            println!(
+            say!(
                 "{} v{} ({} bytes, sha256 {digest}) -> {}",
                 v.model,
                 v.version,
@@ -399,9 +489,9 @@ pub async fn models_command(
                 .map_err(status)?
                 .into_inner();
             if version == 0 {
-                println!("alias {alias} removed from {} v{}", v.model, v.version);
+                say!("alias {alias} removed from {} v{}", v.model, v.version);
             } else {
-                println!("{}@{alias} -> v{}", v.model, v.version);
+                say!("{}@{alias} -> v{}", v.model, v.version);
             }
         }
     }
@@ -459,11 +549,11 @@ pub async fn decide(
             };
             registry.approve(request).await.map_err(status)?;
             if approve {
-                println!(
+                say!(
                     "{model} v{version} approved by {identity}; the promoter moves it to Production"
                 );
             } else {
-                println!("{model} v{version} rejected by {identity}");
+                say!("{model} v{version} rejected by {identity}");
             }
         }
         Decision::Override => {
@@ -474,7 +564,7 @@ pub async fn decide(
                 reason: d.reason,
             };
             registry.r#override(request).await.map_err(status)?;
-            println!(
+            say!(
                 "gate decision on {model} v{version} overridden by {identity}; the promoter moves it to Staging"
             );
         }
@@ -499,6 +589,6 @@ pub async fn rollback(
         .await
         .map_err(status)?
         .into_inner();
-    println!("{} v{} is back in Production", v.model, v.version);
+    say!("{} v{} is back in Production", v.model, v.version);
     Ok(())
 }

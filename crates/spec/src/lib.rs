@@ -176,6 +176,47 @@ pub struct Expectation {
     pub kwargs: serde_json::Map<String, serde_json::Value>,
 }
 
+/// Reads a Great Expectations suite file as it is (1.x: `name` and `expectations` with
+/// `type`; 0.x: `expectation_suite_name` and `expectation_type`); returns the suite's name
+/// and its expectations.
+pub fn read_gx_suite(text: &str) -> Result<(String, Vec<Expectation>), SpecError> {
+    let invalid = |m: String| SpecError::Invalid(format!("Great Expectations suite: {m}"));
+    let doc: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| invalid(format!("not JSON: {e}")))?;
+    let name = doc
+        .get("name")
+        .or_else(|| doc.get("expectation_suite_name"))
+        .and_then(|v| v.as_str())
+        .unwrap_or("suite")
+        .to_string();
+    let list = doc
+        .get("expectations")
+        .and_then(|v| v.as_array())
+        .ok_or_else(|| invalid("no \"expectations\" list".into()))?;
+    let mut out = Vec::with_capacity(list.len());
+    for (i, e) in list.iter().enumerate() {
+        let kind = e
+            .get("type")
+            .or_else(|| e.get("expectation_type"))
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| invalid(format!("expectation {i} has no type")))?;
+        let kwargs = match e.get("kwargs") {
+            None | Some(serde_json::Value::Null) => serde_json::Map::new(),
+            Some(serde_json::Value::Object(m)) => m.clone(),
+            Some(other) => {
+                return Err(invalid(format!(
+                    "kwargs of expectation {i} is not an object: {other}"
+                )));
+            }
+        };
+        out.push(Expectation {
+            kind: kind.into(),
+            kwargs,
+        });
+    }
+    Ok((name, out))
+}
+
 /// A bound on a gate: at least `min`, at most `max`.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields)]

@@ -45,3 +45,24 @@ fn bad_model_name_is_refused() {
     let text = EXAMPLE.replace("model: churn", "model: Churn Model");
     assert!(ModelSpec::parse(&text).is_err());
 }
+
+#[test]
+fn the_shared_gx_fixture_suite_reads_as_is() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/fixtures/gx/churn_suite.json"
+    );
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{path}: {e} (the shared fixtures sit beside the clone)"));
+    let (name, suite) = read_gx_suite(&text).unwrap();
+    assert_eq!(name, "churn_suite");
+    assert_eq!(suite.len(), 9);
+    assert_eq!(suite[3].kind, "expect_column_values_to_be_between");
+    assert_eq!(suite[3].kwargs["column"], "age");
+}
+
+#[test]
+fn a_gx_suite_without_expectations_is_refused() {
+    let err = read_gx_suite(r#"{"name": "x"}"#).unwrap_err().to_string();
+    assert!(err.contains("no \"expectations\" list"), "{err}");
+}

@@ -231,3 +231,85 @@ fn code_changes_through_the_real_binaries_exit_by_the_verdict() {
 
     services.stop_gracefully();
 }
+
+#[test]
+fn validate_runs_the_engine_without_nats_and_exits_by_the_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = workspace_root().join("../shared/fixtures/gx/churn_suite.json");
+    assert!(
+        suite.exists(),
+        "{} is missing: the shared fixtures sit beside the clone",
+        suite.display()
+    );
+    let (clean, dirty) = (
+        dir.path().join("clean.parquet"),
+        dir.path().join("dirty.csv"),
+    );
+    for (path, extra) in [(&clean, None), (&dirty, Some("--dirty"))] {
+        let mut args = vec![
+            "data",
+            "generate",
+            "--rows",
+            "5000",
+            "--out",
+            path.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        assert!(cli(&[], &args).status.success());
+    }
+    let out = cli(
+        &[],
+        &[
+            "validate",
+            clean.to_str().unwrap(),
+            "--suite",
+            suite.to_str().unwrap(),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("PASSED: 9/9 expectations met on 5000 rows"),
+        "{stdout}"
+    );
+
+    let out = cli(
+        &[],
+        &[
+            "validate",
+            dirty.to_str().unwrap(),
+            "--suite",
+            suite.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["success"], false);
+    assert_eq!(json["statistics"]["unsuccessful_expectations"], 2);
+    let ages = json["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["expectation_config"]["kwargs"]["column"] == "age")
+        .unwrap();
+    assert!(ages["result"]["unexpected_count"].as_u64().unwrap() > 0);
+    let sample = ages["result"]["partial_unexpected_list"]
+        .as_array()
+        .unwrap();
+    assert!(!sample.is_empty() && sample.len() <= 20);
+    assert!(sample.iter().all(|v| v == "150" || v == "-3"), "{sample:?}");
+
+    let spec = workspace_root().join("examples/churn/tollgate.yaml");
+    let out = cli(
+        &[],
+        &[
+            "validate",
+            "/no/such.parquet",
+            "--spec",
+            spec.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+}

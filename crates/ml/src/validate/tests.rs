@@ -1,5 +1,7 @@
 //! Unit tests of the parent module.
 
+use serde_json::json as j;
+
 use super::*;
 
 fn exp(kind: &str, kwargs: Value) -> Expectation {
@@ -15,85 +17,278 @@ fn write_csv(dir: &tempfile::TempDir, text: &str) -> std::path::PathBuf {
     p
 }
 
+fn run(text: &str, suite: Vec<Expectation>) -> ValidationReport {
+    let dir = tempfile::tempdir().unwrap();
+    validate(&write_csv(&dir, text), &suite).unwrap()
+}
+
+const DATA: &str = "id,age,contract,fee,paid\na,30,one-year,10.5,12\n,150,one-year,20,20\nc,-1,weekly,30,25\nc,40,,40,50\n";
+
 #[test]
 fn counts_nulls_out_of_range_out_of_set_and_duplicates() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = write_csv(
-        &dir,
-        "id,age,contract\na,30,one-year\n,150,one-year\nc,-1,weekly\nc,40,\n",
+    let report = run(
+        DATA,
+        vec![
+            exp(
+                "expect_table_row_count_to_be_between",
+                serde_json::json!({"min_value": 1, "max_value": 3}),
+            ),
+            exp(
+                "expect_column_values_to_not_be_null",
+                serde_json::json!({"column": "id"}),
+            ),
+            exp(
+                "expect_column_values_to_be_between",
+                serde_json::json!({"column": "age", "min_value": 0, "max_value": 120}),
+            ),
+            exp(
+                "expect_column_values_to_be_in_set",
+                serde_json::json!({"column": "contract", "value_set": ["one-year", "two-year"]}),
+            ),
+            exp(
+                "expect_column_values_to_be_unique",
+                serde_json::json!({"column": "id"}),
+            ),
+        ],
     );
-    let suite = vec![
-        exp(
-            "expect_table_row_count_to_be_between",
-            serde_json::json!({"min_value": 1, "max_value": 3}),
-        ),
-        exp(
-            "expect_column_values_to_not_be_null",
-            serde_json::json!({"column": "id"}),
-        ),
-        exp(
-            "expect_column_values_to_be_between",
-            serde_json::json!({"column": "age", "min_value": 0, "max_value": 120}),
-        ),
-        exp(
-            "expect_column_values_to_be_in_set",
-            serde_json::json!({"column": "contract", "value_set": ["one-year", "two-year"]}),
-        ),
-        exp(
-            "expect_column_values_to_be_unique",
-            serde_json::json!({"column": "id"}),
-        ),
-    ];
-    let report = validate(&p, &suite).unwrap();
     assert_eq!(report.row_count, 4);
     assert!(!report.success);
     let r = &report.results;
     assert!(!r[0].success, "4 rows is above max 3");
     assert_eq!((r[1].unexpected_count, r[1].success), (1, false));
     assert_eq!(r[2].unexpected_count, 2, "150 and -1");
-    assert_eq!(r[2].observed_value, "min -1, max 150");
+    assert_eq!(r[2].partial_unexpected_list, ["150", "-1"]);
     assert_eq!(
         (r[3].unexpected_count, r[3].missing_count),
         (1, 1),
         "weekly; one null"
     );
+    assert_eq!(r[3].partial_unexpected_list, ["weekly"]);
     assert_eq!(r[4].unexpected_count, 2, "both rows with id c");
+    assert!(
+        (r[3].unexpected_percent - 100.0 / 3.0).abs() < 1e-9,
+        "of the 3 present values"
+    );
+}
+
+#[test]
+fn the_rest_of_the_catalogue() {
+    let suite = vec![
+        exp("expect_table_row_count_to_equal", j!({"value": 4})),
+        exp(
+            "expect_table_columns_to_match_set",
+            j!({"column_set": ["id", "age", "contract", "fee", "paid"]}),
+        ),
+        exp(
+            "expect_table_columns_to_match_ordered_list",
+            j!({"column_list": ["age", "id"]}),
+        ),
+        exp("expect_column_to_exist", j!({"column": "fee"})),
+        exp(
+            "expect_column_values_to_be_null",
+            j!({"column": "contract"}),
+        ),
+        exp(
+            "expect_column_values_to_not_be_in_set",
+            j!({"column": "contract", "value_set": ["weekly"]}),
+        ),
+        exp(
+            "expect_column_values_to_match_regex",
+            j!({"column": "contract", "regex": "^[a-z]+-[a-z]+$"}),
+        ),
+        exp(
+            "expect_column_values_to_not_match_regex",
+            j!({"column": "contract", "regex": "year"}),
+        ),
+        exp(
+            "expect_column_values_to_be_of_type",
+            j!({"column": "age", "type_": "int64"}),
+        ),
+        exp(
+            "expect_column_values_to_be_in_type_list",
+            j!({"column": "contract", "type_list": ["INTEGER", "VARCHAR"]}),
+        ),
+        exp(
+            "expect_column_value_lengths_to_be_between",
+            j!({"column": "contract", "min_value": 7, "max_value": 8}),
+        ),
+        exp(
+            "expect_column_mean_to_be_between",
+            j!({"column": "fee", "min_value": 25, "max_value": 25.5}),
+        ),
+        exp(
+            "expect_column_median_to_be_between",
+            j!({"column": "fee", "min_value": 26, "max_value": 30}),
+        ),
+        exp(
+            "expect_column_sum_to_be_between",
+            j!({"column": "fee", "max_value": 100, "strict_max": true}),
+        ),
+        exp(
+            "expect_column_stdev_to_be_between",
+            j!({"column": "fee", "min_value": 10}),
+        ),
+        exp(
+            "expect_column_min_to_be_between",
+            j!({"column": "age", "min_value": 0}),
+        ),
+        exp(
+            "expect_column_max_to_be_between",
+            j!({"column": "age", "max_value": 150}),
+        ),
+        exp(
+            "expect_column_proportion_of_unique_values_to_be_between",
+            j!({"column": "id", "min_value": 0.6, "max_value": 0.7}),
+        ),
+        exp(
+            "expect_column_distinct_values_to_be_in_set",
+            j!({"column": "contract", "value_set": ["one-year", "weekly", "two-year"]}),
+        ),
+        exp(
+            "expect_column_distinct_values_to_contain_set",
+            j!({"column": "contract", "value_set": ["one-year", "two-year"]}),
+        ),
+        exp(
+            "expect_column_distinct_values_to_equal_set",
+            j!({"column": "contract", "value_set": ["one-year", "weekly"]}),
+        ),
+        exp(
+            "expect_column_pair_values_a_to_be_greater_than_b",
+            j!({"column_A": "paid", "column_B": "fee", "or_equal": true}),
+        ),
+        exp(
+            "expect_compound_columns_to_be_unique",
+            j!({"column_list": ["id", "contract"]}),
+        ),
+    ];
+    let report = run(DATA, suite);
+    let got: Vec<(String, bool)> = report
+        .results
+        .iter()
+        .map(|r| (r.expectation_type.clone(), r.success))
+        .collect();
+    let want = [
+        true,  // 4 rows
+        true,  // same set
+        false, // order differs
+        true,  // fee exists
+        false, // contract mostly present
+        false, // weekly present
+        false, // weekly has no dash
+        false, // one-year matches "year"
+        true,  // age is int64
+        true,  // contract is text, VARCHAR matches
+        false, // "weekly" has 6 characters
+        true,  // mean 25.125
+        false, // median 25
+        false, // sum 100.5 is not < 100
+        true,  // stdev ~12.8
+        false, // min -1
+        true,  // max 150
+        true,  // 2 distinct of 3 ids
+        true,  // all distinct values listed
+        false, // two-year absent
+        true,  // equal set
+        false, // paid 25 < fee 30
+        true,  // (id, contract) pairs are unique
+    ];
+    for ((kind, ok), want) in got.iter().zip(want) {
+        assert_eq!(
+            *ok,
+            want,
+            "{kind}: {:?}",
+            report.results.iter().find(|r| &r.expectation_type == kind)
+        );
+    }
+    assert!(
+        report.results.iter().all(|r| r.error.is_empty()),
+        "{:?}",
+        report.results
+    );
+    let pair = &report.results[21];
+    assert_eq!(
+        (
+            pair.unexpected_count,
+            pair.partial_unexpected_list.as_slice()
+        ),
+        (1, &["25".to_string()][..])
+    );
 }
 
 #[test]
 fn mostly_tolerates_a_share_of_failures() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = write_csv(&dir, "x\n1\n2\n3\n\n");
     let suite = vec![exp(
         "expect_column_values_to_not_be_null",
         serde_json::json!({"column": "x", "mostly": 0.7}),
     )];
-    assert!(validate(&p, &suite).unwrap().success);
+    assert!(run("x\n1\n2\n3\n\n", suite).success);
 }
 
 #[test]
-fn a_missing_column_fails_only_its_expectation() {
+fn nan_and_infinity_fall_outside_a_range() {
     let dir = tempfile::tempdir().unwrap();
-    let p = write_csv(&dir, "x\n1\n");
-    let suite = vec![
-        exp(
-            "expect_column_values_to_not_be_null",
-            serde_json::json!({"column": "nope"}),
-        ),
-        exp(
-            "expect_column_values_to_not_be_null",
-            serde_json::json!({"column": "x"}),
-        ),
-        exp("expect_column_to_be_magic", serde_json::json!({})),
-    ];
-    let report = validate(&p, &suite).unwrap();
+    let p = dir.path().join("f.parquet");
+    let mut df = DataFrame::new(
+        4,
+        vec![Column::new(
+            "x".into(),
+            vec![1.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY],
+        )],
+    )
+    .unwrap();
+    data::write(&mut df, &p).unwrap();
+    let suite = vec![exp(
+        "expect_column_values_to_be_between",
+        serde_json::json!({"column": "x", "min_value": 0, "max_value": 10}),
+    )];
+    let r = &validate(&p, &suite).unwrap().results[0];
+    assert_eq!(r.unexpected_count, 3, "{r:?}");
+}
+
+#[test]
+fn bad_input_fails_expectations_never_the_process() {
+    let suite = || {
+        vec![
+            exp(
+                "expect_column_values_to_not_be_null",
+                j!({"column": "nope"}),
+            ),
+            exp(
+                "expect_column_values_to_be_between",
+                j!({"column": "s", "min_value": 0}),
+            ),
+            exp("expect_column_to_be_magic", j!({})),
+            exp(
+                "expect_column_values_to_match_regex",
+                j!({"column": "s", "regex": "(unclosed"}),
+            ),
+            exp(
+                "expect_column_mean_to_be_between",
+                j!({"column": "n", "min_value": 0}),
+            ),
+            exp("expect_column_values_to_not_be_null", j!({"column": "s"})),
+        ]
+    };
+    let r = run("s,n\nabc,\n", suite()).results;
+    assert!(r[0].error.contains("\"nope\" is not in the dataset"));
+    assert!(r[1].error.contains("not numeric"), "{}", r[1].error);
     assert!(
-        report.results[0]
-            .error
-            .contains("\"nope\" is not in the dataset")
+        r[2].error
+            .contains("unknown expectation type \"expect_column_to_be_magic\"")
     );
-    assert!(report.results[1].success);
-    assert!(report.results[2].error.contains("unknown expectation type"));
+    assert!(r[3].error.contains("cannot evaluate"), "{}", r[3].error);
+    assert!(!r[4].success, "an all-null column has no mean: {:?}", r[4]);
+    assert!(r[5].success, "the others still run");
+
+    let zero_rows = run("s,n\n", suite());
+    assert_eq!(zero_rows.row_count, 0);
+    assert!(zero_rows.results[5].success);
+
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.csv");
+    std::fs::write(&empty, b"").unwrap();
+    let report = validate(&empty, &suite()).unwrap();
+    assert!(report.results.iter().all(|r| r.error.contains("is empty")));
 }
 
 #[test]
