@@ -20,7 +20,11 @@ use tollgate_bus::{
     StageContext, StageDone, StageError, StageHandler, StageOutcome, defaults, service, subjects,
     worker,
 };
-use tollgate_ml::{artifact::Artifact, features::Columns, model::integration};
+use tollgate_ml::{
+    artifact::Artifact,
+    features::Columns,
+    model::{Integration, integration},
+};
 use tollgate_proto::{GetVersionRequest, ModelStage, Run, TransitionStageRequest};
 
 /// Errors that stop the promoter.
@@ -74,6 +78,41 @@ where
         token,
     )
     .await
+}
+
+/// What makes an integration test fail: no golden records, predictions that differ from
+/// the trainer's, probabilities outside [0, 1], latency over the gate's p99 limit (or not
+/// measured at all).
+pub fn integration_failures(check: &Integration, latency_limit_ms: Option<f64>) -> Vec<String> {
+    let mut failures = Vec::new();
+    if check.golden == 0 {
+        failures.push("the artifact holds no golden records".to_string());
+    }
+    if check.max_difference > 1e-9 {
+        failures.push(format!(
+            "predictions differ from the trainer's by up to {:.3e}",
+            check.max_difference
+        ));
+    }
+    if check.out_of_range > 0 {
+        failures.push(format!(
+            "{} probabilities outside [0, 1]",
+            check.out_of_range
+        ));
+    }
+    let over = |l: &f64| {
+        matches!(
+            check.latency_p99_ms.partial_cmp(l),
+            Some(Ordering::Greater) | None
+        )
+    };
+    if let Some(limit) = latency_limit_ms.filter(over) {
+        failures.push(format!(
+            "latency p99 {:.3} ms over the gate's {limit} ms",
+            check.latency_p99_ms
+        ));
+    }
+    failures
 }
 
 struct Promoter {
@@ -176,35 +215,7 @@ impl Promoter {
             .await
             .map_err(|e| StageError::Transient(format!("integration task failed: {e}")))?;
         let limit = spec.gates.get("latency_p99_ms").and_then(|b| b.max);
-        let mut failures = Vec::new();
-        if check.golden == 0 {
-            failures.push("the artifact holds no golden records".to_string());
-        }
-        if check.max_difference > 1e-9 {
-            failures.push(format!(
-                "predictions differ from the trainer's by up to {:.3e}",
-                check.max_difference
-            ));
-        }
-        if check.out_of_range > 0 {
-            failures.push(format!(
-                "{} probabilities outside [0, 1]",
-                check.out_of_range
-            ));
-        }
-        // Over the limit, or not measured at all (NaN), fails.
-        let over = |l: &f64| {
-            matches!(
-                check.latency_p99_ms.partial_cmp(l),
-                Some(Ordering::Greater) | None
-            )
-        };
-        if let Some(limit) = limit.filter(over) {
-            failures.push(format!(
-                "latency p99 {:.3} ms over the gate's {limit} ms",
-                check.latency_p99_ms
-            ));
-        }
+        let failures = integration_failures(&check, limit);
         Ok(if failures.is_empty() {
             StageOutcome::Passed(format!(
                 "{} v{} in Staging: {} golden records reproduced, probabilities in [0, 1], schema matches, p99 {:.4} ms",
@@ -239,3 +250,6 @@ impl Promoter {
         Ok(StageOutcome::Passed(ask))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -797,17 +797,8 @@ pub async fn set_alias(bus: &Bus, r: SetAliasRequest) -> Result<ModelVersion, Re
     if let Some((old, _)) = current.filter(|(n, _)| *n != r.version && *n != 0) {
         let (mut v, rev) = version(bus, &r.model, old).await?;
         v.aliases.retain(|a| a != &r.alias);
-        let stage = v.stage();
-        audit(
-            &mut v,
-            "alias",
-            &r.actor,
-            stage,
-            &format!("-{}", r.alias),
-            "",
-        );
-        save(bus, &v, rev).await?;
-        released = Some(v);
+        let reason = format!("-{}", r.alias);
+        released = Some(annotate(bus, v, rev, "alias", &r.actor, &reason, "").await?);
     }
     if r.version == 0 {
         return released.ok_or_else(|| {
@@ -817,16 +808,8 @@ pub async fn set_alias(bus: &Bus, r: SetAliasRequest) -> Result<ModelVersion, Re
     let (mut v, rev) = version(bus, &r.model, r.version).await?;
     if !v.aliases.contains(&r.alias) {
         v.aliases.push(r.alias.clone());
-        let stage = v.stage();
-        audit(
-            &mut v,
-            "alias",
-            &r.actor,
-            stage,
-            &format!("+{}", r.alias),
-            "",
-        );
-        save(bus, &v, rev).await?;
+        let reason = format!("+{}", r.alias);
+        v = annotate(bus, v, rev, "alias", &r.actor, &reason, "").await?;
     }
     Ok(v)
 }

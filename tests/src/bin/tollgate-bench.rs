@@ -25,6 +25,8 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000);
+    // The services' own logs would drown the tables: warnings only unless RUST_LOG says.
+    let _telemetry = tollgate_telemetry::init_with_level("bench", "warn");
     let p = Pipeline::start()
         .await
         .context("starting nats-server and the services")?;

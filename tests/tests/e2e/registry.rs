@@ -395,6 +395,13 @@ async fn a_worse_challenger_is_blocked_and_only_an_approver_can_override() {
 async fn racing_promotions_have_one_winner_and_metadata_resolves() {
     let p = Pipeline::start().await.unwrap();
     let data = file_uri(&p.dataset("churn.parquet", 3_000, 23, false).unwrap());
+    let mut changes = p
+        .bus
+        .client
+        .subscribe("tollgate.trigger.model")
+        .await
+        .unwrap();
+    p.bus.client.flush().await.unwrap();
     for _ in 0..2 {
         let t = p
             .trigger(TriggerKind::Code, "churn", &example_spec(), &data)
@@ -521,4 +528,31 @@ async fn racing_promotions_have_one_winner_and_metadata_resolves() {
         in_staging.iter().map(|v| v.version).collect::<Vec<_>>(),
         [staged]
     );
+
+    // Every change above was announced on tollgate.trigger.model.
+    let mut seen = Vec::new();
+    while let Ok(Some(m)) = tokio::time::timeout(
+        Duration::from_millis(500),
+        futures::StreamExt::next(&mut changes),
+    )
+    .await
+    {
+        let t: tollgate_proto::Trigger = prost::Message::decode(m.payload.as_ref()).unwrap();
+        assert_eq!((t.kind(), t.model.as_str()), (TriggerKind::Model, "churn"));
+        seen.push((t.model_version, t.change));
+    }
+    for expected in [
+        (1, "registered"),
+        (2, "registered"),
+        (1, "gate blessed"),
+        (staged, "staged"),
+        (1, "update"),
+        (1, "alias"),
+        (2, "alias"),
+    ] {
+        assert!(
+            seen.contains(&(expected.0, expected.1.to_string())),
+            "{expected:?} not announced: {seen:?}"
+        );
+    }
 }

@@ -72,3 +72,23 @@ fn one_class_only_is_a_clear_error() {
     let err = fit_logistic(x, &[1; 20], 1.0, 10).unwrap_err().to_string();
     assert!(err.contains("one class only"), "{err}");
 }
+
+#[test]
+fn integration_notices_a_model_that_no_longer_reproduces_its_golden_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("churn.parquet");
+    let mut df = churn(SynthOptions {
+        rows: 2_000,
+        seed: 9,
+        dirty: false,
+    })
+    .unwrap();
+    data::write(&mut df, &path).unwrap();
+    let spec = ModelSpec::parse(SPEC).unwrap();
+    let mut artifact = train(&spec, SPEC, &path, "c").unwrap().artifact;
+    assert_eq!(integration(&artifact, 100).max_difference, 0.0);
+    artifact.model.intercept += 1.0;
+    let check = integration(&artifact, 100);
+    assert!(check.max_difference > 0.01, "{check:?}");
+    assert_eq!(check.out_of_range, 0);
+}
