@@ -111,6 +111,12 @@ pub struct Pipeline {
 impl Pipeline {
     /// Starts nats-server and every service.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(None).await
+    }
+
+    /// Starts nats-server and every service; `trainer_registry_url` points the trainer at
+    /// another registry address (tests of an unreachable registry).
+    pub async fn start_with(trainer_registry_url: Option<String>) -> anyhow::Result<Self> {
         TELEMETRY.get_or_init(|| tollgate_telemetry::init("e2e"));
         let nats = NatsServer::start()?;
         let dir = tempfile::tempdir()?;
@@ -141,7 +147,7 @@ impl Pipeline {
         spawn("data-validator", tollgate_data_validator::run(dv, s()));
         let tr = tollgate_trainer::Config {
             nats_url: url.clone(),
-            registry_url: registry_url.clone(),
+            registry_url: trainer_registry_url.unwrap_or_else(|| registry_url.clone()),
             cache_dir: cache_dir.clone(),
             ..Default::default()
         };

@@ -403,3 +403,64 @@ async fn one_run_is_one_trace_across_every_service() {
         "created, started/finished per stage, completed: saw {events_seen}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stage_that_keeps_failing_is_retried_then_dead_lettered_and_the_run_fails() {
+    // The trainer's registry is unreachable: a failure that may pass, so it is retried.
+    let dead = format!("http://127.0.0.1:{}", tollgate_e2e::free_port().unwrap());
+    let p = Pipeline::start_with(Some(dead)).await.unwrap();
+    let data = p.dataset("churn.parquet", 2_000, 31, false).unwrap();
+    let t = p
+        .trigger(
+            TriggerKind::Data,
+            "churn",
+            &example_spec(),
+            &file_uri(&data),
+        )
+        .await
+        .unwrap();
+    let run = p.verdict(&t).await.unwrap();
+    assert_eq!(run.verdict(), Verdict::Failed);
+    assert!(
+        run.reason.contains("train gave up after 5 attempts"),
+        "{}",
+        run.reason
+    );
+    assert!(run.reason.contains("registry"), "{}", run.reason);
+    let dlq = p
+        .bus
+        .js
+        .get_stream(subjects::DEADLETTER_STREAM)
+        .await
+        .unwrap()
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            filter_subject: subjects::deadletter(&subjects::stage_consumer("train")),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut letters = dlq.messages().await.unwrap();
+    let letter = tokio::time::timeout(Duration::from_secs(10), letters.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let headers = letter.headers.clone().unwrap();
+    assert_eq!(
+        headers.get(subjects::HEADER_DELIVERIES).unwrap().as_str(),
+        "5"
+    );
+    assert!(
+        headers
+            .get(subjects::HEADER_REASON)
+            .unwrap()
+            .as_str()
+            .contains("gave up after 5 attempts")
+    );
+    let dead_run: Run = prost::Message::decode(letter.payload.as_ref()).unwrap();
+    assert_eq!(
+        dead_run.run_id, run.run_id,
+        "the message itself is kept, not dropped"
+    );
+    assert!(versions(&p, "churn").await.is_empty());
+}

@@ -16,6 +16,7 @@ macro_rules! say {
 
 mod publish;
 pub mod show;
+mod train;
 
 use std::path::PathBuf;
 
@@ -76,6 +77,11 @@ pub enum Command {
     /// Validate a dataset with the data-validator's own engine, locally, without NATS
     /// (exit 0 all expectations met, 1 some failed, 2 could not run).
     Validate(ValidateArgs),
+    /// Train the spec's model on a dataset with the trainer's own code, locally, without
+    /// NATS: prints held-out metrics, the F1-optimal threshold and the training time.
+    Train(TrainArgs),
+    /// Score a dataset with a saved model artifact (from `train --out` or `models download`).
+    Predict(PredictArgs),
     /// Approve a Staging version for Production (you must be on the spec's approvers list).
     Approve(DecisionArgs),
     /// Reject a Staging version for Production.
@@ -106,6 +112,37 @@ pub struct ValidateArgs {
     /// Print Great Expectations' SUMMARY-shaped JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `tollgate train ...`
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// The dataset: .parquet or .csv.
+    pub data: PathBuf,
+    /// The model spec (tollgate.yaml).
+    #[arg(long)]
+    pub spec: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Save the model artifact here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// `tollgate predict ...`
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// The model artifact file.
+    pub model: PathBuf,
+    /// The dataset to score: .parquet or .csv (the target column may be absent).
+    pub data: PathBuf,
+    /// Write the CSV here instead of standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Probability at or above which a row is predicted positive (default: 0.5).
+    #[arg(long, default_value_t = 0.5)]
+    pub threshold: f64,
 }
 
 /// A decision on one version.
@@ -268,6 +305,9 @@ pub struct RunsArgs {
     /// How many runs, newest first.
     #[arg(long, default_value_t = 20)]
     pub limit: u32,
+    /// Follow every run live (stages, progress, verdicts) until Ctrl-C.
+    #[arg(long)]
+    pub watch: bool,
 }
 
 /// `tollgate runs show`
@@ -292,6 +332,9 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Data(DataCommand::Push { path, name }) => push(&cli.nats_url, &path, name).await,
         Command::Publish(args) => return publish::publish(&cli.nats_url, args).await,
         Command::Validate(args) => return show::validate(&args),
+        Command::Train(args) => train::train(&args),
+        Command::Predict(args) => train::predict(&args),
+        Command::Runs(args) if args.watch => publish::watch(&cli.nats_url).await,
         Command::Runs(args) => show::runs(&cli.registry_url, args).await,
         Command::Models(args) => show::models_command(&cli.registry_url, &cli.identity, args).await,
         Command::Approve(d) => {

@@ -152,6 +152,37 @@ async fn follow(
     }
 }
 
+/// `tollgate runs --watch`: prints every run's events as they happen, until Ctrl-C.
+pub async fn watch(nats_url: &str) -> Result<(), String> {
+    let bus = Bus::connect(nats_url).await.map_err(|e| e.to_string())?;
+    let mut events = bus
+        .client
+        .subscribe(subjects::RUN_ALL)
+        .await
+        .map_err(|e| e.to_string())?;
+    say!("watching every run on {nats_url} (Ctrl-C to stop)");
+    loop {
+        let msg = tokio::select! {
+            m = events.next() => m.ok_or("the NATS connection closed")?,
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        };
+        if let Ok(event) = codec::decode::<RunEvent>("RunEvent", &msg.payload) {
+            let short: String = event
+                .run_id
+                .chars()
+                .rev()
+                .take(6)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            use std::io::Write as _;
+            let _ = write!(std::io::stdout(), "[…{short}] ");
+            print_event(&event);
+        }
+    }
+}
+
 /// Prints one event; returns the exit code when it ends the run.
 fn print_event(event: &RunEvent) -> Option<u8> {
     match event.kind() {

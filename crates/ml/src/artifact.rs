@@ -64,6 +64,10 @@ pub struct ArtifactMeta {
     pub train_rows: u64,
     /// The target column.
     pub target: String,
+    /// For a text target, the value that means 1.
+    pub positive_label: Option<String>,
+    /// The F1-optimal threshold on the held-out rows (used when the spec says `optimal`).
+    pub optimal_threshold: f64,
     /// Held-out records with the probabilities the trainer computed: the integration
     /// test checks that the deployed model reproduces them.
     pub golden: Vec<Golden>,
@@ -79,6 +83,12 @@ pub struct Golden {
 }
 
 impl Artifact {
+    /// The columns the model reads and its target.
+    pub fn columns(&self) -> crate::features::Columns {
+        self.pipeline
+            .columns(&self.meta.target, self.meta.positive_label.clone())
+    }
+
     /// P(label = 1) for one raw record.
     pub fn score(&self, record: &Record) -> f64 {
         self.pipeline.score(&self.model, record)

@@ -121,26 +121,50 @@ pub fn read_columns(path: &Path, columns: &[String]) -> Result<DataFrame, DataEr
         .map_err(|e| unreadable(path, e))
 }
 
-/// A column as `f64` values, `None` for nulls and for values that are not numbers.
+/// A column as `f64` values, `None` for nulls and non-finite values.
 pub fn numeric_column(df: &DataFrame, name: &str) -> Result<Vec<Option<f64>>, DataError> {
+    numeric_column_coerced(df, name).map(|(values, _)| values)
+}
+
+/// A column as `f64` values. A column of text (numbers that arrived as strings) is parsed:
+/// blank and unparseable values become null, and their number is returned beside.
+pub fn numeric_column_coerced(
+    df: &DataFrame,
+    name: &str,
+) -> Result<(Vec<Option<f64>>, usize), DataError> {
     let bad = |e: PolarsError| DataError::BadColumn {
         column: name.into(),
         reason: e.to_string(),
     };
     let column = df.column(name).map_err(bad)?;
     if column.dtype() == &DataType::String {
-        return Err(DataError::BadColumn {
-            column: name.into(),
-            reason: "holds text, but the spec lists it as numeric".into(),
-        });
+        let mut coerced = 0;
+        let values = column
+            .str()
+            .map_err(bad)?
+            .iter()
+            .map(|v| {
+                let parsed = v.map(|t| t.trim().parse::<f64>().ok().filter(|x| x.is_finite()));
+                match parsed {
+                    Some(Some(x)) => Some(x),
+                    Some(None) => {
+                        coerced += 1;
+                        None
+                    }
+                    None => None,
+                }
+            })
+            .collect();
+        return Ok((values, coerced));
     }
     let cast = column.cast(&DataType::Float64).map_err(bad)?;
-    Ok(cast
+    let values = cast
         .f64()
         .map_err(bad)?
         .iter()
         .map(|v| v.filter(|x| x.is_finite()))
-        .collect())
+        .collect();
+    Ok((values, 0))
 }
 
 /// A column as text values, `None` for nulls.

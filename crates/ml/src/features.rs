@@ -58,6 +58,8 @@ pub struct Table {
     pub categorical: Vec<Vec<Option<String>>>,
     /// Target labels, 0 or 1.
     pub target: Vec<u8>,
+    /// Numeric columns that arrived as text, with how many values became null.
+    pub coerced: Vec<(String, usize)>,
 }
 
 /// Which columns a table holds: feature columns by kind and the target.
@@ -67,8 +69,10 @@ pub struct Columns {
     pub numeric: Vec<String>,
     /// Categorical feature columns.
     pub categorical: Vec<String>,
-    /// The 0/1 target column.
+    /// The target column.
     pub target: String,
+    /// For a text target, the value that means 1.
+    pub positive_label: Option<String>,
 }
 
 impl Columns {
@@ -78,6 +82,7 @@ impl Columns {
             numeric: spec.features.numeric.clone(),
             categorical: spec.features.categorical.clone(),
             target: spec.target.clone(),
+            positive_label: spec.positive_label.clone(),
         }
     }
 
@@ -93,40 +98,61 @@ impl Columns {
 impl Table {
     /// Reads the feature and target columns from `df`.
     pub fn from_frame(df: &DataFrame, columns: &Columns) -> Result<Table, DataError> {
-        let numeric = columns
-            .numeric
-            .iter()
-            .map(|c| data::numeric_column(df, c))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut coerced = Vec::new();
+        let mut numeric = Vec::with_capacity(columns.numeric.len());
+        for c in &columns.numeric {
+            let (values, n) = data::numeric_column_coerced(df, c)?;
+            if n > 0 {
+                coerced.push((c.clone(), n));
+            }
+            numeric.push(values);
+        }
         let categorical = columns
             .categorical
             .iter()
             .map(|c| data::text_column(df, c))
             .collect::<Result<Vec<_>, _>>()?;
-        let raw = data::numeric_column(df, &columns.target)?;
         let bad = |reason: String| DataError::BadColumn {
             column: columns.target.clone(),
             reason,
         };
-        let nulls = raw.iter().filter(|v| v.is_none()).count();
-        if nulls > 0 {
-            return Err(bad(format!("target has {nulls} missing values")));
-        }
-        let target = raw
-            .iter()
-            .map(|v| match v {
-                Some(x) if *x == 0.0 => Ok(0u8),
-                Some(x) if *x == 1.0 => Ok(1u8),
-                other => Err(bad(format!(
-                    "target must be 0 or 1, found {}",
-                    other.map(|x| x.to_string()).unwrap_or_default()
-                ))),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let is_text = df
+            .column(&columns.target)
+            .is_ok_and(|c| c.dtype() == &polars::prelude::DataType::String);
+        let target = if is_text {
+            let Some(positive) = &columns.positive_label else {
+                return Err(bad("the target holds text: set positive_label in the spec (e.g. positive_label: \"Yes\")".into()));
+            };
+            let raw = data::text_column(df, &columns.target)?;
+            let nulls = raw.iter().filter(|v| v.is_none()).count();
+            if nulls > 0 {
+                return Err(bad(format!("target has {nulls} missing values")));
+            }
+            raw.iter()
+                .map(|v| u8::from(v.as_deref().map(str::trim) == Some(positive.as_str())))
+                .collect()
+        } else {
+            let raw = data::numeric_column(df, &columns.target)?;
+            let nulls = raw.iter().filter(|v| v.is_none()).count();
+            if nulls > 0 {
+                return Err(bad(format!("target has {nulls} missing values")));
+            }
+            raw.iter()
+                .map(|v| match v {
+                    Some(x) if *x == 0.0 => Ok(0u8),
+                    Some(x) if *x == 1.0 => Ok(1u8),
+                    other => Err(bad(format!(
+                        "target must be 0 or 1 (or text with positive_label), found {}",
+                        other.map(|x| x.to_string()).unwrap_or_default()
+                    ))),
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        };
         Ok(Table {
             numeric,
             categorical,
             target,
+            coerced,
         })
     }
 
@@ -174,7 +200,15 @@ impl FeaturePipeline {
             let imputed = || train.iter().map(|&i| column[i].unwrap_or(med));
             let mean = imputed().sum::<f64>() / n;
             let var = imputed().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
-            let std = if var.sqrt() > 1e-12 { var.sqrt() } else { 1.0 };
+            if var.sqrt() <= 1e-12 {
+                return Err(DataError::BadColumn {
+                    column: name.clone(),
+                    reason: format!(
+                        "is constant on the training rows (every value is {mean}): it cannot inform the model; drop it from the spec"
+                    ),
+                });
+            }
+            let std = var.sqrt();
             numeric.push(NumericFeature {
                 name: name.clone(),
                 median: med,
@@ -199,12 +233,13 @@ impl FeaturePipeline {
         })
     }
 
-    /// The feature columns the pipeline reads, with `target`.
-    pub fn columns(&self, target: &str) -> Columns {
+    /// The feature columns the pipeline reads, with the target and its positive label.
+    pub fn columns(&self, target: &str, positive_label: Option<String>) -> Columns {
         Columns {
             numeric: self.numeric.iter().map(|f| f.name.clone()).collect(),
             categorical: self.categorical.iter().map(|f| f.name.clone()).collect(),
             target: target.into(),
+            positive_label,
         }
     }
 

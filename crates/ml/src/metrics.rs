@@ -27,7 +27,85 @@ pub fn auc_roc(scores: &[f64], labels: &[u8]) -> Option<f64> {
     Some((rank_sum - p * (p + 1.0) / 2.0) / (p * negatives as f64))
 }
 
-/// AUC-ROC, F1, precision, recall and accuracy at `threshold`, keyed by the names gates use.
+/// Area under the precision-recall curve as average precision (the step-wise sum
+/// scikit-learn's `average_precision_score` computes). `None` without positives.
+pub fn pr_auc(scores: &[f64], labels: &[u8]) -> Option<f64> {
+    let positives = labels.iter().filter(|&&l| l == 1).count() as f64;
+    if positives == 0.0 {
+        return None;
+    }
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let (mut tp, mut fp, mut ap, mut last_recall) = (0.0, 0.0, 0.0, 0.0);
+    let mut i = 0;
+    while i < order.len() {
+        // Tied scores form one threshold.
+        let mut j = i;
+        while j < order.len() && scores[order[j]] == scores[order[i]] {
+            if labels[order[j]] == 1 {
+                tp += 1.0
+            } else {
+                fp += 1.0
+            }
+            j += 1;
+        }
+        let recall = tp / positives;
+        ap += (recall - last_recall) * tp / (tp + fp);
+        last_recall = recall;
+        i = j;
+    }
+    Some(ap)
+}
+
+/// Mean log loss, probabilities clipped to [1e-15, 1 - 1e-15].
+pub fn log_loss(scores: &[f64], labels: &[u8]) -> f64 {
+    if scores.is_empty() {
+        return f64::NAN;
+    }
+    let total: f64 = scores
+        .iter()
+        .zip(labels)
+        .map(|(&p, &y)| {
+            let p = p.clamp(1e-15, 1.0 - 1e-15);
+            if y == 1 { -p.ln() } else { -(1.0 - p).ln() }
+        })
+        .sum();
+    total / scores.len() as f64
+}
+
+/// The threshold that maximizes F1 on these scores (a score at or above it is positive).
+pub fn f1_optimal_threshold(scores: &[f64], labels: &[u8]) -> f64 {
+    let positives = labels.iter().filter(|&&l| l == 1).count() as f64;
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let (mut tp, mut fp, mut best, mut best_t) = (0.0, 0.0, -1.0, 0.5);
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j < order.len() && scores[order[j]] == scores[order[i]] {
+            if labels[order[j]] == 1 {
+                tp += 1.0
+            } else {
+                fp += 1.0
+            }
+            j += 1;
+        }
+        let f1 = if tp > 0.0 {
+            2.0 * tp / (2.0 * tp + fp + (positives - tp))
+        } else {
+            0.0
+        };
+        if f1 > best {
+            best = f1;
+            best_t = scores[order[i]];
+        }
+        i = j;
+    }
+    best_t
+}
+
+/// AUC-ROC, PR-AUC, log loss, F1, precision, recall, accuracy and the confusion matrix
+/// (`tp`, `fp`, `tn`, `fn`) at `threshold`, keyed by the names gates use.
 pub fn classification(scores: &[f64], labels: &[u8], threshold: f64) -> BTreeMap<String, f64> {
     let (mut tp, mut fp, mut tn, mut fn_) = (0.0, 0.0, 0.0, 0.0);
     for (&s, &l) in scores.iter().zip(labels) {
@@ -45,6 +123,14 @@ pub fn classification(scores: &[f64], labels: &[u8], threshold: f64) -> BTreeMap
     if let Some(auc) = auc_roc(scores, labels) {
         m.insert("auc_roc".into(), auc);
     }
+    if let Some(ap) = pr_auc(scores, labels) {
+        m.insert("pr_auc".into(), ap);
+    }
+    m.insert("log_loss".into(), log_loss(scores, labels));
+    m.insert("tp".into(), tp);
+    m.insert("fp".into(), fp);
+    m.insert("tn".into(), tn);
+    m.insert("fn".into(), fn_);
     m.insert(
         "f1".into(),
         ratio(2.0 * precision * recall, precision + recall),

@@ -90,6 +90,8 @@ pub struct Trained {
     pub train_rows: usize,
     /// Rows held out.
     pub test_rows: usize,
+    /// Numeric columns that arrived as text, with how many values became null.
+    pub coerced: Vec<(String, usize)>,
     /// Wall time of reading, fitting and scoring.
     pub seconds: f64,
 }
@@ -112,6 +114,64 @@ fn score(artifact: &Artifact, table: &Table, rows: &[usize]) -> Vec<f64> {
         .collect()
 }
 
+/// Fits the feature pipeline and the model on `rows`.
+fn fit(
+    spec: &ModelSpec,
+    table: &Table,
+    rows: &[usize],
+) -> Result<(FeaturePipeline, LogisticModel), ModelError> {
+    let pipeline = FeaturePipeline::fit(spec, table, rows)?;
+    let x = pipeline.transform(table, rows);
+    let y: Vec<u8> = rows.iter().map(|&i| table.target[i]).collect();
+    let model = fit_logistic(x, &y, spec.algorithm.alpha, spec.algorithm.max_iterations)?;
+    Ok((pipeline, model))
+}
+
+/// k-fold cross-validation on the training rows: mean and std of AUC-ROC and F1 at 0.5,
+/// as `cv_<metric>_mean` / `cv_<metric>_std`.
+fn cross_validate(
+    spec: &ModelSpec,
+    table: &Table,
+    rows: &[usize],
+    k: usize,
+) -> Result<BTreeMap<String, f64>, ModelError> {
+    if rows.len() < k {
+        return Err(ModelError::Train(format!(
+            "fewer training rows ({}) than folds ({k})",
+            rows.len()
+        )));
+    }
+    let mut seen: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for fold in split::folds(&table.target, rows, k, spec.split.seed) {
+        let fit_rows: Vec<usize> = rows
+            .iter()
+            .copied()
+            .filter(|i| fold.binary_search(i).is_err())
+            .collect();
+        let (pipeline, model) = fit(spec, table, &fit_rows)?;
+        let scores: Vec<f64> = fold
+            .iter()
+            .map(|&i| pipeline.score(&model, &table.record(i)))
+            .collect();
+        let labels: Vec<u8> = fold.iter().map(|&i| table.target[i]).collect();
+        let m = metrics::classification(&scores, &labels, 0.5);
+        for name in ["auc_roc", "f1"] {
+            seen.entry(name.into())
+                .or_default()
+                .push(m.get(name).copied().unwrap_or(f64::NAN));
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (name, values) in seen {
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let std = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+        out.insert(format!("cv_{name}_mean"), mean);
+        out.insert(format!("cv_{name}_std"), std);
+    }
+    Ok(out)
+}
+
 /// Trains the spec's model on the dataset at `path`.
 pub fn train(
     spec: &ModelSpec,
@@ -122,17 +182,18 @@ pub fn train(
     let started = Instant::now();
     let table = load_table(&Columns::of_spec(spec), path)?;
     let (train_rows, test_rows) =
-        split::split(table.rows(), spec.split.seed, spec.split.test_fraction);
+        split::stratified(&table.target, spec.split.seed, spec.split.test_fraction);
     if train_rows.len() < 10 || test_rows.is_empty() {
         return Err(ModelError::Train(format!(
             "too few rows to train and test ({} rows)",
             table.rows()
         )));
     }
-    let pipeline = FeaturePipeline::fit(spec, &table, &train_rows)?;
-    let x = pipeline.transform(&table, &train_rows);
-    let y: Vec<u8> = train_rows.iter().map(|&i| table.target[i]).collect();
-    let model = fit_logistic(x, &y, spec.algorithm.alpha, spec.algorithm.max_iterations)?;
+    let cv = match spec.split.folds {
+        Some(k) => cross_validate(spec, &table, &train_rows, k)?,
+        None => BTreeMap::new(),
+    };
+    let (pipeline, model) = fit(spec, &table, &train_rows)?;
     let mut artifact = Artifact {
         pipeline,
         model,
@@ -146,12 +207,18 @@ pub fn train(
             test_fraction: spec.split.test_fraction,
             train_rows: train_rows.len() as u64,
             target: spec.target.clone(),
+            positive_label: spec.positive_label.clone(),
+            optimal_threshold: 0.5,
             golden: Vec::new(),
         },
     };
     let scores = score(&artifact, &table, &test_rows);
     let labels: Vec<u8> = test_rows.iter().map(|&i| table.target[i]).collect();
-    let metrics = metrics::classification(&scores, &labels, 0.5);
+    let optimal = metrics::f1_optimal_threshold(&scores, &labels);
+    let mut metrics = metrics::classification(&scores, &labels, spec.threshold.resolve(optimal));
+    metrics.insert("f1_optimal_threshold".into(), optimal);
+    metrics.extend(cv);
+    artifact.meta.optimal_threshold = optimal;
     artifact.meta.metrics = metrics.clone();
     artifact.meta.golden = test_rows
         .iter()
@@ -167,6 +234,7 @@ pub fn train(
         metrics,
         train_rows: train_rows.len(),
         test_rows: test_rows.len(),
+        coerced: table.coerced.clone(),
         seconds: started.elapsed().as_secs_f64(),
     })
 }
@@ -174,7 +242,7 @@ pub fn train(
 /// The gate's own measurement of an artifact on the held-out rows.
 #[derive(Debug, Clone)]
 pub struct Evaluation {
-    /// Metrics at threshold 0.5.
+    /// Metrics; the threshold ones at the threshold the spec asks for (`threshold`).
     pub metrics: BTreeMap<String, f64>,
     /// Median single-record latency, encoding included, in milliseconds.
     pub latency_p50_ms: f64,
@@ -185,23 +253,26 @@ pub struct Evaluation {
 }
 
 /// Scores `artifact` on the test rows of the dataset at `path` under `split` (the same
-/// rows for a challenger and its champion) and times at least `latency_calls`
+/// rows for a challenger and its champion), threshold metrics at `threshold`, and times at least `latency_calls`
 /// single-record predictions (raw record in, probability out). The columns read are the
 /// ones the artifact's own pipeline was fitted on.
 pub fn evaluate(
     artifact: &Artifact,
     path: &Path,
     split: &tollgate_spec::Split,
+    threshold: tollgate_spec::Threshold,
     latency_calls: usize,
 ) -> Result<Evaluation, ModelError> {
-    let table = load_table(&artifact.pipeline.columns(&artifact.meta.target), path)?;
-    let (_, test_rows) = split::split(table.rows(), split.seed, split.test_fraction);
+    let table = load_table(&artifact.columns(), path)?;
+    let (_, test_rows) = split::stratified(&table.target, split.seed, split.test_fraction);
     if test_rows.is_empty() {
         return Err(ModelError::Train("the test split is empty".into()));
     }
     let scores = score(artifact, &table, &test_rows);
     let labels: Vec<u8> = test_rows.iter().map(|&i| table.target[i]).collect();
-    let metrics = metrics::classification(&scores, &labels, 0.5);
+    let cut = threshold.resolve(artifact.meta.optimal_threshold);
+    let mut metrics = metrics::classification(&scores, &labels, cut);
+    metrics.insert("threshold".into(), cut);
     let records: Vec<_> = test_rows
         .iter()
         .take(latency_calls)
@@ -278,6 +349,33 @@ pub fn integration(artifact: &Artifact, calls: usize) -> Integration {
         out_of_range,
         latency_p99_ms: latency(artifact, &records, calls).1,
     }
+}
+
+/// P(label = 1) for every row of the dataset at `path` through the artifact's pipeline;
+/// the target column need not be there.
+pub fn predict_file(artifact: &Artifact, path: &Path) -> Result<Vec<f64>, ModelError> {
+    let cols = artifact.columns();
+    let mut names = cols.numeric.clone();
+    names.extend(cols.categorical.iter().cloned());
+    let df = data::read_columns(path, &names)?;
+    let numeric = cols
+        .numeric
+        .iter()
+        .map(|c| data::numeric_column(&df, c))
+        .collect::<Result<Vec<_>, _>>()?;
+    let categorical = cols
+        .categorical
+        .iter()
+        .map(|c| data::text_column(&df, c))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((0..df.height())
+        .map(|i| {
+            artifact.score(&crate::features::Record {
+                numeric: numeric.iter().map(|c| c[i]).collect(),
+                categorical: categorical.iter().map(|c| c[i].clone()).collect(),
+            })
+        })
+        .collect())
 }
 
 /// sha256 of a file's bytes.

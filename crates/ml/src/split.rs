@@ -1,15 +1,41 @@
-//! The seeded train/test split. The trainer and the gate both derive it from the row
-//! index and the spec's seed, so the gate grades a model on exactly the rows it never saw.
+//! The seeded, stratified train/test split and cross-validation folds. The trainer and
+//! the gate both derive the split from the labels, the row order and the spec's seed, so
+//! the gate grades a model on exactly the rows it never saw.
 
-/// Whether row `index` belongs to the test set.
-pub fn is_test(index: usize, seed: u64, test_fraction: f64) -> bool {
-    let h = splitmix64(seed ^ splitmix64(index as u64));
-    ((h >> 11) as f64 / (1u64 << 53) as f64) < test_fraction
+/// Row indices of the training and test sets, stratified: each class keeps its share in
+/// both, and the same labels, seed and fraction always give the same rows.
+pub fn stratified(labels: &[u8], seed: u64, test_fraction: f64) -> (Vec<usize>, Vec<usize>) {
+    let mut is_test = vec![false; labels.len()];
+    for class in [0u8, 1] {
+        let mut rows: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
+        rows.sort_by_key(|&i| splitmix64(seed ^ splitmix64(i as u64)));
+        let k = (rows.len() as f64 * test_fraction).round() as usize;
+        for &i in &rows[..k.min(rows.len())] {
+            is_test[i] = true;
+        }
+    }
+    (0..labels.len()).partition(|&i| !is_test[i])
 }
 
-/// Row indices of the training and test sets of `rows` rows.
-pub fn split(rows: usize, seed: u64, test_fraction: f64) -> (Vec<usize>, Vec<usize>) {
-    (0..rows).partition(|&i| !is_test(i, seed, test_fraction))
+/// `k` stratified folds of `rows`: the validation rows of each fold.
+pub fn folds(labels: &[u8], rows: &[usize], k: usize, seed: u64) -> Vec<Vec<usize>> {
+    let k = k.max(1);
+    let mut out = vec![Vec::new(); k];
+    for class in [0u8, 1] {
+        let mut members: Vec<usize> = rows
+            .iter()
+            .copied()
+            .filter(|&i| labels[i] == class)
+            .collect();
+        members.sort_by_key(|&i| splitmix64(seed.rotate_left(17) ^ splitmix64(i as u64)));
+        for (j, i) in members.into_iter().enumerate() {
+            out[j % k].push(i);
+        }
+    }
+    for fold in &mut out {
+        fold.sort_unstable();
+    }
+    out
 }
 
 fn splitmix64(mut x: u64) -> u64 {

@@ -59,8 +59,11 @@ pub struct ModelSpec {
     pub description: String,
     /// Which columns feed the model and how.
     pub features: Features,
-    /// The 0/1 label column.
+    /// The label column: 0/1, or text mapped by `positive_label`.
     pub target: String,
+    /// For a text target, the value that means 1 (e.g. "Yes"); every other value is 0.
+    #[serde(default)]
+    pub positive_label: Option<String>,
     /// How rows are split into training and test sets.
     #[serde(default)]
     pub split: Split,
@@ -84,6 +87,64 @@ pub struct ModelSpec {
     /// may score, both evaluated by the gate on the same test data.
     #[serde(default)]
     pub champion: Vec<ChampionCheck>,
+    /// The decision threshold the gate's threshold metrics use: a probability, or
+    /// `optimal` for the F1-optimal threshold the trainer stored. Default 0.5.
+    #[serde(default)]
+    pub threshold: Threshold,
+}
+
+/// A decision threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Threshold {
+    /// A fixed probability.
+    Fixed(f64),
+    /// 0.5, when the spec says nothing.
+    #[default]
+    Half,
+    /// The F1-optimal threshold the trainer found on the held-out rows (`optimal`).
+    Optimal,
+}
+
+impl Threshold {
+    /// The probability to cut at, given the model's stored F1-optimal threshold.
+    pub fn resolve(self, optimal: f64) -> f64 {
+        match self {
+            Threshold::Fixed(t) => t,
+            Threshold::Half => 0.5,
+            Threshold::Optimal => optimal,
+        }
+    }
+}
+
+impl Serialize for Threshold {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Threshold::Fixed(t) => s.serialize_f64(*t),
+            Threshold::Half => s.serialize_f64(0.5),
+            Threshold::Optimal => s.serialize_str("optimal"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Threshold {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(f64),
+            Word(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(t) if t > 0.0 && t < 1.0 => Ok(Threshold::Fixed(t)),
+            Raw::Number(t) => Err(serde::de::Error::custom(format!(
+                "threshold {t} must be between 0 and 1"
+            ))),
+            Raw::Word(w) if w == "optimal" => Ok(Threshold::Optimal),
+            Raw::Word(w) => Err(serde::de::Error::custom(format!(
+                "threshold {w:?}: use a probability or `optimal`"
+            ))),
+        }
+    }
 }
 
 /// One champion/challenger check (TFX-style change threshold).
@@ -122,6 +183,10 @@ pub struct Split {
     pub test_fraction: f64,
     /// Seed of the split and of anything random in training.
     pub seed: u64,
+    /// Optional k-fold cross-validation on the training rows (k >= 2): mean and std of
+    /// the metrics are reported beside the held-out ones.
+    #[serde(default)]
+    pub folds: Option<usize>,
 }
 
 impl Default for Split {
@@ -129,6 +194,7 @@ impl Default for Split {
         Split {
             test_fraction: 0.2,
             seed: 42,
+            folds: None,
         }
     }
 }
@@ -276,6 +342,9 @@ impl ModelSpec {
                 "split.test_fraction must be between 0 and 1, got {}",
                 self.split.test_fraction
             ));
+        }
+        if self.split.folds.is_some_and(|k| k < 2) {
+            return bad("split.folds must be at least 2".into());
         }
         if self.algorithm.kind != "logistic_regression" {
             return bad(format!(

@@ -66,3 +66,27 @@ fn a_gx_suite_without_expectations_is_refused() {
     let err = read_gx_suite(r#"{"name": "x"}"#).unwrap_err().to_string();
     assert!(err.contains("no \"expectations\" list"), "{err}");
 }
+
+#[test]
+fn threshold_is_a_probability_or_optimal() {
+    assert_eq!(
+        ModelSpec::parse(EXAMPLE).unwrap().threshold,
+        Threshold::Half
+    );
+    let with = |t: &str| ModelSpec::parse(&format!("{EXAMPLE}\nthreshold: {t}\n"));
+    assert_eq!(with("optimal").unwrap().threshold, Threshold::Optimal);
+    assert_eq!(with("0.3").unwrap().threshold.resolve(0.7), 0.3);
+    assert_eq!(with("optimal").unwrap().threshold.resolve(0.7), 0.7);
+    assert!(
+        with("1.5")
+            .unwrap_err()
+            .to_string()
+            .contains("between 0 and 1")
+    );
+    assert!(
+        with("best")
+            .unwrap_err()
+            .to_string()
+            .contains("use a probability or `optimal`")
+    );
+}

@@ -233,13 +233,13 @@ impl StageHandler for Gate {
             run.model, run.model_version
         ))
         .await;
-        let eval = self.evaluate(candidate, &path, &spec.split).await?;
+        let eval = self.evaluate(candidate, &path, &spec).await?;
         let champion = match production {
             Some(version) => {
                 ctx.progress(format!("evaluating champion v{version} on the same rows"))
                     .await;
                 let (artifact, _) = self.fetch(&run.model, version).await?;
-                Some((version, self.evaluate(artifact, &path, &spec.split).await?))
+                Some((version, self.evaluate(artifact, &path, &spec).await?))
             }
             None => None,
         };
@@ -297,14 +297,21 @@ impl Gate {
         Ok((artifact, fetched.data.len()))
     }
 
+    /// Evaluates on the spec's test rows at the spec's threshold (`optimal` resolves to
+    /// each model's own stored F1-optimal threshold).
     async fn evaluate(
         &self,
         artifact: Artifact,
         path: &std::path::Path,
-        split: &tollgate_spec::Split,
+        spec: &tollgate_spec::ModelSpec,
     ) -> Result<tollgate_ml::model::Evaluation, StageError> {
-        let (calls, path, split) = (self.latency_calls, path.to_path_buf(), split.clone());
-        tokio::task::spawn_blocking(move || evaluate(&artifact, &path, &split, calls))
+        let (calls, path, split, threshold) = (
+            self.latency_calls,
+            path.to_path_buf(),
+            spec.split.clone(),
+            spec.threshold,
+        );
+        tokio::task::spawn_blocking(move || evaluate(&artifact, &path, &split, threshold, calls))
             .await
             .map_err(|e| StageError::Transient(format!("evaluation task failed: {e}")))?
             .map_err(|e| StageError::Input(e.to_string()))

@@ -199,10 +199,7 @@ impl Promoter {
         }
         let artifact = Artifact::decode_verified(&fetched.data, &version.artifact_digest)
             .map_err(|e| StageError::Input(format!("{} v{}: {e}", run.model, run.model_version)))?;
-        let (have, want) = (
-            artifact.pipeline.columns(&artifact.meta.target),
-            Columns::of_spec(&spec),
-        );
+        let (have, want) = (artifact.columns(), Columns::of_spec(&spec));
         if have != want {
             return Ok(StageOutcome::Failed(format!(
                 "schema: the model reads {:?} but the spec lists {:?}",

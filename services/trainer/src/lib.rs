@@ -128,7 +128,7 @@ impl StageHandler for Trainer {
                 .map(|v| format!("{v:.3}"))
                 .unwrap_or_else(|| "n/a".into())
         };
-        let message = format!(
+        let mut message = format!(
             "registered {} v{}: held-out auc_roc {}, f1 {} ({} train / {} test rows)",
             spec.model,
             version.version,
@@ -137,6 +137,10 @@ impl StageHandler for Trainer {
             trained.train_rows,
             trained.test_rows
         );
+        for (column, n) in &trained.coerced {
+            message +=
+                &format!("; {n} text values of {column} were not numbers and count as missing");
+        }
         Ok(StageDone {
             run,
             outcome: StageOutcome::Passed(message),

@@ -313,3 +313,93 @@ fn validate_runs_the_engine_without_nats_and_exits_by_the_result() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
 }
+
+#[test]
+fn train_and_predict_run_standalone_without_nats() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("churn.parquet");
+    let model = dir.path().join("churn.tgm");
+    let preds = dir.path().join("preds.csv");
+    let spec = workspace_root().join("examples/churn/tollgate.yaml");
+    assert!(
+        cli(
+            &[],
+            &[
+                "data",
+                "generate",
+                "--rows",
+                "3000",
+                "--out",
+                data.to_str().unwrap()
+            ]
+        )
+        .status
+        .success()
+    );
+    let out = cli(
+        &[],
+        &[
+            "train",
+            data.to_str().unwrap(),
+            "--spec",
+            spec.to_str().unwrap(),
+            "--json",
+            "--out",
+            model.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        json["metrics"]["auc_roc"].as_f64().unwrap() >= 0.8,
+        "{json}"
+    );
+    let threshold = json["f1_optimal_threshold"].as_f64().unwrap();
+    assert!(threshold > 0.0 && threshold < 1.0);
+    assert!(json["training_seconds"].as_f64().unwrap() > 0.0);
+    let bytes = std::fs::read(&model).unwrap();
+    assert_eq!(
+        json["artifact_digest"],
+        tollgate_ml::artifact::digest(&bytes)
+    );
+
+    let out = cli(
+        &[],
+        &[
+            "predict",
+            model.to_str().unwrap(),
+            data.to_str().unwrap(),
+            "--out",
+            preds.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&preds).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("row,probability,prediction"));
+    let rows: Vec<Vec<String>> = lines
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    assert_eq!(rows.len(), 3000);
+    assert!(
+        rows.iter()
+            .all(|r| (0.0..=1.0).contains(&r[1].parse::<f64>().unwrap()))
+    );
+
+    let out = cli(
+        &[],
+        &["predict", spec.to_str().unwrap(), data.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a Tollgate model artifact"));
+}

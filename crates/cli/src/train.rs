@@ -1,0 +1,101 @@
+//! `tollgate train` and `tollgate predict`: the trainer's own code on a laptop, so data
+//! scientists iterate with exactly what the pipeline will run.
+
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use tollgate_ml::{artifact::Artifact, model};
+use tollgate_spec::ModelSpec;
+
+use crate::{PredictArgs, TrainArgs};
+
+/// Trains and reports; `Err` is a message for the person at the terminal.
+pub fn train(args: &TrainArgs) -> Result<(), String> {
+    let (spec, text) = ModelSpec::load(&args.spec).map_err(|e| e.to_string())?;
+    let trained = model::train(&spec, &text, &args.data, "").map_err(|e| e.to_string())?;
+    let bytes = trained.artifact.encode().map_err(|e| e.to_string())?;
+    let digest = tollgate_ml::artifact::digest(&bytes);
+    if let Some(out) = &args.out {
+        std::fs::write(out, &bytes).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    }
+    if args.json {
+        let json = serde_json::json!({
+            "model": spec.model,
+            "algorithm": spec.algorithm.kind,
+            "metrics": trained.metrics,
+            "f1_optimal_threshold": trained.artifact.meta.optimal_threshold,
+            "train_rows": trained.train_rows,
+            "test_rows": trained.test_rows,
+            "training_seconds": trained.seconds,
+            "coerced_to_missing": trained.coerced.iter().map(|(c, n)| (c.clone(), *n)).collect::<std::collections::BTreeMap<_, _>>(),
+            "artifact_digest": digest,
+            "artifact_bytes": bytes.len(),
+        });
+        say!("{json:#}");
+        return Ok(());
+    }
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_header(vec!["held-out metric", "value"]);
+    for (k, v) in &trained.metrics {
+        t.add_row(vec![k.clone(), format!("{v:.4}")]);
+    }
+    say!("{t}");
+    say!(
+        "{} ({}) on {} rows, tested on {}: {:.2}s; F1-optimal threshold {:.4}",
+        spec.model,
+        spec.algorithm.kind,
+        trained.train_rows,
+        trained.test_rows,
+        trained.seconds,
+        trained.artifact.meta.optimal_threshold
+    );
+    for (column, n) in &trained.coerced {
+        say!(
+            "note: {n} text values of {column} were not numbers and count as missing (median-imputed)"
+        );
+    }
+    match &args.out {
+        Some(out) => say!(
+            "artifact ({} bytes, sha256 {digest}) -> {}",
+            bytes.len(),
+            out.display()
+        ),
+        None => say!("artifact sha256 {digest} (save it with --out FILE)"),
+    }
+    Ok(())
+}
+
+/// Scores a dataset with a saved artifact and writes `row,probability,prediction` CSV.
+pub fn predict(args: &PredictArgs) -> Result<(), String> {
+    if !(0.0..=1.0).contains(&args.threshold) {
+        return Err(format!(
+            "--threshold {} must be between 0 and 1",
+            args.threshold
+        ));
+    }
+    let bytes = std::fs::read(&args.model)
+        .map_err(|e| format!("cannot read {}: {e}", args.model.display()))?;
+    let artifact =
+        Artifact::decode(&bytes).map_err(|e| format!("{}: {e}", args.model.display()))?;
+    let scores = model::predict_file(&artifact, &args.data).map_err(|e| e.to_string())?;
+    let mut csv = String::with_capacity(scores.len() * 24 + 32);
+    csv.push_str("row,probability,prediction\n");
+    for (i, p) in scores.iter().enumerate() {
+        csv.push_str(&format!("{i},{p:.6},{}\n", u8::from(*p >= args.threshold)));
+    }
+    match &args.out {
+        Some(out) => {
+            std::fs::write(out, csv).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+            eprintln!(
+                "scored {} rows with {} -> {}",
+                scores.len(),
+                artifact.meta.model,
+                out.display()
+            );
+        }
+        None => {
+            use std::io::Write as _;
+            let _ = std::io::stdout().write_all(csv.as_bytes());
+        }
+    }
+    Ok(())
+}
