@@ -8,7 +8,9 @@ NATS_SERVER := $(VENV)/bin/nats-server
 NATS_SERVER_VERSION := 2.15.1
 export TOLLGATE_NATS_SERVER := $(NATS_SERVER)
 
-.PHONY: help tools build demo test bench lint fmt
+BENCH_VENV := $(TOOLS)/bench-venv
+
+.PHONY: help tools build demo test bench bench-train lint fmt
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -36,6 +38,15 @@ test: tools build ## run every test (unit, end-to-end against a real nats-server
 bench: tools ## time a 100k-row run and the bus per-hop overhead (release build)
 	cargo build --release --workspace --bins
 	target/release/tollgate-bench
+
+$(BENCH_VENV)/.installed:
+	python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check scikit-learn pandas pyarrow
+	touch $@
+
+bench-train: $(BENCH_VENV)/.installed ## Tollgate's trainer vs scikit-learn on 100k and 1M rows
+	cargo build --release --workspace --bins
+	$(BENCH_VENV)/bin/python scripts/bench_train.py target/release/tollgate examples/churn/tollgate.yaml
 
 lint: ## rustfmt check and clippy with warnings as errors
 	cargo fmt --all -- --check
