@@ -63,6 +63,26 @@ async fn a_data_change_reaches_staging_and_the_next_one_archives_it() {
     assert!(v[0].metrics["auc_roc"] >= 0.80, "{:?}", v[0].metrics);
     assert!(v[0].metrics["f1"] >= 0.70, "{:?}", v[0].metrics);
     assert_eq!(v[0].run_id, run.run_id);
+    // The training rows' profile is stored with the version as the drift reference.
+    let profile: serde_json::Value = serde_json::from_str(&v[0].reference_profile_json).unwrap();
+    let age = profile["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "age")
+        .unwrap();
+    assert!(
+        age["numeric"]["min"].as_f64().unwrap() >= 18.0
+            && age["numeric"]["max"].as_f64().unwrap() <= 85.0
+    );
+    assert_eq!(
+        profile["rows"].as_u64().unwrap()
+            + v[0].metrics["tp"] as u64
+            + v[0].metrics["fp"] as u64
+            + v[0].metrics["tn"] as u64
+            + v[0].metrics["fn"] as u64,
+        4_000
+    );
     let gate = run.gate.unwrap();
     assert!(gate.blessed);
     assert!(gate.checks.iter().any(|c| c.name == "latency_p99_ms"));

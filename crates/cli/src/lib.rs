@@ -80,6 +80,18 @@ pub enum Command {
     /// Train the spec's model on a dataset with the trainer's own code, locally, without
     /// NATS: prints held-out metrics, the F1-optimal threshold and the training time.
     Train(TrainArgs),
+    /// Profile a dataset's feature columns: counts, nulls, distinct, min / max / mean /
+    /// stdev / quartiles, top categories.
+    Profile {
+        /// The dataset: .parquet or .csv.
+        data: PathBuf,
+        /// The model spec naming the columns.
+        #[arg(long)]
+        spec: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Score a dataset with a saved model artifact (from `train --out` or `models download`).
     Predict(PredictArgs),
     /// Approve a Staging version for Production (you must be on the spec's approvers list).
@@ -334,6 +346,7 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Validate(args) => return show::validate(&args),
         Command::Train(args) => train::train(&args),
         Command::Predict(args) => train::predict(&args),
+        Command::Profile { data, spec, json } => train::profile(&data, &spec, json),
         Command::Runs(args) if args.watch => publish::watch(&cli.nats_url).await,
         Command::Runs(args) => show::runs(&cli.registry_url, args).await,
         Command::Models(args) => show::models_command(&cli.registry_url, &cli.identity, args).await,

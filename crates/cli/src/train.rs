@@ -64,6 +64,73 @@ pub fn train(args: &TrainArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// `tollgate profile DATA --spec FILE [--json]`.
+pub fn profile(data: &std::path::Path, spec: &std::path::Path, json: bool) -> Result<(), String> {
+    let (spec, _) = ModelSpec::load(spec).map_err(|e| e.to_string())?;
+    let p = tollgate_ml::profile::of_file(data, &spec).map_err(|e| e.to_string())?;
+    if json {
+        say!(
+            "{}",
+            serde_json::to_string_pretty(&p).map_err(|e| e.to_string())?
+        );
+        return Ok(());
+    }
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
+        "column",
+        "count",
+        "nulls",
+        "distinct",
+        "min",
+        "p25",
+        "median",
+        "p75",
+        "max",
+        "mean",
+        "stdev",
+        "top categories",
+    ]);
+    let q = tollgate_ml::profile::QUANTILES - 1;
+    for c in &p.columns {
+        let mut row = vec![
+            c.name.clone(),
+            c.count.to_string(),
+            c.nulls.to_string(),
+            c.distinct.to_string(),
+        ];
+        match &c.numeric {
+            Some(n) => {
+                for v in [
+                    n.min,
+                    n.quantiles[q / 4],
+                    n.quantiles[q / 2],
+                    n.quantiles[3 * q / 4],
+                    n.max,
+                    n.mean,
+                    n.std,
+                ] {
+                    row.push(format!("{v:.4}"));
+                }
+                row.push(String::new());
+            }
+            None => {
+                row.extend(std::iter::repeat_n(String::new(), 7));
+                let top: Vec<String> = c
+                    .top
+                    .iter()
+                    .take(5)
+                    .map(|(k, v)| format!("{k} ({v})"))
+                    .collect();
+                row.push(top.join(", "));
+            }
+        }
+        t.add_row(row);
+    }
+    say!("{t}");
+    say!("{} rows", p.rows);
+    Ok(())
+}
+
 /// Scores a dataset with a saved artifact and writes `row,probability,prediction` CSV.
 pub fn predict(args: &PredictArgs) -> Result<(), String> {
     if !(0.0..=1.0).contains(&args.threshold) {

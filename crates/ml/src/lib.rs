@@ -11,12 +11,14 @@
 //! - [`model`]: logistic regression trained with linfa.
 //! - [`metrics`]: AUC-ROC, F1 and friends.
 //! - [`artifact`]: the versioned binary artifact format.
+//! - [`profile`]: column profiles, the reference for drift.
 
 pub mod artifact;
 pub mod data;
 pub mod features;
 pub mod metrics;
 pub mod model;
+pub mod profile;
 pub mod split;
 pub mod synth;
 pub mod validate;

@@ -100,6 +100,8 @@ pub struct Trained {
     pub test_rows: usize,
     /// Numeric columns that arrived as text, with how many values became null.
     pub coerced: Vec<(String, usize)>,
+    /// Profile of the training rows: the reference later data is compared with.
+    pub profile: crate::profile::Profile,
     /// Wall time of reading, fitting and scoring.
     pub seconds: f64,
 }
@@ -243,6 +245,12 @@ pub fn train(
         train_rows: train_rows.len(),
         test_rows: test_rows.len(),
         coerced: table.coerced.clone(),
+        profile: crate::profile::of_table(
+            &table,
+            &spec.features.numeric,
+            &spec.features.categorical,
+            &train_rows,
+        ),
         seconds: started.elapsed().as_secs_f64(),
     })
 }

@@ -274,6 +274,7 @@ pub async fn register(bus: &Bus, r: RegisterVersionRequest) -> Result<ModelVersi
         code_commit: r.code_commit,
         dataset_uri: r.dataset_uri,
         spec_digest: r.spec_digest,
+        reference_profile_json: r.reference_profile_json,
         created_unix_ms: now,
         updated_unix_ms: now,
         ..Default::default()

@@ -116,6 +116,8 @@ impl StageHandler for Trainer {
                 code_commit: run.code_commit.clone(),
                 dataset_uri: run.dataset_uri.clone(),
                 spec_digest: trained.artifact.meta.spec_digest.clone(),
+                reference_profile_json: serde_json::to_string(&trained.profile)
+                    .map_err(|e| StageError::Input(format!("profile: {e}")))?,
             })
             .await
             .map_err(worker::grpc_error)?
