@@ -141,6 +141,7 @@ impl Pipeline {
         spawn("trigger-watcher", tollgate_trigger_watcher::run(tw, s()));
         let dv = tollgate_data_validator::Config {
             nats_url: url.clone(),
+            registry_url: registry_url.clone(),
             cache_dir: cache_dir.clone(),
             ..Default::default()
         };

@@ -182,6 +182,30 @@ pub fn validation_table(v: &tollgate_proto::ValidationReport, only_failures: boo
     t
 }
 
+/// Drift scores per column.
+pub fn drift_table(v: &tollgate_proto::ValidationReport) -> Table {
+    let mut t = table(&[
+        "column",
+        "wasserstein",
+        "ks",
+        "jensen-shannon",
+        "psi",
+        "drifted",
+    ]);
+    let num = |x: Option<f64>| x.map(|x| format!("{x:.4}")).unwrap_or_else(|| "-".into());
+    for d in &v.drift {
+        t.add_row(vec![
+            d.column.clone(),
+            num(d.wasserstein),
+            num(d.ks),
+            num(d.jensen_shannon),
+            format!("{:.4}", d.psi),
+            if d.drifted { "yes".into() } else { "no".into() },
+        ]);
+    }
+    t
+}
+
 /// `tollgate validate DATA --spec FILE | --suite FILE [--json]`; returns the exit code.
 pub fn validate(args: &crate::ValidateArgs) -> u8 {
     let loaded = match (&args.spec, &args.suite) {

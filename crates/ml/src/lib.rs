@@ -12,9 +12,11 @@
 //! - [`metrics`]: AUC-ROC, F1 and friends.
 //! - [`artifact`]: the versioned binary artifact format.
 //! - [`profile`]: column profiles, the reference for drift.
+//! - [`drift`]: drift scores of a profile against a reference profile.
 
 pub mod artifact;
 pub mod data;
+pub mod drift;
 pub mod features;
 pub mod metrics;
 pub mod model;

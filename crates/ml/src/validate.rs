@@ -602,7 +602,7 @@ pub fn validate(path: &Path, expectations: &[Expectation]) -> Result<ValidationR
             success: false,
             row_count: 0,
             results,
-            duration_ms: 0,
+            ..Default::default()
         });
     }
     let (lf, schema) = data::scan(path)?;
@@ -738,6 +738,7 @@ pub fn validate(path: &Path, expectations: &[Expectation]) -> Result<ValidationR
         row_count: rows,
         results,
         duration_ms: started.elapsed().as_millis() as u64,
+        ..Default::default()
     })
 }
 

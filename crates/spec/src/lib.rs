@@ -87,10 +87,38 @@ pub struct ModelSpec {
     /// may score, both evaluated by the gate on the same test data.
     #[serde(default)]
     pub champion: Vec<ChampionCheck>,
+    /// Drift thresholds against the Production version's training data.
+    #[serde(default)]
+    pub drift: DriftSettings,
     /// The decision threshold the gate's threshold metrics use: a probability, or
     /// `optimal` for the F1-optimal threshold the trainer stored. Default 0.5.
     #[serde(default)]
     pub threshold: Threshold,
+}
+
+/// When a dataset counts as drifted. Distances, not p-values, decide.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DriftSettings {
+    /// A numeric column drifts past this Wasserstein distance (normed by the reference stdev).
+    pub wasserstein: f64,
+    /// A text column drifts past this Jensen-Shannon distance.
+    pub jensen_shannon: f64,
+    /// Any column drifts past this population stability index.
+    pub psi: f64,
+    /// The dataset drifts when at least this share of the monitored columns do.
+    pub share: f64,
+}
+
+impl Default for DriftSettings {
+    fn default() -> Self {
+        DriftSettings {
+            wasserstein: 0.1,
+            jensen_shannon: 0.1,
+            psi: 0.2,
+            share: 0.5,
+        }
+    }
 }
 
 /// A decision threshold.

@@ -1,17 +1,25 @@
-//! The data-validator runs the model spec's expectation suite over a run's dataset.
+//! The data-validator runs the model spec's expectation suite over a run's dataset and
+//! measures drift against the data the Production version was trained on.
 //!
 //! Consumes `tollgate.stage.validate`. Reads Parquet or CSV with polars (the whole suite
 //! in one pass), stores the report (per expectation: observed value, element, missing and
 //! unexpected counts) in the run, and publishes the run to its next stage, or ends it
-//! `failed` naming each failing expectation and its counts.
+//! `failed` naming each failing expectation and its counts. When a Production version
+//! exists, the dataset's profile is compared with that version's reference profile; the
+//! scores are recorded either way, and a drifted dataset publishes
+//! `tollgate.trigger.drift` (never from a run that drift itself started).
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use tollgate_bus::{
-    StageContext, StageDone, StageError, StageHandler, StageOutcome, defaults, service, worker,
+    StageContext, StageDone, StageError, StageHandler, StageOutcome, defaults, service, subjects,
+    worker,
 };
-use tollgate_proto::{Run, ValidationReport};
+use tollgate_proto::{
+    ColumnDrift, LatestByStageRequest, ModelStage, Run, Trigger, TriggerKind, ValidationReport,
+};
+use tollgate_spec::ModelSpec;
 
 /// Errors that stop the data-validator.
 pub type Error = service::ServiceError;
@@ -24,6 +32,8 @@ pub struct Config {
     pub nats_url: String,
     /// Address of the health endpoint (`/healthz`).
     pub health_addr: String,
+    /// URL of the registry's gRPC API (for the Production version's reference profile).
+    pub registry_url: String,
     /// Where pushed datasets are downloaded to.
     pub cache_dir: PathBuf,
 }
@@ -33,6 +43,7 @@ impl Default for Config {
         Config {
             nats_url: defaults::NATS_URL.into(),
             health_addr: defaults::HEALTH_ADDR.into(),
+            registry_url: defaults::REGISTRY_URL.into(),
             cache_dir: defaults::cache_dir(),
         }
     }
@@ -44,8 +55,10 @@ where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
     let token = service::token_from(shutdown);
+    let registry = defaults::registry_client(&config.registry_url)?;
     let handler = Validator {
         cache_dir: config.cache_dir.clone(),
+        registry,
     };
     worker::serve_stage(
         &config.nats_url,
@@ -60,6 +73,7 @@ where
 
 struct Validator {
     cache_dir: PathBuf,
+    registry: tollgate_proto::RegistryClient<tonic::transport::Channel>,
 }
 
 impl StageHandler for Validator {
@@ -72,15 +86,117 @@ impl StageHandler for Validator {
             path.display()
         ))
         .await;
-        let report = tokio::task::spawn_blocking(move || {
-            tollgate_ml::validate::validate(&path, &spec.expectations)
-        })
-        .await
-        .map_err(|e| StageError::Transient(format!("validation task failed: {e}")))?
-        .map_err(|e| StageError::Input(e.to_string()))?;
-        let outcome = outcome_of(&report);
+        let (suite, data) = (spec.expectations.clone(), path.clone());
+        let mut report =
+            tokio::task::spawn_blocking(move || tollgate_ml::validate::validate(&data, &suite))
+                .await
+                .map_err(|e| StageError::Transient(format!("validation task failed: {e}")))?
+                .map_err(|e| StageError::Input(e.to_string()))?;
+        let mut outcome = outcome_of(&report);
+        if report.success {
+            self.measure_drift(&run, &spec, path, &mut report, &ctx)
+                .await?;
+            if let StageOutcome::Passed(m) = &mut outcome {
+                *m = format!("{m}; {}", report.drift_note);
+            }
+        }
         run.validation = Some(report);
         Ok(StageDone { run, outcome })
+    }
+}
+
+impl Validator {
+    async fn measure_drift(
+        &self,
+        run: &Run,
+        spec: &ModelSpec,
+        path: PathBuf,
+        report: &mut ValidationReport,
+        ctx: &StageContext,
+    ) -> Result<(), StageError> {
+        let request = LatestByStageRequest {
+            model: run.model.clone(),
+            stage: ModelStage::Production as i32,
+        };
+        let production = match self.registry.clone().latest_by_stage(request).await {
+            Ok(v) => v.into_inner(),
+            Err(s) if s.code() == tonic::Code::NotFound => {
+                report.drift_note = "drift not measured: no Production version yet".into();
+                return Ok(());
+            }
+            Err(s) => return Err(worker::grpc_error(s)),
+        };
+        let Ok(reference) = serde_json::from_str::<tollgate_ml::profile::Profile>(
+            &production.reference_profile_json,
+        ) else {
+            report.drift_note = format!(
+                "drift not measured: Production v{} has no reference profile",
+                production.version
+            );
+            return Ok(());
+        };
+        let (profile_spec, settings) = (spec.clone(), spec.drift);
+        let scores = tokio::task::spawn_blocking(move || {
+            tollgate_ml::profile::of_file(&path, &profile_spec)
+                .map(|p| tollgate_ml::drift::drift(&reference, &p, &settings))
+        })
+        .await
+        .map_err(|e| StageError::Transient(format!("drift task failed: {e}")))?
+        .map_err(|e| StageError::Input(e.to_string()))?;
+        report.drifted = scores.drifted;
+        report.drift = scores
+            .columns
+            .iter()
+            .map(|c| ColumnDrift {
+                column: c.column.clone(),
+                wasserstein: c.wasserstein,
+                ks: c.ks,
+                jensen_shannon: c.jensen_shannon,
+                psi: c.psi,
+                drifted: c.drifted,
+            })
+            .collect();
+        let drifted: Vec<&str> = scores
+            .columns
+            .iter()
+            .filter(|c| c.drifted)
+            .map(|c| c.column.as_str())
+            .collect();
+        let summary = format!(
+            "{} of {} columns drifted from Production v{}{}",
+            drifted.len(),
+            scores.columns.len(),
+            production.version,
+            if drifted.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", drifted.join(", "))
+            }
+        );
+        report.drift_note = if !scores.drifted {
+            format!("no drift: {summary}")
+        } else if run.trigger() == TriggerKind::Drift {
+            format!("drift: {summary}; this run was started by drift, so no new trigger")
+        } else {
+            let trigger = Trigger {
+                trigger_id: format!("drift-{}", run.run_id),
+                kind: TriggerKind::Drift as i32,
+                model: run.model.clone(),
+                dataset_uri: run.dataset_uri.clone(),
+                code_commit: run.code_commit.clone(),
+                reason: format!("drift: {summary}"),
+                requested_by: "data-validator".into(),
+                created_unix_ms: tollgate_bus::now_ms(),
+                ..Default::default()
+            };
+            let id = trigger.trigger_id.clone();
+            ctx.bus()
+                .publish(subjects::trigger("drift"), &trigger, Some(&id))
+                .await
+                .map_err(|e| StageError::Transient(e.to_string()))?;
+            format!("drift: {summary}; published tollgate.trigger.drift")
+        };
+        Ok(())
     }
 }
 

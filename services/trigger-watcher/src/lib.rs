@@ -161,8 +161,8 @@ async fn handle(bus: &Bus, trigger: Trigger, kind_from_subject: &str) -> Disposi
     };
     let started = match plan_run(bus, &trigger, kind, &mut run).await {
         Ok(Ok(())) => start(bus, &run).await,
-        // Model changes are automatic: a spec without a model plan just has nothing to do.
-        Ok(Err(reason)) if kind == TriggerKind::Model => {
+        // Model changes and drift are automatic: a spec without that plan has nothing to do.
+        Ok(Err(reason)) if matches!(kind, TriggerKind::Model | TriggerKind::Drift) => {
             info!(%reason, "model change starts no run");
             Ok(())
         }

@@ -556,3 +556,120 @@ async fn racing_promotions_have_one_winner_and_metadata_resolves() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn drifted_data_is_scored_against_production_and_starts_the_drift_plan() {
+    let p = Pipeline::start().await.unwrap();
+    let data = file_uri(&p.dataset("churn.parquet", 3_000, 24, false).unwrap());
+    let t = p
+        .trigger(TriggerKind::Data, "churn", &example_spec(), &data)
+        .await
+        .unwrap();
+    let first = p.verdict(&t).await.unwrap();
+    assert!(
+        first
+            .validation
+            .unwrap()
+            .drift_note
+            .contains("no Production version")
+    );
+    wait_run(&p, "model plan of v1", |r| is_model_plan(r, 1)).await;
+    p.registry()
+        .unwrap()
+        .approve(approve(1, "alice"))
+        .await
+        .unwrap();
+    wait_stage(&p, 1, ModelStage::Production).await;
+
+    // Same generator, other seed: no drift.
+    let same = file_uri(&p.dataset("same.parquet", 3_000, 25, false).unwrap());
+    let t = p
+        .trigger(TriggerKind::Code, "churn", &example_spec(), &same)
+        .await
+        .unwrap();
+    let report = p.verdict(&t).await.unwrap().validation.unwrap();
+    assert!(!report.drifted, "{}", report.drift_note);
+    assert!(
+        report.drift_note.starts_with("no drift"),
+        "{}",
+        report.drift_note
+    );
+    assert_eq!(report.drift.len(), 7, "every feature column is scored");
+
+    // Older, longer-standing customers paying more: 4 of the 7 columns move.
+    let csv = p.dataset("base.csv", 3_000, 26, false).unwrap();
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    let mut shifted = format!("{}\n", lines.next().unwrap());
+    for line in lines {
+        let mut c: Vec<String> = line.split(',').map(str::to_string).collect();
+        c[1] = (c[1].parse::<i64>().unwrap() + 25).to_string();
+        c[2] = (c[2].parse::<i64>().unwrap() + 30).to_string();
+        c[3] = format!("{:.2}", c[3].parse::<f64>().unwrap() * 1.6);
+        c[4] = format!("{:.2}", c[4].parse::<f64>().unwrap() * 2.5);
+        shifted += &c.join(",");
+        shifted.push('\n');
+    }
+    let path = p.dir.path().join("shifted.csv");
+    std::fs::write(&path, shifted).unwrap();
+    let shifted_uri = file_uri(&path);
+    let t = p
+        .trigger(TriggerKind::Code, "churn", &example_spec(), &shifted_uri)
+        .await
+        .unwrap();
+    let run = p.verdict(&t).await.unwrap();
+    let report = run.validation.unwrap();
+    assert!(report.success, "the data is valid, just different");
+    assert!(report.drifted, "{}", report.drift_note);
+    let age = report.drift.iter().find(|d| d.column == "age").unwrap();
+    assert!(
+        age.drifted && age.wasserstein.unwrap() > 0.1 && age.ks.unwrap() > 0.1 && age.psi > 0.2,
+        "{age:?}"
+    );
+    let contract = report
+        .drift
+        .iter()
+        .find(|d| d.column == "contract")
+        .unwrap();
+    assert!(
+        !contract.drifted && contract.jensen_shannon.unwrap() < 0.1,
+        "{contract:?}"
+    );
+    assert!(
+        report
+            .drift_note
+            .contains("published tollgate.trigger.drift"),
+        "{}",
+        report.drift_note
+    );
+
+    // The spec's drift plan retrains on that data, once: its own drift starts nothing.
+    let retrain = wait_run(&p, "drift plan", |r| r.trigger() == TriggerKind::Drift).await;
+    assert_eq!(retrain.dataset_uri, shifted_uri);
+    assert_eq!(retrain.plan, ["validate", "train", "gate", "promote"]);
+    assert!(
+        retrain
+            .validation
+            .unwrap()
+            .drift_note
+            .contains("started by drift, so no new trigger")
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let runs = p
+        .registry()
+        .unwrap()
+        .list_runs(ListRunsRequest {
+            model: "churn".into(),
+            limit: 1000,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .runs;
+    assert_eq!(
+        runs.iter()
+            .filter(|r| r.trigger() == TriggerKind::Drift)
+            .count(),
+        1
+    );
+}
