@@ -18,6 +18,21 @@ mod processes;
 #[path = "e2e/registry.rs"]
 mod registry;
 
+/// A consumer of the dead letters of `stage`'s consumer.
+async fn dead_letters(p: &Pipeline, stage: &str) -> async_nats::jetstream::consumer::PullConsumer {
+    p.bus
+        .js
+        .get_stream(subjects::DEADLETTER_STREAM)
+        .await
+        .unwrap()
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            filter_subject: subjects::deadletter(&subjects::stage_consumer(stage)),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+}
+
 async fn versions(p: &Pipeline, model: &str) -> Vec<tollgate_proto::ModelVersion> {
     p.registry()
         .unwrap()
@@ -289,18 +304,7 @@ async fn bad_input_ends_runs_failed_with_a_clear_reason() {
     );
 
     // A malformed message on a stage subject is dead-lettered with the reason ...
-    let dlq = p
-        .bus
-        .js
-        .get_stream(subjects::DEADLETTER_STREAM)
-        .await
-        .unwrap()
-        .create_consumer(async_nats::jetstream::consumer::pull::Config {
-            filter_subject: subjects::deadletter(&subjects::stage_consumer("validate")),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let dlq = dead_letters(&p, "validate").await;
     p.bus
         .publish_raw(
             subjects::stage("validate"),
@@ -447,18 +451,7 @@ async fn a_stage_that_keeps_failing_is_retried_then_dead_lettered_and_the_run_fa
         run.reason
     );
     assert!(run.reason.contains("registry"), "{}", run.reason);
-    let dlq = p
-        .bus
-        .js
-        .get_stream(subjects::DEADLETTER_STREAM)
-        .await
-        .unwrap()
-        .create_consumer(async_nats::jetstream::consumer::pull::Config {
-            filter_subject: subjects::deadletter(&subjects::stage_consumer("train")),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let dlq = dead_letters(&p, "train").await;
     let mut letters = dlq.messages().await.unwrap();
     let letter = tokio::time::timeout(Duration::from_secs(10), letters.next())
         .await

@@ -27,19 +27,15 @@ pub fn auc_roc(scores: &[f64], labels: &[u8]) -> Option<f64> {
     Some((rank_sum - p * (p + 1.0) / 2.0) / (p * negatives as f64))
 }
 
-/// Area under the precision-recall curve as average precision (the step-wise sum
-/// scikit-learn's `average_precision_score` computes). `None` without positives.
-pub fn pr_auc(scores: &[f64], labels: &[u8]) -> Option<f64> {
-    let positives = labels.iter().filter(|&&l| l == 1).count() as f64;
-    if positives == 0.0 {
-        return None;
-    }
+/// The distinct scores from the highest down, each with the true and false positives
+/// counted when it is the threshold (ties form one threshold).
+fn sweep(scores: &[f64], labels: &[u8]) -> Vec<(f64, f64, f64)> {
     let mut order: Vec<usize> = (0..scores.len()).collect();
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-    let (mut tp, mut fp, mut ap, mut last_recall) = (0.0, 0.0, 0.0, 0.0);
+    let (mut tp, mut fp) = (0.0, 0.0);
+    let mut out = Vec::new();
     let mut i = 0;
     while i < order.len() {
-        // Tied scores form one threshold.
         let mut j = i;
         while j < order.len() && scores[order[j]] == scores[order[i]] {
             if labels[order[j]] == 1 {
@@ -49,10 +45,25 @@ pub fn pr_auc(scores: &[f64], labels: &[u8]) -> Option<f64> {
             }
             j += 1;
         }
+        out.push((scores[order[i]], tp, fp));
+        i = j;
+    }
+    out
+}
+
+/// Area under the precision-recall curve as average precision (the step-wise sum
+/// scikit-learn's `average_precision_score` computes). `None` without positives.
+pub fn pr_auc(scores: &[f64], labels: &[u8]) -> Option<f64> {
+    let positives = labels.iter().filter(|&&l| l == 1).count() as f64;
+    if positives == 0.0 {
+        return None;
+    }
+    let mut last_recall = 0.0;
+    let mut ap = 0.0;
+    for (_, tp, fp) in sweep(scores, labels) {
         let recall = tp / positives;
         ap += (recall - last_recall) * tp / (tp + fp);
         last_recall = recall;
-        i = j;
     }
     Some(ap)
 }
@@ -76,20 +87,8 @@ pub fn log_loss(scores: &[f64], labels: &[u8]) -> f64 {
 /// The threshold that maximizes F1 on these scores (a score at or above it is positive).
 pub fn f1_optimal_threshold(scores: &[f64], labels: &[u8]) -> f64 {
     let positives = labels.iter().filter(|&&l| l == 1).count() as f64;
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-    let (mut tp, mut fp, mut best, mut best_t) = (0.0, 0.0, -1.0, 0.5);
-    let mut i = 0;
-    while i < order.len() {
-        let mut j = i;
-        while j < order.len() && scores[order[j]] == scores[order[i]] {
-            if labels[order[j]] == 1 {
-                tp += 1.0
-            } else {
-                fp += 1.0
-            }
-            j += 1;
-        }
+    let (mut best, mut best_t) = (-1.0, 0.5);
+    for (t, tp, fp) in sweep(scores, labels) {
         let f1 = if tp > 0.0 {
             2.0 * tp / (2.0 * tp + fp + (positives - tp))
         } else {
@@ -97,9 +96,8 @@ pub fn f1_optimal_threshold(scores: &[f64], labels: &[u8]) -> f64 {
         };
         if f1 > best {
             best = f1;
-            best_t = scores[order[i]];
+            best_t = t;
         }
-        i = j;
     }
     best_t
 }
