@@ -95,6 +95,18 @@ pub fn scan(path: &Path) -> Result<(LazyFrame, SchemaRef), DataError> {
     Ok((lf, schema))
 }
 
+/// Collects a lazy query with polars' streaming engine: scans are processed in batches,
+/// so memory stays bounded where the query allows (polars itself falls back to
+/// in-memory execution for operations that need a whole column).
+pub fn collect(lf: LazyFrame) -> PolarsResult<DataFrame> {
+    match lf.collect_with_engine(Engine::Streaming)? {
+        polars_core::query_result::QueryResult::Single(df) => Ok(df),
+        polars_core::query_result::QueryResult::Multiple(mut frames) => frames
+            .pop()
+            .ok_or_else(|| polars_err!(ComputeError: "the query produced no result")),
+    }
+}
+
 /// Checks that every column in `columns` is in `schema`.
 pub fn require_columns(schema: &Schema, columns: &[String]) -> Result<(), DataError> {
     for c in columns {

@@ -572,12 +572,12 @@ fn render(v: &AnyValue) -> String {
 
 /// Up to [`PARTIAL_UNEXPECTED`] values of `column` on rows where `unexpected` holds.
 fn sample(lf: &LazyFrame, column: &str, unexpected: Expr) -> Vec<String> {
-    let rows = lf
-        .clone()
-        .filter(unexpected.and(col(column).is_not_null()))
-        .select([col(column)])
-        .limit(PARTIAL_UNEXPECTED as IdxSize)
-        .collect();
+    let rows = data::collect(
+        lf.clone()
+            .filter(unexpected.and(col(column).is_not_null()))
+            .select([col(column)])
+            .limit(PARTIAL_UNEXPECTED as IdxSize),
+    );
     match rows {
         Ok(df) => match df.column(column) {
             Ok(c) => (0..c.len())
@@ -627,7 +627,7 @@ pub fn validate(path: &Path, expectations: &[Expectation]) -> Result<ValidationR
             )
             .collect()
     };
-    let df = match lf.clone().select(select(&checks)).collect() {
+    let df = match data::collect(lf.clone().select(select(&checks))) {
         Ok(df) => df,
         Err(whole) => {
             // Attribute the failure: evaluate each expectation alone, drop the broken ones.
@@ -635,7 +635,7 @@ pub fn validate(path: &Path, expectations: &[Expectation]) -> Result<ValidationR
                 if let Some(check) = c {
                     let alone = aggregates(i, check);
                     if !alone.is_empty()
-                        && let Err(e) = lf.clone().select(alone).collect()
+                        && let Err(e) = data::collect(lf.clone().select(alone))
                     {
                         results[i].error = format!("cannot evaluate: {e}");
                         *c = None;
@@ -788,13 +788,13 @@ pub fn summary_json(report: &ValidationReport, suite_name: &str) -> Value {
 /// Rows whose combination of `columns` appears more than once.
 fn compound_duplicates(lf: &LazyFrame, columns: &[String]) -> PolarsResult<u64> {
     let keys: Vec<Expr> = columns.iter().map(|c| col(c.as_str())).collect();
-    let dups = lf
-        .clone()
-        .group_by(keys)
-        .agg([len().alias("n")])
-        .filter(col("n").gt(lit(1)))
-        .select([col("n").cast(DataType::Int64).sum().alias("n")])
-        .collect()?;
+    let dups = data::collect(
+        lf.clone()
+            .group_by(keys)
+            .agg([len().alias("n")])
+            .filter(col("n").gt(lit(1)))
+            .select([col("n").cast(DataType::Int64).sum().alias("n")]),
+    )?;
     Ok(get(&dups, "n").unwrap_or(0.0) as u64)
 }
 
