@@ -10,7 +10,7 @@ export TOLLGATE_NATS_SERVER := $(NATS_SERVER)
 
 BENCH_VENV := $(TOOLS)/bench-venv
 
-.PHONY: help tools build demo test bench bench-train lint fmt
+.PHONY: help tools build demo test bench bench-train bench-validate lint fmt
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -41,12 +41,16 @@ bench: tools ## time a 100k-row run and the bus per-hop overhead (release build)
 
 $(BENCH_VENV)/.installed:
 	python3 -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check scikit-learn pandas pyarrow
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check scikit-learn pandas pyarrow polars "great_expectations>=1,<2"
 	touch $@
 
 bench-train: $(BENCH_VENV)/.installed ## Tollgate's trainer vs scikit-learn on 100k and 1M rows
 	cargo build --release --workspace --bins
 	$(BENCH_VENV)/bin/python scripts/bench_train.py target/release/tollgate examples/churn/tollgate.yaml
+
+bench-validate: $(BENCH_VENV)/.installed ## Tollgate's validator vs Great Expectations and polars on 1M and 10M rows
+	cargo build --release --workspace --bins
+	$(BENCH_VENV)/bin/python scripts/bench_validate.py target/release/tollgate
 
 lint: ## rustfmt check and clippy with warnings as errors
 	cargo fmt --all -- --check

@@ -126,17 +126,24 @@ pub fn of_table(
     categorical_names: &[String],
     rows: &[usize],
 ) -> Profile {
-    let mut columns: Vec<ColumnProfile> = numeric_names
-        .iter()
-        .zip(&table.numeric)
-        .map(|(n, v)| numeric(n, v, rows))
-        .collect();
-    columns.extend(
-        categorical_names
+    // Columns are independent: profile them on parallel threads over the one read.
+    let columns = std::thread::scope(|scope| {
+        let numeric_jobs: Vec<_> = numeric_names
+            .iter()
+            .zip(&table.numeric)
+            .map(|(n, v)| scope.spawn(move || numeric(n, v, rows)))
+            .collect();
+        let categorical_jobs: Vec<_> = categorical_names
             .iter()
             .zip(&table.categorical)
-            .map(|(n, v)| categorical(n, v, rows)),
-    );
+            .map(|(n, v)| scope.spawn(move || categorical(n, v, rows)))
+            .collect();
+        numeric_jobs
+            .into_iter()
+            .chain(categorical_jobs)
+            .map(|job| job.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect::<Vec<_>>()
+    });
     Profile {
         rows: rows.len() as u64,
         columns,
