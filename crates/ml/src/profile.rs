@@ -141,7 +141,10 @@ pub fn of_table(
         numeric_jobs
             .into_iter()
             .chain(categorical_jobs)
-            .map(|job| job.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .map(|job| {
+                job.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
             .collect::<Vec<_>>()
     });
     Profile {
