@@ -62,17 +62,45 @@ pub struct NatsServer {
 }
 
 impl NatsServer {
-    /// Starts the server and waits until it accepts connections.
+    /// Starts the server on a port it picks itself (`-p -1`, so no other test can take it
+    /// between choosing and binding) and reads the port from its log.
     pub fn start() -> anyhow::Result<Self> {
+        use std::io::BufRead;
         let store = tempfile::tempdir()?;
-        let port = free_port()?;
-        let child = Command::new(nats_server_binary()?)
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+        let mut child = Command::new(nats_server_binary()?)
+            .args(["-a", "127.0.0.1", "-p", "-1", "-js", "-sd"])
             .arg(store.path())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .context("starting nats-server")?;
+        let stderr = child.stderr.take().context("nats-server stderr")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Keep draining the log so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(port) = line
+                    .split("Listening for client connections on ")
+                    .nth(1)
+                    .and_then(|addr| addr.trim().rsplit(':').next())
+                    .and_then(|p| p.parse::<u16>().ok())
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(port);
+                }
+            }
+        });
+        let port = match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(port) => port,
+            Err(_) => {
+                let _ = child.kill();
+                bail!("nats-server did not report its port within 10 s");
+            }
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             if Instant::now() > deadline {
@@ -87,6 +115,9 @@ impl NatsServer {
         })
     }
 }
+
+/// An address where nothing listens (port 1), for tests of an unreachable service.
+pub const UNREACHABLE: &str = "http://127.0.0.1:1";
 
 impl Drop for NatsServer {
     fn drop(&mut self) {

@@ -431,8 +431,9 @@ async fn one_run_is_one_trace_across_every_service() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stage_that_keeps_failing_is_retried_then_dead_lettered_and_the_run_fails() {
     // The trainer's registry is unreachable: a failure that may pass, so it is retried.
-    let dead = format!("http://127.0.0.1:{}", tollgate_e2e::free_port().unwrap());
-    let p = Pipeline::start_with(Some(dead)).await.unwrap();
+    let p = Pipeline::start_with(Some(tollgate_e2e::UNREACHABLE.into()))
+        .await
+        .unwrap();
     let data = p.dataset("churn.parquet", 2_000, 31, false).unwrap();
     let t = p
         .trigger(

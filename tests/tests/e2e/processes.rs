@@ -223,7 +223,7 @@ fn code_changes_through_the_real_binaries_exit_by_the_verdict() {
     let out = cli(
         &[(
             "TOLLGATE_REGISTRY_URL",
-            format!("http://127.0.0.1:{}", free_port().unwrap()),
+            tollgate_e2e::UNREACHABLE.to_string(),
         )],
         &["models"],
     );
