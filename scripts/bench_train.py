@@ -13,6 +13,9 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import run  # noqa: E402
+
 NUMERIC = ["age", "tenure_months", "monthly_charges", "total_charges", "support_calls"]
 CATEGORICAL = ["contract", "payment_method"]
 
@@ -44,19 +47,6 @@ def sklearn_side(path):
         "auc_roc": roc_auc_score(y_test, p),
         "f1": f1_score(y_test, p >= 0.5),
     }))
-
-
-def run(cmd):
-    """Runs `cmd`; returns (stdout, wall seconds, peak RSS in MB) of that process alone."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out = proc.stdout.read()
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    if status != 0:
-        sys.exit(f"{' '.join(cmd)} failed:\n{err.decode()}")
-    return out.decode(), wall, usage.ru_maxrss / 1024
 
 
 def main():

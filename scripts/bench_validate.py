@@ -14,6 +14,9 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import run  # noqa: E402
+
 SUITE = {
     "name": "bench_suite",
     "expectations": [
@@ -63,17 +66,6 @@ def polars_side(path):
     print(json.dumps({"success": ok}))
 
 
-def run(cmd):
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, err = proc.stdout.read(), proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    if status not in (0, 256):  # tollgate exits 1 when expectations fail; the run still counts
-        sys.exit(f"{' '.join(cmd)} failed:\n{err.decode()[-2000:]}")
-    return out.decode(), wall, usage.ru_maxrss / 1024
-
-
 def main():
     if len(sys.argv) == 3 and sys.argv[1] in ("--gx", "--polars"):
         return gx_side(sys.argv[2]) if sys.argv[1] == "--gx" else polars_side(sys.argv[2])
@@ -89,7 +81,7 @@ def main():
         if not os.path.exists(path):
             subprocess.run([tollgate, "data", "generate", "--rows", str(rows), "--seed", "42", "--out", path],
                            check=True, stdout=subprocess.DEVNULL)
-        out, tw, tr = run([tollgate, "validate", path, "--suite", suite_path, "--json"])
+        out, tw, tr = run([tollgate, "validate", path, "--suite", suite_path, "--json"], ok_statuses=(0, 256))
         tg_ok = json.loads(out)["success"]
         results = [("tollgate", tw, tr, tg_ok)]
         for flag, name in (("--polars", "polars (hand-written)"), ("--gx", "great_expectations")):

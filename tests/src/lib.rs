@@ -262,25 +262,36 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Publishes a trigger for the dataset file at `path`; returns its id.
+    pub async fn trigger_file(
+        &self,
+        kind: TriggerKind,
+        spec: &str,
+        path: &Path,
+    ) -> anyhow::Result<String> {
+        self.trigger(kind, "churn", spec, &tollgate_bus::dataset::file_uri(path))
+            .await
+    }
+
+    /// Every run of `model` the registry has recorded, newest first.
+    pub async fn runs(&self, model: &str) -> anyhow::Result<Vec<RunSummary>> {
+        let request = ListRunsRequest {
+            model: model.into(),
+            limit: 1000,
+        };
+        Ok(self.registry()?.list_runs(request).await?.into_inner().runs)
+    }
+
     /// Waits (up to 120 s) for the run started by `trigger_id` to end; returns its record.
     pub async fn verdict(&self, trigger_id: &str) -> anyhow::Result<RunSummary> {
-        let mut registry = self.registry()?;
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            if let Ok(runs) = registry
-                .list_runs(ListRunsRequest {
-                    model: String::new(),
-                    limit: 1000,
-                })
-                .await
-            {
-                let runs = runs.into_inner().runs;
-                if let Some(run) = runs
+            if let Ok(runs) = self.runs("").await
+                && let Some(run) = runs
                     .into_iter()
                     .find(|r| r.trigger_id == trigger_id && r.verdict() != Verdict::Unspecified)
-                {
-                    return Ok(run);
-                }
+            {
+                return Ok(run);
             }
             if Instant::now() > deadline {
                 bail!("no verdict for trigger {trigger_id} within 120 s");

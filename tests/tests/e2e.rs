@@ -104,12 +104,7 @@ async fn a_data_change_reaches_staging_and_the_next_one_archives_it() {
 
     let other = p.dataset("churn2.csv", 3_000, 2, false).unwrap();
     let t2 = p
-        .trigger(
-            TriggerKind::Data,
-            "churn",
-            &example_spec(),
-            &file_uri(&other),
-        )
+        .trigger_file(TriggerKind::Data, &example_spec(), &other)
         .await
         .unwrap();
     assert_eq!(p.verdict(&t2).await.unwrap().verdict(), Verdict::Passed);
@@ -125,12 +120,7 @@ async fn a_dirty_dataset_fails_at_validation_and_registers_nothing() {
     let p = Pipeline::start().await.unwrap();
     let data = p.dataset("dirty.parquet", 4_000, 3, true).unwrap();
     let t = p
-        .trigger(
-            TriggerKind::Data,
-            "churn",
-            &example_spec(),
-            &file_uri(&data),
-        )
+        .trigger_file(TriggerKind::Data, &example_spec(), &data)
         .await
         .unwrap();
     let run = p.verdict(&t).await.unwrap();
@@ -165,7 +155,7 @@ async fn a_strict_gate_blocks_and_the_version_stays_out_of_staging() {
     let data = p.dataset("churn.parquet", 3_000, 4, false).unwrap();
     let strict = example_spec().replace("auc_roc: {min: 0.80}", "auc_roc: {min: 0.999}");
     let t = p
-        .trigger(TriggerKind::Data, "churn", &strict, &file_uri(&data))
+        .trigger_file(TriggerKind::Data, &strict, &data)
         .await
         .unwrap();
     let run = p.verdict(&t).await.unwrap();
@@ -274,12 +264,7 @@ async fn bad_input_ends_runs_failed_with_a_clear_reason() {
     let corrupt = p.dir.path().join("corrupt.parquet");
     std::fs::write(&corrupt, b"PAR1 definitely not parquet").unwrap();
     let t = p
-        .trigger(
-            TriggerKind::Data,
-            "churn",
-            &example_spec(),
-            &file_uri(&corrupt),
-        )
+        .trigger_file(TriggerKind::Data, &example_spec(), &corrupt)
         .await
         .unwrap();
     let run = p.verdict(&t).await.unwrap();
@@ -291,7 +276,7 @@ async fn bad_input_ends_runs_failed_with_a_clear_reason() {
         "kwargs: {column: height, min_value: 0, max_value: 120}",
     );
     let t = p
-        .trigger(TriggerKind::Data, "churn", &lacking, &file_uri(&good))
+        .trigger_file(TriggerKind::Data, &lacking, &good)
         .await
         .unwrap();
     let run = p.verdict(&t).await.unwrap();
@@ -330,12 +315,7 @@ async fn bad_input_ends_runs_failed_with_a_clear_reason() {
 
     // ... and the services go on serving.
     let t = p
-        .trigger(
-            TriggerKind::Data,
-            "churn",
-            &example_spec(),
-            &file_uri(&good),
-        )
+        .trigger_file(TriggerKind::Data, &example_spec(), &good)
         .await
         .unwrap();
     assert_eq!(p.verdict(&t).await.unwrap().verdict(), Verdict::Passed);
@@ -436,12 +416,7 @@ async fn a_stage_that_keeps_failing_is_retried_then_dead_lettered_and_the_run_fa
         .unwrap();
     let data = p.dataset("churn.parquet", 2_000, 31, false).unwrap();
     let t = p
-        .trigger(
-            TriggerKind::Data,
-            "churn",
-            &example_spec(),
-            &file_uri(&data),
-        )
+        .trigger_file(TriggerKind::Data, &example_spec(), &data)
         .await
         .unwrap();
     let run = p.verdict(&t).await.unwrap();

@@ -479,13 +479,10 @@ pub async fn models_command(
                 .await
                 .map_err(status)?
                 .into_inner();
-            let digest = tollgate_ml::artifact::digest(&artifact.data);
-            if digest != v.artifact_digest {
-                return Err(format!(
-                    "artifact digest {digest} does not match the recorded {}",
-                    v.artifact_digest
-                ));
-            }
+            // Checks the digest the registry recorded and that the bytes are an artifact.
+            tollgate_ml::artifact::Artifact::decode_verified(&artifact.data, &v.artifact_digest)
+                .map_err(|e| format!("{} v{}: {e}", v.model, v.version))?;
+            let digest = &v.artifact_digest;
             std::fs::write(&out, &artifact.data)
                 .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
             say!(

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use async_nats::jetstream::{self, consumer::pull, stream};
 use futures::StreamExt;
-use tollgate_bus::dataset::file_uri;
 use tollgate_e2e::{Pipeline, example_spec};
 use tollgate_proto::TriggerKind;
 
@@ -36,12 +35,7 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("running one data-change pipeline ...");
     let started = Instant::now();
     let t = p
-        .trigger(
-            TriggerKind::Data,
-            "churn",
-            &example_spec(),
-            &file_uri(&data),
-        )
+        .trigger_file(TriggerKind::Data, &example_spec(), &data)
         .await?;
     let run = p.verdict(&t).await?;
     let total = started.elapsed().as_secs_f64() * 1000.0;

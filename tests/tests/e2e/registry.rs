@@ -6,9 +6,9 @@ use std::time::Duration;
 use tollgate_bus::dataset::file_uri;
 use tollgate_e2e::{Pipeline, example_spec};
 use tollgate_proto::{
-    ApprovalRequest, LatestByStageRequest, ListRunsRequest, ListVersionsRequest, ModelStage,
-    ModelVersion, OverrideRequest, ResolveRequest, RunSummary, SetAliasRequest,
-    TransitionStageRequest, TriggerKind, UpdateVersionRequest, Verdict,
+    ApprovalRequest, LatestByStageRequest, ListVersionsRequest, ModelStage, ModelVersion,
+    OverrideRequest, ResolveRequest, RunSummary, SetAliasRequest, TransitionStageRequest,
+    TriggerKind, UpdateVersionRequest, Verdict,
 };
 use tonic::Code;
 
@@ -16,17 +16,7 @@ use tonic::Code;
 async fn wait_run(p: &Pipeline, what: &str, pred: impl Fn(&RunSummary) -> bool) -> RunSummary {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     loop {
-        let runs = p
-            .registry()
-            .unwrap()
-            .list_runs(ListRunsRequest {
-                model: "churn".into(),
-                limit: 1000,
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .runs;
+        let runs = p.runs("churn").await.unwrap();
         if let Some(r) = runs
             .into_iter()
             .find(|r| r.verdict() != Verdict::Unspecified && pred(r))
@@ -655,17 +645,7 @@ async fn drifted_data_is_scored_against_production_and_starts_the_drift_plan() {
             .contains("started by drift, so no new trigger")
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let runs = p
-        .registry()
-        .unwrap()
-        .list_runs(ListRunsRequest {
-            model: "churn".into(),
-            limit: 1000,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .runs;
+    let runs = p.runs("churn").await.unwrap();
     assert_eq!(
         runs.iter()
             .filter(|r| r.trigger() == TriggerKind::Drift)
