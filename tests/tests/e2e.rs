@@ -46,6 +46,20 @@ async fn versions(p: &Pipeline, model: &str) -> Vec<tollgate_proto::ModelVersion
         .versions
 }
 
+/// The artifact bytes of a version, as the registry serves them.
+async fn artifact_bytes(p: &Pipeline, model: &str, version: u32) -> Vec<u8> {
+    p.registry()
+        .unwrap()
+        .get_artifact(GetVersionRequest {
+            model: model.into(),
+            version,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .data
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_data_change_reaches_staging_and_the_next_one_archives_it() {
     let p = Pipeline::start().await.unwrap();
@@ -113,6 +127,47 @@ async fn a_data_change_reaches_staging_and_the_next_one_archives_it() {
         v.iter().map(|v| (v.version, v.stage())).collect::<Vec<_>>(),
         [(1, ModelStage::Archived), (2, ModelStage::Staging)]
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn candidates_are_compared_and_the_chosen_algorithm_is_recorded_with_the_version() {
+    let p = Pipeline::start().await.unwrap();
+    let data = p.dataset("churn.parquet", 3_000, 21, false).unwrap();
+    let spec = std::fs::read_to_string(
+        tollgate_e2e::workspace_root().join("examples/churn/candidates.yaml"),
+    )
+    .unwrap();
+    let t = p
+        .trigger_file(TriggerKind::Data, &spec, &data)
+        .await
+        .unwrap();
+    let run = p.verdict(&t).await.unwrap();
+    assert_eq!(run.verdict(), Verdict::Passed, "{}", run.reason);
+    let train = run.stages.iter().find(|s| s.stage == "train").unwrap();
+    assert!(
+        train.message.contains("chosen by validation auc_roc")
+            && train.message.contains("random_forest(trees=30")
+            && train.message.contains("gaussian_naive_bayes"),
+        "{}",
+        train.message
+    );
+    let v = versions(&p, "churn").await;
+    assert_eq!(v[0].stage(), ModelStage::Staging);
+    assert!(v[0].training_seconds > 0.0);
+    let artifact = artifact_bytes(&p, "churn", v[0].version).await;
+    let artifact =
+        tollgate_ml::artifact::Artifact::decode_verified(&artifact, &v[0].artifact_digest).unwrap();
+    assert_eq!(artifact.meta.algorithm, v[0].algorithm);
+    assert_eq!(artifact.meta.training_seconds, v[0].training_seconds);
+    let selection = artifact.meta.selection.unwrap();
+    assert_eq!(selection.scores.len(), 4);
+    // The version holds the candidate with the best validation AUC-ROC.
+    let best = selection
+        .scores
+        .iter()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap();
+    assert_eq!(best.0, v[0].algorithm);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -320,18 +375,9 @@ async fn bad_input_ends_runs_failed_with_a_clear_reason() {
         .unwrap();
     assert_eq!(p.verdict(&t).await.unwrap().verdict(), Verdict::Passed);
     let v = versions(&p, "churn").await;
-    let artifact = p
-        .registry()
-        .unwrap()
-        .get_artifact(GetVersionRequest {
-            model: "churn".into(),
-            version: v[0].version,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let artifact = artifact_bytes(&p, "churn", v[0].version).await;
     assert_eq!(
-        tollgate_ml::artifact::digest(&artifact.data),
+        tollgate_ml::artifact::digest(&artifact),
         v[0].artifact_digest
     );
 }

@@ -78,7 +78,11 @@ pub enum Command {
     /// (exit 0 all expectations met, 1 some failed, 2 could not run).
     Validate(ValidateArgs),
     /// Train the spec's model on a dataset with the trainer's own code, locally, without
-    /// NATS: prints held-out metrics, the F1-optimal threshold and the training time.
+    /// NATS: prints held-out metrics, the F1-optimal threshold and the training time, and
+    /// each candidate's validation score when the spec lists `candidates`.
+    #[command(
+        after_help = "Algorithms (spec `algorithm: {kind: ...}` or `candidates: {metric, algorithms: [...]}`):\n  logistic_regression   alpha, max_iterations\n  decision_tree         max_depth, min_samples_split, min_samples_leaf, min_impurity_decrease, criterion\n  random_forest         trees, feature_fraction, sample_fraction, and the tree's parameters\n  gaussian_naive_bayes  var_smoothing\nExample: examples/churn/candidates.yaml"
+    )]
     Train(TrainArgs),
     /// Profile a dataset's feature columns: counts, nulls, distinct, min / max / mean /
     /// stdev / quartiles, top categories.

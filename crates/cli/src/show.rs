@@ -326,6 +326,28 @@ pub fn render_versions(versions: &[ModelVersion]) -> String {
             gate_table(g)
         );
     }
+    let mut lineage = table(&[
+        "version",
+        "algorithm",
+        "trained in",
+        "code commit",
+        "dataset",
+        "spec sha256",
+        "artifact sha256",
+    ]);
+    let short = |d: &str| d.chars().take(12).collect::<String>();
+    for v in versions {
+        lineage.add_row(vec![
+            format!("v{}", v.version),
+            v.algorithm.clone(),
+            format!("{:.2}s", v.training_seconds),
+            v.code_commit.clone(),
+            v.dataset_uri.clone(),
+            short(&v.spec_digest),
+            short(&v.artifact_digest),
+        ]);
+    }
+    out += &format!("lineage:\n{lineage}\n");
     let mut t = table(&[
         "version", "when", "action", "actor", "from", "to", "reason", "run",
     ]);

@@ -19,7 +19,14 @@ pub fn train(args: &TrainArgs) -> Result<(), String> {
     if args.json {
         let json = serde_json::json!({
             "model": spec.model,
-            "algorithm": spec.algorithm.kind,
+            "algorithm": trained.artifact.meta.algorithm,
+            "candidates": trained.candidates.iter().map(|c| serde_json::json!({
+                "algorithm": c.algorithm,
+                "value": c.value,
+                "seconds": c.seconds,
+                "chosen": c.chosen,
+            })).collect::<Vec<_>>(),
+            "selection_metric": spec.candidates.as_ref().map(|c| c.metric.clone()),
             "metrics": trained.metrics,
             "f1_optimal_threshold": trained.artifact.meta.optimal_threshold,
             "train_rows": trained.train_rows,
@@ -32,6 +39,28 @@ pub fn train(args: &TrainArgs) -> Result<(), String> {
         say!("{json:#}");
         return Ok(());
     }
+    if let Some(c) = &spec.candidates {
+        let mut t = Table::new();
+        t.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
+            "candidate".to_string(),
+            format!("validation {}", c.metric),
+            "fit s".into(),
+            "chosen".into(),
+        ]);
+        for r in &trained.candidates {
+            t.add_row(vec![
+                r.algorithm.clone(),
+                format!("{:.4}", r.value),
+                format!("{:.2}", r.seconds),
+                if r.chosen {
+                    "✔".into()
+                } else {
+                    String::new()
+                },
+            ]);
+        }
+        say!("{t}");
+    }
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED)
         .set_header(vec!["held-out metric", "value"]);
@@ -42,7 +71,7 @@ pub fn train(args: &TrainArgs) -> Result<(), String> {
     say!(
         "{} ({}) on {} rows, tested on {}: {:.2}s; F1-optimal threshold {:.4}",
         spec.model,
-        spec.algorithm.kind,
+        trained.artifact.meta.algorithm,
         trained.train_rows,
         trained.test_rows,
         trained.seconds,

@@ -1,6 +1,8 @@
 //! The model artifact: one versioned binary holding the fitted feature pipeline, the model
-//! and its lineage. Layout: the 8 bytes `TOLLGATE`, a little-endian `u16` format version,
-//! then the postcard encoding of [`Artifact`].
+//! and its lineage. In the envelope of [`tollgate_spec::envelope`] (magic, format version,
+//! body length) the body is the postcard encoding of [`Artifact`] and the trailer that of
+//! [`Timing`]: the digest covers the body, not the training time, so the same data, spec
+//! and seed give the same digest.
 
 use std::collections::BTreeMap;
 
@@ -8,28 +10,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     features::{FeaturePipeline, Record},
-    model::LogisticModel,
+    learners::Model,
 };
 
-/// Leading bytes of every artifact.
-pub const MAGIC: &[u8; 8] = b"TOLLGATE";
-/// The format version this build writes and reads.
-pub const FORMAT_VERSION: u16 = 1;
+use tollgate_spec::envelope::{self, EnvelopeError};
+pub use tollgate_spec::envelope::{FORMAT_VERSION, MAGIC, digest};
 
 /// Why an artifact could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {
-    /// Not a Tollgate artifact at all.
-    #[error("not a Tollgate model artifact (bad magic bytes)")]
-    NotAnArtifact,
-    /// Written by another format version.
-    #[error(
-        "artifact format version {found} is not supported by this build (it reads version {FORMAT_VERSION})"
-    )]
-    Version {
-        /// The version found in the file.
-        found: u16,
-    },
+    /// Not an artifact, another format version, or truncated.
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
     /// The body did not decode.
     #[error("artifact is corrupt: {0}")]
     Corrupt(String),
@@ -71,6 +63,29 @@ pub struct ArtifactMeta {
     /// Held-out records with the probabilities the trainer computed: the integration
     /// test checks that the deployed model reproduces them.
     pub golden: Vec<Golden>,
+    /// The algorithm with its hyper-parameters, e.g. `random_forest(trees=50, ...)`.
+    pub algorithm: String,
+    /// How the algorithm was chosen, when the spec listed candidates.
+    pub selection: Option<Selection>,
+    /// Wall time of training in seconds. Kept in the trailer, outside the digest.
+    #[serde(skip)]
+    pub training_seconds: f64,
+}
+
+/// The candidates a version was chosen among.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Selection {
+    /// The metric that chose, measured on the validation fold.
+    pub metric: String,
+    /// Each candidate and its value of the metric, in the spec's order.
+    pub scores: Vec<(String, f64)>,
+}
+
+/// What varies between two trainings of the same data, spec and seed.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Timing {
+    /// Wall time of training in seconds.
+    pub training_seconds: f64,
 }
 
 /// A raw record and the probability the trainer's model gave it.
@@ -101,7 +116,7 @@ pub struct Artifact {
     /// The fitted feature pipeline.
     pub pipeline: FeaturePipeline,
     /// The fitted model.
-    pub model: LogisticModel,
+    pub model: Model,
     /// Lineage and metrics.
     pub meta: ArtifactMeta,
 }
@@ -109,24 +124,24 @@ pub struct Artifact {
 impl Artifact {
     /// Serializes the artifact in the current format.
     pub fn encode(&self) -> Result<Vec<u8>, ArtifactError> {
-        let body = postcard::to_stdvec(self).map_err(|e| ArtifactError::Corrupt(e.to_string()))?;
-        let mut out = Vec::with_capacity(body.len() + 10);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.extend_from_slice(&body);
-        Ok(out)
+        let corrupt = |e: postcard::Error| ArtifactError::Corrupt(e.to_string());
+        let body = postcard::to_stdvec(self).map_err(corrupt)?;
+        let trailer = postcard::to_stdvec(&Timing {
+            training_seconds: self.meta.training_seconds,
+        })
+        .map_err(corrupt)?;
+        Ok(envelope::seal(&body, &trailer)?)
     }
 
     /// Reads an artifact, refusing other format versions.
     pub fn decode(bytes: &[u8]) -> Result<Self, ArtifactError> {
-        if bytes.len() < 10 || &bytes[..8] != MAGIC {
-            return Err(ArtifactError::NotAnArtifact);
-        }
-        let found = u16::from_le_bytes([bytes[8], bytes[9]]);
-        if found != FORMAT_VERSION {
-            return Err(ArtifactError::Version { found });
-        }
-        postcard::from_bytes(&bytes[10..]).map_err(|e| ArtifactError::Corrupt(e.to_string()))
+        let (body, trailer) = envelope::open(bytes)?;
+        let mut artifact: Artifact =
+            postcard::from_bytes(body).map_err(|e| ArtifactError::Corrupt(e.to_string()))?;
+        let timing: Timing =
+            postcard::from_bytes(trailer).map_err(|e| ArtifactError::Corrupt(e.to_string()))?;
+        artifact.meta.training_seconds = timing.training_seconds;
+        Ok(artifact)
     }
 
     /// Reads an artifact after checking its bytes against `expected_digest`.
@@ -140,9 +155,4 @@ impl Artifact {
         }
         Self::decode(bytes)
     }
-}
-
-/// sha256 of bytes, hex.
-pub fn digest(bytes: &[u8]) -> String {
-    tollgate_spec::sha256_hex(bytes)
 }

@@ -244,7 +244,7 @@ impl FeaturePipeline {
     }
 
     /// P(label = 1) for one raw record through this pipeline and `model`.
-    pub fn score(&self, model: &crate::model::LogisticModel, record: &Record) -> f64 {
+    pub fn score(&self, model: &crate::learners::Model, record: &Record) -> f64 {
         let mut buf = vec![0.0; self.width()];
         self.encode(record, &mut buf);
         model.predict(&buf)

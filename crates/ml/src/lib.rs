@@ -8,7 +8,9 @@
 //! - [`synth`]: the seeded synthetic churn dataset.
 //! - [`split`]: the seeded train/test split the trainer and gate share.
 //! - [`features`]: the fitted feature pipeline (impute, standardize, one-hot).
-//! - [`model`]: logistic regression trained with linfa.
+//! - [`learners`]: the algorithms (logistic regression, trees, forests, naive Bayes),
+//!   fitted with linfa and stored as plain parameters.
+//! - [`model`]: training the spec's algorithm or the best candidate, and grading.
 //! - [`metrics`]: AUC-ROC, F1 and friends.
 //! - [`artifact`]: the versioned binary artifact format.
 //! - [`profile`]: column profiles, the reference for drift.
@@ -18,6 +20,7 @@ pub mod artifact;
 pub mod data;
 pub mod drift;
 pub mod features;
+pub mod learners;
 pub mod metrics;
 pub mod model;
 pub mod profile;

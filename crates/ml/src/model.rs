@@ -1,19 +1,15 @@
-//! Training a logistic regression with linfa on the spec's features, and grading an
-//! artifact on the held-out rows: the code the trainer and the gate share.
+//! Training the spec's algorithm (or the best of its candidates) on the spec's features,
+//! and grading an artifact on the held-out rows: the code the trainer and the gate share.
 
 use std::{collections::BTreeMap, path::Path, time::Instant};
 
-use linfa::prelude::*;
-use linfa_logistic::LogisticRegression;
-use ndarray::Array1;
-use serde::{Deserialize, Serialize};
-use tollgate_spec::ModelSpec;
+use tollgate_spec::{Algorithm, Candidates, ModelSpec};
 
 use crate::{
-    artifact::Golden,
-    artifact::{Artifact, ArtifactMeta},
+    artifact::{Artifact, ArtifactMeta, Golden, Selection},
     data::{self, DataError},
     features::{Columns, FeaturePipeline, Table},
+    learners::{self, Model},
     metrics, split,
 };
 
@@ -26,65 +22,6 @@ pub enum ModelError {
     /// The data cannot train a binary classifier.
     #[error("cannot train: {0}")]
     Train(String),
-}
-
-/// Logistic regression parameters, oriented so that `sigmoid(w·x + b)` is P(label = 1).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct LogisticModel {
-    /// One weight per encoded feature.
-    pub weights: Vec<f64>,
-    /// The intercept.
-    pub intercept: f64,
-}
-
-impl LogisticModel {
-    /// P(label = 1) for one encoded row.
-    pub fn predict(&self, x: &[f64]) -> f64 {
-        let z: f64 = self.weights.iter().zip(x).map(|(w, v)| w * v).sum::<f64>() + self.intercept;
-        1.0 / (1.0 + (-z).exp())
-    }
-}
-
-/// The optimizer stops when the mean per-row gradient is below this.
-pub const GRADIENT_TOLERANCE_PER_ROW: f64 = 1e-4;
-
-/// Fits a logistic regression (L2 strength `alpha`) with linfa.
-pub fn fit_logistic(
-    x: ndarray::Array2<f64>,
-    y: &[u8],
-    alpha: f64,
-    max_iterations: u64,
-) -> Result<LogisticModel, ModelError> {
-    let ones = y.iter().filter(|&&v| v == 1).count();
-    if ones == 0 || ones == y.len() {
-        return Err(ModelError::Train(format!(
-            "the training rows hold one class only ({} rows, {ones} positive)",
-            y.len()
-        )));
-    }
-    let targets: Array1<usize> = y.iter().map(|&v| v as usize).collect();
-    let dataset = Dataset::new(x, targets);
-    // linfa's loss is a sum over rows, so its gradient grows with the row count: a fixed
-    // tolerance gets ten times stricter for ten times the data (and the fit 65 times
-    // slower). Scale it to the same per-row gradient, 1e-4, at any size.
-    let tolerance = GRADIENT_TOLERANCE_PER_ROW * y.len() as f64;
-    let fitted = LogisticRegression::default()
-        .alpha(alpha)
-        .max_iterations(max_iterations)
-        .gradient_tolerance(tolerance)
-        .fit(&dataset)
-        .map_err(|e| ModelError::Train(e.to_string()))?;
-    // linfa's probabilities refer to its "positive" class, the larger one; flip the sign
-    // when that is class 0 so the stored model always scores P(label = 1).
-    let sign = if fitted.labels().pos.class == 1 {
-        1.0
-    } else {
-        -1.0
-    };
-    Ok(LogisticModel {
-        weights: fitted.params().iter().map(|w| sign * w).collect(),
-        intercept: sign * fitted.intercept(),
-    })
 }
 
 /// What training produced.
@@ -104,6 +41,21 @@ pub struct Trained {
     pub profile: crate::profile::Profile,
     /// Wall time of reading, fitting and scoring.
     pub seconds: f64,
+    /// Each candidate's validation score and fit time, when the spec listed candidates.
+    pub candidates: Vec<CandidateResult>,
+}
+
+/// How one candidate did on the validation fold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CandidateResult {
+    /// The algorithm with its hyper-parameters.
+    pub algorithm: String,
+    /// Its value of the selection metric.
+    pub value: f64,
+    /// Seconds to fit it.
+    pub seconds: f64,
+    /// Whether it was kept.
+    pub chosen: bool,
 }
 
 /// Held-out records stored in the artifact for the integration test.
@@ -127,20 +79,101 @@ fn score(artifact: &Artifact, table: &Table, rows: &[usize]) -> Vec<f64> {
 /// Fits the feature pipeline and the model on `rows`.
 fn fit(
     spec: &ModelSpec,
+    algorithm: &Algorithm,
     table: &Table,
     rows: &[usize],
-) -> Result<(FeaturePipeline, LogisticModel), ModelError> {
+) -> Result<(FeaturePipeline, Model), ModelError> {
     let pipeline = FeaturePipeline::fit(spec, table, rows)?;
     let x = pipeline.transform(table, rows);
-    let y: Vec<u8> = rows.iter().map(|&i| table.target[i]).collect();
-    let model = fit_logistic(x, &y, spec.algorithm.alpha, spec.algorithm.max_iterations)?;
+    let y = labels_of(table, rows);
+    let model = learners::fit(algorithm, x, &y, spec.split.seed)?;
     Ok((pipeline, model))
+}
+
+fn labels_of(table: &Table, rows: &[usize]) -> Vec<u8> {
+    rows.iter().map(|&i| table.target[i]).collect()
+}
+
+/// Fits every candidate on the training rows less a stratified validation fold, scores
+/// each on the fold by the named metric and returns the best (the earlier on a tie).
+fn select(
+    spec: &ModelSpec,
+    candidates: &Candidates,
+    table: &Table,
+    rows: &[usize],
+) -> Result<(Algorithm, Vec<CandidateResult>), ModelError> {
+    let row_labels = labels_of(table, rows);
+    let (fit_at, validate_at) = split::stratified(
+        &row_labels,
+        spec.split.seed.rotate_left(29),
+        candidates.validation_fraction,
+    );
+    let fit_rows: Vec<usize> = fit_at.iter().map(|&k| rows[k]).collect();
+    let validation_rows: Vec<usize> = validate_at.iter().map(|&k| rows[k]).collect();
+    if fit_rows.len() < 10 || validation_rows.is_empty() {
+        return Err(ModelError::Train(format!(
+            "too few training rows ({}) to hold out a validation fold of {} for choosing among candidates",
+            rows.len(),
+            candidates.validation_fraction
+        )));
+    }
+    let pipeline = FeaturePipeline::fit(spec, table, &fit_rows)?;
+    let x = pipeline.transform(table, &fit_rows);
+    let y = labels_of(table, &fit_rows);
+    let validation = pipeline.transform(table, &validation_rows);
+    let validation_labels = labels_of(table, &validation_rows);
+    let mut results = Vec::new();
+    let mut best: Option<(usize, f64)> = None;
+    for (k, algorithm) in candidates.algorithms.iter().enumerate() {
+        let started = Instant::now();
+        let model = learners::fit(algorithm, x.clone(), &y, spec.split.seed).map_err(|e| {
+            ModelError::Train(format!("candidate {} ({}): {e}", k + 1, algorithm.kind()))
+        })?;
+        let seconds = started.elapsed().as_secs_f64();
+        let scores: Vec<f64> = validation
+            .rows()
+            .into_iter()
+            .map(|r| model.predict(&r.to_vec()))
+            .collect();
+        let cut = spec
+            .threshold
+            .resolve(metrics::f1_optimal_threshold(&scores, &validation_labels));
+        let value = metrics::classification(&scores, &validation_labels, cut)
+            .get(&candidates.metric)
+            .copied()
+            .unwrap_or(f64::NAN);
+        let better = |old: f64| {
+            if candidates.higher_is_better() {
+                value > old
+            } else {
+                value < old
+            }
+        };
+        if value.is_finite() && best.is_none_or(|(_, old)| better(old)) {
+            best = Some((k, value));
+        }
+        results.push(CandidateResult {
+            algorithm: algorithm.describe(),
+            value,
+            seconds,
+            chosen: false,
+        });
+    }
+    let Some((k, _)) = best else {
+        return Err(ModelError::Train(format!(
+            "no candidate has a finite validation {}",
+            candidates.metric
+        )));
+    };
+    results[k].chosen = true;
+    Ok((candidates.algorithms[k].clone(), results))
 }
 
 /// k-fold cross-validation on the training rows: mean and std of AUC-ROC and F1 at 0.5,
 /// as `cv_<metric>_mean` / `cv_<metric>_std`.
 fn cross_validate(
     spec: &ModelSpec,
+    algorithm: &Algorithm,
     table: &Table,
     rows: &[usize],
     k: usize,
@@ -158,12 +191,12 @@ fn cross_validate(
             .copied()
             .filter(|i| fold.binary_search(i).is_err())
             .collect();
-        let (pipeline, model) = fit(spec, table, &fit_rows)?;
+        let (pipeline, model) = fit(spec, algorithm, table, &fit_rows)?;
         let scores: Vec<f64> = fold
             .iter()
             .map(|&i| pipeline.score(&model, &table.record(i)))
             .collect();
-        let labels: Vec<u8> = fold.iter().map(|&i| table.target[i]).collect();
+        let labels = labels_of(table, &fold);
         let m = metrics::classification(&scores, &labels, 0.5);
         for name in ["auc_roc", "f1"] {
             seen.entry(name.into())
@@ -199,11 +232,15 @@ pub fn train(
             table.rows()
         )));
     }
+    let (algorithm, candidates) = match &spec.candidates {
+        Some(c) => select(spec, c, &table, &train_rows)?,
+        None => (spec.algorithms().remove(0), Vec::new()),
+    };
     let cv = match spec.split.folds {
-        Some(k) => cross_validate(spec, &table, &train_rows, k)?,
+        Some(k) => cross_validate(spec, &algorithm, &table, &train_rows, k)?,
         None => BTreeMap::new(),
     };
-    let (pipeline, model) = fit(spec, &table, &train_rows)?;
+    let (pipeline, model) = fit(spec, &algorithm, &table, &train_rows)?;
     let mut artifact = Artifact {
         pipeline,
         model,
@@ -220,10 +257,19 @@ pub fn train(
             positive_label: spec.positive_label.clone(),
             optimal_threshold: 0.5,
             golden: Vec::new(),
+            algorithm: algorithm.describe(),
+            selection: spec.candidates.as_ref().map(|c| Selection {
+                metric: c.metric.clone(),
+                scores: candidates
+                    .iter()
+                    .map(|r| (r.algorithm.clone(), r.value))
+                    .collect(),
+            }),
+            training_seconds: 0.0,
         },
     };
     let scores = score(&artifact, &table, &test_rows);
-    let labels: Vec<u8> = test_rows.iter().map(|&i| table.target[i]).collect();
+    let labels = labels_of(&table, &test_rows);
     let optimal = metrics::f1_optimal_threshold(&scores, &labels);
     let mut metrics = metrics::classification(&scores, &labels, spec.threshold.resolve(optimal));
     metrics.insert("f1_optimal_threshold".into(), optimal);
@@ -239,19 +285,23 @@ pub fn train(
             probability,
         })
         .collect();
+    let profile = crate::profile::of_table(
+        &table,
+        &spec.features.numeric,
+        &spec.features.categorical,
+        &train_rows,
+    );
+    let seconds = started.elapsed().as_secs_f64();
+    artifact.meta.training_seconds = seconds;
     Ok(Trained {
         artifact,
         metrics,
         train_rows: train_rows.len(),
         test_rows: test_rows.len(),
         coerced: table.coerced.clone(),
-        profile: crate::profile::of_table(
-            &table,
-            &spec.features.numeric,
-            &spec.features.categorical,
-            &train_rows,
-        ),
-        seconds: started.elapsed().as_secs_f64(),
+        profile,
+        seconds,
+        candidates,
     })
 }
 
@@ -285,7 +335,7 @@ pub fn evaluate(
         return Err(ModelError::Train("the test split is empty".into()));
     }
     let scores = score(artifact, &table, &test_rows);
-    let labels: Vec<u8> = test_rows.iter().map(|&i| table.target[i]).collect();
+    let labels = labels_of(&table, &test_rows);
     let cut = threshold.resolve(artifact.meta.optimal_threshold);
     let mut metrics = metrics::classification(&scores, &labels, cut);
     metrics.insert("threshold".into(), cut);

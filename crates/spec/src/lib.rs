@@ -7,6 +7,8 @@
 
 use std::collections::BTreeMap;
 
+pub mod envelope;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -67,9 +69,14 @@ pub struct ModelSpec {
     /// How rows are split into training and test sets.
     #[serde(default)]
     pub split: Split,
-    /// The learning algorithm and its hyper-parameters.
+    /// The learning algorithm and its hyper-parameters; logistic regression when the
+    /// spec names neither this nor `candidates`.
     #[serde(default)]
-    pub algorithm: Algorithm,
+    pub algorithm: Option<Algorithm>,
+    /// Several algorithms, the best kept by a metric on a validation fold (instead of
+    /// `algorithm`).
+    #[serde(default)]
+    pub candidates: Option<Candidates>,
     /// Expectations the data must meet, with Great Expectations' names and arguments.
     #[serde(default)]
     pub expectations: Vec<Expectation>,
@@ -227,18 +234,122 @@ impl Default for Split {
     }
 }
 
-/// The learning algorithm.
+/// The learning algorithm and its hyper-parameters, chosen by `kind`. Every
+/// hyper-parameter has a default, so `{kind: random_forest}` is a whole spec.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Algorithm {
-    /// Algorithm name; `logistic_regression` for now.
-    pub kind: String,
-    /// L2 regularization strength.
-    #[serde(default = "default_alpha")]
-    pub alpha: f64,
-    /// Iteration cap of the optimizer.
-    #[serde(default = "default_max_iterations")]
-    pub max_iterations: u64,
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Algorithm {
+    /// L2-regularized logistic regression (linfa-logistic).
+    LogisticRegression {
+        /// L2 regularization strength.
+        #[serde(default = "default_alpha")]
+        alpha: f64,
+        /// Iteration cap of the optimizer.
+        #[serde(default = "default_max_iterations")]
+        max_iterations: u64,
+    },
+    /// One CART decision tree (linfa-trees); leaves score the share of positive rows.
+    DecisionTree(TreeParams),
+    /// Bagged decision trees on bootstrap samples and random feature subsets (linfa-trees);
+    /// the probability is the mean of the trees' leaf probabilities.
+    RandomForest(ForestParams),
+    /// Gaussian naive Bayes (linfa-bayes).
+    GaussianNaiveBayes {
+        /// Share of the largest feature variance added to every variance, for stability.
+        #[serde(default = "default_var_smoothing")]
+        var_smoothing: f64,
+    },
+}
+
+/// Hyper-parameters of one decision tree.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TreeParams {
+    /// Deepest level a split may make (the root is level 0).
+    pub max_depth: usize,
+    /// A node with fewer rows is not split.
+    pub min_samples_split: usize,
+    /// Each side of a split keeps at least this many rows.
+    pub min_samples_leaf: usize,
+    /// A split must lower impurity by at least this much.
+    pub min_impurity_decrease: f64,
+    /// `gini` or `entropy`.
+    pub criterion: Criterion,
+}
+
+/// Hyper-parameters of a random forest: its own, then those of each tree (as in
+/// [`TreeParams`]).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ForestParams {
+    /// Trees in the forest.
+    pub trees: usize,
+    /// Share of the encoded features each tree sees, in (0, 1].
+    pub feature_fraction: f64,
+    /// Bootstrap sample size as a share of the training rows, in (0, 1].
+    pub sample_fraction: f64,
+    /// Deepest level a split may make in each tree.
+    pub max_depth: usize,
+    /// A node with fewer rows is not split.
+    pub min_samples_split: usize,
+    /// Each side of a split keeps at least this many rows.
+    pub min_samples_leaf: usize,
+    /// A split must lower impurity by at least this much.
+    pub min_impurity_decrease: f64,
+    /// `gini` or `entropy`.
+    pub criterion: Criterion,
+}
+
+impl Default for ForestParams {
+    fn default() -> Self {
+        let t = TreeParams::default();
+        ForestParams {
+            trees: 50,
+            feature_fraction: 0.7,
+            sample_fraction: 1.0,
+            max_depth: t.max_depth,
+            min_samples_split: t.min_samples_split,
+            min_samples_leaf: t.min_samples_leaf,
+            min_impurity_decrease: t.min_impurity_decrease,
+            criterion: t.criterion,
+        }
+    }
+}
+
+impl ForestParams {
+    /// The parameters each tree is grown with.
+    pub fn tree(&self) -> TreeParams {
+        TreeParams {
+            max_depth: self.max_depth,
+            min_samples_split: self.min_samples_split,
+            min_samples_leaf: self.min_samples_leaf,
+            min_impurity_decrease: self.min_impurity_decrease,
+            criterion: self.criterion,
+        }
+    }
+}
+
+/// How a tree measures the impurity of a node.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Criterion {
+    /// Gini impurity.
+    #[default]
+    Gini,
+    /// Shannon entropy.
+    Entropy,
+}
+
+impl Default for TreeParams {
+    fn default() -> Self {
+        TreeParams {
+            max_depth: 8,
+            min_samples_split: 2,
+            min_samples_leaf: 5,
+            min_impurity_decrease: 1e-5,
+            criterion: Criterion::Gini,
+        }
+    }
 }
 
 fn default_alpha() -> f64 {
@@ -249,13 +360,182 @@ fn default_max_iterations() -> u64 {
     100
 }
 
+fn default_var_smoothing() -> f64 {
+    1e-9
+}
+
 impl Default for Algorithm {
     fn default() -> Self {
-        Algorithm {
-            kind: "logistic_regression".into(),
+        Algorithm::LogisticRegression {
             alpha: default_alpha(),
             max_iterations: default_max_iterations(),
         }
+    }
+}
+
+/// The `kind` names of the algorithms, as a spec writes them.
+pub const ALGORITHMS: &[&str] = &[
+    "logistic_regression",
+    "decision_tree",
+    "random_forest",
+    "gaussian_naive_bayes",
+];
+
+/// Most trees a forest may have.
+pub const MAX_TREES: usize = 1000;
+
+impl Algorithm {
+    /// The `kind` name, e.g. `random_forest`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Algorithm::LogisticRegression { .. } => ALGORITHMS[0],
+            Algorithm::DecisionTree(_) => ALGORITHMS[1],
+            Algorithm::RandomForest(_) => ALGORITHMS[2],
+            Algorithm::GaussianNaiveBayes { .. } => ALGORITHMS[3],
+        }
+    }
+
+    /// The kind with its hyper-parameters, for tables and logs:
+    /// `random_forest(trees=50, max_depth=8, ...)`.
+    pub fn describe(&self) -> String {
+        let tree = |t: &TreeParams| {
+            format!(
+                "max_depth={}, min_samples_leaf={}, criterion={:?}",
+                t.max_depth, t.min_samples_leaf, t.criterion
+            )
+            .to_lowercase()
+        };
+        let params = match self {
+            Algorithm::LogisticRegression {
+                alpha,
+                max_iterations,
+            } => format!("alpha={alpha}, max_iterations={max_iterations}"),
+            Algorithm::DecisionTree(t) => tree(t),
+            Algorithm::RandomForest(f) => format!(
+                "trees={}, feature_fraction={}, sample_fraction={}, {}",
+                f.trees,
+                f.feature_fraction,
+                f.sample_fraction,
+                tree(&f.tree())
+            ),
+            Algorithm::GaussianNaiveBayes { var_smoothing } => {
+                format!("var_smoothing={var_smoothing}")
+            }
+        };
+        format!("{}({params})", self.kind())
+    }
+
+    /// Checks the hyper-parameters; the message names the field and the allowed range.
+    fn check(&self) -> Result<(), String> {
+        let k = self.kind();
+        let fraction = |name: &str, v: f64| {
+            if v > 0.0 && v <= 1.0 {
+                Ok(())
+            } else {
+                Err(format!("{k}.{name} must be in (0, 1], got {v}"))
+            }
+        };
+        match self {
+            Algorithm::LogisticRegression {
+                alpha,
+                max_iterations,
+            } => {
+                if !(alpha.is_finite() && *alpha >= 0.0) {
+                    return Err(format!(
+                        "{k}.alpha must be a finite number >= 0, got {alpha}"
+                    ));
+                }
+                if *max_iterations == 0 {
+                    return Err(format!("{k}.max_iterations must be at least 1"));
+                }
+            }
+            Algorithm::DecisionTree(t) => check_tree(k, t)?,
+            Algorithm::RandomForest(f) => {
+                if !(1..=MAX_TREES).contains(&f.trees) {
+                    return Err(format!(
+                        "{k}.trees must be between 1 and {MAX_TREES}, got {}",
+                        f.trees
+                    ));
+                }
+                fraction("feature_fraction", f.feature_fraction)?;
+                fraction("sample_fraction", f.sample_fraction)?;
+                check_tree(k, &f.tree())?;
+            }
+            Algorithm::GaussianNaiveBayes { var_smoothing } => {
+                if !(var_smoothing.is_finite() && *var_smoothing >= 0.0) {
+                    return Err(format!(
+                        "{k}.var_smoothing must be a finite number >= 0, got {var_smoothing}"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_tree(kind: &str, t: &TreeParams) -> Result<(), String> {
+    if !(1..=64).contains(&t.max_depth) {
+        return Err(format!(
+            "{kind}.max_depth must be between 1 and 64, got {}",
+            t.max_depth
+        ));
+    }
+    if t.min_samples_split < 2 {
+        return Err(format!(
+            "{kind}.min_samples_split must be at least 2, got {}",
+            t.min_samples_split
+        ));
+    }
+    if t.min_samples_leaf < 1 {
+        return Err(format!("{kind}.min_samples_leaf must be at least 1"));
+    }
+    if !(t.min_impurity_decrease.is_finite() && t.min_impurity_decrease >= 0.0) {
+        return Err(format!(
+            "{kind}.min_impurity_decrease must be a finite number >= 0, got {}",
+            t.min_impurity_decrease
+        ));
+    }
+    Ok(())
+}
+
+/// Several algorithms to try: each is fitted on the training rows less a validation
+/// fold and scored on that fold by `metric`; the best is refitted on all training rows.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Candidates {
+    /// The metric that picks the winner (`log_loss` is minimized, the others maximized).
+    #[serde(default = "default_selection_metric")]
+    pub metric: String,
+    /// Share of the training rows held out as the validation fold, in (0, 1).
+    #[serde(default = "default_validation_fraction")]
+    pub validation_fraction: f64,
+    /// The algorithms, in order; a tie keeps the earlier one.
+    pub algorithms: Vec<Algorithm>,
+}
+
+fn default_selection_metric() -> String {
+    "auc_roc".into()
+}
+
+fn default_validation_fraction() -> f64 {
+    0.2
+}
+
+/// Metrics that can pick among candidates.
+pub const SELECTION_METRICS: &[&str] = &[
+    "auc_roc",
+    "pr_auc",
+    "f1",
+    "precision",
+    "recall",
+    "accuracy",
+    "log_loss",
+];
+
+impl Candidates {
+    /// Whether a larger value of the selection metric is better.
+    pub fn higher_is_better(&self) -> bool {
+        self.metric != "log_loss"
     }
 }
 
@@ -338,6 +618,16 @@ impl ModelSpec {
         Ok((Self::parse(&text)?, text))
     }
 
+    /// The algorithms to train: the candidates, or the one algorithm (logistic regression
+    /// by default).
+    pub fn algorithms(&self) -> Vec<Algorithm> {
+        match (&self.candidates, &self.algorithm) {
+            (Some(c), _) => c.algorithms.clone(),
+            (None, Some(a)) => vec![a.clone()],
+            (None, None) => vec![Algorithm::default()],
+        }
+    }
+
     /// The stages a trigger kind runs, when the spec has a plan for it.
     pub fn plan(&self, trigger: &str) -> Option<&[String]> {
         self.triggers.get(trigger).map(Vec::as_slice)
@@ -374,17 +664,37 @@ impl ModelSpec {
         if self.split.folds.is_some_and(|k| k < 2) {
             return bad("split.folds must be at least 2".into());
         }
-        if self.algorithm.kind != "logistic_regression" {
-            return bad(format!(
-                "algorithm.kind {:?} is not supported; use logistic_regression",
-                self.algorithm.kind
-            ));
+        match (&self.algorithm, &self.candidates) {
+            (Some(_), Some(_)) => {
+                return bad("give either algorithm or candidates, not both".into());
+            }
+            (_, Some(c)) => {
+                if c.algorithms.is_empty() {
+                    return bad("candidates.algorithms: list at least one algorithm".into());
+                }
+                if !SELECTION_METRICS.contains(&c.metric.as_str()) {
+                    return bad(format!(
+                        "candidates.metric {:?} is not known; use one of {}",
+                        c.metric,
+                        SELECTION_METRICS.join(", ")
+                    ));
+                }
+                if !(c.validation_fraction > 0.0 && c.validation_fraction < 1.0) {
+                    return bad(format!(
+                        "candidates.validation_fraction must be between 0 and 1, got {}",
+                        c.validation_fraction
+                    ));
+                }
+            }
+            _ => {}
         }
-        if !(self.algorithm.alpha.is_finite() && self.algorithm.alpha >= 0.0) {
-            return bad("algorithm.alpha must be a finite number >= 0".into());
-        }
-        if self.algorithm.max_iterations == 0 {
-            return bad("algorithm.max_iterations must be at least 1".into());
+        for (i, a) in self.algorithms().iter().enumerate() {
+            if let Err(m) = a.check() {
+                return match &self.candidates {
+                    Some(_) => bad(format!("candidates.algorithms[{i}]: {m}")),
+                    None => bad(format!("algorithm: {m}")),
+                };
+            }
         }
         for (name, bound) in &self.gates {
             if !METRICS.contains(&name.as_str()) && !MEASURED_GATES.contains(&name.as_str()) {

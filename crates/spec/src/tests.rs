@@ -90,3 +90,122 @@ fn threshold_is_a_probability_or_optimal() {
             .contains("use a probability or `optimal`")
     );
 }
+
+/// The example with its `algorithm:` block replaced by `block`.
+fn with_algorithm(block: &str) -> String {
+    let start = EXAMPLE.find("algorithm:").unwrap();
+    let end = EXAMPLE[start..].find("\n\n").unwrap() + start;
+    format!("{}{block}{}", &EXAMPLE[..start], &EXAMPLE[end..])
+}
+
+#[test]
+fn every_algorithm_parses_with_defaults_and_overrides() {
+    let spec = ModelSpec::parse(EXAMPLE).unwrap();
+    assert_eq!(
+        spec.algorithms(),
+        vec![Algorithm::LogisticRegression {
+            alpha: 1.0,
+            max_iterations: 100
+        }]
+    );
+    let spec = ModelSpec::parse(&with_algorithm(
+        "algorithm: {kind: random_forest, trees: 20, max_depth: 4, criterion: entropy}",
+    ))
+    .unwrap();
+    let Algorithm::RandomForest(f) = &spec.algorithms()[0] else {
+        panic!("{:?}", spec.algorithm)
+    };
+    assert_eq!((f.trees, f.max_depth), (20, 4));
+    assert_eq!(f.criterion, Criterion::Entropy);
+    assert_eq!(f.sample_fraction, ForestParams::default().sample_fraction);
+    for kind in ALGORITHMS {
+        let spec =
+            ModelSpec::parse(&with_algorithm(&format!("algorithm: {{kind: {kind}}}"))).unwrap();
+        assert_eq!(spec.algorithms()[0].kind(), *kind);
+    }
+}
+
+#[test]
+fn bad_hyper_parameters_are_named_with_their_range() {
+    for (block, expected) in [
+        ("algorithm: {kind: xgboost}", "unknown variant `xgboost`"),
+        (
+            "algorithm: {kind: decision_tree, max_depth: 0}",
+            "algorithm: decision_tree.max_depth must be between 1 and 64, got 0",
+        ),
+        (
+            "algorithm: {kind: random_forest, trees: 0}",
+            "random_forest.trees must be between 1 and 1000, got 0",
+        ),
+        (
+            "algorithm: {kind: random_forest, feature_fraction: 1.5}",
+            "random_forest.feature_fraction must be in (0, 1], got 1.5",
+        ),
+        (
+            "algorithm: {kind: decision_tree, min_samples_split: 1}",
+            "decision_tree.min_samples_split must be at least 2",
+        ),
+        (
+            "algorithm: {kind: gaussian_naive_bayes, var_smoothing: -1}",
+            "gaussian_naive_bayes.var_smoothing must be a finite number >= 0",
+        ),
+        (
+            "algorithm: {kind: logistic_regression, alpha: -1}",
+            "logistic_regression.alpha must be a finite number >= 0",
+        ),
+        (
+            "algorithm: {kind: decision_tree, depth: 3}",
+            "unknown field `depth`",
+        ),
+        (
+            "algorithm: {kind: random_forest, tress: 3}",
+            "unknown field `tress`",
+        ),
+        (
+            "candidates: {algorithms: [{kind: decision_tree}, {kind: random_forest, trees: 0}]}",
+            "candidates.algorithms[1]: random_forest.trees must be between 1 and 1000",
+        ),
+        (
+            "candidates: {metric: auc, algorithms: [{kind: decision_tree}]}",
+            "candidates.metric \"auc\" is not known",
+        ),
+        (
+            "candidates: {validation_fraction: 1, algorithms: [{kind: decision_tree}]}",
+            "candidates.validation_fraction must be between 0 and 1",
+        ),
+        (
+            "candidates: {algorithms: []}",
+            "list at least one algorithm",
+        ),
+        (
+            "algorithm: {kind: decision_tree}\ncandidates: {algorithms: [{kind: decision_tree}]}",
+            "give either algorithm or candidates",
+        ),
+    ] {
+        let err = ModelSpec::parse(&with_algorithm(block))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(expected), "{block}: {err}");
+    }
+}
+
+#[test]
+fn the_shipped_candidates_example_parses() {
+    let spec = ModelSpec::parse(include_str!("../../../examples/churn/candidates.yaml")).unwrap();
+    let kinds: Vec<_> = spec.algorithms().iter().map(Algorithm::kind).collect();
+    assert_eq!(kinds, ALGORITHMS);
+    assert_eq!(spec.candidates.unwrap().metric, "auc_roc");
+}
+
+#[test]
+fn candidates_list_their_algorithms_in_order() {
+    let spec = ModelSpec::parse(&with_algorithm(
+        "candidates:\n  metric: log_loss\n  algorithms:\n    - {kind: logistic_regression}\n    - {kind: gaussian_naive_bayes}",
+    ))
+    .unwrap();
+    let c = spec.candidates.as_ref().unwrap();
+    assert!(!c.higher_is_better());
+    assert_eq!(c.validation_fraction, 0.2);
+    let kinds: Vec<_> = spec.algorithms().iter().map(Algorithm::kind).collect();
+    assert_eq!(kinds, ["logistic_regression", "gaussian_naive_bayes"]);
+}

@@ -275,6 +275,8 @@ pub async fn register(bus: &Bus, r: RegisterVersionRequest) -> Result<ModelVersi
         dataset_uri: r.dataset_uri,
         spec_digest: r.spec_digest,
         reference_profile_json: r.reference_profile_json,
+        algorithm: r.algorithm,
+        training_seconds: r.training_seconds,
         created_unix_ms: now,
         updated_unix_ms: now,
         ..Default::default()
@@ -870,7 +872,7 @@ pub async fn artifact(bus: &Bus, model: &str, n: u32) -> Result<Artifact, Regist
     object.read_to_end(&mut data).await.map_err(|e| {
         RegistryError::Unavailable(format!("reading artifact of {model} v{n}: {e}"))
     })?;
-    let actual = tollgate_spec::sha256_hex(&data);
+    let actual = tollgate_spec::envelope::digest(&data);
     if actual != v.artifact_digest {
         return Err(RegistryError::Internal(format!(
             "artifact of {model} v{n} is corrupt: digest {actual}, recorded {}",

@@ -1,7 +1,8 @@
 //! The trainer trains a run's model and registers the version.
 //!
-//! Consumes `tollgate.stage.train`. Fits the spec's feature pipeline and a linfa logistic
-//! regression on the seeded training split, measures held-out AUC-ROC and F1, puts the
+//! Consumes `tollgate.stage.train`. Fits the spec's feature pipeline and its algorithm (or
+//! the best of its candidates, chosen on a validation fold) on the seeded training split,
+//! measures held-out AUC-ROC and F1, puts the
 //! artifact into the `tollgate_artifacts` object store and registers the version over
 //! gRPC. Registration is keyed by run id, so a redelivered message never makes a second
 //! version. Publishes the run to its next stage (usually `gate`).
@@ -73,11 +74,16 @@ impl StageHandler for Trainer {
     async fn handle(&self, mut run: Run, ctx: StageContext) -> Result<StageDone, StageError> {
         let spec = worker::run_spec(&run)?;
         let path = worker::run_dataset(ctx.bus(), &run, &self.cache_dir).await?;
-        ctx.progress(format!(
-            "training {} on {}",
-            spec.algorithm.kind,
-            path.display()
-        ))
+        let algorithms: Vec<String> = spec.algorithms().iter().map(|a| a.describe()).collect();
+        ctx.progress(match &spec.candidates {
+            Some(c) => format!(
+                "choosing by validation {} among {} on {}",
+                c.metric,
+                algorithms.join(", "),
+                path.display()
+            ),
+            None => format!("training {} on {}", algorithms.join(", "), path.display()),
+        })
         .await;
         let (spec_text, commit) = (run.spec_yaml.clone(), run.code_commit.clone());
         let model_spec = spec.clone();
@@ -118,6 +124,8 @@ impl StageHandler for Trainer {
                 spec_digest: trained.artifact.meta.spec_digest.clone(),
                 reference_profile_json: serde_json::to_string(&trained.profile)
                     .map_err(|e| StageError::Input(format!("profile: {e}")))?,
+                algorithm: trained.artifact.meta.algorithm.clone(),
+                training_seconds: trained.seconds,
             })
             .await
             .map_err(worker::grpc_error)?
@@ -131,14 +139,28 @@ impl StageHandler for Trainer {
                 .unwrap_or_else(|| "n/a".into())
         };
         let mut message = format!(
-            "registered {} v{}: held-out auc_roc {}, f1 {} ({} train / {} test rows)",
+            "registered {} v{} ({}): held-out auc_roc {}, f1 {} ({} train / {} test rows, {:.2}s)",
             spec.model,
             version.version,
+            trained.artifact.meta.algorithm,
             fmt("auc_roc"),
             fmt("f1"),
             trained.train_rows,
-            trained.test_rows
+            trained.test_rows,
+            trained.seconds
         );
+        if let Some(selection) = &trained.artifact.meta.selection {
+            let scores: Vec<String> = selection
+                .scores
+                .iter()
+                .map(|(algorithm, value)| format!("{algorithm} {value:.4}"))
+                .collect();
+            message += &format!(
+                "; chosen by validation {}: {}",
+                selection.metric,
+                scores.join(", ")
+            );
+        }
         for (column, n) in &trained.coerced {
             message +=
                 &format!("; {n} text values of {column} were not numbers and count as missing");

@@ -62,6 +62,32 @@ fn cli(env: &[(&str, String)], args: &[&str]) -> Output {
     cmd.output().unwrap()
 }
 
+/// `tollgate data generate --rows ROWS --out PATH [extra...]`, which must succeed.
+fn generate(path: &std::path::Path, rows: usize, extra: &[&str]) {
+    let rows = rows.to_string();
+    let mut args = vec!["data", "generate", "--rows", &rows, "--out"];
+    args.push(path.to_str().unwrap());
+    args.extend(extra);
+    let out = cli(&[], &args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `tollgate train DATA --spec SPEC [extra...]`.
+fn train(data: &std::path::Path, spec: &std::path::Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "train",
+        data.to_str().unwrap(),
+        "--spec",
+        spec.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    cli(&[], &args)
+}
+
 /// GETs /healthz, retrying while the service starts.
 fn get_healthz(addr: &str) -> String {
     use std::io::{Read, Write};
@@ -245,18 +271,8 @@ fn validate_runs_the_engine_without_nats_and_exits_by_the_result() {
         dir.path().join("clean.parquet"),
         dir.path().join("dirty.csv"),
     );
-    for (path, extra) in [(&clean, None), (&dirty, Some("--dirty"))] {
-        let mut args = vec![
-            "data",
-            "generate",
-            "--rows",
-            "5000",
-            "--out",
-            path.to_str().unwrap(),
-        ];
-        args.extend(extra);
-        assert!(cli(&[], &args).status.success());
-    }
+    generate(&clean, 5000, &[]);
+    generate(&dirty, 5000, &["--dirty"]);
     let out = cli(
         &[],
         &[
@@ -321,33 +337,8 @@ fn train_and_predict_run_standalone_without_nats() {
     let model = dir.path().join("churn.tgm");
     let preds = dir.path().join("preds.csv");
     let spec = workspace_root().join("examples/churn/tollgate.yaml");
-    assert!(
-        cli(
-            &[],
-            &[
-                "data",
-                "generate",
-                "--rows",
-                "3000",
-                "--out",
-                data.to_str().unwrap()
-            ]
-        )
-        .status
-        .success()
-    );
-    let out = cli(
-        &[],
-        &[
-            "train",
-            data.to_str().unwrap(),
-            "--spec",
-            spec.to_str().unwrap(),
-            "--json",
-            "--out",
-            model.to_str().unwrap(),
-        ],
-    );
+    generate(&data, 3000, &[]);
+    let out = train(&data, &spec, &["--json", "--out", model.to_str().unwrap()]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -402,4 +393,47 @@ fn train_and_predict_run_standalone_without_nats() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a Tollgate model artifact"));
+}
+
+#[test]
+fn train_prints_the_candidates_comparison_and_saves_the_winner() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("churn.csv");
+    let model = dir.path().join("churn.tgm");
+    let spec = workspace_root().join("examples/churn/candidates.yaml");
+    generate(&data, 3000, &[]);
+    let out = train(&data, &spec, &["--out", model.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("validation auc_roc"), "{stdout}");
+    for kind in tollgate_spec::ALGORITHMS {
+        assert!(stdout.contains(kind), "{kind} missing from\n{stdout}");
+    }
+    let artifact =
+        tollgate_ml::artifact::Artifact::decode(&std::fs::read(&model).unwrap()).unwrap();
+    let chosen_row = stdout.lines().find(|l| l.contains('✔')).unwrap_or_default();
+    assert!(
+        chosen_row.contains(&artifact.meta.algorithm),
+        "{chosen_row} vs {}",
+        artifact.meta.algorithm
+    );
+    assert!(artifact.meta.training_seconds > 0.0);
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(&spec)
+            .unwrap()
+            .replace("trees: 30", "trees: 0"),
+    )
+    .unwrap();
+    let out = train(&data, &bad, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(
+            "candidates.algorithms[2]: random_forest.trees must be between 1 and 1000, got 0"
+        ),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

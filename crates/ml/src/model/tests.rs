@@ -8,14 +8,7 @@ const SPEC: &str = include_str!("../../../../examples/churn/tollgate.yaml");
 #[test]
 fn trains_on_generated_churn_data_past_the_default_gates() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("churn.parquet");
-    let mut df = churn(SynthOptions {
-        rows: 5_000,
-        seed: 1,
-        dirty: false,
-    })
-    .unwrap();
-    data::write(&mut df, &path).unwrap();
+    let path = churn_file(dir.path(), "churn.parquet", 5_000, 1);
     let spec = ModelSpec::parse(SPEC).unwrap();
     let trained = train(&spec, SPEC, &path, "abc").unwrap();
     assert!(trained.metrics["auc_roc"] >= 0.80, "{:?}", trained.metrics);
@@ -35,26 +28,49 @@ fn trains_on_generated_churn_data_past_the_default_gates() {
 #[test]
 fn same_data_spec_and_seed_give_the_same_artifact() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("churn.csv");
-    let mut df = churn(SynthOptions {
-        rows: 2_000,
-        seed: 3,
-        dirty: false,
-    })
-    .unwrap();
-    data::write(&mut df, &path).unwrap();
+    let path = churn_file(dir.path(), "churn.csv", 2_000, 3);
     let spec = ModelSpec::parse(SPEC).unwrap();
-    let a = train(&spec, SPEC, &path, "c")
-        .unwrap()
-        .artifact
-        .encode()
-        .unwrap();
+    let first = train(&spec, SPEC, &path, "c").unwrap();
+    let a = first.artifact.encode().unwrap();
     let b = train(&spec, SPEC, &path, "c")
         .unwrap()
         .artifact
         .encode()
         .unwrap();
     assert_eq!(crate::artifact::digest(&a), crate::artifact::digest(&b));
+    let back = Artifact::decode(&a).unwrap();
+    assert!(back.meta.training_seconds > 0.0);
+    assert_eq!(back.meta.training_seconds, first.seconds);
+    assert!(
+        back.meta
+            .algorithm
+            .starts_with("logistic_regression(alpha=1")
+    );
+}
+
+#[test]
+fn training_time_is_outside_the_digest_but_the_model_is_inside() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = churn_file(dir.path(), "churn.csv", 1_000, 4);
+    let spec = ModelSpec::parse(SPEC).unwrap();
+    let mut artifact = train(&spec, SPEC, &path, "c").unwrap().artifact;
+    let before = crate::artifact::digest(&artifact.encode().unwrap());
+    artifact.meta.training_seconds += 100.0;
+    let slower = artifact.encode().unwrap();
+    assert_eq!(crate::artifact::digest(&slower), before);
+    assert_eq!(
+        Artifact::decode_verified(&slower, &before)
+            .unwrap()
+            .meta
+            .training_seconds,
+        artifact.meta.training_seconds
+    );
+    artifact.meta.code_commit = "d".into();
+    assert_ne!(crate::artifact::digest(&artifact.encode().unwrap()), before);
+    let mut truncated = slower.clone();
+    truncated.truncate(40);
+    let err = Artifact::decode(&truncated).unwrap_err().to_string();
+    assert!(err.contains("truncated"), "{err}");
 }
 
 #[test]
@@ -68,26 +84,33 @@ fn another_format_version_is_refused() {
 
 #[test]
 fn one_class_only_is_a_clear_error() {
-    let x = ndarray::Array2::zeros((20, 2));
-    let err = fit_logistic(x, &[1; 20], 1.0, 10).unwrap_err().to_string();
-    assert!(err.contains("one class only"), "{err}");
+    for algorithm in [
+        Algorithm::default(),
+        Algorithm::DecisionTree(Default::default()),
+        Algorithm::RandomForest(Default::default()),
+        Algorithm::GaussianNaiveBayes {
+            var_smoothing: 1e-9,
+        },
+    ] {
+        let x = ndarray::Array2::zeros((20, 2));
+        let err = learners::fit(&algorithm, x, &[1; 20], 1)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("one class only"), "{err}");
+    }
 }
 
 #[test]
 fn integration_notices_a_model_that_no_longer_reproduces_its_golden_records() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("churn.parquet");
-    let mut df = churn(SynthOptions {
-        rows: 2_000,
-        seed: 9,
-        dirty: false,
-    })
-    .unwrap();
-    data::write(&mut df, &path).unwrap();
+    let path = churn_file(dir.path(), "churn.parquet", 2_000, 9);
     let spec = ModelSpec::parse(SPEC).unwrap();
     let mut artifact = train(&spec, SPEC, &path, "c").unwrap().artifact;
     assert_eq!(integration(&artifact, 100).max_difference, 0.0);
-    artifact.model.intercept += 1.0;
+    let learners::Model::Logistic(model) = &mut artifact.model else {
+        panic!("the example trains a logistic regression");
+    };
+    model.intercept += 1.0;
     let check = integration(&artifact, 100);
     assert!(check.max_difference > 0.01, "{check:?}");
     assert_eq!(check.out_of_range, 0);
@@ -106,14 +129,7 @@ fn train_csv(csv: &str, edit: impl Fn(String) -> String) -> Result<Trained, Mode
 /// Generated churn data as CSV text with `f` applied to each data line.
 fn churn_csv(rows: usize, f: impl Fn(usize, &str) -> String) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("c.csv");
-    let mut df = churn(SynthOptions {
-        rows,
-        seed: 4,
-        dirty: false,
-    })
-    .unwrap();
-    data::write(&mut df, &path).unwrap();
+    let path = churn_file(dir.path(), "c.csv", rows, 4);
     let text = std::fs::read_to_string(&path).unwrap();
     let mut lines = text.lines();
     let mut out = format!("{}\n", lines.next().unwrap());
@@ -220,4 +236,141 @@ fn bad_training_data_is_a_clear_error() {
     });
     let err = train_csv(&all_null, |s| s).unwrap_err().to_string();
     assert!(err.contains("total_charges"), "{err}");
+}
+
+/// The example spec with its `algorithm:` block replaced by `block`.
+fn with_algorithm(block: &str) -> String {
+    let start = SPEC.find("algorithm:").unwrap();
+    let end = SPEC[start..].find("\n\n").unwrap() + start;
+    format!("{}{block}{}", &SPEC[..start], &SPEC[end..])
+}
+
+/// Generated churn data written to `name` (.parquet or .csv) in `dir`.
+fn churn_file(dir: &std::path::Path, name: &str, rows: usize, seed: u64) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let mut df = churn(SynthOptions {
+        rows,
+        seed,
+        dirty: false,
+    })
+    .unwrap();
+    data::write(&mut df, &path).unwrap();
+    path
+}
+
+#[test]
+fn every_algorithm_learns_the_churn_signal_and_round_trips_through_its_artifact() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = churn_file(dir.path(), "churn.parquet", 4_000, 11);
+    for (block, floor) in [
+        ("algorithm: {kind: decision_tree, max_depth: 6}", 0.80),
+        (
+            "algorithm: {kind: random_forest, trees: 20, max_depth: 6}",
+            0.85,
+        ),
+        ("algorithm: {kind: gaussian_naive_bayes}", 0.80),
+    ] {
+        let text = with_algorithm(block);
+        let spec = ModelSpec::parse(&text).unwrap();
+        let trained = train(&spec, &text, &path, "c").unwrap();
+        let auc = trained.metrics["auc_roc"];
+        assert!(auc >= floor, "{block}: auc {auc} < {floor}");
+        assert!(trained.metrics["log_loss"].is_finite(), "{block}");
+        assert!(
+            trained
+                .artifact
+                .meta
+                .algorithm
+                .starts_with(spec.algorithms()[0].kind()),
+            "{}",
+            trained.artifact.meta.algorithm
+        );
+        let bytes = trained.artifact.encode().unwrap();
+        let back = Artifact::decode(&bytes).unwrap();
+        assert_eq!(back, trained.artifact);
+        let check = integration(&back, 10);
+        assert_eq!(check.max_difference, 0.0, "{block}");
+        assert_eq!(check.out_of_range, 0, "{block}");
+        let eval = evaluate(&back, &path, &spec.split, spec.threshold, 10).unwrap();
+        assert!((eval.metrics["auc_roc"] - auc).abs() < 1e-12, "{block}");
+    }
+}
+
+#[test]
+fn a_forest_is_the_same_on_every_fit_and_thread_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = churn_file(dir.path(), "churn.parquet", 1_500, 12);
+    let text = with_algorithm("algorithm: {kind: random_forest, trees: 8, max_depth: 5}");
+    let spec = ModelSpec::parse(&text).unwrap();
+    let digest_with = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let trained = pool.install(|| train(&spec, &text, &path, "c").unwrap());
+        crate::artifact::digest(&trained.artifact.encode().unwrap())
+    };
+    assert_eq!(digest_with(1), digest_with(3));
+}
+
+#[test]
+fn candidates_are_graded_on_a_validation_fold_and_the_best_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = churn_file(dir.path(), "churn.parquet", 3_000, 13);
+    // A one-split stump cannot rank customers as well as a logistic regression; the
+    // winner must not depend on where it is listed.
+    for algorithms in [
+        "[{kind: decision_tree, max_depth: 1}, {kind: logistic_regression}]",
+        "[{kind: logistic_regression}, {kind: decision_tree, max_depth: 1}]",
+    ] {
+        let text = with_algorithm(&format!(
+            "candidates:\n  metric: auc_roc\n  algorithms: {algorithms}"
+        ));
+        let spec = ModelSpec::parse(&text).unwrap();
+        let trained = train(&spec, &text, &path, "c").unwrap();
+        let chosen: Vec<_> = trained.candidates.iter().filter(|c| c.chosen).collect();
+        assert_eq!(chosen.len(), 1, "{:?}", trained.candidates);
+        assert!(chosen[0].algorithm.starts_with("logistic_regression"));
+        let stump = trained
+            .candidates
+            .iter()
+            .find(|c| c.algorithm.starts_with("decision_tree"))
+            .unwrap();
+        assert!(stump.value < chosen[0].value, "{:?}", trained.candidates);
+        assert!(
+            trained
+                .artifact
+                .meta
+                .algorithm
+                .starts_with("logistic_regression")
+        );
+        assert!(matches!(
+            trained.artifact.model,
+            learners::Model::Logistic(_)
+        ));
+        let selection = trained.artifact.meta.selection.as_ref().unwrap();
+        assert_eq!(selection.metric, "auc_roc");
+        assert_eq!(selection.scores.len(), 2);
+    }
+    // log_loss is minimized: the lower value wins.
+    let text = with_algorithm(
+        "candidates:\n  metric: log_loss\n  algorithms: [{kind: decision_tree, max_depth: 1}, {kind: logistic_regression}]",
+    );
+    let spec = ModelSpec::parse(&text).unwrap();
+    let trained = train(&spec, &text, &path, "c").unwrap();
+    let (chosen, other): (Vec<_>, Vec<_>) = trained.candidates.iter().partition(|c| c.chosen);
+    assert!(chosen[0].value < other[0].value, "{:?}", trained.candidates);
+}
+
+#[test]
+fn too_few_rows_for_a_validation_fold_is_a_clear_error() {
+    let csv = churn_csv(20, |_, l| l.to_string());
+    let err = train_csv(&csv, |_| {
+        with_algorithm(
+            "candidates:\n  validation_fraction: 0.5\n  algorithms: [{kind: logistic_regression}, {kind: decision_tree}]",
+        )
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("to hold out a validation fold"), "{err}");
 }

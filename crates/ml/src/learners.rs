@@ -1,0 +1,394 @@
+//! The learning algorithms a spec can choose, fitted with linfa and kept in Tollgate's
+//! own compact form: linfa fits, and the artifact stores plain parameters (weights, flat
+//! trees, class means) that score one record in microseconds, serialize the same bytes
+//! every time and read back without linfa's internal types.
+
+use linfa::prelude::*;
+use linfa_logistic::LogisticRegression;
+use linfa_trees::{DecisionTree, SplitQuality};
+use ndarray::{Array1, Array2, Axis};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use tollgate_spec::{Algorithm, Criterion, ForestParams, TreeParams};
+
+use crate::model::ModelError;
+
+/// A fitted model of any kind; [`Model::predict`] is P(label = 1) for one encoded row.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum Model {
+    /// Logistic regression.
+    Logistic(LogisticModel),
+    /// One decision tree.
+    Tree(TreeModel),
+    /// A random forest: the mean of its trees.
+    Forest(Vec<TreeModel>),
+    /// Gaussian naive Bayes.
+    NaiveBayes(NaiveBayesModel),
+}
+
+impl Model {
+    /// P(label = 1) for one encoded row.
+    pub fn predict(&self, x: &[f64]) -> f64 {
+        match self {
+            Model::Logistic(m) => m.predict(x),
+            Model::Tree(t) => t.predict(x),
+            Model::Forest(trees) => {
+                trees.iter().map(|t| t.predict(x)).sum::<f64>() / trees.len().max(1) as f64
+            }
+            Model::NaiveBayes(m) => m.predict(x),
+        }
+    }
+}
+
+/// Fits `algorithm` on encoded rows `x` with 0/1 labels `y`; `seed` drives anything random.
+pub fn fit(
+    algorithm: &Algorithm,
+    x: Array2<f64>,
+    y: &[u8],
+    seed: u64,
+) -> Result<Model, ModelError> {
+    let ones = y.iter().filter(|&&v| v == 1).count();
+    if ones == 0 || ones == y.len() {
+        return Err(ModelError::Train(format!(
+            "the training rows hold one class only ({} rows, {ones} positive)",
+            y.len()
+        )));
+    }
+    match algorithm {
+        Algorithm::LogisticRegression {
+            alpha,
+            max_iterations,
+        } => Ok(Model::Logistic(fit_logistic(
+            x,
+            y,
+            *alpha,
+            *max_iterations,
+        )?)),
+        Algorithm::DecisionTree(params) => {
+            let all: Vec<usize> = (0..x.ncols()).collect();
+            Ok(Model::Tree(fit_tree(&x, y, &all, params)?))
+        }
+        Algorithm::RandomForest(params) => Ok(Model::Forest(fit_forest(&x, y, params, seed)?)),
+        Algorithm::GaussianNaiveBayes { var_smoothing } => {
+            Ok(Model::NaiveBayes(fit_naive_bayes(x, y, *var_smoothing)?))
+        }
+    }
+}
+
+fn usize_targets(y: &[u8]) -> Array1<usize> {
+    y.iter().map(|&v| v as usize).collect()
+}
+
+/// Logistic regression parameters, oriented so that `sigmoid(w·x + b)` is P(label = 1).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LogisticModel {
+    /// One weight per encoded feature.
+    pub weights: Vec<f64>,
+    /// The intercept.
+    pub intercept: f64,
+}
+
+impl LogisticModel {
+    /// P(label = 1) for one encoded row.
+    pub fn predict(&self, x: &[f64]) -> f64 {
+        let z: f64 = self.weights.iter().zip(x).map(|(w, v)| w * v).sum::<f64>() + self.intercept;
+        1.0 / (1.0 + (-z).exp())
+    }
+}
+
+/// The optimizer stops when the mean per-row gradient is below this.
+pub const GRADIENT_TOLERANCE_PER_ROW: f64 = 1e-4;
+
+/// Fits a logistic regression (L2 strength `alpha`) with linfa.
+pub fn fit_logistic(
+    x: Array2<f64>,
+    y: &[u8],
+    alpha: f64,
+    max_iterations: u64,
+) -> Result<LogisticModel, ModelError> {
+    let dataset = Dataset::new(x, usize_targets(y));
+    // linfa's loss is a sum over rows, so its gradient grows with the row count: a fixed
+    // tolerance gets ten times stricter for ten times the data (and the fit 65 times
+    // slower). Scale it to the same per-row gradient, 1e-4, at any size.
+    let tolerance = GRADIENT_TOLERANCE_PER_ROW * y.len() as f64;
+    let fitted = LogisticRegression::default()
+        .alpha(alpha)
+        .max_iterations(max_iterations)
+        .gradient_tolerance(tolerance)
+        .fit(&dataset)
+        .map_err(|e| ModelError::Train(e.to_string()))?;
+    // linfa's probabilities refer to its "positive" class, the larger one; flip the sign
+    // when that is class 0 so the stored model always scores P(label = 1).
+    let sign = if fitted.labels().pos.class == 1 {
+        1.0
+    } else {
+        -1.0
+    };
+    Ok(LogisticModel {
+        weights: fitted.params().iter().map(|w| sign * w).collect(),
+        intercept: sign * fitted.intercept(),
+    })
+}
+
+/// Marks a [`TreeNode`] as a leaf in its `left` field.
+const LEAF: u32 = u32::MAX;
+
+/// One node of a flat tree: a split (`x[feature] < threshold` goes left) or, when `left`
+/// is [`LEAF`], a leaf scoring `probability`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TreeNode {
+    /// Encoded feature the split reads.
+    pub feature: u32,
+    /// Rows below this go left.
+    pub threshold: f64,
+    /// Index of the left child, or [`u32::MAX`] for a leaf.
+    pub left: u32,
+    /// Index of the right child.
+    pub right: u32,
+    /// For a leaf, the share of positive training rows that reached it.
+    pub probability: f64,
+}
+
+/// A decision tree flattened into an array, root first.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TreeModel {
+    /// The nodes; children always come after their parent.
+    pub nodes: Vec<TreeNode>,
+}
+
+impl TreeModel {
+    fn leaf(&self, x: &[f64]) -> usize {
+        let mut i = 0;
+        loop {
+            let Some(n) = self.nodes.get(i) else {
+                return 0;
+            };
+            if n.left == LEAF {
+                return i;
+            }
+            let value = x.get(n.feature as usize).copied().unwrap_or(f64::NAN);
+            i = if value < n.threshold { n.left } else { n.right } as usize;
+        }
+    }
+
+    /// P(label = 1) for one encoded row: the positive share of its leaf.
+    pub fn predict(&self, x: &[f64]) -> f64 {
+        self.nodes.get(self.leaf(x)).map_or(0.5, |n| n.probability)
+    }
+}
+
+/// Extra weight of a positive row in tree fitting, exactly representable in `f32`.
+const TIE_BREAK: f32 = 1.0 / 4096.0;
+
+/// Grows one tree with linfa-trees on the columns `features` of `x`, then flattens it and
+/// scores each leaf by the rows of `x` that reach it. linfa's tree predicts classes only
+/// (and prunes subtrees that predict the same class), so the leaf shares are Tollgate's.
+fn fit_tree(
+    x: &Array2<f64>,
+    y: &[u8],
+    features: &[usize],
+    params: &TreeParams,
+) -> Result<TreeModel, ModelError> {
+    let records = x.select(Axis(1), features);
+    // linfa-trees keeps class counts in a HashMap and breaks an exact tie between the two
+    // classes by its (randomly seeded) iteration order, which decides how the tree is
+    // pruned. Weighing positive rows 2^-12 more makes such ties impossible below 4096
+    // rows per node, so the same data grows the same tree.
+    let weights: Array1<f32> = y
+        .iter()
+        .map(|&v| if v == 1 { 1.0 + TIE_BREAK } else { 1.0 })
+        .collect();
+    let dataset = Dataset::new(records, usize_targets(y)).with_weights(weights);
+    let quality = match params.criterion {
+        Criterion::Gini => SplitQuality::Gini,
+        Criterion::Entropy => SplitQuality::Entropy,
+    };
+    let fitted = DecisionTree::params()
+        .split_quality(quality)
+        .max_depth(Some(params.max_depth))
+        .min_weight_split(params.min_samples_split as f32)
+        .min_weight_leaf(params.min_samples_leaf as f32)
+        .min_impurity_decrease(params.min_impurity_decrease)
+        .fit(&dataset)
+        .map_err(|e| ModelError::Train(format!("decision tree: {e}")))?;
+    let mut tree = TreeModel { nodes: Vec::new() };
+    flatten(fitted.root_node(), features, &mut tree.nodes);
+    let mut positives = vec![0.0; tree.nodes.len()];
+    let mut rows = vec![0.0; tree.nodes.len()];
+    for (row, &label) in x.rows().into_iter().zip(y) {
+        let row = row.as_slice().map_or_else(|| row.to_vec(), <[f64]>::to_vec);
+        let leaf = tree.leaf(&row);
+        rows[leaf] += 1.0;
+        positives[leaf] += f64::from(label);
+    }
+    let prior = y.iter().map(|&v| f64::from(v)).sum::<f64>() / y.len().max(1) as f64;
+    for ((node, p), n) in tree.nodes.iter_mut().zip(positives).zip(rows) {
+        if node.left == LEAF {
+            node.probability = if n > 0.0 { p / n } else { prior };
+        }
+    }
+    Ok(tree)
+}
+
+/// Appends `node` and its subtree to `out`, mapping linfa's feature index through
+/// `features`; returns the index of `node`.
+fn flatten(
+    node: &linfa_trees::TreeNode<f64, usize>,
+    features: &[usize],
+    out: &mut Vec<TreeNode>,
+) -> u32 {
+    let id = out.len();
+    out.push(TreeNode {
+        feature: 0,
+        threshold: 0.0,
+        left: LEAF,
+        right: LEAF,
+        probability: 0.0,
+    });
+    if node.is_leaf() {
+        return id as u32;
+    }
+    let children = node.children();
+    let (Some(Some(left)), Some(Some(right))) =
+        (children.first().copied(), children.get(1).copied())
+    else {
+        return id as u32;
+    };
+    let (feature, threshold, _) = node.split();
+    let left = flatten(left, features, out);
+    let right = flatten(right, features, out);
+    out[id] = TreeNode {
+        feature: features.get(feature).copied().unwrap_or(feature) as u32,
+        threshold,
+        left,
+        right,
+        probability: 0.0,
+    };
+    id as u32
+}
+
+/// Grows `params.trees` trees in parallel, each on its own bootstrap sample and random
+/// feature subset drawn from `seed` and the tree's index, so the forest is the same
+/// whatever the thread count.
+fn fit_forest(
+    x: &Array2<f64>,
+    y: &[u8],
+    params: &ForestParams,
+    seed: u64,
+) -> Result<Vec<TreeModel>, ModelError> {
+    let (n, width) = x.dim();
+    let sample = ((n as f64 * params.sample_fraction).round() as usize).max(1);
+    let keep = ((width as f64 * params.feature_fraction).round() as usize).clamp(1, width.max(1));
+    let tree_params = params.tree();
+    (0..params.trees)
+        .into_par_iter()
+        .map(|t| {
+            let mut rng =
+                StdRng::seed_from_u64(seed ^ (t as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut features = rand::seq::index::sample(&mut rng, width, keep).into_vec();
+            features.sort_unstable();
+            let rows: Vec<usize> = (0..sample).map(|_| rng.random_range(0..n)).collect();
+            let xs = x.select(Axis(0), &rows);
+            let ys: Vec<u8> = rows.iter().map(|&i| y[i]).collect();
+            fit_tree(&xs, &ys, &features, &tree_params)
+        })
+        .collect()
+}
+
+/// Gaussian naive Bayes parameters: per class, its log prior and the mean and variance of
+/// every encoded feature.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NaiveBayesModel {
+    /// Class 0, then class 1.
+    pub classes: Vec<ClassStats>,
+}
+
+/// What Gaussian naive Bayes knows of one class.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ClassStats {
+    /// ln P(class).
+    pub log_prior: f64,
+    /// Mean of each feature within the class.
+    pub mean: Vec<f64>,
+    /// Variance of each feature within the class, smoothing included.
+    pub variance: Vec<f64>,
+}
+
+impl ClassStats {
+    /// The unnormalized log posterior of a row.
+    fn joint_log_likelihood(&self, x: &[f64]) -> f64 {
+        let mut sum = self.log_prior;
+        for ((v, m), s) in x.iter().zip(&self.mean).zip(&self.variance) {
+            sum -= 0.5 * ((2.0 * std::f64::consts::PI * s).ln() + (v - m).powi(2) / s);
+        }
+        sum
+    }
+}
+
+impl NaiveBayesModel {
+    /// P(label = 1) for one encoded row.
+    pub fn predict(&self, x: &[f64]) -> f64 {
+        match self.classes.as_slice() {
+            [zero, one] => {
+                let d = zero.joint_log_likelihood(x) - one.joint_log_likelihood(x);
+                1.0 / (1.0 + d.exp())
+            }
+            _ => 0.5,
+        }
+    }
+}
+
+/// The serde form of linfa-bayes' fitted model: its parameters are private, and its serde
+/// encoding is the supported way to read them out.
+#[derive(Deserialize)]
+struct LinfaGaussianNb {
+    class_info: std::collections::BTreeMap<usize, LinfaClassInfo>,
+}
+
+#[derive(Deserialize)]
+struct LinfaClassInfo {
+    prior: f64,
+    theta: Array1<f64>,
+    sigma: Array1<f64>,
+}
+
+fn fit_naive_bayes(
+    x: Array2<f64>,
+    y: &[u8],
+    var_smoothing: f64,
+) -> Result<NaiveBayesModel, ModelError> {
+    let dataset = Dataset::new(x, usize_targets(y));
+    let fitted: linfa_bayes::GaussianNb<f64, usize> = linfa_bayes::GaussianNb::params()
+        .var_smoothing(var_smoothing)
+        .fit(&dataset)
+        .map_err(|e| ModelError::Train(format!("gaussian naive Bayes: {e}")))?;
+    let bridge = serde_json::to_value(&fitted)
+        .and_then(serde_json::from_value::<LinfaGaussianNb>)
+        .map_err(|e| ModelError::Train(format!("gaussian naive Bayes parameters: {e}")))?;
+    let classes = [0usize, 1]
+        .iter()
+        .map(|c| {
+            bridge.class_info.get(c).map(|info| ClassStats {
+                log_prior: info.prior.ln(),
+                mean: info.theta.to_vec(),
+                variance: info.sigma.to_vec(),
+            })
+        })
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| ModelError::Train("gaussian naive Bayes: a class is missing".into()))?;
+    if classes
+        .iter()
+        .flat_map(|c| &c.variance)
+        .any(|&s| s.is_nan() || s <= 0.0)
+    {
+        return Err(ModelError::Train(
+            "gaussian naive Bayes: a feature has zero variance within a class; raise var_smoothing"
+                .into(),
+        ));
+    }
+    Ok(NaiveBayesModel { classes })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,85 @@
+//! Unit tests of the parent module.
+
+use super::*;
+use ndarray::array;
+
+#[test]
+fn a_tree_leaf_scores_the_share_of_positive_rows_that_reach_it() {
+    // x < 5: 1 positive in 10; x >= 5: 8 positives in 10.
+    let x = Array2::from_shape_fn((20, 1), |(i, _)| i as f64 * 0.5);
+    let y: Vec<u8> = (0..20)
+        .map(|i| u8::from(if i < 10 { i == 3 } else { i != 12 && i != 17 }))
+        .collect();
+    let params = TreeParams {
+        max_depth: 1,
+        min_samples_leaf: 5,
+        ..TreeParams::default()
+    };
+    let tree = fit_tree(&x, &y, &[0], &params).unwrap();
+    assert_eq!(tree.nodes.len(), 3, "{tree:?}");
+    assert!((tree.predict(&[1.0]) - 0.1).abs() < 1e-12);
+    assert!((tree.predict(&[9.0]) - 0.8).abs() < 1e-12);
+}
+
+#[test]
+fn a_forest_tree_reads_the_full_row_through_its_feature_subset() {
+    // Only column 2 carries the label.
+    let x = Array2::from_shape_fn((40, 3), |(i, j)| if j == 2 { (i % 2) as f64 } else { 0.0 });
+    let y: Vec<u8> = (0..40).map(|i| (i % 2) as u8).collect();
+    let tree = fit_tree(&x, &y, &[2], &TreeParams::default()).unwrap();
+    assert_eq!(tree.nodes[0].feature, 2);
+    assert_eq!(tree.predict(&[0.0, 0.0, 1.0]), 1.0);
+    assert_eq!(tree.predict(&[0.0, 0.0, 0.0]), 0.0);
+}
+
+#[test]
+fn naive_bayes_scores_what_linfa_bayes_scores() {
+    use linfa_bayes::NaiveBayes;
+    let x = array![
+        [1.0, 2.0],
+        [1.5, 1.8],
+        [0.8, 2.2],
+        [1.2, 2.1],
+        [3.0, 0.5],
+        [3.3, 0.2],
+        [2.8, 0.9],
+        [3.1, 0.4],
+        [2.0, 1.0]
+    ];
+    let y = [0u8, 0, 0, 0, 1, 1, 1, 1, 0];
+    let ours = fit_naive_bayes(x.clone(), &y, 1e-9).unwrap();
+    let linfa = linfa_bayes::GaussianNb::params()
+        .var_smoothing(1e-9)
+        .fit(&Dataset::new(x.clone(), usize_targets(&y)))
+        .unwrap();
+    let (proba, classes) = linfa.predict_proba(x.view());
+    assert_eq!(classes, [&0, &1]);
+    for (row, p) in x.rows().into_iter().zip(proba.rows()) {
+        let mine = ours.predict(&row.to_vec());
+        assert!((mine - p[1]).abs() < 1e-9, "{mine} vs {}", p[1]);
+    }
+}
+
+#[test]
+fn a_forest_averages_its_trees() {
+    let leaf = |p: f64| TreeModel {
+        nodes: vec![TreeNode {
+            feature: 0,
+            threshold: 0.0,
+            left: LEAF,
+            right: LEAF,
+            probability: p,
+        }],
+    };
+    let forest = Model::Forest(vec![leaf(0.2), leaf(0.6)]);
+    assert!((forest.predict(&[0.0]) - 0.4).abs() < 1e-12);
+}
+
+#[test]
+fn naive_bayes_without_smoothing_on_a_constant_column_is_a_clear_error() {
+    let x = array![[1.0, 0.0], [2.0, 0.0], [3.0, 1.0], [4.0, 1.0]];
+    let err = fit_naive_bayes(x, &[0, 0, 1, 1], 0.0)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("raise var_smoothing"), "{err}");
+}
