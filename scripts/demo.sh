@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: a local nats-server with JetStream, the six services as separate processes,
-# and three runs of the churn model: one that reaches Staging, one on dirty data that
-# fails validation, one whose gate it cannot meet. Ctrl-C or the end stops everything.
+# a local comparison of candidate algorithms, then three runs of the churn model: one that
+# reaches Staging, one on dirty data that fails validation, one whose gate it cannot meet.
+# Ctrl-C or the end stops everything.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -47,6 +48,9 @@ say "generating $rows rows of sample churn data and pushing them into the object
 tg data generate --rows "$rows" --out "$work/churn.parquet" || exit 2
 uri=$(tg data push "$work/churn.parquet" --name "churn-$(date +%Y%m%d).parquet") || exit 2
 echo "pushed: $uri"
+
+say "0. locally, without NATS: which algorithm? tollgate train compares the spec's candidates"
+tg train "$work/churn.parquet" --spec examples/churn/candidates.yaml || exit 2
 
 say "1. a data change: validate → train → gate → promote to Staging"
 tg publish data --spec examples/churn/tollgate.yaml --dataset "$uri" --wait --timeout 300

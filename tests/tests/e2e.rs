@@ -151,6 +151,36 @@ async fn candidates_are_compared_and_the_chosen_algorithm_is_recorded_with_the_v
         "{}",
         train.message
     );
+    // The trainer reported each candidate as it finished.
+    let mut progress = p
+        .bus
+        .js
+        .get_stream(subjects::RUNS_STREAM)
+        .await
+        .unwrap()
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            filter_subject: subjects::run_event(&run.run_id, "progress"),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .fetch()
+        .max_messages(100)
+        .expires(Duration::from_secs(2))
+        .messages()
+        .await
+        .unwrap();
+    let mut lines = Vec::new();
+    while let Some(Ok(m)) = progress.next().await {
+        let event: tollgate_proto::RunEvent =
+            tollgate_bus::codec::decode("run event", &m.payload).unwrap();
+        lines.push(event.message);
+    }
+    for k in 1..=4 {
+        let prefix = format!("candidate {k}/4: ");
+        assert!(lines.iter().any(|l| l.starts_with(&prefix)), "{lines:?}");
+    }
+    assert!(lines.iter().any(|l| l.starts_with("fitting ")), "{lines:?}");
     let v = versions(&p, "churn").await;
     assert_eq!(v[0].stage(), ModelStage::Staging);
     assert!(v[0].training_seconds > 0.0);

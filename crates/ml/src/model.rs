@@ -101,6 +101,7 @@ fn select(
     candidates: &Candidates,
     table: &Table,
     rows: &[usize],
+    progress: &Progress<'_>,
 ) -> Result<(Algorithm, Vec<CandidateResult>), ModelError> {
     let row_labels = labels_of(table, rows);
     let (fit_at, validate_at) = split::stratified(
@@ -152,6 +153,13 @@ fn select(
         if value.is_finite() && best.is_none_or(|(_, old)| better(old)) {
             best = Some((k, value));
         }
+        progress(&format!(
+            "candidate {}/{}: {} validation {} {value:.4} ({seconds:.2}s)",
+            k + 1,
+            candidates.algorithms.len(),
+            algorithm.describe(),
+            candidates.metric
+        ));
         results.push(CandidateResult {
             algorithm: algorithm.describe(),
             value,
@@ -177,6 +185,7 @@ fn cross_validate(
     table: &Table,
     rows: &[usize],
     k: usize,
+    progress: &Progress<'_>,
 ) -> Result<BTreeMap<String, f64>, ModelError> {
     if rows.len() < k {
         return Err(ModelError::Train(format!(
@@ -185,7 +194,11 @@ fn cross_validate(
         )));
     }
     let mut seen: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for fold in split::folds(&table.target, rows, k, spec.split.seed) {
+    for (n, fold) in split::folds(&table.target, rows, k, spec.split.seed)
+        .into_iter()
+        .enumerate()
+    {
+        progress(&format!("cross-validation fold {}/{k}", n + 1));
         let fit_rows: Vec<usize> = rows
             .iter()
             .copied()
@@ -215,12 +228,26 @@ fn cross_validate(
     Ok(out)
 }
 
+/// Receives a line of progress from a long training.
+pub type Progress<'a> = dyn Fn(&str) + Sync + 'a;
+
 /// Trains the spec's model on the dataset at `path`.
 pub fn train(
     spec: &ModelSpec,
     spec_text: &str,
     path: &Path,
     code_commit: &str,
+) -> Result<Trained, ModelError> {
+    train_with_progress(spec, spec_text, path, code_commit, &|_| {})
+}
+
+/// [`train`], telling `progress` as each candidate, fold and the final fit finishes.
+pub fn train_with_progress(
+    spec: &ModelSpec,
+    spec_text: &str,
+    path: &Path,
+    code_commit: &str,
+    progress: &Progress<'_>,
 ) -> Result<Trained, ModelError> {
     let started = Instant::now();
     let table = load_table(&Columns::of_spec(spec), path)?;
@@ -233,13 +260,18 @@ pub fn train(
         )));
     }
     let (algorithm, candidates) = match &spec.candidates {
-        Some(c) => select(spec, c, &table, &train_rows)?,
+        Some(c) => select(spec, c, &table, &train_rows, progress)?,
         None => (spec.algorithms().remove(0), Vec::new()),
     };
     let cv = match spec.split.folds {
-        Some(k) => cross_validate(spec, &algorithm, &table, &train_rows, k)?,
+        Some(k) => cross_validate(spec, &algorithm, &table, &train_rows, k, progress)?,
         None => BTreeMap::new(),
     };
+    progress(&format!(
+        "fitting {} on {} rows",
+        algorithm.describe(),
+        train_rows.len()
+    ));
     let (pipeline, model) = fit(spec, &algorithm, &table, &train_rows)?;
     let mut artifact = Artifact {
         pipeline,

@@ -87,12 +87,28 @@ impl StageHandler for Trainer {
         .await;
         let (spec_text, commit) = (run.spec_yaml.clone(), run.code_commit.clone());
         let model_spec = spec.clone();
-        let trained = tokio::task::spawn_blocking(move || {
-            tollgate_ml::model::train(&model_spec, &spec_text, &path, &commit)
-        })
-        .await
-        .map_err(|e| StageError::Transient(format!("training task failed: {e}")))?
-        .map_err(|e| StageError::Input(e.to_string()))?;
+        // Training blocks a thread; its progress lines come back over a channel and go out
+        // as run progress while it works.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let training = tokio::task::spawn_blocking(move || {
+            let report = |line: &str| {
+                let _ = tx.send(line.to_string());
+            };
+            tollgate_ml::model::train_with_progress(
+                &model_spec,
+                &spec_text,
+                &path,
+                &commit,
+                &report,
+            )
+        });
+        while let Some(line) = rx.recv().await {
+            ctx.progress(line).await;
+        }
+        let trained = training
+            .await
+            .map_err(|e| StageError::Transient(format!("training task failed: {e}")))?
+            .map_err(|e| StageError::Input(e.to_string()))?;
         ctx.progress(format!(
             "trained on {} rows in {:.2}s; uploading artifact",
             trained.train_rows, trained.seconds
