@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
-"""`make bench-train`: Tollgate's trainer against scikit-learn's LogisticRegression.
+"""`make bench-train`: Tollgate's trainer against scikit-learn.
 
 Same generated data (`tollgate data generate`), same features (median-imputed,
 standardized numeric columns; one-hot categoricals), a stratified 80/20 split with the
-same seed, L2 logistic regression with C = 1 (Tollgate's alpha = 1) and at most 100
-iterations. Each side runs in its own process; wall time and peak RSS are of that whole
-process, "train s" is the in-process time from reading the file to held-out metrics.
+same seed. First L2 logistic regression with C = 1 (Tollgate's alpha = 1) and at most 100
+iterations on every size in BENCH_ROWS; then, on the sizes in BENCH_MODEL_ROWS, the other
+algorithms with the same hyper-parameters on both sides: a decision tree (depth 8, 5 rows
+per leaf), a random forest of 50 such trees (scikit-learn samples 70% of the features at
+each split, Tollgate once per tree) and Gaussian naive Bayes. Each side runs in its own
+process; wall time and peak RSS are of that whole process, "train s" is the in-process
+time from reading the file to held-out metrics.
 """
 import json
 import os
@@ -20,13 +24,49 @@ NUMERIC = ["age", "tenure_months", "monthly_charges", "total_charges", "support_
 CATEGORICAL = ["contract", "payment_method"]
 
 
-def sklearn_side(path):
+# Tollgate's `algorithm:` block for each benchmarked kind; scikit-learn's match in
+# `sklearn_model`.
+ALGORITHMS = {
+    "logistic_regression": "algorithm: {kind: logistic_regression, alpha: 1.0, max_iterations: 100}",
+    "decision_tree": "algorithm: {kind: decision_tree, max_depth: 8, min_samples_leaf: 5}",
+    "random_forest": "algorithm: {kind: random_forest, trees: 50, max_depth: 8, min_samples_leaf: 5, "
+                     "feature_fraction: 0.7}",
+    "gaussian_naive_bayes": "algorithm: {kind: gaussian_naive_bayes, var_smoothing: 1.0e-9}",
+}
+
+
+def sklearn_model(kind):
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.naive_bayes import GaussianNB
+    from sklearn.tree import DecisionTreeClassifier
+
+    return {
+        "logistic_regression": lambda: LogisticRegression(C=1.0, max_iter=100),
+        "decision_tree": lambda: DecisionTreeClassifier(max_depth=8, min_samples_leaf=5, random_state=42),
+        "random_forest": lambda: RandomForestClassifier(n_estimators=50, max_depth=8, min_samples_leaf=5,
+                                                        max_features=0.7, n_jobs=-1, random_state=42),
+        "gaussian_naive_bayes": lambda: GaussianNB(var_smoothing=1e-9),
+    }[kind]()
+
+
+def spec_for(spec, kind):
+    """The spec file with its `algorithm:` block replaced by `kind`'s."""
+    text = open(spec).read()
+    start = text.index("algorithm:")
+    end = text.index("\n\n", start)
+    path = f".bench/spec-{kind}.yaml"
+    with open(path, "w") as f:
+        f.write(text[:start] + ALGORITHMS[kind] + text[end:])
+    return path
+
+
+def sklearn_side(path, kind):
     """Runs in a child process: prints one JSON line."""
     started = time.perf_counter()
     import pandas as pd
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import f1_score, roc_auc_score
     from sklearn.model_selection import train_test_split
     from sklearn.pipeline import Pipeline, make_pipeline
@@ -37,9 +77,9 @@ def sklearn_side(path):
     x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, random_state=42, stratify=y)
     features = ColumnTransformer([
         ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), NUMERIC),
-        ("cat", OneHotEncoder(handle_unknown="ignore"), CATEGORICAL),
+        ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), CATEGORICAL),
     ])
-    model = Pipeline([("features", features), ("lr", LogisticRegression(C=1.0, max_iter=100))])
+    model = Pipeline([("features", features), ("model", sklearn_model(kind))])
     model.fit(x_train, y_train)
     p = model.predict_proba(x_test)[:, 1]
     print(json.dumps({
@@ -49,28 +89,37 @@ def sklearn_side(path):
     }))
 
 
+def compare(tollgate, spec, kind, rows):
+    """Trains `kind` on `rows` generated rows with both tools and prints three lines."""
+    path = f".bench/churn-{rows}.parquet"
+    if not os.path.exists(path):
+        subprocess.run([tollgate, "data", "generate", "--rows", str(rows), "--seed", "42", "--out", path],
+                       check=True, stdout=subprocess.DEVNULL)
+    out, wall, rss = run([tollgate, "train", path, "--spec", spec_for(spec, kind), "--json"])
+    t = json.loads(out)
+    tg = (t["training_seconds"], wall, rss, t["metrics"]["auc_roc"], t["metrics"]["f1"])
+    out, wall, rss = run([sys.executable, __file__, "--sklearn", path, kind])
+    s = json.loads(out.strip().splitlines()[-1])
+    sk = (s["seconds"], wall, rss, s["auc_roc"], s["f1"])
+    for name, (secs, w, r, auc, f1) in [("tollgate", tg), ("sklearn", sk)]:
+        print(f"{kind:<21} {rows:>9} {name:<10} {secs:>8.2f} {w:>7.2f} {r:>12.0f} {auc:>8.4f} {f1:>7.4f}")
+    print(f"{'':<21} {'':>9} {'ratio':<10} {sk[0] / tg[0]:>7.1f}x {sk[1] / tg[1]:>6.1f}x {sk[2] / tg[2]:>11.1f}x "
+          f"{tg[3] - sk[3]:>+8.4f} {tg[4] - sk[4]:>+7.4f}", flush=True)
+
+
 def main():
-    if len(sys.argv) == 3 and sys.argv[1] == "--sklearn":
-        return sklearn_side(sys.argv[2])
+    if len(sys.argv) == 4 and sys.argv[1] == "--sklearn":
+        return sklearn_side(sys.argv[2], sys.argv[3])
     tollgate, spec = sys.argv[1], sys.argv[2]
     os.makedirs(".bench", exist_ok=True)
-    rows_list = [int(r) for r in os.environ.get("BENCH_ROWS", "100000,1000000").split(",")]
-    print(f"{'rows':>9} {'tool':<10} {'train s':>8} {'wall s':>7} {'peak RSS MB':>12} {'AUC-ROC':>8} {'F1':>7}")
-    for rows in rows_list:
-        path = f".bench/churn-{rows}.parquet"
-        if not os.path.exists(path):
-            subprocess.run([tollgate, "data", "generate", "--rows", str(rows), "--seed", "42", "--out", path],
-                           check=True, stdout=subprocess.DEVNULL)
-        out, wall, rss = run([tollgate, "train", path, "--spec", spec, "--json"])
-        t = json.loads(out)
-        tg = (t["training_seconds"], wall, rss, t["metrics"]["auc_roc"], t["metrics"]["f1"])
-        out, wall, rss = run([sys.executable, __file__, "--sklearn", path])
-        s = json.loads(out.strip().splitlines()[-1])
-        sk = (s["seconds"], wall, rss, s["auc_roc"], s["f1"])
-        for name, (secs, w, r, auc, f1) in [("tollgate", tg), ("sklearn", sk)]:
-            print(f"{rows:>9} {name:<10} {secs:>8.2f} {w:>7.2f} {r:>12.0f} {auc:>8.4f} {f1:>7.4f}")
-        print(f"{'':>9} {'ratio':<10} {sk[0] / tg[0]:>7.1f}x {sk[1] / tg[1]:>6.1f}x {sk[2] / tg[2]:>11.1f}x "
-              f"{tg[3] - sk[3]:>+8.4f} {tg[4] - sk[4]:>+7.4f}")
+    sizes = lambda name, default: [int(r) for r in os.environ.get(name, default).split(",") if r]
+    print(f"{'algorithm':<21} {'rows':>9} {'tool':<10} {'train s':>8} {'wall s':>7} {'peak RSS MB':>12} "
+          f"{'AUC-ROC':>8} {'F1':>7}", flush=True)
+    for rows in sizes("BENCH_ROWS", "100000,1000000"):
+        compare(tollgate, spec, "logistic_regression", rows)
+    for rows in sizes("BENCH_MODEL_ROWS", "100000"):
+        for kind in ["decision_tree", "random_forest", "gaussian_naive_bayes"]:
+            compare(tollgate, spec, kind, rows)
 
 
 if __name__ == "__main__":

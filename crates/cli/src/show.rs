@@ -341,7 +341,11 @@ pub fn render_versions(versions: &[ModelVersion]) -> String {
             format!("v{}", v.version),
             v.algorithm.clone(),
             format!("{:.2}s", v.training_seconds),
-            v.code_commit.clone(),
+            if v.code_commit.is_empty() {
+                "-".into()
+            } else {
+                v.code_commit.clone()
+            },
             v.dataset_uri.clone(),
             short(&v.spec_digest),
             short(&v.artifact_digest),
