@@ -168,7 +168,13 @@ impl TreeModel {
                 return i;
             }
             let value = x.get(n.feature as usize).copied().unwrap_or(f64::NAN);
-            i = if value < n.threshold { n.left } else { n.right } as usize;
+            let next = if value < n.threshold { n.left } else { n.right } as usize;
+            // Children come after their parent; a link backwards (a damaged artifact)
+            // would loop forever, so it ends the walk here.
+            if next <= i {
+                return i;
+            }
+            i = next;
         }
     }
 

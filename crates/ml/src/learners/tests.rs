@@ -83,3 +83,17 @@ fn naive_bayes_without_smoothing_on_a_constant_column_is_a_clear_error() {
         .to_string();
     assert!(err.contains("raise var_smoothing"), "{err}");
 }
+
+#[test]
+fn a_damaged_tree_that_links_backwards_ends_its_walk() {
+    let tree = TreeModel {
+        nodes: vec![TreeNode {
+            feature: 7,
+            threshold: 0.0,
+            left: 0,
+            right: 0,
+            probability: 0.3,
+        }],
+    };
+    assert_eq!(tree.predict(&[1.0]), 0.3);
+}
