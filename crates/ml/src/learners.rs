@@ -6,7 +6,7 @@
 use linfa::prelude::*;
 use linfa_logistic::LogisticRegression;
 use linfa_trees::{DecisionTree, SplitQuality};
-use ndarray::{Array1, Array2, Axis};
+use ndarray::{Array1, Array2};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -67,7 +67,10 @@ pub fn fit(
         )?)),
         Algorithm::DecisionTree(params) => {
             let all: Vec<usize> = (0..x.ncols()).collect();
-            Ok(Model::Tree(fit_tree(&x, y, &all, params)?))
+            let rows = (0..x.nrows()).collect();
+            Ok(Model::Tree(fit_tree(&x, y, rows, params, &mut || {
+                all.clone()
+            })?))
         }
         Algorithm::RandomForest(params) => Ok(Model::Forest(fit_forest(&x, y, params, seed)?)),
         Algorithm::GaussianNaiveBayes { var_smoothing } => {
@@ -146,7 +149,7 @@ pub struct TreeNode {
     pub left: u32,
     /// Index of the right child.
     pub right: u32,
-    /// For a leaf, the share of positive training rows that reached it.
+    /// The share of positive training rows that reached the node: a leaf's score.
     pub probability: f64,
 }
 
@@ -184,99 +187,121 @@ impl TreeModel {
     }
 }
 
-/// Extra weight of a positive row in tree fitting, exactly representable in `f32`.
-const TIE_BREAK: f32 = 1.0 / 4096.0;
+/// Grows a CART tree one split at a time: linfa-trees finds each node's best split (a
+/// depth-1 tree on that node's rows and candidate features) and Tollgate recurses.
+///
+/// Growing the whole tree inside linfa-trees would cost three things: it prunes sibling
+/// leaves that predict the same class, so the tree ranks rows coarsely; it breaks exact
+/// class-count ties by a randomly seeded HashMap, which changes that pruning from run to
+/// run; and every node scans every training row. A pruned node keeps its split, so a
+/// depth-1 fit still reports the best split even when both sides predict one class.
+struct Grower<'a> {
+    x: &'a Array2<f64>,
+    y: &'a [u8],
+    params: &'a TreeParams,
+    nodes: Vec<TreeNode>,
+}
 
-/// Grows one tree with linfa-trees on the columns `features` of `x`, then flattens it and
-/// scores each leaf by the rows of `x` that reach it. linfa's tree predicts classes only
-/// (and prunes subtrees that predict the same class), so the leaf shares are Tollgate's.
+impl Grower<'_> {
+    /// Grows the subtree of `rows` (repeats allowed: a bootstrap sample); `pick` gives
+    /// the features a split may use. Returns the subtree's root index.
+    fn grow(
+        &mut self,
+        rows: Vec<usize>,
+        depth: usize,
+        pick: &mut dyn FnMut() -> Vec<usize>,
+    ) -> Result<u32, ModelError> {
+        let id = self.nodes.len() as u32;
+        let positives = rows.iter().filter(|&&r| self.y[r] == 1).count();
+        self.nodes.push(TreeNode {
+            feature: 0,
+            threshold: 0.0,
+            left: LEAF,
+            right: LEAF,
+            probability: positives as f64 / rows.len().max(1) as f64,
+        });
+        if depth >= self.params.max_depth
+            || rows.len() < self.params.min_samples_split
+            || positives == 0
+            || positives == rows.len()
+        {
+            return Ok(id);
+        }
+        let Some((feature, threshold)) = self.best_split(&rows, &pick())? else {
+            return Ok(id);
+        };
+        let (left, right): (Vec<usize>, Vec<usize>) = rows
+            .iter()
+            .partition(|&&r| self.x[[r, feature]] < threshold);
+        if left.is_empty() || right.is_empty() {
+            return Ok(id);
+        }
+        let left = self.grow(left, depth + 1, pick)?;
+        let right = self.grow(right, depth + 1, pick)?;
+        self.nodes[id as usize] = TreeNode {
+            feature: feature as u32,
+            threshold,
+            left,
+            right,
+            probability: positives as f64 / rows.len() as f64,
+        };
+        Ok(id)
+    }
+
+    /// linfa-trees' best split of `rows` over `features`: the feature (an index into
+    /// the full row) and the threshold, or `None` when no split lowers impurity enough.
+    fn best_split(
+        &self,
+        rows: &[usize],
+        features: &[usize],
+    ) -> Result<Option<(usize, f64)>, ModelError> {
+        let records = Array2::from_shape_fn((rows.len(), features.len()), |(i, j)| {
+            self.x[[rows[i], features[j]]]
+        });
+        let targets: Array1<usize> = rows.iter().map(|&r| usize::from(self.y[r])).collect();
+        let quality = match self.params.criterion {
+            Criterion::Gini => SplitQuality::Gini,
+            Criterion::Entropy => SplitQuality::Entropy,
+        };
+        let stump = DecisionTree::params()
+            .split_quality(quality)
+            .max_depth(Some(1))
+            .min_weight_split(self.params.min_samples_split as f32)
+            .min_weight_leaf(self.params.min_samples_leaf as f32)
+            .min_impurity_decrease(self.params.min_impurity_decrease)
+            .fit(&Dataset::new(records, targets))
+            .map_err(|e| ModelError::Train(format!("decision tree: {e}")))?;
+        let (j, threshold, decrease) = stump.root_node().split();
+        Ok(features
+            .get(j)
+            .filter(|_| decrease > 0.0)
+            .map(|&feature| (feature, threshold)))
+    }
+}
+
+/// Grows one tree on `rows` of `x`; `pick` gives the features each split may use.
 fn fit_tree(
     x: &Array2<f64>,
     y: &[u8],
-    features: &[usize],
+    rows: Vec<usize>,
     params: &TreeParams,
+    pick: &mut dyn FnMut() -> Vec<usize>,
 ) -> Result<TreeModel, ModelError> {
-    let records = x.select(Axis(1), features);
-    // linfa-trees keeps class counts in a HashMap and breaks an exact tie between the two
-    // classes by its (randomly seeded) iteration order, which decides how the tree is
-    // pruned. Weighing positive rows 2^-12 more makes such ties impossible below 4096
-    // rows per node, so the same data grows the same tree.
-    let weights: Array1<f32> = y
-        .iter()
-        .map(|&v| if v == 1 { 1.0 + TIE_BREAK } else { 1.0 })
-        .collect();
-    let dataset = Dataset::new(records, usize_targets(y)).with_weights(weights);
-    let quality = match params.criterion {
-        Criterion::Gini => SplitQuality::Gini,
-        Criterion::Entropy => SplitQuality::Entropy,
+    let mut grower = Grower {
+        x,
+        y,
+        params,
+        nodes: Vec::new(),
     };
-    let fitted = DecisionTree::params()
-        .split_quality(quality)
-        .max_depth(Some(params.max_depth))
-        .min_weight_split(params.min_samples_split as f32)
-        .min_weight_leaf(params.min_samples_leaf as f32)
-        .min_impurity_decrease(params.min_impurity_decrease)
-        .fit(&dataset)
-        .map_err(|e| ModelError::Train(format!("decision tree: {e}")))?;
-    let mut tree = TreeModel { nodes: Vec::new() };
-    flatten(fitted.root_node(), features, &mut tree.nodes);
-    let mut positives = vec![0.0; tree.nodes.len()];
-    let mut rows = vec![0.0; tree.nodes.len()];
-    for (row, &label) in x.rows().into_iter().zip(y) {
-        let row = row.as_slice().map_or_else(|| row.to_vec(), <[f64]>::to_vec);
-        let leaf = tree.leaf(&row);
-        rows[leaf] += 1.0;
-        positives[leaf] += f64::from(label);
-    }
-    let prior = y.iter().map(|&v| f64::from(v)).sum::<f64>() / y.len().max(1) as f64;
-    for ((node, p), n) in tree.nodes.iter_mut().zip(positives).zip(rows) {
-        if node.left == LEAF {
-            node.probability = if n > 0.0 { p / n } else { prior };
-        }
-    }
-    Ok(tree)
+    grower.grow(rows, 0, pick)?;
+    Ok(TreeModel {
+        nodes: grower.nodes,
+    })
 }
 
-/// Appends `node` and its subtree to `out`, mapping linfa's feature index through
-/// `features`; returns the index of `node`.
-fn flatten(
-    node: &linfa_trees::TreeNode<f64, usize>,
-    features: &[usize],
-    out: &mut Vec<TreeNode>,
-) -> u32 {
-    let id = out.len();
-    out.push(TreeNode {
-        feature: 0,
-        threshold: 0.0,
-        left: LEAF,
-        right: LEAF,
-        probability: 0.0,
-    });
-    if node.is_leaf() {
-        return id as u32;
-    }
-    let children = node.children();
-    let (Some(Some(left)), Some(Some(right))) =
-        (children.first().copied(), children.get(1).copied())
-    else {
-        return id as u32;
-    };
-    let (feature, threshold, _) = node.split();
-    let left = flatten(left, features, out);
-    let right = flatten(right, features, out);
-    out[id] = TreeNode {
-        feature: features.get(feature).copied().unwrap_or(feature) as u32,
-        threshold,
-        left,
-        right,
-        probability: 0.0,
-    };
-    id as u32
-}
-
-/// Grows `params.trees` trees in parallel, each on its own bootstrap sample and random
-/// feature subset drawn from `seed` and the tree's index, so the forest is the same
-/// whatever the thread count.
+/// Grows `params.trees` trees in parallel, each on its own bootstrap sample, each split
+/// choosing among a random `feature_fraction` of the features. Every tree draws from
+/// `seed` and its index, so the forest is the same whatever the thread count.
 fn fit_forest(
     x: &Array2<f64>,
     y: &[u8],
@@ -292,12 +317,13 @@ fn fit_forest(
         .map(|t| {
             let mut rng =
                 StdRng::seed_from_u64(seed ^ (t as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            let mut features = rand::seq::index::sample(&mut rng, width, keep).into_vec();
-            features.sort_unstable();
             let rows: Vec<usize> = (0..sample).map(|_| rng.random_range(0..n)).collect();
-            let xs = x.select(Axis(0), &rows);
-            let ys: Vec<u8> = rows.iter().map(|&i| y[i]).collect();
-            fit_tree(&xs, &ys, &features, &tree_params)
+            let mut pick = || {
+                let mut features = rand::seq::index::sample(&mut rng, width, keep).into_vec();
+                features.sort_unstable();
+                features
+            };
+            fit_tree(x, y, rows, &tree_params, &mut pick)
         })
         .collect()
 }

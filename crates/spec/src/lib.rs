@@ -248,10 +248,11 @@ pub enum Algorithm {
         #[serde(default = "default_max_iterations")]
         max_iterations: u64,
     },
-    /// One CART decision tree (linfa-trees); leaves score the share of positive rows.
+    /// One CART decision tree, each split found by linfa-trees; a leaf scores the share
+    /// of positive training rows in it.
     DecisionTree(TreeParams),
-    /// Bagged decision trees on bootstrap samples and random feature subsets (linfa-trees);
-    /// the probability is the mean of the trees' leaf probabilities.
+    /// Bagged decision trees on bootstrap samples, each split choosing among a random
+    /// share of the features (linfa-trees); the probability is the mean over the trees.
     RandomForest(ForestParams),
     /// Gaussian naive Bayes (linfa-bayes).
     GaussianNaiveBayes {
@@ -284,7 +285,8 @@ pub struct TreeParams {
 pub struct ForestParams {
     /// Trees in the forest.
     pub trees: usize,
-    /// Share of the encoded features each tree sees, in (0, 1].
+    /// Share of the encoded features each split chooses among (scikit-learn's
+    /// `max_features`), in (0, 1].
     pub feature_fraction: f64,
     /// Bootstrap sample size as a share of the training rows, in (0, 1].
     pub sample_fraction: f64,
@@ -489,9 +491,10 @@ fn check_tree(kind: &str, t: &TreeParams) -> Result<(), String> {
     if t.min_samples_leaf < 1 {
         return Err(format!("{kind}.min_samples_leaf must be at least 1"));
     }
-    if !(t.min_impurity_decrease.is_finite() && t.min_impurity_decrease >= 0.0) {
+    // linfa-trees refuses a minimum below f64::EPSILON.
+    if !(t.min_impurity_decrease.is_finite() && t.min_impurity_decrease >= f64::EPSILON) {
         return Err(format!(
-            "{kind}.min_impurity_decrease must be a finite number >= 0, got {}",
+            "{kind}.min_impurity_decrease must be a number above 0 (e.g. 1e-7), got {}",
             t.min_impurity_decrease
         ));
     }

@@ -142,6 +142,10 @@ fn bad_hyper_parameters_are_named_with_their_range() {
             "random_forest.feature_fraction must be in (0, 1], got 1.5",
         ),
         (
+            "algorithm: {kind: decision_tree, min_impurity_decrease: 0}",
+            "decision_tree.min_impurity_decrease must be a number above 0 (e.g. 1e-7), got 0",
+        ),
+        (
             "algorithm: {kind: decision_tree, min_samples_split: 1}",
             "decision_tree.min_samples_split must be at least 2",
         ),

@@ -15,21 +15,67 @@ fn a_tree_leaf_scores_the_share_of_positive_rows_that_reach_it() {
         min_samples_leaf: 5,
         ..TreeParams::default()
     };
-    let tree = fit_tree(&x, &y, &[0], &params).unwrap();
+    let tree = fit_tree(&x, &y, (0..20).collect(), &params, &mut || vec![0]).unwrap();
     assert_eq!(tree.nodes.len(), 3, "{tree:?}");
     assert!((tree.predict(&[1.0]) - 0.1).abs() < 1e-12);
     assert!((tree.predict(&[9.0]) - 0.8).abs() < 1e-12);
 }
 
 #[test]
-fn a_forest_tree_reads_the_full_row_through_its_feature_subset() {
+fn a_split_reads_the_full_row_through_the_features_it_was_offered() {
     // Only column 2 carries the label.
     let x = Array2::from_shape_fn((40, 3), |(i, j)| if j == 2 { (i % 2) as f64 } else { 0.0 });
     let y: Vec<u8> = (0..40).map(|i| (i % 2) as u8).collect();
-    let tree = fit_tree(&x, &y, &[2], &TreeParams::default()).unwrap();
+    let tree = fit_tree(
+        &x,
+        &y,
+        (0..40).collect(),
+        &TreeParams::default(),
+        &mut || vec![1, 2],
+    )
+    .unwrap();
     assert_eq!(tree.nodes[0].feature, 2);
     assert_eq!(tree.predict(&[0.0, 0.0, 1.0]), 1.0);
     assert_eq!(tree.predict(&[0.0, 0.0, 0.0]), 0.0);
+}
+
+#[test]
+fn splits_whose_sides_predict_the_same_class_are_kept() {
+    // Positive share rises with x: 10%, 30% on the left, 70%, 90% on the right. linfa-trees
+    // alone prunes each pair of leaves into one (both sides predict the same class); the
+    // tree must keep all four shares.
+    let x = Array2::from_shape_fn((40, 1), |(i, _)| i as f64);
+    let share = [1, 3, 7, 9];
+    let y: Vec<u8> = (0..40).map(|i| u8::from(i % 10 < share[i / 10])).collect();
+    let params = TreeParams {
+        max_depth: 2,
+        min_samples_leaf: 10,
+        ..TreeParams::default()
+    };
+    let tree = fit_tree(&x, &y, (0..40).collect(), &params, &mut || vec![0]).unwrap();
+    let scores: Vec<f64> = [5.0, 15.0, 25.0, 35.0]
+        .iter()
+        .map(|&v| tree.predict(&[v]))
+        .collect();
+    for (got, want) in scores.iter().zip([0.1, 0.3, 0.7, 0.9]) {
+        assert!((got - want).abs() < 1e-12, "{scores:?}");
+    }
+}
+
+#[test]
+fn a_bootstrap_row_counts_as_often_as_it_was_drawn() {
+    let x = array![[0.0], [1.0]];
+    let tree = fit_tree(
+        &x,
+        &[0, 1],
+        vec![0, 1, 1, 1],
+        &TreeParams::default(),
+        &mut || vec![0],
+    )
+    .unwrap();
+    // min_samples_leaf 5 forbids a split of 4 rows: one leaf, 3 positives in 4.
+    assert_eq!(tree.nodes.len(), 1);
+    assert!((tree.predict(&[0.0]) - 0.75).abs() < 1e-12);
 }
 
 #[test]
