@@ -6,7 +6,7 @@
 use linfa::prelude::*;
 use linfa_logistic::LogisticRegression;
 use linfa_trees::{DecisionTree, SplitQuality};
-use ndarray::{Array1, Array2};
+use ndarray::{Array1, Array2, ShapeBuilder};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -110,7 +110,13 @@ pub fn fit_logistic(
     alpha: f64,
     max_iterations: u64,
 ) -> Result<LogisticModel, ModelError> {
-    let dataset = Dataset::new(x, usize_targets(y));
+    // The gradient is `xᵀ·r`: with x column-major, each row of xᵀ is contiguous and
+    // ndarray takes its unrolled dot product instead of a strided loop (2x faster at 1M
+    // rows). The loss's `x·w` goes through matrixmultiply, which takes either layout.
+    let mut columns = Array2::<f64>::zeros(x.raw_dim().f());
+    columns.assign(&x);
+    drop(x);
+    let dataset = Dataset::new(columns, usize_targets(y));
     // linfa's loss is a sum over rows, so its gradient grows with the row count: a fixed
     // tolerance gets ten times stricter for ten times the data (and the fit 65 times
     // slower). Scale it to the same per-row gradient, 1e-4, at any size.
