@@ -181,6 +181,10 @@ async fn candidates_are_compared_and_the_chosen_algorithm_is_recorded_with_the_v
         assert!(lines.iter().any(|l| l.starts_with(&prefix)), "{lines:?}");
     }
     assert!(lines.iter().any(|l| l.starts_with("fitting ")), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l == "random forest: 30/30 trees"),
+        "{lines:?}"
+    );
     let v = versions(&p, "churn").await;
     assert_eq!(v[0].stage(), ModelStage::Staging);
     assert!(v[0].training_seconds > 0.0);

@@ -41,12 +41,17 @@ impl Model {
     }
 }
 
+/// Receives a line of progress from a long training.
+pub type Progress<'a> = dyn Fn(&str) + Sync + 'a;
+
 /// Fits `algorithm` on encoded rows `x` with 0/1 labels `y`; `seed` drives anything random.
+/// A forest tells `progress` as each tenth of its trees is grown.
 pub fn fit(
     algorithm: &Algorithm,
     x: Array2<f64>,
     y: &[u8],
     seed: u64,
+    progress: &Progress<'_>,
 ) -> Result<Model, ModelError> {
     let ones = y.iter().filter(|&&v| v == 1).count();
     if ones == 0 || ones == y.len() {
@@ -72,7 +77,9 @@ pub fn fit(
                 all.clone()
             })?))
         }
-        Algorithm::RandomForest(params) => Ok(Model::Forest(fit_forest(&x, y, params, seed)?)),
+        Algorithm::RandomForest(params) => {
+            Ok(Model::Forest(fit_forest(&x, y, params, seed, progress)?))
+        }
         Algorithm::GaussianNaiveBayes { var_smoothing } => {
             Ok(Model::NaiveBayes(fit_naive_bayes(x, y, *var_smoothing)?))
         }
@@ -313,7 +320,10 @@ fn fit_forest(
     y: &[u8],
     params: &ForestParams,
     seed: u64,
+    progress: &Progress<'_>,
 ) -> Result<Vec<TreeModel>, ModelError> {
+    let grown = std::sync::atomic::AtomicUsize::new(0);
+    let step = params.trees.div_ceil(10);
     let (n, width) = x.dim();
     let sample = ((n as f64 * params.sample_fraction).round() as usize).max(1);
     let keep = ((width as f64 * params.feature_fraction).round() as usize).clamp(1, width.max(1));
@@ -329,7 +339,12 @@ fn fit_forest(
                 features.sort_unstable();
                 features
             };
-            fit_tree(x, y, rows, &tree_params, &mut pick)
+            let tree = fit_tree(x, y, rows, &tree_params, &mut pick)?;
+            let done = grown.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            if done.is_multiple_of(step) || done == params.trees {
+                progress(&format!("random forest: {done}/{} trees", params.trees));
+            }
+            Ok(tree)
         })
         .collect()
 }

@@ -9,7 +9,7 @@ use crate::{
     artifact::{Artifact, ArtifactMeta, Golden, Selection},
     data::{self, DataError},
     features::{Columns, FeaturePipeline, Table},
-    learners::{self, Model},
+    learners::{self, Model, Progress},
     metrics, split,
 };
 
@@ -82,11 +82,12 @@ fn fit(
     algorithm: &Algorithm,
     table: &Table,
     rows: &[usize],
+    progress: &Progress<'_>,
 ) -> Result<(FeaturePipeline, Model), ModelError> {
     let pipeline = FeaturePipeline::fit(spec, table, rows)?;
     let x = pipeline.transform(table, rows);
     let y = labels_of(table, rows);
-    let model = learners::fit(algorithm, x, &y, spec.split.seed)?;
+    let model = learners::fit(algorithm, x, &y, spec.split.seed, progress)?;
     Ok((pipeline, model))
 }
 
@@ -127,9 +128,10 @@ fn select(
     let mut best: Option<(usize, f64)> = None;
     for (k, algorithm) in candidates.algorithms.iter().enumerate() {
         let started = Instant::now();
-        let model = learners::fit(algorithm, x.clone(), &y, spec.split.seed).map_err(|e| {
-            ModelError::Train(format!("candidate {} ({}): {e}", k + 1, algorithm.kind()))
-        })?;
+        let model =
+            learners::fit(algorithm, x.clone(), &y, spec.split.seed, progress).map_err(|e| {
+                ModelError::Train(format!("candidate {} ({}): {e}", k + 1, algorithm.kind()))
+            })?;
         let seconds = started.elapsed().as_secs_f64();
         let scores: Vec<f64> = validation
             .rows()
@@ -204,7 +206,7 @@ fn cross_validate(
             .copied()
             .filter(|i| fold.binary_search(i).is_err())
             .collect();
-        let (pipeline, model) = fit(spec, algorithm, table, &fit_rows)?;
+        let (pipeline, model) = fit(spec, algorithm, table, &fit_rows, &|_| {})?;
         let scores: Vec<f64> = fold
             .iter()
             .map(|&i| pipeline.score(&model, &table.record(i)))
@@ -227,9 +229,6 @@ fn cross_validate(
     }
     Ok(out)
 }
-
-/// Receives a line of progress from a long training.
-pub type Progress<'a> = dyn Fn(&str) + Sync + 'a;
 
 /// Trains the spec's model on the dataset at `path`.
 pub fn train(
@@ -272,7 +271,7 @@ pub fn train_with_progress(
         algorithm.describe(),
         train_rows.len()
     ));
-    let (pipeline, model) = fit(spec, &algorithm, &table, &train_rows)?;
+    let (pipeline, model) = fit(spec, &algorithm, &table, &train_rows, progress)?;
     let mut artifact = Artifact {
         pipeline,
         model,

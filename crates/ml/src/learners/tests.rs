@@ -143,3 +143,21 @@ fn a_damaged_tree_that_links_backwards_ends_its_walk() {
     };
     assert_eq!(tree.predict(&[1.0]), 0.3);
 }
+
+#[test]
+fn a_forest_reports_each_tenth_of_its_trees() {
+    let x = Array2::from_shape_fn((60, 2), |(i, j)| ((i * (j + 3)) % 7) as f64);
+    let y: Vec<u8> = (0..60).map(|i| u8::from(i % 7 < 3)).collect();
+    let lines = std::sync::Mutex::new(Vec::new());
+    let params = ForestParams {
+        trees: 20,
+        ..ForestParams::default()
+    };
+    fit(&Algorithm::RandomForest(params), x, &y, 5, &|line| {
+        lines.lock().unwrap().push(line.to_string());
+    })
+    .unwrap();
+    let lines = lines.into_inner().unwrap();
+    assert_eq!(lines.len(), 10, "{lines:?}");
+    assert!(lines.contains(&"random forest: 20/20 trees".to_string()));
+}

@@ -93,7 +93,7 @@ fn one_class_only_is_a_clear_error() {
         },
     ] {
         let x = ndarray::Array2::zeros((20, 2));
-        let err = learners::fit(&algorithm, x, &[1; 20], 1)
+        let err = learners::fit(&algorithm, x, &[1; 20], 1, &|_| {})
             .unwrap_err()
             .to_string();
         assert!(err.contains("one class only"), "{err}");
