@@ -262,15 +262,17 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Publishes a trigger for the dataset file at `path`; returns its id.
-    pub async fn trigger_file(
+    /// Triggers a run of the churn model on the file at `path` and waits for its verdict.
+    pub async fn run_file(
         &self,
         kind: TriggerKind,
         spec: &str,
         path: &Path,
-    ) -> anyhow::Result<String> {
-        self.trigger(kind, "churn", spec, &tollgate_bus::dataset::file_uri(path))
-            .await
+    ) -> anyhow::Result<RunSummary> {
+        let trigger_id = self
+            .trigger(kind, "churn", spec, &tollgate_bus::dataset::file_uri(path))
+            .await?;
+        self.verdict(&trigger_id).await
     }
 
     /// Every run of `model` the registry has recorded, newest first.

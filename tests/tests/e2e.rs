@@ -117,11 +117,11 @@ async fn a_data_change_reaches_staging_and_the_next_one_archives_it() {
     assert!(gate.checks.iter().any(|c| c.name == "latency_p99_ms"));
 
     let other = p.dataset("churn2.csv", 3_000, 2, false).unwrap();
-    let t2 = p
-        .trigger_file(TriggerKind::Data, &example_spec(), &other)
+    let run = p
+        .run_file(TriggerKind::Data, &example_spec(), &other)
         .await
         .unwrap();
-    assert_eq!(p.verdict(&t2).await.unwrap().verdict(), Verdict::Passed);
+    assert_eq!(run.verdict(), Verdict::Passed, "{}", run.reason);
     let v = versions(&p, "churn").await;
     assert_eq!(
         v.iter().map(|v| (v.version, v.stage())).collect::<Vec<_>>(),
@@ -137,11 +137,7 @@ async fn candidates_are_compared_and_the_chosen_algorithm_is_recorded_with_the_v
         tollgate_e2e::workspace_root().join("examples/churn/candidates.yaml"),
     )
     .unwrap();
-    let t = p
-        .trigger_file(TriggerKind::Data, &spec, &data)
-        .await
-        .unwrap();
-    let run = p.verdict(&t).await.unwrap();
+    let run = p.run_file(TriggerKind::Data, &spec, &data).await.unwrap();
     assert_eq!(run.verdict(), Verdict::Passed, "{}", run.reason);
     let train = run.stages.iter().find(|s| s.stage == "train").unwrap();
     assert!(
@@ -208,11 +204,10 @@ async fn candidates_are_compared_and_the_chosen_algorithm_is_recorded_with_the_v
 async fn a_dirty_dataset_fails_at_validation_and_registers_nothing() {
     let p = Pipeline::start().await.unwrap();
     let data = p.dataset("dirty.parquet", 4_000, 3, true).unwrap();
-    let t = p
-        .trigger_file(TriggerKind::Data, &example_spec(), &data)
+    let run = p
+        .run_file(TriggerKind::Data, &example_spec(), &data)
         .await
         .unwrap();
-    let run = p.verdict(&t).await.unwrap();
     assert_eq!(run.verdict(), Verdict::Failed);
     assert_eq!(run.stages.len(), 1);
     assert_eq!(run.stages[0].status(), StageStatus::Failed);
@@ -243,11 +238,7 @@ async fn a_strict_gate_blocks_and_the_version_stays_out_of_staging() {
     let p = Pipeline::start().await.unwrap();
     let data = p.dataset("churn.parquet", 3_000, 4, false).unwrap();
     let strict = example_spec().replace("auc_roc: {min: 0.80}", "auc_roc: {min: 0.999}");
-    let t = p
-        .trigger_file(TriggerKind::Data, &strict, &data)
-        .await
-        .unwrap();
-    let run = p.verdict(&t).await.unwrap();
+    let run = p.run_file(TriggerKind::Data, &strict, &data).await.unwrap();
     assert_eq!(run.verdict(), Verdict::Blocked, "{}", run.reason);
     assert!(run.reason.contains("auc_roc"), "{}", run.reason);
     assert_eq!(run.stages.last().unwrap().stage, "gate");
@@ -352,11 +343,10 @@ async fn bad_input_ends_runs_failed_with_a_clear_reason() {
 
     let corrupt = p.dir.path().join("corrupt.parquet");
     std::fs::write(&corrupt, b"PAR1 definitely not parquet").unwrap();
-    let t = p
-        .trigger_file(TriggerKind::Data, &example_spec(), &corrupt)
+    let run = p
+        .run_file(TriggerKind::Data, &example_spec(), &corrupt)
         .await
         .unwrap();
-    let run = p.verdict(&t).await.unwrap();
     assert_eq!(run.verdict(), Verdict::Failed);
     assert!(run.reason.contains("unreadable"), "{}", run.reason);
 
@@ -364,11 +354,10 @@ async fn bad_input_ends_runs_failed_with_a_clear_reason() {
         "kwargs: {column: age, min_value: 0, max_value: 120}",
         "kwargs: {column: height, min_value: 0, max_value: 120}",
     );
-    let t = p
-        .trigger_file(TriggerKind::Data, &lacking, &good)
+    let run = p
+        .run_file(TriggerKind::Data, &lacking, &good)
         .await
         .unwrap();
-    let run = p.verdict(&t).await.unwrap();
     assert_eq!(run.verdict(), Verdict::Failed);
     assert!(
         run.reason
@@ -403,11 +392,11 @@ async fn bad_input_ends_runs_failed_with_a_clear_reason() {
     assert_eq!(letter.payload.as_ref(), &[0xff, 0x01, 0x02]);
 
     // ... and the services go on serving.
-    let t = p
-        .trigger_file(TriggerKind::Data, &example_spec(), &good)
+    let run = p
+        .run_file(TriggerKind::Data, &example_spec(), &good)
         .await
         .unwrap();
-    assert_eq!(p.verdict(&t).await.unwrap().verdict(), Verdict::Passed);
+    assert_eq!(run.verdict(), Verdict::Passed, "{}", run.reason);
     let v = versions(&p, "churn").await;
     let artifact = artifact_bytes(&p, "churn", v[0].version).await;
     assert_eq!(
@@ -495,11 +484,10 @@ async fn a_stage_that_keeps_failing_is_retried_then_dead_lettered_and_the_run_fa
         .await
         .unwrap();
     let data = p.dataset("churn.parquet", 2_000, 31, false).unwrap();
-    let t = p
-        .trigger_file(TriggerKind::Data, &example_spec(), &data)
+    let run = p
+        .run_file(TriggerKind::Data, &example_spec(), &data)
         .await
         .unwrap();
-    let run = p.verdict(&t).await.unwrap();
     assert_eq!(run.verdict(), Verdict::Failed);
     assert!(
         run.reason.contains("train gave up after 5 attempts"),

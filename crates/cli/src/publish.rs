@@ -238,7 +238,7 @@ fn print_event(event: &RunEvent) -> Option<u8> {
 }
 
 fn print_verdict(s: &RunSummary) -> u8 {
-    show::print_details(s);
+    show::print_details(s, false);
     let total = (s.finished_unix_ms - s.created_unix_ms).max(0) as u64;
     let verdict = s.verdict();
     match verdict {

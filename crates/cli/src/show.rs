@@ -63,16 +63,7 @@ pub async fn runs(registry_url: &str, args: RunsArgs) -> Result<(), String> {
             ]);
         }
         say!("{t}");
-        if let Some(v) = &run.validation {
-            say!(
-                "validation ({} rows):\n{}",
-                v.row_count,
-                validation_table(v, false)
-            );
-        }
-        if let Some(g) = &run.gate {
-            say!("gate checks for v{}:\n{}", g.model_version, gate_table(g));
-        }
+        print_details(&run, true);
         return Ok(());
     }
     let runs = registry
@@ -124,14 +115,21 @@ pub async fn runs(registry_url: &str, args: RunsArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// The validation report's failures and the gate's checks, when the run has them.
-pub fn print_details(run: &RunSummary) {
-    if let Some(v) = run.validation.as_ref().filter(|v| !v.success) {
-        say!(
+/// The validation report (every expectation, or only the failing ones) and the gate's
+/// checks, when the run has them.
+pub fn print_details(run: &RunSummary, every_expectation: bool) {
+    match &run.validation {
+        Some(v) if every_expectation => say!(
+            "validation ({} rows):\n{}",
+            v.row_count,
+            validation_table(v, false)
+        ),
+        Some(v) if !v.success => say!(
             "failing expectations ({} rows):\n{}",
             v.row_count,
             validation_table(v, true)
-        );
+        ),
+        _ => {}
     }
     if let Some(g) = &run.gate {
         say!("gate checks for v{}:\n{}", g.model_version, gate_table(g));

@@ -34,10 +34,9 @@ async fn main() -> anyhow::Result<()> {
 
     eprintln!("running one data-change pipeline ...");
     let started = Instant::now();
-    let t = p
-        .trigger_file(TriggerKind::Data, &example_spec(), &data)
+    let run = p
+        .run_file(TriggerKind::Data, &example_spec(), &data)
         .await?;
-    let run = p.verdict(&t).await?;
     let total = started.elapsed().as_secs_f64() * 1000.0;
     println!(
         "\nPipeline run on {rows} rows: verdict {}",

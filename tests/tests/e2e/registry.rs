@@ -91,15 +91,22 @@ fn is_model_plan(r: &RunSummary, version: u32) -> bool {
         && r.plan == ["integration", "approval"]
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn staging_is_tested_then_approved_to_production_and_rolled_back() {
+/// A pipeline whose first data run, on generated data (`seed`), passed and put v1 in
+/// Staging; and that data.
+async fn staged_v1(seed: u64) -> (Pipeline, std::path::PathBuf) {
     let p = Pipeline::start().await.unwrap();
-    let data = file_uri(&p.dataset("churn.parquet", 3_000, 21, false).unwrap());
-    let t = p
-        .trigger(TriggerKind::Data, "churn", &example_spec(), &data)
+    let data = p.dataset("churn.parquet", 3_000, seed, false).unwrap();
+    let run = p
+        .run_file(TriggerKind::Data, &example_spec(), &data)
         .await
         .unwrap();
-    assert_eq!(p.verdict(&t).await.unwrap().verdict(), Verdict::Passed);
+    assert_eq!(run.verdict(), Verdict::Passed, "{}", run.reason);
+    (p, data)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn staging_is_tested_then_approved_to_production_and_rolled_back() {
+    let (p, data) = staged_v1(21).await;
 
     // Entering Staging published a model change; the model plan tested v1 and asked for approval.
     let model_run = wait_run(&p, "model plan of v1", |r| is_model_plan(r, 1)).await;
@@ -147,11 +154,10 @@ async fn staging_is_tested_then_approved_to_production_and_rolled_back() {
     assert_eq!(again.code(), Code::AlreadyExists);
 
     // A second version on the same data: the gate compares it with Production v1.
-    let t = p
-        .trigger(TriggerKind::Data, "churn", &example_spec(), &data)
+    let run = p
+        .run_file(TriggerKind::Data, &example_spec(), &data)
         .await
         .unwrap();
-    let run = p.verdict(&t).await.unwrap();
     assert_eq!(run.verdict(), Verdict::Passed, "{}", run.reason);
     let drop = run
         .gate
@@ -239,13 +245,7 @@ async fn staging_is_tested_then_approved_to_production_and_rolled_back() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_worse_challenger_is_blocked_and_only_an_approver_can_override() {
-    let p = Pipeline::start().await.unwrap();
-    let data = file_uri(&p.dataset("churn.parquet", 3_000, 22, false).unwrap());
-    let t = p
-        .trigger(TriggerKind::Data, "churn", &example_spec(), &data)
-        .await
-        .unwrap();
-    assert_eq!(p.verdict(&t).await.unwrap().verdict(), Verdict::Passed);
+    let (p, data) = staged_v1(22).await;
     wait_run(&p, "model plan of v1", |r| is_model_plan(r, 1)).await;
     p.registry()
         .unwrap()
@@ -264,11 +264,7 @@ async fn a_worse_challenger_is_blocked_and_only_an_approver_can_override() {
         .replace("categorical: [contract, payment_method]", "categorical: []")
         .replace("auc_roc: {min: 0.80}", "auc_roc: {min: 0.30}")
         .replace("f1: {min: 0.70}", "f1: {min: 0.0}");
-    let t = p
-        .trigger(TriggerKind::Data, "churn", &weak, &data)
-        .await
-        .unwrap();
-    let run = p.verdict(&t).await.unwrap();
+    let run = p.run_file(TriggerKind::Data, &weak, &data).await.unwrap();
     assert_eq!(run.verdict(), Verdict::Blocked, "{}", run.reason);
     assert!(
         run.reason.contains("auc_roc_drop_vs_production"),
@@ -384,7 +380,7 @@ async fn a_worse_challenger_is_blocked_and_only_an_approver_can_override() {
 #[tokio::test(flavor = "multi_thread")]
 async fn racing_promotions_have_one_winner_and_metadata_resolves() {
     let p = Pipeline::start().await.unwrap();
-    let data = file_uri(&p.dataset("churn.parquet", 3_000, 23, false).unwrap());
+    let data = p.dataset("churn.parquet", 3_000, 23, false).unwrap();
     let mut changes = p
         .bus
         .client
@@ -393,11 +389,11 @@ async fn racing_promotions_have_one_winner_and_metadata_resolves() {
         .unwrap();
     p.bus.client.flush().await.unwrap();
     for _ in 0..2 {
-        let t = p
-            .trigger(TriggerKind::Code, "churn", &example_spec(), &data)
+        let run = p
+            .run_file(TriggerKind::Code, &example_spec(), &data)
             .await
             .unwrap();
-        assert_eq!(p.verdict(&t).await.unwrap().verdict(), Verdict::Passed);
+        assert_eq!(run.verdict(), Verdict::Passed, "{}", run.reason);
     }
     let race = |n: u32| {
         let mut registry = p.registry().unwrap();
@@ -550,12 +546,11 @@ async fn racing_promotions_have_one_winner_and_metadata_resolves() {
 #[tokio::test(flavor = "multi_thread")]
 async fn drifted_data_is_scored_against_production_and_starts_the_drift_plan() {
     let p = Pipeline::start().await.unwrap();
-    let data = file_uri(&p.dataset("churn.parquet", 3_000, 24, false).unwrap());
-    let t = p
-        .trigger(TriggerKind::Data, "churn", &example_spec(), &data)
+    let data = p.dataset("churn.parquet", 3_000, 24, false).unwrap();
+    let first = p
+        .run_file(TriggerKind::Data, &example_spec(), &data)
         .await
         .unwrap();
-    let first = p.verdict(&t).await.unwrap();
     assert!(
         first
             .validation
@@ -572,12 +567,13 @@ async fn drifted_data_is_scored_against_production_and_starts_the_drift_plan() {
     wait_stage(&p, 1, ModelStage::Production).await;
 
     // Same generator, other seed: no drift.
-    let same = file_uri(&p.dataset("same.parquet", 3_000, 25, false).unwrap());
-    let t = p
-        .trigger(TriggerKind::Code, "churn", &example_spec(), &same)
+    let same = p.dataset("same.parquet", 3_000, 25, false).unwrap();
+    let report = p
+        .run_file(TriggerKind::Code, &example_spec(), &same)
         .await
+        .unwrap()
+        .validation
         .unwrap();
-    let report = p.verdict(&t).await.unwrap().validation.unwrap();
     assert!(!report.drifted, "{}", report.drift_note);
     assert!(
         report.drift_note.starts_with("no drift"),
@@ -603,11 +599,10 @@ async fn drifted_data_is_scored_against_production_and_starts_the_drift_plan() {
     let path = p.dir.path().join("shifted.csv");
     std::fs::write(&path, shifted).unwrap();
     let shifted_uri = file_uri(&path);
-    let t = p
-        .trigger(TriggerKind::Code, "churn", &example_spec(), &shifted_uri)
+    let run = p
+        .run_file(TriggerKind::Code, &example_spec(), &path)
         .await
         .unwrap();
-    let run = p.verdict(&t).await.unwrap();
     let report = run.validation.unwrap();
     assert!(report.success, "the data is valid, just different");
     assert!(report.drifted, "{}", report.drift_note);
