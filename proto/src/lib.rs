@@ -1,49 +1,105 @@
 //! The Tollgate wire contract: every message that crosses NATS and the registry's gRPC
-//! service, generated from `tollgate/v1/tollgate.proto`, plus small conveniences on them.
+//! service, generated from `tollgate/v1/tollgate.proto`, plus the words each enum is
+//! written with and the typed ids.
 //!
 //! This crate alone has a build script; everything else depends on it for the contract.
+//!
+//! # Layout
+//! - the generated messages, enums and the registry client and server;
+//! - [`ids`]: [`RunId`] and [`TriggerId`], parsed and validated in one place;
+//! - the enums' words: each enum's [`std::fmt::Display`], [`std::str::FromStr`] and serde
+//!   form come from one table per enum, so the spec, subjects and tables agree.
 
 #[allow(clippy::all, missing_docs)]
 mod generated {
     tonic::include_proto!("tollgate.v1");
 }
 
+pub mod ids;
+mod words;
+
 pub use generated::*;
+pub use ids::{IdError, RunId, TriggerId};
 pub use prost;
 pub use tonic;
+pub use words::UnknownWord;
 
 /// The registry gRPC client.
 pub use generated::registry_client::RegistryClient;
 /// The registry gRPC server and the trait a registry implements.
 pub use generated::registry_server::{Registry, RegistryServer};
 
-impl TriggerKind {
-    /// Lower-case name used in subjects, tables and the spec's `triggers:` section.
-    pub fn name(self) -> &'static str {
-        match self {
-            TriggerKind::Unspecified => "unspecified",
-            TriggerKind::Code => "code",
-            TriggerKind::Data => "data",
-            TriggerKind::Model => "model",
-            TriggerKind::Schedule => "schedule",
-            TriggerKind::Manual => "manual",
-            TriggerKind::Drift => "drift",
-        }
-    }
+named_words!(
+    TriggerKind,
+    "trigger kind",
+    [
+        Code = "code",
+        Data = "data",
+        Model = "model",
+        Schedule = "schedule",
+        Manual = "manual",
+        Drift = "drift",
+    ]
+);
 
-    /// Parses the lower-case name back; `None` for names Tollgate does not know.
-    pub fn from_name(name: &str) -> Option<Self> {
-        Some(match name {
-            "code" => TriggerKind::Code,
-            "data" => TriggerKind::Data,
-            "model" => TriggerKind::Model,
-            "schedule" => TriggerKind::Schedule,
-            "manual" => TriggerKind::Manual,
-            "drift" => TriggerKind::Drift,
-            _ => return None,
-        })
-    }
-}
+named_words!(
+    Stage,
+    "stage",
+    [
+        Validate = "validate",
+        Train = "train",
+        Gate = "gate",
+        Promote = "promote",
+        Integration = "integration",
+        Approval = "approval",
+        Production = "production",
+    ]
+);
+
+named_words!(
+    ModelChange,
+    "model change",
+    [
+        Registered = "registered",
+        Staged = "staged",
+        Promoted = "promoted",
+        Archived = "archived",
+        Unstaged = "unstaged",
+        Approved = "approved",
+        Rejected = "rejected",
+        Overridden = "override",
+        RolledBack = "rolled_back",
+        Updated = "update",
+        Aliased = "alias",
+        GateBlessed = "gate blessed",
+        GateBlocked = "gate blocked",
+    ]
+);
+
+named_words!(Comparison, "comparison", [AtLeast = ">=", AtMost = "<="]);
+
+named_words!(
+    ModelStage,
+    "model stage",
+    [
+        None = "None",
+        Staging = "Staging",
+        Production = "Production",
+        Archived = "Archived",
+    ]
+);
+
+named_words!(
+    RunEventKind,
+    "run event",
+    [
+        Created = "created",
+        StageStarted = "started",
+        StageFinished = "finished",
+        Progress = "progress",
+        Completed = "completed",
+    ]
+);
 
 impl StageStatus {
     /// Lower-case name for tables and logs.
@@ -71,18 +127,6 @@ impl Verdict {
     }
 }
 
-impl ModelStage {
-    /// Name as people write it: None, Staging, Production, Archived.
-    pub fn name(self) -> &'static str {
-        match self {
-            ModelStage::None => "None",
-            ModelStage::Staging => "Staging",
-            ModelStage::Production => "Production",
-            ModelStage::Archived => "Archived",
-        }
-    }
-}
-
 impl CheckVerdict {
     /// PASS, FAIL or SKIPPED, as gate reports print them.
     pub fn name(self) -> &'static str {
@@ -95,17 +139,46 @@ impl CheckVerdict {
     }
 }
 
+impl Comparison {
+    /// Whether `observed` is on the right side of `threshold`; NaN never is.
+    pub fn holds(self, observed: f64, threshold: f64) -> bool {
+        match self {
+            Comparison::AtLeast => observed >= threshold,
+            Comparison::AtMost => observed <= threshold,
+            Comparison::Unspecified => false,
+        }
+    }
+}
+
+/// The stages of a plan as words, for tables and logs: `validate → train → gate`.
+pub fn plan_text(plan: &[i32]) -> String {
+    if plan.is_empty() {
+        return "(none)".into();
+    }
+    plan.iter()
+        .map(|&s| Stage::try_from(s).map(Stage::name).unwrap_or("?"))
+        .collect::<Vec<_>>()
+        .join(" → ")
+}
+
 impl Run {
+    /// The run's id, typed; an id that is not one fails here, once.
+    pub fn id(&self) -> Result<RunId, IdError> {
+        self.run_id.parse()
+    }
+
     /// The stage this message is addressed to, if the position is on the slip.
-    pub fn current_stage(&self) -> Option<&str> {
-        self.plan.get(self.position as usize).map(String::as_str)
+    pub fn current_stage(&self) -> Option<Stage> {
+        self.stage_at(self.position as usize)
     }
 
     /// The stage after the current one, if any.
-    pub fn next_stage(&self) -> Option<&str> {
-        self.plan
-            .get(self.position as usize + 1)
-            .map(String::as_str)
+    pub fn next_stage(&self) -> Option<Stage> {
+        self.stage_at(self.position as usize + 1)
+    }
+
+    fn stage_at(&self, i: usize) -> Option<Stage> {
+        self.plan.get(i).and_then(|&s| Stage::try_from(s).ok())
     }
 
     /// A summary of the run as it stands, for run events.
@@ -126,6 +199,9 @@ impl Run {
             dataset_uri: self.dataset_uri.clone(),
             code_commit: self.code_commit.clone(),
             trigger_id: self.trigger_id.clone(),
+            spec_digest: self.spec_digest.clone(),
+            requested_reason: self.reason.clone(),
+            requested_by: self.requested_by.clone(),
         }
     }
 }
@@ -145,3 +221,6 @@ pub fn registry_client(
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES))
 }
+
+#[cfg(test)]
+mod tests;

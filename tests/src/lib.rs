@@ -16,6 +16,7 @@ use anyhow::{Context, bail};
 use tokio_util::sync::CancellationToken;
 use tollgate_bus::{Bus, subjects};
 use tollgate_proto::{ListRunsRequest, RegistryClient, RunSummary, Trigger, TriggerKind, Verdict};
+use tollgate_service::{NatsConfig, RegistryConfig};
 
 /// Telemetry for the whole test process: dropping the guard would shut the tracer down.
 /// A binary that installed its own subscriber first keeps it (the second install is a no-op).
@@ -157,8 +158,10 @@ impl Pipeline {
         let registry_url = format!("http://{}", listener.local_addr()?);
         let cache_dir = dir.path().join("cache");
         let s = || stop.clone().cancelled_owned();
+        let nats_config = NatsConfig::at(url.clone());
+        let registry_config = RegistryConfig::at(registry_url.clone());
         let registry = tollgate_registry::Config {
-            nats_url: url.clone(),
+            nats: nats_config.clone(),
             ..Default::default()
         };
         spawn(
@@ -166,34 +169,34 @@ impl Pipeline {
             tollgate_registry::serve(registry, listener, s()),
         );
         let tw = tollgate_trigger_watcher::Config {
-            nats_url: url.clone(),
+            nats: nats_config.clone(),
             ..Default::default()
         };
         spawn("trigger-watcher", tollgate_trigger_watcher::run(tw, s()));
         let dv = tollgate_data_validator::Config {
-            nats_url: url.clone(),
-            registry_url: registry_url.clone(),
+            nats: nats_config.clone(),
+            registry: registry_config.clone(),
             cache_dir: cache_dir.clone(),
             ..Default::default()
         };
         spawn("data-validator", tollgate_data_validator::run(dv, s()));
         let tr = tollgate_trainer::Config {
-            nats_url: url.clone(),
-            registry_url: trainer_registry_url.unwrap_or_else(|| registry_url.clone()),
+            nats: nats_config.clone(),
+            registry: trainer_registry_url.map_or(registry_config.clone(), RegistryConfig::at),
             cache_dir: cache_dir.clone(),
             ..Default::default()
         };
         spawn("trainer", tollgate_trainer::run(tr, s()));
         let gate = tollgate_gate::Config {
-            nats_url: url.clone(),
-            registry_url: registry_url.clone(),
+            nats: nats_config.clone(),
+            registry: registry_config.clone(),
             cache_dir,
             ..Default::default()
         };
         spawn("gate", tollgate_gate::run(gate, s()));
         let pr = tollgate_promoter::Config {
-            nats_url: url.clone(),
-            registry_url: registry_url.clone(),
+            nats: nats_config,
+            registry: registry_config,
             ..Default::default()
         };
         spawn("promoter", tollgate_promoter::run(pr, s()));
@@ -257,7 +260,7 @@ impl Pipeline {
     ) -> anyhow::Result<()> {
         let kind = TriggerKind::try_from(trigger.kind).unwrap_or(TriggerKind::Data);
         self.bus
-            .publish(subjects::trigger(kind.name()), trigger, msg_id)
+            .publish(subjects::trigger(kind), trigger, msg_id)
             .await?;
         Ok(())
     }

@@ -9,8 +9,8 @@ use futures::StreamExt;
 use tollgate_bus::{dataset::file_uri, subjects};
 use tollgate_e2e::{Pipeline, example_spec};
 use tollgate_proto::{
-    GetVersionRequest, ListVersionsRequest, ModelStage, Run, StageStatus, Trigger, TriggerKind,
-    Verdict,
+    GetVersionRequest, ListVersionsRequest, ModelStage, Run, RunEventKind, Stage, StageStatus,
+    Trigger, TriggerKind, Verdict,
 };
 
 #[path = "e2e/processes.rs"]
@@ -19,9 +19,9 @@ mod processes;
 mod registry;
 
 /// A consumer of the dead letters of `stage`'s consumer.
-async fn dead_letters(p: &Pipeline, stage: &str) -> async_nats::jetstream::consumer::PullConsumer {
+async fn dead_letters(p: &Pipeline, stage: Stage) -> async_nats::jetstream::consumer::PullConsumer {
     p.bus
-        .js
+        .jetstream()
         .get_stream(subjects::DEADLETTER_STREAM)
         .await
         .unwrap()
@@ -65,7 +65,12 @@ async fn a_data_change_reaches_staging_and_the_next_one_archives_it() {
     let p = Pipeline::start().await.unwrap();
     let data = p.dataset("churn.parquet", 4_000, 1, false).unwrap();
     // Push into the object store, as `tollgate data push` does.
-    let uri = p.bus.push_dataset(&data, "churn-1.parquet").await.unwrap();
+    let uri = p
+        .bus
+        .datasets()
+        .push(&data, "churn-1.parquet")
+        .await
+        .unwrap();
     let t = p
         .trigger(TriggerKind::Data, "churn", &example_spec(), &uri)
         .await
@@ -75,7 +80,7 @@ async fn a_data_change_reaches_staging_and_the_next_one_archives_it() {
     let stages: Vec<_> = run
         .stages
         .iter()
-        .map(|s| (s.stage.as_str(), s.status()))
+        .map(|s| (s.stage().name(), s.status()))
         .collect();
     assert_eq!(
         stages,
@@ -139,7 +144,11 @@ async fn candidates_are_compared_and_the_chosen_algorithm_is_recorded_with_the_v
     .unwrap();
     let run = p.run_file(TriggerKind::Data, &spec, &data).await.unwrap();
     assert_eq!(run.verdict(), Verdict::Passed, "{}", run.reason);
-    let train = run.stages.iter().find(|s| s.stage == "train").unwrap();
+    let train = run
+        .stages
+        .iter()
+        .find(|s| s.stage() == Stage::Train)
+        .unwrap();
     assert!(
         train.message.contains("chosen by validation auc_roc")
             && train.message.contains("random_forest(trees=30")
@@ -150,12 +159,15 @@ async fn candidates_are_compared_and_the_chosen_algorithm_is_recorded_with_the_v
     // The trainer reported each candidate as it finished.
     let mut progress = p
         .bus
-        .js
+        .jetstream()
         .get_stream(subjects::RUNS_STREAM)
         .await
         .unwrap()
         .create_consumer(async_nats::jetstream::consumer::pull::Config {
-            filter_subject: subjects::run_event(&run.run_id, "progress"),
+            filter_subject: subjects::run_event(
+                &run.run_id.parse().unwrap(),
+                RunEventKind::Progress,
+            ),
             ..Default::default()
         })
         .await
@@ -241,7 +253,7 @@ async fn a_strict_gate_blocks_and_the_version_stays_out_of_staging() {
     let run = p.run_file(TriggerKind::Data, &strict, &data).await.unwrap();
     assert_eq!(run.verdict(), Verdict::Blocked, "{}", run.reason);
     assert!(run.reason.contains("auc_roc"), "{}", run.reason);
-    assert_eq!(run.stages.last().unwrap().stage, "gate");
+    assert_eq!(run.stages.last().unwrap().stage(), Stage::Gate);
     let v = versions(&p, "churn").await;
     assert_eq!(v.len(), 1, "the trained version is registered");
     assert_eq!(v[0].stage(), ModelStage::None);
@@ -271,16 +283,16 @@ async fn the_same_trigger_delivered_twice_registers_one_version() {
         model: "churn".into(),
         spec_yaml: example_spec(),
         dataset_uri: file_uri(&data),
-        plan: vec!["train".into()],
+        plan: vec![Stage::Train as i32],
         ..Default::default()
     };
     train.trigger = TriggerKind::Manual as i32;
     p.bus
-        .publish(subjects::stage("train"), &train, None)
+        .publish(subjects::stage(Stage::Train), &train, None)
         .await
         .unwrap();
     p.bus
-        .publish(subjects::stage("train"), &train, None)
+        .publish(subjects::stage(Stage::Train), &train, None)
         .await
         .unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -367,10 +379,10 @@ async fn bad_input_ends_runs_failed_with_a_clear_reason() {
     );
 
     // A malformed message on a stage subject is dead-lettered with the reason ...
-    let dlq = dead_letters(&p, "validate").await;
+    let dlq = dead_letters(&p, Stage::Validate).await;
     p.bus
         .publish_raw(
-            subjects::stage("validate"),
+            subjects::stage(Stage::Validate),
             Default::default(),
             vec![0xff, 0x01, 0x02].into(),
         )
@@ -410,9 +422,9 @@ async fn one_run_is_one_trace_across_every_service() {
     let p = Pipeline::start().await.unwrap();
     let data = p.dataset("churn.parquet", 3_000, 8, false).unwrap();
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
-    let mut events = p.bus.client.subscribe(subjects::RUN_ALL).await.unwrap();
-    let mut work = p.bus.client.subscribe(subjects::STAGE_ALL).await.unwrap();
-    p.bus.client.flush().await.unwrap();
+    let mut events = p.bus.client().subscribe(subjects::RUN_ALL).await.unwrap();
+    let mut work = p.bus.client().subscribe(subjects::STAGE_ALL).await.unwrap();
+    p.bus.client().flush().await.unwrap();
     let trigger = Trigger {
         trigger_id: ulid::Ulid::new().to_string(),
         kind: TriggerKind::Data as i32,
@@ -428,7 +440,7 @@ async fn one_run_is_one_trace_across_every_service() {
     );
     p.bus
         .publish_raw(
-            subjects::trigger("data"),
+            subjects::trigger(TriggerKind::Data),
             headers,
             prost::Message::encode_to_vec(&trigger).into(),
         )
@@ -495,7 +507,7 @@ async fn a_stage_that_keeps_failing_is_retried_then_dead_lettered_and_the_run_fa
         run.reason
     );
     assert!(run.reason.contains("registry"), "{}", run.reason);
-    let dlq = dead_letters(&p, "train").await;
+    let dlq = dead_letters(&p, Stage::Train).await;
     let mut letters = dlq.messages().await.unwrap();
     let letter = tokio::time::timeout(Duration::from_secs(10), letters.next())
         .await

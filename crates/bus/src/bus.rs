@@ -10,51 +10,64 @@ use async_nats::jetstream::{
     stream::{self, RetentionPolicy, StorageType},
 };
 
-use crate::subjects;
+use crate::subjects::{self, Bucket};
 
-/// Errors of the bus plumbing.
+/// The cause of a bus failure, as the NATS client reported it.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// Errors of the bus plumbing; each keeps the client's error as its source.
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
     /// The NATS server could not be reached.
-    #[error("cannot connect to NATS at {url}: {reason}")]
+    #[error("cannot connect to NATS at {url}: {source}")]
     Connect {
         /// The URL that was tried.
         url: String,
         /// What the client said.
-        reason: String,
+        source: Cause,
     },
     /// A stream, consumer, bucket or object store could not be created or opened.
-    #[error("cannot set up {what} on NATS JetStream: {reason}")]
+    #[error("cannot set up {what} on NATS JetStream: {source}")]
     Setup {
         /// The thing being set up.
         what: String,
         /// What the server said.
-        reason: String,
+        source: Cause,
     },
     /// Publishing failed or was not acknowledged.
-    #[error("cannot publish on {subject}: {reason}")]
+    #[error("cannot publish on {subject}: {source}")]
     Publish {
         /// The subject.
         subject: String,
         /// What the client said.
-        reason: String,
+        source: Cause,
     },
     /// A KV or object store operation failed.
-    #[error("{op} failed: {reason}")]
+    #[error("{op} failed: {source}")]
     Store {
         /// The operation.
         op: String,
         /// What the server said.
-        reason: String,
+        source: Cause,
     },
     /// A payload could not be decoded.
-    #[error("malformed {what}: {reason}")]
+    #[error("malformed {what}: {source}")]
     Decode {
         /// The message type expected.
         what: &'static str,
         /// What the decoder said.
-        reason: String,
+        source: prost::DecodeError,
     },
+}
+
+impl BusError {
+    /// A failed KV or object store operation.
+    pub fn store(op: impl Into<String>, source: impl Into<Cause>) -> Self {
+        BusError::Store {
+            op: op.into(),
+            source: source.into(),
+        }
+    }
 }
 
 /// How long a stage may hold a message before JetStream redelivers it, unless the
@@ -65,23 +78,15 @@ pub const MAX_DELIVER: i64 = 5;
 /// JetStream's publish dedupe window (`Nats-Msg-Id`).
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
-/// A connection to NATS with every Tollgate stream, bucket and store opened.
+/// A connection to NATS with every Tollgate stream, bucket and store opened. The buckets
+/// and stores are reached through their owning modules, not from here.
 #[derive(Clone)]
 pub struct Bus {
-    /// The core NATS client.
-    pub client: async_nats::Client,
-    /// The JetStream context.
-    pub js: jetstream::Context,
-    /// Model versions, stage pointers and per-run registrations.
-    pub models: Store,
-    /// Run records.
-    pub runs: Store,
-    /// Trigger dedupe and last spec per model.
-    pub triggers: Store,
-    /// Model artifacts.
-    pub artifacts: ObjectStore,
-    /// Pushed datasets.
-    pub datasets: ObjectStore,
+    client: async_nats::Client,
+    pub(crate) js: jetstream::Context,
+    buckets: [Store; 4],
+    pub(crate) artifacts: ObjectStore,
+    pub(crate) datasets: ObjectStore,
 }
 
 impl Bus {
@@ -96,11 +101,11 @@ impl Bus {
             .await
             .map_err(|_| BusError::Connect {
                 url: url.into(),
-                reason: "no answer within 30 s".into(),
+                source: "no answer within 30 s".into(),
             })?
             .map_err(|e| BusError::Connect {
                 url: url.into(),
-                reason: e.to_string(),
+                source: e.into(),
             })?;
         let js = jetstream::new(client.clone());
         ensure_stream(
@@ -127,20 +132,42 @@ impl Bus {
             Duration::from_secs(30 * 24 * 3600),
         )
         .await?;
-        let models = ensure_kv(&js, subjects::MODELS_BUCKET).await?;
-        let runs = ensure_kv(&js, subjects::RUNS_BUCKET).await?;
-        let triggers = ensure_kv(&js, subjects::TRIGGERS_BUCKET).await?;
+        let buckets = [
+            ensure_kv(&js, Bucket::Models.name()).await?,
+            ensure_kv(&js, Bucket::Runs.name()).await?,
+            ensure_kv(&js, Bucket::Triggers.name()).await?,
+            ensure_kv(&js, Bucket::Specs.name()).await?,
+        ];
         let artifacts = ensure_object_store(&js, subjects::ARTIFACTS_STORE).await?;
         let datasets = ensure_object_store(&js, subjects::DATASETS_STORE).await?;
         Ok(Bus {
             client,
             js,
-            models,
-            runs,
-            triggers,
+            buckets,
             artifacts,
             datasets,
         })
+    }
+
+    /// The core NATS client (plain subscriptions and publishes).
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    /// The JetStream context (streams and consumers; the tests read dead letters here).
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.js
+    }
+
+    /// A key-value bucket, for the module that owns it (see [`Bucket`]).
+    pub fn key_value(&self, bucket: Bucket) -> Store {
+        let i = match bucket {
+            Bucket::Models => 0,
+            Bucket::Runs => 1,
+            Bucket::Triggers => 2,
+            Bucket::Specs => 3,
+        };
+        self.buckets[i].clone()
     }
 
     /// Opens (creating if needed) a durable pull consumer on the work stream.
@@ -159,15 +186,15 @@ impl Bus {
         durable: &str,
         filter: &str,
     ) -> Result<consumer::PullConsumer, BusError> {
-        let setup = |e: String| BusError::Setup {
+        let setup = |e: Cause| BusError::Setup {
             what: format!("consumer {durable} on {stream}"),
-            reason: e,
+            source: e,
         };
         let stream = self
             .js
             .get_stream(stream)
             .await
-            .map_err(|e| setup(e.to_string()))?;
+            .map_err(|e| setup(e.into()))?;
         stream
             .get_or_create_consumer(
                 durable,
@@ -181,7 +208,7 @@ impl Bus {
                 },
             )
             .await
-            .map_err(|e| setup(e.to_string()))
+            .map_err(|e| setup(e.into()))
     }
 }
 
@@ -205,7 +232,7 @@ async fn ensure_stream(
     .map(|_| ())
     .map_err(|e| BusError::Setup {
         what: format!("stream {name}"),
-        reason: e.to_string(),
+        source: e.into(),
     })
 }
 
@@ -226,7 +253,7 @@ async fn ensure_kv(js: &jetstream::Context, bucket: &str) -> Result<Store, BusEr
         // Another service created it between our two calls.
         Err(first) => js.get_key_value(bucket).await.map_err(|_| BusError::Setup {
             what: format!("key-value bucket {bucket}"),
-            reason: first.to_string(),
+            source: first.into(),
         }),
     }
 }
@@ -252,7 +279,7 @@ async fn ensure_object_store(
             .await
             .map_err(|_| BusError::Setup {
                 what: format!("object store {bucket}"),
-                reason: first.to_string(),
+                source: first.into(),
             }),
     }
 }

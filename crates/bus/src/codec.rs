@@ -51,10 +51,7 @@ pub fn adopt_trace(span: &tracing::Span, headers: Option<&HeaderMap>) {
 
 /// Decodes a protobuf payload, naming the type in the error.
 pub fn decode<M: Message + Default>(what: &'static str, payload: &[u8]) -> Result<M, BusError> {
-    M::decode(payload).map_err(|e| BusError::Decode {
-        what,
-        reason: e.to_string(),
-    })
+    M::decode(payload).map_err(|source| BusError::Decode { what, source })
 }
 
 impl Bus {
@@ -82,16 +79,16 @@ impl Bus {
         headers: HeaderMap,
         payload: bytes::Bytes,
     ) -> Result<(), BusError> {
-        let err = |e: String| BusError::Publish {
+        let err = |e: crate::bus::Cause| BusError::Publish {
             subject: subject.clone(),
-            reason: e,
+            source: e,
         };
         self.js
             .publish_with_headers(subject.clone(), headers, payload)
             .await
-            .map_err(|e| err(e.to_string()))?
+            .map_err(|e| err(e.into()))?
             .await
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(|e| err(e.into()))?;
         Ok(())
     }
 }

@@ -1,5 +1,6 @@
-//! Dataset URIs: `file:///abs/path` (or a bare path) and `objstore://<name>` for datasets
-//! pushed into the JetStream object store. Stages turn a URI into a local file here.
+//! Dataset URIs and the datasets object store, which this module owns: `file:///abs/path`
+//! (or a bare path) and `objstore://<name>` for datasets pushed into the store. Stages
+//! turn a run's URI into a local file here.
 
 use std::path::{Path, PathBuf};
 
@@ -13,18 +14,33 @@ pub const OBJSTORE_SCHEME: &str = "objstore://";
 /// Why a dataset could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
+    /// The run or trigger names no dataset.
+    #[error("the run names no dataset")]
+    Unnamed,
     /// A local dataset file does not exist.
     #[error("dataset file {0} does not exist")]
     Missing(String),
     /// A pushed dataset is not in the object store.
-    #[error("dataset {0:?} is not in the object store (push it with `tollgate data push`)")]
-    NotPushed(String),
+    #[error("dataset {name:?} is not in the object store (push it with `tollgate data push`)")]
+    NotPushed {
+        /// The object name.
+        name: String,
+        /// What the store said.
+        source: BusError,
+    },
     /// The object store failed.
     #[error(transparent)]
     Bus(#[from] BusError),
     /// Writing the local copy failed.
     #[error("cannot write local copy of dataset: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl DatasetError {
+    /// Whether trying again may help (the store or the disk failed, not the name).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, DatasetError::Bus(_) | DatasetError::Io(_))
+    }
 }
 
 /// A bare path or `file://` URI as a path; `None` for other schemes.
@@ -41,26 +57,36 @@ pub fn file_uri(path: &Path) -> String {
     format!("file://{}", abs.display())
 }
 
+/// The datasets object store.
+pub struct Datasets<'a>(&'a Bus);
+
 impl Bus {
+    /// The datasets object store.
+    pub fn datasets(&self) -> Datasets<'_> {
+        Datasets(self)
+    }
+}
+
+impl Datasets<'_> {
     /// Makes the dataset at `uri` available as a local file, downloading pushed datasets
     /// into `cache_dir` once per content digest.
-    pub async fn materialize_dataset(
-        &self,
-        uri: &str,
-        cache_dir: &Path,
-    ) -> Result<PathBuf, DatasetError> {
+    pub async fn materialize(&self, uri: &str, cache_dir: &Path) -> Result<PathBuf, DatasetError> {
+        if uri.is_empty() {
+            return Err(DatasetError::Unnamed);
+        }
         if let Some(path) = local_path(uri) {
             if !path.exists() {
                 return Err(DatasetError::Missing(path.display().to_string()));
             }
             return Ok(path);
         }
+        let store = &self.0.datasets;
         let name = uri.trim_start_matches(OBJSTORE_SCHEME);
-        let info = self
-            .datasets
-            .info(name)
-            .await
-            .map_err(|_| DatasetError::NotPushed(name.into()))?;
+        let not_pushed = |e: Box<dyn std::error::Error + Send + Sync>| DatasetError::NotPushed {
+            name: name.into(),
+            source: BusError::store(format!("reading dataset {name}"), e),
+        };
+        let info = store.info(name).await.map_err(|e| not_pushed(e.into()))?;
         let digest: String = info
             .digest
             .unwrap_or_default()
@@ -77,11 +103,7 @@ impl Bus {
             return Ok(local);
         }
         tokio::fs::create_dir_all(cache_dir).await?;
-        let mut object = self
-            .datasets
-            .get(name)
-            .await
-            .map_err(|_| DatasetError::NotPushed(name.into()))?;
+        let mut object = store.get(name).await.map_err(|e| not_pushed(e.into()))?;
         let mut bytes = Vec::with_capacity(info.size);
         object.read_to_end(&mut bytes).await?;
         let tmp = cache_dir.join(format!(".{digest}-{file_name}.{}", ulid::Ulid::new()));
@@ -90,19 +112,17 @@ impl Bus {
         Ok(local)
     }
 
-    /// Pushes a local file into the dataset object store under `name`; returns its URI.
-    pub async fn push_dataset(&self, path: &Path, name: &str) -> Result<String, DatasetError> {
+    /// Pushes a local file into the store under `name`; returns its URI.
+    pub async fn push(&self, path: &Path, name: &str) -> Result<String, DatasetError> {
         if !path.exists() {
             return Err(DatasetError::Missing(path.display().to_string()));
         }
         let mut file = tokio::fs::File::open(path).await?;
-        self.datasets
+        self.0
+            .datasets
             .put(name, &mut file)
             .await
-            .map_err(|e| BusError::Store {
-                op: format!("pushing dataset {name}"),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| BusError::store(format!("pushing dataset {name}"), e))?;
         Ok(format!("{OBJSTORE_SCHEME}{name}"))
     }
 }

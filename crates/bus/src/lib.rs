@@ -1,30 +1,36 @@
-//! NATS JetStream plumbing shared by every Tollgate service.
+//! NATS JetStream plumbing shared by every Tollgate service: only the bus.
 //!
-//! Services never spell a subject, stream or bucket name themselves: they come from
+//! Services never spell a subject, stream, bucket or key themselves: they come from
 //! [`subjects`]. [`Bus::connect`] creates what the pipeline needs idempotently at start-up,
-//! [`codec`] carries protobuf payloads with the W3C trace context in headers, and
-//! [`worker`] is the one loop that pulls stage work, runs a stage, forwards the run on its
-//! routing slip and acks only after the stage's effects.
+//! [`codec`] carries protobuf payloads with the W3C trace context in headers, [`consume`]
+//! is the one loop that pulls messages and acks only after their effects, and [`stage`]
+//! is the stage protocol on top of it. Each bucket and object store has one owning module.
 //!
 //! # Layout
-//! - [`subjects`]: subject, stream, consumer and bucket names.
+//! - [`subjects`]: subject, stream, consumer, bucket, key and message-id names.
 //! - [`bus`]: connecting and creating streams, consumers, KV buckets and object stores.
 //! - [`codec`]: protobuf publish and decode with trace propagation.
-//! - [`worker`]: the stage worker loop, dead-lettering and run events.
-//! - [`dataset`]: turning a dataset URI into a local file.
-//! - [`defaults`]: default addresses and paths.
-//! - [`service`]: config loading, health endpoint and shutdown signal for binaries.
+//! - [`consume`]: the consume loop, dead-lettering and release on shutdown.
+//! - [`stage`]: the stage protocol: run a handler, forward the run or end it.
+//! - [`events`]: run events (created, started, finished, progress, completed).
+//! - [`claims`]: trigger claims (the `tollgate_triggers` bucket).
+//! - [`specs`]: published specs by digest (the `tollgate_specs` bucket).
+//! - [`artifacts`]: the model artifacts object store.
+//! - [`dataset`]: dataset URIs and the datasets object store.
 
+pub mod artifacts;
 pub mod bus;
+pub mod claims;
 pub mod codec;
+pub mod consume;
 pub mod dataset;
-pub mod defaults;
-pub mod service;
+pub mod events;
+pub mod specs;
+pub mod stage;
 pub mod subjects;
-pub mod worker;
 
 pub use bus::{Bus, BusError};
-pub use worker::{StageContext, StageDone, StageError, StageHandler, StageOutcome};
+pub use stage::{StageContext, StageDone, StageError, StageHandler, StageOutcome};
 
 /// Milliseconds since the Unix epoch, the timestamp unit of every message.
 pub fn now_ms() -> i64 {

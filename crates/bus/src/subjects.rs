@@ -1,23 +1,23 @@
-//! Every subject, stream, consumer and bucket name Tollgate uses, in one place.
+//! Every subject, stream, consumer, bucket, KV key and message id Tollgate uses, built and
+//! parsed here alone, from typed values. No other module formats a `tollgate.` subject
+//! or a key.
 
-/// Prefix of trigger subjects: `tollgate.trigger.<kind>`.
-pub const TRIGGER_PREFIX: &str = "tollgate.trigger";
+use tollgate_proto::{ModelStage, RunEventKind, RunId, Stage, TriggerId, TriggerKind};
+
 /// Every trigger subject.
 pub const TRIGGER_ALL: &str = "tollgate.trigger.>";
-/// Prefix of stage work subjects: `tollgate.stage.<stage>`.
-pub const STAGE_PREFIX: &str = "tollgate.stage";
 /// Every stage subject.
 pub const STAGE_ALL: &str = "tollgate.stage.>";
-/// Prefix of run event subjects: `tollgate.run.<run_id>.<event>`.
-pub const RUN_PREFIX: &str = "tollgate.run";
 /// Every run event.
 pub const RUN_ALL: &str = "tollgate.run.>";
-/// Prefix of dead-letter subjects: `tollgate.deadletter.<consumer>`.
-pub const DEADLETTER_PREFIX: &str = "tollgate.deadletter";
 /// Every dead letter.
 pub const DEADLETTER_ALL: &str = "tollgate.deadletter.>";
-/// Prefix of alert subjects: `tollgate.alert.<rule>`.
-pub const ALERT_PREFIX: &str = "tollgate.alert";
+
+const TRIGGER: &str = "tollgate.trigger.";
+const STAGE: &str = "tollgate.stage.";
+const RUN: &str = "tollgate.run.";
+const DEADLETTER: &str = "tollgate.deadletter.";
+const ALERT: &str = "tollgate.alert.";
 
 /// Work-queue stream of triggers and stage work.
 pub const WORK_STREAM: &str = "TOLLGATE_WORK";
@@ -25,17 +25,6 @@ pub const WORK_STREAM: &str = "TOLLGATE_WORK";
 pub const RUNS_STREAM: &str = "TOLLGATE_RUNS";
 /// Limits-retention stream of dead letters.
 pub const DEADLETTER_STREAM: &str = "TOLLGATE_DEADLETTER";
-
-/// KV bucket of model versions, stage pointers and per-run registrations.
-pub const MODELS_BUCKET: &str = "tollgate_models";
-/// KV bucket of run records.
-pub const RUNS_BUCKET: &str = "tollgate_runs";
-/// KV bucket of trigger ids already turned into runs (dedupe) and of the last spec per model.
-pub const TRIGGERS_BUCKET: &str = "tollgate_triggers";
-/// Object store of model artifacts.
-pub const ARTIFACTS_STORE: &str = "tollgate_artifacts";
-/// Object store of pushed datasets.
-pub const DATASETS_STORE: &str = "tollgate_datasets";
 
 /// Durable consumer of the trigger-watcher.
 pub const TRIGGER_CONSUMER: &str = "trigger-watcher";
@@ -49,43 +38,206 @@ pub const HEADER_ORIGINAL_SUBJECT: &str = "Tollgate-Original-Subject";
 /// Header carrying how many deliveries a dead letter had.
 pub const HEADER_DELIVERIES: &str = "Tollgate-Deliveries";
 
+/// A key-value bucket; each has one owning module (named on the variant).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bucket {
+    /// Model versions, stage pointers, aliases, approvals: the registry's `store`.
+    Models,
+    /// Run records: the registry's `runs`.
+    Runs,
+    /// Trigger ids already turned into runs: [`crate::claims`].
+    Triggers,
+    /// Published specs by digest, and each model's current one: [`crate::specs`].
+    Specs,
+}
+
+impl Bucket {
+    /// Every bucket, created at connect.
+    pub const ALL: [Bucket; 4] = [
+        Bucket::Models,
+        Bucket::Runs,
+        Bucket::Triggers,
+        Bucket::Specs,
+    ];
+
+    /// The bucket's name on the server.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bucket::Models => "tollgate_models",
+            Bucket::Runs => "tollgate_runs",
+            Bucket::Triggers => "tollgate_triggers",
+            Bucket::Specs => "tollgate_specs",
+        }
+    }
+}
+
+/// Object store of model artifacts, owned by [`crate::artifacts`].
+pub const ARTIFACTS_STORE: &str = "tollgate_artifacts";
+/// Object store of pushed datasets, owned by [`crate::dataset`].
+pub const DATASETS_STORE: &str = "tollgate_datasets";
+
+/// An alert a service raises on `tollgate.alert.<rule>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alert {
+    /// A version waits for an approver.
+    Approval,
+}
+
 /// The subject a trigger of `kind` is published on.
-pub fn trigger(kind: &str) -> String {
-    format!("{TRIGGER_PREFIX}.{kind}")
+pub fn trigger(kind: TriggerKind) -> String {
+    format!("{TRIGGER}{kind}")
+}
+
+/// The trigger kind of a trigger subject, if it is one Tollgate knows.
+pub fn trigger_kind(subject: &str) -> Option<TriggerKind> {
+    subject.strip_prefix(TRIGGER)?.parse().ok()
 }
 
 /// The subject of a stage's work.
-pub fn stage(stage: &str) -> String {
-    format!("{STAGE_PREFIX}.{stage}")
+pub fn stage(stage: Stage) -> String {
+    format!("{STAGE}{stage}")
+}
+
+/// The stage of a stage subject.
+pub fn stage_of(subject: &str) -> Option<Stage> {
+    subject.strip_prefix(STAGE)?.parse().ok()
 }
 
 /// The durable consumer name of a stage.
-pub fn stage_consumer(stage: &str) -> String {
+pub fn stage_consumer(stage: Stage) -> String {
     format!("stage-{stage}")
 }
 
-/// The subject of one run event: `started`, `finished`, `progress`, `completed`, `created`.
-pub fn run_event(run_id: &str, event: &str) -> String {
-    format!("{RUN_PREFIX}.{run_id}.{event}")
+/// The subject of one run event.
+pub fn run_event(run: &RunId, kind: RunEventKind) -> String {
+    format!("{RUN}{run}.{kind}")
 }
 
-/// Every event of one run.
-pub fn run_events(run_id: &str) -> String {
-    format!("{RUN_PREFIX}.{run_id}.>")
+/// Every event of one run: what `publish --wait` subscribes to.
+pub fn run_events(run: &RunId) -> String {
+    format!("{RUN}{run}.>")
+}
+
+/// The run id and event kind of a run event subject.
+pub fn run_event_of(subject: &str) -> Option<(RunId, RunEventKind)> {
+    let (run, kind) = subject.strip_prefix(RUN)?.split_once('.')?;
+    Some((run.parse().ok()?, kind.parse().ok()?))
 }
 
 /// The dead-letter subject of a consumer.
 pub fn deadletter(consumer: &str) -> String {
-    format!("{DEADLETTER_PREFIX}.{consumer}")
+    format!("{DEADLETTER}{consumer}")
 }
 
-/// The run id in a run event subject, if it is one.
-pub fn run_id_of(subject: &str) -> Option<&str> {
-    subject
-        .strip_prefix(RUN_PREFIX)?
-        .strip_prefix('.')?
-        .split('.')
-        .next()
+/// The subject of an alert.
+pub fn alert(rule: Alert) -> String {
+    match rule {
+        Alert::Approval => format!("{ALERT}approval"),
+    }
+}
+
+/// Message ids: JetStream drops a second publish of the same id within its dedupe window,
+/// so a redelivered stage never forwards a run twice.
+pub mod msg_id {
+    use super::*;
+
+    /// A run's message to one stage.
+    pub fn stage(run: &RunId, stage: Stage) -> String {
+        format!("{run}.{stage}")
+    }
+
+    /// A run event; stage events carry their stage and start time.
+    pub fn event(run: &RunId, kind: RunEventKind, stage: Option<(Stage, i64)>) -> String {
+        match stage {
+            Some((stage, started)) => format!("{run}.{stage}.{kind}.{started}"),
+            None => format!("{run}.{kind}"),
+        }
+    }
+
+    /// A trigger: its id.
+    pub fn trigger(id: &TriggerId) -> String {
+        id.to_string()
+    }
+}
+
+/// Ids of the triggers Tollgate publishes itself, derived from what caused them so a
+/// repeat of the cause is deduped as the same trigger.
+pub mod trigger_ids {
+    use super::*;
+
+    /// The drift trigger a run's dataset raises.
+    pub fn drift(run: &RunId) -> String {
+        format!("drift-{run}")
+    }
+
+    /// The run the registry starts for a version after an approval or an override.
+    pub fn registry(stage: Stage, model: &str, version: u32) -> String {
+        format!("registry-{stage}-{model}-{version}")
+    }
+}
+
+/// Keys of the `tollgate_triggers` bucket.
+pub mod trigger_keys {
+    use super::*;
+
+    /// The claim on a trigger id.
+    pub fn claim(id: &TriggerId) -> String {
+        format!("t.{id}")
+    }
+}
+
+/// Keys of the `tollgate_specs` bucket.
+pub mod spec_keys {
+    /// A published spec's text, by its sha256.
+    pub fn by_digest(digest: &str) -> String {
+        format!("sha.{digest}")
+    }
+
+    /// The digest of a model's current spec.
+    pub fn current(model: &str) -> String {
+        format!("model.{model}")
+    }
+}
+
+/// A key of the `tollgate_models` bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelKey<'a> {
+    /// A version with its audit trail: `<model>.v.<n>`.
+    Version(&'a str, u32),
+    /// The next version number: `<model>.next`.
+    Next(&'a str),
+    /// The version a run registered: `<model>.run.<run_id>`.
+    Run(&'a str, &'a RunId),
+    /// The version in a stage: `<model>.stage.<stage>`.
+    Stage(&'a str, ModelStage),
+    /// The version an alias names: `<model>.alias.<alias>`.
+    Alias(&'a str, &'a str),
+    /// The approval decision on a version: `<model>.approval.<n>`.
+    Approval(&'a str, u32),
+}
+
+impl std::fmt::Display for ModelKey<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModelKey::Version(m, n) => write!(f, "{m}.v.{n}"),
+            ModelKey::Next(m) => write!(f, "{m}.next"),
+            ModelKey::Run(m, r) => write!(f, "{m}.run.{r}"),
+            ModelKey::Stage(m, s) => write!(f, "{m}.stage.{}", s.name().to_ascii_lowercase()),
+            ModelKey::Alias(m, a) => write!(f, "{m}.alias.{a}"),
+            ModelKey::Approval(m, n) => write!(f, "{m}.approval.{n}"),
+        }
+    }
+}
+
+impl<'a> ModelKey<'a> {
+    /// The model and version of a version key (`<model>.v.<n>`), for listing.
+    pub fn version_of(key: &'a str) -> Option<(&'a str, u32)> {
+        let mut parts = key.split('.');
+        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some(m), Some("v"), Some(n), None) => Some((m, n.parse().ok()?)),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]

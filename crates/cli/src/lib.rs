@@ -14,9 +14,12 @@ macro_rules! say {
     }};
 }
 
+mod error;
 mod publish;
 pub mod show;
 mod train;
+
+pub use error::CliError;
 
 use std::path::PathBuf;
 
@@ -39,7 +42,7 @@ pub struct Cli {
         long,
         global = true,
         env = "TOLLGATE_NATS_URL",
-        default_value = tollgate_bus::defaults::NATS_URL
+        default_value = tollgate_service::NATS_URL
     )]
     pub nats_url: String,
     /// URL of the registry's gRPC API.
@@ -47,10 +50,11 @@ pub struct Cli {
         long,
         global = true,
         env = "TOLLGATE_REGISTRY_URL",
-        default_value = tollgate_bus::defaults::REGISTRY_URL
+        default_value = tollgate_service::REGISTRY_URL
     )]
     pub registry_url: String,
-    /// Who you are, for approvals and the audit trail.
+    /// Who you are: recorded as the requester of published runs, and for approvals and
+    /// the audit trail.
     #[arg(long = "as", global = true, env = "TOLLGATE_USER", default_value_t = default_identity())]
     pub identity: String,
     /// What to do.
@@ -336,9 +340,22 @@ pub enum RunsCommand {
     },
 }
 
-/// Runs a parsed command line; returns the process exit code.
+/// Runs a parsed command line; returns the process exit code: 0 success, 1 a run or
+/// validation that did not pass, 2 a command that could not run.
 pub async fn run(cli: Cli) -> u8 {
-    let result = match cli.command {
+    match execute(cli).await {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            if !matches!(e, CliError::Verdict(_)) {
+                eprintln!("error: {e}");
+            }
+            e.exit_code()
+        }
+    }
+}
+
+async fn execute(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
         Command::Data(DataCommand::Generate {
             rows,
             out,
@@ -346,8 +363,8 @@ pub async fn run(cli: Cli) -> u8 {
             dirty,
         }) => generate(rows, &out, seed, dirty),
         Command::Data(DataCommand::Push { path, name }) => push(&cli.nats_url, &path, name).await,
-        Command::Publish(args) => return publish::publish(&cli.nats_url, args).await,
-        Command::Validate(args) => return show::validate(&args),
+        Command::Publish(args) => publish::publish(&cli.nats_url, &cli.identity, args).await,
+        Command::Validate(args) => show::validate(&args),
         Command::Train(args) => train::train(&args),
         Command::Predict(args) => train::predict(&args),
         Command::Profile { data, spec, json } => train::profile(&data, &spec, json),
@@ -372,20 +389,14 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Rollback { model, reason } => {
             show::rollback(&cli.registry_url, &cli.identity, &model, &reason).await
         }
-    };
-    match result {
-        Ok(()) => EXIT_OK,
-        Err(e) => {
-            eprintln!("error: {e}");
-            EXIT_ERROR
-        }
     }
 }
 
-fn generate(rows: usize, out: &std::path::Path, seed: u64, dirty: bool) -> Result<(), String> {
+fn generate(rows: usize, out: &std::path::Path, seed: u64, dirty: bool) -> Result<(), CliError> {
     let started = std::time::Instant::now();
-    let mut df = churn(SynthOptions { rows, seed, dirty }).map_err(|e| e.to_string())?;
-    tollgate_ml::data::write(&mut df, out).map_err(|e| e.to_string())?;
+    let mut df = churn(SynthOptions { rows, seed, dirty })
+        .map_err(|e| CliError::Usage(format!("cannot generate data: {e}")))?;
+    tollgate_ml::data::write(&mut df, out)?;
     say!(
         "wrote {rows} rows{} to {} in {:.2}s",
         if dirty { " (dirty)" } else { "" },
@@ -395,21 +406,20 @@ fn generate(rows: usize, out: &std::path::Path, seed: u64, dirty: bool) -> Resul
     Ok(())
 }
 
-async fn push(nats_url: &str, path: &std::path::Path, name: Option<String>) -> Result<(), String> {
+async fn push(
+    nats_url: &str,
+    path: &std::path::Path,
+    name: Option<String>,
+) -> Result<(), CliError> {
     let name = match name {
         Some(n) => n,
         None => path
             .file_name()
             .map(|f| f.to_string_lossy().to_string())
-            .ok_or_else(|| format!("{} has no file name", path.display()))?,
+            .ok_or_else(|| CliError::Usage(format!("{} has no file name", path.display())))?,
     };
-    let bus = tollgate_bus::Bus::connect(nats_url)
-        .await
-        .map_err(|e| e.to_string())?;
-    let uri = bus
-        .push_dataset(path, &name)
-        .await
-        .map_err(|e| e.to_string())?;
+    let bus = tollgate_bus::Bus::connect(nats_url).await?;
+    let uri = bus.datasets().push(path, &name).await?;
     say!("{uri}");
     Ok(())
 }

@@ -6,24 +6,20 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use tollgate_bus::{Bus, codec, dataset, subjects};
 use tollgate_proto::{
-    RunEvent, RunEventKind, RunSummary, StageStatus, Trigger, TriggerKind, Verdict,
+    RunEvent, RunEventKind, RunId, RunSummary, StageStatus, Trigger, TriggerId, TriggerKind,
+    Verdict,
 };
 use tollgate_spec::ModelSpec;
 
-use crate::{EXIT_ERROR, EXIT_OK, EXIT_VERDICT, PublishArgs, PublishKind, show};
+use crate::{CliError, PublishArgs, PublishKind, show};
 
-/// Publishes the trigger; returns the exit code.
-pub async fn publish(nats_url: &str, args: PublishArgs) -> u8 {
-    match publish_inner(nats_url, args).await {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e}");
-            EXIT_ERROR
-        }
-    }
-}
-
-async fn publish_inner(nats_url: &str, args: PublishArgs) -> Result<u8, String> {
+/// Publishes the trigger as `requested_by`; with `--wait`, follows the run to its verdict,
+/// which a non-passing run turns into [`CliError::Verdict`].
+pub async fn publish(
+    nats_url: &str,
+    requested_by: &str,
+    args: PublishArgs,
+) -> Result<(), CliError> {
     let kind = match args.kind {
         PublishKind::Code => TriggerKind::Code,
         PublishKind::Data => TriggerKind::Data,
@@ -31,139 +27,119 @@ async fn publish_inner(nats_url: &str, args: PublishArgs) -> Result<u8, String> 
     };
     let (spec_yaml, model) = match (&args.spec, &args.model) {
         (Some(path), _) => {
-            let (spec, text) = ModelSpec::load(path).map_err(|e| e.to_string())?;
+            let (spec, text) = ModelSpec::load(path)?;
             if let Some(m) = args.model.as_ref().filter(|m| **m != spec.model) {
-                return Err(format!(
+                return Err(CliError::Usage(format!(
                     "--model {m} does not match the spec's model {}",
                     spec.model
-                ));
+                )));
             }
             (text, spec.model)
         }
         (None, Some(model)) => (String::new(), model.clone()),
         (None, None) => {
-            return Err(
-                "give --spec FILE (or --model NAME to reuse its last published spec)".into(),
-            );
+            return Err(CliError::usage(
+                "give --spec FILE (or --model NAME to reuse its last published spec)",
+            ));
         }
     };
-    if matches!(args.kind, PublishKind::Manual) && args.reason.trim().is_empty() {
-        return Err("a manual dispatch needs --reason".into());
+    if kind == TriggerKind::Manual && args.reason.trim().is_empty() {
+        return Err(CliError::usage("a manual dispatch needs --reason"));
     }
     let dataset_uri = match &args.dataset {
         None => String::new(),
         Some(d) => match dataset::local_path(d) {
             Some(path) if !path.exists() => {
-                return Err(format!("dataset file {} does not exist", path.display()));
+                return Err(CliError::Usage(format!(
+                    "dataset file {} does not exist",
+                    path.display()
+                )));
             }
             Some(path) => dataset::file_uri(&path),
             None => d.clone(),
         },
     };
-    let trigger_id = args
-        .trigger_id
-        .clone()
-        .unwrap_or_else(|| ulid::Ulid::new().to_string());
+    let trigger_id: TriggerId = match &args.trigger_id {
+        Some(id) => id
+            .parse()
+            .map_err(|e: tollgate_proto::IdError| CliError::Usage(e.to_string()))?,
+        None => TriggerId::new(),
+    };
+    // The run id is chosen here, so `--wait` follows only this run's subject.
+    let run_id = RunId::new();
     let trigger = Trigger {
-        trigger_id: trigger_id.clone(),
+        trigger_id: trigger_id.to_string(),
         kind: kind as i32,
         model: model.clone(),
         spec_yaml,
         dataset_uri,
         code_commit: args.commit.clone(),
         reason: args.reason.clone(),
-        requested_by: std::env::var("USER").unwrap_or_else(|_| "cli".into()),
+        requested_by: requested_by.into(),
         created_unix_ms: tollgate_bus::now_ms(),
+        run_id: run_id.to_string(),
         ..Default::default()
     };
-    let bus = Bus::connect(nats_url).await.map_err(|e| e.to_string())?;
+    let bus = Bus::connect(nats_url).await?;
     // Listen before publishing so no event of the run can be missed.
     let events = if args.wait {
+        let subject = subjects::run_events(&run_id);
         let sub = bus
-            .client
-            .subscribe(subjects::RUN_ALL)
+            .client()
+            .subscribe(subject.clone())
             .await
-            .map_err(|e| e.to_string())?;
-        bus.client.flush().await.map_err(|e| e.to_string())?;
+            .map_err(|e| CliError::Usage(format!("cannot subscribe to {subject}: {e}")))?;
+        bus.client()
+            .flush()
+            .await
+            .map_err(|e| CliError::Usage(format!("cannot reach NATS: {e}")))?;
         Some(sub)
     } else {
         None
     };
-    bus.publish(subjects::trigger(kind.name()), &trigger, Some(&trigger_id))
-        .await
-        .map_err(|e| e.to_string())?;
-    say!(
-        "published {} trigger {trigger_id} for model {model}",
-        kind.name()
-    );
+    let msg_id = subjects::msg_id::trigger(&trigger_id);
+    bus.publish(subjects::trigger(kind), &trigger, Some(&msg_id))
+        .await?;
+    say!("published {kind} trigger {trigger_id} for model {model} (run {run_id})");
     let Some(events) = events else {
-        return Ok(EXIT_OK);
+        return Ok(());
     };
-    follow(events, &trigger_id, Duration::from_secs(args.timeout)).await
+    follow(events, Duration::from_secs(args.timeout)).await
 }
 
-async fn follow(
-    mut events: async_nats::Subscriber,
-    trigger_id: &str,
-    timeout: Duration,
-) -> Result<u8, String> {
+/// Prints the run's events until its verdict.
+async fn follow(mut events: async_nats::Subscriber, timeout: Duration) -> Result<(), CliError> {
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + timeout;
-    let mut run_id: Option<String> = None;
-    let mut early: Vec<RunEvent> = Vec::new();
     loop {
         let msg = tokio::select! {
-            m = events.next() => m.ok_or("the NATS connection closed")?,
+            m = events.next() => m.ok_or_else(|| CliError::usage("the NATS connection closed"))?,
             _ = tokio::time::sleep_until(deadline) => {
-                return Err(format!("no verdict within {}s (is the pipeline running? see `tollgate runs`)", timeout.as_secs()));
+                return Err(CliError::Usage(format!("no verdict within {}s (is the pipeline running? see `tollgate runs`)", timeout.as_secs())));
             }
         };
         let Ok(event) = codec::decode::<RunEvent>("RunEvent", &msg.payload) else {
             continue;
         };
-        match &run_id {
-            None => {
-                let is_ours = event.kind() == RunEventKind::Created
-                    && event
-                        .summary
-                        .as_ref()
-                        .is_some_and(|s| s.trigger_id == trigger_id);
-                if !is_ours {
-                    early.push(event);
-                    continue;
-                }
-                let id = event.run_id.clone();
-                print_event(&event);
-                for e in early.drain(..).filter(|e| e.run_id == id) {
-                    if let Some(code) = print_event(&e) {
-                        return Ok(code);
-                    }
-                }
-                run_id = Some(id);
-            }
-            Some(id) if *id == event.run_id => {
-                if let Some(code) = print_event(&event) {
-                    say!("(waited {:.1}s)", started.elapsed().as_secs_f64());
-                    return Ok(code);
-                }
-            }
-            Some(_) => {}
+        if let Some(verdict) = print_event(&event) {
+            say!("(waited {:.1}s)", started.elapsed().as_secs_f64());
+            return verdict;
         }
     }
 }
 
 /// `tollgate runs --watch`: prints every run's events as they happen, until Ctrl-C.
-pub async fn watch(nats_url: &str) -> Result<(), String> {
-    let bus = Bus::connect(nats_url).await.map_err(|e| e.to_string())?;
+pub async fn watch(nats_url: &str) -> Result<(), CliError> {
+    let bus = Bus::connect(nats_url).await?;
     let mut events = bus
-        .client
+        .client()
         .subscribe(subjects::RUN_ALL)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| CliError::Usage(format!("cannot subscribe to run events: {e}")))?;
     say!("watching every run on {nats_url} (Ctrl-C to stop)");
     loop {
         let msg = tokio::select! {
-            m = events.next() => m.ok_or("the NATS connection closed")?,
+            m = events.next() => m.ok_or_else(|| CliError::usage("the NATS connection closed"))?,
             _ = tokio::signal::ctrl_c() => return Ok(()),
         };
         if let Ok(event) = codec::decode::<RunEvent>("RunEvent", &msg.payload) {
@@ -183,8 +159,8 @@ pub async fn watch(nats_url: &str) -> Result<(), String> {
     }
 }
 
-/// Prints one event; returns the exit code when it ends the run.
-fn print_event(event: &RunEvent) -> Option<u8> {
+/// Prints one event; returns the run's outcome when it ends the run.
+fn print_event(event: &RunEvent) -> Option<Result<(), CliError>> {
     match event.kind() {
         RunEventKind::Created => {
             if let Some(s) = &event.summary {
@@ -193,18 +169,14 @@ fn print_event(event: &RunEvent) -> Option<u8> {
                     s.run_id,
                     s.model,
                     s.trigger().name(),
-                    if s.plan.is_empty() {
-                        "(none)".to_string()
-                    } else {
-                        s.plan.join(" → ")
-                    }
+                    tollgate_proto::plan_text(&s.plan)
                 );
             }
             None
         }
         RunEventKind::StageStarted => {
             if let Some(st) = &event.stage {
-                say!("  ▸ {:<9} running", st.stage);
+                say!("  ▸ {:<11} running", st.stage().to_string());
             }
             None
         }
@@ -220,8 +192,8 @@ fn print_event(event: &RunEvent) -> Option<u8> {
                     "✗"
                 };
                 say!(
-                    "  {mark} {:<9} {:<8} {:>7}  {}",
-                    st.stage,
+                    "  {mark} {:<11} {:<8} {:>7}  {}",
+                    st.stage().to_string(),
                     st.status().name(),
                     show::seconds(st.duration_ms),
                     st.message
@@ -237,7 +209,7 @@ fn print_event(event: &RunEvent) -> Option<u8> {
     }
 }
 
-fn print_verdict(s: &RunSummary) -> u8 {
+fn print_verdict(s: &RunSummary) -> Result<(), CliError> {
     show::print_details(s, false);
     let total = (s.finished_unix_ms - s.created_unix_ms).max(0) as u64;
     let verdict = s.verdict();
@@ -251,8 +223,8 @@ fn print_verdict(s: &RunSummary) -> u8 {
         ),
     }
     if verdict == Verdict::Passed {
-        EXIT_OK
+        Ok(())
     } else {
-        EXIT_VERDICT
+        Err(CliError::Verdict(format!("run ended {}", verdict.name())))
     }
 }

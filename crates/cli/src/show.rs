@@ -5,10 +5,10 @@ use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use tollgate_proto::{
     ApprovalRequest, CheckVerdict, GetRunRequest, GetVersionRequest, ListRunsRequest,
     ListVersionsRequest, ModelStage, ModelVersion, OverrideRequest, ResolveRequest,
-    RollbackRequest, RunSummary, SetAliasRequest, StageStatus, UpdateVersionRequest,
+    RollbackRequest, RunSummary, SetAliasRequest, Stage, StageStatus, UpdateVersionRequest,
 };
 
-use crate::{DecisionArgs, ModelsArgs, ModelsCommand, RunsArgs, RunsCommand};
+use crate::{CliError, DecisionArgs, ModelsArgs, ModelsCommand, RunsArgs, RunsCommand};
 
 /// Milliseconds as seconds for tables: `0.21s`.
 pub fn seconds(ms: u64) -> String {
@@ -22,25 +22,22 @@ fn table(header: &[&str]) -> Table {
     t
 }
 
-fn client(url: &str) -> Result<tollgate_proto::RegistryClient<tonic::transport::Channel>, String> {
-    tollgate_proto::registry_client(url).map_err(|e| format!("registry URL {url:?}: {e}"))
-}
-
-fn status(e: tonic::Status) -> String {
-    match e.code() {
-        tonic::Code::Unavailable => format!("the registry is not reachable: {}", e.message()),
-        _ => e.message().to_string(),
-    }
+fn client(
+    url: &str,
+) -> Result<tollgate_proto::RegistryClient<tonic::transport::Channel>, CliError> {
+    tollgate_proto::registry_client(url).map_err(|source| CliError::RegistryUrl {
+        url: url.into(),
+        source,
+    })
 }
 
 /// `tollgate runs` and `tollgate runs show RUN`.
-pub async fn runs(registry_url: &str, args: RunsArgs) -> Result<(), String> {
+pub async fn runs(registry_url: &str, args: RunsArgs) -> Result<(), CliError> {
     let mut registry = client(registry_url)?;
     if let Some(RunsCommand::Show { run_id }) = args.show {
         let run = registry
             .get_run(GetRunRequest { run_id })
-            .await
-            .map_err(status)?
+            .await?
             .into_inner();
         say!(
             "run {}  model {}  {} trigger  verdict {}",
@@ -52,11 +49,26 @@ pub async fn runs(registry_url: &str, args: RunsArgs) -> Result<(), String> {
         if !run.reason.is_empty() {
             say!("reason: {}", run.reason);
         }
+        if !run.requested_by.is_empty() || !run.requested_reason.is_empty() {
+            say!(
+                "requested by: {}{}",
+                if run.requested_by.is_empty() {
+                    "-"
+                } else {
+                    &run.requested_by
+                },
+                if run.requested_reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", run.requested_reason)
+                }
+            );
+        }
         say!("dataset: {}", run.dataset_uri);
         let mut t = table(&["stage", "status", "duration", "message"]);
         for s in &run.stages {
             t.add_row(vec![
-                s.stage.clone(),
+                s.stage().to_string(),
                 s.status().name().into(),
                 seconds(s.duration_ms),
                 s.message.clone(),
@@ -71,8 +83,7 @@ pub async fn runs(registry_url: &str, args: RunsArgs) -> Result<(), String> {
             model: args.model.unwrap_or_default(),
             limit: args.limit,
         })
-        .await
-        .map_err(status)?
+        .await?
         .into_inner()
         .runs;
     if runs.is_empty() {
@@ -86,10 +97,13 @@ pub async fn runs(registry_url: &str, args: RunsArgs) -> Result<(), String> {
         let stages = r
             .plan
             .iter()
-            .map(|name| match r.stages.iter().find(|s| &s.stage == name) {
-                Some(s) if s.status() == StageStatus::Running => format!("{name} running"),
-                Some(s) => format!("{name} {} {}", s.status().name(), seconds(s.duration_ms)),
-                None => format!("{name} -"),
+            .map(|&code| {
+                let name = Stage::try_from(code).unwrap_or_default();
+                match r.stages.iter().find(|s| s.stage == code) {
+                    Some(s) if s.status() == StageStatus::Running => format!("{name} running"),
+                    Some(s) => format!("{name} {} {}", s.status().name(), seconds(s.duration_ms)),
+                    None => format!("{name} -"),
+                }
             })
             .collect::<Vec<_>>()
             .join("\n");
@@ -204,37 +218,26 @@ pub fn drift_table(v: &tollgate_proto::ValidationReport) -> Table {
     t
 }
 
-/// `tollgate validate DATA --spec FILE | --suite FILE [--json]`; returns the exit code.
-pub fn validate(args: &crate::ValidateArgs) -> u8 {
-    let loaded = match (&args.spec, &args.suite) {
+/// `tollgate validate DATA --spec FILE | --suite FILE [--json]`: a failed expectation is
+/// a [`CliError::Verdict`].
+pub fn validate(args: &crate::ValidateArgs) -> Result<(), CliError> {
+    let (name, suite) = match (&args.spec, &args.suite) {
         (Some(spec), _) => {
-            tollgate_spec::ModelSpec::load(spec).map(|(s, _)| (s.model.clone(), s.expectations))
+            let (s, _) = tollgate_spec::ModelSpec::load(spec)?;
+            (s.model.clone(), s.expectations)
         }
-        (None, Some(suite)) => std::fs::read_to_string(suite)
-            .map_err(|source| tollgate_spec::SpecError::Read {
-                path: suite.display().to_string(),
-                source,
-            })
-            .and_then(|text| tollgate_spec::read_gx_suite(&text)),
-        (None, None) => {
-            eprintln!("error: give --spec FILE or --suite FILE");
-            return crate::EXIT_ERROR;
+        (None, Some(suite)) => {
+            let text = std::fs::read_to_string(suite).map_err(|source| {
+                tollgate_spec::SpecError::Read {
+                    path: suite.display().to_string(),
+                    source,
+                }
+            })?;
+            tollgate_spec::read_gx_suite(&text)?
         }
+        (None, None) => return Err(CliError::usage("give --spec FILE or --suite FILE")),
     };
-    let (name, suite) = match loaded {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return crate::EXIT_ERROR;
-        }
-    };
-    let report = match tollgate_ml::validate::validate(&args.data, &suite) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return crate::EXIT_ERROR;
-        }
-    };
+    let report = tollgate_ml::validate::validate(&args.data, &suite)?;
     if args.json {
         say!("{:#}", tollgate_ml::validate::summary_json(&report, &name));
     } else {
@@ -249,22 +252,22 @@ pub fn validate(args: &crate::ValidateArgs) -> u8 {
         );
     }
     if report.success {
-        crate::EXIT_OK
+        Ok(())
     } else {
-        crate::EXIT_VERDICT
+        Err(CliError::Verdict("some expectations failed".into()))
     }
 }
 
-fn parse_stage(name: &str) -> Result<ModelStage, String> {
+fn parse_stage(name: &str) -> Result<ModelStage, CliError> {
     Ok(match name.to_ascii_lowercase().as_str() {
         "none" => ModelStage::None,
         "staging" => ModelStage::Staging,
         "production" => ModelStage::Production,
         "archived" => ModelStage::Archived,
         _ => {
-            return Err(format!(
+            return Err(CliError::Usage(format!(
                 "unknown stage {name:?}: use None, Staging, Production or Archived"
-            ));
+            )));
         }
     })
 }
@@ -364,8 +367,8 @@ pub fn render_versions(versions: &[ModelVersion]) -> String {
             when(a.at_unix_ms),
             a.action.clone(),
             a.actor.clone(),
-            a.from().name().into(),
-            a.to().name().into(),
+            a.from.map_or("-".into(), |_| a.from().name().into()),
+            a.to.map_or("-".into(), |_| a.to().name().into()),
             a.reason.clone(),
             a.run_id.clone(),
         ]);
@@ -385,7 +388,7 @@ fn gate_table(g: &tollgate_proto::GateDecision) -> Table {
             } else {
                 format!("{:.4}", c.observed)
             },
-            format!("{} {}", c.comparison, c.threshold),
+            format!("{} {}", c.comparison(), c.threshold),
             c.verdict().name().into(),
             c.note.clone(),
         ]);
@@ -398,7 +401,7 @@ pub async fn models_command(
     registry_url: &str,
     identity: &str,
     args: ModelsArgs,
-) -> Result<(), String> {
+) -> Result<(), CliError> {
     let mut registry = client(registry_url)?;
     match args.command {
         None => {
@@ -410,8 +413,7 @@ pub async fn models_command(
                     filter_stage: filter.is_some(),
                     tag: args.tag.unwrap_or_default(),
                 })
-                .await
-                .map_err(status)?
+                .await?
                 .into_inner()
                 .versions;
             if versions.is_empty() {
@@ -425,8 +427,7 @@ pub async fn models_command(
                 vec![
                     registry
                         .resolve(ResolveRequest { uri: target })
-                        .await
-                        .map_err(status)?
+                        .await?
                         .into_inner(),
                 ]
             } else {
@@ -434,14 +435,9 @@ pub async fn models_command(
                     model: target.clone(),
                     ..Default::default()
                 };
-                let v = registry
-                    .list_versions(request)
-                    .await
-                    .map_err(status)?
-                    .into_inner()
-                    .versions;
+                let v = registry.list_versions(request).await?.into_inner().versions;
                 if v.is_empty() {
-                    return Err(format!("model {target} has no versions"));
+                    return Err(CliError::Usage(format!("model {target} has no versions")));
                 }
                 v
             };
@@ -461,11 +457,7 @@ pub async fn models_command(
                 actor: identity.into(),
                 ..Default::default()
             };
-            let v = registry
-                .update_version(request)
-                .await
-                .map_err(status)?
-                .into_inner();
+            let v = registry.update_version(request).await?.into_inner();
             say!("{} v{} tags: {}", v.model, v.version, v.tags.join(", "));
         }
         Some(ModelsCommand::Describe {
@@ -481,34 +473,21 @@ pub async fn models_command(
                 actor: identity.into(),
                 ..Default::default()
             };
-            let v = registry
-                .update_version(request)
-                .await
-                .map_err(status)?
-                .into_inner();
+            let v = registry.update_version(request).await?.into_inner();
             say!("{} v{}: {}", v.model, v.version, v.description);
         }
         Some(ModelsCommand::Download { uri, out }) => {
-            let v = registry
-                .resolve(ResolveRequest { uri })
-                .await
-                .map_err(status)?
-                .into_inner();
+            let v = registry.resolve(ResolveRequest { uri }).await?.into_inner();
             let request = GetVersionRequest {
                 model: v.model.clone(),
                 version: v.version,
             };
-            let artifact = registry
-                .get_artifact(request)
-                .await
-                .map_err(status)?
-                .into_inner();
+            let artifact = registry.get_artifact(request).await?.into_inner();
             // Checks the digest the registry recorded and that the bytes are an artifact.
             tollgate_ml::artifact::Artifact::decode_verified(&artifact.data, &v.artifact_digest)
-                .map_err(|e| format!("{} v{}: {e}", v.model, v.version))?;
+                .map_err(|e| CliError::Usage(format!("{} v{}: {e}", v.model, v.version)))?;
             let digest = &v.artifact_digest;
-            std::fs::write(&out, &artifact.data)
-                .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+            std::fs::write(&out, &artifact.data).map_err(|e| CliError::file(&out, e))?;
             say!(
                 "{} v{} ({} bytes, sha256 {digest}) -> {}",
                 v.model,
@@ -528,11 +507,7 @@ pub async fn models_command(
                 version,
                 actor: identity.into(),
             };
-            let v = registry
-                .set_alias(request)
-                .await
-                .map_err(status)?
-                .into_inner();
+            let v = registry.set_alias(request).await?.into_inner();
             if version == 0 {
                 say!("alias {alias} removed from {} v{}", v.model, v.version);
             } else {
@@ -558,18 +533,17 @@ async fn version_of(
     registry: &mut tollgate_proto::RegistryClient<tonic::transport::Channel>,
     model: &str,
     version: Option<u32>,
-) -> Result<(String, u32), String> {
+) -> Result<(String, u32), CliError> {
     match (model.starts_with("models:/"), version) {
         (true, _) => {
             let v = registry
                 .resolve(ResolveRequest { uri: model.into() })
-                .await
-                .map_err(status)?
+                .await?
                 .into_inner();
             Ok((v.model, v.version))
         }
         (false, Some(n)) => Ok((model.into(), n)),
-        (false, None) => Err("give the version, or a models:/ URI".into()),
+        (false, None) => Err(CliError::usage("give the version, or a models:/ URI")),
     }
 }
 
@@ -579,7 +553,7 @@ pub async fn decide(
     identity: &str,
     d: DecisionArgs,
     decision: Decision,
-) -> Result<(), String> {
+) -> Result<(), CliError> {
     let mut registry = client(registry_url)?;
     let (model, version) = version_of(&mut registry, &d.model, d.version).await?;
     match decision {
@@ -592,7 +566,7 @@ pub async fn decide(
                 reason: d.reason,
                 approve,
             };
-            registry.approve(request).await.map_err(status)?;
+            registry.approve(request).await?;
             if approve {
                 say!(
                     "{model} v{version} approved by {identity}; the promoter moves it to Production"
@@ -608,7 +582,7 @@ pub async fn decide(
                 approver: identity.into(),
                 reason: d.reason,
             };
-            registry.r#override(request).await.map_err(status)?;
+            registry.r#override(request).await?;
             say!(
                 "gate decision on {model} v{version} overridden by {identity}; the promoter moves it to Staging"
             );
@@ -623,17 +597,13 @@ pub async fn rollback(
     identity: &str,
     model: &str,
     reason: &str,
-) -> Result<(), String> {
+) -> Result<(), CliError> {
     let request = RollbackRequest {
         model: model.into(),
         actor: identity.into(),
         reason: reason.into(),
     };
-    let v = client(registry_url)?
-        .rollback(request)
-        .await
-        .map_err(status)?
-        .into_inner();
+    let v = client(registry_url)?.rollback(request).await?.into_inner();
     say!("{} v{} is back in Production", v.model, v.version);
     Ok(())
 }

@@ -2,19 +2,19 @@
 //! scientists iterate with exactly what the pipeline will run.
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use tollgate_ml::{artifact::Artifact, model};
+use tollgate_ml::artifact::Artifact;
 use tollgate_spec::ModelSpec;
 
-use crate::{PredictArgs, TrainArgs};
+use crate::{CliError, PredictArgs, TrainArgs};
 
 /// Trains and reports; `Err` is a message for the person at the terminal.
-pub fn train(args: &TrainArgs) -> Result<(), String> {
-    let (spec, text) = ModelSpec::load(&args.spec).map_err(|e| e.to_string())?;
-    let trained = model::train(&spec, &text, &args.data, "").map_err(|e| e.to_string())?;
-    let bytes = trained.artifact.encode().map_err(|e| e.to_string())?;
+pub fn train(args: &TrainArgs) -> Result<(), CliError> {
+    let (spec, text) = ModelSpec::load(&args.spec)?;
+    let trained = tollgate_ml::train::train(&spec, &text, &args.data, "")?;
+    let bytes = trained.artifact.encode()?;
     let digest = tollgate_ml::artifact::digest(&bytes);
     if let Some(out) = &args.out {
-        std::fs::write(out, &bytes).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+        std::fs::write(out, &bytes).map_err(|e| CliError::file(out, e))?;
     }
     if args.json {
         let json = serde_json::json!({
@@ -26,7 +26,7 @@ pub fn train(args: &TrainArgs) -> Result<(), String> {
                 "seconds": c.seconds,
                 "chosen": c.chosen,
             })).collect::<Vec<_>>(),
-            "selection_metric": spec.candidates.as_ref().map(|c| c.metric.clone()),
+            "selection_metric": spec.candidates.as_ref().map(|c| c.metric),
             "metrics": trained.metrics,
             "f1_optimal_threshold": trained.artifact.meta.optimal_threshold,
             "train_rows": trained.train_rows,
@@ -94,14 +94,11 @@ pub fn train(args: &TrainArgs) -> Result<(), String> {
 }
 
 /// `tollgate profile DATA --spec FILE [--json]`.
-pub fn profile(data: &std::path::Path, spec: &std::path::Path, json: bool) -> Result<(), String> {
-    let (spec, _) = ModelSpec::load(spec).map_err(|e| e.to_string())?;
-    let p = tollgate_ml::profile::of_file(data, &spec).map_err(|e| e.to_string())?;
+pub fn profile(data: &std::path::Path, spec: &std::path::Path, json: bool) -> Result<(), CliError> {
+    let (spec, _) = ModelSpec::load(spec)?;
+    let p = tollgate_ml::profile::of_file(data, &spec)?;
     if json {
-        say!(
-            "{}",
-            serde_json::to_string_pretty(&p).map_err(|e| e.to_string())?
-        );
+        say!("{}", serde_json::to_string_pretty(&p)?);
         return Ok(());
     }
     let mut t = Table::new();
@@ -161,18 +158,17 @@ pub fn profile(data: &std::path::Path, spec: &std::path::Path, json: bool) -> Re
 }
 
 /// Scores a dataset with a saved artifact and writes `row,probability,prediction` CSV.
-pub fn predict(args: &PredictArgs) -> Result<(), String> {
+pub fn predict(args: &PredictArgs) -> Result<(), CliError> {
     if !(0.0..=1.0).contains(&args.threshold) {
-        return Err(format!(
+        return Err(CliError::Usage(format!(
             "--threshold {} must be between 0 and 1",
             args.threshold
-        ));
+        )));
     }
-    let bytes = std::fs::read(&args.model)
-        .map_err(|e| format!("cannot read {}: {e}", args.model.display()))?;
-    let artifact =
-        Artifact::decode(&bytes).map_err(|e| format!("{}: {e}", args.model.display()))?;
-    let scores = model::predict_file(&artifact, &args.data).map_err(|e| e.to_string())?;
+    let bytes = std::fs::read(&args.model).map_err(|e| CliError::file(&args.model, e))?;
+    let artifact = Artifact::decode(&bytes)
+        .map_err(|e| CliError::Usage(format!("{}: {e}", args.model.display())))?;
+    let scores = tollgate_ml::grade::predict_file(&artifact, &args.data)?;
     let mut csv = String::with_capacity(scores.len() * 24 + 32);
     csv.push_str("row,probability,prediction\n");
     for (i, p) in scores.iter().enumerate() {
@@ -180,7 +176,7 @@ pub fn predict(args: &PredictArgs) -> Result<(), String> {
     }
     match &args.out {
         Some(out) => {
-            std::fs::write(out, csv).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+            std::fs::write(out, csv).map_err(|e| CliError::file(out, e))?;
             eprintln!(
                 "scored {} rows with {} -> {}",
                 scores.len(),

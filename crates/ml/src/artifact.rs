@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    features::{FeaturePipeline, Record},
+    features::FeaturePipeline,
     learners::Model,
+    table::{Columns, Record, Table},
 };
 
 use tollgate_spec::envelope::{self, EnvelopeError};
@@ -24,7 +25,7 @@ pub enum ArtifactError {
     Envelope(#[from] EnvelopeError),
     /// The body did not decode.
     #[error("artifact is corrupt: {0}")]
-    Corrupt(String),
+    Corrupt(#[source] postcard::Error),
     /// The bytes do not hash to the digest the registry recorded.
     #[error("artifact digest mismatch: expected {expected}, got {actual}")]
     Digest {
@@ -97,16 +98,40 @@ pub struct Golden {
     pub probability: f64,
 }
 
+/// P(label = 1) for rows of `table` through `pipeline` and `model`: the one path from
+/// raw values to a probability, which the trainer, the gate and inference all take.
+pub fn score_rows(
+    pipeline: &FeaturePipeline,
+    model: &Model,
+    table: &Table,
+    rows: &[usize],
+) -> Vec<f64> {
+    let mut buf = vec![0.0; pipeline.width()];
+    rows.iter()
+        .map(|&i| {
+            pipeline.encode(&table.record(i), &mut buf);
+            model.predict(&buf)
+        })
+        .collect()
+}
+
 impl Artifact {
     /// The columns the model reads and its target.
-    pub fn columns(&self) -> crate::features::Columns {
+    pub fn columns(&self) -> Columns {
         self.pipeline
             .columns(&self.meta.target, self.meta.positive_label.clone())
     }
 
     /// P(label = 1) for one raw record.
     pub fn score(&self, record: &Record) -> f64 {
-        self.pipeline.score(&self.model, record)
+        let mut buf = vec![0.0; self.pipeline.width()];
+        self.pipeline.encode(record, &mut buf);
+        self.model.predict(&buf)
+    }
+
+    /// P(label = 1) for rows of `table`.
+    pub fn score_rows(&self, table: &Table, rows: &[usize]) -> Vec<f64> {
+        score_rows(&self.pipeline, &self.model, table, rows)
     }
 }
 
@@ -124,7 +149,7 @@ pub struct Artifact {
 impl Artifact {
     /// Serializes the artifact in the current format.
     pub fn encode(&self) -> Result<Vec<u8>, ArtifactError> {
-        let corrupt = |e: postcard::Error| ArtifactError::Corrupt(e.to_string());
+        let corrupt = ArtifactError::Corrupt;
         let body = postcard::to_stdvec(self).map_err(corrupt)?;
         let trailer = postcard::to_stdvec(&Timing {
             training_seconds: self.meta.training_seconds,
@@ -136,10 +161,8 @@ impl Artifact {
     /// Reads an artifact, refusing other format versions.
     pub fn decode(bytes: &[u8]) -> Result<Self, ArtifactError> {
         let (body, trailer) = envelope::open(bytes)?;
-        let mut artifact: Artifact =
-            postcard::from_bytes(body).map_err(|e| ArtifactError::Corrupt(e.to_string()))?;
-        let timing: Timing =
-            postcard::from_bytes(trailer).map_err(|e| ArtifactError::Corrupt(e.to_string()))?;
+        let mut artifact: Artifact = postcard::from_bytes(body).map_err(ArtifactError::Corrupt)?;
+        let timing: Timing = postcard::from_bytes(trailer).map_err(ArtifactError::Corrupt)?;
         artifact.meta.training_seconds = timing.training_seconds;
         Ok(artifact)
     }

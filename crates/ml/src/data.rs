@@ -15,12 +15,12 @@ pub enum DataError {
     #[error("dataset {0}: unknown format; use a .parquet or .csv file")]
     UnknownFormat(String),
     /// polars could not read it (corrupt file, bad CSV).
-    #[error("dataset {path} is unreadable: {reason}")]
+    #[error("dataset {path} is unreadable: {source}")]
     Unreadable {
         /// The file.
         path: String,
-        /// What polars said.
-        reason: String,
+        /// What polars or the file system said.
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A column the spec needs is not in the data.
     #[error("column {column:?} is missing from the dataset (it has: {available})")]
@@ -39,12 +39,12 @@ pub enum DataError {
         reason: String,
     },
     /// Writing a dataset failed.
-    #[error("cannot write dataset {path}: {reason}")]
+    #[error("cannot write dataset {path}: {source}")]
     Write {
         /// The file.
         path: String,
         /// What went wrong.
-        reason: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 
@@ -68,10 +68,13 @@ impl Format {
     }
 }
 
-pub(crate) fn unreadable(path: &Path, e: impl std::fmt::Display) -> DataError {
+pub(crate) fn unreadable(
+    path: &Path,
+    e: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> DataError {
     DataError::Unreadable {
         path: path.display().to_string(),
-        reason: e.to_string(),
+        source: e.into(),
     }
 }
 
@@ -200,24 +203,33 @@ pub fn text_column(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>, Da
 
 /// Writes `df` to `path` in the format its extension names.
 pub fn write(df: &mut DataFrame, path: &Path) -> Result<(), DataError> {
-    let err = |e: String| DataError::Write {
+    let err = |e: Box<dyn std::error::Error + Send + Sync>| DataError::Write {
         path: path.display().to_string(),
-        reason: e,
+        source: e,
     };
     let format =
         Format::of(path).ok_or_else(|| DataError::UnknownFormat(path.display().to_string()))?;
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| err(e.to_string()))?;
+        std::fs::create_dir_all(parent).map_err(|e| err(e.into()))?;
     }
-    let file = std::fs::File::create(path).map_err(|e| err(e.to_string()))?;
+    let file = std::fs::File::create(path).map_err(|e| err(e.into()))?;
     match format {
         Format::Parquet => ParquetWriter::new(file)
             .finish(df)
             .map(|_| ())
-            .map_err(|e| err(e.to_string())),
+            .map_err(|e| err(e.into())),
         Format::Csv => CsvWriter::new(file)
             .include_header(true)
             .finish(df)
-            .map_err(|e| err(e.to_string())),
+            .map_err(|e| err(e.into())),
     }
+}
+
+/// sha256 of a file's bytes.
+pub fn file_digest(path: &Path) -> Result<String, DataError> {
+    use sha2::{Digest, Sha256};
+    let mut file = std::fs::File::open(path).map_err(|e| unreadable(path, e))?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(|e| unreadable(path, e))?;
+    Ok(hex::encode(hasher.finalize()))
 }

@@ -6,8 +6,10 @@
 use serde::{Deserialize, Serialize};
 use tollgate_spec::ModelSpec;
 
-use crate::data::{self, DataError};
-use polars::prelude::DataFrame;
+use crate::{
+    data::DataError,
+    table::{Columns, Record, Table, median},
+};
 
 /// A numeric feature's fitted statistics.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -38,149 +40,6 @@ pub struct FeaturePipeline {
     pub numeric: Vec<NumericFeature>,
     /// Categorical features, in spec order.
     pub categorical: Vec<CategoricalFeature>,
-}
-
-/// One record's raw feature values, as inference receives them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Record {
-    /// Numeric values in spec order.
-    pub numeric: Vec<Option<f64>>,
-    /// Categorical values in spec order.
-    pub categorical: Vec<Option<String>>,
-}
-
-/// A dataset's raw feature columns and 0/1 target, read per the spec.
-#[derive(Debug, Clone)]
-pub struct Table {
-    /// Numeric columns in spec order.
-    pub numeric: Vec<Vec<Option<f64>>>,
-    /// Categorical columns in spec order.
-    pub categorical: Vec<Vec<Option<String>>>,
-    /// Target labels, 0 or 1.
-    pub target: Vec<u8>,
-    /// Numeric columns that arrived as text, with how many values became null.
-    pub coerced: Vec<(String, usize)>,
-}
-
-/// Which columns a table holds: feature columns by kind and the target.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Columns {
-    /// Numeric feature columns.
-    pub numeric: Vec<String>,
-    /// Categorical feature columns.
-    pub categorical: Vec<String>,
-    /// The target column.
-    pub target: String,
-    /// For a text target, the value that means 1.
-    pub positive_label: Option<String>,
-}
-
-impl Columns {
-    /// The columns a spec names.
-    pub fn of_spec(spec: &ModelSpec) -> Self {
-        Columns {
-            numeric: spec.features.numeric.clone(),
-            categorical: spec.features.categorical.clone(),
-            target: spec.target.clone(),
-            positive_label: spec.positive_label.clone(),
-        }
-    }
-
-    /// Every column, target last.
-    pub fn all(&self) -> Vec<String> {
-        let mut all = self.numeric.clone();
-        all.extend(self.categorical.iter().cloned());
-        all.push(self.target.clone());
-        all
-    }
-}
-
-impl Table {
-    /// Reads the feature and target columns from `df`.
-    pub fn from_frame(df: &DataFrame, columns: &Columns) -> Result<Table, DataError> {
-        let mut coerced = Vec::new();
-        let mut numeric = Vec::with_capacity(columns.numeric.len());
-        for c in &columns.numeric {
-            let (values, n) = data::numeric_column_coerced(df, c)?;
-            if n > 0 {
-                coerced.push((c.clone(), n));
-            }
-            numeric.push(values);
-        }
-        let categorical = columns
-            .categorical
-            .iter()
-            .map(|c| data::text_column(df, c))
-            .collect::<Result<Vec<_>, _>>()?;
-        let bad = |reason: String| DataError::BadColumn {
-            column: columns.target.clone(),
-            reason,
-        };
-        let is_text = df
-            .column(&columns.target)
-            .is_ok_and(|c| c.dtype() == &polars::prelude::DataType::String);
-        let target = if is_text {
-            let Some(positive) = &columns.positive_label else {
-                return Err(bad("the target holds text: set positive_label in the spec (e.g. positive_label: \"Yes\")".into()));
-            };
-            let raw = data::text_column(df, &columns.target)?;
-            let nulls = raw.iter().filter(|v| v.is_none()).count();
-            if nulls > 0 {
-                return Err(bad(format!("target has {nulls} missing values")));
-            }
-            raw.iter()
-                .map(|v| u8::from(v.as_deref().map(str::trim) == Some(positive.as_str())))
-                .collect()
-        } else {
-            let raw = data::numeric_column(df, &columns.target)?;
-            let nulls = raw.iter().filter(|v| v.is_none()).count();
-            if nulls > 0 {
-                return Err(bad(format!("target has {nulls} missing values")));
-            }
-            raw.iter()
-                .map(|v| match v {
-                    Some(x) if *x == 0.0 => Ok(0u8),
-                    Some(x) if *x == 1.0 => Ok(1u8),
-                    other => Err(bad(format!(
-                        "target must be 0 or 1 (or text with positive_label), found {}",
-                        other.map(|x| x.to_string()).unwrap_or_default()
-                    ))),
-                })
-                .collect::<Result<Vec<_>, _>>()?
-        };
-        Ok(Table {
-            numeric,
-            categorical,
-            target,
-            coerced,
-        })
-    }
-
-    /// Number of rows.
-    pub fn rows(&self) -> usize {
-        self.target.len()
-    }
-
-    /// Row `i`'s raw features.
-    pub fn record(&self, i: usize) -> Record {
-        Record {
-            numeric: self.numeric.iter().map(|c| c[i]).collect(),
-            categorical: self.categorical.iter().map(|c| c[i].clone()).collect(),
-        }
-    }
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    values.sort_by(|a, b| a.total_cmp(b));
-    let mid = values.len() / 2;
-    if values.len().is_multiple_of(2) {
-        (values[mid - 1] + values[mid]) / 2.0
-    } else {
-        values[mid]
-    }
 }
 
 impl FeaturePipeline {
@@ -241,13 +100,6 @@ impl FeaturePipeline {
             target: target.into(),
             positive_label,
         }
-    }
-
-    /// P(label = 1) for one raw record through this pipeline and `model`.
-    pub fn score(&self, model: &crate::learners::Model, record: &Record) -> f64 {
-        let mut buf = vec![0.0; self.width()];
-        self.encode(record, &mut buf);
-        model.predict(&buf)
     }
 
     /// Width of the encoded feature vector.

@@ -10,9 +10,40 @@ use ndarray::{Array1, Array2, ShapeBuilder};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
 use tollgate_spec::{Algorithm, Criterion, ForestParams, TreeParams};
 
-use crate::model::ModelError;
+/// Why a learner could not fit.
+#[derive(Debug, thiserror::Error)]
+pub enum LearnError {
+    /// The labels hold one class only.
+    #[error("the training rows hold one class only ({rows} rows, {positive} positive)")]
+    OneClass {
+        /// Rows given.
+        rows: usize,
+        /// Positive rows among them.
+        positive: usize,
+    },
+    /// linfa refused or failed the fit.
+    #[error("{what}: {source}")]
+    Linfa {
+        /// Which fit.
+        what: &'static str,
+        /// What linfa said.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The fitted parameters could not be read back.
+    #[error("{what}: {reason}")]
+    Parameters {
+        /// Which model.
+        what: &'static str,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The fit was asked to stop (the service is shutting down).
+    #[error("training interrupted")]
+    Interrupted,
+}
 
 /// A fitted model of any kind; [`Model::predict`] is P(label = 1) for one encoded row.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -41,8 +72,56 @@ impl Model {
     }
 }
 
-/// Receives a line of progress from a long training.
-pub type Progress<'a> = dyn Fn(&str) + Sync + 'a;
+/// Where long training reports progress, and learns that it should stop: the learners
+/// and the training loop check between candidates, folds and forest trees.
+pub struct Progress<'a> {
+    report: &'a (dyn Fn(&str) + Sync),
+    stop: Option<&'a AtomicBool>,
+}
+
+impl<'a> Progress<'a> {
+    /// Progress told to `report`, never stopped.
+    pub fn new(report: &'a (dyn Fn(&str) + Sync)) -> Self {
+        Progress { report, stop: None }
+    }
+
+    /// Progress told to `report`, stopped when `stop` is set.
+    pub fn stoppable(report: &'a (dyn Fn(&str) + Sync), stop: &'a AtomicBool) -> Self {
+        Progress {
+            report,
+            stop: Some(stop),
+        }
+    }
+
+    /// Progress that reports nothing and never stops.
+    pub fn silent() -> Progress<'static> {
+        Progress {
+            report: &|_| {},
+            stop: None,
+        }
+    }
+
+    /// The same stop signal, with nothing reported.
+    pub fn quiet(&self) -> Progress<'a> {
+        Progress {
+            report: &|_| {},
+            stop: self.stop,
+        }
+    }
+
+    /// Reports a line.
+    pub fn say(&self, line: &str) {
+        (self.report)(line);
+    }
+
+    /// `Err(Interrupted)` once a stop was asked.
+    pub fn check(&self) -> Result<(), LearnError> {
+        match self.stop {
+            Some(stop) if stop.load(Ordering::Relaxed) => Err(LearnError::Interrupted),
+            _ => Ok(()),
+        }
+    }
+}
 
 /// Fits `algorithm` on encoded rows `x` with 0/1 labels `y`; `seed` drives anything random.
 /// A forest tells `progress` as each tenth of its trees is grown.
@@ -52,14 +131,15 @@ pub fn fit(
     y: &[u8],
     seed: u64,
     progress: &Progress<'_>,
-) -> Result<Model, ModelError> {
+) -> Result<Model, LearnError> {
     let ones = y.iter().filter(|&&v| v == 1).count();
     if ones == 0 || ones == y.len() {
-        return Err(ModelError::Train(format!(
-            "the training rows hold one class only ({} rows, {ones} positive)",
-            y.len()
-        )));
+        return Err(LearnError::OneClass {
+            rows: y.len(),
+            positive: ones,
+        });
     }
+    progress.check()?;
     match algorithm {
         Algorithm::LogisticRegression {
             alpha,
@@ -116,7 +196,7 @@ pub fn fit_logistic(
     y: &[u8],
     alpha: f64,
     max_iterations: u64,
-) -> Result<LogisticModel, ModelError> {
+) -> Result<LogisticModel, LearnError> {
     // The gradient is `xᵀ·r`: with x column-major, each row of xᵀ is contiguous and
     // ndarray takes its unrolled dot product instead of a strided loop (2x faster at 1M
     // rows). The loss's `x·w` goes through matrixmultiply, which takes either layout.
@@ -133,7 +213,10 @@ pub fn fit_logistic(
         .max_iterations(max_iterations)
         .gradient_tolerance(tolerance)
         .fit(&dataset)
-        .map_err(|e| ModelError::Train(e.to_string()))?;
+        .map_err(|e| LearnError::Linfa {
+            what: "logistic regression",
+            source: e.into(),
+        })?;
     // linfa's probabilities refer to its "positive" class, the larger one; flip the sign
     // when that is class 0 so the stored model always scores P(label = 1).
     let sign = if fitted.labels().pos.class == 1 {
@@ -223,7 +306,7 @@ impl Grower<'_> {
         rows: Vec<usize>,
         depth: usize,
         pick: &mut dyn FnMut() -> Vec<usize>,
-    ) -> Result<u32, ModelError> {
+    ) -> Result<u32, LearnError> {
         let id = self.nodes.len() as u32;
         let positives = rows.iter().filter(|&&r| self.y[r] == 1).count();
         self.nodes.push(TreeNode {
@@ -267,7 +350,7 @@ impl Grower<'_> {
         &self,
         rows: &[usize],
         features: &[usize],
-    ) -> Result<Option<(usize, f64)>, ModelError> {
+    ) -> Result<Option<(usize, f64)>, LearnError> {
         let records = Array2::from_shape_fn((rows.len(), features.len()), |(i, j)| {
             self.x[[rows[i], features[j]]]
         });
@@ -283,7 +366,10 @@ impl Grower<'_> {
             .min_weight_leaf(self.params.min_samples_leaf as f32)
             .min_impurity_decrease(self.params.min_impurity_decrease)
             .fit(&Dataset::new(records, targets))
-            .map_err(|e| ModelError::Train(format!("decision tree: {e}")))?;
+            .map_err(|e| LearnError::Linfa {
+                what: "decision tree",
+                source: e.into(),
+            })?;
         let (j, threshold, decrease) = stump.root_node().split();
         Ok(features
             .get(j)
@@ -299,7 +385,7 @@ fn fit_tree(
     rows: Vec<usize>,
     params: &TreeParams,
     pick: &mut dyn FnMut() -> Vec<usize>,
-) -> Result<TreeModel, ModelError> {
+) -> Result<TreeModel, LearnError> {
     let mut grower = Grower {
         x,
         y,
@@ -321,7 +407,7 @@ fn fit_forest(
     params: &ForestParams,
     seed: u64,
     progress: &Progress<'_>,
-) -> Result<Vec<TreeModel>, ModelError> {
+) -> Result<Vec<TreeModel>, LearnError> {
     let grown = std::sync::atomic::AtomicUsize::new(0);
     let step = params.trees.div_ceil(10);
     let (n, width) = x.dim();
@@ -339,10 +425,11 @@ fn fit_forest(
                 features.sort_unstable();
                 features
             };
+            progress.check()?;
             let tree = fit_tree(x, y, rows, &tree_params, &mut pick)?;
-            let done = grown.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            let done = grown.fetch_add(1, Ordering::Relaxed) + 1;
             if done.is_multiple_of(step) || done == params.trees {
-                progress(&format!("random forest: {done}/{} trees", params.trees));
+                progress.say(&format!("random forest: {done}/{} trees", params.trees));
             }
             Ok(tree)
         })
@@ -410,15 +497,21 @@ fn fit_naive_bayes(
     x: Array2<f64>,
     y: &[u8],
     var_smoothing: f64,
-) -> Result<NaiveBayesModel, ModelError> {
+) -> Result<NaiveBayesModel, LearnError> {
     let dataset = Dataset::new(x, usize_targets(y));
     let fitted: linfa_bayes::GaussianNb<f64, usize> = linfa_bayes::GaussianNb::params()
         .var_smoothing(var_smoothing)
         .fit(&dataset)
-        .map_err(|e| ModelError::Train(format!("gaussian naive Bayes: {e}")))?;
+        .map_err(|e| LearnError::Linfa {
+            what: "gaussian naive Bayes",
+            source: e.into(),
+        })?;
     let bridge = serde_json::to_value(&fitted)
         .and_then(serde_json::from_value::<LinfaGaussianNb>)
-        .map_err(|e| ModelError::Train(format!("gaussian naive Bayes parameters: {e}")))?;
+        .map_err(|e| LearnError::Parameters {
+            what: "gaussian naive Bayes",
+            reason: e.to_string(),
+        })?;
     let classes = [0usize, 1]
         .iter()
         .map(|c| {
@@ -429,16 +522,19 @@ fn fit_naive_bayes(
             })
         })
         .collect::<Option<Vec<_>>>()
-        .ok_or_else(|| ModelError::Train("gaussian naive Bayes: a class is missing".into()))?;
+        .ok_or_else(|| LearnError::Parameters {
+            what: "gaussian naive Bayes",
+            reason: "a class is missing".into(),
+        })?;
     if classes
         .iter()
         .flat_map(|c| &c.variance)
         .any(|&s| s.is_nan() || s <= 0.0)
     {
-        return Err(ModelError::Train(
-            "gaussian naive Bayes: a feature has zero variance within a class; raise var_smoothing"
-                .into(),
-        ));
+        return Err(LearnError::Parameters {
+            what: "gaussian naive Bayes",
+            reason: "a feature has zero variance within a class; raise var_smoothing".into(),
+        });
     }
     Ok(NaiveBayesModel { classes })
 }

@@ -3,29 +3,35 @@
 //! very same engine.
 //!
 //! # Layout
-//! - [`data`]: scanning Parquet and CSV with polars, extracting typed columns.
-//! - [`validate`]: the expectation suite as polars aggregations.
-//! - [`synth`]: the seeded synthetic churn dataset.
-//! - [`split`]: the seeded train/test split the trainer and gate share.
-//! - [`features`]: the fitted feature pipeline (impute, standardize, one-hot).
-//! - [`learners`]: the algorithms (logistic regression, trees, forests, naive Bayes),
-//!   fitted with linfa and stored as plain parameters.
-//! - [`model`]: training the spec's algorithm or the best candidate, and grading.
-//! - [`metrics`]: AUC-ROC, F1 and friends.
-//! - [`artifact`]: the versioned binary artifact format.
-//! - [`profile`]: column profiles, the reference for drift.
-//! - [`drift`]: drift scores of a profile against a reference profile.
+//! From the ground up; a module imports only from the layers below it.
+//! 1. [`data`] (scanning Parquet and CSV with polars, typed columns), [`table`] (a
+//!    dataset's feature and target columns as vectors), [`metrics`] (AUC-ROC, F1 and
+//!    friends), [`split`] (the seeded split the trainer and gate share), [`synth`] (the
+//!    seeded synthetic churn dataset).
+//! 2. [`learners`] (the algorithms, fitted with linfa and stored as plain parameters,
+//!    with their own error), [`features`] (the fitted feature pipeline: impute,
+//!    standardize, one-hot), [`profile`] (column profiles, the reference for drift),
+//!    [`drift`] (drift scores against a reference profile), [`validate`] (the expectation
+//!    suite as polars aggregations).
+//! 3. [`artifact`]: the versioned binary artifact format, and the only scoring path.
+//! 4. [`train`] (training the spec's algorithm or the best candidate, cross-validation)
+//!    and [`grade`] (evaluation, latency, integration, scoring a file), with their shared
+//!    [`error`].
 
 pub mod artifact;
 pub mod data;
 pub mod drift;
+pub mod error;
 pub mod features;
+pub mod grade;
 pub mod learners;
 pub mod metrics;
-pub mod model;
 pub mod profile;
 pub mod split;
 pub mod synth;
+pub mod table;
+pub mod train;
 pub mod validate;
 
 pub use data::DataError;
+pub use error::ModelError;

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::features::Table;
+use crate::table::Table;
 
 /// Quantiles kept per numeric column: 0%, 5%, ..., 100%.
 pub const QUANTILES: usize = 21;

@@ -12,31 +12,120 @@ pub mod envelope;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// Names of the stages a plan can list, in the order they usually run: `promote` moves a
-/// blessed version to Staging, `integration` tests the Staging version, `approval` asks
-/// the spec's approvers for Production, `production` moves an approved version there.
-pub const STAGES: &[&str] = &[
-    "validate",
-    "train",
+pub use tollgate_proto::{Stage, TriggerKind};
+
+/// A metric the trainer and gate compute on held-out rows, usable in `gates:` and
+/// `champion:`; higher is better for each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Metric {
+    /// Area under the ROC curve.
+    AucRoc,
+    /// F1 at the spec's threshold.
+    F1,
+    /// Precision at the spec's threshold.
+    Precision,
+    /// Recall at the spec's threshold.
+    Recall,
+    /// Accuracy at the spec's threshold.
+    Accuracy,
+}
+
+tollgate_proto::named_words!(
+    Metric,
+    "metric",
+    [
+        AucRoc = "auc_roc",
+        F1 = "f1",
+        Precision = "precision",
+        Recall = "recall",
+        Accuracy = "accuracy",
+    ]
+);
+
+/// A metric that can pick among candidates on the validation fold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum SelectionMetric {
+    /// Area under the ROC curve (the default).
+    #[default]
+    AucRoc,
+    /// Area under the precision-recall curve.
+    PrAuc,
+    /// F1 at threshold 0.5.
+    F1,
+    /// Precision at threshold 0.5.
+    Precision,
+    /// Recall at threshold 0.5.
+    Recall,
+    /// Accuracy at threshold 0.5.
+    Accuracy,
+    /// Log loss: the lowest wins.
+    LogLoss,
+}
+
+tollgate_proto::named_words!(
+    SelectionMetric,
+    "selection metric",
+    [
+        AucRoc = "auc_roc",
+        PrAuc = "pr_auc",
+        F1 = "f1",
+        Precision = "precision",
+        Recall = "recall",
+        Accuracy = "accuracy",
+        LogLoss = "log_loss",
+    ]
+);
+
+impl SelectionMetric {
+    /// Whether a larger value is better (all but `log_loss`).
+    pub fn higher_is_better(self) -> bool {
+        self != SelectionMetric::LogLoss
+    }
+}
+
+/// A quality gate: a held-out metric, or a figure the gate measures itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Gate {
+    /// Area under the ROC curve.
+    AucRoc,
+    /// F1 at the spec's threshold.
+    F1,
+    /// Precision at the spec's threshold.
+    Precision,
+    /// Recall at the spec's threshold.
+    Recall,
+    /// Accuracy at the spec's threshold.
+    Accuracy,
+    /// Median single-record inference time, feature encoding included.
+    LatencyP50Ms,
+    /// 99th-percentile single-record inference time.
+    LatencyP99Ms,
+    /// Size of the artifact.
+    ModelSizeMb,
+}
+
+tollgate_proto::named_words!(
+    Gate,
     "gate",
-    "promote",
-    "integration",
-    "approval",
-    "production",
-];
-
-/// Gate names that are not held-out metrics but measured by the gate itself.
-pub const MEASURED_GATES: &[&str] = &["latency_p50_ms", "latency_p99_ms", "model_size_mb"];
-
-/// Metric names the trainer and gate compute, usable as gates.
-pub const METRICS: &[&str] = &["auc_roc", "f1", "precision", "recall", "accuracy"];
+    [
+        AucRoc = "auc_roc",
+        F1 = "f1",
+        Precision = "precision",
+        Recall = "recall",
+        Accuracy = "accuracy",
+        LatencyP50Ms = "latency_p50_ms",
+        LatencyP99Ms = "latency_p99_ms",
+        ModelSizeMb = "model_size_mb",
+    ]
+);
 
 /// Why a spec was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
-    /// The text is not YAML of the spec's shape.
-    #[error("model spec is not valid: {0}")]
-    Parse(#[from] serde_yaml::Error),
+    /// The text is not YAML of the spec's shape: the message names the line, the
+    /// field and, for a word, the allowed values.
+    #[error("model spec is not valid: {}", .0.without_snippet())]
+    Parse(#[from] serde_saphyr::Error),
     /// The spec parsed but says something Tollgate cannot do.
     #[error("model spec is not valid: {0}")]
     Invalid(String),
@@ -80,13 +169,13 @@ pub struct ModelSpec {
     /// Expectations the data must meet, with Great Expectations' names and arguments.
     #[serde(default)]
     pub expectations: Vec<Expectation>,
-    /// Quality gates: metric or measurement name to bound.
+    /// Quality gates: metric or measurement to bound.
     #[serde(default)]
-    pub gates: BTreeMap<String, Bound>,
+    pub gates: BTreeMap<Gate, Bound>,
     /// Trigger kind (`code`, `data`, `manual`, ...) to the stages it runs. The `model`
     /// plan runs when a version enters Staging.
     #[serde(default)]
-    pub triggers: BTreeMap<String, Vec<String>>,
+    pub triggers: BTreeMap<TriggerKind, Vec<Stage>>,
     /// Identities allowed to approve or reject Production and to override the gate.
     #[serde(default)]
     pub approvers: Vec<String>,
@@ -187,7 +276,7 @@ impl<'de> Deserialize<'de> for Threshold {
 #[serde(deny_unknown_fields)]
 pub struct ChampionCheck {
     /// The metric compared, e.g. `auc_roc`.
-    pub metric: String,
+    pub metric: Metric,
     /// Largest allowed drop of the challenger below the champion.
     pub max_drop: f64,
     /// Whether `max_drop` is a share of the champion's value rather than absolute.
@@ -507,8 +596,8 @@ fn check_tree(kind: &str, t: &TreeParams) -> Result<(), String> {
 #[serde(deny_unknown_fields)]
 pub struct Candidates {
     /// The metric that picks the winner (`log_loss` is minimized, the others maximized).
-    #[serde(default = "default_selection_metric")]
-    pub metric: String,
+    #[serde(default)]
+    pub metric: SelectionMetric,
     /// Share of the training rows held out as the validation fold, in (0, 1).
     #[serde(default = "default_validation_fraction")]
     pub validation_fraction: f64,
@@ -516,30 +605,8 @@ pub struct Candidates {
     pub algorithms: Vec<Algorithm>,
 }
 
-fn default_selection_metric() -> String {
-    "auc_roc".into()
-}
-
 fn default_validation_fraction() -> f64 {
     0.2
-}
-
-/// Metrics that can pick among candidates.
-pub const SELECTION_METRICS: &[&str] = &[
-    "auc_roc",
-    "pr_auc",
-    "f1",
-    "precision",
-    "recall",
-    "accuracy",
-    "log_loss",
-];
-
-impl Candidates {
-    /// Whether a larger value of the selection metric is better.
-    pub fn higher_is_better(&self) -> bool {
-        self.metric != "log_loss"
-    }
 }
 
 /// One expectation, as Great Expectations writes it: a type and its keyword arguments.
@@ -604,10 +671,22 @@ pub struct Bound {
     pub max: Option<f64>,
 }
 
+impl Candidates {
+    /// Whether a larger value of the selection metric is better.
+    pub fn higher_is_better(&self) -> bool {
+        self.metric.higher_is_better()
+    }
+}
+
 impl ModelSpec {
     /// Parses and validates spec text.
     pub fn parse(text: &str) -> Result<Self, SpecError> {
-        let spec: ModelSpec = serde_yaml::from_str(text)?;
+        // serde_path_to_error puts the field's path (`champion[0].metric`) before the
+        // message; serde-saphyr adds the line and column.
+        let spec: ModelSpec = serde_saphyr::with_deserializer_from_str(text, |de| {
+            serde_path_to_error::deserialize(de)
+                .map_err(|e| <serde_saphyr::Error as serde::de::Error>::custom(e.to_string()))
+        })?;
         spec.validate()?;
         Ok(spec)
     }
@@ -631,9 +710,12 @@ impl ModelSpec {
         }
     }
 
-    /// The stages a trigger kind runs, when the spec has a plan for it.
-    pub fn plan(&self, trigger: &str) -> Option<&[String]> {
-        self.triggers.get(trigger).map(Vec::as_slice)
+    /// The stages a trigger kind runs, when the spec has a non-empty plan for it.
+    pub fn plan(&self, trigger: TriggerKind) -> Option<&[Stage]> {
+        self.triggers
+            .get(&trigger)
+            .map(Vec::as_slice)
+            .filter(|p| !p.is_empty())
     }
 
     fn validate(&self) -> Result<(), SpecError> {
@@ -675,13 +757,6 @@ impl ModelSpec {
                 if c.algorithms.is_empty() {
                     return bad("candidates.algorithms: list at least one algorithm".into());
                 }
-                if !SELECTION_METRICS.contains(&c.metric.as_str()) {
-                    return bad(format!(
-                        "candidates.metric {:?} is not known; use one of {}",
-                        c.metric,
-                        SELECTION_METRICS.join(", ")
-                    ));
-                }
                 if !(c.validation_fraction > 0.0 && c.validation_fraction < 1.0) {
                     return bad(format!(
                         "candidates.validation_fraction must be between 0 and 1, got {}",
@@ -699,26 +774,14 @@ impl ModelSpec {
                 };
             }
         }
-        for (name, bound) in &self.gates {
-            if !METRICS.contains(&name.as_str()) && !MEASURED_GATES.contains(&name.as_str()) {
-                return bad(format!(
-                    "gates: unknown gate {name:?}; known gates are {}, {}",
-                    METRICS.join(", "),
-                    MEASURED_GATES.join(", ")
-                ));
-            }
-            if bound.min.is_none() && bound.max.is_none() {
-                return bad(format!("gates.{name}: give a min or a max"));
-            }
+        if let Some((gate, _)) = self
+            .gates
+            .iter()
+            .find(|(_, b)| b.min.is_none() && b.max.is_none())
+        {
+            return bad(format!("gates.{gate}: give a min or a max"));
         }
         for c in &self.champion {
-            if !METRICS.contains(&c.metric.as_str()) {
-                return bad(format!(
-                    "champion: unknown metric {:?}; use one of {}",
-                    c.metric,
-                    METRICS.join(", ")
-                ));
-            }
             if !(c.max_drop.is_finite() && c.max_drop >= 0.0) {
                 return bad(format!(
                     "champion: max_drop of {} must be a number >= 0",
@@ -728,20 +791,6 @@ impl ModelSpec {
         }
         if let Some(a) = self.approvers.iter().find(|a| a.trim().is_empty()) {
             return bad(format!("approvers: {a:?} is not an identity"));
-        }
-        for (trigger, stages) in &self.triggers {
-            if !["code", "data", "model", "schedule", "manual", "drift"].contains(&trigger.as_str())
-            {
-                return bad(format!(
-                    "triggers: unknown trigger {trigger:?}; use code, data, model, schedule, manual or drift"
-                ));
-            }
-            if let Some(stage) = stages.iter().find(|s| !STAGES.contains(&s.as_str())) {
-                return bad(format!(
-                    "triggers.{trigger}: unknown stage {stage:?}; stages are {}",
-                    STAGES.join(", ")
-                ));
-            }
         }
         Ok(())
     }

@@ -8,36 +8,55 @@ const EXAMPLE: &str = include_str!("../../../examples/churn/tollgate.yaml");
 fn the_shipped_example_parses() {
     let spec = ModelSpec::parse(EXAMPLE).unwrap();
     assert_eq!(spec.model, "churn");
-    assert_eq!(spec.gates["auc_roc"].min, Some(0.80));
+    assert_eq!(spec.gates[&Gate::AucRoc].min, Some(0.80));
     assert_eq!(
-        spec.plan("data").unwrap(),
-        &["validate", "train", "gate", "promote"]
+        spec.plan(TriggerKind::Data).unwrap(),
+        &[Stage::Validate, Stage::Train, Stage::Gate, Stage::Promote]
     );
-    assert_eq!(spec.plan("code").unwrap(), &["validate", "train", "gate"]);
+    assert_eq!(
+        spec.plan(TriggerKind::Code).unwrap(),
+        &[Stage::Validate, Stage::Train, Stage::Gate]
+    );
 }
 
 #[test]
 fn unknown_stage_is_named() {
     let text = EXAMPLE.replace("promote]", "deploy]");
     let err = ModelSpec::parse(&text).unwrap_err().to_string();
-    assert!(err.contains("unknown stage \"deploy\""), "{err}");
+    assert!(err.contains("triggers.data[3]: unknown stage \"deploy\"; use one of validate, train, gate, promote, integration, approval, production"), "{err}");
 }
 
 #[test]
 fn unknown_gate_is_named() {
     let text = EXAMPLE.replace("f1:", "f2:");
     let err = ModelSpec::parse(&text).unwrap_err().to_string();
-    assert!(err.contains("unknown gate \"f2\""), "{err}");
+    assert!(
+        err.contains("gates.f2: unknown gate \"f2\"; use one of auc_roc,"),
+        "{err}"
+    );
 }
 
 #[test]
 fn champion_checks_name_known_metrics() {
     let spec = ModelSpec::parse(EXAMPLE).unwrap();
-    assert_eq!(spec.champion[0].metric, "auc_roc");
+    assert_eq!(spec.champion[0].metric, Metric::AucRoc);
     assert!(!spec.approvers.is_empty());
     let text = EXAMPLE.replace("- {metric: auc_roc,", "- {metric: auc,");
     let err = ModelSpec::parse(&text).unwrap_err().to_string();
-    assert!(err.contains("champion: unknown metric \"auc\""), "{err}");
+    assert!(
+        err.contains("champion[0].metric: unknown metric \"auc\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_trigger_kind_is_named_with_the_allowed_ones() {
+    let text = EXAMPLE.replace("  manual: [", "  cron: [");
+    let err = ModelSpec::parse(&text).unwrap_err().to_string();
+    assert!(
+        err.contains("triggers.cron: unknown trigger kind \"cron\"; use one of code, data, model, schedule, manual, drift"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -171,7 +190,7 @@ fn bad_hyper_parameters_are_named_with_their_range() {
         ),
         (
             "candidates: {metric: auc, algorithms: [{kind: decision_tree}]}",
-            "candidates.metric \"auc\" is not known",
+            "candidates.metric: unknown selection metric \"auc\"; use one of auc_roc, pr_auc, f1, precision, recall, accuracy, log_loss",
         ),
         (
             "candidates: {validation_fraction: 1, algorithms: [{kind: decision_tree}]}",
@@ -198,7 +217,7 @@ fn the_shipped_candidates_example_parses() {
     let spec = ModelSpec::parse(include_str!("../../../examples/churn/candidates.yaml")).unwrap();
     let kinds: Vec<_> = spec.algorithms().iter().map(Algorithm::kind).collect();
     assert_eq!(kinds, ALGORITHMS);
-    assert_eq!(spec.candidates.unwrap().metric, "auc_roc");
+    assert_eq!(spec.candidates.unwrap().metric, SelectionMetric::AucRoc);
 }
 
 #[test]

@@ -12,28 +12,27 @@
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use tollgate_bus::{
-    StageContext, StageDone, StageError, StageHandler, StageOutcome, defaults, service, subjects,
-    worker,
-};
+use tollgate_bus::{StageContext, StageDone, StageError, StageHandler, StageOutcome, subjects};
 use tollgate_proto::{
-    ColumnDrift, LatestByStageRequest, ModelStage, Run, Trigger, TriggerKind, ValidationReport,
+    ColumnDrift, LatestByStageRequest, ModelStage, Run, Stage, Trigger, TriggerKind,
+    ValidationReport,
 };
+use tollgate_service::{HEALTH_ADDR, NatsConfig, RegistryConfig, ServiceError};
 use tollgate_spec::ModelSpec;
 
 /// Errors that stop the data-validator.
-pub type Error = service::ServiceError;
+pub type Error = ServiceError;
 
 /// Data-validator configuration (file, then `TOLLGATE_*` environment variables).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// NATS server URL.
-    pub nats_url: String,
+    /// The NATS server.
+    pub nats: NatsConfig,
     /// Address of the health endpoint (`/healthz`).
     pub health_addr: String,
-    /// URL of the registry's gRPC API (for the Production version's reference profile).
-    pub registry_url: String,
+    /// The registry's gRPC API (for the Production version's reference profile).
+    pub registry: RegistryConfig,
     /// Where pushed datasets are downloaded to.
     pub cache_dir: PathBuf,
 }
@@ -41,10 +40,10 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            nats_url: defaults::NATS_URL.into(),
-            health_addr: defaults::HEALTH_ADDR.into(),
-            registry_url: defaults::REGISTRY_URL.into(),
-            cache_dir: defaults::cache_dir(),
+            nats: NatsConfig::default(),
+            health_addr: HEALTH_ADDR.into(),
+            registry: RegistryConfig::default(),
+            cache_dir: tollgate_service::cache_dir(),
         }
     }
 }
@@ -54,17 +53,17 @@ pub async fn run<F>(config: Config, shutdown: F) -> Result<(), Error>
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    let token = service::token_from(shutdown);
-    let registry = defaults::registry_client(&config.registry_url)?;
+    let token = tollgate_service::token_from(shutdown);
+    let registry = config.registry.client()?;
     let handler = Validator {
         cache_dir: config.cache_dir.clone(),
         registry,
     };
-    worker::serve_stage(
-        &config.nats_url,
+    tollgate_service::serve_stage(
+        &config.nats,
         &config.health_addr,
         "data-validator",
-        &["validate"],
+        &[Stage::Validate],
         handler,
         token,
     )
@@ -78,8 +77,8 @@ struct Validator {
 
 impl StageHandler for Validator {
     async fn handle(&self, mut run: Run, ctx: StageContext) -> Result<StageDone, StageError> {
-        let spec = worker::run_spec(&run)?;
-        let path = worker::run_dataset(ctx.bus(), &run, &self.cache_dir).await?;
+        let spec = ModelSpec::parse(&run.spec_yaml)?;
+        let path = ctx.dataset(&run, &self.cache_dir).await?;
         ctx.progress(format!(
             "validating {} expectations on {}",
             spec.expectations.len(),
@@ -90,8 +89,11 @@ impl StageHandler for Validator {
         let mut report =
             tokio::task::spawn_blocking(move || tollgate_ml::validate::validate(&data, &suite))
                 .await
-                .map_err(|e| StageError::Transient(format!("validation task failed: {e}")))?
-                .map_err(|e| StageError::Input(e.to_string()))?;
+                .map_err(|source| StageError::Task {
+                    what: "validation",
+                    source,
+                })?
+                .map_err(StageError::invalid)?;
         let mut outcome = outcome_of(&report);
         if report.success {
             self.measure_drift(&run, &spec, path, &mut report, &ctx)
@@ -124,7 +126,7 @@ impl Validator {
                 report.drift_note = "drift not measured: no Production version yet".into();
                 return Ok(());
             }
-            Err(s) => return Err(worker::grpc_error(s)),
+            Err(s) => return Err(s.into()),
         };
         let Ok(reference) = serde_json::from_str::<tollgate_ml::profile::Profile>(
             &production.reference_profile_json,
@@ -141,8 +143,11 @@ impl Validator {
                 .map(|p| tollgate_ml::drift::drift(&reference, &p, &settings))
         })
         .await
-        .map_err(|e| StageError::Transient(format!("drift task failed: {e}")))?
-        .map_err(|e| StageError::Input(e.to_string()))?;
+        .map_err(|source| StageError::Task {
+            what: "drift",
+            source,
+        })?
+        .map_err(StageError::invalid)?;
         report.drifted = scores.drifted;
         report.drift = scores
             .columns
@@ -177,9 +182,13 @@ impl Validator {
             format!("no drift: {summary}")
         } else if run.trigger() == TriggerKind::Drift {
             format!("drift: {summary}; this run was started by drift, so no new trigger")
+        } else if spec.plan(TriggerKind::Drift).is_none() {
+            format!(
+                "drift detected: {summary}; the spec has no drift plan, so nothing was retrained (add triggers.drift to tollgate.yaml)"
+            )
         } else {
             let trigger = Trigger {
-                trigger_id: format!("drift-{}", run.run_id),
+                trigger_id: subjects::trigger_ids::drift(ctx.run_id()),
                 kind: TriggerKind::Drift as i32,
                 model: run.model.clone(),
                 dataset_uri: run.dataset_uri.clone(),
@@ -191,9 +200,8 @@ impl Validator {
             };
             let id = trigger.trigger_id.clone();
             ctx.bus()
-                .publish(subjects::trigger("drift"), &trigger, Some(&id))
-                .await
-                .map_err(|e| StageError::Transient(e.to_string()))?;
+                .publish(subjects::trigger(TriggerKind::Drift), &trigger, Some(&id))
+                .await?;
             format!("drift: {summary}; published tollgate.trigger.drift")
         };
         Ok(())

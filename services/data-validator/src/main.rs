@@ -5,7 +5,7 @@ use anyhow::Context;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Some(config) = tollgate_bus::service::start::<tollgate_data_validator::Config>(
+    let Some(config) = tollgate_service::start::<tollgate_data_validator::Config>(
         "tollgate-data-validator",
         "Tollgate data-validator: runs the model spec's expectation suite on each run's dataset",
     )?
@@ -13,7 +13,7 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     };
     let _telemetry = tollgate_telemetry::init("data-validator");
-    tollgate_data_validator::run(config, tollgate_bus::service::shutdown_signal())
+    tollgate_data_validator::run(config, tollgate_service::shutdown_signal())
         .await
         .context("data-validator failed")
 }

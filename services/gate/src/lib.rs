@@ -13,29 +13,29 @@
 use std::{collections::BTreeMap, path::PathBuf};
 
 use serde::{Deserialize, Serialize};
-use tollgate_bus::{
-    StageContext, StageDone, StageError, StageHandler, StageOutcome, defaults, service, worker,
-};
-use tollgate_ml::{artifact::Artifact, model::evaluate};
+use tollgate_bus::{StageContext, StageDone, StageError, StageHandler, StageOutcome};
+use tollgate_ml::{artifact::Artifact, grade::evaluate};
 use tollgate_proto::{
-    CheckVerdict, GateCheck, GateDecision, GetVersionRequest, LatestByStageRequest, ModelStage,
-    RecordGateRequest, Run,
+    CheckVerdict, Comparison, GateCheck, GateDecision, GetVersionRequest, LatestByStageRequest,
+    ModelStage, RecordGateRequest, Run, Stage,
 };
+use tollgate_service::{HEALTH_ADDR, NatsConfig, RegistryConfig, ServiceError};
 use tollgate_spec::{Bound, ChampionCheck};
+use tollgate_spec::{Gate, ModelSpec};
 
 /// Errors that stop the gate.
-pub type Error = service::ServiceError;
+pub type Error = ServiceError;
 
 /// Gate configuration (file, then `TOLLGATE_*` environment variables).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// NATS server URL.
-    pub nats_url: String,
+    /// The NATS server.
+    pub nats: NatsConfig,
     /// Address of the health endpoint (`/healthz`).
     pub health_addr: String,
-    /// URL of the registry's gRPC API.
-    pub registry_url: String,
+    /// The registry's gRPC API.
+    pub registry: RegistryConfig,
     /// Where pushed datasets are downloaded to.
     pub cache_dir: PathBuf,
     /// Single-record predictions timed for the latency checks.
@@ -45,10 +45,10 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            nats_url: defaults::NATS_URL.into(),
-            health_addr: defaults::HEALTH_ADDR.into(),
-            registry_url: defaults::REGISTRY_URL.into(),
-            cache_dir: defaults::cache_dir(),
+            nats: NatsConfig::default(),
+            health_addr: HEALTH_ADDR.into(),
+            registry: RegistryConfig::default(),
+            cache_dir: tollgate_service::cache_dir(),
             latency_calls: 200,
         }
     }
@@ -59,55 +59,53 @@ pub async fn run<F>(config: Config, shutdown: F) -> Result<(), Error>
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    let token = service::token_from(shutdown);
+    let token = tollgate_service::token_from(shutdown);
     if config.latency_calls < 100 {
-        return Err(Error::Config("latency_calls must be at least 100".into()));
+        return Err(Error::Invalid("latency_calls must be at least 100".into()));
     }
-    let registry = defaults::registry_client(&config.registry_url)?;
-    let handler = Gate {
+    let registry = config.registry.client()?;
+    let handler = Grader {
         cache_dir: config.cache_dir.clone(),
         registry,
         latency_calls: config.latency_calls,
     };
-    worker::serve_stage(
-        &config.nats_url,
+    tollgate_service::serve_stage(
+        &config.nats,
         &config.health_addr,
         "gate",
-        &["gate"],
+        &[Stage::Gate],
         handler,
         token,
     )
     .await
 }
 
-struct Gate {
+struct Grader {
     cache_dir: PathBuf,
     registry: tollgate_proto::RegistryClient<tonic::transport::Channel>,
     latency_calls: usize,
 }
 
 /// Checks an observed value against a bound: one check per side that is set.
-pub fn checks_for(name: &str, observed: Option<f64>, bound: &Bound) -> Vec<GateCheck> {
-    let sides = [(bound.min, ">="), (bound.max, "<=")];
+pub fn checks_for(gate: Gate, observed: Option<f64>, bound: &Bound) -> Vec<GateCheck> {
+    let sides = [
+        (bound.min, Comparison::AtLeast),
+        (bound.max, Comparison::AtMost),
+    ];
     sides
         .into_iter()
         .filter_map(|(threshold, comparison)| threshold.map(|t| (t, comparison)))
         .map(|(threshold, comparison)| {
             let (verdict, note) = match observed {
-                None => (CheckVerdict::Fail, format!("{name} could not be measured")),
-                Some(v)
-                    if (comparison == ">=" && v >= threshold)
-                        || (comparison == "<=" && v <= threshold) =>
-                {
-                    (CheckVerdict::Pass, String::new())
-                }
+                None => (CheckVerdict::Fail, format!("{gate} could not be measured")),
+                Some(v) if comparison.holds(v, threshold) => (CheckVerdict::Pass, String::new()),
                 Some(_) => (CheckVerdict::Fail, String::new()),
             };
             GateCheck {
-                name: name.into(),
+                name: gate.to_string(),
                 observed: observed.unwrap_or(f64::NAN),
                 threshold,
-                comparison: comparison.into(),
+                comparison: comparison as i32,
                 verdict: verdict as i32,
                 note,
             }
@@ -130,15 +128,15 @@ pub fn champion_checks(
                 return GateCheck {
                     name,
                     threshold: c.max_drop,
-                    comparison: "<=".into(),
+                    comparison: Comparison::AtMost as i32,
                     verdict: CheckVerdict::Skipped as i32,
                     note: "no Production version to compare with; passes".into(),
                     ..Default::default()
                 };
             };
             let (new, old) = (
-                challenger.get(&c.metric).copied(),
-                champ.get(&c.metric).copied(),
+                challenger.get(c.metric.name()).copied(),
+                champ.get(c.metric.name()).copied(),
             );
             let (observed, verdict, note) = match (new, old) {
                 (Some(new), Some(old)) => {
@@ -169,7 +167,7 @@ pub fn champion_checks(
                 name,
                 observed,
                 threshold: c.max_drop,
-                comparison: "<=".into(),
+                comparison: Comparison::AtMost as i32,
                 verdict: verdict as i32,
                 note,
             }
@@ -185,7 +183,10 @@ pub fn decide(checks: Vec<GateCheck>, version: u32) -> GateDecision {
         .map(|c| {
             format!(
                 "{} {:.4} not {} {}",
-                c.name, c.observed, c.comparison, c.threshold
+                c.name,
+                c.observed,
+                c.comparison(),
+                c.threshold
             )
         })
         .collect();
@@ -206,16 +207,16 @@ pub fn decide(checks: Vec<GateCheck>, version: u32) -> GateDecision {
     }
 }
 
-impl StageHandler for Gate {
+impl StageHandler for Grader {
     async fn handle(&self, mut run: Run, ctx: StageContext) -> Result<StageDone, StageError> {
-        let spec = worker::run_spec(&run)?;
+        let spec = ModelSpec::parse(&run.spec_yaml)?;
         if run.model_version == 0 {
             return Err(StageError::Input(
                 "no candidate version: the plan must train before it gates".into(),
             ));
         }
         let (candidate, size) = self.fetch(&run.model, run.model_version).await?;
-        let path = worker::run_dataset(ctx.bus(), &run, &self.cache_dir).await?;
+        let path = ctx.dataset(&run, &self.cache_dir).await?;
         let mut registry = self.registry.clone();
         let production = match registry
             .latest_by_stage(LatestByStageRequest {
@@ -226,7 +227,7 @@ impl StageHandler for Gate {
         {
             Ok(p) => Some(p.into_inner().version).filter(|&v| v != run.model_version),
             Err(s) if s.code() == tonic::Code::NotFound => None,
-            Err(s) => return Err(worker::grpc_error(s)),
+            Err(s) => return Err(s.into()),
         };
         ctx.progress(format!(
             "evaluating {} v{} on the held-out split",
@@ -243,14 +244,16 @@ impl StageHandler for Gate {
             }
             None => None,
         };
-        let mut observed: BTreeMap<String, f64> = eval.metrics.clone();
-        observed.insert("latency_p50_ms".into(), eval.latency_p50_ms);
-        observed.insert("latency_p99_ms".into(), eval.latency_p99_ms);
-        observed.insert("model_size_mb".into(), size as f64 / (1024.0 * 1024.0));
+        let observed = |gate: Gate| match gate {
+            Gate::LatencyP50Ms => Some(eval.latency_p50_ms),
+            Gate::LatencyP99Ms => Some(eval.latency_p99_ms),
+            Gate::ModelSizeMb => Some(size as f64 / (1024.0 * 1024.0)),
+            metric => eval.metrics.get(metric.name()).copied(),
+        };
         let mut checks: Vec<GateCheck> = spec
             .gates
             .iter()
-            .flat_map(|(name, bound)| checks_for(name, observed.get(name).copied(), bound))
+            .flat_map(|(&gate, bound)| checks_for(gate, observed(gate), bound))
             .collect();
         checks.extend(champion_checks(
             &spec.champion,
@@ -265,8 +268,7 @@ impl StageHandler for Gate {
                 decision: Some(decision.clone()),
                 run_id: run.run_id.clone(),
             })
-            .await
-            .map_err(worker::grpc_error)?;
+            .await?;
         let message = format!("{} v{} {}", run.model, run.model_version, decision.summary);
         let outcome = if decision.blessed {
             StageOutcome::Passed(message)
@@ -278,7 +280,7 @@ impl StageHandler for Gate {
     }
 }
 
-impl Gate {
+impl Grader {
     /// A version's artifact through the registry, digest checked, and its size in bytes.
     async fn fetch(&self, model: &str, version: u32) -> Result<(Artifact, usize), StageError> {
         let fetched = self
@@ -288,8 +290,7 @@ impl Gate {
                 model: model.into(),
                 version,
             })
-            .await
-            .map_err(worker::grpc_error)?
+            .await?
             .into_inner();
         let digest = fetched.version.unwrap_or_default().artifact_digest;
         let artifact = Artifact::decode_verified(&fetched.data, &digest)
@@ -303,8 +304,8 @@ impl Gate {
         &self,
         artifact: Artifact,
         path: &std::path::Path,
-        spec: &tollgate_spec::ModelSpec,
-    ) -> Result<tollgate_ml::model::Evaluation, StageError> {
+        spec: &ModelSpec,
+    ) -> Result<tollgate_ml::grade::Evaluation, StageError> {
         let (calls, path, split, threshold) = (
             self.latency_calls,
             path.to_path_buf(),
@@ -313,8 +314,11 @@ impl Gate {
         );
         tokio::task::spawn_blocking(move || evaluate(&artifact, &path, &split, threshold, calls))
             .await
-            .map_err(|e| StageError::Transient(format!("evaluation task failed: {e}")))?
-            .map_err(|e| StageError::Input(e.to_string()))
+            .map_err(|source| StageError::Task {
+                what: "evaluation",
+                source,
+            })?
+            .map_err(StageError::invalid)
     }
 }
 

@@ -5,7 +5,7 @@ use anyhow::Context;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Some(config) = tollgate_bus::service::start::<tollgate_gate::Config>(
+    let Some(config) = tollgate_service::start::<tollgate_gate::Config>(
         "tollgate-gate",
         "Tollgate gate: grades each candidate version against the spec's quality gates",
     )?
@@ -13,7 +13,7 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     };
     let _telemetry = tollgate_telemetry::init("gate");
-    tollgate_gate::run(config, tollgate_bus::service::shutdown_signal())
+    tollgate_gate::run(config, tollgate_service::shutdown_signal())
         .await
         .context("gate failed")
 }

@@ -5,7 +5,7 @@ use super::*;
 #[test]
 fn a_failed_min_blocks_and_is_named() {
     let mut checks = checks_for(
-        "auc_roc",
+        Gate::AucRoc,
         Some(0.75),
         &Bound {
             min: Some(0.8),
@@ -13,7 +13,7 @@ fn a_failed_min_blocks_and_is_named() {
         },
     );
     checks.extend(checks_for(
-        "latency_p99_ms",
+        Gate::LatencyP99Ms,
         Some(0.2),
         &Bound {
             min: None,
@@ -35,12 +35,12 @@ fn a_failed_min_blocks_and_is_named() {
 fn champion_drop_is_absolute_or_relative_and_skipped_without_a_champion() {
     let spec = vec![
         ChampionCheck {
-            metric: "auc_roc".into(),
+            metric: tollgate_spec::Metric::AucRoc,
             max_drop: 0.01,
             relative: false,
         },
         ChampionCheck {
-            metric: "f1".into(),
+            metric: tollgate_spec::Metric::F1,
             max_drop: 0.05,
             relative: true,
         },
@@ -70,7 +70,7 @@ fn champion_drop_is_absolute_or_relative_and_skipped_without_a_champion() {
 #[test]
 fn an_unmeasured_value_fails_its_check() {
     let checks = checks_for(
-        "auc_roc",
+        Gate::AucRoc,
         None,
         &Bound {
             min: Some(0.8),

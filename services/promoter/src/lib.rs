@@ -16,30 +16,29 @@
 use std::cmp::Ordering;
 
 use serde::{Deserialize, Serialize};
-use tollgate_bus::{
-    StageContext, StageDone, StageError, StageHandler, StageOutcome, defaults, service, subjects,
-    worker,
-};
+use tollgate_bus::{StageContext, StageDone, StageError, StageHandler, StageOutcome, subjects};
 use tollgate_ml::{
     artifact::Artifact,
-    features::Columns,
-    model::{Integration, integration},
+    grade::{Integration, integration},
+    table::Columns,
 };
-use tollgate_proto::{GetVersionRequest, ModelStage, Run, TransitionStageRequest};
+use tollgate_proto::{GetVersionRequest, ModelStage, Run, Stage, TransitionStageRequest};
+use tollgate_service::{HEALTH_ADDR, NatsConfig, RegistryConfig, ServiceError};
+use tollgate_spec::{Gate, ModelSpec};
 
 /// Errors that stop the promoter.
-pub type Error = service::ServiceError;
+pub type Error = ServiceError;
 
 /// Promoter configuration (file, then `TOLLGATE_*` environment variables).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// NATS server URL.
-    pub nats_url: String,
+    /// The NATS server.
+    pub nats: NatsConfig,
     /// Address of the health endpoint (`/healthz`).
     pub health_addr: String,
-    /// URL of the registry's gRPC API.
-    pub registry_url: String,
+    /// The registry's gRPC API.
+    pub registry: RegistryConfig,
     /// Single-record predictions timed by the integration test.
     pub latency_calls: usize,
 }
@@ -47,30 +46,35 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            nats_url: defaults::NATS_URL.into(),
-            health_addr: defaults::HEALTH_ADDR.into(),
-            registry_url: defaults::REGISTRY_URL.into(),
+            nats: NatsConfig::default(),
+            health_addr: HEALTH_ADDR.into(),
+            registry: RegistryConfig::default(),
             latency_calls: 200,
         }
     }
 }
 
 /// The stages the promoter serves.
-pub const STAGES: &[&str] = &["promote", "integration", "approval", "production"];
+pub const STAGES: &[Stage] = &[
+    Stage::Promote,
+    Stage::Integration,
+    Stage::Approval,
+    Stage::Production,
+];
 
 /// Runs the promoter until `shutdown`.
 pub async fn run<F>(config: Config, shutdown: F) -> Result<(), Error>
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    let token = service::token_from(shutdown);
-    let registry = defaults::registry_client(&config.registry_url)?;
+    let token = tollgate_service::token_from(shutdown);
+    let registry = config.registry.client()?;
     let handler = Promoter {
         registry,
         latency_calls: config.latency_calls.max(100),
     };
-    worker::serve_stage(
-        &config.nats_url,
+    tollgate_service::serve_stage(
+        &config.nats,
         &config.health_addr,
         "promoter",
         STAGES,
@@ -126,13 +130,14 @@ impl StageHandler for Promoter {
             return Err(StageError::Input("the run names no model version".into()));
         }
         let outcome = match run.current_stage() {
-            Some("promote") => self.move_to(&run, ModelStage::Staging).await?,
-            Some("production") => self.move_to(&run, ModelStage::Production).await?,
-            Some("integration") => self.integration(&run).await?,
-            Some("approval") => self.request_approval(&run, &ctx).await?,
+            Some(Stage::Promote) => self.move_to(&run, ModelStage::Staging).await?,
+            Some(Stage::Production) => self.move_to(&run, ModelStage::Production).await?,
+            Some(Stage::Integration) => self.integration(&run).await?,
+            Some(Stage::Approval) => self.request_approval(&run, &ctx).await?,
             other => {
                 return Err(StageError::Input(format!(
-                    "the promoter does not serve stage {other:?}"
+                    "the promoter does not serve stage {}",
+                    other.map_or("(none)".into(), |s| s.to_string())
                 )));
             }
         };
@@ -165,8 +170,7 @@ impl Promoter {
                 run_id: run.run_id.clone(),
                 ..Default::default()
             })
-            .await
-            .map_err(worker::grpc_error)?
+            .await?
             .into_inner();
         Ok(StageOutcome::Passed(format!(
             "{} v{} is now in {}",
@@ -177,17 +181,13 @@ impl Promoter {
     }
 
     async fn integration(&self, run: &Run) -> Result<StageOutcome, StageError> {
-        let spec = worker::run_spec(run)?;
+        let spec = ModelSpec::parse(&run.spec_yaml)?;
         let mut registry = self.registry.clone();
         let request = GetVersionRequest {
             model: run.model.clone(),
             version: run.model_version,
         };
-        let fetched = registry
-            .get_artifact(request)
-            .await
-            .map_err(worker::grpc_error)?
-            .into_inner();
+        let fetched = registry.get_artifact(request).await?.into_inner();
         let version = fetched.version.unwrap_or_default();
         if version.stage() != ModelStage::Staging {
             return Ok(StageOutcome::Failed(format!(
@@ -210,8 +210,11 @@ impl Promoter {
         let calls = self.latency_calls;
         let check = tokio::task::spawn_blocking(move || integration(&artifact, calls))
             .await
-            .map_err(|e| StageError::Transient(format!("integration task failed: {e}")))?;
-        let limit = spec.gates.get("latency_p99_ms").and_then(|b| b.max);
+            .map_err(|source| StageError::Task {
+                what: "integration",
+                source,
+            })?;
+        let limit = spec.gates.get(&Gate::LatencyP99Ms).and_then(|b| b.max);
         let failures = integration_failures(&check, limit);
         Ok(if failures.is_empty() {
             StageOutcome::Passed(format!(
@@ -228,7 +231,7 @@ impl Promoter {
         run: &Run,
         ctx: &StageContext,
     ) -> Result<StageOutcome, StageError> {
-        let spec = worker::run_spec(run)?;
+        let spec = ModelSpec::parse(&run.spec_yaml)?;
         if spec.approvers.is_empty() {
             return Ok(StageOutcome::Failed(
                 "the spec lists no approvers: add approvers: to tollgate.yaml".into(),
@@ -240,8 +243,13 @@ impl Promoter {
             run.model,
             run.model_version
         );
-        let subject = format!("{}.approval", subjects::ALERT_PREFIX);
-        if let Err(e) = ctx.bus().client.publish(subject, ask.clone().into()).await {
+        let subject = subjects::alert(subjects::Alert::Approval);
+        if let Err(e) = ctx
+            .bus()
+            .client()
+            .publish(subject, ask.clone().into())
+            .await
+        {
             tracing::warn!(error = %e, "approval alert not published");
         }
         Ok(StageOutcome::Passed(ask))

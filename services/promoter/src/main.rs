@@ -5,7 +5,7 @@ use anyhow::Context;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Some(config) = tollgate_bus::service::start::<tollgate_promoter::Config>(
+    let Some(config) = tollgate_service::start::<tollgate_promoter::Config>(
         "tollgate-promoter",
         "Tollgate promoter: moves blessed versions to Staging",
     )?
@@ -13,7 +13,7 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     };
     let _telemetry = tollgate_telemetry::init("promoter");
-    tollgate_promoter::run(config, tollgate_bus::service::shutdown_signal())
+    tollgate_promoter::run(config, tollgate_service::shutdown_signal())
         .await
         .context("promoter failed")
 }

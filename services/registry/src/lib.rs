@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
-use tollgate_bus::{Bus, BusError, defaults, service};
+use tollgate_bus::{Bus, BusError};
 use tollgate_proto::{
     Approval, ApprovalRequest, Artifact, GetRunRequest, GetVersionRequest, LatestByStageRequest,
     ListRunsRequest, ListRunsResponse, ListVersionsRequest, ListVersionsResponse, ModelVersion,
@@ -29,6 +29,7 @@ use tollgate_proto::{
     ResolveRequest, RollbackRequest, RunSummary, SetAliasRequest, TransitionStageRequest,
     UpdateVersionRequest,
 };
+use tollgate_service::{GRPC_ADDR, HEALTH_ADDR, NatsConfig};
 use tonic::{Request, Response, Status};
 use tracing::info;
 
@@ -38,8 +39,8 @@ pub use store::RegistryError;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// NATS server URL.
-    pub nats_url: String,
+    /// The NATS server.
+    pub nats: NatsConfig,
     /// Address the gRPC server listens on.
     pub grpc_addr: String,
     /// Address of the health endpoint (`/healthz`).
@@ -49,9 +50,9 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            nats_url: defaults::NATS_URL.into(),
-            grpc_addr: defaults::GRPC_ADDR.into(),
-            health_addr: defaults::HEALTH_ADDR.into(),
+            nats: NatsConfig::default(),
+            grpc_addr: GRPC_ADDR.into(),
+            health_addr: HEALTH_ADDR.into(),
         }
     }
 }
@@ -63,9 +64,12 @@ pub async fn run<F>(config: Config, shutdown: F) -> Result<(), RegistryError>
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    let listener = TcpListener::bind(&config.grpc_addr).await.map_err(|e| {
-        RegistryError::Internal(format!("cannot listen on {}: {e}", config.grpc_addr))
-    })?;
+    let listener = TcpListener::bind(&config.grpc_addr)
+        .await
+        .map_err(|source| RegistryError::Listen {
+            addr: config.grpc_addr.clone(),
+            source,
+        })?;
     serve(config, listener, shutdown).await
 }
 
@@ -78,14 +82,17 @@ pub async fn serve<F>(
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    let token = service::token_from(shutdown);
-    let bus = Bus::connect(&config.nats_url).await?;
-    service::serve_health(&config.health_addr, "registry", token.clone())
+    let token = tollgate_service::token_from(shutdown);
+    let bus = Bus::connect(&config.nats.url).await?;
+    tollgate_service::serve_health(&config.health_addr, "registry", token.clone())
         .await
-        .map_err(|e| RegistryError::Internal(e.to_string()))?;
+        .map_err(|e| RegistryError::Service(Box::new(e)))?;
     let addr: SocketAddr = listener
         .local_addr()
-        .map_err(|e| RegistryError::Internal(e.to_string()))?;
+        .map_err(|source| RegistryError::Listen {
+            addr: config.grpc_addr.clone(),
+            source,
+        })?;
     info!(%addr, "registry gRPC listening");
     let runs_task = tokio::spawn(runs::keep_run_records(bus.clone(), token.clone()));
     let svc = RegistryServer::new(RegistryService { bus })
@@ -99,7 +106,7 @@ where
             async move { stop.cancelled().await },
         )
         .await
-        .map_err(|e| RegistryError::Internal(format!("gRPC server failed: {e}")))?;
+        .map_err(RegistryError::Serve)?;
     token.cancel();
     match runs_task.await {
         Ok(result) => result.map_err(RegistryError::from),
@@ -117,7 +124,7 @@ pub struct RegistryService {
 
 impl From<BusError> for RegistryError {
     fn from(e: BusError) -> Self {
-        RegistryError::Unavailable(e.to_string())
+        RegistryError::Unavailable(Box::new(e))
     }
 }
 

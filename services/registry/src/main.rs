@@ -5,7 +5,7 @@ use anyhow::Context;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Some(config) = tollgate_bus::service::start::<tollgate_registry::Config>(
+    let Some(config) = tollgate_service::start::<tollgate_registry::Config>(
         "tollgate-registry",
         "Tollgate model registry: versions, stages, artifacts and run records over gRPC",
     )?
@@ -13,7 +13,7 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     };
     let _telemetry = tollgate_telemetry::init("registry");
-    tollgate_registry::run(config, tollgate_bus::service::shutdown_signal())
+    tollgate_registry::run(config, tollgate_service::shutdown_signal())
         .await
         .context("registry failed")
 }

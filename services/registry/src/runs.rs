@@ -1,14 +1,16 @@
 //! Run records, kept from the run events on `tollgate.run.>`: what `tollgate runs` and the
-//! dashboard read. Key `<run_id>` in the `tollgate_runs` bucket holds a `RunSummary`.
+//! dashboard read. This module owns the `tollgate_runs` bucket: the key is the run id,
+//! the value a `RunSummary`.
 
 use futures::TryStreamExt;
 use prost::Message;
 use tokio_util::sync::CancellationToken;
 use tollgate_bus::{
-    Bus, BusError, codec, subjects,
-    worker::{Disposition, consume},
+    Bus, BusError, codec,
+    consume::{Disposition, consume},
+    subjects::{self, Bucket},
 };
-use tollgate_proto::{RunEvent, RunEventKind, RunSummary, StageResult, Verdict};
+use tollgate_proto::{RunEvent, RunEventKind, RunId, RunSummary, StageResult, Verdict};
 
 use crate::store::RegistryError;
 
@@ -45,12 +47,10 @@ fn upsert(stages: &mut Vec<StageResult>, stage: StageResult) {
     }
 }
 
-async fn record_event(bus: &Bus, event: RunEvent) -> Result<(), String> {
-    let key = event.run_id.clone();
-    if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(format!("run event with bad run id {key:?}"));
-    }
-    let entry = bus.runs.entry(&key).await.map_err(|e| e.to_string())?;
+async fn record_event(bus: &Bus, id: &RunId, event: RunEvent) -> Result<(), String> {
+    let key = id.to_string();
+    let runs = bus.key_value(Bucket::Runs);
+    let entry = runs.entry(&key).await.map_err(|e| e.to_string())?;
     let (mut record, revision) = match entry {
         Some(e) if !e.value.is_empty() => (
             RunSummary::decode(e.value.as_ref()).map_err(|e| e.to_string())?,
@@ -67,14 +67,12 @@ async fn record_event(bus: &Bus, event: RunEvent) -> Result<(), String> {
     apply(&mut record, event);
     let value = record.encode_to_vec().into();
     match revision {
-        Some(rev) => bus
-            .runs
+        Some(rev) => runs
             .update(&key, value, rev)
             .await
             .map(|_| ())
             .map_err(|e| e.to_string()),
-        None => bus
-            .runs
+        None => runs
             .create(&key, value)
             .await
             .map(|_| ())
@@ -96,14 +94,18 @@ pub async fn keep_run_records(bus: Bus, shutdown: CancellationToken) -> Result<(
         consumer,
         subjects::REGISTRY_RUNS_CONSUMER,
         shutdown,
-        |delivery| {
+        |delivery, _| {
             let bus = bus.clone();
             async move {
                 let event: RunEvent = match codec::decode("RunEvent", &delivery.payload) {
                     Ok(e) => e,
                     Err(e) => return Disposition::DeadLetter(e.to_string()),
                 };
-                match record_event(&bus, event).await {
+                let id: RunId = match event.run_id.parse() {
+                    Ok(id) => id,
+                    Err(e) => return Disposition::DeadLetter(format!("run event: {e}")),
+                };
+                match record_event(&bus, &id, event).await {
                     Ok(()) => Disposition::Ack,
                     // A lost compare-and-set or a NATS hiccup: redeliver and fold again.
                     Err(e) => Disposition::Retry(e),
@@ -116,16 +118,14 @@ pub async fn keep_run_records(bus: Bus, shutdown: CancellationToken) -> Result<(
 
 /// One run's record.
 pub async fn get(bus: &Bus, run_id: &str) -> Result<RunSummary, RegistryError> {
-    if run_id.is_empty() || !run_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(RegistryError::InvalidArgument(format!(
-            "bad run id {run_id:?}"
-        )));
-    }
+    let id: RunId = run_id
+        .parse()
+        .map_err(|e: tollgate_proto::IdError| RegistryError::InvalidArgument(e.to_string()))?;
     match bus
-        .runs
-        .get(run_id)
+        .key_value(Bucket::Runs)
+        .get(id.as_str())
         .await
-        .map_err(|e| RegistryError::Unavailable(e.to_string()))?
+        .map_err(|e| RegistryError::Unavailable(e.into()))?
     {
         Some(v) if !v.is_empty() => RunSummary::decode(v.as_ref())
             .map_err(|e| RegistryError::Internal(format!("corrupt run record {run_id}: {e}"))),
@@ -135,12 +135,12 @@ pub async fn get(bus: &Bus, run_id: &str) -> Result<RunSummary, RegistryError> {
 
 /// The newest `limit` runs (50 when 0), of `model` when given.
 pub async fn list(bus: &Bus, model: &str, limit: u32) -> Result<Vec<RunSummary>, RegistryError> {
-    let keys: Vec<String> = match bus.runs.keys().await {
+    let keys: Vec<String> = match bus.key_value(Bucket::Runs).keys().await {
         Ok(k) => k
             .try_collect()
             .await
-            .map_err(|e| RegistryError::Unavailable(e.to_string()))?,
-        Err(e) => return Err(RegistryError::Unavailable(e.to_string())),
+            .map_err(|e| RegistryError::Unavailable(e.into()))?,
+        Err(e) => return Err(RegistryError::Unavailable(e.into())),
     };
     let mut runs = Vec::with_capacity(keys.len());
     for key in keys {

@@ -1,20 +1,23 @@
-//! Model versions, stage pointers, aliases and approvals in the `tollgate_models` KV bucket.
+//! Model versions, stage pointers, aliases and approvals in the `tollgate_models` KV bucket,
+//! which this module owns.
 //!
-//! Keys: `<model>.v.<version>` holds a version (with its audit trail); `<model>.next` the
-//! next version number; `<model>.run.<run_id>` the version a run registered (idempotency);
-//! `<model>.stage.<stage>` the version in a stage; `<model>.alias.<alias>` the version an
-//! alias names; `<model>.approval.<version>` the approval decision. Every change is a
-//! compare-and-set on the entry's revision, and every change to a version is published
-//! on `tollgate.trigger.model`.
+//! Keys ([`ModelKey`]): a version (with its audit trail); the next version number; the
+//! version a run registered (idempotency); the version in a stage; the version an alias
+//! names; the approval decision on a version. Every change is a compare-and-set on the
+//! entry's revision, and every change to a version is published on
+//! `tollgate.trigger.model`.
 
 use async_nats::jetstream::kv::Store;
 use prost::Message;
-use tokio::io::AsyncReadExt;
-use tollgate_bus::{Bus, now_ms, subjects, worker};
+use tollgate_bus::{
+    Bus, events, now_ms,
+    subjects::{self, Bucket, ModelKey},
+};
 use tollgate_proto::{
-    Approval, ApprovalRequest, Artifact, AuditEntry, ModelStage, ModelVersion, OverrideRequest,
-    RecordGateRequest, RegisterVersionRequest, RollbackRequest, Run, SetAliasRequest,
-    TransitionStageRequest, Trigger, TriggerKind, UpdateVersionRequest,
+    Approval, ApprovalRequest, Artifact, AuditEntry, ModelChange, ModelStage, ModelVersion,
+    OverrideRequest, RecordGateRequest, RegisterVersionRequest, RollbackRequest, Run, RunId,
+    SetAliasRequest, Stage, TransitionStageRequest, Trigger, TriggerId, TriggerKind,
+    UpdateVersionRequest,
 };
 use tonic::Status;
 use tracing::{info, warn};
@@ -39,10 +42,24 @@ pub enum RegistryError {
     PermissionDenied(String),
     /// NATS is not answering as it should.
     #[error("registry storage unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// Anything else.
     #[error("{0}")]
     Internal(String),
+    /// The gRPC address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The gRPC server failed.
+    #[error("gRPC server failed: {0}")]
+    Serve(#[source] tonic::transport::Error),
+    /// The health endpoint could not start.
+    #[error(transparent)]
+    Service(Box<tollgate_service::ServiceError>),
 }
 
 impl From<RegistryError> for Status {
@@ -55,12 +72,20 @@ impl From<RegistryError> for Status {
             RegistryError::PermissionDenied(m) => Status::permission_denied(m.clone()),
             RegistryError::Unavailable(_) => Status::unavailable(e.to_string()),
             RegistryError::Internal(m) => Status::internal(m.clone()),
+            RegistryError::Listen { .. } | RegistryError::Serve(_) | RegistryError::Service(_) => {
+                Status::internal(e.to_string())
+            }
         }
     }
 }
 
-fn unavailable(e: impl std::fmt::Display) -> RegistryError {
-    RegistryError::Unavailable(e.to_string())
+fn unavailable(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> RegistryError {
+    RegistryError::Unavailable(e.into())
+}
+
+/// The models bucket.
+fn models(bus: &Bus) -> Store {
+    bus.key_value(Bucket::Models)
 }
 
 fn check_model(model: &str) -> Result<(), RegistryError> {
@@ -73,14 +98,6 @@ fn check_model(model: &str) -> Result<(), RegistryError> {
     }
 }
 
-fn stage_key(model: &str, stage: ModelStage) -> String {
-    format!("{model}.stage.{}", stage.name().to_ascii_lowercase())
-}
-
-fn version_key(model: &str, version: u32) -> String {
-    format!("{model}.v.{version}")
-}
-
 fn required(value: &str, what: &str) -> Result<(), RegistryError> {
     if value.trim().is_empty() {
         Err(RegistryError::InvalidArgument(format!(
@@ -91,8 +108,9 @@ fn required(value: &str, what: &str) -> Result<(), RegistryError> {
     }
 }
 
-async fn get_u32(kv: &Store, key: &str) -> Result<Option<(u32, u64)>, RegistryError> {
-    match kv.entry(key).await.map_err(unavailable)? {
+async fn get_u32(bus: &Bus, key: ModelKey<'_>) -> Result<Option<(u32, u64)>, RegistryError> {
+    let key = key.to_string();
+    match models(bus).entry(&key).await.map_err(unavailable)? {
         Some(e) if !e.value.is_empty() => {
             let n = std::str::from_utf8(&e.value)
                 .ok()
@@ -104,6 +122,16 @@ async fn get_u32(kv: &Store, key: &str) -> Result<Option<(u32, u64)>, RegistryEr
     }
 }
 
+/// Writes a number under `key` by compare-and-set against the entry read as `current`
+/// (create when there was none); false when another change won.
+async fn put_u32(bus: &Bus, key: ModelKey<'_>, value: u32, current: Option<(u32, u64)>) -> bool {
+    let (key, value) = (key.to_string(), value.to_string().into_bytes().into());
+    match current {
+        Some((_, rev)) => models(bus).update(&key, value, rev).await.is_ok(),
+        None => models(bus).create(&key, value).await.is_ok(),
+    }
+}
+
 /// Reads a version and its entry revision.
 pub async fn version(
     bus: &Bus,
@@ -111,8 +139,8 @@ pub async fn version(
     version: u32,
 ) -> Result<(ModelVersion, u64), RegistryError> {
     check_model(model)?;
-    let key = version_key(model, version);
-    match bus.models.entry(&key).await.map_err(unavailable)? {
+    let key = ModelKey::Version(model, version).to_string();
+    match models(bus).entry(&key).await.map_err(unavailable)? {
         Some(e) if !e.value.is_empty() => {
             let v = ModelVersion::decode(e.value.as_ref()).map_err(|err| {
                 RegistryError::Internal(format!("corrupt version record {key}: {err}"))
@@ -125,12 +153,13 @@ pub async fn version(
     }
 }
 
-/// Appends an audit entry to a version.
+/// Appends an audit entry to a version; `to` moves it to that stage, and only then does
+/// the entry record a stage change.
 fn audit(
     v: &mut ModelVersion,
     action: &str,
     actor: &str,
-    to: ModelStage,
+    to: Option<ModelStage>,
     reason: &str,
     run_id: &str,
 ) {
@@ -139,20 +168,22 @@ fn audit(
         action: action.into(),
         actor: actor.into(),
         at_unix_ms: now,
-        from: v.stage,
-        to: to as i32,
+        from: to.map(|_| v.stage),
+        to: to.map(|s| s as i32),
         reason: reason.into(),
         run_id: run_id.into(),
     });
-    v.stage = to as i32;
+    if let Some(to) = to {
+        v.stage = to as i32;
+    }
     v.updated_unix_ms = now;
 }
 
 /// Writes a version back by compare-and-set on `revision`.
 async fn save(bus: &Bus, v: &ModelVersion, revision: u64) -> Result<u64, RegistryError> {
-    bus.models
+    models(bus)
         .update(
-            version_key(&v.model, v.version),
+            ModelKey::Version(&v.model, v.version).to_string(),
             v.encode_to_vec().into(),
             revision,
         )
@@ -171,38 +202,42 @@ async fn annotate(
     bus: &Bus,
     mut v: ModelVersion,
     revision: u64,
-    action: &str,
+    change: ModelChange,
     actor: &str,
     reason: &str,
     run_id: &str,
 ) -> Result<ModelVersion, RegistryError> {
-    let stage = v.stage();
-    audit(&mut v, action, actor, stage, reason, run_id);
+    audit(&mut v, change.name(), actor, None, reason, run_id);
     save(bus, &v, revision).await?;
-    announce_change(bus, &v, action).await;
+    announce_change(bus, &v, change).await;
     Ok(v)
 }
 
 /// Publishes a change to a version on `tollgate.trigger.model`; failures are logged, the
 /// change itself is already stored.
-async fn announce_change(bus: &Bus, v: &ModelVersion, change: &str) {
+async fn announce_change(bus: &Bus, v: &ModelVersion, change: ModelChange) {
+    let id = TriggerId::new();
     let trigger = Trigger {
-        trigger_id: ulid::Ulid::new().to_string(),
+        trigger_id: id.to_string(),
         kind: TriggerKind::Model as i32,
         model: v.model.clone(),
         model_version: v.version,
-        change: change.into(),
+        change: change as i32,
         stage: v.stage,
         requested_by: "registry".into(),
         created_unix_ms: now_ms(),
         ..Default::default()
     };
-    let id = trigger.trigger_id.clone();
+    let msg_id = subjects::msg_id::trigger(&id);
     if let Err(e) = bus
-        .publish(subjects::trigger("model"), &trigger, Some(&id))
+        .publish(
+            subjects::trigger(TriggerKind::Model),
+            &trigger,
+            Some(&msg_id),
+        )
         .await
     {
-        warn!(error = %e, model = %v.model, version = v.version, change, "model change not published");
+        warn!(error = %e, model = %v.model, version = v.version, %change, "model change not published");
     }
 }
 
@@ -215,48 +250,43 @@ pub async fn register(bus: &Bus, r: RegisterVersionRequest) -> Result<ModelVersi
             "run_id, artifact_name and artifact_digest are required".into(),
         ));
     }
-    let run_key = format!("{}.run.{}", r.model, r.run_id);
-    if let Some((existing, _)) = get_u32(&bus.models, &run_key).await? {
+    let run_id: RunId = r
+        .run_id
+        .parse()
+        .map_err(|e: tollgate_proto::IdError| RegistryError::InvalidArgument(e.to_string()))?;
+    let run_key = ModelKey::Run(&r.model, &run_id);
+    if let Some((existing, _)) = get_u32(bus, run_key.clone()).await? {
         info!(model = %r.model, version = existing, run_id = %r.run_id, "run already registered a version");
         return Ok(version(bus, &r.model, existing).await?.0);
     }
-    let info = bus.artifacts.info(&r.artifact_name).await.map_err(|_| {
+    let size = bus.artifacts().size(&r.artifact_name).await.map_err(|_| {
         RegistryError::FailedPrecondition(format!(
             "artifact {} is not in the artifact store",
             r.artifact_name
         ))
     })?;
-    if info.size as u64 != r.artifact_size {
+    if size as u64 != r.artifact_size {
         return Err(RegistryError::InvalidArgument(format!(
-            "artifact {} has {} bytes, the request says {}",
-            r.artifact_name, info.size, r.artifact_size
+            "artifact {} has {size} bytes, the request says {}",
+            r.artifact_name, r.artifact_size
         )));
     }
     // Allocate the next version number by compare-and-set.
-    let next_key = format!("{}.next", r.model);
+    let next_key = ModelKey::Next(&r.model);
     let number = loop {
-        let current = get_u32(&bus.models, &next_key).await?;
+        let current = get_u32(bus, next_key.clone()).await?;
         let n = current.map(|(n, _)| n).unwrap_or(1);
-        let value = (n + 1).to_string().into_bytes().into();
-        let won = match current {
-            Some((_, rev)) => bus.models.update(&next_key, value, rev).await.is_ok(),
-            None => bus.models.create(&next_key, value).await.is_ok(),
-        };
+        let won = put_u32(bus, next_key.clone(), n + 1, current).await;
         if won {
             break n;
         }
     };
     // Claim the run; a concurrent registration of the same run may have won.
-    if bus
-        .models
-        .create(&run_key, number.to_string().into_bytes().into())
-        .await
-        .is_err()
-    {
-        if let Some((existing, _)) = get_u32(&bus.models, &run_key).await? {
+    if !put_u32(bus, run_key.clone(), number, None).await {
+        if let Some((existing, _)) = get_u32(bus, run_key).await? {
             return Ok(version(bus, &r.model, existing).await?.0);
         }
-        return Err(RegistryError::Unavailable(format!(
+        return Err(unavailable(format!(
             "cannot record registration of run {}",
             r.run_id
         )));
@@ -283,24 +313,27 @@ pub async fn register(bus: &Bus, r: RegisterVersionRequest) -> Result<ModelVersi
     };
     audit(
         &mut v,
-        "registered",
+        ModelChange::Registered.name(),
         "trainer",
-        ModelStage::None,
+        Some(ModelStage::None),
         "trained",
         &r.run_id,
     );
-    bus.models
-        .create(version_key(&r.model, number), v.encode_to_vec().into())
+    models(bus)
+        .create(
+            ModelKey::Version(&r.model, number).to_string(),
+            v.encode_to_vec().into(),
+        )
         .await
         .map_err(unavailable)?;
     info!(model = %v.model, version = number, "version registered");
-    announce_change(bus, &v, "registered").await;
+    announce_change(bus, &v, ModelChange::Registered).await;
     Ok(v)
 }
 
 async fn keys(bus: &Bus) -> Result<Vec<String>, RegistryError> {
     use futures::TryStreamExt;
-    match bus.models.keys().await {
+    match models(bus).keys().await {
         Ok(k) => k.try_collect().await.map_err(unavailable),
         Err(e) => Err(unavailable(e)),
     }
@@ -319,22 +352,17 @@ pub async fn list_versions(
     }
     let mut out = Vec::new();
     for key in keys(bus).await? {
-        let mut parts = key.split('.');
-        let (Some(m), Some("v"), Some(n), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let Some((m, n)) = ModelKey::version_of(&key) else {
             continue;
         };
         if !model.is_empty() && m != model {
             continue;
         }
-        if let Ok(n) = n.parse() {
-            let v = version(bus, m, n).await?.0;
-            if stage.is_none_or(|s| v.stage() == s)
-                && (tag.is_empty() || v.tags.iter().any(|t| t == tag))
-            {
-                out.push(v);
-            }
+        let v = version(bus, m, n).await?.0;
+        if stage.is_none_or(|s| v.stage() == s)
+            && (tag.is_empty() || v.tags.iter().any(|t| t == tag))
+        {
+            out.push(v);
         }
     }
     out.sort_by(|a, b| (&a.model, a.version).cmp(&(&b.model, b.version)));
@@ -348,7 +376,7 @@ pub async fn latest_by_stage(
     stage: ModelStage,
 ) -> Result<ModelVersion, RegistryError> {
     check_model(model)?;
-    match get_u32(&bus.models, &stage_key(model, stage)).await? {
+    match get_u32(bus, ModelKey::Stage(model, stage)).await? {
         Some((n, _)) => Ok(version(bus, model, n).await?.0),
         None => Err(RegistryError::NotFound(format!(
             "model {model} has no version in {}",
@@ -358,9 +386,8 @@ pub async fn latest_by_stage(
 }
 
 async fn approval(bus: &Bus, model: &str, n: u32) -> Result<Option<Approval>, RegistryError> {
-    match bus
-        .models
-        .get(format!("{model}.approval.{n}"))
+    match models(bus)
+        .get(ModelKey::Approval(model, n).to_string())
         .await
         .map_err(unavailable)?
     {
@@ -371,12 +398,12 @@ async fn approval(bus: &Bus, model: &str, n: u32) -> Result<Option<Approval>, Re
     }
 }
 
-fn change_name(to: ModelStage) -> &'static str {
+fn change_to(to: ModelStage) -> ModelChange {
     match to {
-        ModelStage::Staging => "staged",
-        ModelStage::Production => "promoted",
-        ModelStage::Archived => "archived",
-        ModelStage::None => "unstaged",
+        ModelStage::Staging => ModelChange::Staged,
+        ModelStage::Production => ModelChange::Promoted,
+        ModelStage::Archived => ModelChange::Archived,
+        ModelStage::None => ModelChange::Unstaged,
     }
 }
 
@@ -429,10 +456,17 @@ pub async fn transition(
         )
         .await?
     };
-    audit(&mut v, "transition", &r.actor, to, &r.reason, &r.run_id);
+    audit(
+        &mut v,
+        "transition",
+        &r.actor,
+        Some(to),
+        &r.reason,
+        &r.run_id,
+    );
     save(bus, &v, rev).await?;
     info!(model = %r.model, version = r.version, stage = to.name(), actor = %r.actor, "stage changed");
-    announce_change(bus, &v, change_name(to)).await;
+    announce_change(bus, &v, change_to(to)).await;
     if let (Some(prev), true) = (previous, r.archive_existing) {
         archive(
             bus,
@@ -457,8 +491,8 @@ async fn swap_pointer(
     version: u32,
     expected: Option<u32>,
 ) -> Result<Option<u32>, RegistryError> {
-    let key = stage_key(model, stage);
-    let current = get_u32(&bus.models, &key).await?;
+    let key = ModelKey::Stage(model, stage);
+    let current = get_u32(bus, key.clone()).await?;
     if let Some(expected) = expected {
         let holder = current.map(|(n, _)| n).unwrap_or(0);
         if holder != expected {
@@ -468,12 +502,7 @@ async fn swap_pointer(
             )));
         }
     }
-    let value = version.to_string().into_bytes().into();
-    let swapped = match current {
-        Some((_, prev_rev)) => bus.models.update(&key, value, prev_rev).await.is_ok(),
-        None => bus.models.create(&key, value).await.is_ok(),
-    };
-    if !swapped {
+    if !put_u32(bus, key, version, current).await {
         return Err(RegistryError::FailedPrecondition(format!(
             "another change to {model} {} won the race; read it and try again",
             stage.name()
@@ -498,32 +527,28 @@ async fn archive(
             &mut p,
             "transition",
             actor,
-            ModelStage::Archived,
+            Some(ModelStage::Archived),
             reason,
             run_id,
         );
         save(bus, &p, rev).await?;
         info!(model, version = n, "previous holder archived");
-        announce_change(bus, &p, "archived").await;
+        announce_change(bus, &p, ModelChange::Archived).await;
     }
     Ok(())
 }
 
-/// The approvers named by the last spec published for `model`.
+/// The approvers named by the current published spec of `model`.
 async fn approvers(bus: &Bus, model: &str) -> Result<Vec<String>, RegistryError> {
-    let text = bus
-        .triggers
-        .get(format!("spec.{model}"))
-        .await
-        .map_err(unavailable)?;
-    let Some(text) = text else {
-        return Err(RegistryError::FailedPrecondition(format!(
+    use tollgate_bus::specs::SpecStoreError;
+    match bus.specs().current(model).await {
+        Ok(Some(published)) => Ok(published.spec.approvers),
+        Ok(None) => Err(RegistryError::FailedPrecondition(format!(
             "no spec of model {model} has been published, so it has no approvers"
-        )));
-    };
-    let spec = tollgate_spec::ModelSpec::parse(&String::from_utf8_lossy(&text))
-        .map_err(|e| RegistryError::Internal(format!("stored spec of {model}: {e}")))?;
-    Ok(spec.approvers)
+        ))),
+        Err(SpecStoreError::Bus(e)) => Err(unavailable(e)),
+        Err(e @ SpecStoreError::Invalid { .. }) => Err(RegistryError::Internal(e.to_string())),
+    }
 }
 
 async fn check_approver(bus: &Bus, model: &str, who: &str) -> Result<(), RegistryError> {
@@ -547,26 +572,25 @@ async fn check_approver(bus: &Bus, model: &str, who: &str) -> Result<(), Registr
 async fn start_run(
     bus: &Bus,
     v: &ModelVersion,
-    stage: &str,
+    stage: Stage,
+    actor: &str,
     reason: String,
-) -> Result<String, RegistryError> {
+) -> Result<RunId, RegistryError> {
+    let id = RunId::new();
     let run = Run {
-        run_id: ulid::Ulid::new().to_string(),
-        trigger_id: format!("registry-{stage}-{}-{}", v.model, v.version),
+        run_id: id.to_string(),
+        trigger_id: subjects::trigger_ids::registry(stage, &v.model, v.version),
         trigger: TriggerKind::Model as i32,
         model: v.model.clone(),
-        plan: vec![stage.into()],
+        plan: vec![stage as i32],
         model_version: v.version,
         reason,
+        requested_by: actor.into(),
         created_unix_ms: now_ms(),
         ..Default::default()
     };
-    worker::announce(bus, &run).await.map_err(unavailable)?;
-    let id = format!("{}.{stage}", run.run_id);
-    bus.publish(subjects::stage(stage), &run, Some(&id))
-        .await
-        .map_err(unavailable)?;
-    Ok(run.run_id)
+    events::start(bus, &id, &run).await.map_err(unavailable)?;
+    Ok(id)
 }
 
 fn already_decided(model: &str, version: u32, existing: &Approval) -> RegistryError {
@@ -606,9 +630,8 @@ pub async fn approve(bus: &Bus, r: ApprovalRequest) -> Result<Approval, Registry
         approved: r.approve,
         at_unix_ms: now_ms(),
     };
-    let key = format!("{}.approval.{}", r.model, r.version);
-    if bus
-        .models
+    let key = ModelKey::Approval(&r.model, r.version).to_string();
+    if models(bus)
         .create(&key, decision.encode_to_vec().into())
         .await
         .is_err()
@@ -618,14 +641,19 @@ pub async fn approve(bus: &Bus, r: ApprovalRequest) -> Result<Approval, Registry
             .unwrap_or_default();
         return Err(already_decided(&r.model, r.version, &existing));
     }
-    let action = if r.approve { "approved" } else { "rejected" };
-    let v = annotate(bus, v, rev, action, &r.approver, &r.reason, "").await?;
-    info!(model = %r.model, version = r.version, approver = %r.approver, action, "approval decision recorded");
+    let change = if r.approve {
+        ModelChange::Approved
+    } else {
+        ModelChange::Rejected
+    };
+    let v = annotate(bus, v, rev, change, &r.approver, &r.reason, "").await?;
+    info!(model = %r.model, version = r.version, approver = %r.approver, %change, "approval decision recorded");
     if r.approve {
         start_run(
             bus,
             &v,
-            "production",
+            Stage::Production,
+            &r.approver,
             format!("approved by {}: {}", r.approver, r.reason),
         )
         .await?;
@@ -657,11 +685,21 @@ pub async fn override_gate(bus: &Bus, r: OverrideRequest) -> Result<ModelVersion
     if let Some(g) = v.last_gate.as_mut() {
         g.summary = format!("{} (overridden by {}: {})", g.summary, r.approver, r.reason);
     }
-    let v = annotate(bus, v, rev, "override", &r.approver, &r.reason, "").await?;
+    let v = annotate(
+        bus,
+        v,
+        rev,
+        ModelChange::Overridden,
+        &r.approver,
+        &r.reason,
+        "",
+    )
+    .await?;
     start_run(
         bus,
         &v,
-        "promote",
+        Stage::Promote,
+        &r.approver,
         format!("gate overridden by {}: {}", r.approver, r.reason),
     )
     .await?;
@@ -717,23 +755,23 @@ pub async fn rollback(bus: &Bus, r: RollbackRequest) -> Result<ModelVersion, Reg
         &mut back,
         "rollback",
         &r.actor,
-        ModelStage::Production,
+        Some(ModelStage::Production),
         &reason,
         "",
     );
     save(bus, &back, rev).await?;
-    announce_change(bus, &back, "rolled_back").await;
+    announce_change(bus, &back, ModelChange::RolledBack).await;
     let (mut out, rev) = version(bus, &r.model, current.version).await?;
     audit(
         &mut out,
         "rollback",
         &r.actor,
-        ModelStage::Archived,
+        Some(ModelStage::Archived),
         &reason,
         "",
     );
     save(bus, &out, rev).await?;
-    announce_change(bus, &out, "archived").await;
+    announce_change(bus, &out, ModelChange::Archived).await;
     info!(model = %r.model, from = current.version, to = previous, actor = %r.actor, "rolled back");
     Ok(back)
 }
@@ -768,7 +806,16 @@ pub async fn update(bus: &Bus, r: UpdateVersionRequest) -> Result<ModelVersion, 
             what.push(format!("-{t}"));
         }
     }
-    annotate(bus, v, rev, "update", &r.actor, &what.join(" "), "").await
+    annotate(
+        bus,
+        v,
+        rev,
+        ModelChange::Updated,
+        &r.actor,
+        &what.join(" "),
+        "",
+    )
+    .await
 }
 
 /// Points an alias at a version (0 removes it), moving it off its previous holder.
@@ -780,17 +827,12 @@ pub async fn set_alias(bus: &Bus, r: SetAliasRequest) -> Result<ModelVersion, Re
             r.alias
         )));
     }
-    let key = format!("{}.alias.{}", r.model, r.alias);
-    let current = get_u32(&bus.models, &key).await?;
+    let key = ModelKey::Alias(&r.model, &r.alias);
+    let current = get_u32(bus, key.clone()).await?;
     if r.version != 0 {
         version(bus, &r.model, r.version).await?;
     }
-    let value = r.version.to_string().into_bytes().into();
-    let swapped = match current {
-        Some((_, rev)) => bus.models.update(&key, value, rev).await.is_ok(),
-        None => bus.models.create(&key, value).await.is_ok(),
-    };
-    if !swapped {
+    if !put_u32(bus, key, r.version, current).await {
         return Err(RegistryError::FailedPrecondition(format!(
             "alias {} changed meanwhile; try again",
             r.alias
@@ -801,7 +843,7 @@ pub async fn set_alias(bus: &Bus, r: SetAliasRequest) -> Result<ModelVersion, Re
         let (mut v, rev) = version(bus, &r.model, old).await?;
         v.aliases.retain(|a| a != &r.alias);
         let reason = format!("-{}", r.alias);
-        released = Some(annotate(bus, v, rev, "alias", &r.actor, &reason, "").await?);
+        released = Some(annotate(bus, v, rev, ModelChange::Aliased, &r.actor, &reason, "").await?);
     }
     if r.version == 0 {
         return released.ok_or_else(|| {
@@ -812,7 +854,7 @@ pub async fn set_alias(bus: &Bus, r: SetAliasRequest) -> Result<ModelVersion, Re
     if !v.aliases.contains(&r.alias) {
         v.aliases.push(r.alias.clone());
         let reason = format!("+{}", r.alias);
-        v = annotate(bus, v, rev, "alias", &r.actor, &reason, "").await?;
+        v = annotate(bus, v, rev, ModelChange::Aliased, &r.actor, &reason, "").await?;
     }
     Ok(v)
 }
@@ -827,7 +869,7 @@ pub async fn resolve(bus: &Bus, uri: &str) -> Result<ModelVersion, RegistryError
     let rest = uri.strip_prefix("models:/").ok_or_else(bad)?;
     if let Some((model, alias)) = rest.split_once('@') {
         check_model(model)?;
-        return match get_u32(&bus.models, &format!("{model}.alias.{alias}")).await? {
+        return match get_u32(bus, ModelKey::Alias(model, alias)).await? {
             Some((n, _)) if n != 0 => Ok(version(bus, model, n).await?.0),
             _ => Err(RegistryError::NotFound(format!(
                 "model {model} has no alias {alias}"
@@ -852,25 +894,21 @@ pub async fn record_gate(bus: &Bus, r: RecordGateRequest) -> Result<ModelVersion
     let decision = r
         .decision
         .ok_or_else(|| RegistryError::InvalidArgument("a decision is required".into()))?;
-    let action = if decision.blessed {
-        "gate blessed"
+    let change = if decision.blessed {
+        ModelChange::GateBlessed
     } else {
-        "gate blocked"
+        ModelChange::GateBlocked
     };
     let summary = decision.summary.clone();
     v.last_gate = Some(decision);
-    annotate(bus, v, rev, action, "gate", &summary, &r.run_id).await
+    annotate(bus, v, rev, change, "gate", &summary, &r.run_id).await
 }
 
 /// A version's artifact, checked against its recorded digest.
 pub async fn artifact(bus: &Bus, model: &str, n: u32) -> Result<Artifact, RegistryError> {
     let (v, _) = version(bus, model, n).await?;
-    let mut object = bus.artifacts.get(&v.artifact_name).await.map_err(|e| {
+    let data = bus.artifacts().get(&v.artifact_name).await.map_err(|e| {
         RegistryError::NotFound(format!("artifact of {model} v{n} is missing: {e}"))
-    })?;
-    let mut data = Vec::new();
-    object.read_to_end(&mut data).await.map_err(|e| {
-        RegistryError::Unavailable(format!("reading artifact of {model} v{n}: {e}"))
     })?;
     let actual = tollgate_spec::envelope::digest(&data);
     if actual != v.artifact_digest {

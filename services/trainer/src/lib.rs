@@ -7,27 +7,37 @@
 //! gRPC. Registration is keyed by run id, so a redelivered message never makes a second
 //! version. Publishes the run to its next stage (usually `gate`).
 
-use std::path::PathBuf;
+use std::{
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
 
 use serde::{Deserialize, Serialize};
-use tollgate_bus::{
-    StageContext, StageDone, StageError, StageHandler, StageOutcome, defaults, service, worker,
+use tollgate_bus::{StageContext, StageDone, StageError, StageHandler, StageOutcome, artifacts};
+use tollgate_ml::{
+    learners::Progress,
+    train::{Trained, train_with_progress},
 };
-use tollgate_proto::{RegisterVersionRequest, Run};
+use tollgate_proto::{RegisterVersionRequest, Run, Stage};
+use tollgate_service::{HEALTH_ADDR, NatsConfig, RegistryConfig, ServiceError};
+use tollgate_spec::ModelSpec;
 
 /// Errors that stop the trainer.
-pub type Error = service::ServiceError;
+pub type Error = ServiceError;
 
 /// Trainer configuration (file, then `TOLLGATE_*` environment variables).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// NATS server URL.
-    pub nats_url: String,
+    /// The NATS server.
+    pub nats: NatsConfig,
     /// Address of the health endpoint (`/healthz`).
     pub health_addr: String,
-    /// URL of the registry's gRPC API.
-    pub registry_url: String,
+    /// The registry's gRPC API.
+    pub registry: RegistryConfig,
     /// Where pushed datasets are downloaded to.
     pub cache_dir: PathBuf,
 }
@@ -35,10 +45,10 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            nats_url: defaults::NATS_URL.into(),
-            health_addr: defaults::HEALTH_ADDR.into(),
-            registry_url: defaults::REGISTRY_URL.into(),
-            cache_dir: defaults::cache_dir(),
+            nats: NatsConfig::default(),
+            health_addr: HEALTH_ADDR.into(),
+            registry: RegistryConfig::default(),
+            cache_dir: tollgate_service::cache_dir(),
         }
     }
 }
@@ -48,17 +58,17 @@ pub async fn run<F>(config: Config, shutdown: F) -> Result<(), Error>
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    let token = service::token_from(shutdown);
-    let registry = defaults::registry_client(&config.registry_url)?;
+    let token = tollgate_service::token_from(shutdown);
+    let registry = config.registry.client()?;
     let handler = Trainer {
         cache_dir: config.cache_dir.clone(),
         registry,
     };
-    worker::serve_stage(
-        &config.nats_url,
+    tollgate_service::serve_stage(
+        &config.nats,
         &config.health_addr,
         "trainer",
-        &["train"],
+        &[Stage::Train],
         handler,
         token,
     )
@@ -72,8 +82,8 @@ struct Trainer {
 
 impl StageHandler for Trainer {
     async fn handle(&self, mut run: Run, ctx: StageContext) -> Result<StageDone, StageError> {
-        let spec = worker::run_spec(&run)?;
-        let path = worker::run_dataset(ctx.bus(), &run, &self.cache_dir).await?;
+        let spec = ModelSpec::parse(&run.spec_yaml)?;
+        let path = ctx.dataset(&run, &self.cache_dir).await?;
         let algorithms: Vec<String> = spec.algorithms().iter().map(|a| a.describe()).collect();
         ctx.progress(match &spec.candidates {
             Some(c) => format!(
@@ -85,46 +95,16 @@ impl StageHandler for Trainer {
             None => format!("training {} on {}", algorithms.join(", "), path.display()),
         })
         .await;
-        let (spec_text, commit) = (run.spec_yaml.clone(), run.code_commit.clone());
-        let model_spec = spec.clone();
-        // Training blocks a thread; its progress lines come back over a channel and go out
-        // as run progress while it works.
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-        let training = tokio::task::spawn_blocking(move || {
-            let report = |line: &str| {
-                let _ = tx.send(line.to_string());
-            };
-            tollgate_ml::model::train_with_progress(
-                &model_spec,
-                &spec_text,
-                &path,
-                &commit,
-                &report,
-            )
-        });
-        while let Some(line) = rx.recv().await {
-            ctx.progress(line).await;
-        }
-        let trained = training
-            .await
-            .map_err(|e| StageError::Transient(format!("training task failed: {e}")))?
-            .map_err(|e| StageError::Input(e.to_string()))?;
+        let trained = train_interruptibly(&ctx, &spec, &run, path).await?;
         ctx.progress(format!(
             "trained on {} rows in {:.2}s; uploading artifact",
             trained.train_rows, trained.seconds
         ))
         .await;
-        let bytes = trained
-            .artifact
-            .encode()
-            .map_err(|e| StageError::Input(e.to_string()))?;
+        let bytes = trained.artifact.encode().map_err(StageError::invalid)?;
         let digest = tollgate_ml::artifact::digest(&bytes);
-        let name = format!("{}/{}.tgm", spec.model, run.run_id);
-        ctx.bus()
-            .artifacts
-            .put(name.as_str(), &mut bytes.as_slice())
-            .await
-            .map_err(|e| StageError::Transient(format!("storing artifact: {e}")))?;
+        let name = artifacts::name(&spec.model, ctx.run_id());
+        ctx.bus().artifacts().put(&name, &bytes).await?;
         let version = self
             .registry
             .clone()
@@ -143,47 +123,100 @@ impl StageHandler for Trainer {
                 algorithm: trained.artifact.meta.algorithm.clone(),
                 training_seconds: trained.seconds,
             })
-            .await
-            .map_err(worker::grpc_error)?
+            .await?
             .into_inner();
         run.model_version = version.version;
-        let fmt = |k: &str| {
-            trained
-                .metrics
-                .get(k)
-                .map(|v| format!("{v:.3}"))
-                .unwrap_or_else(|| "n/a".into())
-        };
-        let mut message = format!(
-            "registered {} v{} ({}): held-out auc_roc {}, f1 {} ({} train / {} test rows, {:.2}s)",
-            spec.model,
-            version.version,
-            trained.artifact.meta.algorithm,
-            fmt("auc_roc"),
-            fmt("f1"),
-            trained.train_rows,
-            trained.test_rows,
-            trained.seconds
-        );
-        if let Some(selection) = &trained.artifact.meta.selection {
-            let scores: Vec<String> = selection
-                .scores
-                .iter()
-                .map(|(algorithm, value)| format!("{algorithm} {value:.4}"))
-                .collect();
-            message += &format!(
-                "; chosen by validation {}: {}",
-                selection.metric,
-                scores.join(", ")
-            );
-        }
-        for (column, n) in &trained.coerced {
-            message +=
-                &format!("; {n} text values of {column} were not numbers and count as missing");
-        }
+        let message = registered_message(&spec.model, version.version, &trained);
         Ok(StageDone {
             run,
             outcome: StageOutcome::Passed(message),
         })
     }
+}
+
+/// Trains on a blocking thread, its progress lines sent on as run progress while it works.
+/// On shutdown the stop flag is set and training ends at its next checkpoint (candidate,
+/// fold, forest tree) with [`StageError::Interrupted`], so the run goes back to the queue
+/// and nothing is registered half-way.
+async fn train_interruptibly(
+    ctx: &StageContext,
+    spec: &ModelSpec,
+    run: &Run,
+    path: PathBuf,
+) -> Result<Trained, StageError> {
+    let (spec_text, commit) = (run.spec_yaml.clone(), run.code_commit.clone());
+    let model_spec = spec.clone();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (stop, shutdown) = (stop.clone(), ctx.shutdown().clone());
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            stop.store(true, Ordering::Relaxed);
+        })
+    };
+    let stop_flag = stop.clone();
+    let training = tokio::task::spawn_blocking(move || {
+        let report = |line: &str| {
+            let _ = tx.send(line.to_string());
+        };
+        let progress = Progress::stoppable(&report, &stop_flag);
+        train_with_progress(&model_spec, &spec_text, &path, &commit, &progress)
+    });
+    while let Some(line) = rx.recv().await {
+        ctx.progress(line).await;
+    }
+    watcher.abort();
+    let trained = match training.await.map_err(|source| StageError::Task {
+        what: "training",
+        source,
+    })? {
+        Ok(trained) => trained,
+        Err(e) if e.is_interrupted() => return Err(StageError::Interrupted),
+        Err(e) => return Err(StageError::invalid(e)),
+    };
+    if stop.load(Ordering::Relaxed) {
+        // Shutdown came after training: another replica trains again from the start.
+        return Err(StageError::Interrupted);
+    }
+    Ok(trained)
+}
+
+/// What the train stage reports: the version, its held-out metrics, how it was chosen and
+/// which text values were not numbers.
+fn registered_message(model: &str, version: u32, trained: &Trained) -> String {
+    let fmt = |k: &str| {
+        trained
+            .metrics
+            .get(k)
+            .map(|v| format!("{v:.3}"))
+            .unwrap_or_else(|| "n/a".into())
+    };
+    let mut message = format!(
+        "registered {} v{} ({}): held-out auc_roc {}, f1 {} ({} train / {} test rows, {:.2}s)",
+        model,
+        version,
+        trained.artifact.meta.algorithm,
+        fmt("auc_roc"),
+        fmt("f1"),
+        trained.train_rows,
+        trained.test_rows,
+        trained.seconds
+    );
+    if let Some(selection) = &trained.artifact.meta.selection {
+        let scores: Vec<String> = selection
+            .scores
+            .iter()
+            .map(|(algorithm, value)| format!("{algorithm} {value:.4}"))
+            .collect();
+        message += &format!(
+            "; chosen by validation {}: {}",
+            selection.metric,
+            scores.join(", ")
+        );
+    }
+    for (column, n) in &trained.coerced {
+        message += &format!("; {n} text values of {column} were not numbers and count as missing");
+    }
+    message
 }

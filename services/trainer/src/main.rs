@@ -5,7 +5,7 @@ use anyhow::Context;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Some(config) = tollgate_bus::service::start::<tollgate_trainer::Config>(
+    let Some(config) = tollgate_service::start::<tollgate_trainer::Config>(
         "tollgate-trainer",
         "Tollgate trainer: trains each run's model with linfa and registers the version",
     )?
@@ -13,7 +13,7 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     };
     let _telemetry = tollgate_telemetry::init("trainer");
-    tollgate_trainer::run(config, tollgate_bus::service::shutdown_signal())
+    tollgate_trainer::run(config, tollgate_service::shutdown_signal())
         .await
         .context("trainer failed")
 }

@@ -5,7 +5,7 @@ use anyhow::Context;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Some(config) = tollgate_bus::service::start::<tollgate_trigger_watcher::Config>(
+    let Some(config) = tollgate_service::start::<tollgate_trigger_watcher::Config>(
         "tollgate-trigger-watcher",
         "Tollgate trigger-watcher: turns code, data and manual triggers into pipeline runs",
     )?
@@ -13,7 +13,7 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     };
     let _telemetry = tollgate_telemetry::init("trigger-watcher");
-    tollgate_trigger_watcher::run(config, tollgate_bus::service::shutdown_signal())
+    tollgate_trigger_watcher::run(config, tollgate_service::shutdown_signal())
         .await
         .context("trigger-watcher failed")
 }

@@ -66,7 +66,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     eprintln!("measuring {hops} bus hops ...");
-    let js = jetstream::new(p.bus.client.clone());
+    let js = jetstream::new(p.bus.client().clone());
     let s = js
         .get_or_create_stream(stream::Config {
             name: "BENCH_HOP".into(),

@@ -29,7 +29,60 @@ struct Services {
     children: Vec<(String, Child)>,
 }
 
+/// The six services, in the order they are started.
+const SERVICES: [&str; 6] = [
+    "registry",
+    "trigger-watcher",
+    "data-validator",
+    "trainer",
+    "gate",
+    "promoter",
+];
+
+/// The environment the services and the CLI share: a NATS server, a registry address
+/// and a dataset cache under `dir`.
+fn service_env(nats: &NatsServer, dir: &std::path::Path) -> Vec<(&'static str, String)> {
+    let grpc = format!("127.0.0.1:{}", free_port().unwrap());
+    vec![
+        ("TOLLGATE_NATS_URL", nats.url.clone()),
+        ("TOLLGATE_GRPC_ADDR", grpc.clone()),
+        ("TOLLGATE_REGISTRY_URL", format!("http://{grpc}")),
+        (
+            "TOLLGATE_CACHE_DIR",
+            dir.join("cache").display().to_string(),
+        ),
+    ]
+}
+
 impl Services {
+    /// Starts `tollgate-<name>` for each name with `env`, each on its own health port;
+    /// returns (name, health address).
+    fn spawn(
+        &mut self,
+        env: &[(&str, String)],
+        names: &[&'static str],
+    ) -> Vec<(&'static str, String)> {
+        let mut health = Vec::new();
+        for &name in names {
+            let mut cmd = Command::new(bin(&format!("tollgate-{name}")));
+            cmd.stdout(Stdio::null()).stderr(Stdio::null());
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
+            let health_addr = format!("127.0.0.1:{}", free_port().unwrap());
+            cmd.env("TOLLGATE_HEALTH_ADDR", &health_addr);
+            health.push((name, health_addr));
+            self.children.push((name.into(), cmd.spawn().unwrap()));
+        }
+        health
+    }
+
+    /// Takes one service's process out of the set.
+    fn take(&mut self, name: &str) -> Child {
+        let i = self.children.iter().position(|(n, _)| n == name).unwrap();
+        self.children.remove(i).1
+    }
+
     fn stop_gracefully(mut self) {
         for (name, child) in &mut self.children {
             let pid = child.id().to_string();
@@ -60,6 +113,25 @@ fn cli(env: &[(&str, String)], args: &[&str]) -> Output {
         cmd.env(k, v);
     }
     cmd.output().unwrap()
+}
+
+/// `tollgate publish code --spec SPEC --dataset DATA [extra...]`.
+fn publish_code(
+    env: &[(&str, String)],
+    spec: &std::path::Path,
+    data: &std::path::Path,
+    extra: &[&str],
+) -> Output {
+    let mut args = vec![
+        "publish",
+        "code",
+        "--spec",
+        spec.to_str().unwrap(),
+        "--dataset",
+        data.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    cli(env, &args)
 }
 
 /// `tollgate data generate --rows ROWS --out PATH [extra...]`, which must succeed.
@@ -113,38 +185,11 @@ fn get_healthz(addr: &str) -> String {
 fn code_changes_through_the_real_binaries_exit_by_the_verdict() {
     let nats = NatsServer::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let grpc = format!("127.0.0.1:{}", free_port().unwrap());
-    let env = vec![
-        ("TOLLGATE_NATS_URL", nats.url.clone()),
-        ("TOLLGATE_GRPC_ADDR", grpc.clone()),
-        ("TOLLGATE_REGISTRY_URL", format!("http://{grpc}")),
-        (
-            "TOLLGATE_CACHE_DIR",
-            dir.path().join("cache").display().to_string(),
-        ),
-    ];
+    let env = service_env(&nats, dir.path());
     let mut services = Services {
         children: Vec::new(),
     };
-    let mut health = Vec::new();
-    for name in [
-        "registry",
-        "trigger-watcher",
-        "data-validator",
-        "trainer",
-        "gate",
-        "promoter",
-    ] {
-        let mut cmd = Command::new(bin(&format!("tollgate-{name}")));
-        cmd.stdout(Stdio::null()).stderr(Stdio::null());
-        for (k, v) in &env {
-            cmd.env(k, v);
-        }
-        let health_addr = format!("127.0.0.1:{}", free_port().unwrap());
-        cmd.env("TOLLGATE_HEALTH_ADDR", &health_addr);
-        health.push((name, health_addr));
-        services.children.push((name.into(), cmd.spawn().unwrap()));
-    }
+    let health = services.spawn(&env, &SERVICES);
     for (name, addr) in &health {
         let body = get_healthz(addr);
         assert!(
@@ -171,23 +216,18 @@ fn code_changes_through_the_real_binaries_exit_by_the_verdict() {
     );
 
     let spec = workspace_root().join("examples/churn/tollgate.yaml");
-    let out = cli(
-        &env,
-        &[
-            "publish",
-            "code",
-            "--spec",
-            spec.to_str().unwrap(),
-            "--dataset",
-            data.to_str().unwrap(),
-            "--commit",
-            "abc123",
-            "--wait",
-            "--timeout",
-            "120",
-        ],
+    let mut as_ci = env.clone();
+    as_ci.push(("TOLLGATE_USER", "ci-bot".into()));
+    let out = publish_code(
+        &as_ci,
+        &spec,
+        &data,
+        &["--commit", "abc123", "--wait", "--timeout", "120"],
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
+    let shown = cli(&env, &["runs", "show", &run_id_of(&stdout)]);
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.contains("requested by: ci-bot"), "{shown}");
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -206,20 +246,7 @@ fn code_changes_through_the_real_binaries_exit_by_the_verdict() {
         .unwrap()
         .replace("f1: {min: 0.70}", "f1: {min: 0.999}");
     std::fs::write(&strict, text).unwrap();
-    let out = cli(
-        &env,
-        &[
-            "publish",
-            "code",
-            "--spec",
-            strict.to_str().unwrap(),
-            "--dataset",
-            data.to_str().unwrap(),
-            "--wait",
-            "--timeout",
-            "120",
-        ],
-    );
+    let out = publish_code(&env, &strict, &data, &["--wait", "--timeout", "120"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -436,4 +463,106 @@ fn train_prints_the_candidates_comparison_and_saves_the_winner() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The run id `tollgate publish` printed: "... (run <id>)".
+fn run_id_of(publish_stdout: &str) -> String {
+    publish_stdout
+        .split("(run ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("no run id in {publish_stdout:?}"))
+        .to_string()
+}
+
+/// Reads lines of `tollgate runs --watch` until one contains `needle`.
+fn wait_for_line(lines: &mut impl Iterator<Item = String>, needle: &str) -> String {
+    for line in lines {
+        if line.contains(needle) {
+            return line;
+        }
+    }
+    panic!("`runs --watch` ended before a line with {needle:?}");
+}
+
+#[test]
+fn sigterm_mid_training_releases_the_run_to_another_trainer_and_registers_one_version() {
+    use std::io::BufRead;
+    let nats = NatsServer::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let env = service_env(&nats, dir.path());
+    let mut services = Services {
+        children: Vec::new(),
+    };
+    services.spawn(&env, &SERVICES);
+    let data = dir.path().join("churn.parquet");
+    generate(&data, 20_000, &[]);
+    // A forest long enough (seconds) that SIGTERM lands mid-training.
+    let spec = dir.path().join("forest.yaml");
+    let text = std::fs::read_to_string(workspace_root().join("examples/churn/tollgate.yaml"))
+        .unwrap()
+        .replace(
+            "algorithm:\n  kind: logistic_regression\n  alpha: 1.0\n  max_iterations: 100\n",
+            "algorithm: {kind: random_forest, trees: 200}\n",
+        );
+    assert!(text.contains("random_forest"));
+    std::fs::write(&spec, text).unwrap();
+
+    let mut watch = Command::new(bin("tollgate"));
+    watch.args(["runs", "--watch"]).stdout(Stdio::piped());
+    for (k, v) in &env {
+        watch.env(k, v);
+    }
+    let mut watch = watch.spawn().unwrap();
+    let mut lines = std::io::BufReader::new(watch.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok);
+    let _ = wait_for_line(&mut lines, "watching every run");
+    let out = publish_code(&env, &spec, &data, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run_id = run_id_of(&stdout);
+
+    // The forest is growing: stop the trainer.
+    let _ = wait_for_line(&mut lines, "random forest: ");
+    let mut trainer = services.take("trainer");
+    let stopping = std::time::Instant::now();
+    Command::new("kill")
+        .args(["-TERM", &trainer.id().to_string()])
+        .status()
+        .unwrap();
+    let status = trainer.wait().unwrap();
+    let took = stopping.elapsed();
+    assert!(status.success(), "trainer exit on SIGTERM: {status}");
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "the trainer stopped at a checkpoint, not after the grace period: {took:?}"
+    );
+    let out = cli(&env, &["models", "churn"]);
+    let models = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        !models.contains("v1"),
+        "nothing was registered by the interrupted trainer: {models}"
+    );
+
+    // Another replica picks the released run up and finishes it.
+    services.spawn(&env, &["trainer"]);
+    let verdict = wait_for_line(&mut lines, "verdict:");
+    assert!(verdict.contains("PASSED"), "{verdict}");
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let out = cli(&env, &["runs", "show", &run_id]);
+    let shown = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(shown.contains("verdict passed"), "{shown}");
+    let out = cli(&env, &["models", "churn"]);
+    let models = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        models.contains("v1") && !models.contains("v2"),
+        "one version for the run: {models}"
+    );
+    services.stop_gracefully();
 }

@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use tollgate_bus::dataset::file_uri;
+use tollgate_bus::{dataset::file_uri, subjects};
 use tollgate_e2e::{Pipeline, example_spec};
 use tollgate_proto::{
     ApprovalRequest, LatestByStageRequest, ListVersionsRequest, ModelStage, ModelVersion,
-    OverrideRequest, ResolveRequest, RunSummary, SetAliasRequest, TransitionStageRequest,
+    OverrideRequest, ResolveRequest, RunSummary, SetAliasRequest, Stage, TransitionStageRequest,
     TriggerKind, UpdateVersionRequest, Verdict,
 };
 use tonic::Code;
@@ -88,7 +88,7 @@ fn cli(p: &Pipeline, args: &[&str]) -> std::process::Output {
 fn is_model_plan(r: &RunSummary, version: u32) -> bool {
     r.trigger() == TriggerKind::Model
         && r.model_version == version
-        && r.plan == ["integration", "approval"]
+        && r.plan == [Stage::Integration as i32, Stage::Approval as i32]
 }
 
 /// A pipeline whose first data run, on generated data (`seed`), passed and put v1 in
@@ -208,12 +208,19 @@ async fn staging_is_tested_then_approved_to_production_and_rolled_back() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("churn v1 is back in Production"));
     assert_eq!(version(&p, 1).await.stage(), ModelStage::Production);
     assert_eq!(version(&p, 2).await.stage(), ModelStage::Archived);
-    let trail: Vec<(String, String)> = version(&p, 1)
-        .await
-        .audit
-        .into_iter()
-        .map(|a| (a.action, a.actor))
-        .collect();
+    let audit = version(&p, 1).await.audit;
+    let approved = audit.iter().find(|a| a.action == "approved").unwrap();
+    assert_eq!(
+        (approved.from, approved.to),
+        (None, None),
+        "an approval records no stage change"
+    );
+    let promoted = audit
+        .iter()
+        .find(|a| a.action == "transition" && a.to() == ModelStage::Production)
+        .unwrap();
+    assert_eq!(promoted.from(), ModelStage::Staging);
+    let trail: Vec<(String, String)> = audit.into_iter().map(|a| (a.action, a.actor)).collect();
     for expected in [
         ("registered", "trainer"),
         ("approved", "alice"),
@@ -383,11 +390,11 @@ async fn racing_promotions_have_one_winner_and_metadata_resolves() {
     let data = p.dataset("churn.parquet", 3_000, 23, false).unwrap();
     let mut changes = p
         .bus
-        .client
-        .subscribe("tollgate.trigger.model")
+        .client()
+        .subscribe(subjects::trigger(TriggerKind::Model))
         .await
         .unwrap();
-    p.bus.client.flush().await.unwrap();
+    p.bus.client().flush().await.unwrap();
     for _ in 0..2 {
         let run = p
             .run_file(TriggerKind::Code, &example_spec(), &data)
@@ -525,7 +532,7 @@ async fn racing_promotions_have_one_winner_and_metadata_resolves() {
     {
         let t: tollgate_proto::Trigger = prost::Message::decode(m.payload.as_ref()).unwrap();
         assert_eq!((t.kind(), t.model.as_str()), (TriggerKind::Model, "churn"));
-        seen.push((t.model_version, t.change));
+        seen.push((t.model_version, t.change().to_string()));
     }
     for expected in [
         (1, "registered"),
@@ -631,13 +638,30 @@ async fn drifted_data_is_scored_against_production_and_starts_the_drift_plan() {
     // The spec's drift plan retrains on that data, once: its own drift starts nothing.
     let retrain = wait_run(&p, "drift plan", |r| r.trigger() == TriggerKind::Drift).await;
     assert_eq!(retrain.dataset_uri, shifted_uri);
-    assert_eq!(retrain.plan, ["validate", "train", "gate", "promote"]);
+    assert_eq!(
+        retrain.plan,
+        [Stage::Validate, Stage::Train, Stage::Gate, Stage::Promote].map(|s| s as i32)
+    );
     assert!(
         retrain
             .validation
             .unwrap()
             .drift_note
             .contains("started by drift, so no new trigger")
+    );
+
+    // A spec with no drift plan: the run says nothing was retrained, and nothing is.
+    let no_plan = example_spec().replace("  drift: [validate, train, gate, promote]\n", "");
+    assert_ne!(no_plan, example_spec());
+    let run = p
+        .run_file(TriggerKind::Code, &no_plan, &path)
+        .await
+        .unwrap();
+    let note = run.validation.unwrap().drift_note;
+    assert!(
+        note.contains("drift detected")
+            && note.contains("the spec has no drift plan, so nothing was retrained"),
+        "{note}"
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
     let runs = p.runs("churn").await.unwrap();

@@ -1,7 +1,7 @@
 //! Unit tests of the parent module.
 
 use super::*;
-use crate::{features::Table, profile::of_table};
+use crate::{profile::of_table, table::Table};
 
 fn profile(shift: f64, scale: f64, categories: &[&str]) -> Profile {
     let n = 5_000;

@@ -153,11 +153,40 @@ fn a_forest_reports_each_tenth_of_its_trees() {
         trees: 20,
         ..ForestParams::default()
     };
-    fit(&Algorithm::RandomForest(params), x, &y, 5, &|line| {
-        lines.lock().unwrap().push(line.to_string());
-    })
+    let report = |line: &str| lines.lock().unwrap().push(line.to_string());
+    fit(
+        &Algorithm::RandomForest(params),
+        x,
+        &y,
+        5,
+        &Progress::new(&report),
+    )
     .unwrap();
     let lines = lines.into_inner().unwrap();
     assert_eq!(lines.len(), 10, "{lines:?}");
     assert!(lines.contains(&"random forest: 20/20 trees".to_string()));
+}
+
+#[test]
+fn a_stopped_forest_ends_with_interrupted_and_a_running_one_does_not() {
+    let x = Array2::from_shape_fn((60, 2), |(i, j)| ((i * 7 + j * 3) % 11) as f64);
+    let y: Vec<u8> = (0..60).map(|i| u8::from(i % 7 < 3)).collect();
+    let forest = Algorithm::RandomForest(ForestParams {
+        trees: 5,
+        ..ForestParams::default()
+    });
+    let stop = std::sync::atomic::AtomicBool::new(true);
+    let stopped = fit(
+        &forest,
+        x.clone(),
+        &y,
+        5,
+        &Progress::stoppable(&|_| {}, &stop),
+    );
+    assert!(
+        matches!(stopped, Err(LearnError::Interrupted)),
+        "{stopped:?}"
+    );
+    stop.store(false, std::sync::atomic::Ordering::Relaxed);
+    assert!(fit(&forest, x, &y, 5, &Progress::stoppable(&|_| {}, &stop)).is_ok());
 }

@@ -1,7 +1,10 @@
 //! Unit tests of the parent module.
 
 use super::*;
-use crate::synth::{SynthOptions, churn};
+use crate::{
+    grade::{evaluate, integration},
+    synth::{SynthOptions, churn},
+};
 
 const SPEC: &str = include_str!("../../../../examples/churn/tollgate.yaml");
 
@@ -93,7 +96,7 @@ fn one_class_only_is_a_clear_error() {
         },
     ] {
         let x = ndarray::Array2::zeros((20, 2));
-        let err = learners::fit(&algorithm, x, &[1; 20], 1, &|_| {})
+        let err = learners::fit(&algorithm, x, &[1; 20], 1, &Progress::silent())
             .unwrap_err()
             .to_string();
         assert!(err.contains("one class only"), "{err}");

@@ -1,0 +1,64 @@
+//! The model artifacts object store, which this module owns: the trainer puts an
+//! artifact under a name made from the model and run, the registry reads it back.
+
+use tokio::io::AsyncReadExt;
+use tollgate_proto::RunId;
+
+use crate::{Bus, BusError};
+
+/// The artifacts object store.
+pub struct Artifacts<'a>(&'a Bus);
+
+impl Bus {
+    /// The artifacts object store.
+    pub fn artifacts(&self) -> Artifacts<'_> {
+        Artifacts(self)
+    }
+}
+
+/// The object name of the artifact a run trains: a redelivered run overwrites its own.
+pub fn name(model: &str, run: &RunId) -> String {
+    format!("{model}/{run}.tgm")
+}
+
+impl Artifacts<'_> {
+    /// Stores an artifact under `name`.
+    pub async fn put(&self, name: &str, bytes: &[u8]) -> Result<(), BusError> {
+        let mut reader = bytes;
+        self.0
+            .artifacts
+            .put(name, &mut reader)
+            .await
+            .map(|_| ())
+            .map_err(|e| BusError::store(format!("storing artifact {name}"), e))
+    }
+
+    /// The size of a stored artifact, or an error when there is none.
+    pub async fn size(&self, name: &str) -> Result<usize, BusError> {
+        self.0
+            .artifacts
+            .info(name)
+            .await
+            .map(|i| i.size)
+            .map_err(|e| BusError::store(format!("looking up artifact {name}"), e))
+    }
+
+    /// A stored artifact's bytes.
+    pub async fn get(&self, name: &str) -> Result<Vec<u8>, BusError> {
+        let err = |e: Box<dyn std::error::Error + Send + Sync>| {
+            BusError::store(format!("reading artifact {name}"), e)
+        };
+        let mut object = self
+            .0
+            .artifacts
+            .get(name)
+            .await
+            .map_err(|e| err(e.into()))?;
+        let mut data = Vec::new();
+        object
+            .read_to_end(&mut data)
+            .await
+            .map_err(|e| err(e.into()))?;
+        Ok(data)
+    }
+}

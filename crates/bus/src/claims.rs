@@ -1,0 +1,72 @@
+//! Trigger claims in the `tollgate_triggers` bucket, which this module owns: a trigger id
+//! is claimed with the run id it becomes before anything is published, so a trigger
+//! delivered twice, to any number of trigger-watchers, starts one run.
+
+use tollgate_proto::{RunId, TriggerId};
+
+use crate::{
+    Bus, BusError,
+    subjects::{Bucket, trigger_keys},
+};
+
+const PENDING: &str = "pending:";
+const STARTED: &str = "started:";
+
+/// Where a trigger stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This caller claimed it, or an earlier delivery claimed it and did not finish
+    /// starting the run: start (again, idempotently) the run with this id.
+    Start(RunId),
+    /// Its run already started.
+    Started(RunId),
+}
+
+/// The trigger claims.
+pub struct TriggerClaims<'a>(&'a Bus);
+
+impl Bus {
+    /// The trigger claims.
+    pub fn trigger_claims(&self) -> TriggerClaims<'_> {
+        TriggerClaims(self)
+    }
+}
+
+impl TriggerClaims<'_> {
+    /// Claims `trigger` for the run `proposed`, or finds the run an earlier claim made.
+    /// `Ok(None)`: another watcher claimed it at the same moment; read again.
+    pub async fn claim(
+        &self,
+        trigger: &TriggerId,
+        proposed: RunId,
+    ) -> Result<Option<Claim>, BusError> {
+        let kv = self.0.key_value(Bucket::Triggers);
+        let key = trigger_keys::claim(trigger);
+        let err = |e: Box<dyn std::error::Error + Send + Sync>| {
+            BusError::store(format!("claiming trigger {trigger}"), e)
+        };
+        if let Some(value) = kv.get(&key).await.map_err(|e| err(e.into()))? {
+            let value = String::from_utf8_lossy(&value);
+            let run = |v: &str| v.parse::<RunId>().map_err(|e| err(e.into()));
+            return Ok(Some(match value.strip_prefix(STARTED) {
+                Some(id) => Claim::Started(run(id)?),
+                None => Claim::Start(run(value.trim_start_matches(PENDING))?),
+            }));
+        }
+        let created = kv.create(&key, format!("{PENDING}{proposed}").into()).await;
+        Ok(created.ok().map(|_| Claim::Start(proposed)))
+    }
+
+    /// Marks the trigger's run started.
+    pub async fn started(&self, trigger: &TriggerId, run: &RunId) -> Result<(), BusError> {
+        self.0
+            .key_value(Bucket::Triggers)
+            .put(
+                trigger_keys::claim(trigger),
+                format!("{STARTED}{run}").into(),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| BusError::store(format!("marking trigger {trigger} started"), e))
+    }
+}

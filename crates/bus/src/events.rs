@@ -1,0 +1,100 @@
+//! Run events on `tollgate.run.<id>.<event>`: what `publish --wait`, `runs --watch` and
+//! the registry's run records read. Each is published with a message id, so a
+//! redelivered stage never announces twice.
+
+use tollgate_proto::{Run, RunEvent, RunEventKind, RunId, StageResult, StageStatus, Verdict};
+use tracing::{info, warn};
+
+use crate::{Bus, BusError, now_ms, subjects};
+
+/// Publishes a stage's `started` or `finished` event.
+pub async fn stage_event(
+    bus: &Bus,
+    run: &RunId,
+    kind: RunEventKind,
+    stage: &StageResult,
+) -> Result<(), BusError> {
+    let ev = RunEvent {
+        run_id: run.to_string(),
+        kind: kind as i32,
+        at_unix_ms: now_ms(),
+        stage: Some(stage.clone()),
+        ..Default::default()
+    };
+    let id = subjects::msg_id::event(run, kind, Some((stage.stage(), stage.started_unix_ms)));
+    bus.publish(subjects::run_event(run, kind), &ev, Some(&id))
+        .await
+}
+
+/// Publishes a progress line of a running stage; a failure is logged, never fatal.
+pub async fn progress(bus: &Bus, run: &RunId, stage: tollgate_proto::Stage, message: String) {
+    let event = RunEvent {
+        run_id: run.to_string(),
+        kind: RunEventKind::Progress as i32,
+        at_unix_ms: now_ms(),
+        stage: Some(StageResult {
+            stage: stage as i32,
+            status: StageStatus::Running as i32,
+            ..Default::default()
+        }),
+        message,
+        ..Default::default()
+    };
+    let subject = subjects::run_event(run, RunEventKind::Progress);
+    if let Err(e) = bus.publish(subject, &event, None).await {
+        warn!(error = %e, "progress event not published");
+    }
+}
+
+/// Publishes the run's `created` event: what `--wait` and the registry see first.
+pub async fn announce(bus: &Bus, id: &RunId, run: &Run) -> Result<(), BusError> {
+    let kind = RunEventKind::Created;
+    let ev = RunEvent {
+        run_id: id.to_string(),
+        kind: kind as i32,
+        at_unix_ms: now_ms(),
+        summary: Some(run.summary()),
+        ..Default::default()
+    };
+    let msg_id = subjects::msg_id::event(id, kind, None);
+    bus.publish(subjects::run_event(id, kind), &ev, Some(&msg_id))
+        .await
+}
+
+/// Ends a run with a verdict and publishes its `completed` event.
+pub async fn complete(
+    bus: &Bus,
+    id: &RunId,
+    run: &Run,
+    verdict: Verdict,
+    reason: &str,
+) -> Result<(), BusError> {
+    let kind = RunEventKind::Completed;
+    let mut summary = run.summary();
+    summary.verdict = verdict as i32;
+    summary.reason = reason.into();
+    summary.finished_unix_ms = now_ms();
+    info!(run_id = %id, verdict = verdict.name(), %reason, "run completed");
+    let ev = RunEvent {
+        run_id: id.to_string(),
+        kind: kind as i32,
+        at_unix_ms: summary.finished_unix_ms,
+        summary: Some(summary),
+        ..Default::default()
+    };
+    let msg_id = subjects::msg_id::event(id, kind, None);
+    bus.publish(subjects::run_event(id, kind), &ev, Some(&msg_id))
+        .await
+}
+
+/// Starts a run: announces it, then sends it to the first stage on its plan.
+pub async fn start(bus: &Bus, id: &RunId, run: &Run) -> Result<(), BusError> {
+    announce(bus, id, run).await?;
+    if let Some(first) = run.current_stage() {
+        let msg_id = subjects::msg_id::stage(id, first);
+        bus.publish(subjects::stage(first), run, Some(&msg_id))
+            .await?;
+    }
+    info!(run_id = %id, plan = %tollgate_proto::plan_text(&run.plan), "run started");
+    Ok(())
+}

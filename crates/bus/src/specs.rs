@@ -1,0 +1,100 @@
+//! Published model specs in the `tollgate_specs` bucket, which this module owns. Each
+//! spec a trigger carries is stored by its sha256 and becomes its model's current spec;
+//! runs record the digest they used. The trigger-watcher publishes here, the registry
+//! reads a model's approvers from the current spec.
+
+use tollgate_spec::ModelSpec;
+
+use crate::{
+    Bus, BusError,
+    subjects::{Bucket, spec_keys},
+};
+
+/// Why a published spec could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecStoreError {
+    /// NATS failed.
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    /// A stored spec no longer parses (the rules changed since it was published).
+    #[error("stored spec {digest}: {source}")]
+    Invalid {
+        /// Its digest.
+        digest: String,
+        /// Why it is refused.
+        source: tollgate_spec::SpecError,
+    },
+}
+
+/// A spec as published: its text, digest and parsed form.
+#[derive(Debug, Clone)]
+pub struct PublishedSpec {
+    /// The sha256 of the text, hex.
+    pub digest: String,
+    /// The YAML as published.
+    pub text: String,
+    /// The parsed spec.
+    pub spec: ModelSpec,
+}
+
+/// The published specs.
+pub struct Specs<'a>(&'a Bus);
+
+impl Bus {
+    /// The published specs.
+    pub fn specs(&self) -> Specs<'_> {
+        Specs(self)
+    }
+}
+
+impl Specs<'_> {
+    /// Stores a parsed spec's text by digest and makes it its model's current spec;
+    /// returns the digest.
+    pub async fn publish(&self, spec: &ModelSpec, text: &str) -> Result<String, BusError> {
+        let kv = self.0.key_value(Bucket::Specs);
+        let digest = tollgate_spec::digest(text);
+        let err = |e: Box<dyn std::error::Error + Send + Sync>| {
+            BusError::store(format!("publishing spec of {}", spec.model), e)
+        };
+        kv.put(spec_keys::by_digest(&digest), text.to_string().into())
+            .await
+            .map_err(|e| err(e.into()))?;
+        kv.put(spec_keys::current(&spec.model), digest.clone().into())
+            .await
+            .map_err(|e| err(e.into()))?;
+        Ok(digest)
+    }
+
+    /// A published spec by digest.
+    pub async fn get(&self, digest: &str) -> Result<Option<PublishedSpec>, SpecStoreError> {
+        let kv = self.0.key_value(Bucket::Specs);
+        let text = kv
+            .get(spec_keys::by_digest(digest))
+            .await
+            .map_err(|e| BusError::store(format!("reading spec {digest}"), e))?;
+        let Some(text) = text else { return Ok(None) };
+        let text = String::from_utf8_lossy(&text).to_string();
+        let spec = ModelSpec::parse(&text).map_err(|source| SpecStoreError::Invalid {
+            digest: digest.into(),
+            source,
+        })?;
+        Ok(Some(PublishedSpec {
+            digest: digest.into(),
+            text,
+            spec,
+        }))
+    }
+
+    /// The model's current spec: the last one published for it.
+    pub async fn current(&self, model: &str) -> Result<Option<PublishedSpec>, SpecStoreError> {
+        let kv = self.0.key_value(Bucket::Specs);
+        let digest = kv
+            .get(spec_keys::current(model))
+            .await
+            .map_err(|e| BusError::store(format!("reading current spec of {model}"), e))?;
+        match digest {
+            Some(d) => self.get(&String::from_utf8_lossy(&d)).await,
+            None => Ok(None),
+        }
+    }
+}

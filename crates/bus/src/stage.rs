@@ -1,0 +1,291 @@
+//! The stage protocol: how a stage takes a run off `tollgate.stage.<stage>`, runs its
+//! handler, records the stage on the run, and forwards the run to the next stage on its
+//! routing slip or ends it with a verdict. Built on [`crate::consume`] and
+//! [`crate::events`].
+
+use std::{future::Future, sync::Arc};
+
+use tokio_util::sync::CancellationToken;
+use tollgate_proto::{Run, RunEventKind, RunId, Stage, StageResult, StageStatus, Verdict};
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::{
+    Bus, BusError,
+    bus::Cause,
+    codec,
+    consume::{Delivery, Disposition, consume},
+    dataset::DatasetError,
+    events, now_ms, subjects,
+};
+
+/// How a stage ended for a run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StageOutcome {
+    /// The stage passed; the run moves to the next stage on its slip, or ends `passed`.
+    Passed(String),
+    /// The run ends `failed` here with this reason.
+    Failed(String),
+    /// The run ends `blocked` here (a gate check failed) with this reason.
+    Blocked(String),
+}
+
+/// A stage's result: the run with the stage's findings filled in, and the outcome.
+#[derive(Debug, Clone)]
+pub struct StageDone {
+    /// The run, carrying what this stage found (report, version, decision).
+    pub run: Run,
+    /// How the stage ended.
+    pub outcome: StageOutcome,
+}
+
+/// Why a stage could not produce an outcome. Input errors fail the run; the others may
+/// pass and are retried, then fail the run; an interrupted stage goes back to the queue.
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    /// The run's input is wrong (spec, data, model): the run fails with this reason.
+    #[error("{0}")]
+    Input(String),
+    /// The run's input is wrong, as this error says.
+    #[error(transparent)]
+    Invalid(Cause),
+    /// The run's spec is not valid.
+    #[error(transparent)]
+    Spec(#[from] tollgate_spec::SpecError),
+    /// The run's dataset could not be had.
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
+    /// NATS failed.
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    /// The registry refused or failed a call.
+    #[error("registry: {}", .0.message())]
+    Registry(#[from] tonic::Status),
+    /// A blocking task (training, evaluation) panicked or was cancelled.
+    #[error("{what} task failed: {source}")]
+    Task {
+        /// What the task did.
+        what: &'static str,
+        /// What tokio said.
+        source: tokio::task::JoinError,
+    },
+    /// Something that may pass, as this message says.
+    #[error("{0}")]
+    Transient(String),
+    /// The service is shutting down: the run goes back to the queue for another replica.
+    #[error("interrupted by shutdown")]
+    Interrupted,
+}
+
+impl StageError {
+    /// An input error with its cause.
+    pub fn invalid(e: impl Into<Cause>) -> Self {
+        StageError::Invalid(e.into())
+    }
+
+    /// Whether the same message may succeed later.
+    pub fn is_transient(&self) -> bool {
+        use tonic::Code;
+        match self {
+            StageError::Input(_) | StageError::Invalid(_) | StageError::Spec(_) => false,
+            StageError::Dataset(e) => e.is_transient(),
+            StageError::Registry(s) => matches!(
+                s.code(),
+                Code::Unavailable
+                    | Code::DeadlineExceeded
+                    | Code::ResourceExhausted
+                    | Code::Aborted
+                    | Code::Unknown
+                    | Code::Internal
+            ),
+            StageError::Bus(_)
+            | StageError::Task { .. }
+            | StageError::Transient(_)
+            | StageError::Interrupted => true,
+        }
+    }
+}
+
+/// What a stage handler gets besides the run: the bus, progress reporting on
+/// `tollgate.run.<id>.progress`, and the shutdown signal for long work.
+#[derive(Clone)]
+pub struct StageContext {
+    bus: Bus,
+    run: RunId,
+    stage: Stage,
+    shutdown: CancellationToken,
+}
+
+impl StageContext {
+    /// The bus the stage runs on, for the stage's own effects.
+    pub fn bus(&self) -> &Bus {
+        &self.bus
+    }
+
+    /// The run's id.
+    pub fn run_id(&self) -> &RunId {
+        &self.run
+    }
+
+    /// Cancelled when the service is asked to shut down: long work stops and returns
+    /// [`StageError::Interrupted`].
+    pub fn shutdown(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+
+    /// The run's dataset as a local file, downloaded into `cache_dir` when it was pushed.
+    pub async fn dataset(
+        &self,
+        run: &Run,
+        cache_dir: &std::path::Path,
+    ) -> Result<std::path::PathBuf, StageError> {
+        Ok(self
+            .bus
+            .datasets()
+            .materialize(&run.dataset_uri, cache_dir)
+            .await?)
+    }
+
+    /// Publishes a progress line; a failure is logged, never fatal.
+    pub async fn progress(&self, message: impl Into<String>) {
+        events::progress(&self.bus, &self.run, self.stage, message.into()).await;
+    }
+}
+
+/// One stage of the pipeline: what the data-validator, trainer, gate and promoter implement.
+pub trait StageHandler: Send + Sync + 'static {
+    /// Runs the stage for `run`.
+    fn handle(
+        &self,
+        run: Run,
+        ctx: StageContext,
+    ) -> impl Future<Output = Result<StageDone, StageError>> + Send;
+}
+
+/// Consumes `tollgate.stage.<stage>` until `shutdown`, running `handler` for each run.
+pub async fn run_stage<H: StageHandler>(
+    bus: Bus,
+    stage: Stage,
+    handler: Arc<H>,
+    shutdown: CancellationToken,
+) -> Result<(), BusError> {
+    let name = subjects::stage_consumer(stage);
+    let consumer = bus.work_consumer(&name, &subjects::stage(stage)).await?;
+    consume(
+        &bus.clone(),
+        consumer,
+        &name,
+        shutdown,
+        |delivery, shutdown| {
+            let bus = bus.clone();
+            let handler = handler.clone();
+            async move { handle_stage(&bus, stage, handler.as_ref(), delivery, shutdown).await }
+        },
+    )
+    .await
+}
+
+async fn handle_stage<H: StageHandler>(
+    bus: &Bus,
+    stage: Stage,
+    handler: &H,
+    delivery: Delivery,
+    shutdown: CancellationToken,
+) -> Disposition {
+    let run: Run = match codec::decode("Run", &delivery.payload) {
+        Ok(run) => run,
+        Err(e) => return Disposition::DeadLetter(e.to_string()),
+    };
+    let id = match run.id() {
+        Ok(id) => id,
+        Err(e) => return Disposition::DeadLetter(e.to_string()),
+    };
+    if run.current_stage() != Some(stage) {
+        return Disposition::DeadLetter(format!(
+            "run {id} is addressed to stage {}, not {stage}",
+            run.current_stage()
+                .map_or("(none)".to_string(), |s| s.to_string())
+        ));
+    }
+    let span = info_span!("stage", stage = %stage, run_id = %id, model = %run.model);
+    codec::adopt_trace(&span, delivery.headers.as_ref());
+    let ctx = StageContext {
+        bus: bus.clone(),
+        run: id,
+        stage,
+        shutdown,
+    };
+    async move {
+        match process(ctx, handler, run, &delivery).await {
+            Ok(d) => d,
+            Err(e) => Disposition::Retry(e.to_string()),
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn process<H: StageHandler>(
+    ctx: StageContext,
+    handler: &H,
+    run: Run,
+    delivery: &Delivery,
+) -> Result<Disposition, BusError> {
+    let (bus, id, stage) = (ctx.bus.clone(), ctx.run.clone(), ctx.stage);
+    let started = now_ms();
+    let started_at = std::time::Instant::now();
+    let mut result = StageResult {
+        stage: stage as i32,
+        status: StageStatus::Running as i32,
+        started_unix_ms: started,
+        ..Default::default()
+    };
+    events::stage_event(&bus, &id, RunEventKind::StageStarted, &result).await?;
+    info!(attempt = delivery.attempt, "stage started");
+    let outcome = handler.handle(run.clone(), ctx).await;
+    result.duration_ms = started_at.elapsed().as_millis() as u64;
+    let (mut run, outcome, disposition) = match outcome {
+        Ok(done) => (done.run, done.outcome, Disposition::Ack),
+        Err(StageError::Interrupted) => {
+            info!("stage interrupted by shutdown; the run goes back to the queue");
+            return Ok(Disposition::Release("interrupted by shutdown".into()));
+        }
+        Err(e) if !e.is_transient() => (run, StageOutcome::Failed(e.to_string()), Disposition::Ack),
+        Err(e) if !delivery.is_last_attempt() => {
+            warn!(reason = %e, attempt = delivery.attempt, "stage failed; will retry");
+            return Ok(Disposition::Retry(e.to_string()));
+        }
+        Err(e) => {
+            let why = format!("{stage} gave up after {} attempts: {e}", delivery.attempt);
+            (
+                run,
+                StageOutcome::Failed(why.clone()),
+                Disposition::DeadLetter(why),
+            )
+        }
+    };
+    let (status, message, verdict) = match &outcome {
+        StageOutcome::Passed(m) => (StageStatus::Passed, m.clone(), Verdict::Passed),
+        StageOutcome::Failed(m) => (StageStatus::Failed, m.clone(), Verdict::Failed),
+        StageOutcome::Blocked(m) => (StageStatus::Blocked, m.clone(), Verdict::Blocked),
+    };
+    result.status = status as i32;
+    result.message = message.clone();
+    run.stages.push(result.clone());
+    info!(status = status.name(), duration_ms = result.duration_ms, %message, "stage finished");
+    let next = run.next_stage().filter(|_| verdict == Verdict::Passed);
+    if let Some(next) = next {
+        run.position += 1;
+        let msg_id = subjects::msg_id::stage(&id, next);
+        bus.publish(subjects::stage(next), &run, Some(&msg_id))
+            .await?;
+    }
+    events::stage_event(&bus, &id, RunEventKind::StageFinished, &result).await?;
+    if next.is_none() {
+        let reason = match verdict {
+            Verdict::Passed => String::new(),
+            _ => format!("{stage}: {message}"),
+        };
+        events::complete(&bus, &id, &run, verdict, &reason).await?;
+    }
+    Ok(disposition)
+}

@@ -1,0 +1,310 @@
+//! The service runtime: what every service needs around its stage handlers or gRPC
+//! server. Config from defaults, a file and `TOLLGATE_*` environment variables, with the
+//! `[nats]` and `[registry]` sections every service shares; the health endpoint; the
+//! shutdown signal; and [`serve_stage`], which hosts stage handlers on the bus.
+//!
+//! It sits above `tollgate-bus` (which is only the bus) and below the services.
+
+use std::{net::SocketAddr, path::Path, path::PathBuf, sync::Arc};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use serde::{Serialize, de::DeserializeOwned};
+use tokio_util::sync::CancellationToken;
+use tollgate_bus::{Bus, StageHandler, stage::run_stage};
+use tollgate_proto::Stage;
+use tracing::{info, warn};
+
+/// NATS server of a local install.
+pub const NATS_URL: &str = "nats://127.0.0.1:4222";
+/// Address the registry's gRPC server listens on by default.
+pub const GRPC_ADDR: &str = "127.0.0.1:50051";
+/// URL at which clients reach the registry by default.
+pub const REGISTRY_URL: &str = "http://127.0.0.1:50051";
+/// Health endpoint address: an ephemeral loopback port, so several services can run on
+/// one machine; Kubernetes sets `TOLLGATE_HEALTH_ADDR=0.0.0.0:8080`.
+pub const HEALTH_ADDR: &str = "127.0.0.1:0";
+
+/// Where stages download pushed datasets.
+pub fn cache_dir() -> PathBuf {
+    std::env::temp_dir().join("tollgate-cache")
+}
+
+/// The `[nats]` section every service's config has (`TOLLGATE_NATS_URL`).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NatsConfig {
+    /// NATS server URL.
+    pub url: String,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        NatsConfig {
+            url: NATS_URL.into(),
+        }
+    }
+}
+
+impl NatsConfig {
+    /// The section for a server at `url`.
+    pub fn at(url: impl Into<String>) -> Self {
+        NatsConfig { url: url.into() }
+    }
+
+    /// Connects and opens every stream, bucket and store.
+    pub async fn connect(&self) -> Result<Bus, ServiceError> {
+        Ok(Bus::connect(&self.url).await?)
+    }
+}
+
+/// The `[registry]` section of the services that call the registry
+/// (`TOLLGATE_REGISTRY_URL`).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistryConfig {
+    /// URL of the registry's gRPC API.
+    pub url: String,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig {
+            url: REGISTRY_URL.into(),
+        }
+    }
+}
+
+impl RegistryConfig {
+    /// The section for a registry at `url`.
+    pub fn at(url: impl Into<String>) -> Self {
+        RegistryConfig { url: url.into() }
+    }
+
+    /// A client that connects on first use; a malformed URL is a config error.
+    pub fn client(
+        &self,
+    ) -> Result<tollgate_proto::RegistryClient<tonic::transport::Channel>, ServiceError> {
+        tollgate_proto::registry_client(&self.url).map_err(|source| ServiceError::RegistryUrl {
+            url: self.url.clone(),
+            source,
+        })
+    }
+}
+
+/// Why a config or endpoint could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The config file or environment had a bad value or an unknown field.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] Box<figment::Error>),
+    /// The config file does not exist.
+    #[error("config file {0} does not exist")]
+    NoConfigFile(PathBuf),
+    /// A setting is out of its range.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    /// The registry URL is not one.
+    #[error("invalid configuration: registry url {url:?}: {source}")]
+    RegistryUrl {
+        /// The URL given.
+        url: String,
+        /// What tonic said.
+        source: tonic::transport::Error,
+    },
+    /// The command line could not be parsed.
+    #[error(transparent)]
+    Args(#[from] clap::Error),
+    /// NATS could not be reached or set up.
+    #[error(transparent)]
+    Bus(#[from] tollgate_bus::BusError),
+    /// The health endpoint's address could not be bound.
+    #[error("cannot bind health endpoint on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+}
+
+/// The documented variables of the shared sections (`TOLLGATE_NATS_URL`), as keys.
+const SECTION_ALIASES: [(&str, &str); 2] =
+    [("nats_url", "nats.url"), ("registry_url", "registry.url")];
+
+/// Loads a service config: defaults, then the TOML `file` (if any), then `TOLLGATE_<FIELD>`
+/// environment variables (`__` nests; `TOLLGATE_NATS_URL` and `TOLLGATE_REGISTRY_URL` set
+/// the `[nats]` and `[registry]` sections). Only variables naming a field of `T` are read,
+/// so one environment can configure several services; unknown fields in the file are
+/// refused.
+pub fn load_config<T>(file: Option<&Path>) -> Result<T, ServiceError>
+where
+    T: Serialize + DeserializeOwned + Default,
+{
+    let defaults = T::default();
+    let known: Vec<String> = match serde_json::to_value(&defaults) {
+        Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+        _ => Vec::new(),
+    };
+    let mut figment = Figment::from(Serialized::defaults(defaults));
+    if let Some(file) = file {
+        if !file.exists() {
+            return Err(ServiceError::NoConfigFile(file.to_path_buf()));
+        }
+        figment = figment.merge(Toml::file(file));
+    }
+    // A variable is read when its first segment is a field of `T` (`TOLLGATE_NATS__URL`,
+    // `TOLLGATE_CACHE_DIR`), or it is the documented name of a shared section's URL; any
+    // other `TOLLGATE_*` variable (`TOLLGATE_NATS_SERVER`, another service's field) is not
+    // this service's business.
+    let env = Env::prefixed("TOLLGATE_")
+        .map(|k| {
+            let k = k.as_str().to_ascii_lowercase();
+            match SECTION_ALIASES.iter().find(|(alias, _)| *alias == k) {
+                Some((_, key)) => (*key).into(),
+                None => k.replace("__", ".").into(),
+            }
+        })
+        .filter(move |k| {
+            let first = k.as_str().split('.').next().unwrap_or_default();
+            known.iter().any(|f| f == first)
+        });
+    figment = figment.merge(env);
+    figment
+        .extract()
+        .map_err(|e| ServiceError::Config(Box::new(e)))
+}
+
+/// Serves `GET /healthz` (and `/readyz`) on `addr` until `shutdown`; returns the bound
+/// address (useful with port 0).
+pub async fn serve_health(
+    addr: &str,
+    service: &'static str,
+    shutdown: CancellationToken,
+) -> Result<SocketAddr, ServiceError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServiceError::Bind {
+            addr: addr.into(),
+            source,
+        })?;
+    let bound = listener.local_addr().map_err(|source| ServiceError::Bind {
+        addr: addr.into(),
+        source,
+    })?;
+    let app = axum::Router::new()
+        .route(
+            "/healthz",
+            axum::routing::get(move || async move { format!("{service} ok\n") }),
+        )
+        .route("/readyz", axum::routing::get(|| async { "ready\n" }));
+    info!(%bound, "health endpoint listening");
+    tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
+        if let Err(e) = served {
+            warn!(error = %e, "health endpoint stopped");
+        }
+    });
+    Ok(bound)
+}
+
+/// Resolves on SIGTERM (what Kubernetes sends) or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => info!("Ctrl-C received; shutting down"),
+        _ = term => info!("SIGTERM received; shutting down"),
+    }
+}
+
+/// A token cancelled when `shutdown` resolves: how `run(config, shutdown)` fans the
+/// signal out to its tasks.
+pub fn token_from<F>(shutdown: F) -> CancellationToken
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let token = CancellationToken::new();
+    let child = token.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        child.cancel();
+    });
+    token
+}
+
+/// The flags every service binary takes.
+#[derive(Debug, clap::Parser)]
+pub struct ServiceArgs {
+    /// Config file (TOML); `TOLLGATE_*` environment variables override its fields.
+    #[arg(long, env = "TOLLGATE_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
+    /// Print the effective configuration and exit.
+    #[arg(long)]
+    pub dump_config: bool,
+}
+
+/// Parses a service binary's flags and loads its config. `None` means the binary was
+/// asked to print its config (`--dump-config`) and should exit.
+pub fn start<C>(name: &'static str, about: &'static str) -> Result<Option<C>, ServiceError>
+where
+    C: Serialize + DeserializeOwned + Default + std::fmt::Debug,
+{
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = ServiceArgs::command()
+        .name(name)
+        .about(about)
+        .version(env!("CARGO_PKG_VERSION"))
+        .get_matches();
+    let args = ServiceArgs::from_arg_matches(&matches)?;
+    let config: C = load_config(args.config.as_deref())?;
+    if args.dump_config {
+        println!("{config:#?}");
+        return Ok(None);
+    }
+    Ok(Some(config))
+}
+
+/// Runs a stage service: connects, serves the health endpoint and consumes each of
+/// `stages` (one consumer each, one handler for all) until `shutdown`. What `run` of the
+/// data-validator, trainer, gate and promoter do.
+pub async fn serve_stage<H: StageHandler>(
+    nats: &NatsConfig,
+    health_addr: &str,
+    service: &'static str,
+    stages: &[Stage],
+    handler: H,
+    shutdown: CancellationToken,
+) -> Result<(), ServiceError> {
+    let bus = nats.connect().await?;
+    serve_health(health_addr, service, shutdown.clone()).await?;
+    let handler = Arc::new(handler);
+    let consumers = stages
+        .iter()
+        .map(|&stage| run_stage(bus.clone(), stage, handler.clone(), shutdown.clone()));
+    for result in futures::future::join_all(consumers).await {
+        result?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
