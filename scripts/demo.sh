@@ -1,46 +1,38 @@
 #!/usr/bin/env bash
-# `make demo`: a local nats-server with JetStream, the six services as separate processes,
-# a local comparison of candidate algorithms, then three runs of the churn model: one that
-# reaches Staging, one on dirty data that fails validation, one whose gate it cannot meet.
-# Ctrl-C or the end stops everything.
+# `make demo`: `tollgate dev` (a local nats-server with JetStream and the six services),
+# a local comparison of candidate algorithms, then the runs of the churn model: one that
+# reaches Staging and is approved to Production, one on dirty data that fails validation,
+# one whose gate it cannot meet. Ctrl-C or the end stops everything.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 bin="${CARGO_TARGET_DIR:-$root/target}/debug"
-nats_server="${TOLLGATE_NATS_SERVER:-$root/.tools/venv/bin/nats-server}"
 work="$root/.demo"
 rows="${DEMO_ROWS:-20000}"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-rm -rf "$work"; mkdir -p "$work/logs" "$work/nats"
-pids=()
+rm -rf "$work"; mkdir -p "$work/logs"
+# Every `tollgate` command below finds the dev stack through its data directory.
+export TOLLGATE_DATA_DIR="$work/dev"
+dev_pid=""
 cleanup() {
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-  wait 2>/dev/null
-  echo; echo "stopped nats-server and the six services (logs in .demo/logs/)"
+  if [ -n "$dev_pid" ]; then kill -INT "$dev_pid" 2>/dev/null; wait "$dev_pid" 2>/dev/null; fi
+  echo; echo "stopped tollgate dev (logs in .demo/dev/logs/ and .demo/logs/dev.log)"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-nats_port=$(free_port); grpc_port=$(free_port)
-export TOLLGATE_NATS_URL="nats://127.0.0.1:$nats_port"
-export TOLLGATE_GRPC_ADDR="127.0.0.1:$grpc_port"
-export TOLLGATE_REGISTRY_URL="http://127.0.0.1:$grpc_port"
-export TOLLGATE_CACHE_DIR="$work/cache"
-
-say "starting nats-server (JetStream) on 127.0.0.1:$nats_port"
-"$nats_server" -a 127.0.0.1 -p "$nats_port" -js -sd "$work/nats" >"$work/logs/nats-server.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null && break; sleep 0.1; done
-
-say "starting the six services as separate processes"
-for svc in registry trigger-watcher data-validator trainer gate promoter; do
-  "$bin/tollgate-$svc" >"$work/logs/$svc.log" 2>&1 &
-  pids+=($!)
-  echo "  tollgate-$svc (pid $!)"
+say "starting tollgate dev: nats-server (JetStream) and the six services, data in .demo/dev"
+"$bin/tollgate" dev >"$work/logs/dev.log" 2>&1 &
+dev_pid=$!
+for _ in $(seq 600); do
+  [ -f "$TOLLGATE_DATA_DIR/dev.json" ] && break
+  kill -0 "$dev_pid" 2>/dev/null || { cat "$work/logs/dev.log"; exit 2; }
+  sleep 0.1
 done
+[ -f "$TOLLGATE_DATA_DIR/dev.json" ] || { echo "tollgate dev did not start"; cat "$work/logs/dev.log"; exit 2; }
+cat "$work/logs/dev.log"
 
 tg() { "$bin/tollgate" "$@"; }
 

@@ -15,8 +15,9 @@ use std::{
 use anyhow::{Context, bail};
 use tokio_util::sync::CancellationToken;
 use tollgate_bus::{Bus, subjects};
+use tollgate_cli::dev::{Hosted, host_services};
 use tollgate_proto::{ListRunsRequest, RegistryClient, RunSummary, Trigger, TriggerKind, Verdict};
-use tollgate_service::{NatsConfig, RegistryConfig};
+use tollgate_service::RegistryConfig;
 
 /// Telemetry for the whole test process: dropping the guard would shut the tracer down.
 /// A binary that installed its own subscriber first keeps it (the second install is a no-op).
@@ -157,49 +158,11 @@ impl Pipeline {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let registry_url = format!("http://{}", listener.local_addr()?);
         let cache_dir = dir.path().join("cache");
-        let s = || stop.clone().cancelled_owned();
-        let nats_config = NatsConfig::at(url.clone());
-        let registry_config = RegistryConfig::at(registry_url.clone());
-        let registry = tollgate_registry::Config {
-            nats: nats_config.clone(),
-            ..Default::default()
-        };
-        spawn(
-            "registry",
-            tollgate_registry::serve(registry, listener, s()),
-        );
-        let tw = tollgate_trigger_watcher::Config {
-            nats: nats_config.clone(),
-            ..Default::default()
-        };
-        spawn("trigger-watcher", tollgate_trigger_watcher::run(tw, s()));
-        let dv = tollgate_data_validator::Config {
-            nats: nats_config.clone(),
-            registry: registry_config.clone(),
-            cache_dir: cache_dir.clone(),
-            ..Default::default()
-        };
-        spawn("data-validator", tollgate_data_validator::run(dv, s()));
-        let tr = tollgate_trainer::Config {
-            nats: nats_config.clone(),
-            registry: trainer_registry_url.map_or(registry_config.clone(), RegistryConfig::at),
-            cache_dir: cache_dir.clone(),
-            ..Default::default()
-        };
-        spawn("trainer", tollgate_trainer::run(tr, s()));
-        let gate = tollgate_gate::Config {
-            nats: nats_config.clone(),
-            registry: registry_config.clone(),
-            cache_dir,
-            ..Default::default()
-        };
-        spawn("gate", tollgate_gate::run(gate, s()));
-        let pr = tollgate_promoter::Config {
-            nats: nats_config,
-            registry: registry_config,
-            ..Default::default()
-        };
-        spawn("promoter", tollgate_promoter::run(pr, s()));
+        let mut hosted = Hosted::new(&url, &registry_url, cache_dir);
+        if let Some(elsewhere) = trainer_registry_url {
+            hosted.trainer_registry = RegistryConfig::at(elsewhere);
+        }
+        host_services(hosted, listener, &stop);
         let bus = Bus::connect(&url).await?;
         Ok(Pipeline {
             nats,
@@ -310,15 +273,4 @@ impl Drop for Pipeline {
     fn drop(&mut self) {
         self.stop.cancel();
     }
-}
-
-fn spawn<E: std::fmt::Display + Send + 'static>(
-    name: &'static str,
-    service: impl std::future::Future<Output = Result<(), E>> + Send + 'static,
-) {
-    tokio::spawn(async move {
-        if let Err(e) = service.await {
-            tracing::error!(service = name, error = %e, "service stopped with an error");
-        }
-    });
 }

@@ -13,6 +13,8 @@ use tollgate_proto::{
     Trigger, TriggerKind, Verdict,
 };
 
+#[path = "e2e/dev.rs"]
+mod dev;
 #[path = "e2e/processes.rs"]
 mod processes;
 #[path = "e2e/registry.rs"]

@@ -14,6 +14,7 @@ macro_rules! say {
     }};
 }
 
+pub mod dev;
 mod error;
 mod publish;
 pub mod show;
@@ -37,22 +38,14 @@ pub const EXIT_ERROR: u8 = 2;
 #[derive(Debug, Parser)]
 #[command(name = "tollgate", version, about, long_about = None)]
 pub struct Cli {
-    /// NATS server URL.
-    #[arg(
-        long,
-        global = true,
-        env = "TOLLGATE_NATS_URL",
-        default_value = tollgate_service::NATS_URL
-    )]
-    pub nats_url: String,
-    /// URL of the registry's gRPC API.
-    #[arg(
-        long,
-        global = true,
-        env = "TOLLGATE_REGISTRY_URL",
-        default_value = tollgate_service::REGISTRY_URL
-    )]
-    pub registry_url: String,
+    /// NATS server URL [default: the running `tollgate dev` stack's (found through
+    /// `TOLLGATE_DATA_DIR` or the nearest `.tollgate/`), else nats://127.0.0.1:4222].
+    #[arg(long, global = true, env = "TOLLGATE_NATS_URL")]
+    pub nats_url: Option<String>,
+    /// URL of the registry's gRPC API [default: the running `tollgate dev` stack's, else
+    /// http://127.0.0.1:50051].
+    #[arg(long, global = true, env = "TOLLGATE_REGISTRY_URL")]
+    pub registry_url: Option<String>,
     /// Who you are: recorded as the requester of published runs, and for approvals and
     /// the audit trail.
     #[arg(long = "as", global = true, env = "TOLLGATE_USER", default_value_t = default_identity())]
@@ -66,9 +59,25 @@ fn default_identity() -> String {
     std::env::var("USER").unwrap_or_else(|_| "unknown".into())
 }
 
+/// The six services, as `tollgate dev` starts them.
+pub const SERVICES: [&str; 6] = [
+    "registry",
+    "trigger-watcher",
+    "data-validator",
+    "trainer",
+    "gate",
+    "promoter",
+];
+
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the whole stack locally until Ctrl-C: a JetStream nats-server (store in the
+    /// data directory) and the six services; state survives restarts.
+    #[command(
+        after_help = "Then, in another terminal in the same directory, `tollgate runs`, `tollgate publish ...` find the stack by themselves.\nExample:\n  tollgate dev\n  tollgate publish data --spec examples/churn/tollgate.yaml --dataset churn.parquet --wait"
+    )]
+    Dev(DevArgs),
     /// Generate or push datasets.
     #[command(subcommand)]
     Data(DataCommand),
@@ -116,6 +125,24 @@ pub enum Command {
         #[arg(long, default_value = "")]
         reason: String,
     },
+}
+
+/// `tollgate dev ...`
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Where the stack keeps its NATS store, logs, dataset cache and lock.
+    #[arg(long, env = "TOLLGATE_DATA_DIR", default_value = dev::DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// Run the services as separate processes (their binaries beside this one), the way
+    /// Kubernetes runs them, instead of in this process.
+    #[arg(long)]
+    pub processes: bool,
+    /// NATS client port (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    pub nats_port: u16,
+    /// Registry gRPC port (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    pub grpc_port: u16,
 }
 
 /// `tollgate validate ...`
@@ -354,8 +381,35 @@ pub async fn run(cli: Cli) -> u8 {
     }
 }
 
+/// The NATS and registry URLs: the ones given, else the running dev stack's, else the
+/// defaults of a local install.
+fn addresses(nats: Option<String>, registry: Option<String>) -> (String, String) {
+    let stack = match (&nats, &registry) {
+        (Some(_), Some(_)) => None,
+        _ => dev::discover(),
+    };
+    let nats = nats
+        .or_else(|| stack.as_ref().map(|s| s.nats_url.clone()))
+        .unwrap_or_else(|| tollgate_service::NATS_URL.into());
+    let registry = registry
+        .or_else(|| stack.map(|s| s.registry_url))
+        .unwrap_or_else(|| tollgate_service::REGISTRY_URL.into());
+    (nats, registry)
+}
+
 async fn execute(cli: Cli) -> Result<(), CliError> {
-    match cli.command {
+    let command = match cli.command {
+        Command::Dev(args) => return dev::dev(args).await,
+        other => other,
+    };
+    let (nats_url, registry_url) = addresses(cli.nats_url, cli.registry_url);
+    let cli = Resolved {
+        nats_url,
+        registry_url,
+        identity: cli.identity,
+    };
+    match command {
+        Command::Dev(_) => Ok(()),
         Command::Data(DataCommand::Generate {
             rows,
             out,
@@ -390,6 +444,13 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
             show::rollback(&cli.registry_url, &cli.identity, &model, &reason).await
         }
     }
+}
+
+/// The global options with the addresses resolved.
+struct Resolved {
+    nats_url: String,
+    registry_url: String,
+    identity: String,
 }
 
 fn generate(rows: usize, out: &std::path::Path, seed: u64, dirty: bool) -> Result<(), CliError> {

@@ -30,14 +30,7 @@ struct Services {
 }
 
 /// The six services, in the order they are started.
-const SERVICES: [&str; 6] = [
-    "registry",
-    "trigger-watcher",
-    "data-validator",
-    "trainer",
-    "gate",
-    "promoter",
-];
+use tollgate_cli::SERVICES;
 
 /// The environment the services and the CLI share: a NATS server, a registry address
 /// and a dataset cache under `dir`.

