@@ -283,6 +283,63 @@ where
     Ok(Some(config))
 }
 
+/// The config of the four stage services (data-validator, trainer, gate, promoter): one
+/// shape, so one file or ConfigMap configures them all.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StageConfig {
+    /// The NATS server.
+    pub nats: NatsConfig,
+    /// Address of the health endpoint (`/healthz`).
+    pub health_addr: String,
+    /// The registry's gRPC API.
+    pub registry: RegistryConfig,
+    /// Where pushed datasets are downloaded to (data-validator, trainer, gate).
+    pub cache_dir: PathBuf,
+    /// Single-record predictions timed for latency (gate, promoter); at least 100.
+    pub latency_calls: usize,
+}
+
+impl Default for StageConfig {
+    fn default() -> Self {
+        StageConfig {
+            nats: NatsConfig::default(),
+            health_addr: HEALTH_ADDR.into(),
+            registry: RegistryConfig::default(),
+            cache_dir: cache_dir(),
+            latency_calls: 200,
+        }
+    }
+}
+
+impl StageConfig {
+    /// Checks the settings once, at start-up.
+    pub fn validate(&self) -> Result<(), ServiceError> {
+        if self.latency_calls < 100 {
+            return Err(ServiceError::Invalid(format!(
+                "latency_calls must be at least 100, got {}",
+                self.latency_calls
+            )));
+        }
+        Ok(())
+    }
+
+    /// Runs `handler` for `stages` as the service `name` until `shutdown`.
+    pub async fn serve<H: StageHandler, F>(
+        &self,
+        name: &'static str,
+        stages: &[Stage],
+        handler: H,
+        shutdown: F,
+    ) -> Result<(), ServiceError>
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let token = token_from(shutdown);
+        serve_stage(&self.nats, &self.health_addr, name, stages, handler, token).await
+    }
+}
+
 /// Runs a stage service: connects, serves the health endpoint and consumes each of
 /// `stages` (one consumer each, one handler for all) until `shutdown`. What `run` of the
 /// data-validator, trainer, gate and promoter do.

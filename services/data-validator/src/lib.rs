@@ -11,63 +11,34 @@
 
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
 use tollgate_bus::{StageContext, StageDone, StageError, StageHandler, StageOutcome, subjects};
 use tollgate_proto::{
     ColumnDrift, LatestByStageRequest, ModelStage, Run, Stage, Trigger, TriggerKind,
     ValidationReport,
 };
-use tollgate_service::{HEALTH_ADDR, NatsConfig, RegistryConfig, ServiceError};
+use tollgate_service::{ServiceError, StageConfig};
 use tollgate_spec::ModelSpec;
 
 /// Errors that stop the data-validator.
 pub type Error = ServiceError;
 
-/// Data-validator configuration (file, then `TOLLGATE_*` environment variables).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Config {
-    /// The NATS server.
-    pub nats: NatsConfig,
-    /// Address of the health endpoint (`/healthz`).
-    pub health_addr: String,
-    /// The registry's gRPC API (for the Production version's reference profile).
-    pub registry: RegistryConfig,
-    /// Where pushed datasets are downloaded to.
-    pub cache_dir: PathBuf,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            nats: NatsConfig::default(),
-            health_addr: HEALTH_ADDR.into(),
-            registry: RegistryConfig::default(),
-            cache_dir: tollgate_service::cache_dir(),
-        }
-    }
-}
+/// Data-validator configuration (file, then `TOLLGATE_*` environment variables): the
+/// stage services' shared shape.
+pub type Config = StageConfig;
 
 /// Runs the data-validator until `shutdown`.
 pub async fn run<F>(config: Config, shutdown: F) -> Result<(), Error>
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    let token = tollgate_service::token_from(shutdown);
-    let registry = config.registry.client()?;
+    config.validate()?;
     let handler = Validator {
         cache_dir: config.cache_dir.clone(),
-        registry,
+        registry: config.registry.client()?,
     };
-    tollgate_service::serve_stage(
-        &config.nats,
-        &config.health_addr,
-        "data-validator",
-        &[Stage::Validate],
-        handler,
-        token,
-    )
-    .await
+    config
+        .serve("data-validator", &[Stage::Validate], handler, shutdown)
+        .await
 }
 
 struct Validator {

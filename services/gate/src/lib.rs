@@ -12,72 +12,37 @@
 
 use std::{collections::BTreeMap, path::PathBuf};
 
-use serde::{Deserialize, Serialize};
 use tollgate_bus::{StageContext, StageDone, StageError, StageHandler, StageOutcome};
 use tollgate_ml::{artifact::Artifact, grade::evaluate};
 use tollgate_proto::{
     CheckVerdict, Comparison, GateCheck, GateDecision, GetVersionRequest, LatestByStageRequest,
     ModelStage, RecordGateRequest, Run, Stage,
 };
-use tollgate_service::{HEALTH_ADDR, NatsConfig, RegistryConfig, ServiceError};
+use tollgate_service::{ServiceError, StageConfig};
 use tollgate_spec::{Bound, ChampionCheck};
 use tollgate_spec::{Gate, ModelSpec};
 
 /// Errors that stop the gate.
 pub type Error = ServiceError;
 
-/// Gate configuration (file, then `TOLLGATE_*` environment variables).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Config {
-    /// The NATS server.
-    pub nats: NatsConfig,
-    /// Address of the health endpoint (`/healthz`).
-    pub health_addr: String,
-    /// The registry's gRPC API.
-    pub registry: RegistryConfig,
-    /// Where pushed datasets are downloaded to.
-    pub cache_dir: PathBuf,
-    /// Single-record predictions timed for the latency checks.
-    pub latency_calls: usize,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            nats: NatsConfig::default(),
-            health_addr: HEALTH_ADDR.into(),
-            registry: RegistryConfig::default(),
-            cache_dir: tollgate_service::cache_dir(),
-            latency_calls: 200,
-        }
-    }
-}
+/// Gate configuration (file, then `TOLLGATE_*` environment variables): the
+/// stage services' shared shape.
+pub type Config = StageConfig;
 
 /// Runs the gate until `shutdown`.
 pub async fn run<F>(config: Config, shutdown: F) -> Result<(), Error>
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    let token = tollgate_service::token_from(shutdown);
-    if config.latency_calls < 100 {
-        return Err(Error::Invalid("latency_calls must be at least 100".into()));
-    }
-    let registry = config.registry.client()?;
+    config.validate()?;
     let handler = Grader {
         cache_dir: config.cache_dir.clone(),
-        registry,
+        registry: config.registry.client()?,
         latency_calls: config.latency_calls,
     };
-    tollgate_service::serve_stage(
-        &config.nats,
-        &config.health_addr,
-        "gate",
-        &[Stage::Gate],
-        handler,
-        token,
-    )
-    .await
+    config
+        .serve("gate", &[Stage::Gate], handler, shutdown)
+        .await
 }
 
 struct Grader {

@@ -15,7 +15,6 @@
 
 use std::cmp::Ordering;
 
-use serde::{Deserialize, Serialize};
 use tollgate_bus::{StageContext, StageDone, StageError, StageHandler, StageOutcome, subjects};
 use tollgate_ml::{
     artifact::Artifact,
@@ -23,36 +22,15 @@ use tollgate_ml::{
     table::Columns,
 };
 use tollgate_proto::{GetVersionRequest, ModelStage, Run, Stage, TransitionStageRequest};
-use tollgate_service::{HEALTH_ADDR, NatsConfig, RegistryConfig, ServiceError};
+use tollgate_service::{ServiceError, StageConfig};
 use tollgate_spec::{Gate, ModelSpec};
 
 /// Errors that stop the promoter.
 pub type Error = ServiceError;
 
-/// Promoter configuration (file, then `TOLLGATE_*` environment variables).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Config {
-    /// The NATS server.
-    pub nats: NatsConfig,
-    /// Address of the health endpoint (`/healthz`).
-    pub health_addr: String,
-    /// The registry's gRPC API.
-    pub registry: RegistryConfig,
-    /// Single-record predictions timed by the integration test.
-    pub latency_calls: usize,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            nats: NatsConfig::default(),
-            health_addr: HEALTH_ADDR.into(),
-            registry: RegistryConfig::default(),
-            latency_calls: 200,
-        }
-    }
-}
+/// Promoter configuration (file, then `TOLLGATE_*` environment variables): the
+/// stage services' shared shape.
+pub type Config = StageConfig;
 
 /// The stages the promoter serves.
 pub const STAGES: &[Stage] = &[
@@ -67,21 +45,12 @@ pub async fn run<F>(config: Config, shutdown: F) -> Result<(), Error>
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    let token = tollgate_service::token_from(shutdown);
-    let registry = config.registry.client()?;
+    config.validate()?;
     let handler = Promoter {
-        registry,
-        latency_calls: config.latency_calls.max(100),
+        registry: config.registry.client()?,
+        latency_calls: config.latency_calls,
     };
-    tollgate_service::serve_stage(
-        &config.nats,
-        &config.health_addr,
-        "promoter",
-        STAGES,
-        handler,
-        token,
-    )
-    .await
+    config.serve("promoter", STAGES, handler, shutdown).await
 }
 
 /// What makes an integration test fail: no golden records, predictions that differ from

@@ -15,64 +15,35 @@ use std::{
     },
 };
 
-use serde::{Deserialize, Serialize};
 use tollgate_bus::{StageContext, StageDone, StageError, StageHandler, StageOutcome, artifacts};
 use tollgate_ml::{
     learners::Progress,
     train::{Trained, train_with_progress},
 };
 use tollgate_proto::{RegisterVersionRequest, Run, Stage};
-use tollgate_service::{HEALTH_ADDR, NatsConfig, RegistryConfig, ServiceError};
+use tollgate_service::{ServiceError, StageConfig};
 use tollgate_spec::ModelSpec;
 
 /// Errors that stop the trainer.
 pub type Error = ServiceError;
 
-/// Trainer configuration (file, then `TOLLGATE_*` environment variables).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Config {
-    /// The NATS server.
-    pub nats: NatsConfig,
-    /// Address of the health endpoint (`/healthz`).
-    pub health_addr: String,
-    /// The registry's gRPC API.
-    pub registry: RegistryConfig,
-    /// Where pushed datasets are downloaded to.
-    pub cache_dir: PathBuf,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            nats: NatsConfig::default(),
-            health_addr: HEALTH_ADDR.into(),
-            registry: RegistryConfig::default(),
-            cache_dir: tollgate_service::cache_dir(),
-        }
-    }
-}
+/// Trainer configuration (file, then `TOLLGATE_*` environment variables): the
+/// stage services' shared shape.
+pub type Config = StageConfig;
 
 /// Runs the trainer until `shutdown`.
 pub async fn run<F>(config: Config, shutdown: F) -> Result<(), Error>
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    let token = tollgate_service::token_from(shutdown);
-    let registry = config.registry.client()?;
+    config.validate()?;
     let handler = Trainer {
         cache_dir: config.cache_dir.clone(),
-        registry,
+        registry: config.registry.client()?,
     };
-    tollgate_service::serve_stage(
-        &config.nats,
-        &config.health_addr,
-        "trainer",
-        &[Stage::Train],
-        handler,
-        token,
-    )
-    .await
+    config
+        .serve("trainer", &[Stage::Train], handler, shutdown)
+        .await
 }
 
 struct Trainer {
