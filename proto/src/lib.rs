@@ -202,6 +202,7 @@ impl Run {
             spec_digest: self.spec_digest.clone(),
             requested_reason: self.reason.clone(),
             requested_by: self.requested_by.clone(),
+            scheduled_for_unix_ms: self.scheduled_for_unix_ms,
         }
     }
 }

@@ -150,6 +150,17 @@ impl Pipeline {
     /// Starts nats-server and every service; `trainer_registry_url` points the trainer at
     /// another registry address (tests of an unreachable registry).
     pub async fn start_with(trainer_registry_url: Option<String>) -> anyhow::Result<Self> {
+        Self::start_hosted(|hosted| {
+            if let Some(elsewhere) = trainer_registry_url {
+                hosted.trainer_registry = RegistryConfig::at(elsewhere);
+            }
+        })
+        .await
+    }
+
+    /// Starts nats-server and every service, after `adjust` changed how they are hosted
+    /// (another clock for schedules, another registry for the trainer).
+    pub async fn start_hosted(adjust: impl FnOnce(&mut Hosted)) -> anyhow::Result<Self> {
         TELEMETRY.get_or_init(|| tollgate_telemetry::init("e2e"));
         let nats = NatsServer::start()?;
         let dir = tempfile::tempdir()?;
@@ -159,9 +170,7 @@ impl Pipeline {
         let registry_url = format!("http://{}", listener.local_addr()?);
         let cache_dir = dir.path().join("cache");
         let mut hosted = Hosted::new(&url, &registry_url, cache_dir);
-        if let Some(elsewhere) = trainer_registry_url {
-            hosted.trainer_registry = RegistryConfig::at(elsewhere);
-        }
+        adjust(&mut hosted);
         host_services(hosted, listener, &stop);
         let bus = Bus::connect(&url).await?;
         Ok(Pipeline {
@@ -266,6 +275,13 @@ impl Pipeline {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+}
+
+impl Pipeline {
+    /// A token cancelled when the pipeline is dropped, for services a test adds.
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
     }
 }
 

@@ -19,6 +19,8 @@ mod dev;
 mod processes;
 #[path = "e2e/registry.rs"]
 mod registry;
+#[path = "e2e/schedules.rs"]
+mod schedules;
 
 /// A consumer of the dead letters of `stage`'s consumer.
 async fn dead_letters(p: &Pipeline, stage: Stage) -> async_nats::jetstream::consumer::PullConsumer {

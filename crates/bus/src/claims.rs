@@ -1,6 +1,8 @@
 //! Trigger claims in the `tollgate_triggers` bucket, which this module owns: a trigger id
 //! is claimed with the run id it becomes before anything is published, so a trigger
-//! delivered twice, to any number of trigger-watchers, starts one run.
+//! delivered twice, to any number of trigger-watchers, starts one run. Each schedule entry
+//! keeps here the slot it last fired; a slot's trigger id is the same from every watcher,
+//! so the claim above also makes each slot fire once.
 
 use tollgate_proto::{RunId, TriggerId};
 
@@ -68,5 +70,35 @@ impl TriggerClaims<'_> {
             .await
             .map(|_| ())
             .map_err(|e| BusError::store(format!("marking trigger {trigger} started"), e))
+    }
+}
+
+impl TriggerClaims<'_> {
+    /// When a schedule entry of `model` last fired (or started counting), in ms.
+    pub async fn schedule_since(&self, model: &str, entry: &str) -> Result<Option<i64>, BusError> {
+        let key = trigger_keys::schedule_since(model, entry);
+        let value = self
+            .0
+            .key_value(Bucket::Triggers)
+            .get(&key)
+            .await
+            .map_err(|e| BusError::store(format!("reading {key}"), e))?;
+        Ok(value.and_then(|v| String::from_utf8_lossy(&v).parse().ok()))
+    }
+
+    /// Records when a schedule entry last fired, or starts its counting (`apply`).
+    pub async fn set_schedule_since(
+        &self,
+        model: &str,
+        entry: &str,
+        at_ms: i64,
+    ) -> Result<(), BusError> {
+        let key = trigger_keys::schedule_since(model, entry);
+        self.0
+            .key_value(Bucket::Triggers)
+            .put(&key, at_ms.to_string().into())
+            .await
+            .map(|_| ())
+            .map_err(|e| BusError::store(format!("writing {key}"), e))
     }
 }

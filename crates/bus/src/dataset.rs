@@ -28,6 +28,17 @@ pub enum DatasetError {
         /// What the store said.
         source: BusError,
     },
+    /// A spec's `data.source` holds no dataset yet.
+    #[error("data.source {0} holds no Parquet or CSV dataset yet")]
+    EmptySource(String),
+    /// A spec's `data.source` glob is not one.
+    #[error("data.source {source_uri}: {reason}")]
+    BadSource {
+        /// The source.
+        source_uri: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The object store failed.
     #[error(transparent)]
     Bus(#[from] BusError),
@@ -67,7 +78,54 @@ impl Bus {
     }
 }
 
+/// Whether a file is a dataset Tollgate reads (Parquet or CSV).
+fn is_dataset(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet") || e.eq_ignore_ascii_case("csv"))
+}
+
 impl Datasets<'_> {
+    /// The dataset a spec's `data.source` names now, as a URI: the newest object under an
+    /// `objstore://PREFIX`, or the newest Parquet or CSV file in a `file:///dir/` or
+    /// matching a `file://` glob.
+    pub async fn resolve_source(&self, source: &str) -> Result<String, DatasetError> {
+        if let Some(prefix) = source.strip_prefix(OBJSTORE_SCHEME) {
+            let list = self
+                .0
+                .datasets
+                .list()
+                .await
+                .map_err(|e| BusError::store("listing datasets", e))?;
+            let objects: Vec<_> = futures::TryStreamExt::try_collect(list)
+                .await
+                .map_err(|e| BusError::store("listing datasets", e))?;
+            return objects
+                .into_iter()
+                .filter(|o| !o.deleted && o.name.starts_with(prefix))
+                .max_by_key(|o| (o.modified, o.name.clone()))
+                .map(|o| format!("{OBJSTORE_SCHEME}{}", o.name))
+                .ok_or_else(|| DatasetError::EmptySource(source.into()));
+        }
+        let path = source.strip_prefix("file://").unwrap_or(source);
+        let pattern = if path.ends_with('/') {
+            format!("{path}*")
+        } else {
+            path.to_string()
+        };
+        let bad = |reason: String| DatasetError::BadSource {
+            source_uri: source.into(),
+            reason,
+        };
+        let matches = glob::glob(&pattern).map_err(|e| bad(e.to_string()))?;
+        matches
+            .filter_map(Result::ok)
+            .filter(|p| p.is_file() && is_dataset(p))
+            .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+            .max()
+            .map(|(_, p)| file_uri(&p))
+            .ok_or_else(|| DatasetError::EmptySource(source.into()))
+    }
+
     /// Makes the dataset at `uri` available as a local file, downloading pushed datasets
     /// into `cache_dir` once per content digest.
     pub async fn materialize(&self, uri: &str, cache_dir: &Path) -> Result<PathBuf, DatasetError> {

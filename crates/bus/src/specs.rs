@@ -3,6 +3,7 @@
 //! runs record the digest they used. The trigger-watcher publishes here, the registry
 //! reads a model's approvers from the current spec.
 
+use futures::TryStreamExt;
 use tollgate_spec::ModelSpec;
 
 use crate::{
@@ -97,4 +98,65 @@ impl Specs<'_> {
             None => Ok(None),
         }
     }
+}
+
+impl Specs<'_> {
+    /// Every model that has a current spec, sorted.
+    pub async fn models(&self) -> Result<Vec<String>, BusError> {
+        let keys = self
+            .0
+            .key_value(Bucket::Specs)
+            .keys()
+            .await
+            .map_err(|e| BusError::store("listing specs", e))?;
+        let keys: Vec<String> = keys
+            .try_collect()
+            .await
+            .map_err(|e| BusError::store("listing specs", e))?;
+        let mut models: Vec<String> = keys
+            .iter()
+            .filter_map(|k| spec_keys::model_of(k).map(str::to_string))
+            .collect();
+        models.sort();
+        Ok(models)
+    }
+
+    /// Records that `model`'s spec was applied at `at_ms` (`tollgate apply`).
+    pub async fn set_applied(&self, model: &str, at_ms: i64) -> Result<(), BusError> {
+        self.0
+            .key_value(Bucket::Specs)
+            .put(spec_keys::applied(model), at_ms.to_string().into())
+            .await
+            .map(|_| ())
+            .map_err(|e| BusError::store(format!("recording apply of {model}"), e))
+    }
+
+    /// When `model`'s spec was last applied, if it was.
+    pub async fn applied(&self, model: &str) -> Result<Option<i64>, BusError> {
+        let value = self
+            .0
+            .key_value(Bucket::Specs)
+            .get(spec_keys::applied(model))
+            .await
+            .map_err(|e| BusError::store(format!("reading apply of {model}"), e))?;
+        Ok(value.and_then(|v| String::from_utf8_lossy(&v).parse().ok()))
+    }
+}
+
+/// Applies a spec as `tollgate apply` does, at `at_ms`: publishes it, records the time
+/// and starts each schedule entry counting from then.
+pub async fn apply(
+    bus: &Bus,
+    spec: &ModelSpec,
+    text: &str,
+    at_ms: i64,
+) -> Result<String, BusError> {
+    let digest = bus.specs().publish(spec, text).await?;
+    bus.specs().set_applied(&spec.model, at_ms).await?;
+    for entry in &spec.schedule.0 {
+        bus.trigger_claims()
+            .set_schedule_since(&spec.model, &entry.id(), at_ms)
+            .await?;
+    }
+    Ok(digest)
 }

@@ -170,6 +170,11 @@ pub mod trigger_ids {
         format!("drift-{run}")
     }
 
+    /// The trigger of one slot of a schedule entry: every watcher names it the same.
+    pub fn schedule(model: &str, entry: &str, slot_ms: i64) -> String {
+        format!("schedule-{model}-{entry}-{slot_ms}")
+    }
+
     /// The run the registry starts for a version after an approval or an override.
     pub fn registry(stage: Stage, model: &str, version: u32) -> String {
         format!("registry-{stage}-{model}-{version}")
@@ -184,6 +189,16 @@ pub mod trigger_keys {
     pub fn claim(id: &TriggerId) -> String {
         format!("t.{id}")
     }
+
+    /// The last slot a model's schedule entry fired (or when it started counting).
+    pub fn schedule_since(model: &str, entry: &str) -> String {
+        format!("sched.{model}.{entry}")
+    }
+
+    /// The claim on one slot of a model's schedule entry: whoever creates it fires it.
+    pub fn slot(model: &str, entry: &str, slot_ms: i64) -> String {
+        format!("slot.{model}.{entry}.{slot_ms}")
+    }
 }
 
 /// Keys of the `tollgate_specs` bucket.
@@ -196,6 +211,16 @@ pub mod spec_keys {
     /// The digest of a model's current spec.
     pub fn current(model: &str) -> String {
         format!("model.{model}")
+    }
+
+    /// The model a current-spec key is for.
+    pub fn model_of(key: &str) -> Option<&str> {
+        key.strip_prefix("model.")
+    }
+
+    /// When a model's spec was last applied (`tollgate apply`).
+    pub fn applied(model: &str) -> String {
+        format!("applied.{model}")
     }
 }
 

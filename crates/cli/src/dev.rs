@@ -18,8 +18,11 @@ use std::{
 };
 
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+
 use tollgate_service::{NatsConfig, RegistryConfig};
+use tollgate_trigger_watcher::{Clock, SystemClock};
 
 use crate::{CliError, DevArgs};
 
@@ -333,7 +336,7 @@ async fn start(args: &DevArgs, dir: &Path) -> Result<Started, CliError> {
 }
 
 /// Where services hosted in one process find NATS, the registry and their cache.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Hosted {
     /// The NATS server.
     pub nats: NatsConfig,
@@ -343,6 +346,20 @@ pub struct Hosted {
     pub trainer_registry: RegistryConfig,
     /// Where pushed datasets are downloaded.
     pub cache_dir: PathBuf,
+    /// The clock the trigger-watcher's schedules read (tests set the time).
+    pub clock: Arc<dyn Clock>,
+    /// How often the trigger-watcher checks schedules, in milliseconds.
+    pub schedule_tick_ms: u64,
+}
+
+impl std::fmt::Debug for Hosted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hosted")
+            .field("nats", &self.nats)
+            .field("registry", &self.registry)
+            .field("cache_dir", &self.cache_dir)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Hosted {
@@ -353,6 +370,8 @@ impl Hosted {
             registry: RegistryConfig::at(registry_url),
             trainer_registry: RegistryConfig::at(registry_url),
             cache_dir,
+            clock: Arc::new(SystemClock),
+            schedule_tick_ms: tollgate_trigger_watcher::Config::default().schedule_tick_ms,
         }
     }
 }
@@ -369,6 +388,8 @@ pub fn host_services(
         registry,
         trainer_registry,
         cache_dir,
+        clock,
+        schedule_tick_ms,
     } = hosted;
     let stop = || stop.clone().cancelled_owned();
     vec![
@@ -385,11 +406,13 @@ pub fn host_services(
         ),
         task(
             "trigger-watcher",
-            tollgate_trigger_watcher::run(
+            tollgate_trigger_watcher::run_with_clock(
                 tollgate_trigger_watcher::Config {
                     nats: nats.clone(),
+                    schedule_tick_ms,
                     ..Default::default()
                 },
+                clock,
                 stop(),
             ),
         ),

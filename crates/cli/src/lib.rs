@@ -18,6 +18,7 @@ pub mod dev;
 mod error;
 mod publish;
 pub mod show;
+mod specs;
 mod train;
 
 pub use error::CliError;
@@ -124,6 +125,20 @@ pub enum Command {
         /// Why.
         #[arg(long, default_value = "")]
         reason: String,
+    },
+    /// Register or update a model's spec without starting a run (as `kubectl apply`
+    /// does); its schedules and data source count from now.
+    Apply {
+        /// The model spec (tollgate.yaml).
+        spec: PathBuf,
+    },
+    /// List the applied specs: model, digest, when applied, data source, schedules.
+    Specs,
+    /// List each model's schedules: next slots and the last one fired.
+    Schedules {
+        /// How many upcoming slots to show per schedule.
+        #[arg(long, default_value_t = 3)]
+        next: usize,
     },
 }
 
@@ -440,6 +455,9 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
             )
             .await
         }
+        Command::Apply { spec } => specs::apply(&cli.nats_url, &spec).await,
+        Command::Specs => specs::list(&cli.nats_url).await,
+        Command::Schedules { next } => specs::schedules(&cli.nats_url, next).await,
         Command::Rollback { model, reason } => {
             show::rollback(&cli.registry_url, &cli.identity, &model, &reason).await
         }

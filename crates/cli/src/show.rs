@@ -15,7 +15,7 @@ pub fn seconds(ms: u64) -> String {
     format!("{:.2}s", ms as f64 / 1000.0)
 }
 
-fn table(header: &[&str]) -> Table {
+pub(crate) fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED)
         .set_header(header.to_vec());
@@ -63,6 +63,9 @@ pub async fn runs(registry_url: &str, args: RunsArgs) -> Result<(), CliError> {
                     format!(" ({})", run.requested_reason)
                 }
             );
+        }
+        if run.scheduled_for_unix_ms > 0 {
+            say!("scheduled slot: {}", when(run.scheduled_for_unix_ms));
         }
         say!("dataset: {}", run.dataset_uri);
         let mut t = table(&["stage", "status", "duration", "message"]);
@@ -272,7 +275,7 @@ fn parse_stage(name: &str) -> Result<ModelStage, CliError> {
     })
 }
 
-fn when(ms: i64) -> String {
+pub(crate) fn when(ms: i64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
     humantime::format_rfc3339_seconds(t).to_string()
 }

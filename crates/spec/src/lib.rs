@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 pub mod envelope;
+pub mod schedule;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -190,6 +191,23 @@ pub struct ModelSpec {
     /// `optimal` for the F1-optimal threshold the trainer stored. Default 0.5.
     #[serde(default)]
     pub threshold: Threshold,
+    /// Where the model's data comes from, for scheduled runs and triggers that name no
+    /// dataset.
+    #[serde(default)]
+    pub data: Option<DataSource>,
+    /// When scheduled runs start: `default` (Monday 02:00 UTC) or a list of
+    /// `{cron, timezone, catch_up}`.
+    #[serde(default)]
+    pub schedule: schedule::Schedule,
+}
+
+/// The spec's `data:` section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DataSource {
+    /// `objstore://PREFIX` (the newest pushed object under the prefix), `file:///dir/`
+    /// (the newest Parquet or CSV file there) or a `file://` glob.
+    pub source: String,
 }
 
 /// When a dataset counts as drifted. Distances, not p-values, decide.
@@ -788,6 +806,14 @@ impl ModelSpec {
                     c.metric
                 ));
             }
+        }
+        if let Some(d) = &self.data
+            && !(d.source.starts_with("objstore://") || d.source.starts_with("file:///"))
+        {
+            return bad(format!(
+                "data.source {:?}: use objstore://PREFIX or file:///dir/ (or a file:// glob)",
+                d.source
+            ));
         }
         if let Some(a) = self.approvers.iter().find(|a| a.trim().is_empty()) {
             return bad(format!("approvers: {a:?} is not an identity"));

@@ -9,12 +9,23 @@
 //! `tollgate.stage.<first stage>`, announcing it on `tollgate.run.<id>.created`. The run
 //! id is the one the publisher chose (so it can follow the run), or a new ULID.
 //!
+//! It also fires schedules: every tick it reads the current specs, and for each
+//! `schedule:` entry whose slot is due publishes a `schedule` trigger named by the model,
+//! entry and slot, so any number of watchers fire each slot once (JetStream dedupe on the
+//! id, then the trigger claim). After downtime the missed slots fire once in total, and
+//! only within the entry's catch-up window. A trigger that names no dataset takes the
+//! newest one from the spec's `data.source`.
+//!
 //! A trigger delivered twice starts one run: its id is claimed before anything is
 //! published. A trigger that cannot become a real run (unknown model, bad spec, no plan)
 //! still gets a run that ends `failed` with the reason, so the person waiting on it is
 //! told.
 
+use std::{sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 use tollgate_bus::{
     Bus, BusError,
     claims::Claim,
@@ -40,6 +51,8 @@ pub struct Config {
     pub nats: NatsConfig,
     /// Address of the health endpoint (`/healthz`).
     pub health_addr: String,
+    /// How often schedules are checked, in milliseconds.
+    pub schedule_tick_ms: u64,
 }
 
 impl Default for Config {
@@ -47,12 +60,40 @@ impl Default for Config {
         Config {
             nats: NatsConfig::default(),
             health_addr: HEALTH_ADDR.into(),
+            schedule_tick_ms: 1000,
         }
+    }
+}
+
+/// Where the scheduler reads the time: the system clock, or a test's.
+pub trait Clock: Send + Sync + 'static {
+    /// Now.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
     }
 }
 
 /// Runs the trigger-watcher until `shutdown`.
 pub async fn run<F>(config: Config, shutdown: F) -> Result<(), Error>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    run_with_clock(config, Arc::new(SystemClock), shutdown).await
+}
+
+/// [`run`], with schedules read against `clock`.
+pub async fn run_with_clock<F>(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    shutdown: F,
+) -> Result<(), Error>
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
@@ -62,7 +103,9 @@ where
     let consumer = bus
         .work_consumer(subjects::TRIGGER_CONSUMER, subjects::TRIGGER_ALL)
         .await?;
-    Ok(consume(
+    let tick = Duration::from_millis(config.schedule_tick_ms.max(10));
+    let scheduler = tokio::spawn(schedule_loop(bus.clone(), clock, tick, token.clone()));
+    let consumed = consume(
         &bus.clone(),
         consumer,
         subjects::TRIGGER_CONSUMER,
@@ -85,7 +128,95 @@ where
             }
         },
     )
-    .await?)
+    .await;
+    scheduler.abort();
+    Ok(consumed?)
+}
+
+/// Checks the schedules every `tick` until `shutdown`.
+async fn schedule_loop(
+    bus: Bus,
+    clock: Arc<dyn Clock>,
+    tick: Duration,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(tick) => {}
+        }
+        if let Err(e) = fire_due(&bus, clock.now()).await {
+            warn!(error = %e, "schedules not checked this tick");
+        }
+    }
+}
+
+/// Publishes a `schedule` trigger for every due slot of every current spec.
+pub async fn fire_due(bus: &Bus, now: DateTime<Utc>) -> Result<(), BusError> {
+    use tollgate_spec::schedule::Due;
+    let now_ms = now.timestamp_millis();
+    for model in bus.specs().models().await? {
+        let spec = match bus.specs().current(&model).await {
+            Ok(Some(published)) => published.spec,
+            Ok(None) => continue,
+            Err(SpecStoreError::Bus(e)) => return Err(e),
+            Err(e) => {
+                warn!(%model, error = %e, "current spec unreadable; its schedule is skipped");
+                continue;
+            }
+        };
+        for entry in &spec.schedule.0 {
+            let id = entry.id();
+            let claims = bus.trigger_claims();
+            let Some(since) = claims.schedule_since(&model, &id).await? else {
+                claims.set_schedule_since(&model, &id, now_ms).await?;
+                continue;
+            };
+            let since = DateTime::from_timestamp_millis(since).unwrap_or(now);
+            match entry.due(since, now) {
+                Due::NotYet(_) => {}
+                Due::TooLate(slot) => {
+                    info!(%model, cron = %entry.cron, %slot, "missed slot is past its catch-up window; not fired");
+                    claims
+                        .set_schedule_since(&model, &id, slot.timestamp_millis())
+                        .await?;
+                }
+                Due::Fire { slot, missed } => {
+                    let slot_ms = slot.timestamp_millis();
+                    let trigger_id = subjects::trigger_ids::schedule(&model, &id, slot_ms);
+                    let local = slot.with_timezone(&entry.timezone.0);
+                    let mut reason = format!(
+                        "schedule {} ({}): slot {}",
+                        entry.cron,
+                        entry.timezone,
+                        local.to_rfc3339()
+                    );
+                    if missed > 0 {
+                        reason += &format!(", standing for {missed} missed earlier slots");
+                    }
+                    let trigger = Trigger {
+                        trigger_id: trigger_id.clone(),
+                        kind: TriggerKind::Schedule as i32,
+                        model: model.clone(),
+                        reason,
+                        requested_by: "schedule".into(),
+                        created_unix_ms: now_ms,
+                        scheduled_for_unix_ms: slot_ms,
+                        ..Default::default()
+                    };
+                    bus.publish(
+                        subjects::trigger(TriggerKind::Schedule),
+                        &trigger,
+                        Some(&trigger_id),
+                    )
+                    .await?;
+                    info!(%model, cron = %entry.cron, %slot, missed, "schedule slot fired");
+                    claims.set_schedule_since(&model, &id, slot_ms).await?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Why a trigger did not become a run as asked.
@@ -152,6 +283,7 @@ async fn handle(bus: &Bus, trigger: Trigger, kind: Option<TriggerKind>) -> Dispo
         requested_by: trigger.requested_by.clone(),
         created_unix_ms: now_ms(),
         model_version: trigger.model_version,
+        scheduled_for_unix_ms: trigger.scheduled_for_unix_ms,
         ..Default::default()
     };
     let started = match plan_run(bus, &trigger, kind, &mut run).await {
@@ -215,7 +347,24 @@ async fn plan_run(
     run.model = spec.model.clone();
     run.spec_yaml = text;
     run.spec_digest = digest;
-    let plan = spec.plan(kind).ok_or_else(|| {
+    if run.dataset_uri.is_empty()
+        && let Some(data) = &spec.data
+    {
+        run.dataset_uri =
+            bus.datasets()
+                .resolve_source(&data.source)
+                .await
+                .map_err(|e| match e {
+                    tollgate_bus::dataset::DatasetError::Bus(e) => TriggerError::Bus(e),
+                    other => TriggerError::Refused(other.to_string()),
+                })?;
+    }
+    // A schedule without a plan of its own runs the data plan.
+    let plan = match kind {
+        TriggerKind::Schedule => spec.plan(kind).or_else(|| spec.plan(TriggerKind::Data)),
+        _ => spec.plan(kind),
+    };
+    let plan = plan.ok_or_else(|| {
         TriggerError::Refused(format!(
             "the spec of {} has no plan for {kind} triggers (add triggers.{kind} to tollgate.yaml)",
             spec.model

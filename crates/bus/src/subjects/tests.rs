@@ -73,6 +73,21 @@ fn message_ids_and_other_keys_are_distinct_per_run_stage_and_event() {
     assert_eq!(trigger_keys::claim(&t), "t.drift-01J");
     assert_eq!(spec_keys::by_digest("ab"), "sha.ab");
     assert_eq!(spec_keys::current("churn"), "model.churn");
+    assert_eq!(
+        spec_keys::model_of(&spec_keys::current("churn")),
+        Some("churn")
+    );
+    assert_eq!(spec_keys::model_of("sha.ab"), None);
+    assert_eq!(spec_keys::applied("churn"), "applied.churn");
+    assert_eq!(
+        trigger_keys::schedule_since("churn", "ab12"),
+        "sched.churn.ab12"
+    );
+    assert!(
+        trigger_ids::schedule("churn", "ab12", 1_800_000_000_000)
+            .parse::<TriggerId>()
+            .is_ok()
+    );
     assert_eq!(alert(Alert::Approval), "tollgate.alert.approval");
     assert!(trigger_ids::drift(&run).parse::<TriggerId>().is_ok());
     assert_eq!(
