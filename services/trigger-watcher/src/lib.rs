@@ -284,6 +284,7 @@ async fn handle(bus: &Bus, trigger: Trigger, kind: Option<TriggerKind>) -> Dispo
         created_unix_ms: now_ms(),
         model_version: trigger.model_version,
         scheduled_for_unix_ms: trigger.scheduled_for_unix_ms,
+        ci: trigger.ci.clone(),
         ..Default::default()
     };
     let started = match plan_run(bus, &trigger, kind, &mut run).await {

@@ -187,3 +187,86 @@ fn tollgate_dev_runs_a_pipeline_stops_cleanly_keeps_its_state_and_refuses_a_seco
     signal(&dev, "-INT");
     assert!(dev.wait().unwrap().success());
 }
+
+/// The CI template's model step, run by `tests/ci/workflow-step.sh` as a runner would.
+fn workflow_step(dir: &Path, summary: &Path, spec: &Path) -> Output {
+    Command::new("bash")
+        .arg(workspace_root().join("tests/ci/workflow-step.sh"))
+        .args([summary, spec, &dir.join("churn.parquet")])
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", path_with_tools())
+        .env("TOLLGATE_BIN", bin("tollgate"))
+        .env("TOLLGATE_DATA_DIR", dir.join(".tollgate"))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_ci_template_step_exits_by_the_verdict_and_writes_the_job_summary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let out = run(
+        dir,
+        &[
+            "data",
+            "generate",
+            "--rows",
+            "3000",
+            "--out",
+            "churn.parquet",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let mut dev = start_dev(dir, &[], &dir.join("dev.out"));
+    let spec = workspace_root().join("examples/churn/tollgate.yaml");
+    let summary = dir.join("summary.md");
+
+    let out = workflow_step(dir, &summary, &spec);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(md.starts_with("## Tollgate: churn PASSED"), "{md}");
+    assert!(
+        md.contains("commit `0123abcd` · PR #7 · [CI run](https://github.example/acme/churn/actions/runs/42)"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| stage | status | duration | message |"),
+        "{md}"
+    );
+    assert!(md.contains("| gate | passed |"), "{md}");
+    assert!(md.contains("| auc_roc | "), "{md}");
+
+    // A pull request that raises a gate the model cannot meet: exit 1, and the summary
+    // shows the failing check.
+    let strict = dir.join("strict.yaml");
+    let raised = std::fs::read_to_string(&spec)
+        .unwrap()
+        .replace("f1: {min: 0.70}", "f1: {min: 0.999}");
+    std::fs::write(&strict, raised).unwrap();
+    let out = workflow_step(dir, &summary, &strict);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(md.contains("## Tollgate: churn BLOCKED"), "{md}");
+    assert!(
+        md.contains("| f1 | ") && md.contains("| >= 0.999 | FAIL |"),
+        "{md}"
+    );
+
+    // The same report for a pull-request comment.
+    let run_id = text(&out)
+        .split("(run ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap()
+        .to_string();
+    let report = run(dir, &["report", &run_id, "--format", "markdown"]);
+    assert!(report.status.success(), "{}", text(&report));
+    assert!(
+        text(&report).contains("## Tollgate: churn BLOCKED"),
+        "{}",
+        text(&report)
+    );
+    signal(&dev, "-INT");
+    assert!(dev.wait().unwrap().success());
+}
