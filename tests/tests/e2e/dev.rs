@@ -100,22 +100,26 @@ fn gone(pid: u32) -> bool {
     true
 }
 
+/// A scratch directory holding `churn.parquet` (3,000 generated rows).
+fn with_data() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let args = [
+        "data",
+        "generate",
+        "--rows",
+        "3000",
+        "--out",
+        "churn.parquet",
+    ];
+    let out = run(tmp.path(), &args);
+    assert!(out.status.success(), "{}", text(&out));
+    tmp
+}
+
 #[test]
 fn tollgate_dev_runs_a_pipeline_stops_cleanly_keeps_its_state_and_refuses_a_second_stack() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = with_data();
     let dir = tmp.path();
-    let out = run(
-        dir,
-        &[
-            "data",
-            "generate",
-            "--rows",
-            "3000",
-            "--out",
-            "churn.parquet",
-        ],
-    );
-    assert!(out.status.success(), "{}", text(&out));
     let spec = workspace_root().join("examples/churn/tollgate.yaml");
 
     // The services as separate processes, as Kubernetes runs them.
@@ -204,20 +208,8 @@ fn workflow_step(dir: &Path, summary: &Path, spec: &Path) -> Output {
 
 #[test]
 fn the_ci_template_step_exits_by_the_verdict_and_writes_the_job_summary() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = with_data();
     let dir = tmp.path();
-    let out = run(
-        dir,
-        &[
-            "data",
-            "generate",
-            "--rows",
-            "3000",
-            "--out",
-            "churn.parquet",
-        ],
-    );
-    assert!(out.status.success(), "{}", text(&out));
     let mut dev = start_dev(dir, &[], &dir.join("dev.out"));
     let spec = workspace_root().join("examples/churn/tollgate.yaml");
     let summary = dir.join("summary.md");
