@@ -89,21 +89,11 @@ impl Datasets<'_> {
     /// `objstore://PREFIX`, or the newest Parquet or CSV file in a `file:///dir/` or
     /// matching a `file://` glob.
     pub async fn resolve_source(&self, source: &str) -> Result<String, DatasetError> {
-        if let Some(prefix) = source.strip_prefix(OBJSTORE_SCHEME) {
-            let list = self
-                .0
-                .datasets
-                .list()
-                .await
-                .map_err(|e| BusError::store("listing datasets", e))?;
-            let objects: Vec<_> = futures::TryStreamExt::try_collect(list)
-                .await
-                .map_err(|e| BusError::store("listing datasets", e))?;
-            return objects
-                .into_iter()
-                .filter(|o| !o.deleted && o.name.starts_with(prefix))
-                .max_by_key(|o| (o.modified, o.name.clone()))
-                .map(|o| format!("{OBJSTORE_SCHEME}{}", o.name))
+        if source.starts_with(OBJSTORE_SCHEME) {
+            return self
+                .newest_object(source)
+                .await?
+                .map(|(_, uri, _)| uri)
                 .ok_or_else(|| DatasetError::EmptySource(source.into()));
         }
         let path = source.strip_prefix("file://").unwrap_or(source);
@@ -124,6 +114,39 @@ impl Datasets<'_> {
             .max()
             .map(|(_, p)| file_uri(&p))
             .ok_or_else(|| DatasetError::EmptySource(source.into()))
+    }
+
+    /// The newest complete object under an `objstore://PREFIX`: identity (name and
+    /// version), URI and modified time in ms.
+    pub async fn newest_object(
+        &self,
+        source: &str,
+    ) -> Result<Option<(String, String, i64)>, BusError> {
+        let prefix = source.strip_prefix(OBJSTORE_SCHEME).unwrap_or(source);
+        let list = self
+            .0
+            .datasets
+            .list()
+            .await
+            .map_err(|e| BusError::store("listing datasets", e))?;
+        let objects: Vec<_> = futures::TryStreamExt::try_collect(list)
+            .await
+            .map_err(|e| BusError::store("listing datasets", e))?;
+        Ok(objects
+            .into_iter()
+            .filter(|o| !o.deleted && o.name.starts_with(prefix))
+            .max_by_key(|o| (o.modified, o.name.clone()))
+            .map(|o| {
+                let ms = o
+                    .modified
+                    .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+                    .unwrap_or(0);
+                (
+                    format!("{}@{}", o.name, o.nuid),
+                    format!("{OBJSTORE_SCHEME}{}", o.name),
+                    ms,
+                )
+            }))
     }
 
     /// Makes the dataset at `uri` available as a local file, downloading pushed datasets

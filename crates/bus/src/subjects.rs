@@ -175,6 +175,12 @@ pub mod trigger_ids {
         format!("schedule-{model}-{entry}-{slot_ms}")
     }
 
+    /// The trigger of a dataset arriving under a model's source: named by the dataset's
+    /// identity (its sha256, since a path does not fit an id).
+    pub fn arrival(model: &str, identity: &str) -> String {
+        format!("arrival-{model}-{}", &tollgate_spec::digest(identity)[..16])
+    }
+
     /// The run the registry starts for a version after an approval or an override.
     pub fn registry(stage: Stage, model: &str, version: u32) -> String {
         format!("registry-{stage}-{model}-{version}")

@@ -208,6 +208,14 @@ pub struct DataSource {
     /// `objstore://PREFIX` (the newest pushed object under the prefix), `file:///dir/`
     /// (the newest Parquet or CSV file there) or a `file://` glob.
     pub source: String,
+    /// New data starts the `data` plan once the newest dataset has not changed for this
+    /// long (a burst of arrivals is one run).
+    #[serde(default = "default_debounce")]
+    pub debounce: schedule::Window,
+}
+
+fn default_debounce() -> schedule::Window {
+    schedule::Window(std::time::Duration::from_secs(30))
 }
 
 /// When a dataset counts as drifted. Distances, not p-values, decide.

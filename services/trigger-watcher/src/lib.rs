@@ -24,6 +24,8 @@
 use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
+mod arrivals;
+
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tollgate_bus::{
@@ -133,38 +135,54 @@ where
     Ok(consumed?)
 }
 
-/// Checks the schedules every `tick` until `shutdown`.
+/// Checks the schedules and the watched data sources every `tick` until `shutdown`.
 async fn schedule_loop(
     bus: Bus,
     clock: Arc<dyn Clock>,
     tick: Duration,
     shutdown: CancellationToken,
 ) {
+    let mut arrivals = arrivals::Arrivals::default();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(tick) => {}
         }
-        if let Err(e) = fire_due(&bus, clock.now()).await {
-            warn!(error = %e, "schedules not checked this tick");
-        }
-    }
-}
-
-/// Publishes a `schedule` trigger for every due slot of every current spec.
-pub async fn fire_due(bus: &Bus, now: DateTime<Utc>) -> Result<(), BusError> {
-    use tollgate_spec::schedule::Due;
-    let now_ms = now.timestamp_millis();
-    for model in bus.specs().models().await? {
-        let spec = match bus.specs().current(&model).await {
-            Ok(Some(published)) => published.spec,
-            Ok(None) => continue,
-            Err(SpecStoreError::Bus(e)) => return Err(e),
+        let specs = match current_specs(&bus).await {
+            Ok(specs) => specs,
             Err(e) => {
-                warn!(%model, error = %e, "current spec unreadable; its schedule is skipped");
+                warn!(error = %e, "specs not read this tick");
                 continue;
             }
         };
+        let now = clock.now();
+        if let Err(e) = fire_due(&bus, &specs, now).await {
+            warn!(error = %e, "schedules not checked this tick");
+        }
+        arrivals.check(&bus, &specs, now).await;
+    }
+}
+
+/// Every model's current spec; one that no longer parses is skipped with a warning.
+async fn current_specs(bus: &Bus) -> Result<Vec<ModelSpec>, BusError> {
+    let mut specs = Vec::new();
+    for model in bus.specs().models().await? {
+        match bus.specs().current(&model).await {
+            Ok(Some(published)) => specs.push(published.spec),
+            Ok(None) => {}
+            Err(SpecStoreError::Bus(e)) => return Err(e),
+            Err(e) => warn!(%model, error = %e, "current spec unreadable; skipped"),
+        }
+    }
+    Ok(specs)
+}
+
+/// Publishes a `schedule` trigger for every due slot of `specs`.
+async fn fire_due(bus: &Bus, specs: &[ModelSpec], now: DateTime<Utc>) -> Result<(), BusError> {
+    use tollgate_spec::schedule::Due;
+    let now_ms = now.timestamp_millis();
+    for spec in specs {
+        let model = spec.model.clone();
         for entry in &spec.schedule.0 {
             let id = entry.id();
             let claims = bus.trigger_claims();

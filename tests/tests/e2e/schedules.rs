@@ -1,6 +1,8 @@
-//! Schedules against a real nats-server with a clock the test controls: a slot fires one
-//! run (with two trigger-watchers), missed slots fire once within the catch-up window and
-//! not at all past it; and a trigger that names no dataset takes the spec's data source.
+//! Schedules and data arrival against a real nats-server. With a clock the test controls,
+//! a slot fires one run (with two trigger-watchers), missed slots fire once within the
+//! catch-up window and not at all past it; a trigger that names no dataset takes the
+//! spec's data source; and new data in the object store or a watched directory starts one
+//! run per burst.
 
 use std::{
     sync::{Arc, Mutex},
@@ -195,4 +197,89 @@ async fn a_trigger_without_a_dataset_takes_the_newest_object_under_the_source_pr
         "{}",
         run.reason
     );
+}
+
+/// Runs started by data arrival, newest first.
+async fn arrived(p: &Pipeline) -> Vec<RunSummary> {
+    p.runs("churn")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.trigger() == TriggerKind::Data && r.requested_by == "data arrival")
+        .collect()
+}
+
+/// Waits until `n` arrival runs have ended, then a little longer for any extra one.
+async fn wait_arrived(p: &Pipeline, n: usize) -> Vec<RunSummary> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let runs = arrived(p).await;
+        if runs.len() >= n && runs.iter().all(|r| r.verdict() != Verdict::Unspecified) {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            return arrived(p).await;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of {n} arrival runs",
+            runs.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn new_data_starts_one_data_run_per_burst_from_the_object_store_and_from_a_directory() {
+    let p = Pipeline::start_hosted(|h| h.schedule_tick_ms = 100)
+        .await
+        .unwrap();
+    let files: Vec<_> = (0..3)
+        .map(|i| {
+            p.dataset(&format!("burst-{i}.parquet"), 2_000, 40 + i, false)
+                .unwrap()
+        })
+        .collect();
+    let apply = |text: String| {
+        let bus = p.bus.clone();
+        async move {
+            let spec = tollgate_spec::ModelSpec::parse(&text).unwrap();
+            tollgate_bus::specs::apply(&bus, &spec, &text, Utc::now().timestamp_millis())
+                .await
+                .unwrap();
+        }
+    };
+    apply(format!(
+        "{}\ndata: {{source: \"objstore://arrive/\", debounce: 1s}}\n",
+        example_spec()
+    ))
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Three objects in quick succession: one run, on the newest.
+    for (i, file) in files.iter().enumerate() {
+        p.bus
+            .datasets()
+            .push(file, &format!("arrive/{i}.parquet"))
+            .await
+            .unwrap();
+    }
+    let runs = wait_arrived(&p, 1).await;
+    assert_eq!(runs.len(), 1, "a burst is one run");
+    assert_eq!(runs[0].verdict(), Verdict::Passed, "{}", runs[0].reason);
+    assert_eq!(runs[0].dataset_uri, "objstore://arrive/2.parquet");
+
+    // A watched directory: a file landing there starts the data plan, with no publish.
+    let watched = p.dir.path().join("landing");
+    std::fs::create_dir_all(&watched).unwrap();
+    apply(format!(
+        "{}\ndata: {{source: \"file://{}/\", debounce: 1s}}\n",
+        example_spec(),
+        watched.display()
+    ))
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let landed = watched.join("2026-12-01.parquet");
+    std::fs::copy(&files[0], &landed).unwrap();
+    let runs = wait_arrived(&p, 2).await;
+    assert_eq!(runs.len(), 2, "one run for the file");
+    assert_eq!(runs[0].dataset_uri, file_uri(&landed));
+    assert_eq!(runs[0].verdict(), Verdict::Passed, "{}", runs[0].reason);
 }

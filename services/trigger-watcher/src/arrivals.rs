@@ -1,0 +1,208 @@
+//! Data arrival: a new dataset under a spec's `data.source` starts its `data` plan with no
+//! publish. Each tick finds the newest dataset of every watched source (objects in the
+//! datasets store; files in a directory, woken by `notify`), and once the newest has not
+//! changed for the spec's debounce window, publishes one `data` trigger for it. A burst of
+//! arrivals is one run on the newest; a file still being written keeps changing, so it is
+//! never read half-done (an object store object is listed only once it is complete). The
+//! trigger is named by the dataset, so any number of watchers start one run.
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use chrono::{DateTime, Utc};
+use tollgate_bus::{Bus, BusError, dataset, subjects};
+use tollgate_proto::{Trigger, TriggerKind};
+use tollgate_spec::ModelSpec;
+use tracing::{info, warn};
+
+/// The newest dataset of a source, as far as this watcher has seen it.
+#[derive(Debug, Clone)]
+struct Seen {
+    /// What the newest dataset is (name and version); a change restarts the debounce.
+    identity: String,
+    /// Its URI.
+    uri: String,
+    /// When this watcher first saw this identity.
+    since: DateTime<Utc>,
+    /// Whether its trigger was published.
+    fired: bool,
+}
+
+/// What the watcher remembers between ticks.
+#[derive(Default)]
+pub struct Arrivals {
+    seen: HashMap<String, Seen>,
+    dirs: Option<notify::RecommendedWatcher>,
+    watched: Vec<PathBuf>,
+    changed: Arc<AtomicBool>,
+    files: HashMap<PathBuf, Option<(String, String)>>,
+}
+
+impl Arrivals {
+    /// Checks every watched source of the current specs at `now`.
+    pub async fn check(&mut self, bus: &Bus, specs: &[ModelSpec], now: DateTime<Utc>) {
+        for spec in specs {
+            let Some(data) = &spec.data else { continue };
+            let newest = match self.newest(bus, &data.source).await {
+                Ok(Some(n)) => n,
+                Ok(None) => continue,
+                Err(e) => {
+                    warn!(model = %spec.model, error = %e, "data source not read this tick");
+                    continue;
+                }
+            };
+            if let Err(e) = self.step(bus, spec, newest, now).await {
+                warn!(model = %spec.model, error = %e, "arrival not published; next tick retries");
+            }
+        }
+    }
+
+    /// The newest dataset of `source`: (identity, URI, modified time in ms).
+    async fn newest(
+        &mut self,
+        bus: &Bus,
+        source: &str,
+    ) -> Result<Option<(String, String, i64)>, BusError> {
+        if source.starts_with(dataset::OBJSTORE_SCHEME) {
+            return bus.datasets().newest_object(source).await;
+        }
+        let dir = watched_dir(source);
+        self.watch(&dir);
+        let rescan = self.changed.swap(false, Ordering::Relaxed);
+        if rescan || !self.files.contains_key(&dir) {
+            let newest = newest_file(source);
+            self.files.insert(dir.clone(), newest);
+        }
+        Ok(self.files.get(&dir).cloned().flatten().map(|(id, uri)| {
+            let ms = id
+                .rsplit('@')
+                .next()
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(0);
+            (id, uri, ms)
+        }))
+    }
+
+    /// Watches `dir` for changes (once).
+    fn watch(&mut self, dir: &Path) {
+        if self.watched.iter().any(|d| d == dir) {
+            return;
+        }
+        if self.dirs.is_none() {
+            let changed = self.changed.clone();
+            match notify::recommended_watcher(move |_event| {
+                changed.store(true, Ordering::Relaxed);
+            }) {
+                Ok(w) => self.dirs = Some(w),
+                Err(e) => warn!(error = %e, "cannot watch directories; rescanning every tick"),
+            }
+        }
+        if let Some(w) = self.dirs.as_mut() {
+            use notify::Watcher;
+            if let Err(e) = w.watch(dir, notify::RecursiveMode::NonRecursive) {
+                warn!(dir = %dir.display(), error = %e, "cannot watch directory");
+            }
+        }
+        self.watched.push(dir.to_path_buf());
+    }
+
+    async fn step(
+        &mut self,
+        bus: &Bus,
+        spec: &ModelSpec,
+        (identity, uri, modified_ms): (String, String, i64),
+        now: DateTime<Utc>,
+    ) -> Result<(), BusError> {
+        let Some(data) = &spec.data else {
+            return Ok(());
+        };
+        let entry = self.seen.entry(spec.model.clone()).or_insert_with(|| Seen {
+            identity: identity.clone(),
+            uri: uri.clone(),
+            since: now,
+            fired: false,
+        });
+        if entry.identity != identity {
+            *entry = Seen {
+                identity: identity.clone(),
+                uri,
+                since: now,
+                fired: false,
+            };
+        }
+        let applied = bus.specs().applied(&spec.model).await?.unwrap_or(0);
+        let settled = (now - entry.since)
+            .to_std()
+            .is_ok_and(|waited| waited >= data.debounce.0);
+        // Data that was there before the spec was applied is not an arrival.
+        if entry.fired || !settled || modified_ms < applied {
+            return Ok(());
+        }
+        let id = subjects::trigger_ids::arrival(&spec.model, &identity);
+        let trigger = Trigger {
+            trigger_id: id.clone(),
+            kind: TriggerKind::Data as i32,
+            model: spec.model.clone(),
+            dataset_uri: entry.uri.clone(),
+            reason: format!("new data under {}: {}", data.source, entry.uri),
+            requested_by: "data arrival".into(),
+            created_unix_ms: now.timestamp_millis(),
+            ..Default::default()
+        };
+        bus.publish(subjects::trigger(TriggerKind::Data), &trigger, Some(&id))
+            .await?;
+        info!(model = %spec.model, dataset = %entry.uri, "data arrived; data plan triggered");
+        entry.fired = true;
+        Ok(())
+    }
+}
+
+/// The directory a `file://` source watches.
+fn watched_dir(source: &str) -> PathBuf {
+    let path = source.strip_prefix("file://").unwrap_or(source);
+    let path = Path::new(path);
+    if source.ends_with('/') {
+        return path.to_path_buf();
+    }
+    path.ancestors()
+        .find(|a| !a.to_string_lossy().contains(['*', '?', '[']))
+        .unwrap_or(path)
+        .to_path_buf()
+}
+
+/// The newest dataset file of a `file://` source: identity `path@size@mtime_ms` and URI.
+fn newest_file(source: &str) -> Option<(String, String)> {
+    let dir = source.strip_prefix("file://").unwrap_or(source);
+    let pattern = if dir.ends_with('/') {
+        format!("{dir}*")
+    } else {
+        dir.to_string()
+    };
+    glob::glob(&pattern)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|p| {
+            p.is_file()
+                && p.extension().is_some_and(|e| {
+                    e.eq_ignore_ascii_case("parquet") || e.eq_ignore_ascii_case("csv")
+                })
+        })
+        .filter_map(|p| {
+            let meta = std::fs::metadata(&p).ok()?;
+            let ms = meta
+                .modified()
+                .ok()?
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()?
+                .as_millis() as i64;
+            Some((ms, meta.len(), p))
+        })
+        .max()
+        .map(|(ms, len, p)| (format!("{}@{len}@{ms}", p.display()), dataset::file_uri(&p)))
+}
