@@ -324,20 +324,38 @@ impl StageConfig {
         Ok(())
     }
 
-    /// Runs `handler` for `stages` as the service `name` until `shutdown`.
+    /// Checks the config, makes the handler from what it needs, and runs it for `stages`
+    /// as the service `name` until `shutdown`.
     pub async fn serve<H: StageHandler, F>(
         &self,
         name: &'static str,
         stages: &[Stage],
-        handler: H,
+        make: impl FnOnce(StageDeps) -> H,
         shutdown: F,
     ) -> Result<(), ServiceError>
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
+        self.validate()?;
+        let handler = make(StageDeps {
+            cache_dir: self.cache_dir.clone(),
+            registry: self.registry.client()?,
+            latency_calls: self.latency_calls,
+        });
         let token = token_from(shutdown);
         serve_stage(&self.nats, &self.health_addr, name, stages, handler, token).await
     }
+}
+
+/// What a stage handler is made from: its share of [`StageConfig`], ready to use.
+#[derive(Debug, Clone)]
+pub struct StageDeps {
+    /// Where pushed datasets are downloaded to.
+    pub cache_dir: PathBuf,
+    /// The registry client (connects on first use).
+    pub registry: tollgate_proto::RegistryClient<tonic::transport::Channel>,
+    /// Single-record predictions timed for latency.
+    pub latency_calls: usize,
 }
 
 /// Runs a stage service: connects, serves the health endpoint and consumes each of

@@ -16,7 +16,7 @@ use tollgate_proto::{
     ColumnDrift, LatestByStageRequest, ModelStage, Run, Stage, Trigger, TriggerKind,
     ValidationReport,
 };
-use tollgate_service::{ServiceError, StageConfig};
+use tollgate_service::{ServiceError, StageConfig, StageDeps};
 use tollgate_spec::ModelSpec;
 
 /// Errors that stop the data-validator.
@@ -31,25 +31,18 @@ pub async fn run<F>(config: Config, shutdown: F) -> Result<(), Error>
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    config.validate()?;
-    let handler = Validator {
-        cache_dir: config.cache_dir.clone(),
-        registry: config.registry.client()?,
-    };
     config
-        .serve("data-validator", &[Stage::Validate], handler, shutdown)
+        .serve("data-validator", &[Stage::Validate], Validator, shutdown)
         .await
 }
 
-struct Validator {
-    cache_dir: PathBuf,
-    registry: tollgate_proto::RegistryClient<tonic::transport::Channel>,
-}
+/// The stage handler, made from what the stage config provides.
+struct Validator(StageDeps);
 
 impl StageHandler for Validator {
     async fn handle(&self, mut run: Run, ctx: StageContext) -> Result<StageDone, StageError> {
         let spec = ModelSpec::parse(&run.spec_yaml)?;
-        let path = ctx.dataset(&run, &self.cache_dir).await?;
+        let path = ctx.dataset(&run, &self.0.cache_dir).await?;
         ctx.progress(format!(
             "validating {} expectations on {}",
             spec.expectations.len(),
@@ -91,7 +84,7 @@ impl Validator {
             model: run.model.clone(),
             stage: ModelStage::Production as i32,
         };
-        let production = match self.registry.clone().latest_by_stage(request).await {
+        let production = match self.0.registry.clone().latest_by_stage(request).await {
             Ok(v) => v.into_inner(),
             Err(s) if s.code() == tonic::Code::NotFound => {
                 report.drift_note = "drift not measured: no Production version yet".into();

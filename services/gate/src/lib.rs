@@ -10,7 +10,7 @@
 //! version in the registry. Blessed: the run goes to its next stage; blocked: the run
 //! ends `blocked` naming the checks that failed.
 
-use std::{collections::BTreeMap, path::PathBuf};
+use std::collections::BTreeMap;
 
 use tollgate_bus::{StageContext, StageDone, StageError, StageHandler, StageOutcome};
 use tollgate_ml::{artifact::Artifact, grade::evaluate};
@@ -18,7 +18,7 @@ use tollgate_proto::{
     CheckVerdict, Comparison, GateCheck, GateDecision, GetVersionRequest, LatestByStageRequest,
     ModelStage, RecordGateRequest, Run, Stage,
 };
-use tollgate_service::{ServiceError, StageConfig};
+use tollgate_service::{ServiceError, StageConfig, StageDeps};
 use tollgate_spec::{Bound, ChampionCheck};
 use tollgate_spec::{Gate, ModelSpec};
 
@@ -34,22 +34,11 @@ pub async fn run<F>(config: Config, shutdown: F) -> Result<(), Error>
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    config.validate()?;
-    let handler = Grader {
-        cache_dir: config.cache_dir.clone(),
-        registry: config.registry.client()?,
-        latency_calls: config.latency_calls,
-    };
-    config
-        .serve("gate", &[Stage::Gate], handler, shutdown)
-        .await
+    config.serve("gate", &[Stage::Gate], Grader, shutdown).await
 }
 
-struct Grader {
-    cache_dir: PathBuf,
-    registry: tollgate_proto::RegistryClient<tonic::transport::Channel>,
-    latency_calls: usize,
-}
+/// The stage handler, made from what the stage config provides.
+struct Grader(StageDeps);
 
 /// Checks an observed value against a bound: one check per side that is set.
 pub fn checks_for(gate: Gate, observed: Option<f64>, bound: &Bound) -> Vec<GateCheck> {
@@ -181,8 +170,8 @@ impl StageHandler for Grader {
             ));
         }
         let (candidate, size) = self.fetch(&run.model, run.model_version).await?;
-        let path = ctx.dataset(&run, &self.cache_dir).await?;
-        let mut registry = self.registry.clone();
+        let path = ctx.dataset(&run, &self.0.cache_dir).await?;
+        let mut registry = self.0.registry.clone();
         let production = match registry
             .latest_by_stage(LatestByStageRequest {
                 model: run.model.clone(),
@@ -249,6 +238,7 @@ impl Grader {
     /// A version's artifact through the registry, digest checked, and its size in bytes.
     async fn fetch(&self, model: &str, version: u32) -> Result<(Artifact, usize), StageError> {
         let fetched = self
+            .0
             .registry
             .clone()
             .get_artifact(GetVersionRequest {
@@ -272,7 +262,7 @@ impl Grader {
         spec: &ModelSpec,
     ) -> Result<tollgate_ml::grade::Evaluation, StageError> {
         let (calls, path, split, threshold) = (
-            self.latency_calls,
+            self.0.latency_calls,
             path.to_path_buf(),
             spec.split.clone(),
             spec.threshold,

@@ -22,7 +22,7 @@ use tollgate_ml::{
     table::Columns,
 };
 use tollgate_proto::{GetVersionRequest, ModelStage, Run, Stage, TransitionStageRequest};
-use tollgate_service::{ServiceError, StageConfig};
+use tollgate_service::{ServiceError, StageConfig, StageDeps};
 use tollgate_spec::{Gate, ModelSpec};
 
 /// Errors that stop the promoter.
@@ -45,12 +45,7 @@ pub async fn run<F>(config: Config, shutdown: F) -> Result<(), Error>
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    config.validate()?;
-    let handler = Promoter {
-        registry: config.registry.client()?,
-        latency_calls: config.latency_calls,
-    };
-    config.serve("promoter", STAGES, handler, shutdown).await
+    config.serve("promoter", STAGES, Promoter, shutdown).await
 }
 
 /// What makes an integration test fail: no golden records, predictions that differ from
@@ -88,10 +83,8 @@ pub fn integration_failures(check: &Integration, latency_limit_ms: Option<f64>) 
     failures
 }
 
-struct Promoter {
-    registry: tollgate_proto::RegistryClient<tonic::transport::Channel>,
-    latency_calls: usize,
-}
+/// The stage handler, made from what the stage config provides.
+struct Promoter(StageDeps);
 
 impl StageHandler for Promoter {
     async fn handle(&self, run: Run, ctx: StageContext) -> Result<StageDone, StageError> {
@@ -123,6 +116,7 @@ impl Promoter {
             )));
         }
         let v = self
+            .0
             .registry
             .clone()
             .transition_stage(TransitionStageRequest {
@@ -151,7 +145,7 @@ impl Promoter {
 
     async fn integration(&self, run: &Run) -> Result<StageOutcome, StageError> {
         let spec = ModelSpec::parse(&run.spec_yaml)?;
-        let mut registry = self.registry.clone();
+        let mut registry = self.0.registry.clone();
         let request = GetVersionRequest {
             model: run.model.clone(),
             version: run.model_version,
@@ -176,7 +170,7 @@ impl Promoter {
                 want.all()
             )));
         }
-        let calls = self.latency_calls;
+        let calls = self.0.latency_calls;
         let check = tokio::task::spawn_blocking(move || integration(&artifact, calls))
             .await
             .map_err(|source| StageError::Task {

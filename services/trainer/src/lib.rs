@@ -21,7 +21,7 @@ use tollgate_ml::{
     train::{Trained, train_with_progress},
 };
 use tollgate_proto::{RegisterVersionRequest, Run, Stage};
-use tollgate_service::{ServiceError, StageConfig};
+use tollgate_service::{ServiceError, StageConfig, StageDeps};
 use tollgate_spec::ModelSpec;
 
 /// Errors that stop the trainer.
@@ -36,25 +36,18 @@ pub async fn run<F>(config: Config, shutdown: F) -> Result<(), Error>
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    config.validate()?;
-    let handler = Trainer {
-        cache_dir: config.cache_dir.clone(),
-        registry: config.registry.client()?,
-    };
     config
-        .serve("trainer", &[Stage::Train], handler, shutdown)
+        .serve("trainer", &[Stage::Train], Trainer, shutdown)
         .await
 }
 
-struct Trainer {
-    cache_dir: PathBuf,
-    registry: tollgate_proto::RegistryClient<tonic::transport::Channel>,
-}
+/// The stage handler, made from what the stage config provides.
+struct Trainer(StageDeps);
 
 impl StageHandler for Trainer {
     async fn handle(&self, mut run: Run, ctx: StageContext) -> Result<StageDone, StageError> {
         let spec = ModelSpec::parse(&run.spec_yaml)?;
-        let path = ctx.dataset(&run, &self.cache_dir).await?;
+        let path = ctx.dataset(&run, &self.0.cache_dir).await?;
         let algorithms: Vec<String> = spec.algorithms().iter().map(|a| a.describe()).collect();
         ctx.progress(match &spec.candidates {
             Some(c) => format!(
@@ -77,6 +70,7 @@ impl StageHandler for Trainer {
         let name = artifacts::name(&spec.model, ctx.run_id());
         ctx.bus().artifacts().put(&name, &bytes).await?;
         let version = self
+            .0
             .registry
             .clone()
             .register_version(RegisterVersionRequest {
