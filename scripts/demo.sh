@@ -2,7 +2,8 @@
 # `make demo`: `tollgate dev` (a local nats-server with JetStream and the six services),
 # a local comparison of candidate algorithms, then the runs of the churn model: one that
 # reaches Staging and is approved to Production, one on dirty data that fails validation,
-# one whose gate it cannot meet. Ctrl-C or the end stops everything.
+# one whose gate it cannot meet, and one that new data in the object store starts by
+# itself. Ctrl-C or the end stops everything.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -63,6 +64,21 @@ tg publish data --spec examples/churn/tollgate.yaml --dataset "$work/dirty.parqu
 say "3. a spec whose gate the model cannot meet (AUC-ROC >= 0.99): blocked at the gate"
 sed 's/auc_roc: {min: 0.80}/auc_roc: {min: 0.99}/' examples/churn/tollgate.yaml >"$work/strict.yaml"
 tg publish data --spec "$work/strict.yaml" --dataset "$uri" --wait --timeout 300
+
+say "4. new data lands in the object store: the trigger-watcher starts the data plan, with no publish"
+cp examples/churn/tollgate.yaml "$work/watched.yaml"
+printf '\ndata: {source: "objstore://incoming/", debounce: 2s}\n' >>"$work/watched.yaml"
+tg apply "$work/watched.yaml" || exit 2
+tg data generate --rows "$rows" --seed 11 --out "$work/incoming.parquet" >/dev/null
+tg data push "$work/incoming.parquet" --name "incoming/$(date +%Y%m%d-%H%M%S).parquet" || exit 2
+echo "waiting for the arrival to settle (2 s) and its run to end ..."
+for _ in $(seq 600); do
+  # The row's first line holds the verdict; its second line says who started it.
+  tg runs --limit 5 2>/dev/null | grep -B1 "by data arrival" | head -1 \
+    | grep -qE "┆ (passed|failed|blocked) +┆" && break
+  sleep 0.2
+done
+tg runs --limit 3
 
 say "the registry's model versions"
 tg models

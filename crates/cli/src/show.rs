@@ -117,14 +117,14 @@ pub async fn runs(registry_url: &str, args: RunsArgs) -> Result<(), CliError> {
         t.add_row(vec![
             r.run_id.clone(),
             r.model.clone(),
-            if r.requested_by.is_empty() || r.trigger() != tollgate_proto::TriggerKind::Manual {
-                r.trigger().name().into()
-            } else {
-                format!(
+            match (r.requested_by.is_empty(), r.trigger()) {
+                (true, kind) => kind.name().to_string(),
+                (false, tollgate_proto::TriggerKind::Manual) => format!(
                     "manual\nby {}: {}",
                     r.requested_by,
                     r.requested_reason.chars().take(40).collect::<String>()
-                )
+                ),
+                (false, kind) => format!("{kind}\nby {}", r.requested_by),
             },
             stages,
             r.verdict().name().into(),

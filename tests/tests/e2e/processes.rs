@@ -559,3 +559,30 @@ fn sigterm_mid_training_releases_the_run_to_another_trainer_and_registers_one_ve
     );
     services.stop_gracefully();
 }
+
+#[test]
+fn a_manual_dispatch_without_a_reason_is_refused_before_anything_is_published() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("churn.parquet");
+    generate(&data, 500, &[]);
+    let args = [
+        "publish",
+        "manual",
+        "--model",
+        "churn",
+        "--dataset",
+        data.to_str().unwrap(),
+    ];
+    // No NATS anywhere: the refusal comes first, so nothing could have been published.
+    let env = [(
+        "TOLLGATE_NATS_URL",
+        tollgate_e2e::UNREACHABLE.replace("http", "nats"),
+    )];
+    let out = cli(&env, &args);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("a manual dispatch needs --reason"),
+        "{stderr}"
+    );
+}
