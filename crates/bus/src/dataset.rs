@@ -84,6 +84,50 @@ fn is_dataset(path: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("parquet") || e.eq_ignore_ascii_case("csv"))
 }
 
+/// The newest dataset file of a `file://` source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewestFile {
+    /// The file.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its modification time, in ms since the epoch.
+    pub modified_ms: i64,
+}
+
+/// The newest Parquet or CSV file in a `file:///dir/` source or matching a `file://` glob.
+pub fn newest_file(source: &str) -> Result<Option<NewestFile>, DatasetError> {
+    let path = source.strip_prefix("file://").unwrap_or(source);
+    let pattern = if path.ends_with('/') {
+        format!("{path}*")
+    } else {
+        path.to_string()
+    };
+    let matches = glob::glob(&pattern).map_err(|e| DatasetError::BadSource {
+        source_uri: source.into(),
+        reason: e.to_string(),
+    })?;
+    Ok(matches
+        .filter_map(Result::ok)
+        .filter(|p| p.is_file() && is_dataset(p))
+        .filter_map(|path| {
+            let meta = std::fs::metadata(&path).ok()?;
+            let modified_ms = meta
+                .modified()
+                .ok()?
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()?
+                .as_millis() as i64;
+            Some((modified_ms, meta.len(), path))
+        })
+        .max()
+        .map(|(modified_ms, size, path)| NewestFile {
+            path,
+            size,
+            modified_ms,
+        }))
+}
+
 impl Datasets<'_> {
     /// The dataset a spec's `data.source` names now, as a URI: the newest object under an
     /// `objstore://PREFIX`, or the newest Parquet or CSV file in a `file:///dir/` or
@@ -96,23 +140,8 @@ impl Datasets<'_> {
                 .map(|(_, uri, _)| uri)
                 .ok_or_else(|| DatasetError::EmptySource(source.into()));
         }
-        let path = source.strip_prefix("file://").unwrap_or(source);
-        let pattern = if path.ends_with('/') {
-            format!("{path}*")
-        } else {
-            path.to_string()
-        };
-        let bad = |reason: String| DatasetError::BadSource {
-            source_uri: source.into(),
-            reason,
-        };
-        let matches = glob::glob(&pattern).map_err(|e| bad(e.to_string()))?;
-        matches
-            .filter_map(Result::ok)
-            .filter(|p| p.is_file() && is_dataset(p))
-            .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
-            .max()
-            .map(|(_, p)| file_uri(&p))
+        newest_file(source)?
+            .map(|f| file_uri(&f.path))
             .ok_or_else(|| DatasetError::EmptySource(source.into()))
     }
 

@@ -166,7 +166,10 @@ impl Validator {
             ctx.bus()
                 .publish(subjects::trigger(TriggerKind::Drift), &trigger, Some(&id))
                 .await?;
-            format!("drift: {summary}; published tollgate.trigger.drift")
+            format!(
+                "drift: {summary}; published {}",
+                subjects::trigger(TriggerKind::Drift)
+            )
         };
         Ok(())
     }

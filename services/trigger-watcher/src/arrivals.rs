@@ -41,7 +41,7 @@ pub struct Arrivals {
     dirs: Option<notify::RecommendedWatcher>,
     watched: Vec<PathBuf>,
     changed: Arc<AtomicBool>,
-    files: HashMap<PathBuf, Option<(String, String)>>,
+    files: HashMap<PathBuf, Option<dataset::NewestFile>>,
 }
 
 impl Arrivals {
@@ -76,16 +76,15 @@ impl Arrivals {
         self.watch(&dir);
         let rescan = self.changed.swap(false, Ordering::Relaxed);
         if rescan || !self.files.contains_key(&dir) {
-            let newest = newest_file(source);
+            let newest = dataset::newest_file(source).ok().flatten();
             self.files.insert(dir.clone(), newest);
         }
-        Ok(self.files.get(&dir).cloned().flatten().map(|(id, uri)| {
-            let ms = id
-                .rsplit('@')
-                .next()
-                .and_then(|t| t.parse().ok())
-                .unwrap_or(0);
-            (id, uri, ms)
+        Ok(self.files.get(&dir).cloned().flatten().map(|f| {
+            (
+                format!("{}@{}@{}", f.path.display(), f.size, f.modified_ms),
+                dataset::file_uri(&f.path),
+                f.modified_ms,
+            )
         }))
     }
 
@@ -174,35 +173,4 @@ fn watched_dir(source: &str) -> PathBuf {
         .find(|a| !a.to_string_lossy().contains(['*', '?', '[']))
         .unwrap_or(path)
         .to_path_buf()
-}
-
-/// The newest dataset file of a `file://` source: identity `path@size@mtime_ms` and URI.
-fn newest_file(source: &str) -> Option<(String, String)> {
-    let dir = source.strip_prefix("file://").unwrap_or(source);
-    let pattern = if dir.ends_with('/') {
-        format!("{dir}*")
-    } else {
-        dir.to_string()
-    };
-    glob::glob(&pattern)
-        .ok()?
-        .filter_map(Result::ok)
-        .filter(|p| {
-            p.is_file()
-                && p.extension().is_some_and(|e| {
-                    e.eq_ignore_ascii_case("parquet") || e.eq_ignore_ascii_case("csv")
-                })
-        })
-        .filter_map(|p| {
-            let meta = std::fs::metadata(&p).ok()?;
-            let ms = meta
-                .modified()
-                .ok()?
-                .duration_since(std::time::UNIX_EPOCH)
-                .ok()?
-                .as_millis() as i64;
-            Some((ms, meta.len(), p))
-        })
-        .max()
-        .map(|(ms, len, p)| (format!("{}@{len}@{ms}", p.display()), dataset::file_uri(&p)))
 }
