@@ -37,9 +37,27 @@ pub fn example_spec() -> String {
         .unwrap_or_default()
 }
 
-/// A free TCP port on loopback.
+/// A free TCP port on loopback for a child process to listen on.
+///
+/// Not `bind(:0)`: that hands out ephemeral ports, which the kernel also gives to outgoing
+/// connections and other tests' servers between our release and the child's bind. These
+/// come at random from below Linux's ephemeral range, never twice in one test process.
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(StdListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    use std::collections::BTreeSet;
+    static GIVEN: std::sync::Mutex<BTreeSet<u16>> = std::sync::Mutex::new(BTreeSet::new());
+    const LOW: u128 = 20_000;
+    const SPAN: u128 = 12_000;
+    let mut given = GIVEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for _ in 0..1000 {
+        let port = u16::try_from(LOW + ulid::Ulid::new().random() % SPAN)?;
+        if !given.contains(&port) && StdListener::bind(("127.0.0.1", port)).is_ok() {
+            given.insert(port);
+            return Ok(port);
+        }
+    }
+    bail!("no free loopback port between {LOW} and {}", LOW + SPAN)
 }
 
 fn nats_server_binary() -> anyhow::Result<PathBuf> {

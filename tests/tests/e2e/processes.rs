@@ -468,19 +468,42 @@ fn run_id_of(publish_stdout: &str) -> String {
         .to_string()
 }
 
-/// Reads lines of `tollgate runs --watch` until one contains `needle`.
-fn wait_for_line(lines: &mut impl Iterator<Item = String>, needle: &str) -> String {
-    for line in lines {
-        if line.contains(needle) {
-            return line;
+/// The lines `tollgate runs --watch` prints, read on a thread so a wait can time out.
+struct WatchLines(std::sync::mpsc::Receiver<String>);
+
+impl WatchLines {
+    fn new(stdout: std::process::ChildStdout) -> Self {
+        use std::io::BufRead;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        WatchLines(rx)
+    }
+
+    /// The next line that contains `needle`, within two minutes.
+    fn wait_for(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.0.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(e) => panic!("no line with {needle:?} from `runs --watch`: {e}"),
+            }
         }
     }
-    panic!("`runs --watch` ended before a line with {needle:?}");
 }
 
 #[test]
 fn sigterm_mid_training_releases_the_run_to_another_trainer_and_registers_one_version() {
-    use std::io::BufRead;
     let nats = NatsServer::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let env = service_env(&nats, dir.path());
@@ -507,10 +530,8 @@ fn sigterm_mid_training_releases_the_run_to_another_trainer_and_registers_one_ve
         watch.env(k, v);
     }
     let mut watch = watch.spawn().unwrap();
-    let mut lines = std::io::BufReader::new(watch.stdout.take().unwrap())
-        .lines()
-        .map_while(Result::ok);
-    let _ = wait_for_line(&mut lines, "watching every run");
+    let lines = WatchLines::new(watch.stdout.take().unwrap());
+    let _ = lines.wait_for("watching every run");
     let out = publish_code(&env, &spec, &data, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
@@ -521,7 +542,7 @@ fn sigterm_mid_training_releases_the_run_to_another_trainer_and_registers_one_ve
     let run_id = run_id_of(&stdout);
 
     // The forest is growing: stop the trainer.
-    let _ = wait_for_line(&mut lines, "random forest: ");
+    let _ = lines.wait_for("random forest: ");
     let mut trainer = services.take("trainer");
     let stopping = std::time::Instant::now();
     Command::new("kill")
@@ -544,7 +565,7 @@ fn sigterm_mid_training_releases_the_run_to_another_trainer_and_registers_one_ve
 
     // Another replica picks the released run up and finishes it.
     services.spawn(&env, &["trainer"]);
-    let verdict = wait_for_line(&mut lines, "verdict:");
+    let verdict = lines.wait_for("verdict:");
     assert!(verdict.contains("PASSED"), "{verdict}");
     let _ = watch.kill();
     let _ = watch.wait();
