@@ -76,6 +76,16 @@ named_words!(
     ]
 );
 
+named_words!(
+    Concurrency,
+    "concurrency",
+    [
+        Parallel = "parallel",
+        Queue = "queue",
+        CancelInProgress = "cancel-in-progress",
+    ]
+);
+
 named_words!(Comparison, "comparison", [AtLeast = ">=", AtMost = "<="]);
 
 named_words!(
@@ -98,6 +108,7 @@ named_words!(
         StageFinished = "finished",
         Progress = "progress",
         Completed = "completed",
+        Queued = "queued",
     ]
 );
 
@@ -111,6 +122,7 @@ impl StageStatus {
             StageStatus::Failed => "failed",
             StageStatus::Blocked => "blocked",
             StageStatus::Skipped => "skipped",
+            StageStatus::Cancelled => "cancelled",
         }
     }
 }
@@ -123,6 +135,22 @@ impl Verdict {
             Verdict::Passed => "passed",
             Verdict::Failed => "failed",
             Verdict::Blocked => "blocked",
+            Verdict::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl RunSummary {
+    /// The run's state for tables: its verdict, `queued` while it waits for its
+    /// concurrency group, `running` otherwise.
+    pub fn status(&self) -> &'static str {
+        if self.verdict() == Verdict::Unspecified
+            && self.stages.is_empty()
+            && !self.queued_behind.is_empty()
+        {
+            "queued"
+        } else {
+            self.verdict().name()
         }
     }
 }
@@ -204,6 +232,9 @@ impl Run {
             requested_by: self.requested_by.clone(),
             scheduled_for_unix_ms: self.scheduled_for_unix_ms,
             ci: self.ci.clone(),
+            concurrency: self.concurrency,
+            plan_kind: self.plan_kind,
+            queued_behind: self.queued_behind.clone(),
         }
     }
 }

@@ -16,6 +16,9 @@ fn every_named_value_round_trips_through_its_word() {
     for s in ModelStage::NAMED {
         assert_eq!(s.name().parse::<ModelStage>(), Ok(*s));
     }
+    for c in Concurrency::NAMED {
+        assert_eq!(c.name().parse::<Concurrency>(), Ok(*c));
+    }
 }
 
 #[test]

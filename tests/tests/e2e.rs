@@ -13,6 +13,8 @@ use tollgate_proto::{
     Trigger, TriggerKind, Verdict,
 };
 
+#[path = "e2e/concurrency.rs"]
+mod concurrency;
 #[path = "e2e/dev.rs"]
 mod dev;
 #[path = "e2e/processes.rs"]

@@ -84,7 +84,7 @@ pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 pub struct Bus {
     client: async_nats::Client,
     pub(crate) js: jetstream::Context,
-    buckets: [Store; 4],
+    buckets: Vec<Store>,
     pub(crate) artifacts: ObjectStore,
     pub(crate) datasets: ObjectStore,
 }
@@ -132,12 +132,10 @@ impl Bus {
             Duration::from_secs(30 * 24 * 3600),
         )
         .await?;
-        let buckets = [
-            ensure_kv(&js, Bucket::Models.name()).await?,
-            ensure_kv(&js, Bucket::Runs.name()).await?,
-            ensure_kv(&js, Bucket::Triggers.name()).await?,
-            ensure_kv(&js, Bucket::Specs.name()).await?,
-        ];
+        let mut buckets = Vec::with_capacity(Bucket::ALL.len());
+        for bucket in Bucket::ALL {
+            buckets.push(ensure_kv(&js, bucket.name()).await?);
+        }
         let artifacts = ensure_object_store(&js, subjects::ARTIFACTS_STORE).await?;
         let datasets = ensure_object_store(&js, subjects::DATASETS_STORE).await?;
         Ok(Bus {
@@ -161,13 +159,8 @@ impl Bus {
 
     /// A key-value bucket, for the module that owns it (see [`Bucket`]).
     pub fn key_value(&self, bucket: Bucket) -> Store {
-        let i = match bucket {
-            Bucket::Models => 0,
-            Bucket::Runs => 1,
-            Bucket::Triggers => 2,
-            Bucket::Specs => 3,
-        };
-        self.buckets[i].clone()
+        // `Bucket::ALL` lists every variant in declaration order, as `connect` created them.
+        self.buckets[bucket as usize].clone()
     }
 
     /// Opens (creating if needed) a durable pull consumer on the work stream.

@@ -61,7 +61,28 @@ pub async fn announce(bus: &Bus, id: &RunId, run: &Run) -> Result<(), BusError> 
         .await
 }
 
-/// Ends a run with a verdict and publishes its `completed` event.
+/// Publishes that a run waits for `active`, the run holding its concurrency group.
+pub async fn queued(bus: &Bus, id: &RunId, run: &Run, active: &RunId) -> Result<(), BusError> {
+    let kind = RunEventKind::Queued;
+    let summary = Run {
+        queued_behind: active.to_string(),
+        ..run.clone()
+    }
+    .summary();
+    let ev = RunEvent {
+        run_id: id.to_string(),
+        kind: kind as i32,
+        at_unix_ms: now_ms(),
+        summary: Some(summary),
+        ..Default::default()
+    };
+    let msg_id = subjects::msg_id::event(id, kind, None);
+    bus.publish(subjects::run_event(id, kind), &ev, Some(&msg_id))
+        .await
+}
+
+/// Ends a run with a verdict and publishes its `completed` event; a run of a concurrency
+/// group then gives the group to its pending run.
 pub async fn complete(
     bus: &Bus,
     id: &RunId,
@@ -84,12 +105,22 @@ pub async fn complete(
     };
     let msg_id = subjects::msg_id::event(id, kind, None);
     bus.publish(subjects::run_event(id, kind), &ev, Some(&msg_id))
-        .await
+        .await?;
+    if crate::groups::grouped(run) {
+        bus.groups().release(run).await?;
+    }
+    Ok(())
 }
 
 /// Starts a run: announces it, then sends it to the first stage on its plan.
 pub async fn start(bus: &Bus, id: &RunId, run: &Run) -> Result<(), BusError> {
     announce(bus, id, run).await?;
+    dispatch(bus, id, run).await
+}
+
+/// Sends an announced run to the first stage on its plan (a queued run, when its turn
+/// comes).
+pub async fn dispatch(bus: &Bus, id: &RunId, run: &Run) -> Result<(), BusError> {
     if let Some(first) = run.current_stage() {
         let msg_id = subjects::msg_id::stage(id, first);
         bus.publish(subjects::stage(first), run, Some(&msg_id))

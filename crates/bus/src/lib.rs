@@ -15,6 +15,7 @@
 //! - [`events`]: run events (created, started, finished, progress, completed).
 //! - [`claims`]: trigger claims (the `tollgate_triggers` bucket).
 //! - [`specs`]: published specs by digest (the `tollgate_specs` bucket).
+//! - [`groups`]: concurrency groups and cancel requests (the `tollgate_groups` bucket).
 //! - [`artifacts`]: the model artifacts object store.
 //! - [`dataset`]: dataset URIs and the datasets object store.
 
@@ -25,6 +26,7 @@ pub mod codec;
 pub mod consume;
 pub mod dataset;
 pub mod events;
+pub mod groups;
 pub mod specs;
 pub mod stage;
 pub mod subjects;

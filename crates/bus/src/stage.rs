@@ -15,7 +15,7 @@ use crate::{
     codec,
     consume::{Delivery, Disposition, consume},
     dataset::DatasetError,
-    events, now_ms, subjects,
+    events, groups, now_ms, subjects,
 };
 
 /// How a stage ended for a run.
@@ -27,6 +27,8 @@ pub enum StageOutcome {
     Failed(String),
     /// The run ends `blocked` here (a gate check failed) with this reason.
     Blocked(String),
+    /// The run was cancelled while the stage ran (its concurrency group's newer run).
+    Cancelled(String),
 }
 
 /// A stage's result: the run with the stage's findings filled in, and the outcome.
@@ -71,8 +73,9 @@ pub enum StageError {
     /// Something that may pass, as this message says.
     #[error("{0}")]
     Transient(String),
-    /// The service is shutting down: the run goes back to the queue for another replica.
-    #[error("interrupted by shutdown")]
+    /// The stage stopped early ([`StageContext::stop`]): on shutdown the run goes back to
+    /// the queue for another replica; when the run was cancelled it ends `cancelled`.
+    #[error("interrupted")]
     Interrupted,
 }
 
@@ -106,13 +109,13 @@ impl StageError {
 }
 
 /// What a stage handler gets besides the run: the bus, progress reporting on
-/// `tollgate.run.<id>.progress`, and the shutdown signal for long work.
+/// `tollgate.run.<id>.progress`, and the stop signal for long work.
 #[derive(Clone)]
 pub struct StageContext {
     bus: Bus,
     run: RunId,
     stage: Stage,
-    shutdown: CancellationToken,
+    stop: CancellationToken,
 }
 
 impl StageContext {
@@ -126,10 +129,10 @@ impl StageContext {
         &self.run
     }
 
-    /// Cancelled when the service is asked to shut down: long work stops and returns
-    /// [`StageError::Interrupted`].
-    pub fn shutdown(&self) -> &CancellationToken {
-        &self.shutdown
+    /// Fires when the service is asked to shut down or the run is cancelled: long work
+    /// stops at its next checkpoint and returns [`StageError::Interrupted`].
+    pub fn stop(&self) -> &CancellationToken {
+        &self.stop
     }
 
     /// The run's dataset as a local file, downloaded into `cache_dir` when it was pushed.
@@ -212,9 +215,14 @@ async fn handle_stage<H: StageHandler>(
         bus: bus.clone(),
         run: id,
         stage,
-        shutdown,
+        stop: shutdown.child_token(),
     };
     async move {
+        match cancelled_before(&ctx, &run).await {
+            Ok(false) => {}
+            Ok(true) => return Disposition::Ack,
+            Err(e) => return Disposition::Retry(e.to_string()),
+        }
         match process(ctx, handler, run, &delivery).await {
             Ok(d) => d,
             Err(e) => Disposition::Retry(e.to_string()),
@@ -222,6 +230,47 @@ async fn handle_stage<H: StageHandler>(
     }
     .instrument(span)
     .await
+}
+
+/// A stage boundary: a run of a concurrency group that was asked to stop ends
+/// `cancelled` here instead of starting the stage. `true` when it did.
+async fn cancelled_before(ctx: &StageContext, run: &Run) -> Result<bool, BusError> {
+    if !groups::grouped(run) {
+        return Ok(false);
+    }
+    let Some(reason) = ctx.bus.groups().cancel_reason(&ctx.run).await? else {
+        return Ok(false);
+    };
+    let reason = format!("cancelled before {}: {reason}", ctx.stage);
+    events::complete(&ctx.bus, &ctx.run, run, Verdict::Cancelled, &reason).await?;
+    Ok(true)
+}
+
+/// While a stage of a grouped run works: fires `ctx.stop` once the run is asked to stop,
+/// keeping the reason.
+fn watch_cancel(
+    ctx: &StageContext,
+    run: &Run,
+) -> (
+    Option<tokio::task::JoinHandle<()>>,
+    Arc<std::sync::OnceLock<String>>,
+) {
+    let reason = Arc::new(std::sync::OnceLock::new());
+    if !groups::grouped(run) {
+        return (None, reason);
+    }
+    let (bus, id, stop, kept) = (
+        ctx.bus.clone(),
+        ctx.run.clone(),
+        ctx.stop.clone(),
+        reason.clone(),
+    );
+    let task = tokio::spawn(async move {
+        let why = bus.groups().cancelled(&id).await;
+        let _ = kept.set(why);
+        stop.cancel();
+    });
+    (Some(task), reason)
 }
 
 async fn process<H: StageHandler>(
@@ -241,10 +290,19 @@ async fn process<H: StageHandler>(
     };
     events::stage_event(&bus, &id, RunEventKind::StageStarted, &result).await?;
     info!(attempt = delivery.attempt, "stage started");
+    let (watch, cancel_reason) = watch_cancel(&ctx, &run);
     let outcome = handler.handle(run.clone(), ctx).await;
+    if let Some(watch) = watch {
+        watch.abort();
+    }
     result.duration_ms = started_at.elapsed().as_millis() as u64;
     let (mut run, outcome, disposition) = match outcome {
         Ok(done) => (done.run, done.outcome, Disposition::Ack),
+        Err(StageError::Interrupted) if cancel_reason.get().is_some() => {
+            let reason = cancel_reason.get().cloned().unwrap_or_default();
+            info!(%reason, "run cancelled mid-stage");
+            (run, StageOutcome::Cancelled(reason), Disposition::Ack)
+        }
         Err(StageError::Interrupted) => {
             info!("stage interrupted by shutdown; the run goes back to the queue");
             return Ok(Disposition::Release("interrupted by shutdown".into()));
@@ -267,6 +325,7 @@ async fn process<H: StageHandler>(
         StageOutcome::Passed(m) => (StageStatus::Passed, m.clone(), Verdict::Passed),
         StageOutcome::Failed(m) => (StageStatus::Failed, m.clone(), Verdict::Failed),
         StageOutcome::Blocked(m) => (StageStatus::Blocked, m.clone(), Verdict::Blocked),
+        StageOutcome::Cancelled(m) => (StageStatus::Cancelled, m.clone(), Verdict::Cancelled),
     };
     result.status = status as i32;
     result.message = message.clone();

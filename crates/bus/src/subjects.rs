@@ -49,15 +49,18 @@ pub enum Bucket {
     Triggers,
     /// Published specs by digest, and each model's current one: [`crate::specs`].
     Specs,
+    /// Concurrency groups and cancel requests: [`crate::groups`].
+    Groups,
 }
 
 impl Bucket {
     /// Every bucket, created at connect.
-    pub const ALL: [Bucket; 4] = [
+    pub const ALL: [Bucket; 5] = [
         Bucket::Models,
         Bucket::Runs,
         Bucket::Triggers,
         Bucket::Specs,
+        Bucket::Groups,
     ];
 
     /// The bucket's name on the server.
@@ -67,6 +70,7 @@ impl Bucket {
             Bucket::Runs => "tollgate_runs",
             Bucket::Triggers => "tollgate_triggers",
             Bucket::Specs => "tollgate_specs",
+            Bucket::Groups => "tollgate_groups",
         }
     }
 }
@@ -227,6 +231,21 @@ pub mod spec_keys {
     /// When a model's spec was last applied (`tollgate apply`).
     pub fn applied(model: &str) -> String {
         format!("applied.{model}")
+    }
+}
+
+/// Keys of the `tollgate_groups` bucket.
+pub mod group_keys {
+    use tollgate_proto::{RunId, TriggerKind};
+
+    /// A concurrency group: the runs of `model` on the `plan` entry of its `triggers:`.
+    pub fn group(model: &str, plan: TriggerKind) -> String {
+        format!("group.{model}.{plan}")
+    }
+
+    /// A request to cancel a run, with the reason as its value.
+    pub fn cancel(run: &RunId) -> String {
+        format!("cancel.{run}")
     }
 }
 

@@ -214,6 +214,18 @@ fn print_event(event: &RunEvent) -> Option<Result<(), CliError>> {
             }
             None
         }
+        RunEventKind::Queued => {
+            if let Some(s) = &event.summary {
+                say!(
+                    "  … queued behind run {} ({} group {}/{}); a newer run replaces it while it waits",
+                    s.queued_behind,
+                    s.concurrency().name(),
+                    s.model,
+                    s.plan_kind().name()
+                );
+            }
+            None
+        }
         RunEventKind::StageStarted => {
             if let Some(st) = &event.stage {
                 say!("  ▸ {:<11} running", st.stage().to_string());

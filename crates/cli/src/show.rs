@@ -44,10 +44,23 @@ pub async fn runs(registry_url: &str, args: RunsArgs) -> Result<(), CliError> {
             run.run_id,
             run.model,
             run.trigger().name(),
-            run.verdict().name()
+            run.status()
         );
         if !run.reason.is_empty() {
             say!("reason: {}", run.reason);
+        }
+        if run.concurrency() != tollgate_proto::Concurrency::Parallel {
+            say!(
+                "concurrency group: {}/{} ({}){}",
+                run.model,
+                run.plan_kind().name(),
+                run.concurrency().name(),
+                if run.queued_behind.is_empty() {
+                    String::new()
+                } else {
+                    format!(", queued behind run {}", run.queued_behind)
+                }
+            );
         }
         if !run.requested_by.is_empty() || !run.requested_reason.is_empty() {
             say!(
@@ -127,7 +140,7 @@ pub async fn runs(registry_url: &str, args: RunsArgs) -> Result<(), CliError> {
                 (false, kind) => format!("{kind}\nby {}", r.requested_by),
             },
             stages,
-            r.verdict().name().into(),
+            r.status().into(),
             if r.model_version == 0 {
                 "-".into()
             } else {

@@ -13,7 +13,7 @@ pub mod schedule;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub use tollgate_proto::{Stage, TriggerKind};
+pub use tollgate_proto::{Concurrency, Stage, TriggerKind};
 
 /// A metric the trainer and gate compute on held-out rows, usable in `gates:` and
 /// `champion:`; higher is better for each.
@@ -199,6 +199,72 @@ pub struct ModelSpec {
     /// `{cron, timezone, catch_up}`.
     #[serde(default)]
     pub schedule: schedule::Schedule,
+    /// How a new run meets an active one of the same model and plan: `queue`,
+    /// `cancel-in-progress`, or per plan; runs go side by side when unset.
+    #[serde(default)]
+    pub concurrency: ConcurrencySettings,
+}
+
+/// The spec's `concurrency:` section: one mode for every plan (`concurrency: queue`) or
+/// one per plan (`concurrency: {code: cancel-in-progress, data: queue}`). A plan it does
+/// not name runs in parallel.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ConcurrencySettings {
+    every: Option<Concurrency>,
+    by_plan: BTreeMap<TriggerKind, Concurrency>,
+}
+
+impl ConcurrencySettings {
+    /// The mode of the group that runs the `plan` entry of `triggers:`.
+    pub fn mode(&self, plan: TriggerKind) -> Concurrency {
+        self.by_plan
+            .get(&plan)
+            .copied()
+            .or(self.every)
+            .unwrap_or(Concurrency::Parallel)
+    }
+}
+
+impl Serialize for ConcurrencySettings {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.every {
+            Some(mode) => mode.serialize(s),
+            None => self.by_plan.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ConcurrencySettings {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Word(String),
+            ByPlan(BTreeMap<String, String>),
+        }
+        let mode = |w: &str| w.parse::<Concurrency>().map_err(serde::de::Error::custom);
+        match Raw::deserialize(d).map_err(|_| {
+            serde::de::Error::custom(
+                "concurrency: use queue, cancel-in-progress or parallel, or a map of plan to one of those",
+            )
+        })? {
+            Raw::Word(w) => Ok(ConcurrencySettings {
+                every: Some(mode(&w)?),
+                by_plan: BTreeMap::new(),
+            }),
+            Raw::ByPlan(plans) => {
+                let mut by_plan = BTreeMap::new();
+                for (plan, word) in plans {
+                    let plan = plan.parse::<TriggerKind>().map_err(serde::de::Error::custom)?;
+                    by_plan.insert(plan, mode(&word)?);
+                }
+                Ok(ConcurrencySettings {
+                    every: None,
+                    by_plan,
+                })
+            }
+        }
+    }
 }
 
 /// The spec's `data:` section.

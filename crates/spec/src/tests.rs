@@ -232,3 +232,44 @@ fn candidates_list_their_algorithms_in_order() {
     let kinds: Vec<_> = spec.algorithms().iter().map(Algorithm::kind).collect();
     assert_eq!(kinds, ["logistic_regression", "gaussian_naive_bayes"]);
 }
+
+#[test]
+fn concurrency_is_one_mode_or_one_per_plan_and_parallel_by_default() {
+    let spec = ModelSpec::parse(EXAMPLE).unwrap();
+    assert_eq!(
+        spec.concurrency.mode(TriggerKind::Data),
+        Concurrency::Parallel
+    );
+    let every = ModelSpec::parse(&format!("{EXAMPLE}\nconcurrency: queue\n")).unwrap();
+    assert_eq!(
+        every.concurrency.mode(TriggerKind::Code),
+        Concurrency::Queue
+    );
+    let text = format!("{EXAMPLE}\nconcurrency: {{code: cancel-in-progress, data: queue}}\n");
+    let by_plan = ModelSpec::parse(&text).unwrap();
+    assert_eq!(
+        by_plan.concurrency.mode(TriggerKind::Code),
+        Concurrency::CancelInProgress
+    );
+    assert_eq!(
+        by_plan.concurrency.mode(TriggerKind::Data),
+        Concurrency::Queue
+    );
+    assert_eq!(
+        by_plan.concurrency.mode(TriggerKind::Manual),
+        Concurrency::Parallel
+    );
+    let err = ModelSpec::parse(&format!("{EXAMPLE}\nconcurrency: latest\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(
+            "concurrency: unknown concurrency \"latest\"; use one of parallel, queue, cancel-in-progress"
+        ),
+        "{err}"
+    );
+    let err = ModelSpec::parse(&format!("{EXAMPLE}\nconcurrency: {{nightly: queue}}\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unknown trigger kind \"nightly\""), "{err}");
+}

@@ -24,6 +24,14 @@ fn apply(record: &mut RunSummary, event: RunEvent) {
                 *record = s;
             }
         }
+        RunEventKind::Queued => {
+            if let Some(s) = event.summary
+                && record.verdict() == Verdict::Unspecified
+                && record.stages.is_empty()
+            {
+                record.queued_behind = s.queued_behind;
+            }
+        }
         RunEventKind::StageStarted | RunEventKind::StageFinished => {
             let Some(stage) = event.stage else { return };
             if record.verdict() != Verdict::Unspecified {

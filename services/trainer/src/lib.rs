@@ -100,9 +100,9 @@ impl StageHandler for Trainer {
 }
 
 /// Trains on a blocking thread, its progress lines sent on as run progress while it works.
-/// On shutdown the stop flag is set and training ends at its next checkpoint (candidate,
-/// fold, forest tree) with [`StageError::Interrupted`], so the run goes back to the queue
-/// and nothing is registered half-way.
+/// On shutdown, or when the run is cancelled, the stop flag is set and training ends at its
+/// next checkpoint (candidate, fold, forest tree) with [`StageError::Interrupted`]: the
+/// run goes back to the queue, or ends `cancelled`, and nothing is registered half-way.
 async fn train_interruptibly(
     ctx: &StageContext,
     spec: &ModelSpec,
@@ -114,9 +114,9 @@ async fn train_interruptibly(
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = {
-        let (stop, shutdown) = (stop.clone(), ctx.shutdown().clone());
+        let (stop, signal) = (stop.clone(), ctx.stop().clone());
         tokio::spawn(async move {
-            shutdown.cancelled().await;
+            signal.cancelled().await;
             stop.store(true, Ordering::Relaxed);
         })
     };
@@ -141,7 +141,8 @@ async fn train_interruptibly(
         Err(e) => return Err(StageError::invalid(e)),
     };
     if stop.load(Ordering::Relaxed) {
-        // Shutdown came after training: another replica trains again from the start.
+        // The stop came after training: another replica trains again from the start, or
+        // the run is cancelled; either way nothing is registered.
         return Err(StageError::Interrupted);
     }
     Ok(trained)

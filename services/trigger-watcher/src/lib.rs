@@ -306,7 +306,7 @@ async fn handle(bus: &Bus, trigger: Trigger, kind: Option<TriggerKind>) -> Dispo
         ..Default::default()
     };
     let started = match plan_run(bus, &trigger, kind, &mut run).await {
-        Ok(()) => events::start(bus, &run_id, &run).await,
+        Ok(()) => start_in_group(bus, &run_id, &run).await,
         Err(TriggerError::Bus(e)) => return Disposition::Retry(e.to_string()),
         // Model changes and drift are automatic: a spec without that plan has nothing to do.
         Err(e) if matches!(kind, TriggerKind::Model | TriggerKind::Drift) => {
@@ -329,6 +329,34 @@ async fn handle(bus: &Bus, trigger: Trigger, kind: Option<TriggerKind>) -> Dispo
         warn!(error = %e, "could not mark trigger started; a redelivery will republish idempotently");
     }
     Disposition::Ack
+}
+
+/// Starts the run, or, when its concurrency group is held, queues it behind the active run
+/// (asking that one to stop under `cancel-in-progress`); the waiting run it replaces ends
+/// `cancelled`.
+async fn start_in_group(bus: &Bus, id: &RunId, run: &Run) -> Result<(), BusError> {
+    use tollgate_bus::groups::{Admission, grouped};
+    if !grouped(run) {
+        return events::start(bus, id, run).await;
+    }
+    // Announced first, so the run's record exists before a release can dispatch it.
+    events::announce(bus, id, run).await?;
+    match bus.groups().admit(run).await? {
+        Admission::Start => events::dispatch(bus, id, run).await,
+        Admission::Queued { active, replaced } => {
+            events::queued(bus, id, run, &active).await?;
+            info!(run_id = %id, %active, concurrency = %run.concurrency(), "run queued behind the active run of its group");
+            if let Some(old) = replaced {
+                let reason = format!("replaced while queued by the newer run {id}");
+                let old_id: RunId = old
+                    .run_id
+                    .parse()
+                    .map_err(|e| BusError::store("reading the replaced run", e))?;
+                events::complete(bus, &old_id, &old, Verdict::Cancelled, &reason).await?;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// Fills in the run's spec and plan, publishing a spec the trigger carries.
@@ -379,16 +407,18 @@ async fn plan_run(
                 })?;
     }
     // A schedule without a plan of its own runs the data plan.
-    let plan = match kind {
-        TriggerKind::Schedule => spec.plan(kind).or_else(|| spec.plan(TriggerKind::Data)),
-        _ => spec.plan(kind),
+    let plan_kind = match kind {
+        TriggerKind::Schedule if spec.plan(kind).is_none() => TriggerKind::Data,
+        _ => kind,
     };
-    let plan = plan.ok_or_else(|| {
+    let plan = spec.plan(plan_kind).ok_or_else(|| {
         TriggerError::Refused(format!(
             "the spec of {} has no plan for {kind} triggers (add triggers.{kind} to tollgate.yaml)",
             spec.model
         ))
     })?;
     run.plan = plan.iter().map(|&s| s as i32).collect();
+    run.plan_kind = plan_kind as i32;
+    run.concurrency = spec.concurrency.mode(plan_kind) as i32;
     Ok(())
 }

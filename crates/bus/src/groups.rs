@@ -1,0 +1,262 @@
+//! Concurrency groups in the `tollgate_groups` bucket, which this module owns.
+//!
+//! A group is one model's runs of one plan. In a `queue` group one run is active and at
+//! most one waits; a newer waiting run replaces the older one, as GitHub Actions'
+//! concurrency groups do. In a `cancel-in-progress` group a new run also asks the active
+//! one to stop. Every change is a compare-and-set on the group's key, so any number of
+//! trigger-watchers and stage replicas agree on who holds it. A cancel request is a key of
+//! its own: a stage reads it before it starts a run, and watches it while it works.
+
+use async_nats::jetstream::kv::{Operation, Store};
+use futures::StreamExt;
+use prost::Message;
+use tollgate_proto::{Concurrency, ConcurrencyGroup, Run, RunId};
+use tracing::info;
+
+use crate::{
+    Bus, BusError,
+    bus::Cause,
+    codec, events,
+    subjects::{Bucket, group_keys},
+};
+
+/// How many times a compare-and-set is retried against other writers before giving up.
+const CAS_ATTEMPTS: usize = 50;
+
+/// What joining its group means for a new run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Admission {
+    /// The group was free (or already held by this run): start the run now.
+    Start,
+    /// The run waits until `active` ends. `replaced` is the older waiting run it
+    /// displaced, which the caller ends `cancelled`.
+    Queued {
+        /// The run holding the group.
+        active: RunId,
+        /// The run that waited before this one, if any.
+        replaced: Option<Box<Run>>,
+    },
+}
+
+/// The concurrency groups and cancel requests.
+pub struct Groups<'a>(&'a Bus);
+
+impl Bus {
+    /// The concurrency groups.
+    pub fn groups(&self) -> Groups<'_> {
+        Groups(self)
+    }
+}
+
+/// Whether `run` belongs to a concurrency group at all.
+pub fn grouped(run: &Run) -> bool {
+    run.concurrency() != Concurrency::Parallel
+}
+
+fn key_of(run: &Run) -> String {
+    group_keys::group(&run.model, run.plan_kind())
+}
+
+impl Groups<'_> {
+    fn kv(&self) -> Store {
+        self.0.key_value(Bucket::Groups)
+    }
+
+    /// Reads a group and its revision (`None` before its first write).
+    async fn read(&self, key: &str) -> Result<(ConcurrencyGroup, Option<u64>), BusError> {
+        let entry = self
+            .kv()
+            .entry(key)
+            .await
+            .map_err(|e| BusError::store(format!("reading {key}"), e))?;
+        match entry {
+            Some(e) if e.operation == Operation::Put => Ok((
+                codec::decode("ConcurrencyGroup", &e.value)?,
+                Some(e.revision),
+            )),
+            Some(e) => Ok((ConcurrencyGroup::default(), Some(e.revision))),
+            None => Ok((ConcurrencyGroup::default(), None)),
+        }
+    }
+
+    /// Writes a group if nobody wrote it since `revision`; `false` when someone did.
+    async fn write(
+        &self,
+        key: &str,
+        group: &ConcurrencyGroup,
+        revision: Option<u64>,
+    ) -> Result<bool, BusError> {
+        use async_nats::jetstream::kv::{CreateErrorKind, UpdateErrorKind};
+        let value = group.encode_to_vec().into();
+        let err = |e: Cause| BusError::store(format!("writing {key}"), e);
+        match revision {
+            Some(rev) => match self.kv().update(key, value, rev).await {
+                Ok(_) => Ok(true),
+                Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => Ok(false),
+                Err(e) => Err(err(e.into())),
+            },
+            None => match self.kv().create(key, value).await {
+                Ok(_) => Ok(true),
+                Err(e) if e.kind() == CreateErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(err(e.into())),
+            },
+        }
+    }
+
+    /// Joins `run` to its group: it holds the group when it is free, else it waits as the
+    /// group's one pending run. With `cancel-in-progress` the active run is asked to stop.
+    /// Admitting the same run again gives the same answer.
+    pub async fn admit(&self, run: &Run) -> Result<Admission, BusError> {
+        let key = key_of(run);
+        for _ in 0..CAS_ATTEMPTS {
+            let (mut group, revision) = self.read(&key).await?;
+            let admission = if group.active_run_id.is_empty() || group.active_run_id == run.run_id {
+                group.active_run_id = run.run_id.clone();
+                if group
+                    .pending
+                    .as_ref()
+                    .is_some_and(|p| p.run_id == run.run_id)
+                {
+                    group.pending = None;
+                }
+                Admission::Start
+            } else {
+                let active = parse_id(&group.active_run_id)?;
+                if group
+                    .pending
+                    .as_ref()
+                    .is_some_and(|p| p.run_id == run.run_id)
+                {
+                    return self.after_queueing(run, active, None).await;
+                }
+                let waiting = Run {
+                    queued_behind: active.to_string(),
+                    ..run.clone()
+                };
+                let replaced = group.pending.replace(waiting).map(Box::new);
+                Admission::Queued { active, replaced }
+            };
+            if self.write(&key, &group, revision).await? {
+                return match admission {
+                    Admission::Queued { active, replaced } => {
+                        self.after_queueing(run, active, replaced).await
+                    }
+                    start => Ok(start),
+                };
+            }
+        }
+        Err(contended(&key))
+    }
+
+    async fn after_queueing(
+        &self,
+        run: &Run,
+        active: RunId,
+        replaced: Option<Box<Run>>,
+    ) -> Result<Admission, BusError> {
+        if run.concurrency() == Concurrency::CancelInProgress {
+            let reason = format!(
+                "cancelled by the newer run {} (cancel-in-progress)",
+                run.run_id
+            );
+            self.request_cancel(&active, &reason).await?;
+        }
+        if let Some(old) = &replaced {
+            // It never started, unless a release was starting it at this very moment:
+            // then the request stops it before its first stage.
+            let reason = format!("replaced while queued by the newer run {}", run.run_id);
+            self.request_cancel(&parse_id(&old.run_id)?, &reason)
+                .await?;
+        }
+        Ok(Admission::Queued { active, replaced })
+    }
+
+    /// Gives up `run`'s hold on its group when it ends: the pending run, if any, takes the
+    /// group and is sent to its first stage. A run that only waited leaves the queue.
+    /// Releasing twice is harmless.
+    pub async fn release(&self, run: &Run) -> Result<(), BusError> {
+        let key = key_of(run);
+        for _ in 0..CAS_ATTEMPTS {
+            let (mut group, revision) = self.read(&key).await?;
+            let next = if group.active_run_id == run.run_id {
+                let next = group.pending.take();
+                group.active_run_id = next.as_ref().map(|n| n.run_id.clone()).unwrap_or_default();
+                next
+            } else if group
+                .pending
+                .as_ref()
+                .is_some_and(|p| p.run_id == run.run_id)
+            {
+                group.pending = None;
+                None
+            } else {
+                return Ok(());
+            };
+            // Dispatch before the write: a crash in between leaves the group as it was, and
+            // the redelivered completion dispatches again under the same message id.
+            if let Some(next) = &next {
+                events::dispatch(self.0, &parse_id(&next.run_id)?, next).await?;
+            }
+            if self.write(&key, &group, revision).await? {
+                if let Some(next) = next {
+                    info!(run_id = %next.run_id, after = %run.run_id, "queued run starts");
+                }
+                let _ = self
+                    .kv()
+                    .delete(group_keys::cancel(&parse_id(&run.run_id)?))
+                    .await;
+                return Ok(());
+            }
+        }
+        Err(contended(&key))
+    }
+
+    /// Asks `run` to stop at its next stage boundary (or between training candidates).
+    pub async fn request_cancel(&self, run: &RunId, reason: &str) -> Result<(), BusError> {
+        let key = group_keys::cancel(run);
+        self.kv()
+            .put(&key, reason.to_string().into())
+            .await
+            .map(|_| ())
+            .map_err(|e| BusError::store(format!("writing {key}"), e))
+    }
+
+    /// Why `run` was asked to stop, if it was.
+    pub async fn cancel_reason(&self, run: &RunId) -> Result<Option<String>, BusError> {
+        let key = group_keys::cancel(run);
+        let value = self
+            .kv()
+            .get(&key)
+            .await
+            .map_err(|e| BusError::store(format!("reading {key}"), e))?;
+        Ok(value.map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Resolves with the reason once `run` is asked to stop (at once if it already was);
+    /// never resolves if the watch cannot be set up or ends.
+    pub async fn cancelled(&self, run: &RunId) -> String {
+        let key = group_keys::cancel(run);
+        if let Ok(mut watch) = self.kv().watch_with_history(&key).await {
+            while let Some(entry) = watch.next().await {
+                if let Ok(entry) = entry
+                    && entry.operation == Operation::Put
+                {
+                    return String::from_utf8_lossy(&entry.value).into_owned();
+                }
+            }
+        }
+        std::future::pending().await
+    }
+}
+
+fn parse_id(id: &str) -> Result<RunId, BusError> {
+    id.parse()
+        .map_err(|e| BusError::store("reading a concurrency group", e))
+}
+
+fn contended(key: &str) -> BusError {
+    BusError::store(
+        format!("updating {key}"),
+        format!("{CAS_ATTEMPTS} compare-and-set attempts lost to other writers"),
+    )
+}
