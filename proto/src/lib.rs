@@ -205,6 +205,14 @@ impl Run {
         self.stage_at(self.position as usize + 1)
     }
 
+    /// How long the current stage may take, when the run carries its timeouts.
+    pub fn stage_timeout(&self) -> Option<std::time::Duration> {
+        self.stage_timeouts_ms
+            .get(self.position as usize)
+            .filter(|&&ms| ms > 0)
+            .map(|&ms| std::time::Duration::from_millis(ms))
+    }
+
     fn stage_at(&self, i: usize) -> Option<Stage> {
         self.plan.get(i).and_then(|&s| Stage::try_from(s).ok())
     }
@@ -235,6 +243,7 @@ impl Run {
             concurrency: self.concurrency,
             plan_kind: self.plan_kind,
             queued_behind: self.queued_behind.clone(),
+            plan_timeout_ms: self.stage_timeouts_ms.iter().sum(),
         }
     }
 }

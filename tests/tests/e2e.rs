@@ -23,6 +23,8 @@ mod processes;
 mod registry;
 #[path = "e2e/schedules.rs"]
 mod schedules;
+#[path = "e2e/timeouts.rs"]
+mod timeouts;
 
 /// A consumer of the dead letters of `stage`'s consumer.
 async fn dead_letters(p: &Pipeline, stage: Stage) -> async_nats::jetstream::consumer::PullConsumer {

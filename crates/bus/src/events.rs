@@ -2,7 +2,9 @@
 //! the registry's run records read. Each is published with a message id, so a
 //! redelivered stage never announces twice.
 
-use tollgate_proto::{Run, RunEvent, RunEventKind, RunId, StageResult, StageStatus, Verdict};
+use tollgate_proto::{
+    Run, RunEvent, RunEventKind, RunId, RunSummary, StageResult, StageStatus, Verdict,
+};
 use tracing::{info, warn};
 
 use crate::{Bus, BusError, now_ms, subjects};
@@ -90,8 +92,19 @@ pub async fn complete(
     verdict: Verdict,
     reason: &str,
 ) -> Result<(), BusError> {
+    complete_record(bus, id, run.summary(), verdict, reason).await
+}
+
+/// [`complete`] for a run known only by its record (the registry ending a run that
+/// outlived its plan's timeout).
+pub async fn complete_record(
+    bus: &Bus,
+    id: &RunId,
+    mut summary: RunSummary,
+    verdict: Verdict,
+    reason: &str,
+) -> Result<(), BusError> {
     let kind = RunEventKind::Completed;
-    let mut summary = run.summary();
     summary.verdict = verdict as i32;
     summary.reason = reason.into();
     summary.finished_unix_ms = now_ms();
@@ -100,16 +113,13 @@ pub async fn complete(
         run_id: id.to_string(),
         kind: kind as i32,
         at_unix_ms: summary.finished_unix_ms,
-        summary: Some(summary),
+        summary: Some(summary.clone()),
         ..Default::default()
     };
     let msg_id = subjects::msg_id::event(id, kind, None);
     bus.publish(subjects::run_event(id, kind), &ev, Some(&msg_id))
         .await?;
-    if crate::groups::grouped(run) {
-        bus.groups().release(run).await?;
-    }
-    Ok(())
+    bus.groups().release(&summary).await
 }
 
 /// Starts a run: announces it, then sends it to the first stage on its plan.

@@ -10,7 +10,7 @@
 use async_nats::jetstream::kv::{Operation, Store};
 use futures::StreamExt;
 use prost::Message;
-use tollgate_proto::{Concurrency, ConcurrencyGroup, Run, RunId};
+use tollgate_proto::{Concurrency, ConcurrencyGroup, Run, RunId, RunSummary};
 use tracing::info;
 
 use crate::{
@@ -51,10 +51,6 @@ impl Bus {
 /// Whether `run` belongs to a concurrency group at all.
 pub fn grouped(run: &Run) -> bool {
     run.concurrency() != Concurrency::Parallel
-}
-
-fn key_of(run: &Run) -> String {
-    group_keys::group(&run.model, run.plan_kind())
 }
 
 impl Groups<'_> {
@@ -107,7 +103,7 @@ impl Groups<'_> {
     /// group's one pending run. With `cancel-in-progress` the active run is asked to stop.
     /// Admitting the same run again gives the same answer.
     pub async fn admit(&self, run: &Run) -> Result<Admission, BusError> {
-        let key = key_of(run);
+        let key = group_keys::group(&run.model, run.plan_kind());
         for _ in 0..CAS_ATTEMPTS {
             let (mut group, revision) = self.read(&key).await?;
             let admission = if group.active_run_id.is_empty() || group.active_run_id == run.run_id {
@@ -174,8 +170,11 @@ impl Groups<'_> {
     /// Gives up `run`'s hold on its group when it ends: the pending run, if any, takes the
     /// group and is sent to its first stage. A run that only waited leaves the queue.
     /// Releasing twice is harmless.
-    pub async fn release(&self, run: &Run) -> Result<(), BusError> {
-        let key = key_of(run);
+    pub async fn release(&self, run: &RunSummary) -> Result<(), BusError> {
+        if run.concurrency() == Concurrency::Parallel {
+            return Ok(());
+        }
+        let key = group_keys::group(&run.model, run.plan_kind());
         for _ in 0..CAS_ATTEMPTS {
             let (mut group, revision) = self.read(&key).await?;
             let next = if group.active_run_id == run.run_id {
@@ -211,7 +210,8 @@ impl Groups<'_> {
         Err(contended(&key))
     }
 
-    /// Asks `run` to stop at its next stage boundary (or between training candidates).
+    /// Asks `run` to stop at its next stage boundary (or between training candidates):
+    /// a newer run of its group, or the run's timeout.
     pub async fn request_cancel(&self, run: &RunId, reason: &str) -> Result<(), BusError> {
         let key = group_keys::cancel(run);
         self.kv()

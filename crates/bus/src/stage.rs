@@ -15,7 +15,7 @@ use crate::{
     codec,
     consume::{Delivery, Disposition, consume},
     dataset::DatasetError,
-    events, groups, now_ms, subjects,
+    events, now_ms, subjects,
 };
 
 /// How a stage ended for a run.
@@ -73,6 +73,14 @@ pub enum StageError {
     /// Something that may pass, as this message says.
     #[error("{0}")]
     Transient(String),
+    /// The stage ran past its timeout (the spec's `timeouts:`); it is tried again.
+    #[error("timed out in stage {stage} after {}", humantime::format_duration(*.after))]
+    TimedOut {
+        /// The stage.
+        stage: Stage,
+        /// Its timeout.
+        after: std::time::Duration,
+    },
     /// The stage stopped early ([`StageContext::stop`]): on shutdown the run goes back to
     /// the queue for another replica; when the run was cancelled it ends `cancelled`.
     #[error("interrupted")]
@@ -103,6 +111,7 @@ impl StageError {
             StageError::Bus(_)
             | StageError::Task { .. }
             | StageError::Transient(_)
+            | StageError::TimedOut { .. }
             | StageError::Interrupted => true,
         }
     }
@@ -232,12 +241,10 @@ async fn handle_stage<H: StageHandler>(
     .await
 }
 
-/// A stage boundary: a run of a concurrency group that was asked to stop ends
-/// `cancelled` here instead of starting the stage. `true` when it did.
+/// A stage boundary: a run that was asked to stop (by a newer run of its concurrency
+/// group, or its timeout) ends `cancelled` here instead of starting the stage. `true`
+/// when it did.
 async fn cancelled_before(ctx: &StageContext, run: &Run) -> Result<bool, BusError> {
-    if !groups::grouped(run) {
-        return Ok(false);
-    }
     let Some(reason) = ctx.bus.groups().cancel_reason(&ctx.run).await? else {
         return Ok(false);
     };
@@ -246,19 +253,15 @@ async fn cancelled_before(ctx: &StageContext, run: &Run) -> Result<bool, BusErro
     Ok(true)
 }
 
-/// While a stage of a grouped run works: fires `ctx.stop` once the run is asked to stop,
-/// keeping the reason.
+/// While a stage works: fires `ctx.stop` once the run is asked to stop, keeping the
+/// reason.
 fn watch_cancel(
     ctx: &StageContext,
-    run: &Run,
 ) -> (
-    Option<tokio::task::JoinHandle<()>>,
+    tokio::task::JoinHandle<()>,
     Arc<std::sync::OnceLock<String>>,
 ) {
     let reason = Arc::new(std::sync::OnceLock::new());
-    if !groups::grouped(run) {
-        return (None, reason);
-    }
     let (bus, id, stop, kept) = (
         ctx.bus.clone(),
         ctx.run.clone(),
@@ -270,7 +273,7 @@ fn watch_cancel(
         let _ = kept.set(why);
         stop.cancel();
     });
-    (Some(task), reason)
+    (task, reason)
 }
 
 async fn process<H: StageHandler>(
@@ -290,11 +293,21 @@ async fn process<H: StageHandler>(
     };
     events::stage_event(&bus, &id, RunEventKind::StageStarted, &result).await?;
     info!(attempt = delivery.attempt, "stage started");
-    let (watch, cancel_reason) = watch_cancel(&ctx, &run);
-    let outcome = handler.handle(run.clone(), ctx).await;
-    if let Some(watch) = watch {
-        watch.abort();
-    }
+    let (watch, cancel_reason) = watch_cancel(&ctx);
+    let stop = ctx.stop.clone();
+    let handling = handler.handle(run.clone(), ctx);
+    let outcome = match run.stage_timeout() {
+        Some(after) => match tokio::time::timeout(after, handling).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                // Long work on a blocking thread stops at its next checkpoint.
+                stop.cancel();
+                Err(StageError::TimedOut { stage, after })
+            }
+        },
+        None => handling.await,
+    };
+    watch.abort();
     result.duration_ms = started_at.elapsed().as_millis() as u64;
     let (mut run, outcome, disposition) = match outcome {
         Ok(done) => (done.run, done.outcome, Disposition::Ack),

@@ -350,6 +350,8 @@ pub struct Hosted {
     pub clock: Arc<dyn Clock>,
     /// How often the trigger-watcher checks schedules, in milliseconds.
     pub schedule_tick_ms: u64,
+    /// Services left out (tests host their own stand-in, or none).
+    pub without: Vec<&'static str>,
 }
 
 impl std::fmt::Debug for Hosted {
@@ -372,6 +374,7 @@ impl Hosted {
             cache_dir,
             clock: Arc::new(SystemClock),
             schedule_tick_ms: tollgate_trigger_watcher::Config::default().schedule_tick_ms,
+            without: Vec::new(),
         }
     }
 }
@@ -390,9 +393,10 @@ pub fn host_services(
         cache_dir,
         clock,
         schedule_tick_ms,
+        without,
     } = hosted;
     let stop = || stop.clone().cancelled_owned();
-    vec![
+    let services = [
         task(
             "registry",
             tollgate_registry::serve(
@@ -463,19 +467,30 @@ pub fn host_services(
                 stop(),
             ),
         ),
-    ]
+    ];
+    services
+        .into_iter()
+        .filter(|(name, _)| !without.contains(name))
+        .map(|(_, service)| tokio::spawn(service))
+        .collect()
 }
 
-/// Spawns a hosted service, logging its error if it stops with one.
+/// A hosted service by name, logging its error if it stops with one.
+type HostedService = (
+    &'static str,
+    std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+);
+
 fn task<E: std::fmt::Display + Send + 'static>(
     name: &'static str,
     service: impl std::future::Future<Output = Result<(), E>> + Send + 'static,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+) -> HostedService {
+    let logged = async move {
         if let Err(e) = service.await {
             tracing::error!(service = name, error = %e, "service stopped with an error");
         }
-    })
+    };
+    (name, Box::pin(logged))
 }
 
 /// The six service binaries, run as separate processes next to this one.

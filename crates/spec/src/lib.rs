@@ -203,6 +203,10 @@ pub struct ModelSpec {
     /// `cancel-in-progress`, or per plan; runs go side by side when unset.
     #[serde(default)]
     pub concurrency: ConcurrencySettings,
+    /// How long each stage may take before it is tried again (and, after its attempts,
+    /// the run fails), e.g. `{train: 2h}`; see [`ModelSpec::stage_timeout`] for defaults.
+    #[serde(default)]
+    pub timeouts: BTreeMap<Stage, schedule::Window>,
 }
 
 /// The spec's `concurrency:` section: one mode for every plan (`concurrency: queue`) or
@@ -810,6 +814,21 @@ impl ModelSpec {
             .filter(|p| !p.is_empty())
     }
 
+    /// How long `stage` may take: the spec's `timeouts:`, else 60 minutes for training
+    /// (the brief's alert threshold), 15 for validation, the gate and integration tests,
+    /// and 5 for the registry moves.
+    pub fn stage_timeout(&self, stage: Stage) -> std::time::Duration {
+        let minutes = |m: u64| std::time::Duration::from_secs(m * 60);
+        self.timeouts.get(&stage).map_or_else(
+            || match stage {
+                Stage::Train => minutes(60),
+                Stage::Validate | Stage::Gate | Stage::Integration => minutes(15),
+                _ => minutes(5),
+            },
+            |w| w.0,
+        )
+    }
+
     fn validate(&self) -> Result<(), SpecError> {
         let bad = |m: String| Err(SpecError::Invalid(m));
         if !valid_model_name(&self.model) {
@@ -823,6 +842,9 @@ impl ModelSpec {
         }
         if self.target.is_empty() {
             return bad("target: name the label column".into());
+        }
+        if let Some((stage, _)) = self.timeouts.iter().find(|(_, w)| w.0.is_zero()) {
+            return bad(format!("timeouts.{stage}: a stage needs more than no time"));
         }
         if self.features.numeric.contains(&self.target)
             || self.features.categorical.contains(&self.target)

@@ -1,6 +1,7 @@
 //! Unit tests of the parent module.
 
 use super::*;
+use std::time::Duration;
 
 const EXAMPLE: &str = include_str!("../../../examples/churn/tollgate.yaml");
 
@@ -272,4 +273,24 @@ fn concurrency_is_one_mode_or_one_per_plan_and_parallel_by_default() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("unknown trigger kind \"nightly\""), "{err}");
+}
+
+#[test]
+fn stage_timeouts_default_per_stage_and_can_be_set() {
+    let spec = ModelSpec::parse(EXAMPLE).unwrap();
+    assert_eq!(spec.stage_timeout(Stage::Train), Duration::from_secs(3600));
+    assert_eq!(spec.stage_timeout(Stage::Gate), Duration::from_secs(900));
+    assert_eq!(spec.stage_timeout(Stage::Promote), Duration::from_secs(300));
+    let set =
+        ModelSpec::parse(&format!("{EXAMPLE}\ntimeouts: {{train: 2h, gate: 30s}}\n")).unwrap();
+    assert_eq!(set.stage_timeout(Stage::Train), Duration::from_secs(7200));
+    assert_eq!(set.stage_timeout(Stage::Gate), Duration::from_secs(30));
+    let err = ModelSpec::parse(&format!("{EXAMPLE}\ntimeouts: {{deploy: 1m}}\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unknown stage \"deploy\""), "{err}");
+    let err = ModelSpec::parse(&format!("{EXAMPLE}\ntimeouts: {{gate: 0s}}\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("timeouts.gate"), "{err}");
 }

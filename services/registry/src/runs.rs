@@ -1,6 +1,15 @@
 //! Run records, kept from the run events on `tollgate.run.>`: what `tollgate runs` and the
 //! dashboard read. This module owns the `tollgate_runs` bucket: the key is the run id,
-//! the value a `RunSummary`.
+//! the value a `RunSummary`. The first verdict a run gets is its verdict.
+//!
+//! It also ends runs that outlive their plan's timeout (the sum of their stages'), so no
+//! run stays `running` for ever: such a run is asked to stop and ends `failed`.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
 
 use futures::TryStreamExt;
 use prost::Message;
@@ -8,9 +17,13 @@ use tokio_util::sync::CancellationToken;
 use tollgate_bus::{
     Bus, BusError, codec,
     consume::{Disposition, consume},
+    events, now_ms,
     subjects::{self, Bucket},
 };
-use tollgate_proto::{RunEvent, RunEventKind, RunId, RunSummary, StageResult, Verdict};
+use tollgate_proto::{
+    RunEvent, RunEventKind, RunId, RunSummary, Stage, StageResult, StageStatus, Verdict,
+};
+use tracing::warn;
 
 use crate::store::RegistryError;
 
@@ -40,7 +53,9 @@ fn apply(record: &mut RunSummary, event: RunEvent) {
             upsert(&mut record.stages, stage);
         }
         RunEventKind::Completed => {
-            if let Some(s) = event.summary {
+            if let Some(s) = event.summary
+                && record.verdict() == Verdict::Unspecified
+            {
                 *record = s;
             }
         }
@@ -55,7 +70,7 @@ fn upsert(stages: &mut Vec<StageResult>, stage: StageResult) {
     }
 }
 
-async fn record_event(bus: &Bus, id: &RunId, event: RunEvent) -> Result<(), String> {
+async fn record_event(bus: &Bus, id: &RunId, event: RunEvent) -> Result<RunSummary, String> {
     let key = id.to_string();
     let runs = bus.key_value(Bucket::Runs);
     let entry = runs.entry(&key).await.map_err(|e| e.to_string())?;
@@ -85,11 +100,128 @@ async fn record_event(bus: &Bus, id: &RunId, event: RunEvent) -> Result<(), Stri
             .await
             .map(|_| ())
             .map_err(|e| e.to_string()),
+    }?;
+    Ok(record)
+}
+
+/// Runs without a verdict, by id, with the time (ms) by which each must have one.
+#[derive(Clone, Default)]
+struct Open(Arc<Mutex<HashMap<String, i64>>>);
+
+impl Open {
+    /// Tracks `record` while it has no verdict and a timeout; forgets it after.
+    fn note(&self, record: &RunSummary) {
+        let mut open = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match deadline(record) {
+            Some(at) => open.insert(record.run_id.clone(), at),
+            None => open.remove(&record.run_id),
+        };
+    }
+
+    fn due(&self, now: i64) -> Vec<String> {
+        let open = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        open.iter()
+            .filter(|&(_, &at)| at <= now)
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 }
 
-/// Consumes run events until `shutdown`, folding each into its run record.
+/// When a run without a verdict must have one: its plan's timeout after its first stage
+/// started (or it was created). A queued run waits without a clock.
+fn deadline(record: &RunSummary) -> Option<i64> {
+    if record.verdict() != Verdict::Unspecified
+        || record.plan_timeout_ms == 0
+        || record.status() == "queued"
+    {
+        return None;
+    }
+    let start = record
+        .stages
+        .iter()
+        .map(|s| s.started_unix_ms)
+        .filter(|&t| t > 0)
+        .min()
+        .unwrap_or(record.created_unix_ms);
+    Some(start + record.plan_timeout_ms as i64)
+}
+
+/// The stage a run is in or waits for: the one running, else the first on its plan
+/// that has not finished.
+fn current_stage(record: &RunSummary) -> Option<Stage> {
+    record
+        .stages
+        .iter()
+        .find(|s| s.status() == StageStatus::Running)
+        .map(StageResult::stage)
+        .or_else(|| {
+            record
+                .plan
+                .iter()
+                .find(|&&p| !record.stages.iter().any(|s| s.stage == p))
+                .and_then(|&p| Stage::try_from(p).ok())
+        })
+}
+
+/// Ends the runs in `open` whose deadline has passed, every second until `shutdown`.
+async fn end_overdue_runs(bus: Bus, open: Open, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        for id in open.due(now_ms()) {
+            if let Err(e) = end_overdue(&bus, &open, &id).await {
+                warn!(run_id = %id, error = %e, "overdue run not ended; trying again");
+            }
+        }
+    }
+}
+
+async fn end_overdue(bus: &Bus, open: &Open, id: &str) -> Result<(), String> {
+    let record = get(bus, id).await.map_err(|e| e.to_string())?;
+    let run_id: RunId = id
+        .parse()
+        .map_err(|e: tollgate_proto::IdError| e.to_string())?;
+    if deadline(&record).is_none_or(|at| at > now_ms()) {
+        open.note(&record);
+        return Ok(());
+    }
+    let limit = Duration::from_millis(record.plan_timeout_ms);
+    let stage = current_stage(&record).map_or("(none)".to_string(), |s| s.to_string());
+    let reason = format!(
+        "timed out in stage {stage}: no verdict within the plan's timeout of {}",
+        humantime::format_duration(limit)
+    );
+    warn!(run_id = %id, %reason, "ending an overdue run");
+    bus.groups()
+        .request_cancel(&run_id, &reason)
+        .await
+        .map_err(|e| e.to_string())?;
+    events::complete_record(bus, &run_id, record.clone(), Verdict::Failed, &reason)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut ended = record;
+    ended.verdict = Verdict::Failed as i32;
+    open.note(&ended);
+    Ok(())
+}
+
+/// Consumes run events until `shutdown`, folding each into its run record, and ends the
+/// runs that outlive their plan's timeout.
 pub async fn keep_run_records(bus: Bus, shutdown: CancellationToken) -> Result<(), BusError> {
+    let open = Open::default();
+    match list(&bus, "", u32::MAX).await {
+        Ok(records) => records.iter().for_each(|r| open.note(r)),
+        Err(e) => {
+            warn!(error = %e, "run records not read at start; overdue runs among them are not ended")
+        }
+    }
+    let reaper = tokio::spawn(end_overdue_runs(
+        bus.clone(),
+        open.clone(),
+        shutdown.clone(),
+    ));
     let consumer = bus
         .durable(
             subjects::RUNS_STREAM,
@@ -97,13 +229,13 @@ pub async fn keep_run_records(bus: Bus, shutdown: CancellationToken) -> Result<(
             subjects::RUN_ALL,
         )
         .await?;
-    consume(
+    let consumed = consume(
         &bus.clone(),
         consumer,
         subjects::REGISTRY_RUNS_CONSUMER,
         shutdown,
         |delivery, _| {
-            let bus = bus.clone();
+            let (bus, open) = (bus.clone(), open.clone());
             async move {
                 let event: RunEvent = match codec::decode("RunEvent", &delivery.payload) {
                     Ok(e) => e,
@@ -114,14 +246,19 @@ pub async fn keep_run_records(bus: Bus, shutdown: CancellationToken) -> Result<(
                     Err(e) => return Disposition::DeadLetter(format!("run event: {e}")),
                 };
                 match record_event(&bus, &id, event).await {
-                    Ok(()) => Disposition::Ack,
+                    Ok(record) => {
+                        open.note(&record);
+                        Disposition::Ack
+                    }
                     // A lost compare-and-set or a NATS hiccup: redeliver and fold again.
                     Err(e) => Disposition::Retry(e),
                 }
             }
         },
     )
-    .await
+    .await;
+    reaper.abort();
+    consumed
 }
 
 /// One run's record.

@@ -418,6 +418,10 @@ async fn plan_run(
         ))
     })?;
     run.plan = plan.iter().map(|&s| s as i32).collect();
+    run.stage_timeouts_ms = plan
+        .iter()
+        .map(|&s| spec.stage_timeout(s).as_millis() as u64)
+        .collect();
     run.plan_kind = plan_kind as i32;
     run.concurrency = spec.concurrency.mode(plan_kind) as i32;
     Ok(())
