@@ -17,6 +17,8 @@ use tollgate_proto::{
 mod concurrency;
 #[path = "e2e/dev.rs"]
 mod dev;
+#[path = "e2e/poison.rs"]
+mod poison;
 #[path = "e2e/processes.rs"]
 mod processes;
 #[path = "e2e/registry.rs"]

@@ -50,6 +50,14 @@ pub enum BusError {
         /// What the server said.
         source: Cause,
     },
+    /// A message's type header names another type than the subject carries.
+    #[error("a {found} message where a {expected} belongs")]
+    WrongType {
+        /// The type the subject carries.
+        expected: &'static str,
+        /// The type the message says it is.
+        found: String,
+    },
     /// A payload could not be decoded.
     #[error("malformed {what}: {source}")]
     Decode {

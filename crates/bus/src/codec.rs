@@ -6,7 +6,7 @@ use opentelemetry::propagation::{Extractor, Injector};
 use prost::Message;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::{Bus, BusError};
+use crate::{Bus, BusError, subjects};
 
 struct HeaderInjector<'a>(&'a mut HeaderMap);
 
@@ -54,6 +54,31 @@ pub fn decode<M: Message + Default>(what: &'static str, payload: &[u8]) -> Resul
     M::decode(payload).map_err(|source| BusError::Decode { what, source })
 }
 
+/// The short name of a message type, as the type header carries it (`Trigger`).
+fn type_word<M>() -> &'static str {
+    let full = std::any::type_name::<M>();
+    full.rsplit("::").next().unwrap_or(full)
+}
+
+/// Decodes a delivered message as `M`. Protobuf bytes of another type often decode
+/// without error, so a message whose type header names another type is refused; one
+/// without the header (another publisher) is decoded as it is.
+pub fn decode_delivery<M: Message + Default>(
+    payload: &[u8],
+    headers: Option<&HeaderMap>,
+) -> Result<M, BusError> {
+    let what = type_word::<M>();
+    if let Some(found) = headers.and_then(|h| h.get(subjects::HEADER_TYPE))
+        && found.as_str() != what
+    {
+        return Err(BusError::WrongType {
+            expected: what,
+            found: found.as_str().to_string(),
+        });
+    }
+    decode(what, payload)
+}
+
 impl Bus {
     /// Publishes `msg` on a JetStream subject with trace headers and waits for the
     /// stream's acknowledgement. `msg_id` (if any) makes the publish idempotent within
@@ -65,6 +90,7 @@ impl Bus {
         msg_id: Option<&str>,
     ) -> Result<(), BusError> {
         let mut headers = trace_headers();
+        headers.insert(subjects::HEADER_TYPE, type_word::<M>());
         if let Some(id) = msg_id {
             headers.insert("Nats-Msg-Id", id);
         }

@@ -11,6 +11,7 @@
 //! - [`bus`]: connecting and creating streams, consumers, KV buckets and object stores.
 //! - [`codec`]: protobuf publish and decode with trace propagation.
 //! - [`consume`]: the consume loop, dead-lettering and release on shutdown.
+//! - [`deadletters`]: listing and replaying dead letters.
 //! - [`stage`]: the stage protocol: run a handler, forward the run or end it.
 //! - [`events`]: run events (created, started, finished, progress, completed).
 //! - [`claims`]: trigger claims (the `tollgate_triggers` bucket).
@@ -25,6 +26,7 @@ pub mod claims;
 pub mod codec;
 pub mod consume;
 pub mod dataset;
+pub mod deadletters;
 pub mod events;
 pub mod groups;
 pub mod specs;

@@ -203,7 +203,7 @@ async fn handle_stage<H: StageHandler>(
     delivery: Delivery,
     shutdown: CancellationToken,
 ) -> Disposition {
-    let run: Run = match codec::decode("Run", &delivery.payload) {
+    let run: Run = match codec::decode_delivery(&delivery.payload, delivery.headers.as_ref()) {
         Ok(run) => run,
         Err(e) => return Disposition::DeadLetter(e.to_string()),
     };

@@ -33,6 +33,9 @@ pub const REGISTRY_RUNS_CONSUMER: &str = "registry-runs";
 
 /// Header carrying the reason a message was dead-lettered.
 pub const HEADER_REASON: &str = "Tollgate-Reason";
+/// Header naming a message's protobuf type (`Trigger`, `Run`, `RunEvent`), so a message of
+/// another type on a subject is refused rather than misread.
+pub const HEADER_TYPE: &str = "Tollgate-Type";
 /// Header carrying the subject a dead letter was first published on.
 pub const HEADER_ORIGINAL_SUBJECT: &str = "Tollgate-Original-Subject";
 /// Header carrying how many deliveries a dead letter had.
@@ -131,6 +134,11 @@ pub fn run_event_of(subject: &str) -> Option<(RunId, RunEventKind)> {
 /// The dead-letter subject of a consumer.
 pub fn deadletter(consumer: &str) -> String {
     format!("{DEADLETTER}{consumer}")
+}
+
+/// The consumer a dead-letter subject is for.
+pub fn deadletter_consumer(subject: &str) -> Option<&str> {
+    subject.strip_prefix(DEADLETTER)
 }
 
 /// The subject of an alert.

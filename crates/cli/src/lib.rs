@@ -15,6 +15,7 @@ macro_rules! say {
 }
 
 pub mod dev;
+mod dlq;
 mod error;
 mod publish;
 mod report;
@@ -149,6 +150,26 @@ pub enum Command {
         /// How many upcoming slots to show per schedule.
         #[arg(long, default_value_t = 3)]
         next: usize,
+    },
+    /// The dead letters: messages a service gave up on (malformed, or failing every
+    /// attempt), with the reason; replay one once the cause is fixed.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+}
+
+/// `tollgate dlq ...`
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// List the dead letters, oldest first: id, when, consumer, subject, reason.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Publish a dead letter again on its original subject and remove it from the list.
+    Replay {
+        /// The dead letter's id, from `tollgate dlq list`.
+        id: u64,
     },
 }
 
@@ -493,6 +514,8 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
             ReportFormat::Markdown => report::report(&cli.registry_url, &run_id).await,
         },
         Command::Schedules { next } => specs::schedules(&cli.nats_url, next).await,
+        Command::Dlq(DlqCommand::List { json }) => dlq::list(&cli.nats_url, json).await,
+        Command::Dlq(DlqCommand::Replay { id }) => dlq::replay(&cli.nats_url, id).await,
         Command::Rollback { model, reason } => {
             show::rollback(&cli.registry_url, &cli.identity, &model, &reason).await
         }

@@ -158,7 +158,8 @@ async fn follow(
                 return Err(CliError::Usage(format!("no verdict within {}s (is the pipeline running? see `tollgate runs`)", timeout.as_secs())));
             }
         };
-        let Ok(event) = codec::decode::<RunEvent>("RunEvent", &msg.payload) else {
+        let Ok(event) = codec::decode_delivery::<RunEvent>(&msg.payload, msg.headers.as_ref())
+        else {
             continue;
         };
         if print_event(&event).is_some() {
@@ -182,7 +183,7 @@ pub async fn watch(nats_url: &str) -> Result<(), CliError> {
             m = events.next() => m.ok_or_else(|| CliError::usage("the NATS connection closed"))?,
             _ = tokio::signal::ctrl_c() => return Ok(()),
         };
-        if let Ok(event) = codec::decode::<RunEvent>("RunEvent", &msg.payload) {
+        if let Ok(event) = codec::decode_delivery::<RunEvent>(&msg.payload, msg.headers.as_ref()) {
             let short: String = event
                 .run_id
                 .chars()

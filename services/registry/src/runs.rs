@@ -237,10 +237,11 @@ pub async fn keep_run_records(bus: Bus, shutdown: CancellationToken) -> Result<(
         |delivery, _| {
             let (bus, open) = (bus.clone(), open.clone());
             async move {
-                let event: RunEvent = match codec::decode("RunEvent", &delivery.payload) {
-                    Ok(e) => e,
-                    Err(e) => return Disposition::DeadLetter(e.to_string()),
-                };
+                let event: RunEvent =
+                    match codec::decode_delivery(&delivery.payload, delivery.headers.as_ref()) {
+                        Ok(e) => e,
+                        Err(e) => return Disposition::DeadLetter(e.to_string()),
+                    };
                 let id: RunId = match event.run_id.parse() {
                     Ok(id) => id,
                     Err(e) => return Disposition::DeadLetter(format!("run event: {e}")),

@@ -115,10 +115,11 @@ where
         |delivery, _| {
             let bus = bus.clone();
             async move {
-                let trigger: Trigger = match codec::decode("Trigger", &delivery.payload) {
-                    Ok(t) => t,
-                    Err(e) => return Disposition::DeadLetter(e.to_string()),
-                };
+                let trigger: Trigger =
+                    match codec::decode_delivery(&delivery.payload, delivery.headers.as_ref()) {
+                        Ok(t) => t,
+                        Err(e) => return Disposition::DeadLetter(e.to_string()),
+                    };
                 let span =
                     info_span!("trigger", trigger_id = %trigger.trigger_id, model = %trigger.model);
                 codec::adopt_trace(&span, delivery.headers.as_ref());
