@@ -15,6 +15,8 @@ use tollgate_proto::{
 
 #[path = "e2e/concurrency.rs"]
 mod concurrency;
+#[path = "e2e/corpus.rs"]
+mod corpus;
 #[path = "e2e/dev.rs"]
 mod dev;
 #[path = "e2e/poison.rs"]

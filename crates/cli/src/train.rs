@@ -79,7 +79,7 @@ pub fn train(args: &TrainArgs) -> Result<(), CliError> {
     );
     for (column, n) in &trained.coerced {
         say!(
-            "note: {n} text values of {column} were not numbers and count as missing (median-imputed)"
+            "note: {n} values of {column} were NA, n/a, null or blank and count as missing (median-imputed)"
         );
     }
     match &args.out {

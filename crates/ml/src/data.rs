@@ -22,6 +22,9 @@ pub enum DataError {
         /// What polars or the file system said.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The dataset has columns but no rows.
+    #[error("the dataset has a header but no rows")]
+    NoRows,
     /// A column the spec needs is not in the data.
     #[error("column {column:?} is missing from the dataset (it has: {available})")]
     MissingColumn {
@@ -72,10 +75,83 @@ pub(crate) fn unreadable(
     path: &Path,
     e: impl Into<Box<dyn std::error::Error + Send + Sync>>,
 ) -> DataError {
+    let source: Box<dyn std::error::Error + Send + Sync> = e.into();
+    let source = if source.to_string().contains("invalid utf-8") {
+        format!("it is not UTF-8 text ({source}); save it as UTF-8").into()
+    } else {
+        source
+    };
     DataError::Unreadable {
         path: path.display().to_string(),
-        source: e.into(),
+        source,
     }
+}
+
+/// Refuses a file that is visibly not what its extension says, or cut short: Parquet must
+/// start (and, polars checks, end) with `PAR1`; a CSV whose last line has fewer fields than
+/// its header and no line end was truncated mid-write.
+fn check_whole(path: &Path, format: Format) -> Result<(), DataError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).map_err(|e| unreadable(path, e))?;
+    let len = file.metadata().map_err(|e| unreadable(path, e))?.len();
+    match format {
+        Format::Parquet => {
+            let mut magic = [0u8; 4];
+            if file.read_exact(&mut magic).is_err() || &magic != b"PAR1" {
+                return Err(unreadable(
+                    path,
+                    "not a Parquet file: it does not start with PAR1",
+                ));
+            }
+        }
+        Format::Csv => {
+            const WINDOW: u64 = 64 * 1024;
+            let mut head = Vec::new();
+            (&mut file)
+                .take(WINDOW)
+                .read_to_end(&mut head)
+                .map_err(|e| unreadable(path, e))?;
+            let Some(header_end) = head.iter().position(|&b| b == b'\n') else {
+                return Ok(());
+            };
+            file.seek(SeekFrom::Start(len.saturating_sub(WINDOW)))
+                .map_err(|e| unreadable(path, e))?;
+            let mut tail = Vec::new();
+            file.read_to_end(&mut tail)
+                .map_err(|e| unreadable(path, e))?;
+            if tail.last() == Some(&b'\n') {
+                return Ok(());
+            }
+            let last = tail
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(&tail[..], |i| &tail[i + 1..]);
+            let (want, have) = (fields(&head[..header_end]), fields(last));
+            if have < want {
+                return Err(unreadable(
+                    path,
+                    format!(
+                        "its last line has {have} of the header's {want} fields and no line end: the file looks cut short"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The number of comma-separated fields on a CSV line, quotes respected.
+fn fields(line: &[u8]) -> usize {
+    let mut quoted = false;
+    1 + line
+        .iter()
+        .filter(|&&b| {
+            if b == b'"' {
+                quoted = !quoted;
+            }
+            b == b',' && !quoted
+        })
+        .count()
 }
 
 /// A lazy scan of the dataset at `path`, with its schema checked to be readable.
@@ -85,6 +161,7 @@ pub fn scan(path: &Path) -> Result<(LazyFrame, SchemaRef), DataError> {
     }
     let format =
         Format::of(path).ok_or_else(|| DataError::UnknownFormat(path.display().to_string()))?;
+    check_whole(path, format)?;
     let pl_path = PlRefPath::try_from_path(path).map_err(|e| unreadable(path, e))?;
     let mut lf = match format {
         Format::Parquet => LazyFrame::scan_parquet(pl_path, ScanArgsParquet::default()),
@@ -116,11 +193,15 @@ pub fn require_columns(schema: &Schema, columns: &[String]) -> Result<(), DataEr
         if schema.get(c).is_none() {
             return Err(DataError::MissingColumn {
                 column: c.clone(),
-                available: schema
-                    .iter_names()
-                    .map(|n| n.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                available: {
+                    const SHOWN: usize = 12;
+                    let names: Vec<&str> = schema.iter_names().map(|n| n.as_str()).collect();
+                    let mut list = names[..names.len().min(SHOWN)].join(", ");
+                    if names.len() > SHOWN {
+                        list += &format!(" and {} more", names.len() - SHOWN);
+                    }
+                    list
+                },
             });
         }
     }
@@ -136,50 +217,88 @@ pub fn read_columns(path: &Path, columns: &[String]) -> Result<DataFrame, DataEr
         .map_err(|e| unreadable(path, e))
 }
 
-/// A column as `f64` values, `None` for nulls and non-finite values.
+/// A column as `f64` values, `None` for nulls; see [`numeric_column_coerced`].
 pub fn numeric_column(df: &DataFrame, name: &str) -> Result<Vec<Option<f64>>, DataError> {
     numeric_column_coerced(df, name).map(|(values, _)| values)
 }
 
-/// A column as `f64` values. A column of text (numbers that arrived as strings) is parsed:
-/// blank and unparseable values become null, and their number is returned beside.
+/// Text that conventionally stands for no value in a numeric column (`NA`, `n/a`, `null`,
+/// `None`, `-`, blank).
+fn is_null_text(t: &str) -> bool {
+    t.is_empty()
+        || ["na", "n/a", "null", "none", "-"]
+            .iter()
+            .any(|n| t.eq_ignore_ascii_case(n))
+}
+
+/// A column as `f64` values, `None` for nulls. A column of text (numbers that arrived as
+/// strings) is parsed, and its no-value texts (`NA`, `n/a`, blank, ...) become null: their
+/// number is returned beside. Other text (a column mixing numbers and words) and NaN or
+/// infinite values are errors that name the column, a row and the fix.
 pub fn numeric_column_coerced(
     df: &DataFrame,
     name: &str,
 ) -> Result<(Vec<Option<f64>>, usize), DataError> {
-    let bad = |e: PolarsError| DataError::BadColumn {
+    let bad = |reason: String| DataError::BadColumn {
         column: name.into(),
-        reason: e.to_string(),
+        reason,
     };
-    let column = df.column(name).map_err(bad)?;
-    if column.dtype() == &DataType::String {
-        let mut coerced = 0;
-        let values = column
-            .str()
-            .map_err(bad)?
-            .iter()
-            .map(|v| {
-                let parsed = v.map(|t| t.trim().parse::<f64>().ok().filter(|x| x.is_finite()));
-                match parsed {
-                    Some(Some(x)) => Some(x),
-                    Some(None) => {
-                        coerced += 1;
+    let column = df.column(name).map_err(|e| bad(e.to_string()))?;
+    let (mut coerced, mut not_numbers, mut non_finite) = (0, 0, 0);
+    let (mut first_word, mut first_non_finite) = (None, None);
+    let mut check = |row: usize, x: f64| {
+        if x.is_finite() {
+            Some(x)
+        } else {
+            non_finite += 1;
+            first_non_finite.get_or_insert(row + 1);
+            None
+        }
+    };
+    let values: Vec<Option<f64>> = if column.dtype() == &DataType::String {
+        let text = column.str().map_err(|e| bad(e.to_string()))?;
+        text.iter()
+            .enumerate()
+            .map(|(row, v)| {
+                let t = v?.trim();
+                if is_null_text(t) {
+                    coerced += 1;
+                    return None;
+                }
+                match t.parse::<f64>() {
+                    Ok(x) => check(row, x),
+                    Err(_) => {
+                        not_numbers += 1;
+                        first_word.get_or_insert_with(|| {
+                            (row + 1, t.chars().take(40).collect::<String>())
+                        });
                         None
                     }
-                    None => None,
                 }
             })
-            .collect();
-        return Ok((values, coerced));
+            .collect()
+    } else {
+        let cast = column
+            .cast(&DataType::Float64)
+            .map_err(|e| bad(e.to_string()))?;
+        cast.f64()
+            .map_err(|e| bad(e.to_string()))?
+            .iter()
+            .enumerate()
+            .map(|(row, v)| check(row, v?))
+            .collect()
+    };
+    if let Some((row, word)) = first_word {
+        return Err(bad(format!(
+            "{not_numbers} values are not numbers (e.g. {word:?} in row {row}); fix them, or list the column under features.categorical"
+        )));
     }
-    let cast = column.cast(&DataType::Float64).map_err(bad)?;
-    let values = cast
-        .f64()
-        .map_err(bad)?
-        .iter()
-        .map(|v| v.filter(|x| x.is_finite()))
-        .collect();
-    Ok((values, 0))
+    if let Some(row) = first_non_finite {
+        return Err(bad(format!(
+            "{non_finite} values are NaN or infinite (the first in row {row}); a model cannot learn from them: fix or drop those rows"
+        )));
+    }
+    Ok((values, coerced))
 }
 
 /// A column as text values, `None` for nulls.
@@ -233,3 +352,6 @@ pub fn file_digest(path: &Path) -> Result<String, DataError> {
     std::io::copy(&mut file, &mut hasher).map_err(|e| unreadable(path, e))?;
     Ok(hex::encode(hasher.finalize()))
 }
+
+#[cfg(test)]
+mod tests;

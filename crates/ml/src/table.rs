@@ -67,6 +67,9 @@ impl Columns {
 impl Table {
     /// Reads the feature and target columns from `df`.
     pub fn from_frame(df: &DataFrame, columns: &Columns) -> Result<Table, DataError> {
+        if df.height() == 0 {
+            return Err(DataError::NoRows);
+        }
         let mut coerced = Vec::new();
         let mut numeric = Vec::with_capacity(columns.numeric.len());
         for c in &columns.numeric {

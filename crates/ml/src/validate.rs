@@ -562,13 +562,24 @@ fn fill_map(
     r.success = r.unexpected_percent / 100.0 <= 1.0 - mostly + 1e-12;
 }
 
+/// A value as a report shows it; a long one is cut at [`SHOWN_CHARS`] with its length, so
+/// a huge cell cannot swell the report past what a message carries.
 fn render(v: &AnyValue) -> String {
-    match v {
+    let text = match v {
         AnyValue::String(s) => s.to_string(),
         AnyValue::StringOwned(s) => s.to_string(),
         other => other.to_string(),
+    };
+    let length = text.chars().count();
+    if length <= SHOWN_CHARS {
+        return text;
     }
+    let head: String = text.chars().take(SHOWN_CHARS).collect();
+    format!("{head}… ({length} characters)")
 }
+
+/// The longest value a report shows whole.
+const SHOWN_CHARS: usize = 200;
 
 /// Up to [`PARTIAL_UNEXPECTED`] values of `column` on rows where `unexpected` holds.
 fn sample(lf: &LazyFrame, column: &str, unexpected: Expr) -> Vec<String> {
@@ -629,6 +640,10 @@ pub fn validate(path: &Path, expectations: &[Expectation]) -> Result<ValidationR
     };
     let df = match data::collect(lf.clone().select(select(&checks))) {
         Ok(df) => df,
+        // Bytes that are not text are the file's fault, not one expectation's.
+        Err(whole) if whole.to_string().contains("invalid utf-8") => {
+            return Err(data::unreadable(path, whole));
+        }
         Err(whole) => {
             // Attribute the failure: evaluate each expectation alone, drop the broken ones.
             for (i, c) in checks.iter_mut().enumerate() {

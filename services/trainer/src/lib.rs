@@ -149,7 +149,7 @@ async fn train_interruptibly(
 }
 
 /// What the train stage reports: the version, its held-out metrics, how it was chosen and
-/// which text values were not numbers.
+/// how many no-value texts (NA, n/a, blank) counted as missing.
 fn registered_message(model: &str, version: u32, trained: &Trained) -> String {
     let fmt = |k: &str| {
         trained
@@ -182,7 +182,8 @@ fn registered_message(model: &str, version: u32, trained: &Trained) -> String {
         );
     }
     for (column, n) in &trained.coerced {
-        message += &format!("; {n} text values of {column} were not numbers and count as missing");
+        message +=
+            &format!("; {n} values of {column} were NA, n/a, null or blank and count as missing");
     }
     message
 }

@@ -299,3 +299,13 @@ fn unreadable_parquet_is_an_error_not_a_panic() {
     let err = validate(&p, &[]).unwrap_err();
     assert!(matches!(err, DataError::Unreadable { .. }), "{err}");
 }
+
+#[test]
+fn a_huge_unexpected_value_is_shown_cut_with_its_length() {
+    let long = "x".repeat(10_000);
+    assert_eq!(
+        render(&AnyValue::String(&long)),
+        format!("{}… (10000 characters)", "x".repeat(200))
+    );
+    assert_eq!(render(&AnyValue::String("weekly")), "weekly");
+}
