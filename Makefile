@@ -17,7 +17,7 @@ TOLLGATE_BIN ?= $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/debug/tollgate
 
 BENCH_VENV := $(TOOLS)/bench-venv
 
-.PHONY: help tools build demo test unit-test lint-workflows ci-up bench bench-train bench-validate lint fmt
+.PHONY: help tools build demo test unit-test fuzz lint-workflows ci-up bench bench-train bench-validate lint fmt
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ test: tools build lint-workflows ## run every test (unit, end-to-end against a r
 	else \
 		cargo test --workspace --no-fail-fast; \
 	fi
+
+fuzz: ## the property tests with 100x proptest's default cases (decoders, spec and suite parsers, artifacts)
+	PROPTEST_CASES=25600 cargo test --workspace --test e2e props::
 
 unit-test: ## unit tests only (no nats-server needed)
 	cargo test --workspace --lib

@@ -23,6 +23,8 @@ mod dev;
 mod poison;
 #[path = "e2e/processes.rs"]
 mod processes;
+#[path = "e2e/props.rs"]
+mod props;
 #[path = "e2e/registry.rs"]
 mod registry;
 #[path = "e2e/schedules.rs"]
