@@ -41,6 +41,20 @@ static SUITE: LazyLock<String> = LazyLock::new(|| {
         .unwrap()
 });
 
+/// Words a GX suite is made of, so arbitrary JSON often looks like one.
+const KEYS: &[&str] = &[
+    "expectations",
+    "expectation_type",
+    "type",
+    "kwargs",
+    "column",
+    "mostly",
+    "min_value",
+    "max_value",
+    "value_set",
+    "name",
+];
+
 /// Arbitrary JSON: scalars, and arrays and objects of them, a few levels deep.
 fn json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
@@ -49,34 +63,13 @@ fn json() -> impl Strategy<Value = Value> {
         any::<i64>().prop_map(Value::from),
         any::<f64>().prop_map(Value::from),
         any::<String>().prop_map(Value::String),
-        prop::sample::select(vec![
-            "expectations",
-            "expectation_type",
-            "type",
-            "kwargs",
-            "column",
-            "mostly",
-            "min_value",
-            "max_value",
-            "value_set",
-        ])
-        .prop_map(|s| Value::String(s.into())),
+        prop::sample::select(KEYS).prop_map(|s| Value::String(s.into())),
     ];
     leaf.prop_recursive(4, 64, 8, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
             prop::collection::btree_map(
-                prop::sample::select(vec![
-                    "expectations",
-                    "expectation_type",
-                    "type",
-                    "kwargs",
-                    "column",
-                    "mostly",
-                    "value_set",
-                    "name",
-                ])
-                .prop_map(String::from),
+                prop::sample::select(KEYS).prop_map(String::from),
                 inner,
                 0..6
             )
