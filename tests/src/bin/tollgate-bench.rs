@@ -1,6 +1,8 @@
 //! `make bench`: one 100k-row data run from publish to verdict with each stage's share,
 //! and the bus's per-hop overhead (publish, persist, deliver, ack) over 1,000 messages.
-//! Prints tables; timing lives here, never in tests.
+//! `make bench-load` (`tollgate-bench load`): a burst of 1,000 triggers for 10 models with
+//! 100 duplicates: triggers accepted per second, runs completed per minute, and
+//! publish-to-verdict percentiles. Prints tables; timing lives here, never in tests.
 
 use std::time::{Duration, Instant};
 
@@ -29,6 +31,9 @@ async fn main() -> anyhow::Result<()> {
     let p = Pipeline::start()
         .await
         .context("starting nats-server and the services")?;
+    if std::env::args().nth(1).as_deref() == Some("load") {
+        return load(&p).await;
+    }
     eprintln!("generating {rows} rows ...");
     let data = p.dataset("bench.parquet", rows, 11, false)?;
 
@@ -112,5 +117,49 @@ async fn main() -> anyhow::Result<()> {
         "max ms",
         format!("{:.3}", lat[lat.len() - 1])
     );
+    Ok(())
+}
+
+/// `tollgate-bench load`: the burst the load test asserts, timed.
+async fn load(p: &Pipeline) -> anyhow::Result<()> {
+    let (triggers, models, duplicates) = (1000, 10, 100);
+    eprintln!("publishing {triggers} triggers for {models} models, {duplicates} of them twice ...");
+    let b = tollgate_e2e::load::burst(p, triggers, models, duplicates, Duration::from_secs(1800))
+        .await?;
+    let doubled = b.runs_per_trigger().values().filter(|&&n| n != 1).count();
+    println!(
+        "\nBurst of {} triggers ({} messages with the duplicates), each validating 1,000 rows",
+        b.unique, b.published
+    );
+    println!(
+        "{:<34} {:>10}",
+        "runs (one per trigger)",
+        format!(
+            "{}{}",
+            b.runs.len(),
+            if doubled > 0 { " DOUBLED" } else { "" }
+        )
+    );
+    println!(
+        "{:<34} {:>10.0}",
+        "triggers accepted per second",
+        b.published as f64 / b.publish_secs
+    );
+    println!(
+        "{:<34} {:>10.0}",
+        "runs completed per minute",
+        b.unique as f64 / b.done_secs * 60.0
+    );
+    println!(
+        "{:<34} {:>10.0}",
+        "publish to verdict p50 ms",
+        b.latency_ms(0.5)
+    );
+    println!(
+        "{:<34} {:>10.0}",
+        "publish to verdict p99 ms",
+        b.latency_ms(0.99)
+    );
+    println!("{:<34} {:>10.1}", "burst to last verdict s", b.done_secs);
     Ok(())
 }
