@@ -87,55 +87,79 @@ impl NatsServer {
     /// Starts the server on a port it picks itself (`-p -1`, so no other test can take it
     /// between choosing and binding) and reads the port from its log.
     pub fn start() -> anyhow::Result<Self> {
-        use std::io::BufRead;
         let store = tempfile::tempdir()?;
-        let mut child = Command::new(nats_server_binary()?)
-            .args(["-a", "127.0.0.1", "-p", "-1", "-js", "-sd"])
-            .arg(store.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("starting nats-server")?;
-        let stderr = child.stderr.take().context("nats-server stderr")?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        // Keep draining the log so the server never blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if let Some(port) = line
-                    .split("Listening for client connections on ")
-                    .nth(1)
-                    .and_then(|addr| addr.trim().rsplit(':').next())
-                    .and_then(|p| p.parse::<u16>().ok())
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send(port);
-                }
-            }
-        });
-        let port = match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(port) => port,
-            Err(_) => {
-                let _ = child.kill();
-                bail!("nats-server did not report its port within 10 s");
-            }
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                bail!("nats-server did not listen on port {port} within 10 s");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let (child, port) = spawn_nats(store.path(), None)?;
         Ok(NatsServer {
             child,
             url: format!("nats://127.0.0.1:{port}"),
             _store: store,
         })
     }
+
+    /// Kills the server with SIGKILL, then starts it again on the same port and store: a
+    /// crash and a restart.
+    pub fn kill_and_restart(&mut self) -> anyhow::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        let port: u16 = self
+            .url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .context("the server's URL has no port")?;
+        let (child, _) = spawn_nats(self._store.path(), Some(port))?;
+        self.child = child;
+        Ok(())
+    }
+}
+
+/// Starts nats-server with JetStream on `store`, on `port` or one it picks; returns the
+/// child once it listens, with its port.
+fn spawn_nats(store: &Path, port: Option<u16>) -> anyhow::Result<(Child, u16)> {
+    use std::io::BufRead;
+    let port_arg = port.map_or("-1".to_string(), |p| p.to_string());
+    let mut child = Command::new(nats_server_binary()?)
+        .args(["-a", "127.0.0.1", "-p", &port_arg, "-js", "-sd"])
+        .arg(store)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting nats-server")?;
+    let stderr = child.stderr.take().context("nats-server stderr")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(port) = line
+                .split("Listening for client connections on ")
+                .nth(1)
+                .and_then(|addr| addr.trim().rsplit(':').next())
+                .and_then(|p| p.parse::<u16>().ok())
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(port);
+            }
+        }
+    });
+    let port = match rx.recv_timeout(Duration::from_secs(10)) {
+        Ok(port) => port,
+        Err(_) => {
+            let _ = child.kill();
+            bail!("nats-server did not report its port within 10 s");
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            bail!("nats-server did not listen on port {port} within 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok((child, port))
 }
 
 /// An address where nothing listens (port 1), for tests of an unreachable service.

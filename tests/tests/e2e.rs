@@ -19,6 +19,8 @@ mod concurrency;
 mod corpus;
 #[path = "e2e/dev.rs"]
 mod dev;
+#[path = "e2e/kills.rs"]
+mod kills;
 #[path = "e2e/load.rs"]
 mod load;
 #[path = "e2e/poison.rs"]

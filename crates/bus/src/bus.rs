@@ -79,7 +79,8 @@ impl BusError {
 }
 
 /// How long a stage may hold a message before JetStream redelivers it, unless the
-/// worker sends progress acks (it does, every third of this).
+/// worker sends progress acks (it does, every third of this); the default of
+/// [`Bus::with_ack_wait`].
 pub const ACK_WAIT: Duration = Duration::from_secs(30);
 /// Deliveries of a message before it is dead-lettered.
 pub const MAX_DELIVER: i64 = 5;
@@ -95,6 +96,7 @@ pub struct Bus {
     buckets: Vec<Store>,
     pub(crate) artifacts: ObjectStore,
     pub(crate) datasets: ObjectStore,
+    ack_wait: Duration,
 }
 
 impl Bus {
@@ -152,7 +154,19 @@ impl Bus {
             buckets,
             artifacts,
             datasets,
+            ack_wait: ACK_WAIT,
         })
+    }
+
+    /// The same connection, creating consumers with `ack_wait` instead of [`ACK_WAIT`].
+    pub fn with_ack_wait(mut self, ack_wait: Duration) -> Self {
+        self.ack_wait = ack_wait;
+        self
+    }
+
+    /// How long a held message waits before it is delivered again.
+    pub fn ack_wait(&self) -> Duration {
+        self.ack_wait
     }
 
     /// The core NATS client (plain subscriptions and publishes).
@@ -203,7 +217,7 @@ impl Bus {
                     durable_name: Some(durable.into()),
                     filter_subject: filter.into(),
                     ack_policy: consumer::AckPolicy::Explicit,
-                    ack_wait: ACK_WAIT,
+                    ack_wait: self.ack_wait,
                     max_deliver: MAX_DELIVER,
                     ..Default::default()
                 },

@@ -14,11 +14,7 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::{
-    Bus, BusError,
-    bus::{ACK_WAIT, MAX_DELIVER},
-    subjects,
-};
+use crate::{Bus, BusError, bus::MAX_DELIVER, subjects};
 
 /// How long the message in hand may keep working after shutdown is asked before it is
 /// nak'ed; below Kubernetes' default 30 s termination grace period.
@@ -105,7 +101,7 @@ where
         };
         let work = handle(delivery.clone(), shutdown.clone());
         tokio::pin!(work);
-        let mut ticker = tokio::time::interval(ACK_WAIT / 3);
+        let mut ticker = tokio::time::interval(bus.ack_wait() / 3);
         ticker.tick().await;
         let grace = tokio::time::sleep(Duration::MAX);
         tokio::pin!(grace);

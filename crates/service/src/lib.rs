@@ -38,12 +38,16 @@ pub fn cache_dir() -> PathBuf {
 pub struct NatsConfig {
     /// NATS server URL.
     pub url: String,
+    /// How long a message a worker holds without acking (a killed worker's) waits before
+    /// JetStream delivers it again, in seconds; set when the consumers are created.
+    pub ack_wait_secs: u64,
 }
 
 impl Default for NatsConfig {
     fn default() -> Self {
         NatsConfig {
             url: NATS_URL.into(),
+            ack_wait_secs: tollgate_bus::bus::ACK_WAIT.as_secs(),
         }
     }
 }
@@ -51,12 +55,16 @@ impl Default for NatsConfig {
 impl NatsConfig {
     /// The section for a server at `url`.
     pub fn at(url: impl Into<String>) -> Self {
-        NatsConfig { url: url.into() }
+        NatsConfig {
+            url: url.into(),
+            ..Default::default()
+        }
     }
 
     /// Connects and opens every stream, bucket and store.
     pub async fn connect(&self) -> Result<Bus, ServiceError> {
-        Ok(Bus::connect(&self.url).await?)
+        let ack_wait = std::time::Duration::from_secs(self.ack_wait_secs.max(1));
+        Ok(Bus::connect(&self.url).await?.with_ack_wait(ack_wait))
     }
 }
 

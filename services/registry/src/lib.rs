@@ -83,7 +83,11 @@ where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
     let token = tollgate_service::token_from(shutdown);
-    let bus = Bus::connect(&config.nats.url).await?;
+    let bus = config
+        .nats
+        .connect()
+        .await
+        .map_err(|e| RegistryError::Service(Box::new(e)))?;
     tollgate_service::serve_health(&config.health_addr, "registry", token.clone())
         .await
         .map_err(|e| RegistryError::Service(Box::new(e)))?;

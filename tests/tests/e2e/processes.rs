@@ -25,7 +25,7 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
-struct Services {
+pub(crate) struct Services {
     children: Vec<(String, Child)>,
 }
 
@@ -34,7 +34,7 @@ use tollgate_cli::SERVICES;
 
 /// The environment the services and the CLI share: a NATS server, a registry address
 /// and a dataset cache under `dir`.
-fn service_env(nats: &NatsServer, dir: &std::path::Path) -> Vec<(&'static str, String)> {
+pub(crate) fn service_env(nats: &NatsServer, dir: &std::path::Path) -> Vec<(&'static str, String)> {
     let grpc = format!("127.0.0.1:{}", free_port().unwrap());
     vec![
         ("TOLLGATE_NATS_URL", nats.url.clone()),
@@ -48,9 +48,16 @@ fn service_env(nats: &NatsServer, dir: &std::path::Path) -> Vec<(&'static str, S
 }
 
 impl Services {
+    /// No services yet.
+    pub(crate) fn new() -> Self {
+        Services {
+            children: Vec::new(),
+        }
+    }
+
     /// Starts `tollgate-<name>` for each name with `env`, each on its own health port;
     /// returns (name, health address).
-    fn spawn(
+    pub(crate) fn spawn(
         &mut self,
         env: &[(&str, String)],
         names: &[&'static str],
@@ -71,12 +78,12 @@ impl Services {
     }
 
     /// Takes one service's process out of the set.
-    fn take(&mut self, name: &str) -> Child {
+    pub(crate) fn take(&mut self, name: &str) -> Child {
         let i = self.children.iter().position(|(n, _)| n == name).unwrap();
         self.children.remove(i).1
     }
 
-    fn stop_gracefully(mut self) {
+    pub(crate) fn stop_gracefully(mut self) {
         for (name, child) in &mut self.children {
             let pid = child.id().to_string();
             let _ = Command::new("kill").args(["-TERM", &pid]).status();
@@ -99,7 +106,7 @@ impl Drop for Services {
     }
 }
 
-fn cli(env: &[(&str, String)], args: &[&str]) -> Output {
+pub(crate) fn cli(env: &[(&str, String)], args: &[&str]) -> Output {
     let mut cmd = Command::new(bin("tollgate"));
     cmd.args(args);
     for (k, v) in env {
@@ -128,7 +135,7 @@ fn publish_code(
 }
 
 /// `tollgate data generate --rows ROWS --out PATH [extra...]`, which must succeed.
-fn generate(path: &std::path::Path, rows: usize, extra: &[&str]) {
+pub(crate) fn generate(path: &std::path::Path, rows: usize, extra: &[&str]) {
     let rows = rows.to_string();
     let mut args = vec!["data", "generate", "--rows", &rows, "--out"];
     args.push(path.to_str().unwrap());
@@ -179,9 +186,7 @@ fn code_changes_through_the_real_binaries_exit_by_the_verdict() {
     let nats = NatsServer::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let env = service_env(&nats, dir.path());
-    let mut services = Services {
-        children: Vec::new(),
-    };
+    let mut services = Services::new();
     let health = services.spawn(&env, &SERVICES);
     for (name, addr) in &health {
         let body = get_healthz(addr);
@@ -459,7 +464,7 @@ fn train_prints_the_candidates_comparison_and_saves_the_winner() {
 }
 
 /// The run id `tollgate publish` printed: "... (run <id>)".
-fn run_id_of(publish_stdout: &str) -> String {
+pub(crate) fn run_id_of(publish_stdout: &str) -> String {
     publish_stdout
         .split("(run ")
         .nth(1)
@@ -469,10 +474,10 @@ fn run_id_of(publish_stdout: &str) -> String {
 }
 
 /// The lines `tollgate runs --watch` prints, read on a thread so a wait can time out.
-struct WatchLines(std::sync::mpsc::Receiver<String>);
+pub(crate) struct WatchLines(std::sync::mpsc::Receiver<String>);
 
 impl WatchLines {
-    fn new(stdout: std::process::ChildStdout) -> Self {
+    pub(crate) fn new(stdout: std::process::ChildStdout) -> Self {
         use std::io::BufRead;
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -489,7 +494,7 @@ impl WatchLines {
     }
 
     /// The next line that contains `needle`, within two minutes.
-    fn wait_for(&self, needle: &str) -> String {
+    pub(crate) fn wait_for(&self, needle: &str) -> String {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -507,9 +512,7 @@ fn sigterm_mid_training_releases_the_run_to_another_trainer_and_registers_one_ve
     let nats = NatsServer::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let env = service_env(&nats, dir.path());
-    let mut services = Services {
-        children: Vec::new(),
-    };
+    let mut services = Services::new();
     services.spawn(&env, &SERVICES);
     let data = dir.path().join("churn.parquet");
     generate(&data, 20_000, &[]);
