@@ -6,14 +6,13 @@
 
 use std::{
     collections::BTreeMap,
-    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
-use tollgate_e2e::{NatsServer, workspace_root};
+use tollgate_e2e::NatsServer;
 use tollgate_proto::{ListVersionsRequest, ModelStage, ModelVersion};
 
-use crate::processes::{Services, WatchLines, bin, cli, generate, run_id_of, service_env};
+use crate::processes::{Services, cli, forest_spec, generate, run_id_of, service_env, watch_runs};
 use tollgate_cli::SERVICES;
 
 /// What gets killed.
@@ -59,23 +58,8 @@ fn kill_mid_run(victim: Victim, when: &str) {
     services.spawn(&env, &SERVICES);
     let data = dir.path().join("churn.parquet");
     generate(&data, 20_000, &[]);
-    let spec = dir.path().join("forest.yaml");
-    let text = std::fs::read_to_string(workspace_root().join("examples/churn/tollgate.yaml"))
-        .unwrap()
-        .replace(
-            "algorithm:\n  kind: logistic_regression\n  alpha: 1.0\n  max_iterations: 100\n",
-            "algorithm: {kind: random_forest, trees: 150}\n",
-        );
-    std::fs::write(&spec, text).unwrap();
-
-    let mut watch = Command::new(bin("tollgate"));
-    watch.args(["runs", "--watch"]).stdout(Stdio::piped());
-    for (k, v) in &env {
-        watch.env(k, v);
-    }
-    let mut watch = watch.spawn().unwrap();
-    let lines = WatchLines::new(watch.stdout.take().unwrap());
-    let _ = lines.wait_for("watching every run");
+    let spec = forest_spec(dir.path(), 150);
+    let (mut watch, lines) = watch_runs(&env);
     let out = cli(
         &env,
         &[

@@ -507,6 +507,34 @@ impl WatchLines {
     }
 }
 
+/// The churn example spec with a forest of `trees` (seconds of training on 20k rows),
+/// written into `dir`.
+pub(crate) fn forest_spec(dir: &std::path::Path, trees: u32) -> PathBuf {
+    let spec = dir.join("forest.yaml");
+    let text = std::fs::read_to_string(workspace_root().join("examples/churn/tollgate.yaml"))
+        .unwrap()
+        .replace(
+            "algorithm:\n  kind: logistic_regression\n  alpha: 1.0\n  max_iterations: 100\n",
+            &format!("algorithm: {{kind: random_forest, trees: {trees}}}\n"),
+        );
+    assert!(text.contains("random_forest"));
+    std::fs::write(&spec, text).unwrap();
+    spec
+}
+
+/// `tollgate runs --watch` with `env`, once it is listening.
+pub(crate) fn watch_runs(env: &[(&str, String)]) -> (Child, WatchLines) {
+    let mut watch = Command::new(bin("tollgate"));
+    watch.args(["runs", "--watch"]).stdout(Stdio::piped());
+    for (k, v) in env {
+        watch.env(k, v);
+    }
+    let mut watch = watch.spawn().unwrap();
+    let lines = WatchLines::new(watch.stdout.take().unwrap());
+    let _ = lines.wait_for("watching every run");
+    (watch, lines)
+}
+
 #[test]
 fn sigterm_mid_training_releases_the_run_to_another_trainer_and_registers_one_version() {
     let nats = NatsServer::start().unwrap();
@@ -517,24 +545,8 @@ fn sigterm_mid_training_releases_the_run_to_another_trainer_and_registers_one_ve
     let data = dir.path().join("churn.parquet");
     generate(&data, 20_000, &[]);
     // A forest long enough (seconds) that SIGTERM lands mid-training.
-    let spec = dir.path().join("forest.yaml");
-    let text = std::fs::read_to_string(workspace_root().join("examples/churn/tollgate.yaml"))
-        .unwrap()
-        .replace(
-            "algorithm:\n  kind: logistic_regression\n  alpha: 1.0\n  max_iterations: 100\n",
-            "algorithm: {kind: random_forest, trees: 200}\n",
-        );
-    assert!(text.contains("random_forest"));
-    std::fs::write(&spec, text).unwrap();
-
-    let mut watch = Command::new(bin("tollgate"));
-    watch.args(["runs", "--watch"]).stdout(Stdio::piped());
-    for (k, v) in &env {
-        watch.env(k, v);
-    }
-    let mut watch = watch.spawn().unwrap();
-    let lines = WatchLines::new(watch.stdout.take().unwrap());
-    let _ = lines.wait_for("watching every run");
+    let spec = forest_spec(dir.path(), 200);
+    let (mut watch, lines) = watch_runs(&env);
     let out = publish_code(&env, &spec, &data, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
