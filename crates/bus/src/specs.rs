@@ -117,7 +117,9 @@ impl Specs<'_> {
             .iter()
             .filter_map(|k| spec_keys::model_of(k).map(str::to_string))
             .collect();
+        // The listing repeats a key written while it runs.
         models.sort();
+        models.dedup();
         Ok(models)
     }
 

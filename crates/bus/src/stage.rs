@@ -27,7 +27,8 @@ pub enum StageOutcome {
     Failed(String),
     /// The run ends `blocked` here (a gate check failed) with this reason.
     Blocked(String),
-    /// The run was cancelled while the stage ran (its concurrency group's newer run).
+    /// The run was asked to stop while the stage ran (by a newer run of its group, or its
+    /// plan's timeout).
     Cancelled(String),
 }
 

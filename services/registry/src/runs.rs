@@ -281,7 +281,9 @@ pub async fn get(bus: &Bus, run_id: &str) -> Result<RunSummary, RegistryError> {
 
 /// The newest `limit` runs (50 when 0), of `model` when given.
 pub async fn list(bus: &Bus, model: &str, limit: u32) -> Result<Vec<RunSummary>, RegistryError> {
-    let keys: Vec<String> = match bus.key_value(Bucket::Runs).keys().await {
+    // A set: the key listing keeps delivering keys written while it runs, so a run
+    // updated meanwhile would be listed twice.
+    let keys: std::collections::BTreeSet<String> = match bus.key_value(Bucket::Runs).keys().await {
         Ok(k) => k
             .try_collect()
             .await

@@ -331,10 +331,16 @@ pub async fn register(bus: &Bus, r: RegisterVersionRequest) -> Result<ModelVersi
     Ok(v)
 }
 
+/// Every key of the models bucket, once each (the listing repeats a key written while it
+/// runs).
 async fn keys(bus: &Bus) -> Result<Vec<String>, RegistryError> {
     use futures::TryStreamExt;
     match models(bus).keys().await {
-        Ok(k) => k.try_collect().await.map_err(unavailable),
+        Ok(k) => {
+            let keys: std::collections::BTreeSet<String> =
+                k.try_collect().await.map_err(unavailable)?;
+            Ok(keys.into_iter().collect())
+        }
         Err(e) => Err(unavailable(e)),
     }
 }

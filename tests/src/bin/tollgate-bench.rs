@@ -126,7 +126,19 @@ async fn load(p: &Pipeline) -> anyhow::Result<()> {
     eprintln!("publishing {triggers} triggers for {models} models, {duplicates} of them twice ...");
     let b = tollgate_e2e::load::burst(p, triggers, models, duplicates, Duration::from_secs(1800))
         .await?;
-    let doubled = b.runs_per_trigger().values().filter(|&&n| n != 1).count();
+    let per = b.runs_per_trigger();
+    let doubled = per.values().filter(|&&n| n != 1).count();
+    for (trigger, _) in per.iter().filter(|&(_, &n)| n != 1) {
+        for r in b.runs.iter().filter(|r| r.trigger_id == *trigger) {
+            eprintln!(
+                "trigger {trigger} ran more than once: run {} created {} verdict {} {}",
+                r.run_id,
+                r.created_unix_ms,
+                r.verdict().name(),
+                r.reason
+            );
+        }
+    }
     println!(
         "\nBurst of {} triggers ({} messages with the duplicates), each validating 1,000 rows",
         b.unique, b.published
