@@ -7,9 +7,15 @@
 //! trigger-watchers and stage replicas agree on who holds it. A cancel request is a key of
 //! its own: a stage reads it before it starts a run, and watches it while it works.
 
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, OnceLock, PoisonError},
+};
+
 use async_nats::jetstream::kv::{Operation, Store};
 use futures::StreamExt;
 use prost::Message;
+use tokio_util::sync::CancellationToken;
 use tollgate_proto::{Concurrency, ConcurrencyGroup, Run, RunId, RunSummary};
 use tracing::info;
 
@@ -231,21 +237,87 @@ impl Groups<'_> {
             .map_err(|e| BusError::store(format!("reading {key}"), e))?;
         Ok(value.map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
+}
 
-    /// Resolves with the reason once `run` is asked to stop (at once if it already was);
-    /// never resolves if the watch cannot be set up or ends.
-    pub async fn cancelled(&self, run: &RunId) -> String {
-        let key = group_keys::cancel(run);
-        if let Ok(mut watch) = self.kv().watch_with_history(&key).await {
-            while let Some(entry) = watch.next().await {
-                if let Ok(entry) = entry
-                    && entry.operation == Operation::Put
-                {
-                    return String::from_utf8_lossy(&entry.value).into_owned();
+/// A stop signal for one run's stage, with the reason once it fires.
+pub struct CancelSignal {
+    /// Cancelled when the run is asked to stop.
+    pub token: CancellationToken,
+    reason: Arc<OnceLock<String>>,
+    run: String,
+    watch: CancelWatch,
+}
+
+impl CancelSignal {
+    /// Why the run was asked to stop, once it was.
+    pub fn reason(&self) -> Option<&String> {
+        self.reason.get()
+    }
+}
+
+impl Drop for CancelSignal {
+    fn drop(&mut self) {
+        self.watch.lock().remove(&self.run);
+    }
+}
+
+type Waiting = HashMap<String, (CancellationToken, Arc<OnceLock<String>>)>;
+
+/// Cancel requests as they are written, for every stage a service runs: one watch of the
+/// bucket per consumer, not one per message.
+#[derive(Clone, Default)]
+pub struct CancelWatch(Arc<Mutex<Waiting>>);
+
+impl CancelWatch {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Watches the cancel requests written from now on, until `shutdown`.
+    pub async fn start(bus: &Bus, shutdown: CancellationToken) -> Result<Self, BusError> {
+        let mut watch = bus
+            .key_value(Bucket::Groups)
+            .watch(group_keys::CANCEL_ALL)
+            .await
+            .map_err(|e| BusError::store("watching cancel requests", e))?;
+        let this = CancelWatch::default();
+        let waiting = this.clone();
+        tokio::spawn(async move {
+            loop {
+                let entry = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    entry = watch.next() => entry,
+                };
+                match entry {
+                    None => return,
+                    Some(Ok(e)) if e.operation == Operation::Put => {
+                        let Some(run) = group_keys::cancelled_run(&e.key) else {
+                            continue;
+                        };
+                        if let Some((token, reason)) = waiting.lock().get(run) {
+                            let _ = reason.set(String::from_utf8_lossy(&e.value).into_owned());
+                            token.cancel();
+                        }
+                    }
+                    Some(_) => {}
                 }
             }
+        });
+        Ok(this)
+    }
+
+    /// Fires `stop` when `run` is asked to stop from now on; a request written before is
+    /// the caller's to read ([`Groups::cancel_reason`]), after registering.
+    pub fn register(&self, run: &RunId, stop: CancellationToken) -> CancelSignal {
+        let reason = Arc::new(OnceLock::new());
+        self.lock()
+            .insert(run.to_string(), (stop.clone(), reason.clone()));
+        CancelSignal {
+            token: stop,
+            reason,
+            run: run.to_string(),
+            watch: self.clone(),
         }
-        std::future::pending().await
     }
 }
 

@@ -15,7 +15,9 @@ use crate::{
     codec,
     consume::{Delivery, Disposition, consume},
     dataset::DatasetError,
-    events, now_ms, subjects,
+    events,
+    groups::{CancelSignal, CancelWatch},
+    now_ms, subjects,
 };
 
 /// How a stage ended for a run.
@@ -183,15 +185,17 @@ pub async fn run_stage<H: StageHandler>(
 ) -> Result<(), BusError> {
     let name = subjects::stage_consumer(stage);
     let consumer = bus.work_consumer(&name, &subjects::stage(stage)).await?;
+    let cancels = CancelWatch::start(&bus, shutdown.clone()).await?;
     consume(
         &bus.clone(),
         consumer,
         &name,
         shutdown,
         |delivery, shutdown| {
-            let bus = bus.clone();
-            let handler = handler.clone();
-            async move { handle_stage(&bus, stage, handler.as_ref(), delivery, shutdown).await }
+            let (bus, handler, cancels) = (bus.clone(), handler.clone(), cancels.clone());
+            async move {
+                handle_stage(&bus, stage, handler.as_ref(), &cancels, delivery, shutdown).await
+            }
         },
     )
     .await
@@ -201,6 +205,7 @@ async fn handle_stage<H: StageHandler>(
     bus: &Bus,
     stage: Stage,
     handler: &H,
+    cancels: &CancelWatch,
     delivery: Delivery,
     shutdown: CancellationToken,
 ) -> Disposition {
@@ -221,11 +226,13 @@ async fn handle_stage<H: StageHandler>(
     }
     let span = info_span!("stage", stage = %stage, run_id = %id, model = %run.model);
     codec::adopt_trace(&span, delivery.headers.as_ref());
+    // Registered before the boundary check, so no request falls between the two.
+    let cancel = cancels.register(&id, shutdown.child_token());
     let ctx = StageContext {
         bus: bus.clone(),
         run: id,
         stage,
-        stop: shutdown.child_token(),
+        stop: cancel.token.clone(),
     };
     async move {
         match cancelled_before(&ctx, &run).await {
@@ -233,7 +240,7 @@ async fn handle_stage<H: StageHandler>(
             Ok(true) => return Disposition::Ack,
             Err(e) => return Disposition::Retry(e.to_string()),
         }
-        match process(ctx, handler, run, &delivery).await {
+        match process(ctx, handler, run, &cancel, &delivery).await {
             Ok(d) => d,
             Err(e) => Disposition::Retry(e.to_string()),
         }
@@ -254,33 +261,11 @@ async fn cancelled_before(ctx: &StageContext, run: &Run) -> Result<bool, BusErro
     Ok(true)
 }
 
-/// While a stage works: fires `ctx.stop` once the run is asked to stop, keeping the
-/// reason.
-fn watch_cancel(
-    ctx: &StageContext,
-) -> (
-    tokio::task::JoinHandle<()>,
-    Arc<std::sync::OnceLock<String>>,
-) {
-    let reason = Arc::new(std::sync::OnceLock::new());
-    let (bus, id, stop, kept) = (
-        ctx.bus.clone(),
-        ctx.run.clone(),
-        ctx.stop.clone(),
-        reason.clone(),
-    );
-    let task = tokio::spawn(async move {
-        let why = bus.groups().cancelled(&id).await;
-        let _ = kept.set(why);
-        stop.cancel();
-    });
-    (task, reason)
-}
-
 async fn process<H: StageHandler>(
     ctx: StageContext,
     handler: &H,
     run: Run,
+    cancel: &CancelSignal,
     delivery: &Delivery,
 ) -> Result<Disposition, BusError> {
     let (bus, id, stage) = (ctx.bus.clone(), ctx.run.clone(), ctx.stage);
@@ -294,7 +279,6 @@ async fn process<H: StageHandler>(
     };
     events::stage_event(&bus, &id, RunEventKind::StageStarted, &result).await?;
     info!(attempt = delivery.attempt, "stage started");
-    let (watch, cancel_reason) = watch_cancel(&ctx);
     let stop = ctx.stop.clone();
     let handling = handler.handle(run.clone(), ctx);
     let outcome = match run.stage_timeout() {
@@ -308,12 +292,11 @@ async fn process<H: StageHandler>(
         },
         None => handling.await,
     };
-    watch.abort();
     result.duration_ms = started_at.elapsed().as_millis() as u64;
     let (mut run, outcome, disposition) = match outcome {
         Ok(done) => (done.run, done.outcome, Disposition::Ack),
-        Err(StageError::Interrupted) if cancel_reason.get().is_some() => {
-            let reason = cancel_reason.get().cloned().unwrap_or_default();
+        Err(StageError::Interrupted) if cancel.reason().is_some() => {
+            let reason = cancel.reason().cloned().unwrap_or_default();
             info!(%reason, "run cancelled mid-stage");
             (run, StageOutcome::Cancelled(reason), Disposition::Ack)
         }

@@ -253,7 +253,17 @@ pub mod group_keys {
 
     /// A request to cancel a run, with the reason as its value.
     pub fn cancel(run: &RunId) -> String {
-        format!("cancel.{run}")
+        format!("{CANCEL}{run}")
+    }
+
+    /// Every cancel request, for a watch.
+    pub const CANCEL_ALL: &str = "cancel.>";
+
+    const CANCEL: &str = "cancel.";
+
+    /// The run a cancel-request key names.
+    pub fn cancelled_run(key: &str) -> Option<&str> {
+        key.strip_prefix(CANCEL)
     }
 }
 
