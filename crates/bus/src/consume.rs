@@ -20,6 +20,9 @@ use crate::{Bus, BusError, bus::MAX_DELIVER, subjects};
 /// nak'ed; below Kubernetes' default 30 s termination grace period.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
 
+/// How long one pull request waits for a message before the next one is sent.
+const PULL_EXPIRES: Duration = Duration::from_secs(2);
+
 /// A message handed to a consumer, with its delivery count.
 #[derive(Debug, Clone)]
 pub struct Delivery {
@@ -68,9 +71,13 @@ where
     F: FnMut(Delivery, CancellationToken) -> Fut,
     Fut: Future<Output = Disposition>,
 {
+    // Short-lived pull requests: a request the server dropped under load would otherwise
+    // leave the consumer idle until the default 30 s expiry (seen in `make bench-load`).
     let mut messages = consumer
         .stream()
         .max_messages_per_batch(1)
+        .expires(PULL_EXPIRES)
+        .heartbeat(PULL_EXPIRES / 2)
         .messages()
         .await
         .map_err(|e| BusError::Setup {
