@@ -6,6 +6,7 @@
 //! `.tools/venv/bin/`.
 
 use std::{
+    collections::HashMap,
     net::TcpListener as StdListener,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -13,10 +14,11 @@ use std::{
 };
 
 use anyhow::{Context, bail};
+use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tollgate_bus::{Bus, subjects};
 use tollgate_cli::dev::{Hosted, host_services};
-use tollgate_proto::{ListRunsRequest, RegistryClient, RunSummary, Trigger, TriggerKind, Verdict};
+use tollgate_proto::{ListRunsRequest, RegistryClient, RunSummary, Trigger, TriggerKind};
 use tollgate_service::RegistryConfig;
 
 /// Telemetry for the whole test process: dropping the guard would shut the tracer down.
@@ -182,7 +184,64 @@ pub struct Pipeline {
     pub dir: tempfile::TempDir,
     /// A connection for the test's own publishing and reading.
     pub bus: Bus,
+    verdicts: Verdicts,
     stop: CancellationToken,
+}
+
+/// The first verdict of each trigger's run, by trigger id, as the runs stream announces it:
+/// the harness learns verdicts from the run's own events, not by asking the registry.
+#[derive(Clone)]
+struct Verdicts {
+    seen: std::sync::Arc<std::sync::Mutex<HashMap<String, RunSummary>>>,
+    changed: tokio::sync::watch::Sender<u64>,
+}
+
+impl Verdicts {
+    /// Follows every run's `completed` event until `stop`.
+    async fn follow(bus: &Bus, stop: CancellationToken) -> anyhow::Result<Self> {
+        let verdicts = Verdicts {
+            seen: Default::default(),
+            changed: tokio::sync::watch::Sender::new(0),
+        };
+        let mut completions = Box::pin(tollgate_bus::events::completions(bus).await?);
+        let v = verdicts.clone();
+        tokio::spawn(async move {
+            while let Some(Some(summary)) = stop.run_until_cancelled(completions.next()).await {
+                v.lock()
+                    .entry(summary.trigger_id.clone())
+                    .or_insert(summary);
+                v.changed.send_modify(|n| *n += 1);
+            }
+        });
+        Ok(verdicts)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, RunSummary>> {
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Waits up to `timeout` for the verdict of the run `trigger_id` started.
+    async fn of(&self, trigger_id: &str, timeout: Duration) -> anyhow::Result<RunSummary> {
+        let mut changed = self.changed.subscribe();
+        let wait = async {
+            loop {
+                if let Some(run) = self.lock().get(trigger_id) {
+                    return Ok(run.clone());
+                }
+                if changed.changed().await.is_err() {
+                    bail!("the runs stream follower stopped");
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.map_err(|_| {
+            anyhow::anyhow!(
+                "no verdict for trigger {trigger_id} within {} s",
+                timeout.as_secs()
+            )
+        })?
+    }
 }
 
 impl Pipeline {
@@ -217,11 +276,13 @@ impl Pipeline {
         adjust(&mut hosted);
         host_services(hosted, listener, &stop);
         let bus = Bus::connect(&url).await?;
+        let verdicts = Verdicts::follow(&bus, stop.clone()).await?;
         Ok(Pipeline {
             nats,
             registry_url,
             dir,
             bus,
+            verdicts,
             stop,
         })
     }
@@ -303,22 +364,10 @@ impl Pipeline {
         Ok(self.registry()?.list_runs(request).await?.into_inner().runs)
     }
 
-    /// Waits (up to 120 s) for the run started by `trigger_id` to end; returns its record.
+    /// Waits (up to 120 s) for the run started by `trigger_id` to end; returns the run as
+    /// its `completed` event carried it (the registry records the same event).
     pub async fn verdict(&self, trigger_id: &str) -> anyhow::Result<RunSummary> {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if let Ok(runs) = self.runs("").await
-                && let Some(run) = runs
-                    .into_iter()
-                    .find(|r| r.trigger_id == trigger_id && r.verdict() != Verdict::Unspecified)
-            {
-                return Ok(run);
-            }
-            if Instant::now() > deadline {
-                bail!("no verdict for trigger {trigger_id} within 120 s");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.verdicts.of(trigger_id, Duration::from_secs(120)).await
     }
 }
 

@@ -2,6 +2,8 @@
 //! the registry's run records read. Each is published with a message id, so a
 //! redelivered stage never announces twice.
 
+use async_nats::jetstream::consumer::{DeliverPolicy, push::OrderedConfig};
+use futures::{Stream, StreamExt};
 use tollgate_proto::{
     Run, RunEvent, RunEventKind, RunId, RunSummary, StageResult, StageStatus, Verdict,
 };
@@ -138,4 +140,37 @@ pub async fn dispatch(bus: &Bus, id: &RunId, run: &Run) -> Result<(), BusError> 
     }
     info!(run_id = %id, plan = %tollgate_proto::plan_text(&run.plan), "run started");
     Ok(())
+}
+
+/// Every run's `completed` event from the start of the runs stream, in order, through
+/// reconnects (an ordered consumer): how a waiter learns verdicts without asking the
+/// registry. A run may end twice (the first verdict is the record's); both are yielded.
+pub async fn completions(bus: &Bus) -> Result<impl Stream<Item = RunSummary> + use<>, BusError> {
+    let setup = |e: crate::bus::Cause| BusError::Setup {
+        what: format!("an ordered consumer of {}", subjects::RUNS_STREAM),
+        source: e,
+    };
+    let stream = bus
+        .jetstream()
+        .get_stream(subjects::RUNS_STREAM)
+        .await
+        .map_err(|e| setup(e.into()))?;
+    let consumer = stream
+        .create_consumer(OrderedConfig {
+            deliver_subject: bus.client().new_inbox(),
+            filter_subject: subjects::run_events_of_kind(RunEventKind::Completed),
+            deliver_policy: DeliverPolicy::All,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| setup(e.into()))?;
+    let messages = consumer.messages().await.map_err(|e| setup(e.into()))?;
+    Ok(messages.filter_map(|m| async move {
+        let m = m
+            .inspect_err(|e| warn!(error = %e, "run completions: a delivery failed"))
+            .ok()?;
+        crate::codec::decode_delivery::<RunEvent>(&m.payload, m.headers.as_ref())
+            .ok()?
+            .summary
+    }))
 }

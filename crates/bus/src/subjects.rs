@@ -125,6 +125,11 @@ pub fn run_events(run: &RunId) -> String {
     format!("{RUN}{run}.>")
 }
 
+/// Every run's events of one kind (`tollgate.run.*.completed`: every verdict).
+pub fn run_events_of_kind(kind: RunEventKind) -> String {
+    format!("{RUN}*.{kind}")
+}
+
 /// The run id and event kind of a run event subject.
 pub fn run_event_of(subject: &str) -> Option<(RunId, RunEventKind)> {
     let (run, kind) = subject.strip_prefix(RUN)?.split_once('.')?;

@@ -61,7 +61,7 @@ async fn main() -> anyhow::Result<()> {
     let other = total - staged;
     println!(
         "{:<22} {:>10.0} {:>7.1}%",
-        "bus, queueing, polling",
+        "bus and queueing",
         other,
         100.0 * other / total
     );
