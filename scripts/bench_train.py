@@ -32,11 +32,13 @@ ALGORITHMS = {
     "random_forest": "algorithm: {kind: random_forest, trees: 50, max_depth: 8, min_samples_leaf: 5, "
                      "feature_fraction: 0.7}",
     "gaussian_naive_bayes": "algorithm: {kind: gaussian_naive_bayes, var_smoothing: 1.0e-9}",
+    "gradient_boosting": "algorithm: {kind: gradient_boosting, learning_rate: 0.1, trees: 100, max_depth: 6, "
+                         "min_samples_leaf: 20, l2: 0.0, validation_fraction: 0.1, early_stopping_rounds: 10}",
 }
 
 
 def sklearn_model(kind):
-    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.naive_bayes import GaussianNB
     from sklearn.tree import DecisionTreeClassifier
@@ -47,6 +49,12 @@ def sklearn_model(kind):
         "random_forest": lambda: RandomForestClassifier(n_estimators=50, max_depth=8, min_samples_leaf=5,
                                                         max_features=0.7, n_jobs=-1, random_state=42),
         "gaussian_naive_bayes": lambda: GaussianNB(var_smoothing=1e-9),
+        # The same rounds, depth, leaf size, L2 and early stopping as Tollgate's block
+        # (max_leaf_nodes=None: trees bounded by depth, as Tollgate's are).
+        "gradient_boosting": lambda: HistGradientBoostingClassifier(
+            learning_rate=0.1, max_iter=100, max_depth=6, max_leaf_nodes=None, min_samples_leaf=20,
+            l2_regularization=0.0, early_stopping=True, validation_fraction=0.1, n_iter_no_change=10,
+            random_state=42),
     }[kind]()
 
 
@@ -118,7 +126,7 @@ def main():
     for rows in sizes("BENCH_ROWS", "100000,1000000"):
         compare(tollgate, spec, "logistic_regression", rows)
     for rows in sizes("BENCH_MODEL_ROWS", "100000"):
-        for kind in ["decision_tree", "random_forest", "gaussian_naive_bayes"]:
+        for kind in ["decision_tree", "random_forest", "gradient_boosting", "gaussian_naive_bayes"]:
             compare(tollgate, spec, kind, rows)
 
 

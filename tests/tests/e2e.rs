@@ -202,13 +202,19 @@ async fn candidates_are_compared_and_the_chosen_algorithm_is_recorded_with_the_v
             tollgate_bus::codec::decode("run event", &m.payload).unwrap();
         lines.push(event.message);
     }
-    for k in 1..=4 {
-        let prefix = format!("candidate {k}/4: ");
+    for k in 1..=5 {
+        let prefix = format!("candidate {k}/5: ");
         assert!(lines.iter().any(|l| l.starts_with(&prefix)), "{lines:?}");
     }
     assert!(lines.iter().any(|l| l.starts_with("fitting ")), "{lines:?}");
     assert!(
         lines.iter().any(|l| l == "random forest: 30/30 trees"),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("gradient boosting: ") && l.contains("/100 trees")),
         "{lines:?}"
     );
     let v = versions(&p, "churn").await;
@@ -220,7 +226,7 @@ async fn candidates_are_compared_and_the_chosen_algorithm_is_recorded_with_the_v
     assert_eq!(artifact.meta.algorithm, v[0].algorithm);
     assert_eq!(artifact.meta.training_seconds, v[0].training_seconds);
     let selection = artifact.meta.selection.unwrap();
-    assert_eq!(selection.scores.len(), 4);
+    assert_eq!(selection.scores.len(), 5);
     // The version holds the candidate with the best validation AUC-ROC.
     let best = selection
         .scores

@@ -97,7 +97,7 @@ pub enum Command {
     /// NATS: prints held-out metrics, the F1-optimal threshold and the training time, and
     /// each candidate's validation score when the spec lists `candidates`.
     #[command(
-        after_help = "Algorithms (spec `algorithm: {kind: ...}` or `candidates: {metric, algorithms: [...]}`):\n  logistic_regression   alpha, max_iterations\n  decision_tree         max_depth, min_samples_split, min_samples_leaf, min_impurity_decrease, criterion\n  random_forest         trees, feature_fraction, sample_fraction, and the tree's parameters\n  gaussian_naive_bayes  var_smoothing\nExample: examples/churn/candidates.yaml"
+        after_help = "Algorithms (spec `algorithm: {kind: ...}` or `candidates: {metric, algorithms: [...]}`):\n  logistic_regression   alpha, max_iterations\n  decision_tree         max_depth, min_samples_split, min_samples_leaf, min_impurity_decrease, criterion\n  random_forest         trees, feature_fraction, sample_fraction, and the tree's parameters\n  gaussian_naive_bayes  var_smoothing\n  gradient_boosting     learning_rate, trees, max_depth, min_samples_leaf, l2, validation_fraction, early_stopping_rounds\nExample: examples/churn/candidates.yaml"
     )]
     Train(TrainArgs),
     /// Profile a dataset's feature columns: counts, nulls, distinct, min / max / mean /

@@ -5,13 +5,14 @@
 
 use linfa::prelude::*;
 use linfa_logistic::LogisticRegression;
-use linfa_trees::{DecisionTree, SplitQuality};
 use ndarray::{Array1, Array2, ShapeBuilder};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
-use tollgate_spec::{Algorithm, Criterion, ForestParams, TreeParams};
+use tollgate_spec::{Algorithm, BoostingParams, ForestParams, TreeParams};
+
+use crate::hist::{Binned, Grower, Limits, Scoring};
 
 /// Why a learner could not fit.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +57,8 @@ pub enum Model {
     Forest(Vec<TreeModel>),
     /// Gaussian naive Bayes.
     NaiveBayes(NaiveBayesModel),
+    /// Gradient-boosted trees.
+    Boosted(BoostedModel),
 }
 
 impl Model {
@@ -68,6 +71,7 @@ impl Model {
                 trees.iter().map(|t| t.predict(x)).sum::<f64>() / trees.len().max(1) as f64
             }
             Model::NaiveBayes(m) => m.predict(x),
+            Model::Boosted(m) => m.predict(x),
         }
     }
 }
@@ -150,18 +154,20 @@ pub fn fit(
             *alpha,
             *max_iterations,
         )?)),
-        Algorithm::DecisionTree(params) => {
-            let all: Vec<usize> = (0..x.ncols()).collect();
-            let rows = (0..x.nrows()).collect();
-            Ok(Model::Tree(fit_tree(&x, y, rows, params, &mut || {
-                all.clone()
-            })?))
-        }
+        Algorithm::DecisionTree(params) => Ok(Model::Tree(fit_tree(
+            &Binned::new(&x),
+            y,
+            params,
+            progress,
+        )?)),
         Algorithm::RandomForest(params) => {
             Ok(Model::Forest(fit_forest(&x, y, params, seed, progress)?))
         }
         Algorithm::GaussianNaiveBayes { var_smoothing } => {
             Ok(Model::NaiveBayes(fit_naive_bayes(x, y, *var_smoothing)?))
+        }
+        Algorithm::GradientBoosting(params) => {
+            Ok(Model::Boosted(fit_boosting(&x, y, params, seed, progress)?))
         }
     }
 }
@@ -182,8 +188,7 @@ pub struct LogisticModel {
 impl LogisticModel {
     /// P(label = 1) for one encoded row.
     pub fn predict(&self, x: &[f64]) -> f64 {
-        let z: f64 = self.weights.iter().zip(x).map(|(w, v)| w * v).sum::<f64>() + self.intercept;
-        1.0 / (1.0 + (-z).exp())
+        sigmoid(self.weights.iter().zip(x).map(|(w, v)| w * v).sum::<f64>() + self.intercept)
     }
 }
 
@@ -231,7 +236,7 @@ pub fn fit_logistic(
 }
 
 /// Marks a [`TreeNode`] as a leaf in its `left` field.
-const LEAF: u32 = u32::MAX;
+pub(crate) const LEAF: u32 = u32::MAX;
 
 /// One node of a flat tree: a split (`x[feature] < threshold` goes left) or, when `left`
 /// is [`LEAF`], a leaf scoring `probability`.
@@ -245,7 +250,8 @@ pub struct TreeNode {
     pub left: u32,
     /// Index of the right child.
     pub right: u32,
-    /// The share of positive training rows that reached the node: a leaf's score.
+    /// The node's value: the share of positive training rows that reached it (a
+    /// classifier tree), or its step on the log-odds (a boosted tree). A leaf's is its score.
     pub probability: f64,
 }
 
@@ -283,124 +289,47 @@ impl TreeModel {
     }
 }
 
-/// Grows a CART tree one split at a time: linfa-trees finds each node's best split (a
-/// depth-1 tree on that node's rows and candidate features) and Tollgate recurses.
-///
-/// Growing the whole tree inside linfa-trees would cost three things: it prunes sibling
-/// leaves that predict the same class, so the tree ranks rows coarsely; it breaks exact
-/// class-count ties by a randomly seeded HashMap, which changes that pruning from run to
-/// run; and every node scans every training row. A pruned node keeps its split, so a
-/// depth-1 fit still reports the best split even when both sides predict one class.
-struct Grower<'a> {
-    x: &'a Array2<f64>,
-    y: &'a [u8],
-    params: &'a TreeParams,
-    nodes: Vec<TreeNode>,
-}
-
-impl Grower<'_> {
-    /// Grows the subtree of `rows` (repeats allowed: a bootstrap sample); `pick` gives
-    /// the features a split may use. Returns the subtree's root index.
-    fn grow(
-        &mut self,
-        rows: Vec<usize>,
-        depth: usize,
-        pick: &mut dyn FnMut() -> Vec<usize>,
-    ) -> Result<u32, LearnError> {
-        let id = self.nodes.len() as u32;
-        let positives = rows.iter().filter(|&&r| self.y[r] == 1).count();
-        self.nodes.push(TreeNode {
-            feature: 0,
-            threshold: 0.0,
-            left: LEAF,
-            right: LEAF,
-            probability: positives as f64 / rows.len().max(1) as f64,
-        });
-        if depth >= self.params.max_depth
-            || rows.len() < self.params.min_samples_split
-            || positives == 0
-            || positives == rows.len()
-        {
-            return Ok(id);
-        }
-        let Some((feature, threshold)) = self.best_split(&rows, &pick())? else {
-            return Ok(id);
-        };
-        let (left, right): (Vec<usize>, Vec<usize>) = rows
-            .iter()
-            .partition(|&&r| self.x[[r, feature]] < threshold);
-        if left.is_empty() || right.is_empty() {
-            return Ok(id);
-        }
-        let left = self.grow(left, depth + 1, pick)?;
-        let right = self.grow(right, depth + 1, pick)?;
-        self.nodes[id as usize] = TreeNode {
-            feature: feature as u32,
-            threshold,
-            left,
-            right,
-            probability: positives as f64 / rows.len() as f64,
-        };
-        Ok(id)
-    }
-
-    /// linfa-trees' best split of `rows` over `features`: the feature (an index into
-    /// the full row) and the threshold, or `None` when no split lowers impurity enough.
-    fn best_split(
-        &self,
-        rows: &[usize],
-        features: &[usize],
-    ) -> Result<Option<(usize, f64)>, LearnError> {
-        let records = Array2::from_shape_fn((rows.len(), features.len()), |(i, j)| {
-            self.x[[rows[i], features[j]]]
-        });
-        let targets: Array1<usize> = rows.iter().map(|&r| usize::from(self.y[r])).collect();
-        let quality = match self.params.criterion {
-            Criterion::Gini => SplitQuality::Gini,
-            Criterion::Entropy => SplitQuality::Entropy,
-        };
-        let stump = DecisionTree::params()
-            .split_quality(quality)
-            .max_depth(Some(1))
-            .min_weight_split(self.params.min_samples_split as f32)
-            .min_weight_leaf(self.params.min_samples_leaf as f32)
-            .min_impurity_decrease(self.params.min_impurity_decrease)
-            .fit(&Dataset::new(records, targets))
-            .map_err(|e| LearnError::Linfa {
-                what: "decision tree",
-                source: e.into(),
-            })?;
-        let (j, threshold, decrease) = stump.root_node().split();
-        Ok(features
-            .get(j)
-            .filter(|_| decrease > 0.0)
-            .map(|&feature| (feature, threshold)))
+/// The histogram grower's limits for a classifier tree.
+fn tree_limits(params: &TreeParams) -> Limits {
+    Limits {
+        max_depth: params.max_depth,
+        min_samples_split: params.min_samples_split,
+        min_samples_leaf: params.min_samples_leaf,
+        min_gain: params.min_impurity_decrease,
     }
 }
 
-/// Grows one tree on `rows` of `x`; `pick` gives the features each split may use.
+/// Per-row sums of a classifier: one row, and whether it is positive.
+fn class_stats(y: &[u8]) -> Vec<[f64; 2]> {
+    y.iter().map(|&v| [1.0, f64::from(v)]).collect()
+}
+
+/// Grows one CART tree on every row of `binned`, each split choosing among all features.
 fn fit_tree(
-    x: &Array2<f64>,
+    binned: &Binned,
     y: &[u8],
-    rows: Vec<usize>,
     params: &TreeParams,
-    pick: &mut dyn FnMut() -> Vec<usize>,
+    progress: &Progress<'_>,
 ) -> Result<TreeModel, LearnError> {
-    let mut grower = Grower {
-        x,
-        y,
-        params,
-        nodes: Vec::new(),
-    };
-    grower.grow(rows, 0, pick)?;
-    Ok(TreeModel {
-        nodes: grower.nodes,
-    })
+    let stats = class_stats(y);
+    let all: Vec<usize> = (0..binned.features()).collect();
+    Grower::new(
+        binned,
+        &stats,
+        Scoring::Impurity(params.criterion),
+        tree_limits(params),
+    )
+    .grow(
+        (0..binned.rows() as u32).collect(),
+        &mut || all.clone(),
+        progress,
+    )
 }
 
-/// Grows `params.trees` trees in parallel, each on its own bootstrap sample, each split
-/// choosing among a random `feature_fraction` of the features. Every tree draws from
-/// `seed` and its index, so the forest is the same whatever the thread count.
+/// Grows `params.trees` trees in parallel on one binning of `x`, each on its own bootstrap
+/// sample, each split choosing among a random `feature_fraction` of the features. Every
+/// tree draws from `seed` and its index, so the forest is the same whatever the thread
+/// count.
 fn fit_forest(
     x: &Array2<f64>,
     y: &[u8],
@@ -413,20 +342,27 @@ fn fit_forest(
     let (n, width) = x.dim();
     let sample = ((n as f64 * params.sample_fraction).round() as usize).max(1);
     let keep = ((width as f64 * params.feature_fraction).round() as usize).clamp(1, width.max(1));
-    let tree_params = params.tree();
+    let tree = params.tree();
+    let binned = Binned::new(x);
+    let stats = class_stats(y);
     (0..params.trees)
         .into_par_iter()
         .map(|t| {
             let mut rng =
                 StdRng::seed_from_u64(seed ^ (t as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            let rows: Vec<usize> = (0..sample).map(|_| rng.random_range(0..n)).collect();
+            let rows: Vec<u32> = (0..sample).map(|_| rng.random_range(0..n) as u32).collect();
             let mut pick = || {
                 let mut features = rand::seq::index::sample(&mut rng, width, keep).into_vec();
                 features.sort_unstable();
                 features
             };
-            progress.check()?;
-            let tree = fit_tree(x, y, rows, &tree_params, &mut pick)?;
+            let tree = Grower::new(
+                &binned,
+                &stats,
+                Scoring::Impurity(tree.criterion),
+                tree_limits(&tree),
+            )
+            .grow(rows, &mut pick, progress)?;
             let done = grown.fetch_add(1, Ordering::Relaxed) + 1;
             if done.is_multiple_of(step) || done == params.trees {
                 progress.say(&format!("random forest: {done}/{} trees", params.trees));
@@ -434,6 +370,118 @@ fn fit_forest(
             Ok(tree)
         })
         .collect()
+}
+
+/// Gradient-boosted trees: P(label = 1) is `sigmoid(base + sum of the trees' leaves)`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BoostedModel {
+    /// The log-odds every row starts from (the training rows' positive rate).
+    pub base: f64,
+    /// The trees; a leaf's value is its step, learning rate included.
+    pub trees: Vec<TreeModel>,
+}
+
+impl BoostedModel {
+    /// P(label = 1) for one encoded row.
+    pub fn predict(&self, x: &[f64]) -> f64 {
+        sigmoid(self.base + self.trees.iter().map(|t| t.predict(x)).sum::<f64>())
+    }
+}
+
+fn sigmoid(z: f64) -> f64 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+/// Gradient boosting on the log loss with histogram trees. With early stopping, a seeded
+/// `validation_fraction` of the rows is held out, and the trees are cut back to the round
+/// with the best validation log loss once `early_stopping_rounds` rounds bring none better.
+fn fit_boosting(
+    x: &Array2<f64>,
+    y: &[u8],
+    params: &BoostingParams,
+    seed: u64,
+    progress: &Progress<'_>,
+) -> Result<BoostedModel, LearnError> {
+    let n = y.len();
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    let stopping = params.early_stopping_rounds > 0 && params.validation_fraction > 0.0;
+    let held = if stopping {
+        ((n as f64 * params.validation_fraction).round() as usize).clamp(1, n.saturating_sub(2))
+    } else {
+        0
+    };
+    if held > 0 {
+        use rand::seq::SliceRandom;
+        order.shuffle(&mut StdRng::seed_from_u64(seed ^ 0xB005_7ED0));
+    }
+    let (validation, fit) = order.split_at(held);
+    let mut fit = fit.to_vec();
+    fit.sort_unstable();
+    let positives = fit.iter().filter(|&&r| y[r as usize] == 1).count() as f64;
+    let rate = (positives / fit.len().max(1) as f64).clamp(1e-6, 1.0 - 1e-6);
+    let base = (rate / (1.0 - rate)).ln();
+    let binned = Binned::new(x);
+    let limits = Limits {
+        max_depth: params.max_depth,
+        min_samples_split: 2 * params.min_samples_leaf,
+        min_samples_leaf: params.min_samples_leaf,
+        min_gain: 1e-12,
+    };
+    let scoring = Scoring::Newton {
+        l2: params.l2,
+        shrink: params.learning_rate,
+    };
+    let mut scores = vec![base; n];
+    let mut stats = vec![[0.0; 2]; n];
+    let mut trees = Vec::new();
+    let (mut best_loss, mut best_trees) = (f64::INFINITY, 0);
+    let step = params.trees.div_ceil(10);
+    for round in 1..=params.trees {
+        progress.check()?;
+        for &r in &fit {
+            let r = r as usize;
+            let p = sigmoid(scores[r]);
+            stats[r] = [p - f64::from(y[r]), (p * (1.0 - p)).max(1e-16)];
+        }
+        let tree = Grower::new(&binned, &stats, scoring, limits)
+            .adding_to(&mut scores)
+            .grow(
+                fit.clone(),
+                &mut || (0..binned.features()).collect(),
+                progress,
+            )?;
+        if held > 0 {
+            let mut loss = 0.0;
+            for &r in validation {
+                let r = r as usize;
+                let row = x.row(r);
+                let row = row.as_slice().map_or_else(|| row.to_vec(), <[f64]>::to_vec);
+                scores[r] += tree.predict(&row);
+                let p = sigmoid(scores[r]).clamp(1e-15, 1.0 - 1e-15);
+                loss -= if y[r] == 1 { p.ln() } else { (1.0 - p).ln() };
+            }
+            if loss < best_loss - 1e-9 * loss.abs() {
+                (best_loss, best_trees) = (loss, round);
+            }
+        }
+        trees.push(tree);
+        if round.is_multiple_of(step) || round == params.trees {
+            progress.say(&format!(
+                "gradient boosting: {round}/{} trees",
+                params.trees
+            ));
+        }
+        if held > 0 && round - best_trees >= params.early_stopping_rounds {
+            progress.say(&format!(
+                "gradient boosting: stopped early at {round} trees, keeping the best {best_trees}"
+            ));
+            break;
+        }
+    }
+    if held > 0 {
+        trees.truncate(best_trees.max(1));
+    }
+    Ok(BoostedModel { base, trees })
 }
 
 /// Gaussian naive Bayes parameters: per class, its log prior and the mean and variance of

@@ -24,6 +24,7 @@ pub mod drift;
 pub mod error;
 pub mod features;
 pub mod grade;
+pub mod hist;
 pub mod learners;
 pub mod metrics;
 pub mod profile;

@@ -433,12 +433,15 @@ pub enum Algorithm {
         #[serde(default = "default_max_iterations")]
         max_iterations: u64,
     },
-    /// One CART decision tree, each split found by linfa-trees; a leaf scores the share
-    /// of positive training rows in it.
+    /// One CART decision tree grown on histograms (every feature binned once into at most
+    /// 256 bins); a leaf scores the share of positive training rows in it.
     DecisionTree(TreeParams),
-    /// Bagged decision trees on bootstrap samples, each split choosing among a random
-    /// share of the features (linfa-trees); the probability is the mean over the trees.
+    /// Bagged histogram trees on bootstrap samples, each split choosing among a random
+    /// share of the features; the probability is the mean over the trees.
     RandomForest(ForestParams),
+    /// Gradient-boosted histogram trees on the log loss (Newton steps, L2 on leaf values),
+    /// stopped early when a validation fold of the training rows stops improving.
+    GradientBoosting(BoostingParams),
     /// Gaussian naive Bayes (linfa-bayes).
     GaussianNaiveBayes {
         /// Share of the largest feature variance added to every variance, for stability.
@@ -516,6 +519,43 @@ impl ForestParams {
     }
 }
 
+/// Hyper-parameters of gradient boosting (the names of scikit-learn's
+/// `HistGradientBoostingClassifier` where they mean the same).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct BoostingParams {
+    /// Step size: each tree's leaf values are scaled by it, in (0, 1].
+    pub learning_rate: f64,
+    /// Most trees (boosting rounds); early stopping may keep fewer.
+    pub trees: usize,
+    /// Deepest level a split may make in each tree.
+    pub max_depth: usize,
+    /// Each side of a split keeps at least this many rows.
+    pub min_samples_leaf: usize,
+    /// L2 regularization of the leaf values (`l2_regularization`).
+    pub l2: f64,
+    /// Share of the training rows held out to decide when to stop, in [0, 1); 0 turns
+    /// early stopping off.
+    pub validation_fraction: f64,
+    /// Stop after this many rounds without a better validation log loss (0: never stop
+    /// early).
+    pub early_stopping_rounds: usize,
+}
+
+impl Default for BoostingParams {
+    fn default() -> Self {
+        BoostingParams {
+            learning_rate: 0.1,
+            trees: 100,
+            max_depth: 6,
+            min_samples_leaf: 20,
+            l2: 0.0,
+            validation_fraction: 0.1,
+            early_stopping_rounds: 10,
+        }
+    }
+}
+
 /// How a tree measures the impurity of a node.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Default)]
 #[serde(rename_all = "snake_case")]
@@ -566,6 +606,7 @@ pub const ALGORITHMS: &[&str] = &[
     "decision_tree",
     "random_forest",
     "gaussian_naive_bayes",
+    "gradient_boosting",
 ];
 
 /// Most trees a forest may have.
@@ -579,6 +620,7 @@ impl Algorithm {
             Algorithm::DecisionTree(_) => ALGORITHMS[1],
             Algorithm::RandomForest(_) => ALGORITHMS[2],
             Algorithm::GaussianNaiveBayes { .. } => ALGORITHMS[3],
+            Algorithm::GradientBoosting(_) => ALGORITHMS[4],
         }
     }
 
@@ -608,6 +650,16 @@ impl Algorithm {
             Algorithm::GaussianNaiveBayes { var_smoothing } => {
                 format!("var_smoothing={var_smoothing}")
             }
+            Algorithm::GradientBoosting(b) => format!(
+                "learning_rate={}, trees={}, max_depth={}, min_samples_leaf={}, l2={}, validation_fraction={}, early_stopping_rounds={}",
+                b.learning_rate,
+                b.trees,
+                b.max_depth,
+                b.min_samples_leaf,
+                b.l2,
+                b.validation_fraction,
+                b.early_stopping_rounds
+            ),
         };
         format!("{}({params})", self.kind())
     }
@@ -655,18 +707,45 @@ impl Algorithm {
                     ));
                 }
             }
+            Algorithm::GradientBoosting(b) => {
+                if !(1..=MAX_TREES).contains(&b.trees) {
+                    return Err(format!(
+                        "{k}.trees must be between 1 and {MAX_TREES}, got {}",
+                        b.trees
+                    ));
+                }
+                fraction("learning_rate", b.learning_rate)?;
+                check_depth(k, b.max_depth)?;
+                if b.min_samples_leaf < 1 {
+                    return Err(format!("{k}.min_samples_leaf must be at least 1"));
+                }
+                if !(b.l2.is_finite() && b.l2 >= 0.0) {
+                    return Err(format!("{k}.l2 must be a finite number >= 0, got {}", b.l2));
+                }
+                if !(0.0..1.0).contains(&b.validation_fraction) {
+                    return Err(format!(
+                        "{k}.validation_fraction must be in [0, 1), got {}",
+                        b.validation_fraction
+                    ));
+                }
+            }
         }
         Ok(())
     }
 }
 
-fn check_tree(kind: &str, t: &TreeParams) -> Result<(), String> {
-    if !(1..=64).contains(&t.max_depth) {
-        return Err(format!(
-            "{kind}.max_depth must be between 1 and 64, got {}",
-            t.max_depth
-        ));
+fn check_depth(kind: &str, max_depth: usize) -> Result<(), String> {
+    if (1..=64).contains(&max_depth) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{kind}.max_depth must be between 1 and 64, got {max_depth}"
+        ))
     }
+}
+
+fn check_tree(kind: &str, t: &TreeParams) -> Result<(), String> {
+    check_depth(kind, t.max_depth)?;
     if t.min_samples_split < 2 {
         return Err(format!(
             "{kind}.min_samples_split must be at least 2, got {}",
@@ -676,7 +755,7 @@ fn check_tree(kind: &str, t: &TreeParams) -> Result<(), String> {
     if t.min_samples_leaf < 1 {
         return Err(format!("{kind}.min_samples_leaf must be at least 1"));
     }
-    // linfa-trees refuses a minimum below f64::EPSILON.
+    // A minimum of 0 would split on no gain at all.
     if !(t.min_impurity_decrease.is_finite() && t.min_impurity_decrease >= f64::EPSILON) {
         return Err(format!(
             "{kind}.min_impurity_decrease must be a number above 0 (e.g. 1e-7), got {}",

@@ -3,6 +3,114 @@
 use super::*;
 use ndarray::array;
 
+/// One classifier tree on `rows` of `x` (repeats allowed), `pick` offering the features.
+fn fit_tree(
+    x: &Array2<f64>,
+    y: &[u8],
+    rows: Vec<u32>,
+    params: &TreeParams,
+    pick: &mut dyn FnMut() -> Vec<usize>,
+) -> Result<TreeModel, LearnError> {
+    let binned = Binned::new(x);
+    let stats = class_stats(y);
+    Grower::new(
+        &binned,
+        &stats,
+        Scoring::Impurity(params.criterion),
+        tree_limits(params),
+    )
+    .grow(rows, pick, &Progress::silent())
+}
+
+/// 2,000 rows whose label follows x0 + x1 > 1 with 10% of the labels flipped.
+fn noisy_diagonal() -> (Array2<f64>, Vec<u8>) {
+    let n = 2000;
+    let x = Array2::from_shape_fn((n, 3), |(i, j)| {
+        ((i * (j * 7 + 13) * 2_654_435_761) % 1000) as f64 / 1000.0
+    });
+    let y = (0..n)
+        .map(|i| u8::from((x[[i, 0]] + x[[i, 1]] > 1.0) != (i % 10 == 0)))
+        .collect();
+    (x, y)
+}
+
+fn accuracy(model: &Model, x: &Array2<f64>, y: &[u8]) -> f64 {
+    let right = x
+        .rows()
+        .into_iter()
+        .zip(y)
+        .filter(|(row, label)| u8::from(model.predict(&row.to_vec()) >= 0.5) == **label)
+        .count();
+    right as f64 / y.len() as f64
+}
+
+#[test]
+fn gradient_boosting_learns_a_diagonal_a_single_split_cannot() {
+    let (x, y) = noisy_diagonal();
+    let model = fit(
+        &Algorithm::GradientBoosting(BoostingParams {
+            max_depth: 3,
+            ..BoostingParams::default()
+        }),
+        x.clone(),
+        &y,
+        7,
+        &Progress::silent(),
+    )
+    .unwrap();
+    let Model::Boosted(boosted) = &model else {
+        panic!("{model:?}")
+    };
+    assert!(boosted.trees.len() > 5, "{}", boosted.trees.len());
+    let acc = accuracy(&model, &x, &y);
+    assert!(acc > 0.85, "{acc}");
+}
+
+#[test]
+fn gradient_boosting_stops_when_the_validation_fold_stops_improving() {
+    let (x, y) = noisy_diagonal();
+    let lines = std::sync::Mutex::new(Vec::new());
+    let report = |line: &str| lines.lock().unwrap().push(line.to_string());
+    let params = BoostingParams {
+        learning_rate: 1.0,
+        trees: 1000,
+        max_depth: 6,
+        min_samples_leaf: 1,
+        early_stopping_rounds: 5,
+        ..BoostingParams::default()
+    };
+    let Model::Boosted(boosted) = fit(
+        &Algorithm::GradientBoosting(params),
+        x,
+        &y,
+        7,
+        &Progress::new(&report),
+    )
+    .unwrap() else {
+        panic!("not boosted")
+    };
+    let lines = lines.into_inner().unwrap();
+    let last = lines.last().unwrap();
+    assert!(
+        last.starts_with("gradient boosting: stopped early at "),
+        "{lines:?}"
+    );
+    assert!(
+        last.ends_with(&format!("keeping the best {}", boosted.trees.len())),
+        "{last}"
+    );
+    assert!(boosted.trees.len() < 100, "{}", boosted.trees.len());
+}
+
+#[test]
+fn the_same_seed_gives_the_same_boosted_trees() {
+    let (x, y) = noisy_diagonal();
+    let algorithm = Algorithm::GradientBoosting(BoostingParams::default());
+    let a = fit(&algorithm, x.clone(), &y, 3, &Progress::silent()).unwrap();
+    let b = fit(&algorithm, x, &y, 3, &Progress::silent()).unwrap();
+    assert_eq!(a, b);
+}
+
 #[test]
 fn a_tree_leaf_scores_the_share_of_positive_rows_that_reach_it() {
     // x < 5: 1 positive in 10; x >= 5: 8 positives in 10.
