@@ -37,7 +37,11 @@ tools: $(NATS_SERVER) $(ACTIONLINT) ## install pinned nats-server and actionlint
 build: ## build every binary (debug profile, shared with the tests)
 	cargo build --workspace --bins
 
-demo: tools build ## run the churn pipeline end to end on a local nats-server
+demo: tools ## run the churn pipeline end to end on a local nats-server
+	@# Only the `tollgate` binary (it hosts every service): the demo starts sooner on a
+	@# fresh clone; features are still resolved for the whole workspace, so `make test`
+	@# reuses all of it.
+	cargo build --workspace --bin tollgate
 	scripts/demo.sh
 
 test: tools build lint-workflows ## run every test (unit, end-to-end against a real nats-server, workflow templates)

@@ -53,7 +53,7 @@ async fn main() -> anyhow::Result<()> {
         staged += s.duration_ms as f64;
         println!(
             "{:<22} {:>10} {:>7.1}%",
-            s.stage,
+            s.stage().to_string(),
             s.duration_ms,
             100.0 * s.duration_ms as f64 / total
         );

@@ -309,3 +309,24 @@ fn a_huge_unexpected_value_is_shown_cut_with_its_length() {
     );
     assert_eq!(render(&AnyValue::String("weekly")), "weekly");
 }
+
+#[test]
+fn uniqueness_counts_every_row_of_a_repeated_value_in_text_integers_and_floats() {
+    let unique = |c: &str| exp("expect_column_values_to_be_unique", j!({"column": c}));
+    let report = run(
+        "id,n,x\nb,1,1.5\na,2,1.5\nb,3,2.5\nc,1,\na,4,2.5\nd,5,9\n",
+        vec![unique("id"), unique("n"), unique("x"), unique("d")],
+    );
+    let r = &report.results;
+    assert_eq!(r[0].unexpected_count, 4, "b twice, a twice");
+    assert_eq!(r[0].partial_unexpected_list, ["b", "a", "b", "a"]);
+    assert_eq!(r[1].unexpected_count, 2, "1 twice");
+    assert_eq!(r[1].partial_unexpected_list, ["1", "1"]);
+    assert_eq!((r[2].unexpected_count, r[2].missing_count), (4, 1));
+    assert_eq!(r[2].partial_unexpected_list, ["1.5", "1.5", "2.5", "2.5"]);
+    assert!(r.iter().take(3).all(|r| !r.success));
+    assert_eq!(r[3].error, "column \"d\" is not in the dataset");
+    let report = run("id\nx\ny\nz\n", vec![unique("id")]);
+    assert!(report.success);
+    assert_eq!(report.results[0].unexpected_count, 0);
+}
