@@ -405,8 +405,11 @@ fn fit_boosting(
     let n = y.len();
     let mut order: Vec<u32> = (0..n as u32).collect();
     let stopping = params.early_stopping_rounds > 0 && params.validation_fraction > 0.0;
-    let held = if stopping {
-        ((n as f64 * params.validation_fraction).round() as usize).clamp(1, n.saturating_sub(2))
+    // At least one row held out and two kept; too few rows to spare any: no early stopping.
+    let held = if stopping && n >= 4 {
+        ((n as f64 * params.validation_fraction).round() as usize)
+            .max(1)
+            .min(n - 2)
     } else {
         0
     };

@@ -298,3 +298,23 @@ fn a_stopped_forest_ends_with_interrupted_and_a_running_one_does_not() {
     stop.store(false, std::sync::atomic::Ordering::Relaxed);
     assert!(fit(&forest, x, &y, 5, &Progress::stoppable(&|_| {}, &stop)).is_ok());
 }
+
+#[test]
+fn gradient_boosting_on_a_handful_of_rows_fits_without_early_stopping() {
+    for n in 2..6 {
+        let x = Array2::from_shape_fn((n, 1), |(i, _)| i as f64);
+        let y: Vec<u8> = (0..n).map(|i| u8::from(i % 2 == 0)).collect();
+        let params = BoostingParams {
+            min_samples_leaf: 1,
+            ..BoostingParams::default()
+        };
+        let model = fit(
+            &Algorithm::GradientBoosting(params),
+            x,
+            &y,
+            1,
+            &Progress::silent(),
+        );
+        assert!(model.is_ok(), "{n} rows: {model:?}");
+    }
+}
