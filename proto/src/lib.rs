@@ -12,7 +12,8 @@
 
 #[allow(clippy::all, missing_docs)]
 mod generated {
-    tonic::include_proto!("tollgate.v1");
+    // What `tonic::include_proto!` expands to for the proto package `tollgate.v1`.
+    include!(concat!(env!("OUT_DIR"), "/tollgate.v1.rs"));
 }
 
 pub mod ids;

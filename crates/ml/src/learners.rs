@@ -289,19 +289,20 @@ impl TreeModel {
     }
 }
 
-/// The histogram grower's limits for a classifier tree.
-fn tree_limits(params: &TreeParams) -> Limits {
-    Limits {
+/// Per-row sums of a classifier: one row, and whether it is positive.
+fn class_stats(y: &[u8]) -> Vec<[f64; 2]> {
+    y.iter().map(|&v| [1.0, f64::from(v)]).collect()
+}
+
+/// A histogram grower for a classifier tree with `params` over `stats` of [`class_stats`].
+fn class_grower<'a>(binned: &'a Binned, stats: &'a [[f64; 2]], params: &TreeParams) -> Grower<'a> {
+    let limits = Limits {
         max_depth: params.max_depth,
         min_samples_split: params.min_samples_split,
         min_samples_leaf: params.min_samples_leaf,
         min_gain: params.min_impurity_decrease,
-    }
-}
-
-/// Per-row sums of a classifier: one row, and whether it is positive.
-fn class_stats(y: &[u8]) -> Vec<[f64; 2]> {
-    y.iter().map(|&v| [1.0, f64::from(v)]).collect()
+    };
+    Grower::new(binned, stats, Scoring::Impurity(params.criterion), limits)
 }
 
 /// Grows one CART tree on every row of `binned`, each split choosing among all features.
@@ -313,13 +314,7 @@ fn fit_tree(
 ) -> Result<TreeModel, LearnError> {
     let stats = class_stats(y);
     let all: Vec<usize> = (0..binned.features()).collect();
-    Grower::new(
-        binned,
-        &stats,
-        Scoring::Impurity(params.criterion),
-        tree_limits(params),
-    )
-    .grow(
+    class_grower(binned, &stats, params).grow(
         (0..binned.rows() as u32).collect(),
         &mut || all.clone(),
         progress,
@@ -356,13 +351,7 @@ fn fit_forest(
                 features.sort_unstable();
                 features
             };
-            let tree = Grower::new(
-                &binned,
-                &stats,
-                Scoring::Impurity(tree.criterion),
-                tree_limits(&tree),
-            )
-            .grow(rows, &mut pick, progress)?;
+            let tree = class_grower(&binned, &stats, &tree).grow(rows, &mut pick, progress)?;
             let done = grown.fetch_add(1, Ordering::Relaxed) + 1;
             if done.is_multiple_of(step) || done == params.trees {
                 progress.say(&format!("random forest: {done}/{} trees", params.trees));

@@ -13,13 +13,7 @@ fn fit_tree(
 ) -> Result<TreeModel, LearnError> {
     let binned = Binned::new(x);
     let stats = class_stats(y);
-    Grower::new(
-        &binned,
-        &stats,
-        Scoring::Impurity(params.criterion),
-        tree_limits(params),
-    )
-    .grow(rows, pick, &Progress::silent())
+    class_grower(&binned, &stats, params).grow(rows, pick, &Progress::silent())
 }
 
 /// 2,000 rows whose label follows x0 + x1 > 1 with 10% of the labels flipped.
