@@ -109,7 +109,7 @@ pub fn score_rows(
     let mut buf = vec![0.0; pipeline.width()];
     rows.iter()
         .map(|&i| {
-            pipeline.encode(&table.record(i), &mut buf);
+            pipeline.encode_row(table, i, &mut buf);
             model.predict(&buf)
         })
         .collect()

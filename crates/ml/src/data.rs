@@ -303,6 +303,19 @@ pub fn numeric_column_coerced(
 
 /// A column as text values, `None` for nulls.
 pub fn text_column(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>, DataError> {
+    Ok(as_text(df, name)?
+        .iter()
+        .map(|v| v.map(str::to_string))
+        .collect())
+}
+
+/// Column `name` of `df` as text, dictionary-coded: [`text_column`] without a string per row.
+pub fn text_codes(df: &DataFrame, name: &str) -> Result<crate::table::TextColumn, DataError> {
+    Ok(as_text(df, name)?.iter().collect())
+}
+
+/// Column `name` of `df` cast to text.
+fn as_text(df: &DataFrame, name: &str) -> Result<StringChunked, DataError> {
     let bad = |e: PolarsError| DataError::BadColumn {
         column: name.into(),
         reason: e.to_string(),
@@ -312,12 +325,7 @@ pub fn text_column(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>, Da
         .map_err(bad)?
         .cast(&DataType::String)
         .map_err(bad)?;
-    Ok(cast
-        .str()
-        .map_err(bad)?
-        .iter()
-        .map(|v| v.map(str::to_string))
-        .collect())
+    Ok(cast.str().map_err(bad)?.clone())
 }
 
 /// Writes `df` to `path` in the format its extension names.

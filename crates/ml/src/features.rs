@@ -77,10 +77,20 @@ impl FeaturePipeline {
         }
         let mut categorical = Vec::new();
         for (name, column) in spec.features.categorical.iter().zip(&table.categorical) {
-            let mut categories: Vec<String> =
-                train.iter().filter_map(|&i| column[i].clone()).collect();
+            let mut seen = vec![false; column.values.len()];
+            for &i in train {
+                if let Some(c) = column.codes[i] {
+                    seen[c as usize] = true;
+                }
+            }
+            let mut categories: Vec<String> = column
+                .values
+                .iter()
+                .zip(seen)
+                .filter(|&(_, seen)| seen)
+                .map(|(v, _)| v.clone())
+                .collect();
             categories.sort();
-            categories.dedup();
             categorical.push(CategoricalFeature {
                 name: name.clone(),
                 categories,
@@ -114,15 +124,40 @@ impl FeaturePipeline {
 
     /// Encodes one record into `out` (length [`Self::width`]).
     pub fn encode(&self, record: &Record, out: &mut [f64]) {
+        self.encode_values(
+            record.numeric.iter().copied(),
+            record.categorical.iter().map(Option::as_deref),
+            out,
+        );
+    }
+
+    /// Encodes row `i` of `table` into `out` as [`Self::encode`] would its record, without
+    /// copying the row out first.
+    pub fn encode_row(&self, table: &Table, i: usize, out: &mut [f64]) {
+        self.encode_values(
+            table.numeric.iter().map(|c| c[i]),
+            table.categorical.iter().map(|c| c.get(i)),
+            out,
+        );
+    }
+
+    fn encode_values<'a>(
+        &self,
+        numeric: impl Iterator<Item = Option<f64>>,
+        categorical: impl Iterator<Item = Option<&'a str>>,
+        out: &mut [f64],
+    ) {
         let mut k = 0;
-        for (f, v) in self.numeric.iter().zip(&record.numeric) {
+        for (f, v) in self.numeric.iter().zip(numeric) {
             out[k] = (v.unwrap_or(f.median) - f.mean) / f.std;
             k += 1;
         }
-        for (f, v) in self.categorical.iter().zip(&record.categorical) {
+        for (f, v) in self.categorical.iter().zip(categorical) {
             let slots = &mut out[k..k + f.categories.len()];
             slots.fill(0.0);
-            if let Some(j) = v.as_ref().and_then(|v| f.categories.binary_search(v).ok()) {
+            if let Some(j) =
+                v.and_then(|v| f.categories.binary_search_by(|c| c.as_str().cmp(v)).ok())
+            {
                 slots[j] = 1.0;
             }
             k += f.categories.len();
@@ -133,9 +168,8 @@ impl FeaturePipeline {
     pub fn transform(&self, table: &Table, rows: &[usize]) -> ndarray::Array2<f64> {
         let mut x = ndarray::Array2::zeros((rows.len(), self.width()));
         for (r, &i) in rows.iter().enumerate() {
-            let record = table.record(i);
             if let Some(slice) = x.row_mut(r).as_slice_mut() {
-                self.encode(&record, slice);
+                self.encode_row(table, i, slice);
             }
         }
         x

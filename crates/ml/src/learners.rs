@@ -12,7 +12,10 @@ use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 use tollgate_spec::{Algorithm, BoostingParams, ForestParams, TreeParams};
 
-use crate::hist::{Binned, Grower, Limits, Scoring};
+use crate::{
+    hist::{Binned, Grower, Limits, Scoring},
+    newton,
+};
 
 /// Why a learner could not fit.
 #[derive(Debug, thiserror::Error)]
@@ -195,8 +198,23 @@ impl LogisticModel {
 /// The optimizer stops when the mean per-row gradient is below this.
 pub const GRADIENT_TOLERANCE_PER_ROW: f64 = 1e-4;
 
-/// Fits a logistic regression (L2 strength `alpha`) with linfa.
+/// Fits a logistic regression (L2 strength `alpha`): by Newton's method up to
+/// [`newton::MAX_WIDTH`] encoded features, with linfa's L-BFGS beyond.
 pub fn fit_logistic(
+    x: Array2<f64>,
+    y: &[u8],
+    alpha: f64,
+    max_iterations: u64,
+) -> Result<LogisticModel, LearnError> {
+    if x.ncols() <= newton::MAX_WIDTH {
+        let (weights, intercept) = newton::fit(x.view(), y, alpha, max_iterations);
+        return Ok(LogisticModel { weights, intercept });
+    }
+    fit_logistic_lbfgs(x, y, alpha, max_iterations)
+}
+
+/// [`fit_logistic`] by linfa's L-BFGS, at any width.
+pub fn fit_logistic_lbfgs(
     x: Array2<f64>,
     y: &[u8],
     alpha: f64,
@@ -377,7 +395,8 @@ impl BoostedModel {
     }
 }
 
-fn sigmoid(z: f64) -> f64 {
+/// The logistic function: log-odds to probability.
+pub(crate) fn sigmoid(z: f64) -> f64 {
     1.0 / (1.0 + (-z).exp())
 }
 

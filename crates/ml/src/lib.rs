@@ -27,6 +27,7 @@ pub mod grade;
 pub mod hist;
 pub mod learners;
 pub mod metrics;
+pub mod newton;
 pub mod profile;
 pub mod split;
 pub mod synth;

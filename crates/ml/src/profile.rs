@@ -2,11 +2,9 @@
 //! quantiles for numbers, the top categories for text. The trainer stores the profile of
 //! its training rows with the version as the reference later data is compared with.
 
-use std::collections::HashMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::table::Table;
+use crate::table::{Table, TextColumn};
 
 /// Quantiles kept per numeric column: 0%, 5%, ..., 100%.
 pub const QUANTILES: usize = 21;
@@ -56,7 +54,7 @@ pub struct NumericProfile {
 
 fn numeric(name: &str, values: &[Option<f64>], rows: &[usize]) -> ColumnProfile {
     let mut present: Vec<f64> = rows.iter().filter_map(|&i| values[i]).collect();
-    present.sort_by(|a, b| a.total_cmp(b));
+    present.sort_unstable_by(f64::total_cmp);
     let n = present.len();
     let mut distinct = 0;
     for (i, v) in present.iter().enumerate() {
@@ -96,16 +94,22 @@ fn numeric(name: &str, values: &[Option<f64>], rows: &[usize]) -> ColumnProfile 
     }
 }
 
-fn categorical(name: &str, values: &[Option<String>], rows: &[usize]) -> ColumnProfile {
-    let mut counts: HashMap<&str, u64> = HashMap::new();
+fn categorical(name: &str, column: &TextColumn, rows: &[usize]) -> ColumnProfile {
+    let mut counts = vec![0u64; column.values.len()];
     let mut nulls = 0;
     for &i in rows {
-        match &values[i] {
-            Some(v) => *counts.entry(v.as_str()).or_default() += 1,
+        match column.codes[i] {
+            Some(c) => counts[c as usize] += 1,
             None => nulls += 1,
         }
     }
-    let mut top: Vec<(String, u64)> = counts.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    let mut top: Vec<(String, u64)> = column
+        .values
+        .iter()
+        .zip(counts)
+        .filter(|&(_, n)| n > 0)
+        .map(|(v, n)| (v.clone(), n))
+        .collect();
     top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     let distinct = top.len() as u64;
     top.truncate(TOP_CATEGORIES);
@@ -169,7 +173,7 @@ pub fn of_file(
             .collect::<Result<Vec<_>, _>>()?,
         categorical: categorical_names
             .iter()
-            .map(|c| crate::data::text_column(&df, c))
+            .map(|c| crate::data::text_codes(&df, c))
             .collect::<Result<Vec<_>, _>>()?,
         target: Vec::new(),
         coerced: Vec::new(),

@@ -7,10 +7,17 @@
 pub fn stratified(labels: &[u8], seed: u64, test_fraction: f64) -> (Vec<usize>, Vec<usize>) {
     let mut is_test = vec![false; labels.len()];
     for class in [0u8, 1] {
-        let mut rows: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
-        rows.sort_by_key(|&i| splitmix64(seed ^ splitmix64(i as u64)));
-        let k = (rows.len() as f64 * test_fraction).round() as usize;
-        for &i in &rows[..k.min(rows.len())] {
+        // The k rows of the class with the smallest keys are its test rows: which k,
+        // not their order, matters, so a selection does instead of a sort.
+        let mut keyed: Vec<(u64, usize)> = (0..labels.len())
+            .filter(|&i| labels[i] == class)
+            .map(|i| (splitmix64(seed ^ splitmix64(i as u64)), i))
+            .collect();
+        let k = ((keyed.len() as f64 * test_fraction).round() as usize).min(keyed.len());
+        if k < keyed.len() {
+            keyed.select_nth_unstable(k);
+        }
+        for &(_, i) in &keyed[..k] {
             is_test[i] = true;
         }
     }
@@ -27,7 +34,7 @@ pub fn folds(labels: &[u8], rows: &[usize], k: usize, seed: u64) -> Vec<Vec<usiz
             .copied()
             .filter(|&i| labels[i] == class)
             .collect();
-        members.sort_by_key(|&i| splitmix64(seed.rotate_left(17) ^ splitmix64(i as u64)));
+        members.sort_by_cached_key(|&i| splitmix64(seed.rotate_left(17) ^ splitmix64(i as u64)));
         for (j, i) in members.into_iter().enumerate() {
             out[j % k].push(i);
         }

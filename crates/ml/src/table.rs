@@ -24,11 +24,62 @@ pub struct Table {
     /// Numeric columns in spec order.
     pub numeric: Vec<Vec<Option<f64>>>,
     /// Categorical columns in spec order.
-    pub categorical: Vec<Vec<Option<String>>>,
+    pub categorical: Vec<TextColumn>,
     /// Target labels, 0 or 1.
     pub target: Vec<u8>,
     /// Numeric columns that arrived as text, with how many values became null.
     pub coerced: Vec<(String, usize)>,
+}
+
+/// A text column with each distinct value stored once and a code per row: reading,
+/// encoding and profiling it copies no strings per row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TextColumn {
+    /// The distinct values, in order of first appearance.
+    pub values: Vec<String>,
+    /// Each row's index into `values`, or `None` where the value is missing.
+    pub codes: Vec<Option<u32>>,
+}
+
+impl TextColumn {
+    /// Row `i`'s value.
+    pub fn get(&self, i: usize) -> Option<&str> {
+        self.codes[i].map(|c| self.values[c as usize].as_str())
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.codes.len()
+    }
+
+    /// Whether the column has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.codes.is_empty()
+    }
+}
+
+impl<'a> FromIterator<Option<&'a str>> for TextColumn {
+    fn from_iter<I: IntoIterator<Item = Option<&'a str>>>(rows: I) -> Self {
+        let mut seen: std::collections::HashMap<&'a str, u32> = std::collections::HashMap::new();
+        let mut column = TextColumn::default();
+        for v in rows {
+            let code = v.map(|v| {
+                *seen.entry(v).or_insert_with(|| {
+                    column.values.push(v.to_string());
+                    (column.values.len() - 1) as u32
+                })
+            });
+            column.codes.push(code);
+        }
+        column
+    }
+}
+
+impl FromIterator<Option<String>> for TextColumn {
+    fn from_iter<I: IntoIterator<Item = Option<String>>>(rows: I) -> Self {
+        let rows: Vec<Option<String>> = rows.into_iter().collect();
+        rows.iter().map(Option::as_deref).collect()
+    }
 }
 
 /// Which columns a table holds: feature columns by kind and the target.
@@ -82,7 +133,7 @@ impl Table {
         let categorical = columns
             .categorical
             .iter()
-            .map(|c| data::text_column(df, c))
+            .map(|c| data::text_codes(df, c))
             .collect::<Result<Vec<_>, _>>()?;
         let bad = |reason: String| DataError::BadColumn {
             column: columns.target.clone(),
@@ -148,21 +199,24 @@ impl Table {
     pub fn record(&self, i: usize) -> Record {
         Record {
             numeric: self.numeric.iter().map(|c| c[i]).collect(),
-            categorical: self.categorical.iter().map(|c| c[i].clone()).collect(),
+            categorical: self
+                .categorical
+                .iter()
+                .map(|c| c.get(i).map(String::from))
+                .collect(),
         }
     }
 }
 
-/// The median of `values` (sorted in place); 0 for none.
+/// The median of `values` (reordered in place); 0 for none.
 pub fn median(values: &mut [f64]) -> f64 {
     if values.is_empty() {
         return 0.0;
     }
-    values.sort_by(|a, b| a.total_cmp(b));
     let mid = values.len() / 2;
-    if values.len().is_multiple_of(2) {
-        (values[mid - 1] + values[mid]) / 2.0
-    } else {
-        values[mid]
+    let (below, &mut upper, _) = values.select_nth_unstable_by(mid, f64::total_cmp);
+    match below.iter().copied().max_by(f64::total_cmp) {
+        Some(lower) if values.len().is_multiple_of(2) => (lower + upper) / 2.0,
+        _ => upper,
     }
 }

@@ -312,3 +312,21 @@ fn gradient_boosting_on_a_handful_of_rows_fits_without_early_stopping() {
         assert!(model.is_ok(), "{n} rows: {model:?}");
     }
 }
+
+#[test]
+fn newtons_logistic_regression_reaches_the_optimum_linfa_approaches() {
+    let (x, y) = noisy_diagonal();
+    let newton = fit_logistic(x.clone(), &y, 1.0, 100).unwrap();
+    let lbfgs = fit_logistic_lbfgs(x.clone(), &y, 1.0, 1000).unwrap();
+    for (a, b) in newton.weights.iter().zip(&lbfgs.weights) {
+        assert!(
+            (a - b).abs() < 0.05 * b.abs().max(1.0),
+            "{newton:?} vs {lbfgs:?}"
+        );
+    }
+    assert!((newton.intercept - lbfgs.intercept).abs() < 0.05 * lbfgs.intercept.abs().max(1.0));
+    assert!(
+        newton.weights[0] > 1.0 && newton.weights[1] > 1.0,
+        "{newton:?}"
+    );
+}
