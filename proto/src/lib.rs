@@ -252,15 +252,65 @@ impl Run {
 /// Largest message the registry API moves (artifacts travel in one message).
 pub const MAX_MESSAGE_BYTES: usize = 600 * 1024 * 1024;
 
+/// The registry client every caller holds: its calls carry the current span's trace
+/// context in their gRPC metadata, so the registry's work joins the caller's trace.
+pub type RegistryApi = RegistryClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, TraceContext>,
+>;
+
+/// Puts the current span's W3C trace context (`traceparent`, `tracestate`) into each
+/// request's metadata.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TraceContext;
+
+impl tonic::service::Interceptor for TraceContext {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+        let cx = tracing::Span::current().context();
+        opentelemetry::global::get_text_map_propagator(|p| {
+            p.inject_context(&cx, &mut MetadataInjector(request.metadata_mut()))
+        });
+        Ok(request)
+    }
+}
+
+struct MetadataInjector<'a>(&'a mut tonic::metadata::MetadataMap);
+
+impl opentelemetry::propagation::Injector for MetadataInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(key), Ok(value)) = (
+            tonic::metadata::MetadataKey::from_bytes(key.as_bytes()),
+            tonic::metadata::MetadataValue::try_from(value.as_str()),
+        ) {
+            self.0.insert(key, value);
+        }
+    }
+}
+
+/// Reads a W3C trace context from an HTTP request's headers: the registry's server
+/// makes each call's span a child of the caller's.
+pub struct HeaderExtractor<'a>(pub &'a tonic::codegen::http::HeaderMap);
+
+impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
 /// A registry client that connects on first use and reconnects by itself, so a service
 /// can start before the registry does.
-pub fn registry_client(
-    url: &str,
-) -> Result<RegistryClient<tonic::transport::Channel>, tonic::transport::Error> {
+pub fn registry_client(url: &str) -> Result<RegistryApi, tonic::transport::Error> {
     let channel = tonic::transport::Endpoint::from_shared(url.to_string())?
         .connect_timeout(std::time::Duration::from_secs(5))
         .connect_lazy();
-    Ok(RegistryClient::new(channel)
+    Ok(RegistryClient::with_interceptor(channel, TraceContext)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES))
 }

@@ -18,7 +18,7 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tollgate_bus::{Bus, subjects};
 use tollgate_cli::dev::{Hosted, host_services};
-use tollgate_proto::{ListRunsRequest, RegistryClient, RunSummary, Trigger, TriggerKind};
+use tollgate_proto::{ListRunsRequest, RunSummary, Trigger, TriggerKind};
 use tollgate_service::RegistryConfig;
 
 /// Telemetry for the whole test process: dropping the guard would shut the tracer down.
@@ -288,7 +288,7 @@ impl Pipeline {
     }
 
     /// A registry client.
-    pub fn registry(&self) -> anyhow::Result<RegistryClient<tonic::transport::Channel>> {
+    pub fn registry(&self) -> anyhow::Result<tollgate_proto::RegistryApi> {
         Ok(tollgate_proto::registry_client(&self.registry_url)?)
     }
 

@@ -23,6 +23,8 @@ mod dev;
 mod kills;
 #[path = "e2e/load.rs"]
 mod load;
+#[path = "e2e/otlp.rs"]
+mod otlp;
 #[path = "e2e/poison.rs"]
 mod poison;
 #[path = "e2e/processes.rs"]

@@ -169,6 +169,7 @@ pub async fn dead_letter(
     reason: &str,
 ) -> Result<(), BusError> {
     warn!(consumer, subject = %delivery.subject, %reason, "dead-lettering message");
+    tollgate_telemetry::metrics::get().dead_lettered(consumer);
     let mut headers = delivery.headers.clone().unwrap_or_default();
     headers.insert(subjects::HEADER_REASON, one_line(reason).as_str());
     headers.insert(subjects::HEADER_ORIGINAL_SUBJECT, delivery.subject.as_str());

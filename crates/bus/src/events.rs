@@ -111,6 +111,12 @@ pub async fn complete_record(
     summary.reason = reason.into();
     summary.finished_unix_ms = now_ms();
     info!(run_id = %id, verdict = verdict.name(), %reason, "run completed");
+    let trigger = summary.trigger().to_string();
+    let seconds = summary
+        .finished_unix_ms
+        .saturating_sub(summary.created_unix_ms) as f64
+        / 1000.0;
+    tollgate_telemetry::metrics::get().run_ended(&trigger, verdict.name(), seconds);
     let ev = RunEvent {
         run_id: id.to_string(),
         kind: kind as i32,

@@ -224,7 +224,21 @@ async fn handle_stage<H: StageHandler>(
                 .map_or("(none)".to_string(), |s| s.to_string())
         ));
     }
-    let span = info_span!("stage", stage = %stage, run_id = %id, model = %run.model);
+    // The stage's span: what it ran on, and the key figure its handler records
+    // (`rows`, `expectations_failed`, `auc_roc`, `gate_verdict`) with [`record`].
+    let span = info_span!(
+        "stage",
+        stage = %stage,
+        run_id = %id,
+        model = %run.model,
+        version = run.model_version,
+        trigger = %run.trigger(),
+        status = tracing::field::Empty,
+        rows = tracing::field::Empty,
+        expectations_failed = tracing::field::Empty,
+        auc_roc = tracing::field::Empty,
+        gate_verdict = tracing::field::Empty,
+    );
     codec::adopt_trace(&span, delivery.headers.as_ref());
     // Registered before the boundary check, so no request falls between the two.
     let cancel = cancels.register(&id, shutdown.child_token());
@@ -327,7 +341,13 @@ async fn process<H: StageHandler>(
     result.status = status as i32;
     result.message = message.clone();
     run.stages.push(result.clone());
+    tracing::Span::current().record("status", status.name());
     info!(status = status.name(), duration_ms = result.duration_ms, %message, "stage finished");
+    tollgate_telemetry::metrics::get().stage_ended(
+        &stage.to_string(),
+        status.name(),
+        result.duration_ms as f64 / 1000.0,
+    );
     let next = run.next_stage().filter(|_| verdict == Verdict::Passed);
     if let Some(next) = next {
         run.position += 1;
@@ -344,4 +364,10 @@ async fn process<H: StageHandler>(
         events::complete(&bus, &id, &run, verdict, &reason).await?;
     }
     Ok(disposition)
+}
+
+/// Records one of the stage span's key figures (`rows`, `expectations_failed`,
+/// `auc_roc`, `gate_verdict`) on the span of the stage in hand.
+pub fn record(field: &'static str, value: impl tracing::Value) {
+    tracing::Span::current().record(field, value);
 }

@@ -5,7 +5,6 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = tollgate_cli::Cli::parse();
-    let _telemetry = tollgate_telemetry::init_with_level("cli", "warn");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -16,5 +15,13 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    std::process::ExitCode::from(runtime.block_on(tollgate_cli::run(cli)))
+    // Inside the runtime: the OTLP exporter's channel lives on it. The guard is dropped
+    // (spans flushed) before the runtime.
+    let telemetry = {
+        let _entered = runtime.enter();
+        tollgate_telemetry::init_with_level("tollgate", "warn")
+    };
+    let code = runtime.block_on(tollgate_cli::run(cli));
+    drop(telemetry);
+    std::process::ExitCode::from(code)
 }

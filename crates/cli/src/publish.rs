@@ -2,6 +2,7 @@
 //! until its verdict, which becomes the exit code.
 
 use std::time::{Duration, Instant};
+use tracing::Instrument as _;
 
 use futures::StreamExt;
 use tollgate_bus::{Bus, codec, dataset, subjects};
@@ -100,7 +101,12 @@ pub async fn publish(
         None
     };
     let msg_id = subjects::msg_id::trigger(&trigger_id);
+    // The run's trace starts here: the trigger carries this span's context, and every
+    // stage of the run descends from it.
+    let span =
+        tracing::info_span!("publish", %trigger_id, %model, trigger = %kind, run_id = %run_id);
     bus.publish(subjects::trigger(kind), &trigger, Some(&msg_id))
+        .instrument(span)
         .await?;
     say!("published {kind} trigger {trigger_id} for model {model} (run {run_id})");
     let Some(events) = events else {

@@ -7,9 +7,8 @@ use std::fmt::Write as _;
 
 use tollgate_proto::{
     CheckVerdict, GetRunRequest, GetVersionRequest, LatestByStageRequest, ModelStage, ModelVersion,
-    RegistryClient, RunSummary, Stage,
+    RunSummary, Stage,
 };
-use tonic::transport::Channel;
 
 use crate::{CliError, show::seconds};
 
@@ -137,7 +136,7 @@ pub fn markdown(
 
 /// The run's version and the model's Production version, when the registry has them.
 pub async fn versions(
-    registry: &mut RegistryClient<Channel>,
+    registry: &mut tollgate_proto::RegistryApi,
     run: &RunSummary,
 ) -> (Option<ModelVersion>, Option<ModelVersion>) {
     if run.model_version == 0 {

@@ -22,9 +22,7 @@ pub(crate) fn table(header: &[&str]) -> Table {
     t
 }
 
-pub(crate) fn client(
-    url: &str,
-) -> Result<tollgate_proto::RegistryClient<tonic::transport::Channel>, CliError> {
+pub(crate) fn client(url: &str) -> Result<tollgate_proto::RegistryApi, CliError> {
     tollgate_proto::registry_client(url).map_err(|source| CliError::RegistryUrl {
         url: url.into(),
         source,
@@ -554,7 +552,7 @@ pub enum Decision {
 }
 
 async fn version_of(
-    registry: &mut tollgate_proto::RegistryClient<tonic::transport::Channel>,
+    registry: &mut tollgate_proto::RegistryApi,
     model: &str,
     version: Option<u32>,
 ) -> Result<(String, u32), CliError> {

@@ -92,9 +92,7 @@ impl RegistryConfig {
     }
 
     /// A client that connects on first use; a malformed URL is a config error.
-    pub fn client(
-        &self,
-    ) -> Result<tollgate_proto::RegistryClient<tonic::transport::Channel>, ServiceError> {
+    pub fn client(&self) -> Result<tollgate_proto::RegistryApi, ServiceError> {
         tollgate_proto::registry_client(&self.url).map_err(|source| ServiceError::RegistryUrl {
             url: self.url.clone(),
             source,
@@ -361,7 +359,7 @@ pub struct StageDeps {
     /// Where pushed datasets are downloaded to.
     pub cache_dir: PathBuf,
     /// The registry client (connects on first use).
-    pub registry: tollgate_proto::RegistryClient<tonic::transport::Channel>,
+    pub registry: tollgate_proto::RegistryApi,
     /// Single-record predictions timed for latency.
     pub latency_calls: usize,
 }

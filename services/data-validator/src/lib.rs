@@ -59,6 +59,10 @@ impl StageHandler for Validator {
                 })?
                 .map_err(StageError::invalid)?;
         let mut outcome = outcome_of(&report);
+        let failed = report.results.iter().filter(|r| !r.success).count() as u64;
+        tollgate_bus::stage::record("rows", report.row_count);
+        tollgate_bus::stage::record("expectations_failed", failed);
+        tollgate_telemetry::metrics::get().validated(&run.model, failed);
         if report.success {
             self.measure_drift(&run, &spec, path, &mut report, &ctx)
                 .await?;

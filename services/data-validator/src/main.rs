@@ -12,7 +12,7 @@ async fn main() -> anyhow::Result<()> {
     else {
         return Ok(());
     };
-    let _telemetry = tollgate_telemetry::init("data-validator");
+    let _telemetry = tollgate_telemetry::init("tollgate-data-validator");
     tollgate_data_validator::run(config, tollgate_service::shutdown_signal())
         .await
         .context("data-validator failed")

@@ -215,6 +215,23 @@ impl StageHandler for Grader {
             champion.as_ref().map(|(v, e)| (*v, &e.metrics)),
         ));
         let decision = decide(checks, run.model_version);
+        let failed = decision
+            .checks
+            .iter()
+            .filter(|c| c.verdict() == CheckVerdict::Fail)
+            .count() as u64;
+        if let Some(auc) = eval.metrics.get("auc_roc") {
+            tollgate_bus::stage::record("auc_roc", *auc);
+        }
+        tollgate_bus::stage::record(
+            "gate_verdict",
+            if decision.blessed {
+                "passed"
+            } else {
+                "blocked"
+            },
+        );
+        tollgate_telemetry::metrics::get().gated(&run.model, decision.blessed, failed);
         registry
             .record_gate(RecordGateRequest {
                 model: run.model.clone(),

@@ -12,7 +12,7 @@ async fn main() -> anyhow::Result<()> {
     else {
         return Ok(());
     };
-    let _telemetry = tollgate_telemetry::init("gate");
+    let _telemetry = tollgate_telemetry::init("tollgate-gate");
     tollgate_gate::run(config, tollgate_service::shutdown_signal())
         .await
         .context("gate failed")

@@ -12,7 +12,7 @@ async fn main() -> anyhow::Result<()> {
     else {
         return Ok(());
     };
-    let _telemetry = tollgate_telemetry::init("promoter");
+    let _telemetry = tollgate_telemetry::init("tollgate-promoter");
     tollgate_promoter::run(config, tollgate_service::shutdown_signal())
         .await
         .context("promoter failed")

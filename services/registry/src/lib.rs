@@ -104,6 +104,15 @@ where
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let stop = token.clone();
     tonic::transport::Server::builder()
+        .trace_fn(|request| {
+            use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+            let span = tracing::info_span!("grpc", path = %request.uri().path());
+            let parent = opentelemetry::global::get_text_map_propagator(|p| {
+                p.extract(&tollgate_proto::HeaderExtractor(request.headers()))
+            });
+            let _ = span.set_parent(parent);
+            span
+        })
         .add_service(svc)
         .serve_with_incoming_shutdown(
             // Without TCP_NODELAY a response's last segment waits on the client's delayed

@@ -12,7 +12,7 @@ async fn main() -> anyhow::Result<()> {
     else {
         return Ok(());
     };
-    let _telemetry = tollgate_telemetry::init("registry");
+    let _telemetry = tollgate_telemetry::init("tollgate-registry");
     tollgate_registry::run(config, tollgate_service::shutdown_signal())
         .await
         .context("registry failed")

@@ -91,6 +91,17 @@ impl StageHandler for Trainer {
             .await?
             .into_inner();
         run.model_version = version.version;
+        tollgate_bus::stage::record("rows", trained.train_rows as u64);
+        if let Some(auc) = trained.metrics.get("auc_roc") {
+            tollgate_bus::stage::record("auc_roc", *auc);
+        }
+        tollgate_telemetry::metrics::get().trained(
+            &spec.model,
+            &trained.artifact.meta.algorithm,
+            version.version,
+            trained.seconds,
+            &trained.metrics,
+        );
         let message = registered_message(&spec.model, version.version, &trained);
         Ok(StageDone {
             run,

@@ -12,7 +12,7 @@ async fn main() -> anyhow::Result<()> {
     else {
         return Ok(());
     };
-    let _telemetry = tollgate_telemetry::init("trainer");
+    let _telemetry = tollgate_telemetry::init("tollgate-trainer");
     tollgate_trainer::run(config, tollgate_service::shutdown_signal())
         .await
         .context("trainer failed")

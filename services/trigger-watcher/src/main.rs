@@ -12,7 +12,7 @@ async fn main() -> anyhow::Result<()> {
     else {
         return Ok(());
     };
-    let _telemetry = tollgate_telemetry::init("trigger-watcher");
+    let _telemetry = tollgate_telemetry::init("tollgate-trigger-watcher");
     tollgate_trigger_watcher::run(config, tollgate_service::shutdown_signal())
         .await
         .context("trigger-watcher failed")

@@ -12,7 +12,9 @@ use std::{
 use tollgate_e2e::NatsServer;
 use tollgate_proto::{ListVersionsRequest, ModelStage, ModelVersion};
 
-use crate::processes::{Services, cli, forest_spec, generate, run_id_of, service_env, watch_runs};
+use crate::processes::{
+    Services, cli, forest_spec, generate, publish, run_id_of, service_env, watch_runs,
+};
 use tollgate_cli::SERVICES;
 
 /// What gets killed.
@@ -60,17 +62,7 @@ fn kill_mid_run(victim: Victim, when: &str) {
     generate(&data, 20_000, &[]);
     let spec = forest_spec(dir.path(), 150);
     let (mut watch, lines) = watch_runs(&env);
-    let out = cli(
-        &env,
-        &[
-            "publish",
-            "data",
-            "--spec",
-            spec.to_str().unwrap(),
-            "--dataset",
-            data.to_str().unwrap(),
-        ],
-    );
+    let out = publish(&env, "data", &spec, &data, &[]);
     assert!(
         out.status.success(),
         "{}",

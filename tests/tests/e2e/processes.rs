@@ -115,16 +115,17 @@ pub(crate) fn cli(env: &[(&str, String)], args: &[&str]) -> Output {
     cmd.output().unwrap()
 }
 
-/// `tollgate publish code --spec SPEC --dataset DATA [extra...]`.
-fn publish_code(
+/// `tollgate publish KIND --spec SPEC --dataset DATA [extra...]`.
+pub(crate) fn publish(
     env: &[(&str, String)],
+    kind: &str,
     spec: &std::path::Path,
     data: &std::path::Path,
     extra: &[&str],
 ) -> Output {
     let mut args = vec![
         "publish",
-        "code",
+        kind,
         "--spec",
         spec.to_str().unwrap(),
         "--dataset",
@@ -132,6 +133,16 @@ fn publish_code(
     ];
     args.extend(extra);
     cli(env, &args)
+}
+
+/// `tollgate publish code --spec SPEC --dataset DATA [extra...]`.
+fn publish_code(
+    env: &[(&str, String)],
+    spec: &std::path::Path,
+    data: &std::path::Path,
+    extra: &[&str],
+) -> Output {
+    publish(env, "code", spec, data, extra)
 }
 
 /// `tollgate data generate --rows ROWS --out PATH [extra...]`, which must succeed.
