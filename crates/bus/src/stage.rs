@@ -342,7 +342,7 @@ async fn process<H: StageHandler>(
     result.message = message.clone();
     run.stages.push(result.clone());
     tracing::Span::current().record("status", status.name());
-    info!(status = status.name(), duration_ms = result.duration_ms, %message, "stage finished");
+    info!(status = status.name(), duration_ms = result.duration_ms, outcome = %message, "stage finished");
     tollgate_telemetry::metrics::get().stage_ended(
         &stage.to_string(),
         status.name(),

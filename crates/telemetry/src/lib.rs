@@ -11,6 +11,7 @@
 //! `OTEL_SERVICE_NAME` (default: the binary's name), `OTEL_RESOURCE_ATTRIBUTES`,
 //! `OTEL_TRACES_SAMPLER` and the exporter's own `OTEL_EXPORTER_OTLP_*` variables apply.
 
+mod json;
 pub mod metrics;
 
 use opentelemetry::trace::TracerProvider as _;
@@ -143,7 +144,8 @@ pub fn init_with_level(service: &'static str, default_level: &str) -> Guard {
         registry
             .with(
                 tracing_subscriber::fmt::layer()
-                    .json()
+                    .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+                    .event_format(json::JsonLines)
                     .with_writer(std::io::stderr)
                     .with_filter(filter),
             )

@@ -103,14 +103,15 @@ impl MetricsService for Received {
     }
 }
 
-/// The six service processes with `otel` added to their environment, and one `kind`
-/// change of 3,000 rows published by the CLI with the same environment, which must pass.
-fn run_one(kind: &str, otel: &[(&'static str, String)]) {
+/// The six service processes with `otel` added to their environment (their logs in
+/// `logs`, when given), and one `kind` change of 3,000 rows published by the CLI with the
+/// same environment, which must pass.
+fn run_one(kind: &str, otel: &[(&'static str, String)], logs: Option<&std::path::Path>) {
     let nats = NatsServer::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut env = service_env(&nats, dir.path());
     env.extend(otel.iter().cloned());
-    let mut services = Services::new();
+    let mut services = logs.map_or_else(Services::new, Services::logging_to);
     services.spawn(&env, &SERVICES);
     let data = dir.path().join("churn.parquet");
     generate(&data, 3000, &[]);
@@ -130,6 +131,7 @@ fn run_one(kind: &str, otel: &[(&'static str, String)]) {
 fn one_run_is_one_trace_across_the_services_and_the_cli_and_its_metrics_arrive() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let received = Received::default();
+    let logs = tempfile::tempdir().unwrap();
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
@@ -147,7 +149,9 @@ fn one_run_is_one_trace_across_the_services_and_the_cli_and_its_metrics_arrive()
             ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
             ("OTEL_BSP_SCHEDULE_DELAY", "200".into()),
             ("OTEL_METRIC_EXPORT_INTERVAL", "500".into()),
+            ("TOLLGATE_LOG_FORMAT", "json".into()),
         ],
+        Some(logs.path()),
     );
 
     let spans = received.spans.lock().unwrap().clone();
@@ -221,6 +225,17 @@ fn one_run_is_one_trace_across_the_services_and_the_cli_and_its_metrics_arrive()
         "{trace:#?}"
     );
 
+    // The trainer's JSON log line for its stage names the trace, its span and the run.
+    let log = std::fs::read_to_string(logs.path().join("trainer.log")).unwrap();
+    let finished: serde_json::Value = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["message"] == "stage finished" && l["run_id"] == run_id.as_str())
+        .unwrap_or_else(|| panic!("no JSON `stage finished` line for run {run_id}:\n{log}"));
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    assert_eq!(finished["trace_id"], hex(&publish.trace), "{finished}");
+    assert_eq!(finished["span_id"], hex(&train.id), "{finished}");
+
     let metrics = received.metrics.lock().unwrap().clone();
     for name in tollgate_telemetry::metrics::NAMES {
         if *name == tollgate_telemetry::metrics::DEAD_LETTERED {
@@ -246,5 +261,6 @@ fn a_collector_that_is_down_holds_up_no_stage() {
             ),
             ("OTEL_EXPORTER_OTLP_TIMEOUT", "1000".into()),
         ],
+        None,
     );
 }

@@ -27,6 +27,8 @@ pub fn bin(name: &str) -> PathBuf {
 
 pub(crate) struct Services {
     children: Vec<(String, Child)>,
+    /// Where each service's stderr goes as `<name>.log`; discarded when `None`.
+    logs: Option<PathBuf>,
 }
 
 /// The six services, in the order they are started.
@@ -52,6 +54,15 @@ impl Services {
     pub(crate) fn new() -> Self {
         Services {
             children: Vec::new(),
+            logs: None,
+        }
+    }
+
+    /// No services yet; those spawned will write their logs to `dir/<name>.log`.
+    pub(crate) fn logging_to(dir: &std::path::Path) -> Self {
+        Services {
+            children: Vec::new(),
+            logs: Some(dir.to_path_buf()),
         }
     }
 
@@ -65,7 +76,14 @@ impl Services {
         let mut health = Vec::new();
         for &name in names {
             let mut cmd = Command::new(bin(&format!("tollgate-{name}")));
-            cmd.stdout(Stdio::null()).stderr(Stdio::null());
+            cmd.stdout(Stdio::null());
+            match &self.logs {
+                Some(dir) => {
+                    let file = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+                    cmd.stderr(file)
+                }
+                None => cmd.stderr(Stdio::null()),
+            };
             for (k, v) in env {
                 cmd.env(k, v);
             }
