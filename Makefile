@@ -19,7 +19,11 @@ TOLLGATE_BIN ?= $(TARGET_DIR)/debug/tollgate
 
 BENCH_VENV := $(TOOLS)/bench-venv
 
-.PHONY: help tools build demo test unit-test fuzz lint-workflows ci-up bench bench-load bench-train bench-validate lint fmt
+# promtool checks the Prometheus alert rules; it comes from Debian's prometheus package.
+PROMTOOL := /usr/bin/promtool
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: help tools build demo test unit-test fuzz lint-workflows check-prometheus ci-up bench bench-load bench-train bench-validate lint fmt
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -44,7 +48,15 @@ demo: tools ## run the churn pipeline end to end on a local nats-server
 	cargo build --workspace --bin tollgate
 	scripts/demo.sh
 
-test: tools build lint-workflows ## run every test (unit, end-to-end against a real nats-server, workflow templates)
+$(PROMTOOL):
+	@echo "installing promtool (Debian's prometheus package)"
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+
+check-prometheus: $(PROMTOOL) ## check deploy/prometheus/rules.yml and run its unit tests (rules.test.yml) with promtool
+	cd deploy/prometheus && $(PROMTOOL) check rules rules.yml && $(PROMTOOL) test rules rules.test.yml
+
+test: tools build lint-workflows check-prometheus ## run every test (unit, end-to-end against a real nats-server, workflow templates)
 	@if cargo nextest --version >/dev/null 2>&1; then \
 		cargo nextest run --workspace --no-fail-fast; \
 	else \

@@ -116,7 +116,7 @@ pub async fn complete_record(
         .finished_unix_ms
         .saturating_sub(summary.created_unix_ms) as f64
         / 1000.0;
-    tollgate_telemetry::metrics::get().run_ended(&trigger, verdict.name(), seconds);
+    tollgate_telemetry::metrics::get().run_ended(&summary.model, &trigger, verdict.name(), seconds);
     let ev = RunEvent {
         run_id: id.to_string(),
         kind: kind as i32,

@@ -11,7 +11,15 @@ use opentelemetry::{
     metrics::{Counter, Gauge, Histogram},
 };
 
+/// Histogram buckets in seconds for runs, stages and training: fine below a minute, and
+/// edges at the brief's 30- and 60-minute training targets so alert rules can count
+/// trainings past them.
+pub const DURATION_BUCKETS: &[f64] = &[
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0,
+];
+
 /// Every metric name, for the check that the alert rules and dashboard read only these.
+/// [`prometheus_names`] gives the names a collector's Prometheus exporter turns them into.
 pub const NAMES: &[&str] = &[
     RUNS,
     RUN_DURATION,
@@ -25,9 +33,9 @@ pub const NAMES: &[&str] = &[
     DEAD_LETTERED,
 ];
 
-/// Runs ended, by `trigger` and `verdict`.
+/// Runs ended, by `model`, `trigger` and `verdict`.
 pub const RUNS: &str = "tollgate.runs";
-/// Seconds from a run's creation to its verdict, by `trigger` and `verdict`.
+/// Seconds from a run's creation to its verdict, by `model`, `trigger` and `verdict`.
 pub const RUN_DURATION: &str = "tollgate.run.duration";
 /// Seconds each stage took, by `stage` and `status`.
 pub const STAGE_DURATION: &str = "tollgate.stage.duration";
@@ -45,6 +53,26 @@ pub const GATE_CHECKS_FAILED: &str = "tollgate.gate.checks.failed";
 pub const MODEL_METRIC: &str = "tollgate.model.metric";
 /// Messages moved to the dead-letter stream, by `stage`.
 pub const DEAD_LETTERED: &str = "tollgate.messages.dead_lettered";
+
+/// The series names a collector's Prometheus exporter makes of [`NAMES`]: `.` becomes
+/// `_`, a unit of seconds adds `_seconds`, a counter adds `_total`, and a histogram's
+/// series end in `_bucket`, `_sum` and `_count`.
+pub fn prometheus_names() -> Vec<String> {
+    let mut out = Vec::new();
+    for name in NAMES {
+        let base = name.replace('.', "_");
+        if [RUN_DURATION, STAGE_DURATION, TRAINING_DURATION].contains(name) {
+            for suffix in ["bucket", "sum", "count"] {
+                out.push(format!("{base}_seconds_{suffix}"));
+            }
+        } else if *name == MODEL_METRIC {
+            out.push(base);
+        } else {
+            out.push(format!("{base}_total"));
+        }
+    }
+    out
+}
 
 /// The instruments, made once from the global meter.
 pub struct Metrics {
@@ -75,16 +103,19 @@ pub fn get() -> &'static Metrics {
                 .f64_histogram(RUN_DURATION)
                 .with_unit("s")
                 .with_description("Run creation to verdict")
+                .with_boundaries(DURATION_BUCKETS.to_vec())
                 .build(),
             stage_duration: m
                 .f64_histogram(STAGE_DURATION)
                 .with_unit("s")
                 .with_description("Time in each stage")
+                .with_boundaries(DURATION_BUCKETS.to_vec())
                 .build(),
             training_duration: m
                 .f64_histogram(TRAINING_DURATION)
                 .with_unit("s")
                 .with_description("Reading, fitting and scoring in the trainer")
+                .with_boundaries(DURATION_BUCKETS.to_vec())
                 .build(),
             validations: m
                 .u64_counter(VALIDATIONS)
@@ -124,9 +155,10 @@ fn kv(key: &'static str, value: impl Into<opentelemetry::Value>) -> KeyValue {
 }
 
 impl Metrics {
-    /// A run ended with `verdict` after `seconds`.
-    pub fn run_ended(&self, trigger: &str, verdict: &str, seconds: f64) {
+    /// A run of `model` ended with `verdict` after `seconds`.
+    pub fn run_ended(&self, model: &str, trigger: &str, verdict: &str, seconds: f64) {
         let attrs = [
+            kv("model", model.to_string()),
             kv("trigger", trigger.to_string()),
             kv("verdict", verdict.to_string()),
         ];
@@ -196,3 +228,6 @@ impl Metrics {
         self.dead_lettered.add(1, &[kv("stage", stage.to_string())]);
     }
 }
+
+#[cfg(test)]
+mod tests;
