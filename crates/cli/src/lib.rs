@@ -17,6 +17,7 @@ macro_rules! say {
 pub mod dev;
 mod dlq;
 mod error;
+pub mod pipeline_metrics;
 mod publish;
 mod report;
 pub mod show;
@@ -421,6 +422,10 @@ pub struct RunsArgs {
     /// Follow every run live (stages, progress, verdicts) until Ctrl-C.
     #[arg(long)]
     pub watch: bool,
+    /// Print the brief's `pipeline_metrics` records as JSON instead of tables: an array
+    /// of runs, or one object with `runs show RUN --json` (shape in the README).
+    #[arg(long, global = true)]
+    pub json: bool,
 }
 
 /// `tollgate runs show`

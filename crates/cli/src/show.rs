@@ -37,6 +37,9 @@ pub async fn runs(registry_url: &str, args: RunsArgs) -> Result<(), CliError> {
             .get_run(GetRunRequest { run_id })
             .await?
             .into_inner();
+        if args.json {
+            return print_json(&crate::pipeline_metrics::PipelineMetrics::of(&run));
+        }
         say!(
             "run {}  model {}  {} trigger  verdict {}",
             run.run_id,
@@ -100,6 +103,13 @@ pub async fn runs(registry_url: &str, args: RunsArgs) -> Result<(), CliError> {
         .await?
         .into_inner()
         .runs;
+    if args.json {
+        let records: Vec<_> = runs
+            .iter()
+            .map(crate::pipeline_metrics::PipelineMetrics::of)
+            .collect();
+        return print_json(&records);
+    }
     if runs.is_empty() {
         say!("no runs yet");
         return Ok(());
@@ -148,6 +158,14 @@ pub async fn runs(registry_url: &str, args: RunsArgs) -> Result<(), CliError> {
         ]);
     }
     say!("{t}");
+    Ok(())
+}
+
+/// Prints `value` as pretty JSON on stdout.
+fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| CliError::Usage(format!("cannot encode JSON: {e}")))?;
+    say!("{text}");
     Ok(())
 }
 

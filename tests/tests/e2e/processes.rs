@@ -298,6 +298,33 @@ fn code_changes_through_the_real_binaries_exit_by_the_verdict() {
         out.status.success() && stdout.contains("blocked") && stdout.contains("passed"),
         "{stdout}"
     );
+    // The same runs as `pipeline_metrics` records, newest (the blocked one) first.
+    let out = cli(&env, &["runs", "--json"]);
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let [blocked, passed] = runs.as_array().unwrap().as_slice() else {
+        panic!("two runs expected: {runs:#}");
+    };
+    assert_eq!(blocked["verdict"], "blocked", "{runs:#}");
+    assert_eq!(passed["verdict"], "passed", "{runs:#}");
+    assert_eq!(blocked["trigger"], "code");
+    assert!(blocked["auc_roc"].as_f64().unwrap() > 0.8, "{blocked:#}");
+    let (ok, total) = (
+        blocked["gate_checks_passed"].as_u64().unwrap(),
+        blocked["gate_checks_total"].as_u64().unwrap(),
+    );
+    assert!(ok < total && total >= 5, "{blocked:#}");
+    let stages: Vec<&str> = blocked["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(stages, ["validate", "train", "gate"]);
+    assert!(blocked["total_duration_s"].as_f64().unwrap() > 0.0);
+    let id = blocked["run_id"].as_str().unwrap();
+    let out = cli(&env, &["runs", "show", id, "--json"]);
+    let one: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(&one, blocked);
 
     // A CLI that cannot reach anything exits 2.
     let out = cli(
