@@ -156,6 +156,17 @@ impl RunSummary {
     }
 }
 
+impl AlertState {
+    /// Lower-case name for tables and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            AlertState::Unspecified => "-",
+            AlertState::Firing => "firing",
+            AlertState::Resolved => "resolved",
+        }
+    }
+}
+
 impl CheckVerdict {
     /// PASS, FAIL or SKIPPED, as gate reports print them.
     pub fn name(self) -> &'static str {
@@ -245,6 +256,7 @@ impl Run {
             plan_kind: self.plan_kind,
             queued_behind: self.queued_behind.clone(),
             plan_timeout_ms: self.stage_timeouts_ms.iter().sum(),
+            alerts: self.alerts,
         }
     }
 }

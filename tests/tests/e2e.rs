@@ -13,6 +13,8 @@ use tollgate_proto::{
     Trigger, TriggerKind, Verdict,
 };
 
+#[path = "e2e/alerts.rs"]
+mod alerts;
 #[path = "e2e/concurrency.rs"]
 mod concurrency;
 #[path = "e2e/corpus.rs"]

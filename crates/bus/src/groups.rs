@@ -14,15 +14,12 @@ use std::{
 
 use async_nats::jetstream::kv::{Operation, Store};
 use futures::StreamExt;
-use prost::Message;
 use tokio_util::sync::CancellationToken;
 use tollgate_proto::{Concurrency, ConcurrencyGroup, Run, RunId, RunSummary};
 use tracing::info;
 
 use crate::{
-    Bus, BusError,
-    bus::Cause,
-    codec, events,
+    Bus, BusError, events,
     subjects::{Bucket, group_keys},
 };
 
@@ -66,19 +63,7 @@ impl Groups<'_> {
 
     /// Reads a group and its revision (`None` before its first write).
     async fn read(&self, key: &str) -> Result<(ConcurrencyGroup, Option<u64>), BusError> {
-        let entry = self
-            .kv()
-            .entry(key)
-            .await
-            .map_err(|e| BusError::store(format!("reading {key}"), e))?;
-        match entry {
-            Some(e) if e.operation == Operation::Put => Ok((
-                codec::decode("ConcurrencyGroup", &e.value)?,
-                Some(e.revision),
-            )),
-            Some(e) => Ok((ConcurrencyGroup::default(), Some(e.revision))),
-            None => Ok((ConcurrencyGroup::default(), None)),
-        }
+        crate::bus::read_versioned(&self.kv(), key, "ConcurrencyGroup").await
     }
 
     /// Writes a group if nobody wrote it since `revision`; `false` when someone did.
@@ -88,21 +73,7 @@ impl Groups<'_> {
         group: &ConcurrencyGroup,
         revision: Option<u64>,
     ) -> Result<bool, BusError> {
-        use async_nats::jetstream::kv::{CreateErrorKind, UpdateErrorKind};
-        let value = group.encode_to_vec().into();
-        let err = |e: Cause| BusError::store(format!("writing {key}"), e);
-        match revision {
-            Some(rev) => match self.kv().update(key, value, rev).await {
-                Ok(_) => Ok(true),
-                Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => Ok(false),
-                Err(e) => Err(err(e.into())),
-            },
-            None => match self.kv().create(key, value).await {
-                Ok(_) => Ok(true),
-                Err(e) if e.kind() == CreateErrorKind::AlreadyExists => Ok(false),
-                Err(e) => Err(err(e.into())),
-            },
-        }
+        crate::bus::write_versioned(&self.kv(), key, group, revision).await
     }
 
     /// Joins `run` to its group: it holds the group when it is free, else it waits as the

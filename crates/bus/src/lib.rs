@@ -17,9 +17,11 @@
 //! - [`claims`]: trigger claims (the `tollgate_triggers` bucket).
 //! - [`specs`]: published specs by digest (the `tollgate_specs` bucket).
 //! - [`groups`]: concurrency groups and cancel requests (the `tollgate_groups` bucket).
+//! - [`alerts`]: the spec's alert rules as runs end (the `tollgate_alerts` bucket).
 //! - [`artifacts`]: the model artifacts object store.
 //! - [`dataset`]: dataset URIs and the datasets object store.
 
+pub mod alerts;
 pub mod artifacts;
 pub mod bus;
 pub mod claims;

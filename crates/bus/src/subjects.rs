@@ -54,16 +54,19 @@ pub enum Bucket {
     Specs,
     /// Concurrency groups and cancel requests: [`crate::groups`].
     Groups,
+    /// Each model's alert rules' state: [`crate::alerts`].
+    Alerts,
 }
 
 impl Bucket {
     /// Every bucket, created at connect.
-    pub const ALL: [Bucket; 5] = [
+    pub const ALL: [Bucket; 6] = [
         Bucket::Models,
         Bucket::Runs,
         Bucket::Triggers,
         Bucket::Specs,
         Bucket::Groups,
+        Bucket::Alerts,
     ];
 
     /// The bucket's name on the server.
@@ -74,6 +77,7 @@ impl Bucket {
             Bucket::Triggers => "tollgate_triggers",
             Bucket::Specs => "tollgate_specs",
             Bucket::Groups => "tollgate_groups",
+            Bucket::Alerts => "tollgate_alerts",
         }
     }
 }
@@ -88,6 +92,35 @@ pub const DATASETS_STORE: &str = "tollgate_datasets";
 pub enum Alert {
     /// A version waits for an approver.
     Approval,
+    /// The spec's `alerts.pipeline_failures`: consecutive failed runs.
+    PipelineFailures,
+    /// `alerts.training_minutes`: a training past its time.
+    TrainingMinutes,
+    /// `alerts.validation_failures`: consecutive failed validations.
+    ValidationFailures,
+    /// `alerts.gate_blocks`: consecutive gate blocks.
+    GateBlocks,
+}
+
+impl Alert {
+    /// The rules of the spec's `alerts:` section, evaluated as runs end.
+    pub const RULES: [Alert; 4] = [
+        Alert::PipelineFailures,
+        Alert::TrainingMinutes,
+        Alert::ValidationFailures,
+        Alert::GateBlocks,
+    ];
+
+    /// The rule's name: its `alerts:` key and the last token of its subject.
+    pub fn name(self) -> &'static str {
+        match self {
+            Alert::Approval => "approval",
+            Alert::PipelineFailures => "pipeline_failures",
+            Alert::TrainingMinutes => "training_minutes",
+            Alert::ValidationFailures => "validation_failures",
+            Alert::GateBlocks => "gate_blocks",
+        }
+    }
 }
 
 /// The subject a trigger of `kind` is published on.
@@ -148,10 +181,13 @@ pub fn deadletter_consumer(subject: &str) -> Option<&str> {
 
 /// The subject of an alert.
 pub fn alert(rule: Alert) -> String {
-    match rule {
-        Alert::Approval => format!("{ALERT}approval"),
-    }
+    format!("{ALERT}{}", rule.name())
 }
+
+/// Every alert subject.
+pub const ALERT_ALL: &str = "tollgate.alert.>";
+/// The stream that keeps alerts.
+pub const ALERTS_STREAM: &str = "TOLLGATE_ALERTS";
 
 /// Message ids: JetStream drops a second publish of the same id within its dedupe window,
 /// so a redelivered stage never forwards a run twice.

@@ -14,6 +14,7 @@ macro_rules! say {
     }};
 }
 
+mod alerts;
 pub mod dev;
 mod dlq;
 mod error;
@@ -156,6 +157,16 @@ pub enum Command {
     /// attempt), with the reason; replay one once the cause is fixed.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// The spec's alert rules for each model: firing first, with the runs that fired them
+    /// (`alerts:` in the spec; each fires on tollgate.alert.<rule>).
+    Alerts {
+        /// Only the firing ones.
+        #[arg(long)]
+        firing: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `tollgate dlq ...`
@@ -520,6 +531,7 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
         },
         Command::Schedules { next } => specs::schedules(&cli.nats_url, next).await,
         Command::Dlq(DlqCommand::List { json }) => dlq::list(&cli.nats_url, json).await,
+        Command::Alerts { firing, json } => alerts::list(&cli.nats_url, firing, json).await,
         Command::Dlq(DlqCommand::Replay { id }) => dlq::replay(&cli.nats_url, id).await,
         Command::Rollback { model, reason } => {
             show::rollback(&cli.registry_url, &cli.identity, &model, &reason).await

@@ -207,6 +207,36 @@ pub struct ModelSpec {
     /// the run fails), e.g. `{train: 2h}`; see [`ModelSpec::stage_timeout`] for defaults.
     #[serde(default)]
     pub timeouts: BTreeMap<Stage, schedule::Window>,
+    /// The brief's alert rules, evaluated as runs end; `alerts: {gate_blocks: 3}` changes
+    /// one and keeps the others' defaults, and 0 turns a rule off.
+    #[serde(default)]
+    pub alerts: AlertRules,
+}
+
+/// The spec's `alerts:` section. Each rule fires on `tollgate.alert.<rule>` and resolves
+/// when its condition clears.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertRules {
+    /// Consecutive failed runs that fire `pipeline_failures` (pipeline success > 95%).
+    pub pipeline_failures: u32,
+    /// A training longer than this many minutes fires `training_minutes` (target < 30).
+    pub training_minutes: f64,
+    /// Consecutive failed validations that fire `validation_failures` (pass 100%).
+    pub validation_failures: u32,
+    /// Consecutive gate blocks that fire `gate_blocks` (gate pass > 90%).
+    pub gate_blocks: u32,
+}
+
+impl Default for AlertRules {
+    fn default() -> Self {
+        AlertRules {
+            pipeline_failures: 2,
+            training_minutes: 60.0,
+            validation_failures: 1,
+            gate_blocks: 2,
+        }
+    }
 }
 
 /// The spec's `concurrency:` section: one mode for every plan (`concurrency: queue`) or
@@ -924,6 +954,12 @@ impl ModelSpec {
         }
         if let Some((stage, _)) = self.timeouts.iter().find(|(_, w)| w.0.is_zero()) {
             return bad(format!("timeouts.{stage}: a stage needs more than no time"));
+        }
+        let minutes = self.alerts.training_minutes;
+        if !(minutes.is_finite() && minutes >= 0.0) {
+            return bad(format!(
+                "alerts.training_minutes must be a number of minutes >= 0 (0 turns the rule off), got {minutes}"
+            ));
         }
         if self.features.numeric.contains(&self.target)
             || self.features.categorical.contains(&self.target)

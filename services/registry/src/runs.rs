@@ -246,9 +246,15 @@ pub async fn keep_run_records(bus: Bus, shutdown: CancellationToken) -> Result<(
                     Ok(id) => id,
                     Err(e) => return Disposition::DeadLetter(format!("run event: {e}")),
                 };
+                let completed = event.kind() == RunEventKind::Completed;
                 match record_event(&bus, &id, event).await {
                     Ok(record) => {
                         open.note(&record);
+                        // The alert rules move on as each run ends; a redelivery is
+                        // recognised there and counts once.
+                        if completed && let Err(e) = bus.alerts().run_ended(&record).await {
+                            return Disposition::Retry(e.to_string());
+                        }
                         Disposition::Ack
                     }
                     // A lost compare-and-set or a NATS hiccup: redeliver and fold again.

@@ -395,6 +395,13 @@ async fn plan_run(
     run.model = spec.model.clone();
     run.spec_yaml = text;
     run.spec_digest = digest;
+    let rules = spec.alerts;
+    run.alerts = Some(tollgate_proto::AlertSettings {
+        pipeline_failures: rules.pipeline_failures,
+        training_minutes: rules.training_minutes,
+        validation_failures: rules.validation_failures,
+        gate_blocks: rules.gate_blocks,
+    });
     if run.dataset_uri.is_empty()
         && let Some(data) = &spec.data
     {

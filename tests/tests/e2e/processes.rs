@@ -325,6 +325,15 @@ fn code_changes_through_the_real_binaries_exit_by_the_verdict() {
     let out = cli(&env, &["runs", "show", id, "--json"]);
     let one: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(&one, blocked);
+    // One block is a streak of one: the gate rule (two in a row) is not firing.
+    let out = cli(&env, &["alerts"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("gate_blocks") && !stdout.contains("FIRING"),
+        "{stdout}"
+    );
+    let out = cli(&env, &["alerts", "--firing"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no alert is firing"));
 
     // A CLI that cannot reach anything exits 2.
     let out = cli(
