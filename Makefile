@@ -21,6 +21,8 @@ BENCH_VENV := $(TOOLS)/bench-venv
 
 # promtool checks the Prometheus alert rules; it comes from Debian's prometheus package.
 PROMTOOL := /usr/bin/promtool
+# Headless Chromium loads the registry's dashboard in its e2e test (Debian's chromium).
+CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help tools build demo test unit-test fuzz lint-workflows check-prometheus ci-up bench bench-load bench-train bench-validate lint fmt
@@ -53,10 +55,15 @@ $(PROMTOOL):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 
+$(CHROMIUM):
+	@echo "installing chromium (Debian's package) for the dashboard's browser test"
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null
+
 check-prometheus: $(PROMTOOL) ## check deploy/prometheus/rules.yml and run its unit tests (rules.test.yml) with promtool
 	cd deploy/prometheus && $(PROMTOOL) check rules rules.yml && $(PROMTOOL) test rules rules.test.yml
 
-test: tools build lint-workflows check-prometheus ## run every test (unit, end-to-end against a real nats-server, workflow templates)
+test: tools build lint-workflows check-prometheus $(CHROMIUM) ## run every test (unit, end-to-end against a real nats-server and headless Chromium, workflow templates, alert rules)
 	@if cargo nextest --version >/dev/null 2>&1; then \
 		cargo nextest run --workspace --no-fail-fast; \
 	else \

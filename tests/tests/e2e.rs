@@ -19,6 +19,8 @@ mod alerts;
 mod concurrency;
 #[path = "e2e/corpus.rs"]
 mod corpus;
+#[path = "e2e/dashboard.rs"]
+mod dashboard;
 #[path = "e2e/dev.rs"]
 mod dev;
 #[path = "e2e/kills.rs"]

@@ -78,9 +78,10 @@ pub fn step(rule: Rule, settings: &AlertSettings, run: &RunSummary) -> (Step, u3
 
 /// What a rule's condition says in words once it fires.
 fn summary(rule: Rule, settings: &AlertSettings, model: &str, runs: usize) -> String {
+    let s = if runs == 1 { "" } else { "s" };
     match rule {
-        Rule::PipelineFailures => format!("{model}: {runs} failed runs in a row"),
-        Rule::ValidationFailures => format!("{model}: {runs} failed validations in a row"),
+        Rule::PipelineFailures => format!("{model}: {runs} failed run{s} in a row"),
+        Rule::ValidationFailures => format!("{model}: {runs} failed validation{s} in a row"),
         Rule::GateBlocks => format!("{model}: the gate blocked {runs} versions in a row"),
         Rule::TrainingMinutes => format!(
             "{model}: a training took longer than {} minutes",

@@ -184,6 +184,11 @@ pub fn alert(rule: Alert) -> String {
     format!("{ALERT}{}", rule.name())
 }
 
+/// Whether `subject` is an alert's.
+pub fn is_alert(subject: &str) -> bool {
+    subject.starts_with(ALERT)
+}
+
 /// Every alert subject.
 pub const ALERT_ALL: &str = "tollgate.alert.>";
 /// The stream that keeps alerts.

@@ -18,7 +18,6 @@ mod alerts;
 pub mod dev;
 mod dlq;
 mod error;
-pub mod pipeline_metrics;
 mod publish;
 mod report;
 pub mod show;

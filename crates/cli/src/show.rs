@@ -38,7 +38,9 @@ pub async fn runs(registry_url: &str, args: RunsArgs) -> Result<(), CliError> {
             .await?
             .into_inner();
         if args.json {
-            return print_json(&crate::pipeline_metrics::PipelineMetrics::of(&run));
+            return print_json(&tollgate_registry::pipeline_metrics::PipelineMetrics::of(
+                &run,
+            ));
         }
         say!(
             "run {}  model {}  {} trigger  verdict {}",
@@ -106,7 +108,7 @@ pub async fn runs(registry_url: &str, args: RunsArgs) -> Result<(), CliError> {
     if args.json {
         let records: Vec<_> = runs
             .iter()
-            .map(crate::pipeline_metrics::PipelineMetrics::of)
+            .map(tollgate_registry::pipeline_metrics::PipelineMetrics::of)
             .collect();
         return print_json(&records);
     }

@@ -190,6 +190,17 @@ pub async fn serve_health(
     service: &'static str,
     shutdown: CancellationToken,
 ) -> Result<SocketAddr, ServiceError> {
+    serve_http(addr, service, axum::Router::new(), shutdown).await
+}
+
+/// [`serve_health`] with the service's own `routes` on the same port (the registry's
+/// dashboard).
+pub async fn serve_http(
+    addr: &str,
+    service: &'static str,
+    routes: axum::Router,
+    shutdown: CancellationToken,
+) -> Result<SocketAddr, ServiceError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServiceError::Bind {
@@ -200,7 +211,7 @@ pub async fn serve_health(
         addr: addr.into(),
         source,
     })?;
-    let app = axum::Router::new()
+    let app = routes
         .route(
             "/healthz",
             axum::routing::get(move || async move { format!("{service} ok\n") }),

@@ -14,6 +14,8 @@
 //! on every change to a version; `tollgate.stage.production` / `.promote` (with
 //! `tollgate.run.<id>.created`) after an approval or an override.
 
+pub mod dashboard;
+pub mod pipeline_metrics;
 mod runs;
 mod store;
 
@@ -88,9 +90,14 @@ where
         .connect()
         .await
         .map_err(|e| RegistryError::Service(Box::new(e)))?;
-    tollgate_service::serve_health(&config.health_addr, "registry", token.clone())
-        .await
-        .map_err(|e| RegistryError::Service(Box::new(e)))?;
+    tollgate_service::serve_http(
+        &config.health_addr,
+        "registry",
+        dashboard::routes(bus.clone()),
+        token.clone(),
+    )
+    .await
+    .map_err(|e| RegistryError::Service(Box::new(e)))?;
     let addr: SocketAddr = listener
         .local_addr()
         .map_err(|source| RegistryError::Listen {

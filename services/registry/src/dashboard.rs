@@ -1,0 +1,154 @@
+//! The web dashboard on the registry's HTTP port: one page (`/`) over a small JSON API
+//! (`/api/runs`, `/api/models`, `/api/alerts`) and a server-sent-event stream
+//! (`/api/events`) that tells the page when a run moved, so it updates live. Everything
+//! it loads is served from here (the chart library is vendored), so it works offline.
+
+use std::convert::Infallible;
+
+use axum::{
+    Router,
+    extract::State,
+    http::{StatusCode, header},
+    response::{
+        IntoResponse, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
+    routing::get,
+};
+use futures::StreamExt as _;
+use serde_json::{Value, json};
+use tollgate_bus::{Bus, subjects};
+use tollgate_proto::{AlertState, ModelStage};
+
+use crate::pipeline_metrics::PipelineMetrics;
+
+const PAGE: &str = include_str!("dashboard/index.html");
+const CHART_JS: &str = include_str!("dashboard/uplot-1.6.31.min.js");
+const CHART_CSS: &str = include_str!("dashboard/uplot-1.6.31.min.css");
+
+/// How many recent runs the page shows and charts.
+const RUNS_SHOWN: u32 = 200;
+
+/// The dashboard's routes, reading through `bus`.
+pub fn routes(bus: Bus) -> Router {
+    Router::new()
+        .route(
+            "/",
+            get(|| async { static_file("text/html; charset=utf-8", PAGE) }),
+        )
+        .route(
+            "/static/uplot.min.js",
+            get(|| async { static_file("text/javascript", CHART_JS) }),
+        )
+        .route(
+            "/static/uplot.min.css",
+            get(|| async { static_file("text/css", CHART_CSS) }),
+        )
+        .route("/api/runs", get(runs))
+        .route("/api/models", get(models))
+        .route("/api/alerts", get(alerts))
+        .route("/api/events", get(events))
+        .with_state(bus)
+}
+
+fn static_file(kind: &'static str, body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, kind)], body).into_response()
+}
+
+fn json_response(value: Result<Value, String>) -> Response {
+    match value {
+        Ok(v) => ([(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e).into_response(),
+    }
+}
+
+async fn runs(State(bus): State<Bus>) -> Response {
+    json_response(
+        crate::runs::list(&bus, "", RUNS_SHOWN)
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|runs| {
+                let records: Vec<_> = runs.iter().map(PipelineMetrics::of).collect();
+                serde_json::to_value(records).map_err(|e| e.to_string())
+            }),
+    )
+}
+
+async fn models(State(bus): State<Bus>) -> Response {
+    let versions = crate::store::list_versions(&bus, "", None, "").await;
+    json_response(versions.map_err(|e| e.to_string()).map(|versions| {
+        Value::Array(
+            versions
+                .iter()
+                .map(|v| {
+                    json!({
+                        "model": v.model,
+                        "version": v.version,
+                        "stage": v.stage().to_string(),
+                        "algorithm": v.algorithm,
+                        "metrics": v.metrics,
+                        "created_unix_ms": v.created_unix_ms,
+                        "run_id": v.run_id,
+                        "audit": v.audit.iter().map(|a| json!({
+                            "action": a.action,
+                            "actor": a.actor,
+                            "at_unix_ms": a.at_unix_ms,
+                            "to": a.to.and_then(|s| ModelStage::try_from(s).ok()).map(|s| s.to_string()),
+                            "reason": a.reason,
+                        })).collect::<Vec<_>>(),
+                    })
+                })
+                .collect(),
+        )
+    }))
+}
+
+async fn alerts(State(bus): State<Bus>) -> Response {
+    json_response(
+        bus.alerts()
+            .list()
+            .await
+            .map_err(|e| e.to_string())
+            .map(|alerts| {
+                Value::Array(
+                    alerts
+                        .iter()
+                        .map(|a| {
+                            json!({
+                                "rule": a.rule,
+                                "model": a.model,
+                                "state": a.state().name(),
+                                "firing": a.state() == AlertState::Firing,
+                                "summary": a.summary,
+                                "runs": a.run_ids,
+                                "firing_since_unix_ms": a.firing_since_unix_ms,
+                            })
+                        })
+                        .collect(),
+                )
+            }),
+    )
+}
+
+/// One `run` event per message on the run-event subjects and the alert subjects, with
+/// the subject as data: the page refetches what changed.
+async fn events(State(bus): State<Bus>) -> Response {
+    let client = bus.client();
+    let (Ok(runs), Ok(alerts)) = (
+        client.subscribe(subjects::RUN_ALL).await,
+        client.subscribe(subjects::ALERT_ALL).await,
+    ) else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "cannot subscribe to NATS").into_response();
+    };
+    let stream = futures::stream::select(runs, alerts).map(|msg| {
+        let kind = if subjects::is_alert(&msg.subject) {
+            "alert"
+        } else {
+            "run"
+        };
+        Ok::<_, Infallible>(Event::default().event(kind).data(&msg.subject))
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
