@@ -367,7 +367,8 @@ async fn process<H: StageHandler>(
 }
 
 /// Records one of the stage span's key figures (`rows`, `expectations_failed`,
-/// `auc_roc`, `gate_verdict`) on the span of the stage in hand.
+/// `auc_roc`, `gate_verdict`, or the `version` training made) on the span of the stage in
+/// hand.
 pub fn record(field: &'static str, value: impl tracing::Value) {
     tracing::Span::current().record(field, value);
 }

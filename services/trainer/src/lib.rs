@@ -91,6 +91,7 @@ impl StageHandler for Trainer {
             .await?
             .into_inner();
         run.model_version = version.version;
+        tollgate_bus::stage::record("version", version.version);
         tollgate_bus::stage::record("rows", trained.train_rows as u64);
         if let Some(auc) = trained.metrics.get("auc_roc") {
             tollgate_bus::stage::record("auc_roc", *auc);

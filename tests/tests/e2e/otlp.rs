@@ -211,12 +211,15 @@ fn one_run_is_one_trace_across_the_services_and_the_cli_and_its_metrics_arrive()
         .find(|s| s.attributes.get("stage").map(String::as_str) == Some("train"))
         .unwrap();
     let auc: f64 = train.attributes["auc_roc"].parse().unwrap();
+    assert_eq!(train.attributes["version"], "1", "{train:?}");
+    assert_eq!(train.attributes["trigger"], "data", "{train:?}");
     assert!(auc > 0.8, "{train:?}");
     let gate = stages
         .iter()
         .find(|s| s.attributes.get("stage").map(String::as_str) == Some("gate"))
         .unwrap();
     assert_eq!(gate.attributes["gate_verdict"], "passed");
+    assert_eq!(gate.attributes["version"], "1", "{gate:?}");
     // The registry's gRPC work joins the trace too.
     assert!(
         trace
