@@ -187,7 +187,16 @@ async fn staging_is_tested_then_approved_to_production_and_rolled_back() {
         String::from_utf8_lossy(&out.stderr)
     );
     wait_stage(&p, 2, ModelStage::Production).await;
-    assert_eq!(version(&p, 1).await.stage(), ModelStage::Archived);
+    // The promotion archives the previous holder right after it moves v2, in the same
+    // call; a lookup can fall between the two writes.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while version(&p, 1).await.stage() != ModelStage::Archived {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "v1 was not archived when v2 reached Production"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     let out = cli(
         &p,
