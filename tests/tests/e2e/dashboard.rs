@@ -10,7 +10,7 @@ use std::{
 use tollgate_cli::SERVICES;
 use tollgate_e2e::{NatsServer, workspace_root};
 
-use super::processes::{Services, generate, publish, service_env};
+use super::processes::{Services, generate, get_healthz, publish, service_env};
 
 /// Headless Chromium (Debian's `chromium`, which `make test` installs) with `args`.
 fn chromium(args: &[&str]) -> std::process::Output {
@@ -46,6 +46,8 @@ fn the_dashboard_shows_runs_with_their_verdicts_a_firing_alert_and_the_models() 
     let mut services = Services::new();
     let health = services.spawn(&env, &SERVICES);
     let registry = &health.iter().find(|(n, _)| *n == "registry").unwrap().1;
+    // The registry's HTTP port is up once its health endpoint answers.
+    assert!(get_healthz(registry).starts_with("HTTP/1.1 200"));
 
     let (clean, dirty) = (
         dir.path().join("clean.parquet"),

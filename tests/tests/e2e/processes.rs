@@ -190,7 +190,7 @@ fn train(data: &std::path::Path, spec: &std::path::Path, extra: &[&str]) -> Outp
 }
 
 /// GETs /healthz, retrying while the service starts.
-fn get_healthz(addr: &str) -> String {
+pub(crate) fn get_healthz(addr: &str) -> String {
     use std::io::{Read, Write};
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
