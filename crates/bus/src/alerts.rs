@@ -148,7 +148,8 @@ impl Alerts<'_> {
             if needed == 0 || step == Step::Skip {
                 continue;
             }
-            self.advance(rule, &settings, run, step, needed).await?;
+            self.advance(rule, &settings, run, step == Step::Hit, needed)
+                .await?;
         }
         Ok(())
     }
@@ -158,7 +159,7 @@ impl Alerts<'_> {
         rule: Rule,
         settings: &AlertSettings,
         run: &RunSummary,
-        step: Step,
+        hit: bool,
         needed: u32,
     ) -> Result<(), BusError> {
         let kv = self.0.key_value(Bucket::Alerts);
@@ -177,29 +178,26 @@ impl Alerts<'_> {
                 ..old.clone()
             };
             let mut changed = false;
-            match step {
-                Step::Hit => {
-                    new.streak = old.streak + 1;
-                    new.run_ids.insert(0, run.run_id.clone());
-                    new.run_ids.truncate(needed.max(1) as usize);
-                    if !firing && new.streak >= needed {
-                        new.state = AlertState::Firing as i32;
-                        new.firing_since_unix_ms = run.finished_unix_ms;
-                        new.summary = summary(rule, settings, &run.model, new.streak as usize);
-                        changed = true;
-                    }
+            if hit {
+                new.streak = old.streak + 1;
+                new.run_ids.insert(0, run.run_id.clone());
+                new.run_ids.truncate(needed.max(1) as usize);
+                if !firing && new.streak >= needed {
+                    new.state = AlertState::Firing as i32;
+                    new.firing_since_unix_ms = run.finished_unix_ms;
+                    new.summary = summary(rule, settings, &run.model, new.streak as usize);
+                    changed = true;
                 }
-                Step::Clear | Step::Skip => {
-                    if old.streak == 0 && !firing {
-                        return Ok(());
-                    }
-                    new.streak = 0;
-                    new.run_ids = vec![run.run_id.clone()];
-                    if firing {
-                        new.state = AlertState::Resolved as i32;
-                        new.summary = format!("{} (resolved by run {})", old.summary, run.run_id);
-                        changed = true;
-                    }
+            } else {
+                if old.streak == 0 && !firing {
+                    return Ok(());
+                }
+                new.streak = 0;
+                new.run_ids = vec![run.run_id.clone()];
+                if firing {
+                    new.state = AlertState::Resolved as i32;
+                    new.summary = format!("{} (resolved by run {})", old.summary, run.run_id);
+                    changed = true;
                 }
             }
             if !write_versioned(&kv, &key, &new, revision).await? {

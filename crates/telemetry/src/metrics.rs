@@ -18,60 +18,149 @@ pub const DURATION_BUCKETS: &[f64] = &[
     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0,
 ];
 
-/// Every metric name, for the check that the alert rules and dashboard read only these.
-/// [`prometheus_names`] gives the names a collector's Prometheus exporter turns them into.
-pub const NAMES: &[&str] = &[
-    RUNS,
-    RUN_DURATION,
-    STAGE_DURATION,
-    TRAINING_DURATION,
-    VALIDATIONS,
-    EXPECTATIONS_FAILED,
-    GATE_DECISIONS,
-    GATE_CHECKS_FAILED,
-    MODEL_METRIC,
-    DEAD_LETTERED,
-];
+/// The namespace every metric name starts with.
+pub const NAMESPACE: &str = "tollgate";
 
-/// Runs ended, by `model`, `trigger` and `verdict`.
-pub const RUNS: &str = "tollgate.runs";
-/// Seconds from a run's creation to its verdict, by `model`, `trigger` and `verdict`.
-pub const RUN_DURATION: &str = "tollgate.run.duration";
-/// Seconds each stage took, by `stage` and `status`.
-pub const STAGE_DURATION: &str = "tollgate.stage.duration";
-/// Seconds of training, by `model` and `algorithm`.
-pub const TRAINING_DURATION: &str = "tollgate.training.duration";
-/// Data validations, by `model` and `result` (`passed` or `failed`).
-pub const VALIDATIONS: &str = "tollgate.validation.runs";
-/// Expectations that failed, by `model`.
-pub const EXPECTATIONS_FAILED: &str = "tollgate.validation.expectations.failed";
-/// Gate decisions, by `model` and `verdict` (`passed` or `blocked`).
-pub const GATE_DECISIONS: &str = "tollgate.gate.decisions";
-/// Gate checks that failed, by `model`.
-pub const GATE_CHECKS_FAILED: &str = "tollgate.gate.checks.failed";
-/// A held-out metric of a model version, by `model`, `version` and `metric`.
-pub const MODEL_METRIC: &str = "tollgate.model.metric";
-/// Messages moved to the dead-letter stream, by `stage`.
-pub const DEAD_LETTERED: &str = "tollgate.messages.dead_lettered";
+/// What kind of instrument a metric is: it decides the Prometheus series it becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A monotonic count (`_total` in Prometheus).
+    Counter,
+    /// A histogram in seconds (`_seconds_bucket`, `_sum`, `_count`).
+    Histogram,
+    /// A last value (the bare name).
+    Gauge,
+}
 
-/// The series names a collector's Prometheus exporter makes of [`NAMES`]: `.` becomes
-/// `_`, a unit of seconds adds `_seconds`, a counter adds `_total`, and a histogram's
-/// series end in `_bucket`, `_sum` and `_count`.
-pub fn prometheus_names() -> Vec<String> {
-    let mut out = Vec::new();
-    for name in NAMES {
-        let base = name.replace('.', "_");
-        if [RUN_DURATION, STAGE_DURATION, TRAINING_DURATION].contains(name) {
-            for suffix in ["bucket", "sum", "count"] {
-                out.push(format!("{base}_seconds_{suffix}"));
-            }
-        } else if *name == MODEL_METRIC {
-            out.push(base);
-        } else {
-            out.push(format!("{base}_total"));
+/// Every metric the services record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// Runs ended, by `model`, `trigger` and `verdict`.
+    Runs,
+    /// Seconds from a run's creation to its verdict, by `model`, `trigger` and `verdict`.
+    RunDuration,
+    /// Seconds each stage took, by `stage` and `status`.
+    StageDuration,
+    /// Seconds of training, by `model` and `algorithm`.
+    TrainingDuration,
+    /// Data validations, by `model` and `result` (`passed` or `failed`).
+    Validations,
+    /// Expectations that failed, by `model`.
+    ExpectationsFailed,
+    /// Gate decisions, by `model` and `verdict` (`passed` or `blocked`).
+    GateDecisions,
+    /// Gate checks that failed, by `model`.
+    GateChecksFailed,
+    /// A held-out metric of a model version, by `model`, `version` and `metric`.
+    ModelMetric,
+    /// Messages moved to the dead-letter stream, by `stage`.
+    DeadLettered,
+}
+
+impl Metric {
+    /// Every metric, for the check that the alert rules and dashboard read only these.
+    pub const ALL: [Metric; 10] = [
+        Metric::Runs,
+        Metric::RunDuration,
+        Metric::StageDuration,
+        Metric::TrainingDuration,
+        Metric::Validations,
+        Metric::ExpectationsFailed,
+        Metric::GateDecisions,
+        Metric::GateChecksFailed,
+        Metric::ModelMetric,
+        Metric::DeadLettered,
+    ];
+
+    /// The name after the namespace, its kind, its unit and its description.
+    fn parts(self) -> (&'static str, Kind, &'static str, &'static str) {
+        use Kind::*;
+        match self {
+            Metric::Runs => (
+                "runs",
+                Counter,
+                "{run}",
+                "Runs ended, by trigger and verdict",
+            ),
+            Metric::RunDuration => ("run.duration", Histogram, "s", "Run creation to verdict"),
+            Metric::StageDuration => ("stage.duration", Histogram, "s", "Time in each stage"),
+            Metric::TrainingDuration => (
+                "training.duration",
+                Histogram,
+                "s",
+                "Reading, fitting and scoring in the trainer",
+            ),
+            Metric::Validations => (
+                "validation.runs",
+                Counter,
+                "{validation}",
+                "Data validations, by result",
+            ),
+            Metric::ExpectationsFailed => (
+                "validation.expectations.failed",
+                Counter,
+                "{expectation}",
+                "Expectations that failed",
+            ),
+            Metric::GateDecisions => (
+                "gate.decisions",
+                Counter,
+                "{decision}",
+                "Gate decisions, by verdict",
+            ),
+            Metric::GateChecksFailed => (
+                "gate.checks.failed",
+                Counter,
+                "{check}",
+                "Gate checks that failed",
+            ),
+            Metric::ModelMetric => (
+                "model.metric",
+                Gauge,
+                "",
+                "Held-out metrics of each model version",
+            ),
+            Metric::DeadLettered => (
+                "messages.dead_lettered",
+                Counter,
+                "{message}",
+                "Messages moved to the dead-letter stream",
+            ),
         }
     }
-    out
+
+    /// The OpenTelemetry name, e.g. `tollgate.run.duration`.
+    pub fn name(self) -> String {
+        format!("{NAMESPACE}.{}", self.parts().0)
+    }
+
+    /// The instrument kind.
+    pub fn kind(self) -> Kind {
+        self.parts().1
+    }
+
+    /// The series a collector's Prometheus exporter makes of it: `.` becomes `_`, a
+    /// counter adds `_total`, and a histogram in seconds gives `_seconds_bucket`, `_sum`
+    /// and `_count`.
+    pub fn prometheus_names(self) -> Vec<String> {
+        let base = self.name().replace('.', "_");
+        match self.kind() {
+            Kind::Counter => vec![format!("{base}_total")],
+            Kind::Gauge => vec![base],
+            Kind::Histogram => ["bucket", "sum", "count"]
+                .iter()
+                .map(|suffix| format!("{base}_seconds_{suffix}"))
+                .collect(),
+        }
+    }
+}
+
+/// Every series name the metrics become in Prometheus.
+pub fn prometheus_names() -> Vec<String> {
+    Metric::ALL
+        .iter()
+        .flat_map(|m| m.prometheus_names())
+        .collect()
 }
 
 /// The instruments, made once from the global meter.
@@ -92,60 +181,39 @@ pub struct Metrics {
 pub fn get() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
     METRICS.get_or_init(|| {
-        let m = opentelemetry::global::meter("tollgate");
+        let meter = opentelemetry::global::meter(NAMESPACE);
+        let counter = |m: Metric| {
+            let (_, _, unit, description) = m.parts();
+            meter
+                .u64_counter(m.name())
+                .with_unit(unit)
+                .with_description(description)
+                .build()
+        };
+        let histogram = |m: Metric| {
+            let (_, _, unit, description) = m.parts();
+            meter
+                .f64_histogram(m.name())
+                .with_unit(unit)
+                .with_description(description)
+                .with_boundaries(DURATION_BUCKETS.to_vec())
+                .build()
+        };
+        let (_, _, _, gauge_description) = Metric::ModelMetric.parts();
         Metrics {
-            runs: m
-                .u64_counter(RUNS)
-                .with_unit("{run}")
-                .with_description("Runs ended, by trigger and verdict")
+            runs: counter(Metric::Runs),
+            run_duration: histogram(Metric::RunDuration),
+            stage_duration: histogram(Metric::StageDuration),
+            training_duration: histogram(Metric::TrainingDuration),
+            validations: counter(Metric::Validations),
+            expectations_failed: counter(Metric::ExpectationsFailed),
+            gate_decisions: counter(Metric::GateDecisions),
+            gate_checks_failed: counter(Metric::GateChecksFailed),
+            model_metric: meter
+                .f64_gauge(Metric::ModelMetric.name())
+                .with_description(gauge_description)
                 .build(),
-            run_duration: m
-                .f64_histogram(RUN_DURATION)
-                .with_unit("s")
-                .with_description("Run creation to verdict")
-                .with_boundaries(DURATION_BUCKETS.to_vec())
-                .build(),
-            stage_duration: m
-                .f64_histogram(STAGE_DURATION)
-                .with_unit("s")
-                .with_description("Time in each stage")
-                .with_boundaries(DURATION_BUCKETS.to_vec())
-                .build(),
-            training_duration: m
-                .f64_histogram(TRAINING_DURATION)
-                .with_unit("s")
-                .with_description("Reading, fitting and scoring in the trainer")
-                .with_boundaries(DURATION_BUCKETS.to_vec())
-                .build(),
-            validations: m
-                .u64_counter(VALIDATIONS)
-                .with_unit("{validation}")
-                .with_description("Data validations, by result")
-                .build(),
-            expectations_failed: m
-                .u64_counter(EXPECTATIONS_FAILED)
-                .with_unit("{expectation}")
-                .with_description("Expectations that failed")
-                .build(),
-            gate_decisions: m
-                .u64_counter(GATE_DECISIONS)
-                .with_unit("{decision}")
-                .with_description("Gate decisions, by verdict")
-                .build(),
-            gate_checks_failed: m
-                .u64_counter(GATE_CHECKS_FAILED)
-                .with_unit("{check}")
-                .with_description("Gate checks that failed")
-                .build(),
-            model_metric: m
-                .f64_gauge(MODEL_METRIC)
-                .with_description("Held-out metrics of each model version")
-                .build(),
-            dead_lettered: m
-                .u64_counter(DEAD_LETTERED)
-                .with_unit("{message}")
-                .with_description("Messages moved to the dead-letter stream")
-                .build(),
+            dead_lettered: counter(Metric::DeadLettered),
         }
     })
 }

@@ -240,12 +240,13 @@ fn one_run_is_one_trace_across_the_services_and_the_cli_and_its_metrics_arrive()
     assert_eq!(finished["span_id"], hex(&train.id), "{finished}");
 
     let metrics = received.metrics.lock().unwrap().clone();
-    for name in tollgate_telemetry::metrics::NAMES {
-        if *name == tollgate_telemetry::metrics::DEAD_LETTERED {
+    for metric in tollgate_telemetry::metrics::Metric::ALL {
+        if metric == tollgate_telemetry::metrics::Metric::DeadLettered {
             continue; // nothing was dead-lettered
         }
+        let name = metric.name();
         assert!(
-            metrics.contains(*name),
+            metrics.contains(&name),
             "{name} not received; got {metrics:?}"
         );
     }
