@@ -150,6 +150,14 @@ impl Bus {
             Duration::from_secs(30 * 24 * 3600),
         )
         .await?;
+        ensure_stream(
+            &js,
+            subjects::SERVED_STREAM,
+            vec![subjects::SERVED_ALL.into()],
+            RetentionPolicy::Limits,
+            Duration::from_secs(7 * 24 * 3600),
+        )
+        .await?;
         let mut buckets = Vec::with_capacity(Bucket::ALL.len());
         for bucket in Bucket::ALL {
             buckets.push(ensure_kv(&js, bucket.name()).await?);

@@ -18,6 +18,7 @@ const STAGE: &str = "tollgate.stage.";
 const RUN: &str = "tollgate.run.";
 const DEADLETTER: &str = "tollgate.deadletter.";
 const ALERT: &str = "tollgate.alert.";
+const SERVED: &str = "tollgate.served.";
 
 /// Work-queue stream of triggers and stage work.
 pub const WORK_STREAM: &str = "TOLLGATE_WORK";
@@ -194,6 +195,21 @@ pub const ALERT_ALL: &str = "tollgate.alert.>";
 /// The stream that keeps alerts.
 pub const ALERTS_STREAM: &str = "TOLLGATE_ALERTS";
 
+/// Every served-input sample.
+pub const SERVED_ALL: &str = "tollgate.served.>";
+/// Limits-retention stream of the inputs model servers sampled: what drift monitors read.
+pub const SERVED_STREAM: &str = "TOLLGATE_SERVED";
+
+/// The subject a model server publishes its sampled inputs of `model` on.
+pub fn served(model: &str) -> String {
+    format!("{SERVED}{model}")
+}
+
+/// The durable consumer through which the servers of `model` watch its served inputs.
+pub fn served_monitor(model: &str) -> String {
+    format!("served-drift-{model}")
+}
+
 /// Message ids: JetStream drops a second publish of the same id within its dedupe window,
 /// so a redelivered stage never forwards a run twice.
 pub mod msg_id {
@@ -237,6 +253,12 @@ pub mod trigger_ids {
     /// identity (its sha256, since a path does not fit an id).
     pub fn arrival(model: &str, identity: &str) -> String {
         format!("arrival-{model}-{}", &tollgate_spec::digest(identity)[..16])
+    }
+
+    /// The drift trigger served traffic raises against a Production version: one per
+    /// version and cooldown `slot`, whichever server replica sees the drift.
+    pub fn served_drift(model: &str, version: u32, slot: i64) -> String {
+        format!("served-drift-{model}-v{version}-{slot}")
     }
 
     /// The run the registry starts for a version after an approval or an override.

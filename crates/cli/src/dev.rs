@@ -44,6 +44,9 @@ pub struct DevState {
     pub nats_url: String,
     /// Where clients reach the registry's gRPC API.
     pub registry_url: String,
+    /// Where the model server answers the Open Inference Protocol; empty: no server.
+    #[serde(default)]
+    pub server_url: String,
     /// The nats-server child.
     pub nats_pid: u32,
     /// The service children (`--processes` only): name and pid.
@@ -222,6 +225,7 @@ pub async fn dev(args: DevArgs) -> Result<(), CliError> {
         pid: std::process::id(),
         nats_url: stack.nats_url.clone(),
         registry_url: stack.registry_url.clone(),
+        server_url: stack.server_url.clone(),
         nats_pid: stack.inner.nats.id(),
         service_pids: stack
             .inner
@@ -263,6 +267,7 @@ struct Started {
     inner: Stack,
     nats_url: String,
     registry_url: String,
+    server_url: String,
 }
 
 async fn start(args: &DevArgs, dir: &Path) -> Result<Started, CliError> {
@@ -300,6 +305,22 @@ async fn start(args: &DevArgs, dir: &Path) -> Result<Started, CliError> {
         .map_err(|e| CliError::Usage(format!("registry address: {e}")))?;
     let registry_url = format!("http://{grpc_addr}");
     let cache_dir = dir.join("cache");
+    let server = if args.serve.trim().is_empty() {
+        None
+    } else {
+        let port = match args.server_port {
+            0 => free_port()?,
+            p => p,
+        };
+        Some(ServerHosting {
+            models: args.serve.clone(),
+            addr: format!("127.0.0.1:{port}"),
+        })
+    };
+    let server_url = server
+        .as_ref()
+        .map(|s| format!("http://{}", s.addr))
+        .unwrap_or_default();
     let mut stack = Stack {
         nats,
         services: Vec::new(),
@@ -314,9 +335,11 @@ async fn start(args: &DevArgs, dir: &Path) -> Result<Started, CliError> {
             &grpc_addr.to_string(),
             &cache_dir,
             &logs,
+            server.as_ref(),
         )
     } else {
-        let hosted = Hosted::new(&nats_url, &registry_url, cache_dir);
+        let mut hosted = Hosted::new(&nats_url, &registry_url, cache_dir);
+        hosted.server = server.clone();
         stack.tasks = host_services(hosted, listener, &stack.stop);
         Ok(())
     };
@@ -332,6 +355,7 @@ async fn start(args: &DevArgs, dir: &Path) -> Result<Started, CliError> {
         inner: stack,
         nats_url,
         registry_url,
+        server_url,
     })
 }
 
@@ -352,6 +376,32 @@ pub struct Hosted {
     pub schedule_tick_ms: u64,
     /// Services left out (tests host their own stand-in, or none).
     pub without: Vec<&'static str>,
+    /// The model server, if one is hosted.
+    pub server: Option<ServerHosting>,
+    /// The Staging server the promoter tests against when it is not the hosted one
+    /// (tests run `tollgate-server` as a process); empty: the hosted server's, if any.
+    pub staging_server_url: String,
+}
+
+/// A model server to host: what it serves and where.
+#[derive(Debug, Clone)]
+pub struct ServerHosting {
+    /// `MODEL@STAGE` entries, comma-separated.
+    pub models: String,
+    /// Its address, `127.0.0.1:PORT`.
+    pub addr: String,
+}
+
+impl ServerHosting {
+    /// The URL the promoter's integration test calls when the server has a Staging
+    /// entry; empty otherwise.
+    pub fn staging_url(&self) -> String {
+        if self.models.to_ascii_lowercase().contains("@staging") {
+            format!("http://{}", self.addr)
+        } else {
+            String::new()
+        }
+    }
 }
 
 impl std::fmt::Debug for Hosted {
@@ -375,6 +425,8 @@ impl Hosted {
             clock: Arc::new(SystemClock),
             schedule_tick_ms: tollgate_trigger_watcher::Config::default().schedule_tick_ms,
             without: Vec::new(),
+            server: None,
+            staging_server_url: String::new(),
         }
     }
 }
@@ -394,7 +446,13 @@ pub fn host_services(
         clock,
         schedule_tick_ms,
         without,
+        server,
+        staging_server_url,
     } = hosted;
+    let staging_server_url = match &server {
+        Some(s) if staging_server_url.is_empty() => s.staging_url(),
+        _ => staging_server_url,
+    };
     let stop = || stop.clone().cancelled_owned();
     let services = [
         task(
@@ -460,16 +518,35 @@ pub fn host_services(
             "promoter",
             tollgate_promoter::run(
                 tollgate_promoter::Config {
-                    nats,
-                    registry,
+                    nats: nats.clone(),
+                    registry: registry.clone(),
+                    staging_server_url,
                     ..Default::default()
                 },
                 stop(),
             ),
         ),
     ];
+    let server = server.map(|s| {
+        task(
+            "server",
+            tollgate_server::run(
+                tollgate_server::Config {
+                    nats,
+                    registry,
+                    server: tollgate_server::ServerSection {
+                        addr: s.addr,
+                        models: s.models,
+                    },
+                    ..Default::default()
+                },
+                stop(),
+            ),
+        )
+    });
     services
         .into_iter()
+        .chain(server)
         .filter(|(name, _)| !without.contains(name))
         .map(|(_, service)| tokio::spawn(service))
         .collect()
@@ -500,12 +577,14 @@ fn spawn_processes(
     grpc_addr: &str,
     cache_dir: &Path,
     logs: &Path,
+    server: Option<&ServerHosting>,
 ) -> Result<(), CliError> {
     let bin_dir = std::env::current_exe()
         .ok()
         .and_then(|exe| exe.parent().map(Path::to_path_buf))
         .unwrap_or_default();
-    for name in crate::SERVICES {
+    let with_server = server.map(|_| "server");
+    for name in crate::SERVICES.into_iter().chain(with_server) {
         let bin = bin_dir.join(format!("tollgate-{name}"));
         if !bin.exists() {
             return Err(CliError::Usage(format!(
@@ -513,7 +592,14 @@ fn spawn_processes(
                 bin.display()
             )));
         }
-        let child = Command::new(&bin)
+        let mut command = Command::new(&bin);
+        if let Some(s) = server {
+            command
+                .env("TOLLGATE_SERVER_ADDR", &s.addr)
+                .env("TOLLGATE_SERVER_MODELS", &s.models)
+                .env("TOLLGATE_STAGING_SERVER_URL", s.staging_url());
+        }
+        let child = command
             .env("TOLLGATE_NATS_URL", nats_url)
             .env("TOLLGATE_GRPC_ADDR", grpc_addr)
             .env("TOLLGATE_REGISTRY_URL", format!("http://{grpc_addr}"))
@@ -551,6 +637,12 @@ fn print_screen(state: &DevState, dir: &Path) {
     );
     say!("  NATS       {}", state.nats_url);
     say!("  registry   {}", state.registry_url);
+    if !state.server_url.is_empty() {
+        say!(
+            "  server     {}/v2 (Open Inference Protocol)",
+            state.server_url
+        );
+    }
     say!("  logs       {}", dir.join("logs").display());
     say!("In another terminal (in this directory `tollgate` finds the stack by itself):");
     say!("  export TOLLGATE_NATS_URL={}", state.nats_url);

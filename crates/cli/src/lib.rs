@@ -200,6 +200,17 @@ pub struct DevArgs {
     /// Registry gRPC port (0: any free port).
     #[arg(long, default_value_t = 0)]
     pub grpc_port: u16,
+    /// What the model server serves, as `MODEL@STAGE` or `MODEL@ALIAS` entries; its
+    /// Staging entry is where the promoter's integration test runs. Empty: no server.
+    #[arg(
+        long,
+        env = "TOLLGATE_SERVER_MODELS",
+        default_value = "churn@Production,churn@Staging"
+    )]
+    pub serve: String,
+    /// Model server port (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    pub server_port: u16,
 }
 
 /// `tollgate validate ...`

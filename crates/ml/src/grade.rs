@@ -23,6 +23,8 @@ pub struct Evaluation {
     pub latency_p99_ms: f64,
     /// Rows scored.
     pub test_rows: usize,
+    /// The test records the latency was timed on, for timing them through a server too.
+    pub latency_records: Vec<Record>,
 }
 
 /// Scores `artifact` on the test rows of the dataset at `path` under `split` (the same
@@ -57,6 +59,7 @@ pub fn evaluate(
         latency_p50_ms,
         latency_p99_ms,
         test_rows: test_rows.len(),
+        latency_records: records,
     })
 }
 
@@ -77,6 +80,14 @@ pub fn latency(artifact: &Artifact, records: &[Record], calls: usize) -> (f64, f
         times.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     std::hint::black_box(sink);
+    percentiles(&mut times)
+}
+
+/// The median and 99th percentile of `times` (sorted in place); NaN when empty.
+pub fn percentiles(times: &mut [f64]) -> (f64, f64) {
+    if times.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
     times.sort_by(|a, b| a.total_cmp(b));
     let pct = |p: f64| times[((times.len() as f64 - 1.0) * p).round() as usize];
     (pct(0.5), pct(0.99))
@@ -95,28 +106,50 @@ pub struct Integration {
     pub latency_p99_ms: f64,
 }
 
-/// Replays the artifact's golden records: predictions, ranges and latency.
+/// Replays the artifact's golden records in process: predictions, ranges and latency.
 pub fn integration(artifact: &Artifact, calls: usize) -> Integration {
+    let records = golden_records(artifact);
+    let probabilities: Vec<f64> = records.iter().map(|r| artifact.score(r)).collect();
+    integration_of(
+        artifact,
+        &probabilities,
+        latency(artifact, &records, calls).1,
+    )
+}
+
+/// The artifact's golden records, in order.
+pub fn golden_records(artifact: &Artifact) -> Vec<Record> {
+    artifact
+        .meta
+        .golden
+        .iter()
+        .map(|g| g.record.clone())
+        .collect()
+}
+
+/// Grades the probabilities a deployment gave the golden records (in their order)
+/// against the trainer's, with the latency measured on the way.
+pub fn integration_of(
+    artifact: &Artifact,
+    probabilities: &[f64],
+    latency_p99_ms: f64,
+) -> Integration {
     let mut max_difference: f64 = 0.0;
     let mut out_of_range = 0;
-    for g in &artifact.meta.golden {
-        let p = artifact.score(&g.record);
+    for (g, &p) in artifact.meta.golden.iter().zip(probabilities) {
         if !(p.is_finite() && (0.0..=1.0).contains(&p)) {
             out_of_range += 1;
         }
         max_difference = max_difference.max((p - g.probability).abs());
     }
-    let records: Vec<_> = artifact
-        .meta
-        .golden
-        .iter()
-        .map(|g| g.record.clone())
-        .collect();
+    if probabilities.len() != artifact.meta.golden.len() {
+        max_difference = f64::INFINITY;
+    }
     Integration {
-        golden: records.len(),
+        golden: artifact.meta.golden.len(),
         max_difference,
         out_of_range,
-        latency_p99_ms: latency(artifact, &records, calls).1,
+        latency_p99_ms,
     }
 }
 

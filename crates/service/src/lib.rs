@@ -136,9 +136,14 @@ pub enum ServiceError {
     },
 }
 
-/// The documented variables of the shared sections (`TOLLGATE_NATS_URL`), as keys.
-const SECTION_ALIASES: [(&str, &str); 2] =
-    [("nats_url", "nats.url"), ("registry_url", "registry.url")];
+/// The documented variables of the sections (`TOLLGATE_NATS_URL`, the model server's
+/// `TOLLGATE_SERVER_ADDR`), as keys.
+const SECTION_ALIASES: [(&str, &str); 4] = [
+    ("nats_url", "nats.url"),
+    ("registry_url", "registry.url"),
+    ("server_addr", "server.addr"),
+    ("server_models", "server.models"),
+];
 
 /// Loads a service config: defaults, then the TOML `file` (if any), then `TOLLGATE_<FIELD>`
 /// environment variables (`__` nests; `TOLLGATE_NATS_URL` and `TOLLGATE_REGISTRY_URL` set
@@ -315,6 +320,12 @@ pub struct StageConfig {
     pub cache_dir: PathBuf,
     /// Single-record predictions timed for latency (gate, promoter); at least 100.
     pub latency_calls: usize,
+    /// The Staging model server the promoter's integration test calls
+    /// (`http://tollgate-server-staging:8000`); empty: the promoter serves the Staging
+    /// version on a loopback port of its own and tests it there.
+    pub staging_server_url: String,
+    /// How long the integration test waits for the Staging server to load the version.
+    pub staging_wait_secs: u64,
 }
 
 impl Default for StageConfig {
@@ -325,6 +336,8 @@ impl Default for StageConfig {
             registry: RegistryConfig::default(),
             cache_dir: cache_dir(),
             latency_calls: 200,
+            staging_server_url: String::new(),
+            staging_wait_secs: 60,
         }
     }
 }
@@ -358,6 +371,8 @@ impl StageConfig {
             cache_dir: self.cache_dir.clone(),
             registry: self.registry.client()?,
             latency_calls: self.latency_calls,
+            staging_server_url: self.staging_server_url.clone(),
+            staging_wait: std::time::Duration::from_secs(self.staging_wait_secs),
         });
         let token = token_from(shutdown);
         serve_stage(&self.nats, &self.health_addr, name, stages, handler, token).await
@@ -373,6 +388,10 @@ pub struct StageDeps {
     pub registry: tollgate_proto::RegistryApi,
     /// Single-record predictions timed for latency.
     pub latency_calls: usize,
+    /// The Staging model server's URL; empty when none is deployed.
+    pub staging_server_url: String,
+    /// How long to wait for it to load a version.
+    pub staging_wait: std::time::Duration,
 }
 
 /// Runs a stage service: connects, serves the health endpoint and consumes each of

@@ -2,7 +2,9 @@
 //!
 //! Consumes `tollgate.stage.gate`. Fetches the candidate's artifact through the registry
 //! (gRPC, digest checked), evaluates it itself on the held-out split of the run's data
-//! (metrics at threshold 0.5), times single-record inference with feature encoding, and
+//! (metrics at threshold 0.5), times single-record inference with feature encoding in
+//! process and as `infer` round trips through a server of the candidate on loopback (the
+//! latency gates judge the served figure; the in-process one is noted beside it), and
 //! checks the artifact size. When a Production version exists, it is graded on the same
 //! test rows and the spec's `champion:` checks bound how much worse the candidate may be.
 //! Every check is listed with observed value, threshold and verdict (SKIPPED with the
@@ -13,7 +15,11 @@
 use std::collections::BTreeMap;
 
 use tollgate_bus::{StageContext, StageDone, StageError, StageHandler, StageOutcome};
-use tollgate_ml::{artifact::Artifact, grade::evaluate};
+use tollgate_inference::{ServedModel, http::Loopback};
+use tollgate_ml::{
+    artifact::Artifact,
+    grade::{evaluate, percentiles},
+};
 use tollgate_proto::{
     CheckVerdict, Comparison, GateCheck, GateDecision, GetVersionRequest, LatestByStageRequest,
     ModelStage, RecordGateRequest, Run, Stage,
@@ -188,7 +194,20 @@ impl StageHandler for Grader {
             run.model, run.model_version
         ))
         .await;
+        let served = ServedModel::new(
+            &run.model,
+            run.model_version,
+            "candidate",
+            candidate.clone(),
+            spec.threshold.resolve(candidate.meta.optimal_threshold),
+        );
         let eval = self.evaluate(candidate, &path, &spec).await?;
+        ctx.progress(format!(
+            "timing {} single-record infer round trips over HTTP",
+            self.0.latency_calls
+        ))
+        .await;
+        let (served_p50, served_p99) = self.served_latency(served, &eval).await?;
         let champion = match production {
             Some(version) => {
                 ctx.progress(format!("evaluating champion v{version} on the same rows"))
@@ -199,8 +218,8 @@ impl StageHandler for Grader {
             None => None,
         };
         let observed = |gate: Gate| match gate {
-            Gate::LatencyP50Ms => Some(eval.latency_p50_ms),
-            Gate::LatencyP99Ms => Some(eval.latency_p99_ms),
+            Gate::LatencyP50Ms => Some(served_p50),
+            Gate::LatencyP99Ms => Some(served_p99),
             Gate::ModelSizeMb => Some(size as f64 / (1024.0 * 1024.0)),
             metric => eval.metrics.get(metric.name()).copied(),
         };
@@ -209,6 +228,20 @@ impl StageHandler for Grader {
             .iter()
             .flat_map(|(&gate, bound)| checks_for(gate, observed(gate), bound))
             .collect();
+        for check in &mut checks {
+            let in_process = match check.name.parse() {
+                Ok(Gate::LatencyP50Ms) => eval.latency_p50_ms,
+                Ok(Gate::LatencyP99Ms) => eval.latency_p99_ms,
+                _ => continue,
+            };
+            let note =
+                format!("infer round trip over HTTP on loopback; in process {in_process:.4} ms");
+            check.note = if check.note.is_empty() {
+                note
+            } else {
+                format!("{}; {note}", check.note)
+            };
+        }
         checks.extend(champion_checks(
             &spec.champion,
             &eval.metrics,
@@ -268,6 +301,35 @@ impl Grader {
         let artifact = Artifact::decode_verified(&fetched.data, &digest)
             .map_err(|e| StageError::Input(format!("{model} v{version}: {e}")))?;
         Ok((artifact, fetched.data.len()))
+    }
+
+    /// p50 and p99 milliseconds of single-record `infer` round trips through a server of
+    /// the candidate on a loopback port, over the records the evaluation timed.
+    async fn served_latency(
+        &self,
+        served: ServedModel,
+        eval: &tollgate_ml::grade::Evaluation,
+    ) -> Result<(f64, f64), StageError> {
+        let (model, version, columns) = (
+            served.name.clone(),
+            served.version,
+            served.columns().clone(),
+        );
+        let loopback = Loopback::serve(served)
+            .await
+            .map_err(|e| StageError::Input(format!("no loopback server to time inference: {e}")))?;
+        let mut times = loopback
+            .client
+            .round_trips(
+                &model,
+                Some(version),
+                &columns,
+                &eval.latency_records,
+                self.0.latency_calls,
+            )
+            .await
+            .map_err(|e| StageError::Input(format!("served latency not measured: {e}")))?;
+        Ok(percentiles(&mut times))
     }
 
     /// Evaluates on the spec's test rows at the spec's threshold (`optimal` resolves to

@@ -3,9 +3,10 @@
 //! Consumes four stages:
 //! - `tollgate.stage.promote`: moves the run's blessed version to Staging (compare-and-set
 //!   on the stage pointer; the previous Staging version is archived).
-//! - `tollgate.stage.integration`: loads the Staging version through the registry (digest
-//!   checked) and replays the golden records the trainer stored: predictions equal to the
-//!   trainer's, probabilities in [0, 1], the spec's schema, latency within the gate.
+//! - `tollgate.stage.integration`: replays the golden records the trainer stored through
+//!   the Staging model server over the Open Inference Protocol (`staging_server_url`; a
+//!   loopback server of its own when none is set): predictions equal to the trainer's,
+//!   probabilities in [0, 1], the spec's schema, infer round-trip p99 within the gate.
 //! - `tollgate.stage.approval`: asks the spec's approvers for Production, on
 //!   `tollgate.alert.approval` and in the run's verdict.
 //! - `tollgate.stage.production`: after a recorded approval, moves the version to
@@ -16,9 +17,10 @@
 use std::cmp::Ordering;
 
 use tollgate_bus::{StageContext, StageDone, StageError, StageHandler, StageOutcome, subjects};
+use tollgate_inference::{ServedModel, client::Client, http::Loopback};
 use tollgate_ml::{
     artifact::Artifact,
-    grade::{Integration, integration},
+    grade::{Integration, golden_records, integration_of, percentiles},
     table::Columns,
 };
 use tollgate_proto::{GetVersionRequest, ModelStage, Run, Stage, TransitionStageRequest};
@@ -170,23 +172,73 @@ impl Promoter {
                 want.all()
             )));
         }
-        let calls = self.0.latency_calls;
-        let check = tokio::task::spawn_blocking(move || integration(&artifact, calls))
-            .await
-            .map_err(|source| StageError::Task {
-                what: "integration",
-                source,
-            })?;
-        let limit = spec.gates.get(&Gate::LatencyP99Ms).and_then(|b| b.max);
-        let failures = integration_failures(&check, limit);
-        Ok(if failures.is_empty() {
-            StageOutcome::Passed(format!(
-                "{} v{} in Staging: {} golden records reproduced, probabilities in [0, 1], schema matches, p99 {:.4} ms",
-                run.model, run.model_version, check.golden, check.latency_p99_ms
-            ))
+        let failures = match self.served_check(run, &spec, artifact).await {
+            Ok((check, served_by)) => {
+                let limit = spec.gates.get(&Gate::LatencyP99Ms).and_then(|b| b.max);
+                let failures = integration_failures(&check, limit);
+                if failures.is_empty() {
+                    return Ok(StageOutcome::Passed(format!(
+                        "{} v{} in Staging, served by {served_by}: {} golden records reproduced over HTTP, probabilities in [0, 1], schema matches, infer round trip p99 {:.3} ms",
+                        run.model, run.model_version, check.golden, check.latency_p99_ms
+                    )));
+                }
+                failures.join("; ")
+            }
+            Err(unserved) => unserved,
+        };
+        Ok(StageOutcome::Failed(failures))
+    }
+
+    /// Replays the golden records through a server of the Staging version over the Open
+    /// Inference Protocol: the configured Staging server once it serves the version, or a
+    /// loopback server of the promoter's own when none is configured. Returns the check
+    /// and who served it, or why nothing could be checked.
+    async fn served_check(
+        &self,
+        run: &Run,
+        spec: &ModelSpec,
+        artifact: Artifact,
+    ) -> Result<(Integration, String), String> {
+        let (model, version) = (run.model.as_str(), run.model_version);
+        let golden = golden_records(&artifact);
+        let columns = artifact.columns();
+        let url = &self.0.staging_server_url;
+        let (client, served_by, _loopback) = if url.is_empty() {
+            let threshold = spec.threshold.resolve(artifact.meta.optimal_threshold);
+            let served = ServedModel::new(model, version, "Staging", artifact.clone(), threshold);
+            let loopback = Loopback::serve(served)
+                .await
+                .map_err(|e| format!("no loopback server for the integration test: {e}"))?;
+            let served_by =
+                "a loopback server of the promoter (set staging_server_url to test the deployed one)"
+                    .to_string();
+            (loopback.client.clone(), served_by, Some(loopback))
         } else {
-            StageOutcome::Failed(failures.join("; "))
-        })
+            let client = Client::new(url);
+            client
+                .wait_ready(model, Some(version), self.0.staging_wait)
+                .await
+                .map_err(|e| {
+                    format!("the Staging server at {url} does not serve {model} v{version}: {e}")
+                })?;
+            (client, format!("the Staging server at {url}"), None)
+        };
+        let probabilities = client
+            .probabilities(model, Some(version), &columns, &golden)
+            .await
+            .map_err(|e| format!("golden records not scored by {served_by}: {e}"))?;
+        let mut times = client
+            .round_trips(
+                model,
+                Some(version),
+                &columns,
+                &golden,
+                self.0.latency_calls,
+            )
+            .await
+            .map_err(|e| format!("latency not measured on {served_by}: {e}"))?;
+        let (_, p99) = percentiles(&mut times);
+        Ok((integration_of(&artifact, &probabilities, p99), served_by))
     }
 
     async fn request_approval(

@@ -131,6 +131,16 @@ fn tollgate_dev_runs_a_pipeline_stops_cleanly_keeps_its_state_and_refuses_a_seco
             && screen.contains("export TOLLGATE_NATS_URL="),
         "{screen}"
     );
+    // The model server runs beside them, its health endpoint answering.
+    let server = screen
+        .split("server     http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no server address on the screen: {screen}"));
+    assert!(
+        super::processes::get_healthz(server).contains("server ok"),
+        "the model server's health endpoint"
+    );
     let out = run(
         dir,
         &[
@@ -159,7 +169,11 @@ fn tollgate_dev_runs_a_pipeline_stops_cleanly_keeps_its_state_and_refuses_a_seco
 
     // Ctrl-C stops nats-server and every service.
     let children = child_pids(dir);
-    assert_eq!(children.len(), 7, "nats-server and six services");
+    assert_eq!(
+        children.len(),
+        8,
+        "nats-server, six services and the model server"
+    );
     signal(&dev, "-INT");
     let status = dev.wait().unwrap();
     assert!(status.success(), "tollgate dev on SIGINT: {status}");

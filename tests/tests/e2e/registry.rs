@@ -13,7 +13,11 @@ use tollgate_proto::{
 use tonic::Code;
 
 /// Waits for a finished run matching `pred`.
-async fn wait_run(p: &Pipeline, what: &str, pred: impl Fn(&RunSummary) -> bool) -> RunSummary {
+pub(crate) async fn wait_run(
+    p: &Pipeline,
+    what: &str,
+    pred: impl Fn(&RunSummary) -> bool,
+) -> RunSummary {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     loop {
         let runs = p.runs("churn").await.unwrap();
@@ -32,7 +36,7 @@ async fn wait_run(p: &Pipeline, what: &str, pred: impl Fn(&RunSummary) -> bool) 
 }
 
 /// Waits until `model` has `version` in `stage`.
-async fn wait_stage(p: &Pipeline, version: u32, stage: ModelStage) {
+pub(crate) async fn wait_stage(p: &Pipeline, version: u32, stage: ModelStage) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let got = p
@@ -65,7 +69,7 @@ async fn version(p: &Pipeline, n: u32) -> ModelVersion {
         .into_inner()
 }
 
-fn approve(model_version: u32, approver: &str) -> ApprovalRequest {
+pub(crate) fn approve(model_version: u32, approver: &str) -> ApprovalRequest {
     ApprovalRequest {
         model: "churn".into(),
         version: model_version,
@@ -85,7 +89,7 @@ fn cli(p: &Pipeline, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-fn is_model_plan(r: &RunSummary, version: u32) -> bool {
+pub(crate) fn is_model_plan(r: &RunSummary, version: u32) -> bool {
     r.trigger() == TriggerKind::Model
         && r.model_version == version
         && r.plan == [Stage::Integration as i32, Stage::Approval as i32]

@@ -1,0 +1,325 @@
+//! The protocol's HTTP routes over a [`Catalog`], and the listener that serves them.
+//!
+//! `/healthz` and `/readyz` sit beside the protocol's own health routes so Kubernetes
+//! probes the server as it probes every other Tollgate service; `/readyz` answers 503
+//! until every entry has a version loaded.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use axum::{
+    Router,
+    body::Bytes,
+    extract::{DefaultBodyLimit, Path, State, rejection::BytesRejection},
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    serve::ListenerExt,
+};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+use tollgate_ml::table::Record;
+
+use crate::{
+    catalog::Catalog,
+    model::{InferError, ServedModel},
+    protocol::{ErrorBody, InferRequest, Live, Ready, ServerMetadata},
+};
+
+/// Told about every record a server scored: the model server samples them for drift.
+pub trait Observer: Send + Sync + 'static {
+    /// `records` were scored by `model`.
+    fn scored(&self, model: &ServedModel, records: &[Record]);
+}
+
+/// An observer that keeps nothing (the gate's and promoter's loopback servers).
+#[derive(Debug, Clone, Copy)]
+pub struct Unobserved;
+
+impl Observer for Unobserved {
+    fn scored(&self, _: &ServedModel, _: &[Record]) {}
+}
+
+/// Request bodies above this many bytes are refused unless the server sets its own limit.
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// Batches above this many rows are scored off the async threads.
+const INLINE_ROWS: usize = 256;
+
+#[derive(Clone)]
+struct Shared {
+    catalog: Arc<Catalog>,
+    observer: Arc<dyn Observer>,
+    max_body_bytes: usize,
+}
+
+/// The protocol's routes over `catalog`, bodies limited to `max_body_bytes`.
+pub fn router(catalog: Arc<Catalog>, observer: Arc<dyn Observer>, max_body_bytes: usize) -> Router {
+    let shared = Shared {
+        catalog,
+        observer,
+        max_body_bytes,
+    };
+    Router::new()
+        .route("/v2", get(server_metadata))
+        .route("/v2/health/live", get(live))
+        .route("/v2/health/ready", get(ready))
+        .route("/healthz", get(|| async { "server ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/v2/models/{name}", get(metadata))
+        .route("/v2/models/{name}/ready", get(model_ready))
+        .route("/v2/models/{name}/infer", post(infer))
+        .route("/v2/models/{name}/versions/{version}", get(metadata_v))
+        .route(
+            "/v2/models/{name}/versions/{version}/ready",
+            get(model_ready_v),
+        )
+        .route("/v2/models/{name}/versions/{version}/infer", post(infer_v))
+        .fallback(|| async {
+            error(
+                StatusCode::NOT_FOUND,
+                "no such endpoint; the protocol's are under /v2".into(),
+            )
+        })
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(shared)
+}
+
+/// Binds `addr` and serves `router` until `shutdown`; returns the bound address (useful
+/// with port 0). Connections set `TCP_NODELAY`: a reply never waits on a delayed ACK.
+pub async fn serve(
+    addr: &str,
+    router: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+    });
+    let handle = tokio::spawn(async move {
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
+        if let Err(e) = served {
+            tracing::warn!(error = %e, "inference endpoint stopped");
+        }
+    });
+    Ok((bound, handle))
+}
+
+fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("response not encoded: {e}"),
+        ),
+    }
+}
+
+fn error(status: StatusCode, message: String) -> Response {
+    let body = ErrorBody { error: message };
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+}
+
+fn failed(e: &InferError) -> Response {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    error(status, e.to_string())
+}
+
+async fn server_metadata() -> Response {
+    json(
+        StatusCode::OK,
+        &ServerMetadata {
+            name: "tollgate-server".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            extensions: Vec::new(),
+        },
+    )
+}
+
+async fn live() -> Response {
+    json(StatusCode::OK, &Live { live: true })
+}
+
+async fn ready(State(s): State<Shared>) -> Response {
+    let ready = s.catalog.ready();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json(status, &Ready { name: None, ready })
+}
+
+async fn readyz(State(s): State<Shared>) -> Response {
+    if s.catalog.ready() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: a served entry has no version loaded\n",
+        )
+            .into_response()
+    }
+}
+
+fn metadata_of(s: &Shared, name: &str, version: Option<&str>) -> Response {
+    match s.catalog.find(name, version) {
+        Ok(m) => {
+            let versions = s
+                .catalog
+                .versions(name)
+                .iter()
+                .map(u32::to_string)
+                .collect();
+            json(StatusCode::OK, &m.metadata(versions))
+        }
+        Err(e) => failed(&e),
+    }
+}
+
+async fn metadata(State(s): State<Shared>, Path(name): Path<String>) -> Response {
+    metadata_of(&s, &name, None)
+}
+
+async fn metadata_v(
+    State(s): State<Shared>,
+    Path((name, version)): Path<(String, String)>,
+) -> Response {
+    metadata_of(&s, &name, Some(&version))
+}
+
+fn ready_of(s: &Shared, name: &str, version: Option<&str>) -> Response {
+    match s.catalog.find(name, version) {
+        Ok(_) => json(
+            StatusCode::OK,
+            &Ready {
+                name: Some(name.into()),
+                ready: true,
+            },
+        ),
+        Err(InferError::NotReady(_)) => json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &Ready {
+                name: Some(name.into()),
+                ready: false,
+            },
+        ),
+        Err(e) => failed(&e),
+    }
+}
+
+async fn model_ready(State(s): State<Shared>, Path(name): Path<String>) -> Response {
+    ready_of(&s, &name, None)
+}
+
+async fn model_ready_v(
+    State(s): State<Shared>,
+    Path((name, version)): Path<(String, String)>,
+) -> Response {
+    ready_of(&s, &name, Some(&version))
+}
+
+async fn infer(
+    State(s): State<Shared>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    infer_of(s, name, None, body).await
+}
+
+async fn infer_v(
+    State(s): State<Shared>,
+    Path((name, version)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    infer_of(s, name, Some(version), body).await
+}
+
+async fn infer_of(
+    s: Shared,
+    name: String,
+    version: Option<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return failed(&InferError::TooLarge(s.max_body_bytes));
+        }
+        Err(rejection) => return error(rejection.status(), rejection.body_text()),
+    };
+    // The model is taken once: this request scores with this version to the end.
+    let model = match s.catalog.find(&name, version.as_deref()) {
+        Ok(m) => m,
+        Err(e) => return failed(&e),
+    };
+    let request: InferRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return failed(&InferError::BadRequest(format!(
+                "the body is not an inference request: {e}"
+            )));
+        }
+    };
+    let rows = request
+        .inputs
+        .first()
+        .and_then(|i| i.shape.first())
+        .copied()
+        .unwrap_or(0);
+    let scored = if rows as usize > INLINE_ROWS {
+        let m = model.clone();
+        match tokio::task::spawn_blocking(move || m.infer(&request)).await {
+            Ok(r) => r,
+            Err(e) => {
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("scoring stopped: {e}"),
+                );
+            }
+        }
+    } else {
+        model.infer(&request)
+    };
+    match scored {
+        Ok((response, records)) => {
+            s.observer.scored(&model, &records);
+            json(StatusCode::OK, &response)
+        }
+        Err(e) => failed(&e),
+    }
+}
+
+/// One model served on a loopback port for as long as this lives: how the gate and the
+/// promoter time real `infer` round trips of a version no server holds yet.
+#[derive(Debug)]
+pub struct Loopback {
+    /// A client of it.
+    pub client: crate::client::Client,
+    stop: CancellationToken,
+}
+
+impl Loopback {
+    /// Serves `model` on `127.0.0.1:0`.
+    pub async fn serve(model: ServedModel) -> std::io::Result<Self> {
+        let stop = CancellationToken::new();
+        let catalog = Arc::new(Catalog::single(model));
+        let routes = router(catalog, Arc::new(Unobserved), MAX_BODY_BYTES);
+        let (addr, _) = serve("127.0.0.1:0", routes, stop.clone()).await?;
+        Ok(Loopback {
+            client: crate::client::Client::new(&format!("http://{addr}")),
+            stop,
+        })
+    }
+}
+
+impl Drop for Loopback {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}

@@ -1,0 +1,22 @@
+//! Serving Tollgate artifacts over the Open Inference Protocol (KServe v2, HTTP/JSON), so
+//! clients written for KServe, Seldon MLServer or Triton work unchanged.
+//!
+//! The model server hosts these routes over the versions it loads from the registry; the
+//! gate and the promoter host them on loopback to time real `infer` round trips. One
+//! crate, so the protocol, its errors and the client that checks it live once.
+//!
+//! - [`protocol`]: the request, response and metadata shapes;
+//! - [`ServedModel`]: one loaded version, turning named input tensors into records;
+//! - [`Catalog`]: what a server serves, swapped atomically per entry;
+//! - [`http`]: the axum routes and [`http::serve`];
+//! - [`client`]: an HTTP client of the protocol (integration tests, latency, benchmarks).
+
+pub mod client;
+pub mod http;
+pub mod protocol;
+
+mod catalog;
+mod model;
+
+pub use catalog::{Catalog, Entry, Selector};
+pub use model::{InferError, ServedModel};

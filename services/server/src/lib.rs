@@ -1,0 +1,226 @@
+//! The model server: serves the registry versions its config names over the Open
+//! Inference Protocol, swaps them when the registry moves a stage or alias, and watches
+//! what it serves for drift.
+//!
+//! - Entries such as `churn@Production,churn@Staging` (`TOLLGATE_SERVER_MODELS`) resolve
+//!   through the registry; artifacts load through it with their digest checked.
+//! - A change announced on `tollgate.trigger.model` (and, as a safety net, a periodic
+//!   check) reloads the entries of that model. The new version loads beside the old one
+//!   and replaces it in one pointer swap: no request fails or sees a mix. A Production
+//!   pointer moved back (a rollback) swaps back the same way.
+//! - A share of scored inputs (`sample_share`) goes to `tollgate.served.<model>`
+//!   ([`sampler`]); [`monitor`] compares windows of Production traffic with the Production
+//!   version's reference profile and publishes `tollgate.trigger.drift` when they drift.
+
+pub mod loader;
+pub mod monitor;
+pub mod sampler;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use tollgate_inference::{Catalog, Entry, http};
+use tollgate_service::{NatsConfig, RegistryConfig, ServiceError};
+use tracing::info;
+
+/// Address the server listens on by default.
+pub const SERVER_ADDR: &str = "127.0.0.1:8000";
+
+/// Errors that stop the server.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Config, NATS or the registry client could not be set up.
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    /// The inference address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+}
+
+/// The `[server]` section: where the protocol is served and what
+/// (`TOLLGATE_SERVER_ADDR`, `TOLLGATE_SERVER_MODELS`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Address of the HTTP endpoint.
+    pub addr: String,
+    /// Comma-separated `MODEL@STAGE` or `MODEL@ALIAS`; the first entry of a model is what
+    /// `/v2/models/MODEL` reaches.
+    pub models: String,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            addr: SERVER_ADDR.into(),
+            models: String::new(),
+        }
+    }
+}
+
+/// Server configuration (file, then `TOLLGATE_*` environment variables).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The NATS server.
+    pub nats: NatsConfig,
+    /// The registry's gRPC API.
+    pub registry: RegistryConfig,
+    /// Where and what to serve.
+    pub server: ServerSection,
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Share of scored records sampled for drift monitoring, 0 to 1.
+    pub sample_share: f64,
+    /// Sampled Production records compared with the reference profile at a time.
+    pub drift_window: usize,
+    /// After served traffic starts a retraining, how long before it may start another
+    /// for the same Production version, in seconds.
+    pub drift_cooldown_secs: u64,
+    /// How often every entry is checked against the registry, in seconds, besides the
+    /// announcements on `tollgate.trigger.model`.
+    pub refresh_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            nats: NatsConfig::default(),
+            registry: RegistryConfig::default(),
+            server: ServerSection::default(),
+            max_body_bytes: http::MAX_BODY_BYTES,
+            sample_share: 0.1,
+            drift_window: 500,
+            drift_cooldown_secs: 3600,
+            refresh_secs: 30,
+        }
+    }
+}
+
+impl Config {
+    /// The served entries, checked.
+    pub fn entries(&self) -> Result<Vec<Entry>, ServiceError> {
+        let entries = self
+            .server
+            .models
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(str::parse)
+            .collect::<Result<Vec<Entry>, String>>()
+            .map_err(|e| ServiceError::Invalid(format!("server.models: {e}")))?;
+        if entries.is_empty() {
+            return Err(ServiceError::Invalid(
+                "server.models is empty: name what to serve, e.g. TOLLGATE_SERVER_MODELS=churn@Production,churn@Staging".into(),
+            ));
+        }
+        Ok(entries)
+    }
+
+    /// Checks the settings once, at start-up; returns the entries.
+    pub fn validate(&self) -> Result<Vec<Entry>, ServiceError> {
+        if !(0.0..=1.0).contains(&self.sample_share) {
+            return Err(ServiceError::Invalid(format!(
+                "sample_share must be between 0 and 1, got {}",
+                self.sample_share
+            )));
+        }
+        if self.drift_window < 50 {
+            return Err(ServiceError::Invalid(format!(
+                "drift_window must be at least 50 records, got {}",
+                self.drift_window
+            )));
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(ServiceError::Invalid(format!(
+                "max_body_bytes must be at least 1024, got {}",
+                self.max_body_bytes
+            )));
+        }
+        self.entries()
+    }
+}
+
+/// A server started by [`start`].
+pub struct Running {
+    /// Where the protocol is served (the real port when the config said 0).
+    pub addr: SocketAddr,
+    /// What it serves.
+    pub catalog: Arc<Catalog>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Waits until every task stopped (after the shutdown token was cancelled).
+    pub async fn stopped(self) {
+        futures::future::join_all(self.tasks).await;
+    }
+}
+
+/// Runs the server until `shutdown`.
+pub async fn run<F>(config: Config, shutdown: F) -> Result<(), Error>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let token = tollgate_service::token_from(shutdown);
+    start(config, token).await?.stopped().await;
+    Ok(())
+}
+
+/// Starts the server: loads what the registry has for each entry, serves the protocol,
+/// follows stage changes, samples and monitors, until `shutdown` is cancelled.
+pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Running, Error> {
+    let entries = config.validate()?;
+    let bus = config.nats.connect().await?;
+    let registry = config.registry.client()?;
+    let catalog = Arc::new(Catalog::new(entries));
+    let loader = Arc::new(loader::Loader::new(
+        bus.clone(),
+        registry.clone(),
+        catalog.clone(),
+    ));
+    loader.reconcile(None).await;
+    let (observer, publisher) = sampler::Sampler::start(bus.clone(), config.sample_share);
+    let router = http::router(catalog.clone(), Arc::new(observer), config.max_body_bytes);
+    let (addr, served) = http::serve(&config.server.addr, router, shutdown.clone())
+        .await
+        .map_err(|source| Error::Bind {
+            addr: config.server.addr.clone(),
+            source,
+        })?;
+    info!(%addr, entries = %config.server.models, "serving the Open Inference Protocol");
+    let mut tasks = vec![served, publisher];
+    tasks.push(tokio::spawn(loader::follow(
+        loader.clone(),
+        Duration::from_secs(config.refresh_secs.max(1)),
+        shutdown.clone(),
+    )));
+    let mut monitored: Vec<&str> = Vec::new();
+    for entry in catalog.entries().iter().filter(|e| e.is_production()) {
+        if monitored.contains(&entry.model.as_str()) {
+            continue;
+        }
+        monitored.push(&entry.model);
+        let settings = monitor::Settings {
+            window: config.drift_window,
+            cooldown: Duration::from_secs(config.drift_cooldown_secs.max(1)),
+        };
+        tasks.push(tokio::spawn(monitor::watch(
+            bus.clone(),
+            registry.clone(),
+            entry.model.clone(),
+            settings,
+            shutdown.clone(),
+        )));
+    }
+    Ok(Running {
+        addr,
+        catalog,
+        tasks,
+    })
+}

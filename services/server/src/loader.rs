@@ -1,0 +1,175 @@
+//! Keeping each served entry on the version the registry points it at: resolve, load
+//! beside the old version (digest checked), swap.
+
+use std::{sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+use tollgate_bus::{Bus, codec::decode_delivery, subjects};
+use tollgate_inference::{Catalog, Entry, ServedModel};
+use tollgate_ml::artifact::Artifact;
+use tollgate_proto::{
+    GetVersionRequest, ModelVersion, RegistryApi, ResolveRequest, Trigger, TriggerKind,
+};
+use tracing::{info, warn};
+
+/// Loads versions into a catalog.
+pub struct Loader {
+    bus: Bus,
+    registry: RegistryApi,
+    catalog: Arc<Catalog>,
+    /// One reconcile at a time: two announcements in a row load each version once.
+    busy: tokio::sync::Mutex<()>,
+}
+
+impl Loader {
+    /// A loader of `catalog`'s entries through `registry`; specs come from `bus`.
+    pub fn new(bus: Bus, registry: RegistryApi, catalog: Arc<Catalog>) -> Self {
+        Loader {
+            bus,
+            registry,
+            catalog,
+            busy: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Brings the entries of `model` (every entry when `None`) to the versions the
+    /// registry points them at. A failure is logged and the entry keeps what it serves.
+    pub async fn reconcile(&self, model: Option<&str>) {
+        let _one_at_a_time = self.busy.lock().await;
+        for (i, entry) in self.catalog.entries().iter().enumerate() {
+            if model.is_some_and(|m| m != entry.model) {
+                continue;
+            }
+            let serving = self.catalog.current(i).map(|m| m.version);
+            match self.resolve(entry).await {
+                Ok(Some(v)) if Some(v.version) == serving => {}
+                Ok(Some(v)) => match self.load(entry, &v).await {
+                    Ok(loaded) => {
+                        self.catalog.set(i, Arc::new(loaded));
+                        info!(
+                            model = %entry.model,
+                            version = v.version,
+                            served_as = entry.label(),
+                            previous = ?serving,
+                            "now serving"
+                        );
+                    }
+                    Err(reason) => warn!(
+                        model = %entry.model,
+                        version = v.version,
+                        served_as = entry.label(),
+                        %reason,
+                        "version not loaded; the entry keeps what it served"
+                    ),
+                },
+                Ok(None) => {
+                    if let Some(old) = self.catalog.clear(i) {
+                        info!(
+                            model = %entry.model,
+                            version = old.version,
+                            served_as = entry.label(),
+                            "no version holds the stage or alias any more; stopped serving it"
+                        );
+                    }
+                }
+                Err(reason) => warn!(
+                    model = %entry.model,
+                    served_as = entry.label(),
+                    %reason,
+                    "registry not reached; the entry keeps what it served"
+                ),
+            }
+        }
+    }
+
+    /// The version an entry points at, or `None` when nothing holds its stage or alias.
+    async fn resolve(&self, entry: &Entry) -> Result<Option<ModelVersion>, String> {
+        let request = ResolveRequest { uri: entry.uri() };
+        match self.registry.clone().resolve(request).await {
+            Ok(v) => Ok(Some(v.into_inner())),
+            Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
+            Err(s) => Err(format!("resolving {}: {}", entry.uri(), s.message())),
+        }
+    }
+
+    /// Fetches, verifies and prepares `v` for `entry`.
+    async fn load(&self, entry: &Entry, v: &ModelVersion) -> Result<ServedModel, String> {
+        let fetched = self
+            .registry
+            .clone()
+            .get_artifact(GetVersionRequest {
+                model: v.model.clone(),
+                version: v.version,
+            })
+            .await
+            .map_err(|s| format!("fetching the artifact: {}", s.message()))?
+            .into_inner();
+        let digest = fetched.version.unwrap_or_default().artifact_digest;
+        let data = fetched.data;
+        let artifact =
+            tokio::task::spawn_blocking(move || Artifact::decode_verified(&data, &digest))
+                .await
+                .map_err(|e| format!("decoding stopped: {e}"))?
+                .map_err(|e| format!("artifact refused: {e}"))?;
+        let optimal = artifact.meta.optimal_threshold;
+        let threshold = match self.bus.specs().get(&v.spec_digest).await {
+            Ok(Some(published)) => published.spec.threshold.resolve(optimal),
+            other => {
+                let why = match other {
+                    Err(e) => e.to_string(),
+                    _ => format!("spec {} not found", v.spec_digest),
+                };
+                warn!(model = %v.model, version = v.version, reason = %why, "predictions use threshold 0.5");
+                0.5
+            }
+        };
+        Ok(ServedModel::new(
+            &v.model,
+            v.version,
+            entry.label(),
+            artifact,
+            threshold,
+        ))
+    }
+}
+
+/// Reloads a model's entries when `tollgate.trigger.model` announces a change to it, and
+/// every entry each `every`, until `shutdown`.
+pub async fn follow(loader: Arc<Loader>, every: Duration, shutdown: CancellationToken) {
+    let subject = subjects::trigger(TriggerKind::Model);
+    let mut announcements = match loader.bus.client().subscribe(subject.clone()).await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            warn!(%subject, error = %e, "not subscribed; entries follow the registry every {every:?} only");
+            None
+        }
+    };
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        let next = async {
+            match announcements.as_mut() {
+                Some(s) => s.next().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            message = next => {
+                let Some(message) = message else {
+                    announcements = None;
+                    continue;
+                };
+                match decode_delivery::<Trigger>(&message.payload, message.headers.as_ref()) {
+                    Ok(t) if loader.catalog.entries().iter().any(|e| e.model == t.model) => {
+                        loader.reconcile(Some(&t.model)).await;
+                    }
+                    Ok(_) => {}
+                    Err(e) => warn!(error = %e, "unreadable model announcement ignored"),
+                }
+            }
+            _ = tick.tick() => loader.reconcile(None).await,
+        }
+    }
+}

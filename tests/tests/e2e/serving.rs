@@ -1,0 +1,337 @@
+//! The model server as its own process against a real nats-server and registry: Staging
+//! tested over HTTP, stage changes swapped atomically under load, a rollback followed,
+//! and served traffic that drifts starting one retraining.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use tollgate_e2e::{Pipeline, example_spec, free_port};
+use tollgate_inference::client::{Client, request_for};
+use tollgate_ml::{
+    artifact::Artifact,
+    table::{Record, Table},
+};
+use tollgate_proto::{GetVersionRequest, ModelStage, RollbackRequest, TriggerKind, Verdict};
+
+use super::registry::{approve, is_model_plan, wait_run, wait_stage};
+
+/// A response during the swap: the version that answered, its probabilities, and where
+/// in `rows` its batch started.
+type Answer = (String, Vec<f64>, usize);
+
+/// `tollgate-server` serving `models`, logging to `log`; killed when dropped.
+struct Server {
+    child: Child,
+    client: Client,
+    url: String,
+    log: PathBuf,
+}
+
+impl Server {
+    fn spawn(p: &Pipeline, addr: &str, models: &str, log: &Path) -> Server {
+        let child = Command::new(super::processes::bin("tollgate-server"))
+            .env("TOLLGATE_NATS_URL", &p.nats.url)
+            .env("TOLLGATE_REGISTRY_URL", &p.registry_url)
+            .env("TOLLGATE_SERVER_ADDR", addr)
+            .env("TOLLGATE_SERVER_MODELS", models)
+            .env("TOLLGATE_SAMPLE_SHARE", "1")
+            .env("TOLLGATE_DRIFT_WINDOW", "200")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap();
+        let url = format!("http://{addr}");
+        Server {
+            child,
+            client: Client::new(&url),
+            url,
+            log: log.to_path_buf(),
+        }
+    }
+
+    async fn wait_live(&self) {
+        for _ in 0..300 {
+            if let Ok(true) = self.client.server_live().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the server never answered /v2/health/live: {}", self.logs());
+    }
+
+    /// Waits until `/v2/models/churn` is answered by `version`.
+    async fn wait_serving(
+        &self,
+        version: u32,
+        records: &[Record],
+        columns: &tollgate_ml::table::Columns,
+    ) {
+        let request = request_for(columns, &records[..1]);
+        for _ in 0..300 {
+            if let Ok(r) = self.client.infer("churn", None, &request).await
+                && r.model_version == Some(version.to_string())
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the server never served v{version}: {}", self.logs());
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log holds `needle` at least `times` times.
+    async fn wait_logged(&self, needle: &str, times: usize) {
+        for _ in 0..600 {
+            if self.logs().matches(needle).count() >= times {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{needle:?} not logged {times} times: {}", self.logs());
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn artifact(p: &Pipeline, version: u32) -> Artifact {
+    let fetched = p
+        .registry()
+        .unwrap()
+        .get_artifact(GetVersionRequest {
+            model: "churn".into(),
+            version,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    Artifact::decode(&fetched.data).unwrap()
+}
+
+/// Records of a generated dataset, read as the model reads them.
+fn records(p: &Pipeline, name: &str, rows: usize, seed: u64, artifact: &Artifact) -> Vec<Record> {
+    let path = p.dataset(name, rows, seed, false).unwrap();
+    let table = Table::load(&artifact.columns(), &path).unwrap();
+    (0..table.rows()).map(|i| table.record(i)).collect()
+}
+
+/// A data run on `seed`'s data, then its model plan (integration and approval) passed.
+async fn stage(p: &Pipeline, version: u32, seed: u64) -> tollgate_proto::RunSummary {
+    let data = p
+        .dataset(&format!("v{version}.parquet"), 3_000, seed, false)
+        .unwrap();
+    let run = p
+        .run_file(TriggerKind::Data, &example_spec(), &data)
+        .await
+        .unwrap();
+    assert_eq!(run.verdict(), Verdict::Passed, "{}", run.reason);
+    assert_eq!(run.model_version, version);
+    let model_run = wait_run(p, "model plan", |r| is_model_plan(r, version)).await;
+    assert_eq!(model_run.verdict(), Verdict::Passed, "{}", model_run.reason);
+    model_run
+}
+
+async fn to_production(p: &Pipeline, version: u32) {
+    p.registry()
+        .unwrap()
+        .approve(approve(version, "alice"))
+        .await
+        .unwrap();
+    wait_stage(p, version, ModelStage::Production).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn staging_is_tested_through_the_server_and_swaps_are_atomic_under_load() {
+    let addr = format!("127.0.0.1:{}", free_port().unwrap());
+    let p = Pipeline::start_hosted(|h| h.staging_server_url = format!("http://{addr}"))
+        .await
+        .unwrap();
+    let server = Server::spawn(
+        &p,
+        &addr,
+        "churn@Production,churn@Staging",
+        &p.dir.path().join("server.log"),
+    );
+    server.wait_live().await;
+    assert!(
+        !server.client.server_ready().await.unwrap(),
+        "nothing is loaded yet"
+    );
+
+    // v1 enters Staging; the model plan's integration test ran against the server.
+    let model_run = stage(&p, 1, 31).await;
+    let integration = &model_run.stages[0].message;
+    assert!(
+        integration.contains(&format!("served by the Staging server at {}", server.url))
+            && integration.contains("golden records reproduced over HTTP"),
+        "{integration}"
+    );
+    let v1 = artifact(&p, 1).await;
+    let columns = v1.columns();
+    let rows = records(&p, "requests.parquet", 500, 32, &v1);
+    to_production(&p, 1).await;
+    server.wait_serving(1, &rows, &columns).await;
+
+    // v2 in Staging: reached by its version; the model's first entry is still Production.
+    stage(&p, 2, 33).await;
+    assert!(server.client.model_ready("churn", Some(2)).await.unwrap());
+    assert!(server.client.server_ready().await.unwrap());
+    let v2 = artifact(&p, 2).await;
+
+    // Requests run while v2 is approved to Production: every one is answered, by one
+    // version whole, and once v2 answers v1 never does again.
+    let answers: Arc<Mutex<Vec<Answer>>> = Arc::default();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let load = {
+        let (client, answers, stop, rows, columns) = (
+            server.client.clone(),
+            answers.clone(),
+            stop.clone(),
+            rows.clone(),
+            columns.clone(),
+        );
+        tokio::spawn(async move {
+            let mut k = 0;
+            while !stop.is_cancelled() {
+                let start = (k * 7) % (rows.len() - 8);
+                let batch = &rows[start..start + 8];
+                let response = client
+                    .infer("churn", None, &request_for(&columns, batch))
+                    .await
+                    .unwrap_or_else(|e| panic!("request {k} failed during the swap: {e}"));
+                let p = response.numbers("probability").unwrap();
+                answers
+                    .lock()
+                    .unwrap()
+                    .push((response.model_version.unwrap(), p, start));
+                k += 1;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    to_production(&p, 2).await;
+    server.wait_serving(2, &rows, &columns).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.cancel();
+    load.await.unwrap();
+    let answers = answers.lock().unwrap().clone();
+    let versions: Vec<&str> = answers.iter().map(|a| a.0.as_str()).collect();
+    let first_v2 = versions.iter().position(|v| *v == "2").unwrap();
+    assert!(first_v2 > 0, "v1 answered before the swap");
+    assert!(
+        versions[first_v2..].iter().all(|v| *v == "2"),
+        "v1 answered after v2 did: {versions:?}"
+    );
+    for (version, probabilities, start) in &answers {
+        let model = if version == "1" { &v1 } else { &v2 };
+        for (j, p) in probabilities.iter().enumerate() {
+            let want = model.score(&rows[start + j]);
+            assert!(
+                (p - want).abs() < 1e-9,
+                "a v{version} answer holds a probability v{version} did not give"
+            );
+        }
+    }
+
+    // A rollback moves the Production pointer back; the server follows.
+    p.registry()
+        .unwrap()
+        .rollback(RollbackRequest {
+            model: "churn".into(),
+            actor: "alice".into(),
+            reason: "e2e rollback".into(),
+        })
+        .await
+        .unwrap();
+    server.wait_serving(1, &rows, &columns).await;
+    assert!(server.logs().contains("now serving"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shifted_served_traffic_starts_one_retraining_and_unshifted_traffic_none() {
+    let addr = format!("127.0.0.1:{}", free_port().unwrap());
+    let p = Pipeline::start().await.unwrap();
+    let server = Server::spawn(
+        &p,
+        &addr,
+        "churn@Production",
+        &p.dir.path().join("server.log"),
+    );
+    server.wait_live().await;
+    stage(&p, 1, 41).await;
+    to_production(&p, 1).await;
+    let v1 = artifact(&p, 1).await;
+    let columns = v1.columns();
+    let rows = records(&p, "served.parquet", 1_000, 42, &v1);
+    server.wait_serving(1, &rows, &columns).await;
+    let drift_runs = || async {
+        p.runs("churn")
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.trigger() == TriggerKind::Drift)
+            .collect::<Vec<_>>()
+    };
+
+    let send = |records: Vec<Record>| {
+        let (client, columns) = (server.client.clone(), columns.clone());
+        async move {
+            for batch in records.chunks(50) {
+                let request = request_for(&columns, batch);
+                client.infer("churn", None, &request).await.unwrap();
+            }
+        }
+    };
+
+    // Two windows of traffic like the training data: judged, and nothing retrains.
+    send(rows[..400].to_vec()).await;
+    server
+        .wait_logged("served traffic within drift thresholds", 2)
+        .await;
+    assert!(drift_runs().await.is_empty());
+
+    // Three windows of older, longer-standing customers paying more: one retraining.
+    let shifted: Vec<Record> = rows[400..1_000]
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            let n = &mut r.numeric;
+            n[0] = n[0].map(|x| x + 25.0);
+            n[1] = n[1].map(|x| x + 30.0);
+            n[2] = n[2].map(|x| x * 1.6);
+            n[3] = n[3].map(|x| x * 2.5);
+            r
+        })
+        .collect();
+    send(shifted).await;
+    server
+        .wait_logged("served traffic drifted; retraining", 1)
+        .await;
+    server.wait_logged("retraining already started", 2).await;
+    let runs = drift_runs().await;
+    let started = match runs.as_slice() {
+        [] => {
+            wait_run(&p, "drift run", |r| r.trigger() == TriggerKind::Drift).await;
+            drift_runs().await
+        }
+        _ => runs,
+    };
+    assert_eq!(started.len(), 1, "one retraining: {started:?}");
+    assert!(
+        started[0].trigger_id.starts_with("served-drift-churn-v1-"),
+        "{}",
+        started[0].trigger_id
+    );
+}
