@@ -25,7 +25,7 @@ PROMTOOL := /usr/bin/promtool
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help tools build demo test unit-test fuzz lint-workflows check-prometheus ci-up bench bench-load bench-train bench-validate lint fmt
+.PHONY: help tools build demo test unit-test fuzz lint-workflows check-prometheus ci-up bench bench-load bench-train bench-validate bench-serve lint fmt
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -98,6 +98,14 @@ $(BENCH_VENV)/.installed:
 bench-train: $(BENCH_VENV)/.installed ## Tollgate vs scikit-learn: logistic regression on 100k and 1M rows, tree, forest, naive Bayes on 100k
 	cargo build --release --workspace --bins
 	$(BENCH_VENV)/bin/python scripts/bench_train.py $(TARGET_DIR)/release/tollgate examples/churn/tollgate.yaml
+
+$(BENCH_VENV)/.mlflow: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check mlflow
+	touch $@
+
+bench-serve: $(BENCH_VENV)/.mlflow tools ## tollgate-server vs mlflow models serve: single-record p50/p99 and throughput at 1, 8, 64 clients (release build)
+	cargo build --release --workspace --bins
+	$(BENCH_VENV)/bin/python scripts/bench_serve.py $(TARGET_DIR)/release/tollgate-bench $(TARGET_DIR)/release/tollgate
 
 bench-validate: $(BENCH_VENV)/.installed ## Tollgate's validator vs Great Expectations and polars on 1M and 10M rows
 	cargo build --release --workspace --bins

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `make demo`: `tollgate dev` (a local nats-server with JetStream and the six services),
-# a local comparison of candidate algorithms, then the runs of the churn model: one that
-# reaches Staging and is approved to Production, one on dirty data that fails validation,
+# `make demo`: `tollgate dev` (a local nats-server with JetStream, the six services and the
+# model server), a local comparison of candidate algorithms, then the runs of the churn
+# model: one that reaches Staging and is approved to Production (and then answers on the
+# model server), one on dirty data that fails validation,
 # one whose gate it cannot meet, and one that new data in the object store starts by
 # itself. Ctrl-C or the end stops everything.
 set -uo pipefail
@@ -24,7 +25,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-say "starting tollgate dev: nats-server (JetStream) and the six services, data in .demo/dev"
+say "starting tollgate dev: nats-server (JetStream), the six services and the model server, data in .demo/dev"
 "$bin/tollgate" dev >"$work/logs/dev.log" 2>&1 &
 dev_pid=$!
 for _ in $(seq 600); do
@@ -56,6 +57,29 @@ say "   alice (an approver in the spec) approves: the promoter moves v1 to Produ
 tg approve churn 1 --reason "demo: metrics look good" --as alice
 for _ in $(seq 100); do tg models --stage Production 2>/dev/null | grep -q " v1 " && break; sleep 0.2; done
 tg models show churn
+
+say "   the model server (Open Inference Protocol) now answers with the Production version"
+python3 - <<'PY' || exit 2
+import json, os, time, urllib.request
+server = json.load(open(os.path.join(os.environ["TOLLGATE_DATA_DIR"], "dev.json")))["server_url"]
+record = {"age": 41, "tenure_months": 3, "monthly_charges": 80.5, "total_charges": 241.5,
+          "support_calls": 4, "contract": "month-to-month", "payment_method": "electronic-check"}
+body = {"inputs": [{"name": k, "shape": [1], "datatype": "BYTES" if isinstance(v, str) else "FP64",
+                    "data": [v]} for k, v in record.items()]}
+for _ in range(100):
+    try:
+        with urllib.request.urlopen(f"{server}/v2/models/churn/versions/1/ready") as r:
+            break
+    except OSError:
+        time.sleep(0.2)
+request = urllib.request.Request(f"{server}/v2/models/churn/infer", json.dumps(body).encode(),
+                                 {"content-type": "application/json"})
+with urllib.request.urlopen(request) as r:
+    answer = json.load(r)
+out = {o["name"]: o["data"][0] for o in answer["outputs"]}
+print(f"POST {server}/v2/models/churn/infer {json.dumps(record)}")
+print(f"  -> v{answer['model_version']}: probability {out['probability']:.3f}, prediction {out['prediction']}")
+PY
 
 say "2. a dirty dataset (null customer ids, ages outside 0..120): fails at validation"
 tg data generate --rows "$rows" --seed 7 --dirty --out "$work/dirty.parquet" >/dev/null

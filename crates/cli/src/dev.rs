@@ -47,6 +47,9 @@ pub struct DevState {
     /// Where the model server answers the Open Inference Protocol; empty: no server.
     #[serde(default)]
     pub server_url: String,
+    /// The registry's dashboard.
+    #[serde(default)]
+    pub dashboard_url: String,
     /// The nats-server child.
     pub nats_pid: u32,
     /// The service children (`--processes` only): name and pid.
@@ -226,6 +229,7 @@ pub async fn dev(args: DevArgs) -> Result<(), CliError> {
         nats_url: stack.nats_url.clone(),
         registry_url: stack.registry_url.clone(),
         server_url: stack.server_url.clone(),
+        dashboard_url: stack.dashboard_url.clone(),
         nats_pid: stack.inner.nats.id(),
         service_pids: stack
             .inner
@@ -268,6 +272,7 @@ struct Started {
     nats_url: String,
     registry_url: String,
     server_url: String,
+    dashboard_url: String,
 }
 
 async fn start(args: &DevArgs, dir: &Path) -> Result<Started, CliError> {
@@ -321,6 +326,7 @@ async fn start(args: &DevArgs, dir: &Path) -> Result<Started, CliError> {
         .as_ref()
         .map(|s| format!("http://{}", s.addr))
         .unwrap_or_default();
+    let dashboard_addr = format!("127.0.0.1:{}", free_port()?);
     let mut stack = Stack {
         nats,
         services: Vec::new(),
@@ -336,10 +342,12 @@ async fn start(args: &DevArgs, dir: &Path) -> Result<Started, CliError> {
             &cache_dir,
             &logs,
             server.as_ref(),
+            &dashboard_addr,
         )
     } else {
         let mut hosted = Hosted::new(&nats_url, &registry_url, cache_dir);
         hosted.server = server.clone();
+        hosted.dashboard_addr = dashboard_addr.clone();
         stack.tasks = host_services(hosted, listener, &stack.stop);
         Ok(())
     };
@@ -356,6 +364,7 @@ async fn start(args: &DevArgs, dir: &Path) -> Result<Started, CliError> {
         nats_url,
         registry_url,
         server_url,
+        dashboard_url: format!("http://{dashboard_addr}/"),
     })
 }
 
@@ -381,6 +390,8 @@ pub struct Hosted {
     /// The Staging server the promoter tests against when it is not the hosted one
     /// (tests run `tollgate-server` as a process); empty: the hosted server's, if any.
     pub staging_server_url: String,
+    /// Where the registry serves its health endpoint and dashboard.
+    pub dashboard_addr: String,
 }
 
 /// A model server to host: what it serves and where.
@@ -427,6 +438,7 @@ impl Hosted {
             without: Vec::new(),
             server: None,
             staging_server_url: String::new(),
+            dashboard_addr: tollgate_service::HEALTH_ADDR.into(),
         }
     }
 }
@@ -448,6 +460,7 @@ pub fn host_services(
         without,
         server,
         staging_server_url,
+        dashboard_addr,
     } = hosted;
     let staging_server_url = match &server {
         Some(s) if staging_server_url.is_empty() => s.staging_url(),
@@ -460,6 +473,7 @@ pub fn host_services(
             tollgate_registry::serve(
                 tollgate_registry::Config {
                     nats: nats.clone(),
+                    health_addr: dashboard_addr,
                     ..Default::default()
                 },
                 listener,
@@ -578,6 +592,7 @@ fn spawn_processes(
     cache_dir: &Path,
     logs: &Path,
     server: Option<&ServerHosting>,
+    dashboard_addr: &str,
 ) -> Result<(), CliError> {
     let bin_dir = std::env::current_exe()
         .ok()
@@ -604,7 +619,14 @@ fn spawn_processes(
             .env("TOLLGATE_GRPC_ADDR", grpc_addr)
             .env("TOLLGATE_REGISTRY_URL", format!("http://{grpc_addr}"))
             .env("TOLLGATE_CACHE_DIR", cache_dir)
-            .env("TOLLGATE_HEALTH_ADDR", "127.0.0.1:0")
+            .env(
+                "TOLLGATE_HEALTH_ADDR",
+                if name == "registry" {
+                    dashboard_addr
+                } else {
+                    "127.0.0.1:0"
+                },
+            )
             .stdout(Stdio::null())
             .stderr(log_file(logs, &format!("tollgate-{name}"))?)
             .spawn()
@@ -637,6 +659,9 @@ fn print_screen(state: &DevState, dir: &Path) {
     );
     say!("  NATS       {}", state.nats_url);
     say!("  registry   {}", state.registry_url);
+    if !state.dashboard_url.is_empty() {
+        say!("  dashboard  {}", state.dashboard_url);
+    }
     if !state.server_url.is_empty() {
         say!(
             "  server     {}/v2 (Open Inference Protocol)",

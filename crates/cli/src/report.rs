@@ -6,8 +6,8 @@
 use std::fmt::Write as _;
 
 use tollgate_proto::{
-    CheckVerdict, GetRunRequest, GetVersionRequest, LatestByStageRequest, ModelStage, ModelVersion,
-    RunSummary, Stage,
+    CheckVerdict, GetVersionRequest, LatestByStageRequest, ModelStage, ModelVersion, RunSummary,
+    Stage,
 };
 
 use crate::{CliError, show::seconds};
@@ -164,12 +164,7 @@ pub async fn versions(
 /// `tollgate report RUN --format markdown`.
 pub async fn report(registry_url: &str, run_id: &str) -> Result<(), CliError> {
     let mut registry = crate::show::client(registry_url)?;
-    let run = registry
-        .get_run(GetRunRequest {
-            run_id: run_id.into(),
-        })
-        .await?
-        .into_inner();
+    let run = crate::show::get_run(&mut registry, run_id).await?;
     let (candidate, production) = versions(&mut registry, &run).await;
     say!(
         "{}",

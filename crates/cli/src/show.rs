@@ -29,14 +29,32 @@ pub(crate) fn client(url: &str) -> Result<tollgate_proto::RegistryApi, CliError>
     })
 }
 
+/// A run's record. The registry records a run from its events a moment after the verdict
+/// that `publish --wait` prints, so a run not found yet is asked for again for up to 5 s.
+pub(crate) async fn get_run(
+    registry: &mut tollgate_proto::RegistryApi,
+    run_id: &str,
+) -> Result<tollgate_proto::RunSummary, CliError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let request = GetRunRequest {
+            run_id: run_id.into(),
+        };
+        match registry.get_run(request).await {
+            Ok(run) => return Ok(run.into_inner()),
+            Err(s) if s.code() == tonic::Code::NotFound && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(s) => return Err(s.into()),
+        }
+    }
+}
+
 /// `tollgate runs` and `tollgate runs show RUN`.
 pub async fn runs(registry_url: &str, args: RunsArgs) -> Result<(), CliError> {
     let mut registry = client(registry_url)?;
     if let Some(RunsCommand::Show { run_id }) = args.show {
-        let run = registry
-            .get_run(GetRunRequest { run_id })
-            .await?
-            .into_inner();
+        let run = get_run(&mut registry, &run_id).await?;
         if args.json {
             return print_json(&tollgate_registry::pipeline_metrics::PipelineMetrics::of(
                 &run,

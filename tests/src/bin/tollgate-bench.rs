@@ -2,7 +2,13 @@
 //! and the bus's per-hop overhead (publish, persist, deliver, ack) over 1,000 messages.
 //! `make bench-load` (`tollgate-bench load`): a burst of 1,000 triggers for 10 models with
 //! 100 duplicates: triggers accepted per second, runs completed per minute, and
-//! publish-to-verdict percentiles. Prints tables; timing lives here, never in tests.
+//! publish-to-verdict percentiles. `make bench-serve` (`tollgate-bench serve DATA
+//! MLFLOW_URL`): single-record latency and throughput of `tollgate-server` against
+//! `mlflow models serve` at 1, 8 and 64 clients. Prints tables; timing lives here, never
+//! in tests.
+
+#[path = "tollgate-bench/serve.rs"]
+mod serve;
 
 use std::time::{Duration, Instant};
 
@@ -33,6 +39,13 @@ async fn main() -> anyhow::Result<()> {
         .context("starting nats-server and the services")?;
     if std::env::args().nth(1).as_deref() == Some("load") {
         return load(&p).await;
+    }
+    if std::env::args().nth(1).as_deref() == Some("serve") {
+        let args: Vec<String> = std::env::args().skip(2).collect();
+        let [data, mlflow] = args.as_slice() else {
+            anyhow::bail!("usage: tollgate-bench serve DATA.parquet MLFLOW_URL");
+        };
+        return serve::bench(&p, std::path::Path::new(data), mlflow).await;
     }
     eprintln!("generating {rows} rows ...");
     let data = p.dataset("bench.parquet", rows, 11, false)?;

@@ -141,6 +141,16 @@ fn tollgate_dev_runs_a_pipeline_stops_cleanly_keeps_its_state_and_refuses_a_seco
         super::processes::get_healthz(server).contains("server ok"),
         "the model server's health endpoint"
     );
+    // And the registry's dashboard, on the address the screen gives.
+    let dashboard = screen
+        .split("dashboard  http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no dashboard address on the screen: {screen}"));
+    assert!(
+        super::processes::get_healthz(dashboard).contains("registry ok"),
+        "the registry's HTTP endpoint"
+    );
     let out = run(
         dir,
         &[

@@ -99,6 +99,16 @@ impl Server {
     }
 }
 
+impl Server {
+    /// SIGTERM: the server finishes what it holds and exits 0.
+    fn stop(&mut self) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "the server on SIGTERM: {status}");
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -257,6 +267,8 @@ async fn staging_is_tested_through_the_server_and_swaps_are_atomic_under_load() 
         .unwrap();
     server.wait_serving(1, &rows, &columns).await;
     assert!(server.logs().contains("now serving"));
+    let mut server = server;
+    server.stop();
 }
 
 #[tokio::test(flavor = "multi_thread")]
