@@ -53,8 +53,10 @@ say "   the Staging version is integration-tested, then approval for Production 
 for _ in $(seq 100); do tg runs 2>/dev/null | grep -q "approval passed" && break; sleep 0.2; done
 tg runs --limit 1
 
-say "   alice (an approver in the spec) approves: the promoter moves v1 to Production"
-tg approve churn 1 --reason "demo: metrics look good" --as alice
+say "   alice (an approver in the spec) gets a registry token and approves: the promoter moves v1 to Production"
+# The registry checks tokens: the approval is recorded under the token's identity.
+alice=$(tg token create --identity alice --role approver) || exit 2
+TOLLGATE_TOKEN="$alice" tg approve churn 1 --reason "demo: metrics look good"
 for _ in $(seq 100); do tg models --stage Production 2>/dev/null | grep -q " v1 " && break; sleep 0.2; done
 tg models show churn
 

@@ -265,21 +265,46 @@ impl Run {
 pub const MAX_MESSAGE_BYTES: usize = 600 * 1024 * 1024;
 
 /// The registry client every caller holds: its calls carry the current span's trace
-/// context in their gRPC metadata, so the registry's work joins the caller's trace.
+/// context in their gRPC metadata, so the registry's work joins the caller's trace, and
+/// the caller's bearer token when it has one.
 pub type RegistryApi = RegistryClient<
-    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, TraceContext>,
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, CallContext>,
 >;
 
-/// Puts the current span's W3C trace context (`traceparent`, `tracestate`) into each
-/// request's metadata.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TraceContext;
+/// Puts the current span's W3C trace context (`traceparent`, `tracestate`) and the
+/// caller's `authorization: Bearer` token into each request's metadata.
+#[derive(Clone, Default)]
+pub struct CallContext {
+    authorization: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+}
 
-impl tonic::service::Interceptor for TraceContext {
+impl std::fmt::Debug for CallContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let token = if self.authorization.is_some() {
+            "<redacted>"
+        } else {
+            "none"
+        };
+        f.debug_struct("CallContext")
+            .field("token", &token)
+            .finish()
+    }
+}
+
+/// How long a registry call may take before the client gives up (artifacts of hundreds
+/// of megabytes included).
+pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+impl tonic::service::Interceptor for CallContext {
     fn call(
         &mut self,
         mut request: tonic::Request<()>,
     ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.authorization {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
         use tracing_opentelemetry::OpenTelemetrySpanExt as _;
         let cx = tracing::Span::current().context();
         opentelemetry::global::get_text_map_propagator(|p| {
@@ -319,12 +344,27 @@ impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
 /// A registry client that connects on first use and reconnects by itself, so a service
 /// can start before the registry does.
 pub fn registry_client(url: &str) -> Result<RegistryApi, tonic::transport::Error> {
+    registry_client_with_token(url, "")
+}
+
+/// [`registry_client`] whose calls carry `token` (`TOLLGATE_TOKEN`) as a bearer token;
+/// an empty token sends none. Every call has a deadline of [`CALL_TIMEOUT`].
+pub fn registry_client_with_token(
+    url: &str,
+    token: &str,
+) -> Result<RegistryApi, tonic::transport::Error> {
     let channel = tonic::transport::Endpoint::from_shared(url.to_string())?
         .connect_timeout(std::time::Duration::from_secs(5))
+        .timeout(CALL_TIMEOUT)
         .connect_lazy();
-    Ok(RegistryClient::with_interceptor(channel, TraceContext)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES))
+    let authorization = (!token.is_empty())
+        .then(|| format!("Bearer {}", token.trim()).parse().ok())
+        .flatten();
+    Ok(
+        RegistryClient::with_interceptor(channel, CallContext { authorization })
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
+    )
 }
 
 #[cfg(test)]

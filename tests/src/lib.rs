@@ -184,6 +184,8 @@ pub struct Pipeline {
     pub dir: tempfile::TempDir,
     /// A connection for the test's own publishing and reading.
     pub bus: Bus,
+    /// The bearer token [`Pipeline::registry`] calls with (empty: none).
+    pub token: String,
     verdicts: Verdicts,
     stop: CancellationToken,
 }
@@ -282,14 +284,23 @@ impl Pipeline {
             registry_url,
             dir,
             bus,
+            token: String::new(),
             verdicts,
             stop,
         })
     }
 
-    /// A registry client.
+    /// A registry client, calling with [`Pipeline::token`].
     pub fn registry(&self) -> anyhow::Result<tollgate_proto::RegistryApi> {
-        Ok(tollgate_proto::registry_client(&self.registry_url)?)
+        self.registry_with(&self.token)
+    }
+
+    /// A registry client calling with bearer `token`.
+    pub fn registry_with(&self, token: &str) -> anyhow::Result<tollgate_proto::RegistryApi> {
+        Ok(tollgate_proto::registry_client_with_token(
+            &self.registry_url,
+            token,
+        )?)
     }
 
     /// Writes a generated churn dataset into the scratch dir; returns its path.

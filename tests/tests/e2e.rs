@@ -39,6 +39,8 @@ mod props;
 mod registry;
 #[path = "e2e/schedules.rs"]
 mod schedules;
+#[path = "e2e/security.rs"]
+mod security;
 #[path = "e2e/serving.rs"]
 mod serving;
 #[path = "e2e/timeouts.rs"]

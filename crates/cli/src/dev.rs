@@ -50,6 +50,12 @@ pub struct DevState {
     /// The registry's dashboard.
     #[serde(default)]
     pub dashboard_url: String,
+    /// The registry's token file; empty when the stack runs open (`--open`).
+    #[serde(default)]
+    pub tokens_file: String,
+    /// The file holding the token the CLI calls the stack's registry with.
+    #[serde(default)]
+    pub cli_token_file: String,
     /// The nats-server child.
     pub nats_pid: u32,
     /// The service children (`--processes` only): name and pid.
@@ -230,6 +236,16 @@ pub async fn dev(args: DevArgs) -> Result<(), CliError> {
         registry_url: stack.registry_url.clone(),
         server_url: stack.server_url.clone(),
         dashboard_url: stack.dashboard_url.clone(),
+        tokens_file: stack
+            .tokens
+            .as_ref()
+            .map(|t| t.file.display().to_string())
+            .unwrap_or_default(),
+        cli_token_file: stack
+            .tokens
+            .as_ref()
+            .map(|t| t.cli_file.display().to_string())
+            .unwrap_or_default(),
         nats_pid: stack.inner.nats.id(),
         service_pids: stack
             .inner
@@ -273,7 +289,52 @@ struct Started {
     registry_url: String,
     server_url: String,
     dashboard_url: String,
+    tokens: Option<DevTokens>,
 }
+
+/// The registry tokens of a dev stack: its token file, the services' token and the file
+/// holding the CLI's.
+struct DevTokens {
+    file: PathBuf,
+    service: String,
+    cli_file: PathBuf,
+}
+
+/// Makes the stack's tokens afresh (each start revokes the last start's): a `service`
+/// token for its services and a `ci` token for the CLI in `dir/cli.token`.
+fn dev_tokens(dir: &Path) -> Result<DevTokens, CliError> {
+    use tollgate_service::tokens::{Role, TokenFile};
+    let file = dir.join("tokens.toml");
+    let usage = |e: tollgate_service::tokens::TokenError| CliError::Usage(e.to_string());
+    let mut tokens = TokenFile::load(&file).map_err(usage)?;
+    tokens.revoke(DEV_SERVICES, false);
+    tokens.revoke(DEV_CLI, false);
+    let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let service = tokens
+        .add(DEV_SERVICES, Role::Service, created.clone())
+        .map_err(usage)?;
+    let cli = tokens.add(DEV_CLI, Role::Ci, created).map_err(usage)?;
+    tokens.save(&file).map_err(usage)?;
+    let cli_file = dir.join("cli.token");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options
+        .open(&cli_file)
+        .map_err(|e| CliError::file(&cli_file, e))?;
+    std::io::Write::write_all(&mut f, cli.as_bytes()).map_err(|e| CliError::file(&cli_file, e))?;
+    Ok(DevTokens {
+        file,
+        service,
+        cli_file,
+    })
+}
+
+/// The identity of a dev stack's services' token.
+const DEV_SERVICES: &str = "dev-services";
+/// The identity of a dev stack's CLI token.
+const DEV_CLI: &str = "dev-cli";
 
 async fn start(args: &DevArgs, dir: &Path) -> Result<Started, CliError> {
     let logs = dir.join("logs");
@@ -327,6 +388,11 @@ async fn start(args: &DevArgs, dir: &Path) -> Result<Started, CliError> {
         .map(|s| format!("http://{}", s.addr))
         .unwrap_or_default();
     let dashboard_addr = format!("127.0.0.1:{}", free_port()?);
+    let tokens = if args.open {
+        None
+    } else {
+        Some(dev_tokens(dir)?)
+    };
     let mut stack = Stack {
         nats,
         services: Vec::new(),
@@ -337,17 +403,25 @@ async fn start(args: &DevArgs, dir: &Path) -> Result<Started, CliError> {
         drop(listener);
         spawn_processes(
             &mut stack,
-            &nats_url,
-            &grpc_addr.to_string(),
-            &cache_dir,
-            &logs,
-            server.as_ref(),
-            &dashboard_addr,
+            &Layout {
+                nats_url: &nats_url,
+                grpc_addr: &grpc_addr.to_string(),
+                cache_dir: &cache_dir,
+                logs: &logs,
+                server: server.as_ref(),
+                dashboard_addr: &dashboard_addr,
+                tokens: tokens.as_ref(),
+            },
         )
     } else {
         let mut hosted = Hosted::new(&nats_url, &registry_url, cache_dir);
         hosted.server = server.clone();
         hosted.dashboard_addr = dashboard_addr.clone();
+        if let Some(t) = &tokens {
+            hosted.tokens_file = Some(t.file.clone());
+            hosted.registry = hosted.registry.clone().with_token(&t.service);
+            hosted.trainer_registry = hosted.trainer_registry.clone().with_token(&t.service);
+        }
         stack.tasks = host_services(hosted, listener, &stack.stop);
         Ok(())
     };
@@ -365,6 +439,7 @@ async fn start(args: &DevArgs, dir: &Path) -> Result<Started, CliError> {
         registry_url,
         server_url,
         dashboard_url: format!("http://{dashboard_addr}/"),
+        tokens,
     })
 }
 
@@ -392,6 +467,8 @@ pub struct Hosted {
     pub staging_server_url: String,
     /// Where the registry serves its health endpoint and dashboard.
     pub dashboard_addr: String,
+    /// The registry's token file; `None`: the registry is open.
+    pub tokens_file: Option<PathBuf>,
 }
 
 /// A model server to host: what it serves and where.
@@ -439,6 +516,7 @@ impl Hosted {
             server: None,
             staging_server_url: String::new(),
             dashboard_addr: tollgate_service::HEALTH_ADDR.into(),
+            tokens_file: None,
         }
     }
 }
@@ -461,6 +539,7 @@ pub fn host_services(
         server,
         staging_server_url,
         dashboard_addr,
+        tokens_file,
     } = hosted;
     let staging_server_url = match &server {
         Some(s) if staging_server_url.is_empty() => s.staging_url(),
@@ -474,6 +553,7 @@ pub fn host_services(
                 tollgate_registry::Config {
                     nats: nats.clone(),
                     health_addr: dashboard_addr,
+                    tokens_file,
                     ..Default::default()
                 },
                 listener,
@@ -584,16 +664,29 @@ fn task<E: std::fmt::Display + Send + 'static>(
     (name, Box::pin(logged))
 }
 
+/// Where the processes of a stack find each other, and what they are given.
+#[derive(Clone, Copy)]
+struct Layout<'a> {
+    nats_url: &'a str,
+    grpc_addr: &'a str,
+    cache_dir: &'a Path,
+    logs: &'a Path,
+    server: Option<&'a ServerHosting>,
+    dashboard_addr: &'a str,
+    tokens: Option<&'a DevTokens>,
+}
+
 /// The six service binaries, run as separate processes next to this one.
-fn spawn_processes(
-    stack: &mut Stack,
-    nats_url: &str,
-    grpc_addr: &str,
-    cache_dir: &Path,
-    logs: &Path,
-    server: Option<&ServerHosting>,
-    dashboard_addr: &str,
-) -> Result<(), CliError> {
+fn spawn_processes(stack: &mut Stack, layout: &Layout<'_>) -> Result<(), CliError> {
+    let Layout {
+        nats_url,
+        grpc_addr,
+        cache_dir,
+        logs,
+        server,
+        dashboard_addr,
+        tokens,
+    } = *layout;
     let bin_dir = std::env::current_exe()
         .ok()
         .and_then(|exe| exe.parent().map(Path::to_path_buf))
@@ -608,6 +701,11 @@ fn spawn_processes(
             )));
         }
         let mut command = Command::new(&bin);
+        if let Some(t) = tokens {
+            command
+                .env("TOLLGATE_TOKENS_FILE", &t.file)
+                .env("TOLLGATE_TOKEN", &t.service);
+        }
         if let Some(s) = server {
             command
                 .env("TOLLGATE_SERVER_ADDR", &s.addr)
@@ -661,6 +759,14 @@ fn print_screen(state: &DevState, dir: &Path) {
     say!("  registry   {}", state.registry_url);
     if !state.dashboard_url.is_empty() {
         say!("  dashboard  {}", state.dashboard_url);
+    }
+    if state.tokens_file.is_empty() {
+        say!("  tokens     none: the registry is open (--open)");
+    } else {
+        say!(
+            "  tokens     {} (tollgate token create --identity NAME --role approver)",
+            state.tokens_file
+        );
     }
     if !state.server_url.is_empty() {
         say!(

@@ -22,6 +22,7 @@ mod publish;
 mod report;
 pub mod show;
 mod specs;
+mod tokens;
 mod train;
 
 pub use error::CliError;
@@ -50,10 +51,11 @@ pub struct Cli {
     /// http://127.0.0.1:50051].
     #[arg(long, global = true, env = "TOLLGATE_REGISTRY_URL")]
     pub registry_url: Option<String>,
-    /// Who you are: recorded as the requester of published runs, and for approvals and
-    /// the audit trail.
-    #[arg(long = "as", global = true, env = "TOLLGATE_USER", default_value_t = default_identity())]
-    pub identity: String,
+    /// Who you are: recorded as the requester of published runs. With a registry token
+    /// (`TOLLGATE_TOKEN`) approvals and the audit trail record the token's identity, and
+    /// this is only a label that must match it [default: the token's identity, else $USER].
+    #[arg(long = "as", global = true, env = "TOLLGATE_USER")]
+    pub identity: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -156,6 +158,10 @@ pub enum Command {
     /// attempt), with the reason; replay one once the cause is fixed.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// Registry tokens: `token create --identity carol --role approver` prints a new token
+    /// and adds its digest to the token file; `token list`, `token revoke`.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// The spec's alert rules for each model: firing first, with the runs that fired them
     /// (`alerts:` in the spec; each fires on tollgate.alert.<rule>).
     Alerts {
@@ -165,6 +171,44 @@ pub enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// `tollgate token ...`: the registry's token file (`TOLLGATE_TOKENS_FILE`, else the
+/// running `tollgate dev` stack's).
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a token for an identity and role: the token is printed once (stdout), only
+    /// its SHA-256 digest is stored. Hand it to its holder as `TOLLGATE_TOKEN`.
+    Create {
+        /// Who holds it: a person on the spec's `approvers:` list, `ci`, a service.
+        #[arg(long)]
+        identity: String,
+        /// approver, ci, service or viewer.
+        #[arg(long)]
+        role: tollgate_service::tokens::Role,
+        /// The token file [default: TOLLGATE_TOKENS_FILE, else the dev stack's].
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// List the tokens' identities, roles and when they were made (never the tokens).
+    List {
+        /// The token file [default: TOLLGATE_TOKENS_FILE, else the dev stack's].
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Remove an identity's tokens. To rotate: `token create` a new one for the same
+    /// identity, hand it over, then `token revoke --identity NAME --keep-newest`.
+    Revoke {
+        /// Whose tokens.
+        #[arg(long)]
+        identity: String,
+        /// Keep the identity's newest token (the one just made to replace the others).
+        #[arg(long)]
+        keep_newest: bool,
+        /// The token file [default: TOLLGATE_TOKENS_FILE, else the dev stack's].
+        #[arg(long)]
+        file: Option<PathBuf>,
     },
 }
 
@@ -211,6 +255,11 @@ pub struct DevArgs {
     /// Model server port (0: any free port).
     #[arg(long, default_value_t = 0)]
     pub server_port: u16,
+    /// Run the registry without tokens: anyone on this machine may approve. By default the
+    /// stack makes a token file in the data directory, a token for its services and one
+    /// for the CLI, which finds it by itself.
+    #[arg(long)]
+    pub open: bool,
 }
 
 /// `tollgate validate ...`
@@ -495,10 +544,17 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
         other => other,
     };
     let (nats_url, registry_url) = addresses(cli.nats_url, cli.registry_url);
+    let identity = cli.identity.unwrap_or_else(|| {
+        if show::token().is_empty() {
+            default_identity()
+        } else {
+            String::new()
+        }
+    });
     let cli = Resolved {
         nats_url,
         registry_url,
-        identity: cli.identity,
+        identity,
     };
     match command {
         Command::Dev(_) => Ok(()),
@@ -510,8 +566,14 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
         }) => generate(rows, &out, seed, dirty),
         Command::Data(DataCommand::Push { path, name }) => push(&cli.nats_url, &path, name).await,
         Command::Publish(args) => {
-            publish::publish(&cli.nats_url, &cli.registry_url, &cli.identity, args).await
+            let requester = if cli.identity.is_empty() {
+                default_identity()
+            } else {
+                cli.identity.clone()
+            };
+            publish::publish(&cli.nats_url, &cli.registry_url, &requester, args).await
         }
+        Command::Token(command) => tokens::run(command),
         Command::Validate(args) => show::validate(&args),
         Command::Train(args) => train::train(&args),
         Command::Predict(args) => train::predict(&args),

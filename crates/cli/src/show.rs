@@ -22,11 +22,27 @@ pub(crate) fn table(header: &[&str]) -> Table {
     t
 }
 
+/// A registry client calling with [`token`].
 pub(crate) fn client(url: &str) -> Result<tollgate_proto::RegistryApi, CliError> {
-    tollgate_proto::registry_client(url).map_err(|source| CliError::RegistryUrl {
-        url: url.into(),
-        source,
+    tollgate_proto::registry_client_with_token(url, &token()).map_err(|source| {
+        CliError::RegistryUrl {
+            url: url.into(),
+            source,
+        }
     })
+}
+
+/// The bearer token the CLI calls the registry with: `TOLLGATE_TOKEN`, else the running
+/// `tollgate dev` stack's own (a `ci` token in its data directory); empty: none.
+pub(crate) fn token() -> String {
+    match std::env::var("TOLLGATE_TOKEN") {
+        Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
+        _ => crate::dev::discover()
+            .filter(|s| !s.cli_token_file.is_empty())
+            .and_then(|s| std::fs::read_to_string(s.cli_token_file).ok())
+            .map(|t| t.trim().to_string())
+            .unwrap_or_default(),
+    }
 }
 
 /// A run's record. The registry records a run from its events a moment after the verdict
@@ -626,13 +642,12 @@ pub async fn decide(
                 reason: d.reason,
                 approve,
             };
-            registry.approve(request).await?;
+            let recorded = registry.approve(request).await?.into_inner();
+            let by = recorded.approver;
             if approve {
-                say!(
-                    "{model} v{version} approved by {identity}; the promoter moves it to Production"
-                );
+                say!("{model} v{version} approved by {by}; the promoter moves it to Production");
             } else {
-                say!("{model} v{version} rejected by {identity}");
+                say!("{model} v{version} rejected by {by}");
             }
         }
         Decision::Override => {
@@ -642,9 +657,13 @@ pub async fn decide(
                 approver: identity.into(),
                 reason: d.reason,
             };
-            registry.r#override(request).await?;
+            let v = registry.r#override(request).await?.into_inner();
+            let by = v
+                .audit
+                .last()
+                .map_or(identity.to_string(), |a| a.actor.clone());
             say!(
-                "gate decision on {model} v{version} overridden by {identity}; the promoter moves it to Staging"
+                "gate decision on {model} v{version} overridden by {by}; the promoter moves it to Staging"
             );
         }
     }

@@ -5,6 +5,8 @@
 //!
 //! It sits above `tollgate-bus` (which is only the bus) and below the services.
 
+pub mod tokens;
+
 use std::{net::SocketAddr, path::Path, path::PathBuf, sync::Arc};
 
 use figment::{
@@ -69,18 +71,36 @@ impl NatsConfig {
 }
 
 /// The `[registry]` section of the services that call the registry
-/// (`TOLLGATE_REGISTRY_URL`).
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+/// (`TOLLGATE_REGISTRY_URL`, and `TOLLGATE_TOKEN` for the service's bearer token).
+#[derive(Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RegistryConfig {
     /// URL of the registry's gRPC API.
     pub url: String,
+    /// The bearer token the service calls with (a `service` role token); empty when the
+    /// registry does not check tokens.
+    pub token: String,
+}
+
+impl std::fmt::Debug for RegistryConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let token = if self.token.is_empty() {
+            ""
+        } else {
+            "<redacted>"
+        };
+        f.debug_struct("RegistryConfig")
+            .field("url", &self.url)
+            .field("token", &token)
+            .finish()
+    }
 }
 
 impl Default for RegistryConfig {
     fn default() -> Self {
         RegistryConfig {
             url: REGISTRY_URL.into(),
+            token: String::new(),
         }
     }
 }
@@ -88,14 +108,25 @@ impl Default for RegistryConfig {
 impl RegistryConfig {
     /// The section for a registry at `url`.
     pub fn at(url: impl Into<String>) -> Self {
-        RegistryConfig { url: url.into() }
+        RegistryConfig {
+            url: url.into(),
+            token: String::new(),
+        }
+    }
+
+    /// The same section, calling with `token`.
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.token = token.into();
+        self
     }
 
     /// A client that connects on first use; a malformed URL is a config error.
     pub fn client(&self) -> Result<tollgate_proto::RegistryApi, ServiceError> {
-        tollgate_proto::registry_client(&self.url).map_err(|source| ServiceError::RegistryUrl {
-            url: self.url.clone(),
-            source,
+        tollgate_proto::registry_client_with_token(&self.url, &self.token).map_err(|source| {
+            ServiceError::RegistryUrl {
+                url: self.url.clone(),
+                source,
+            }
         })
     }
 }
@@ -138,9 +169,10 @@ pub enum ServiceError {
 
 /// The documented variables of the sections (`TOLLGATE_NATS_URL`, the model server's
 /// `TOLLGATE_SERVER_ADDR`), as keys.
-const SECTION_ALIASES: [(&str, &str); 4] = [
+const SECTION_ALIASES: [(&str, &str); 5] = [
     ("nats_url", "nats.url"),
     ("registry_url", "registry.url"),
+    ("token", "registry.token"),
     ("server_addr", "server.addr"),
     ("server_models", "server.models"),
 ];

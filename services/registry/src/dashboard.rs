@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use tollgate_bus::{Bus, subjects};
 use tollgate_proto::{AlertState, ModelStage};
 
-use crate::pipeline_metrics::PipelineMetrics;
+use crate::{auth::Authenticator, pipeline_metrics::PipelineMetrics};
 
 const PAGE: &str = include_str!("dashboard/index.html");
 const CHART_JS: &str = include_str!("dashboard/uplot-1.6.31.min.js");
@@ -29,8 +29,19 @@ const CHART_CSS: &str = include_str!("dashboard/uplot-1.6.31.min.css");
 /// How many recent runs the page shows and charts.
 const RUNS_SHOWN: u32 = 200;
 
-/// The dashboard's routes, reading through `bus`.
-pub fn routes(bus: Bus) -> Router {
+/// The dashboard's routes, reading through `bus`; the API answers only callers `auth`
+/// accepts (a bearer token, or `?access_token=` for the event stream a browser opens).
+pub fn routes(bus: Bus, auth: Authenticator) -> Router {
+    let api = Router::new()
+        .route("/api/runs", get(runs))
+        .route("/api/models", get(models))
+        .route("/api/alerts", get(alerts))
+        .route("/api/events", get(events))
+        .with_state(bus)
+        .layer(axum::middleware::from_fn(move |request, next| {
+            let auth = auth.clone();
+            async move { authorized(&auth, request, next).await }
+        }));
     Router::new()
         .route(
             "/",
@@ -44,11 +55,31 @@ pub fn routes(bus: Bus) -> Router {
             "/static/uplot.min.css",
             get(|| async { static_file("text/css", CHART_CSS) }),
         )
-        .route("/api/runs", get(runs))
-        .route("/api/models", get(models))
-        .route("/api/alerts", get(alerts))
-        .route("/api/events", get(events))
-        .with_state(bus)
+        .merge(api)
+}
+
+/// Runs `next` for a caller `auth` accepts; 401 with the reason otherwise.
+async fn authorized(
+    auth: &Authenticator,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let header = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let from_query = request.uri().query().and_then(|q| {
+        q.split('&')
+            .find_map(|kv| kv.strip_prefix("access_token="))
+            .map(|t| format!("Bearer {t}"))
+    });
+    match auth.caller_of(header.or(from_query).as_deref()) {
+        Ok(_) => next.run(request).await,
+        Err(status) => {
+            (StatusCode::UNAUTHORIZED, format!("{}\n", status.message())).into_response()
+        }
+    }
 }
 
 fn static_file(kind: &'static str, body: &'static str) -> Response {

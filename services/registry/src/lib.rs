@@ -14,6 +14,7 @@
 //! on every change to a version; `tollgate.stage.production` / `.promote` (with
 //! `tollgate.run.<id>.created`) after an approval or an override.
 
+pub mod auth;
 pub mod dashboard;
 pub mod pipeline_metrics;
 mod runs;
@@ -31,7 +32,7 @@ use tollgate_proto::{
     ResolveRequest, RollbackRequest, RunSummary, SetAliasRequest, TransitionStageRequest,
     UpdateVersionRequest,
 };
-use tollgate_service::{GRPC_ADDR, HEALTH_ADDR, NatsConfig};
+use tollgate_service::{GRPC_ADDR, HEALTH_ADDR, NatsConfig, tokens::Role};
 use tonic::{Request, Response, Status};
 use tracing::info;
 
@@ -47,6 +48,9 @@ pub struct Config {
     pub grpc_addr: String,
     /// Address of the health endpoint (`/healthz`).
     pub health_addr: String,
+    /// The token file (`TOLLGATE_TOKENS_FILE`): with one, every call needs a bearer token
+    /// whose digest it holds; without one the registry is open.
+    pub tokens_file: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -55,6 +59,7 @@ impl Default for Config {
             nats: NatsConfig::default(),
             grpc_addr: GRPC_ADDR.into(),
             health_addr: HEALTH_ADDR.into(),
+            tokens_file: None,
         }
     }
 }
@@ -90,10 +95,11 @@ where
         .connect()
         .await
         .map_err(|e| RegistryError::Service(Box::new(e)))?;
+    let auth = auth::Authenticator::new(config.tokens_file.clone());
     tollgate_service::serve_http(
         &config.health_addr,
         "registry",
-        dashboard::routes(bus.clone()),
+        dashboard::routes(bus.clone(), auth.clone()),
         token.clone(),
     )
     .await
@@ -109,8 +115,10 @@ where
     let svc = RegistryServer::new(RegistryService { bus })
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let svc = tonic::service::interceptor::InterceptedService::new(svc, move |r| auth.intercept(r));
     let stop = token.clone();
     tonic::transport::Server::builder()
+        .timeout(tollgate_proto::CALL_TIMEOUT)
         .trace_fn(|request| {
             use tracing_opentelemetry::OpenTelemetrySpanExt as _;
             let span = tracing::info_span!("grpc", path = %request.uri().path());
@@ -138,6 +146,17 @@ where
     }
 }
 
+/// The identity a service's or person's change is recorded under: the token's, with the
+/// name the caller gave kept beside it when they differ (`promoter (as trainer-1)`); on an
+/// open registry, the name given.
+fn recorded(caller: &auth::Caller, given: String) -> String {
+    match caller.role {
+        None => given,
+        Some(_) if given.is_empty() || given == caller.identity => caller.identity.clone(),
+        Some(_) => format!("{} (as {given})", caller.identity),
+    }
+}
+
 /// The gRPC face of the registry.
 #[derive(Clone)]
 pub struct RegistryService {
@@ -156,6 +175,7 @@ impl Registry for RegistryService {
         &self,
         request: Request<RegisterVersionRequest>,
     ) -> Result<Response<ModelVersion>, Status> {
+        auth::caller(&request).require(&[Role::Service], "register versions")?;
         Ok(Response::new(
             store::register(&self.bus, request.into_inner()).await?,
         ))
@@ -195,9 +215,11 @@ impl Registry for RegistryService {
         &self,
         request: Request<TransitionStageRequest>,
     ) -> Result<Response<ModelVersion>, Status> {
-        Ok(Response::new(
-            store::transition(&self.bus, request.into_inner()).await?,
-        ))
+        let caller = auth::caller(&request);
+        caller.require(&[Role::Service, Role::Approver], "move stages")?;
+        let mut r = request.into_inner();
+        r.actor = recorded(&caller, r.actor);
+        Ok(Response::new(store::transition(&self.bus, r).await?))
     }
 
     async fn get_artifact(
@@ -214,45 +236,58 @@ impl Registry for RegistryService {
         &self,
         request: Request<ApprovalRequest>,
     ) -> Result<Response<Approval>, Status> {
-        Ok(Response::new(
-            store::approve(&self.bus, request.into_inner()).await?,
-        ))
+        let caller = auth::caller(&request);
+        caller.require(&[Role::Approver], "approve or reject")?;
+        let mut r = request.into_inner();
+        r.approver = caller.label(&r.approver)?;
+        Ok(Response::new(store::approve(&self.bus, r).await?))
     }
 
     async fn r#override(
         &self,
         request: Request<OverrideRequest>,
     ) -> Result<Response<ModelVersion>, Status> {
-        Ok(Response::new(
-            store::override_gate(&self.bus, request.into_inner()).await?,
-        ))
+        let caller = auth::caller(&request);
+        caller.require(&[Role::Approver], "override the gate")?;
+        let mut r = request.into_inner();
+        r.approver = caller.label(&r.approver)?;
+        Ok(Response::new(store::override_gate(&self.bus, r).await?))
     }
 
     async fn rollback(
         &self,
         request: Request<RollbackRequest>,
     ) -> Result<Response<ModelVersion>, Status> {
-        Ok(Response::new(
-            store::rollback(&self.bus, request.into_inner()).await?,
-        ))
+        let caller = auth::caller(&request);
+        caller.require(&[Role::Approver], "roll back")?;
+        let mut r = request.into_inner();
+        r.actor = caller.label(&r.actor)?;
+        Ok(Response::new(store::rollback(&self.bus, r).await?))
     }
 
     async fn update_version(
         &self,
         request: Request<UpdateVersionRequest>,
     ) -> Result<Response<ModelVersion>, Status> {
-        Ok(Response::new(
-            store::update(&self.bus, request.into_inner()).await?,
-        ))
+        let caller = auth::caller(&request);
+        caller.require(
+            &[Role::Approver, Role::Service],
+            "change descriptions and tags",
+        )?;
+        let mut r = request.into_inner();
+        r.actor = recorded(&caller, r.actor);
+        Ok(Response::new(store::update(&self.bus, r).await?))
     }
 
     async fn set_alias(
         &self,
         request: Request<SetAliasRequest>,
     ) -> Result<Response<ModelVersion>, Status> {
-        Ok(Response::new(
-            store::set_alias(&self.bus, request.into_inner()).await?,
-        ))
+        let caller = auth::caller(&request);
+        caller.require(&[Role::Approver], "set aliases")?;
+        let mut r = request.into_inner();
+        r.actor = caller.label(&r.actor)?;
+        Ok(Response::new(store::set_alias(&self.bus, r).await?))
     }
 
     async fn resolve(
@@ -268,6 +303,7 @@ impl Registry for RegistryService {
         &self,
         request: Request<RecordGateRequest>,
     ) -> Result<Response<ModelVersion>, Status> {
+        auth::caller(&request).require(&[Role::Service], "record gate decisions")?;
         Ok(Response::new(
             store::record_gate(&self.bus, request.into_inner()).await?,
         ))

@@ -100,6 +100,17 @@ fn gone(pid: u32) -> bool {
     true
 }
 
+/// The first `tg_` followed by 64 hex digits in `text`: what a token looks like.
+fn token_in(text: &str) -> Option<&str> {
+    text.match_indices("tg_").find_map(|(i, _)| {
+        let candidate = text.get(i..i + 67)?;
+        candidate[3..]
+            .chars()
+            .all(|c| c.is_ascii_hexdigit())
+            .then_some(candidate)
+    })
+}
+
 /// A scratch directory holding `churn.parquet` (3,000 generated rows).
 fn with_data() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
@@ -167,6 +178,35 @@ fn tollgate_dev_runs_a_pipeline_stops_cleanly_keeps_its_state_and_refuses_a_seco
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains("verdict: PASSED"), "{}", text(&out));
+
+    // The registry checks tokens: the CLI above used the stack's own, and no token shows
+    // in any log, the state file or a service's --dump-config.
+    let cli_token = std::fs::read_to_string(dir.join(".tollgate/cli.token")).unwrap();
+    assert!(cli_token.starts_with("tg_"), "{cli_token}");
+    assert!(screen.contains("tokens     "), "{screen}");
+    let mut texts = vec![std::fs::read_to_string(dir.join(".tollgate/dev.json")).unwrap()];
+    texts.push(std::fs::read_to_string(dir.join(".tollgate/tokens.toml")).unwrap());
+    for log in std::fs::read_dir(dir.join(".tollgate/logs")).unwrap() {
+        texts.push(std::fs::read_to_string(log.unwrap().path()).unwrap_or_default());
+    }
+    let secret = format!("tg_{}", "ab".repeat(32));
+    let dumped = Command::new(super::processes::bin("tollgate-gate"))
+        .arg("--dump-config")
+        .env("TOLLGATE_TOKEN", &secret)
+        .output()
+        .unwrap();
+    let dumped = text(&dumped);
+    assert!(dumped.contains("<redacted>"), "{dumped}");
+    texts.push(dumped);
+    for t in &texts {
+        assert!(!t.contains(cli_token.trim()), "the CLI's token leaked");
+        assert!(!t.contains(&secret), "a configured token leaked");
+        assert!(
+            token_in(t).is_none(),
+            "a token-shaped secret: {:?}",
+            token_in(t)
+        );
+    }
 
     // A second stack on the same directory is refused, with the running one's addresses.
     let second = run(dir, &["dev"]);

@@ -1,0 +1,254 @@
+//! Registry access tokens: who a caller is and what role it has, from a bearer token.
+//!
+//! The token file (`TOLLGATE_TOKENS_FILE`, TOML; a Kubernetes Secret in a cluster) holds
+//! each token's SHA-256 digest with its identity and role, never the token: a leaked file
+//! grants nothing. `tollgate token create` prints a new token once and adds its digest;
+//! `tollgate token revoke` removes an identity's tokens. The registry reads the file again
+//! whenever it changes.
+
+use std::{fmt, path::Path, str::FromStr};
+
+use serde::{Deserialize, Serialize};
+
+/// What a token's holder may do at the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// A person who approves, rejects, overrides and rolls back (and is on the spec's
+    /// `approvers:` list for the model).
+    Approver,
+    /// CI: publishes triggers and reads runs and versions.
+    Ci,
+    /// A Tollgate service: registers versions, records gate decisions, moves stages.
+    Service,
+    /// Reads only.
+    Viewer,
+}
+
+impl Role {
+    /// Every role, as `--role` lists them.
+    pub const ALL: [Role; 4] = [Role::Approver, Role::Ci, Role::Service, Role::Viewer];
+
+    /// The role's word.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Approver => "approver",
+            Role::Ci => "ci",
+            Role::Service => "service",
+            Role::Viewer => "viewer",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.name() == s)
+            .ok_or_else(|| format!("unknown role {s:?}: use approver, ci, service or viewer"))
+    }
+}
+
+/// One token's record: whose it is, its role, and the digest it is checked by.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenEntry {
+    /// Who holds it: a person (`carol`) or a service (`trainer`).
+    pub identity: String,
+    /// What it may do.
+    pub role: Role,
+    /// SHA-256 of the token, hex.
+    pub sha256: String,
+    /// When it was made (RFC 3339).
+    #[serde(default)]
+    pub created: String,
+}
+
+/// The token file's contents.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenFile {
+    /// Every valid token, as `[[token]]` tables.
+    #[serde(default, rename = "token")]
+    pub tokens: Vec<TokenEntry>,
+}
+
+/// Why the token file could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The file could not be read or written.
+    #[error("token file {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The file is not a token file.
+    #[error("token file {path} is not valid: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The identity is empty or holds characters other than letters, digits, `-`, `_`, `.`
+    /// and `@`.
+    #[error("identity {0:?}: use letters, digits, '-', '_', '.' and '@'")]
+    Identity(String),
+}
+
+/// The digest a token is stored and checked by.
+pub fn digest(token: &str) -> String {
+    tollgate_spec::digest(token)
+}
+
+impl TokenFile {
+    /// Reads the file at `path`; a file that does not exist holds no tokens.
+    pub fn load(path: &Path) -> Result<Self, TokenError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(TokenFile::default()),
+            Err(source) => {
+                return Err(TokenError::Io {
+                    path: path.display().to_string(),
+                    source,
+                });
+            }
+        };
+        toml::from_str(&text).map_err(|e| TokenError::Invalid {
+            path: path.display().to_string(),
+            message: e.message().to_string(),
+        })
+    }
+
+    /// Writes the file at `path` (a new file readable by its owner only), replacing it
+    /// whole so a reader never sees half of it.
+    pub fn save(&self, path: &Path) -> Result<(), TokenError> {
+        let io = |source| TokenError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let text = toml::to_string(self).map_err(|e| TokenError::Invalid {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let header = "# Tollgate registry tokens: digests only (tollgate token create / revoke).\n";
+        let tmp = path.with_extension("tmp");
+        {
+            use std::io::Write;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut f = options.open(&tmp).map_err(io)?;
+            f.write_all(header.as_bytes()).map_err(io)?;
+            f.write_all(text.as_bytes()).map_err(io)?;
+            f.sync_all().map_err(io)?;
+        }
+        std::fs::rename(&tmp, path).map_err(io)
+    }
+
+    /// Makes a token for `identity` with `role`, records its digest, and returns the
+    /// token: the only time it is ever shown.
+    pub fn add(
+        &mut self,
+        identity: &str,
+        role: Role,
+        created: String,
+    ) -> Result<String, TokenError> {
+        let valid = !identity.is_empty()
+            && identity
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c));
+        if !valid {
+            return Err(TokenError::Identity(identity.into()));
+        }
+        let bytes: [u8; 32] = rand::random();
+        let token = format!(
+            "tg_{}",
+            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+        self.tokens.push(TokenEntry {
+            identity: identity.into(),
+            role,
+            sha256: digest(&token),
+            created,
+        });
+        Ok(token)
+    }
+
+    /// Removes the tokens of `identity` (all, or all but the newest with `keep_newest`);
+    /// returns how many.
+    pub fn revoke(&mut self, identity: &str, keep_newest: bool) -> usize {
+        let before = self.tokens.len();
+        let newest = self.tokens.iter().rposition(|t| t.identity == identity);
+        let mut i = 0;
+        self.tokens.retain(|t| {
+            let keep = t.identity != identity || (keep_newest && Some(i) == newest);
+            i += 1;
+            keep
+        });
+        before - self.tokens.len()
+    }
+
+    /// The record of `token`, if it is valid.
+    pub fn find(&self, token: &str) -> Option<&TokenEntry> {
+        let d = digest(token);
+        self.tokens.iter().find(|t| t.sha256 == d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_is_found_by_its_digest_and_only_the_digest_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.toml");
+        let mut file = TokenFile::load(&path).unwrap();
+        assert!(file.tokens.is_empty());
+        let token = file.add("carol", Role::Approver, "now".into()).unwrap();
+        file.save(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains(&token), "the token itself is never written");
+        let back = TokenFile::load(&path).unwrap();
+        let found = back.find(&token).unwrap();
+        assert_eq!(
+            (found.identity.as_str(), found.role),
+            ("carol", Role::Approver)
+        );
+        assert!(back.find("tg_wrong").is_none());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn revoking_removes_every_token_of_the_identity_and_bad_identities_are_refused() {
+        let mut file = TokenFile::default();
+        let a = file.add("bob", Role::Approver, String::new()).unwrap();
+        file.add("bob", Role::Viewer, String::new()).unwrap();
+        file.add("ci", Role::Ci, String::new()).unwrap();
+        let newest = file.add("bob", Role::Approver, String::new()).unwrap();
+        assert_eq!(file.revoke("bob", true), 2, "rotation keeps the newest");
+        assert!(file.find(&a).is_none());
+        assert!(file.find(&newest).is_some());
+        assert_eq!(file.revoke("bob", false), 1);
+        assert_eq!(file.tokens.len(), 1);
+        assert!(file.add("bob smith", Role::Viewer, String::new()).is_err());
+        assert!("admin".parse::<Role>().is_err());
+    }
+}

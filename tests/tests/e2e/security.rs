@@ -1,0 +1,217 @@
+//! Who may do what at the registry, enforced by tokens: a pipeline whose registry checks
+//! a token file, its services calling with a `service` token, and every refusal asserted
+//! by its exact gRPC status.
+
+use tollgate_e2e::{Pipeline, example_spec, free_port};
+use tollgate_proto::{
+    ApprovalRequest, ListVersionsRequest, RecordGateRequest, ResolveRequest, TriggerKind, Verdict,
+};
+use tollgate_service::tokens::{Role, TokenFile};
+use tonic::Code;
+
+use super::registry::{approve, is_model_plan, wait_run};
+
+/// A token file with one token per (identity, role); returns the tokens in that order.
+fn tokens(path: &std::path::Path, who: &[(&str, Role)]) -> Vec<String> {
+    let mut file = TokenFile::default();
+    let made = who
+        .iter()
+        .map(|(identity, role)| file.add(identity, *role, String::new()).unwrap())
+        .collect();
+    file.save(path).unwrap();
+    made
+}
+
+fn refusal<T: std::fmt::Debug>(r: Result<T, tonic::Status>) -> (Code, String) {
+    let status = r.unwrap_err();
+    (status.code(), status.message().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_a_listed_approver_with_a_valid_token_approves_and_the_audit_records_the_token() {
+    let secrets = tempfile::tempdir().unwrap();
+    let file = secrets.path().join("tokens.toml");
+    let t = tokens(
+        &file,
+        &[
+            ("tollgate", Role::Service),
+            ("alice", Role::Approver),
+            ("mallory", Role::Approver),
+            ("vera", Role::Viewer),
+            ("github", Role::Ci),
+        ],
+    );
+    let (service, alice, mallory, viewer, ci) = (&t[0], &t[1], &t[2], &t[3], &t[4]);
+    let dashboard = format!("127.0.0.1:{}", free_port().unwrap());
+    let mut p = Pipeline::start_hosted(|h| {
+        h.tokens_file = Some(file.clone());
+        h.registry = h.registry.clone().with_token(service);
+        h.trainer_registry = h.trainer_registry.clone().with_token(service);
+        h.dashboard_addr = dashboard.clone();
+    })
+    .await
+    .unwrap();
+    p.token = viewer.clone();
+
+    // The services work with their service token: v1 is trained, registered, gated,
+    // promoted and integration-tested.
+    let data = p.dataset("churn.parquet", 3_000, 51, false).unwrap();
+    let run = p
+        .run_file(TriggerKind::Data, &example_spec(), &data)
+        .await
+        .unwrap();
+    assert_eq!(run.verdict(), Verdict::Passed, "{}", run.reason);
+    wait_run(&p, "model plan of v1", |r| is_model_plan(r, 1)).await;
+
+    // No token, a wrong one: Unauthenticated, whatever the call.
+    let (code, message) = refusal(
+        p.registry_with("")
+            .unwrap()
+            .approve(approve(1, "alice"))
+            .await,
+    );
+    assert_eq!(code, Code::Unauthenticated, "{message}");
+    assert!(message.contains("no bearer token"), "{message}");
+    let (code, message) = refusal(
+        p.registry_with("tg_0123")
+            .unwrap()
+            .list_versions(ListVersionsRequest::default())
+            .await,
+    );
+    assert_eq!(code, Code::Unauthenticated, "{message}");
+    assert!(message.contains("not valid"), "{message}");
+
+    // A viewer reads, and cannot approve.
+    let mut as_viewer = p.registry_with(viewer).unwrap();
+    let listed = as_viewer
+        .list_versions(ListVersionsRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.into_inner().versions.len(), 1);
+    let (code, message) = refusal(as_viewer.approve(approve(1, "")).await);
+    assert_eq!(code, Code::PermissionDenied, "{message}");
+    assert!(
+        message.contains("vera (role viewer) may not approve"),
+        "{message}"
+    );
+
+    // CI may not record gate decisions (nor register versions): those are services'.
+    let (code, message) = refusal(
+        p.registry_with(ci)
+            .unwrap()
+            .record_gate(RecordGateRequest {
+                model: "churn".into(),
+                version: 1,
+                ..Default::default()
+            })
+            .await,
+    );
+    assert_eq!(code, Code::PermissionDenied, "{message}");
+
+    // An approver not on the spec's list, and alice's token claiming to be bob.
+    let (code, message) = refusal(
+        p.registry_with(mallory)
+            .unwrap()
+            .approve(approve(1, ""))
+            .await,
+    );
+    assert_eq!(code, Code::PermissionDenied, "{message}");
+    assert!(message.contains("mallory"), "{message}");
+    let mut as_alice = p.registry_with(alice).unwrap();
+    let (code, message) = refusal(as_alice.approve(approve(1, "bob")).await);
+    assert_eq!(code, Code::PermissionDenied, "{message}");
+    assert!(
+        message.contains("the token is alice's, not bob's"),
+        "{message}"
+    );
+
+    // Alice approves: the approval and the audit trail name the token's identity.
+    let approval = as_alice
+        .approve(ApprovalRequest {
+            approver: String::new(),
+            ..approve(1, "")
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(approval.approver, "alice");
+    let v1 = as_viewer
+        .resolve(ResolveRequest {
+            uri: "models:/churn/1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        v1.audit
+            .iter()
+            .any(|a| a.action == "approved" && a.actor == "alice"),
+        "{:?}",
+        v1.audit
+    );
+
+    // The dashboard's API wants a token too: the header, or ?access_token= for the
+    // event stream.
+    let api = format!("http://{dashboard}/api/runs");
+    let http = reqwest::Client::new();
+    assert_eq!(http.get(&api).send().await.unwrap().status().as_u16(), 401);
+    let with_header = http.get(&api).bearer_auth(viewer).send().await.unwrap();
+    assert_eq!(with_header.status().as_u16(), 200);
+    let with_query = http
+        .get(format!("{api}?access_token={viewer}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_query.status().as_u16(), 200);
+    assert_eq!(
+        http.get(format!("{api}?access_token=tg_nope"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        401
+    );
+
+    // `tollgate token create` adds a digest the running registry honours at once, and
+    // the token it prints works as TOLLGATE_TOKEN.
+    let out = std::process::Command::new(super::processes::bin("tollgate"))
+        .args(["token", "create", "--identity", "bob", "--role", "approver"])
+        .env("TOLLGATE_TOKENS_FILE", &file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bob = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(bob.starts_with("tg_") && bob.len() == 67, "{bob}");
+    assert!(!std::fs::read_to_string(&file).unwrap().contains(&bob));
+    let models = std::process::Command::new(super::processes::bin("tollgate"))
+        .args(["models", "churn"])
+        .env("TOLLGATE_REGISTRY_URL", &p.registry_url)
+        .env("TOLLGATE_NATS_URL", &p.nats.url)
+        .env("TOLLGATE_TOKEN", &bob)
+        .output()
+        .unwrap();
+    assert!(
+        models.status.success(),
+        "{}",
+        String::from_utf8_lossy(&models.stderr)
+    );
+    let refused = std::process::Command::new(super::processes::bin("tollgate"))
+        .args(["models", "churn"])
+        .env("TOLLGATE_REGISTRY_URL", &p.registry_url)
+        .env("TOLLGATE_NATS_URL", &p.nats.url)
+        .env("TOLLGATE_TOKEN", "tg_wrong")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("not valid"), "{said}");
+    assert!(
+        !said.contains("tg_wrong"),
+        "the token is not echoed: {said}"
+    );
+}
