@@ -45,6 +45,114 @@ pub enum DatasetError {
     /// Writing the local copy failed.
     #[error("cannot write local copy of dataset: {0}")]
     Io(#[from] std::io::Error),
+    /// A `file://` dataset outside every configured root (after `..` and symlinks).
+    #[error(
+        "dataset {path} is outside the data roots ({roots}); list its directory under data_roots (TOLLGATE_DATA_ROOTS)"
+    )]
+    Outside {
+        /// The file, as resolved.
+        path: String,
+        /// The roots, or "none configured".
+        roots: String,
+    },
+    /// A dataset URI or object name with a `..` segment.
+    #[error("dataset {0:?} has a '..' segment; name the file by its real path")]
+    DotDot(String),
+    /// A dataset larger than the configured limit, refused before it is read.
+    #[error("dataset {name} is {size} bytes, over the {limit}-byte limit (max_dataset_bytes)")]
+    TooLarge {
+        /// The file or object.
+        name: String,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// An object name that is not one Tollgate stores.
+    #[error(
+        "object name {0:?}: use 1 to 255 printable characters, no leading '/', no '..' segment, no backslash"
+    )]
+    BadName(String),
+}
+
+/// Where stages may read datasets from, and how large one may be.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataAccess {
+    /// Where pushed datasets are downloaded.
+    pub cache_dir: PathBuf,
+    /// The directories `file://` datasets must lie under, symlinks resolved; with none,
+    /// `file://` datasets are refused (pushed ones still work).
+    pub roots: Vec<PathBuf>,
+    /// The largest dataset read, in bytes; larger ones are refused before reading.
+    pub max_bytes: u64,
+}
+
+impl DataAccess {
+    /// `roots` as a `PATH`-style list (`/data:/mnt/shared`), the way `data_roots` is set.
+    pub fn parse_roots(list: &str) -> Vec<PathBuf> {
+        std::env::split_paths(list)
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect()
+    }
+
+    /// The file a `file://` URI (or bare path) names, if it lies under a root: `..`
+    /// segments are refused outright, symlinks are followed before the check.
+    pub fn confine(&self, uri: &str, path: &Path) -> Result<PathBuf, DatasetError> {
+        if path
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return Err(DatasetError::DotDot(uri.into()));
+        }
+        let real = std::fs::canonicalize(path)
+            .map_err(|_| DatasetError::Missing(path.display().to_string()))?;
+        let inside = self
+            .roots
+            .iter()
+            .filter_map(|r| std::fs::canonicalize(r).ok())
+            .any(|root| real.starts_with(root));
+        if !inside {
+            let roots = if self.roots.is_empty() {
+                "none configured".to_string()
+            } else {
+                self.roots
+                    .iter()
+                    .map(|r| r.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            return Err(DatasetError::Outside {
+                path: real.display().to_string(),
+                roots,
+            });
+        }
+        Ok(real)
+    }
+
+    fn within_limit(&self, name: &str, size: u64) -> Result<(), DatasetError> {
+        if size > self.max_bytes {
+            return Err(DatasetError::TooLarge {
+                name: name.into(),
+                size,
+                limit: self.max_bytes,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Checks a name for the datasets object store.
+pub fn check_object_name(name: &str) -> Result<(), DatasetError> {
+    let bad = name.is_empty()
+        || name.len() > 255
+        || name.starts_with('/')
+        || name.contains('\\')
+        || name.split('/').any(|segment| segment == "..")
+        || name.chars().any(char::is_control);
+    if bad {
+        return Err(DatasetError::BadName(name.into()));
+    }
+    Ok(())
 }
 
 impl DatasetError {
@@ -178,9 +286,15 @@ impl Datasets<'_> {
             }))
     }
 
-    /// Makes the dataset at `uri` available as a local file, downloading pushed datasets
-    /// into `cache_dir` once per content digest.
-    pub async fn materialize(&self, uri: &str, cache_dir: &Path) -> Result<PathBuf, DatasetError> {
+    /// Makes the dataset at `uri` available as a local file under `access`: a `file://`
+    /// one must lie under a root; a pushed one is downloaded into the cache once per
+    /// content digest, streamed to disk. Either is refused over the size limit before a
+    /// byte is read.
+    pub async fn materialize(
+        &self,
+        uri: &str,
+        access: &DataAccess,
+    ) -> Result<PathBuf, DatasetError> {
         if uri.is_empty() {
             return Err(DatasetError::Unnamed);
         }
@@ -188,15 +302,21 @@ impl Datasets<'_> {
             if !path.exists() {
                 return Err(DatasetError::Missing(path.display().to_string()));
             }
-            return Ok(path);
+            let real = access.confine(uri, &path)?;
+            let size = std::fs::metadata(&real)?.len();
+            access.within_limit(&real.display().to_string(), size)?;
+            return Ok(real);
         }
+        let cache_dir = &access.cache_dir;
         let store = &self.0.datasets;
         let name = uri.trim_start_matches(OBJSTORE_SCHEME);
+        check_object_name(name)?;
         let not_pushed = |e: Box<dyn std::error::Error + Send + Sync>| DatasetError::NotPushed {
             name: name.into(),
             source: BusError::store(format!("reading dataset {name}"), e),
         };
         let info = store.info(name).await.map_err(|e| not_pushed(e.into()))?;
+        access.within_limit(uri, info.size as u64)?;
         let digest: String = info
             .digest
             .unwrap_or_default()
@@ -214,16 +334,33 @@ impl Datasets<'_> {
         }
         tokio::fs::create_dir_all(cache_dir).await?;
         let mut object = store.get(name).await.map_err(|e| not_pushed(e.into()))?;
-        let mut bytes = Vec::with_capacity(info.size);
-        object.read_to_end(&mut bytes).await?;
         let tmp = cache_dir.join(format!(".{digest}-{file_name}.{}", ulid::Ulid::new()));
-        tokio::fs::write(&tmp, &bytes).await?;
+        let mut file = tokio::fs::File::create(&tmp).await?;
+        let copied =
+            tokio::io::copy(&mut (&mut object).take(access.max_bytes + 1), &mut file).await;
+        let copied = match copied {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                return Err(e.into());
+            }
+        };
+        file.sync_all().await?;
+        if copied > access.max_bytes {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(DatasetError::TooLarge {
+                name: uri.into(),
+                size: copied,
+                limit: access.max_bytes,
+            });
+        }
         tokio::fs::rename(&tmp, &local).await?;
         Ok(local)
     }
 
     /// Pushes a local file into the store under `name`; returns its URI.
     pub async fn push(&self, path: &Path, name: &str) -> Result<String, DatasetError> {
+        check_object_name(name)?;
         if !path.exists() {
             return Err(DatasetError::Missing(path.display().to_string()));
         }
@@ -234,5 +371,77 @@ impl Datasets<'_> {
             .await
             .map_err(|e| BusError::store(format!("pushing dataset {name}"), e))?;
         Ok(format!("{OBJSTORE_SCHEME}{name}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn access(roots: Vec<PathBuf>, max_bytes: u64) -> DataAccess {
+        DataAccess {
+            cache_dir: std::env::temp_dir(),
+            roots,
+            max_bytes,
+        }
+    }
+
+    #[test]
+    fn only_files_under_a_root_are_read_after_dot_dot_and_symlinks() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let inside = root.path().join("churn.csv");
+        std::fs::write(&inside, "a\n1\n").unwrap();
+        let secret = outside.path().join("secret.csv");
+        std::fs::write(&secret, "a\n1\n").unwrap();
+        let a = access(vec![root.path().to_path_buf()], 1 << 20);
+
+        let real = a.confine("file://x", &inside).unwrap();
+        assert_eq!(real, std::fs::canonicalize(&inside).unwrap());
+        assert!(matches!(
+            a.confine("file:///etc/passwd", Path::new("/etc/passwd")),
+            Err(DatasetError::Outside { .. })
+        ));
+        let dotted = root.path().join("../x.csv");
+        let err = a.confine("file://../x.csv", &dotted).unwrap_err();
+        assert!(matches!(err, DatasetError::DotDot(_)), "{err}");
+        #[cfg(unix)]
+        {
+            let link = root.path().join("link.csv");
+            std::os::unix::fs::symlink(&secret, &link).unwrap();
+            let err = a.confine("file://link", &link).unwrap_err();
+            assert!(err.to_string().contains("outside the data roots"), "{err}");
+        }
+        let none = access(Vec::new(), 1 << 20);
+        let err = none.confine("file://x", &inside).unwrap_err();
+        assert!(err.to_string().contains("none configured"), "{err}");
+    }
+
+    #[test]
+    fn a_dataset_over_the_limit_is_named_with_the_limit() {
+        let a = access(Vec::new(), 100);
+        assert!(a.within_limit("d", 100).is_ok());
+        let err = a.within_limit("d", 101).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "dataset d is 101 bytes, over the 100-byte limit (max_dataset_bytes)"
+        );
+    }
+
+    #[test]
+    fn object_names_stay_inside_their_store() {
+        for good in ["churn.parquet", "incoming/2026/churn.csv", "a..b.csv"] {
+            assert!(check_object_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "incoming/../../x",
+            "a\\b",
+            "a\nb",
+        ] {
+            assert!(check_object_name(bad).is_err(), "{bad:?}");
+        }
     }
 }

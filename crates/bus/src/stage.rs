@@ -151,12 +151,12 @@ impl StageContext {
     pub async fn dataset(
         &self,
         run: &Run,
-        cache_dir: &std::path::Path,
+        access: &crate::dataset::DataAccess,
     ) -> Result<std::path::PathBuf, StageError> {
         Ok(self
             .bus
             .datasets()
-            .materialize(&run.dataset_uri, cache_dir)
+            .materialize(&run.dataset_uri, access)
             .await?)
     }
 

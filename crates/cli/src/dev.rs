@@ -393,6 +393,12 @@ async fn start(args: &DevArgs, dir: &Path) -> Result<Started, CliError> {
     } else {
         Some(dev_tokens(dir)?)
     };
+    let data_roots = match &args.data_roots {
+        Some(roots) => roots.clone(),
+        None => std::env::current_dir()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default(),
+    };
     let mut stack = Stack {
         nats,
         services: Vec::new(),
@@ -411,10 +417,12 @@ async fn start(args: &DevArgs, dir: &Path) -> Result<Started, CliError> {
                 server: server.as_ref(),
                 dashboard_addr: &dashboard_addr,
                 tokens: tokens.as_ref(),
+                data_roots: &data_roots,
             },
         )
     } else {
         let mut hosted = Hosted::new(&nats_url, &registry_url, cache_dir);
+        hosted.data_roots = data_roots.clone();
         hosted.server = server.clone();
         hosted.dashboard_addr = dashboard_addr.clone();
         if let Some(t) = &tokens {
@@ -454,6 +462,8 @@ pub struct Hosted {
     pub trainer_registry: RegistryConfig,
     /// Where pushed datasets are downloaded.
     pub cache_dir: PathBuf,
+    /// The directories stages may read `file://` datasets from, `PATH`-style.
+    pub data_roots: String,
     /// The clock the trigger-watcher's schedules read (tests set the time).
     pub clock: Arc<dyn Clock>,
     /// How often the trigger-watcher checks schedules, in milliseconds.
@@ -510,6 +520,7 @@ impl Hosted {
             registry: RegistryConfig::at(registry_url),
             trainer_registry: RegistryConfig::at(registry_url),
             cache_dir,
+            data_roots: std::env::temp_dir().display().to_string(),
             clock: Arc::new(SystemClock),
             schedule_tick_ms: tollgate_trigger_watcher::Config::default().schedule_tick_ms,
             without: Vec::new(),
@@ -533,6 +544,7 @@ pub fn host_services(
         registry,
         trainer_registry,
         cache_dir,
+        data_roots,
         clock,
         schedule_tick_ms,
         without,
@@ -579,6 +591,7 @@ pub fn host_services(
                     nats: nats.clone(),
                     registry: registry.clone(),
                     cache_dir: cache_dir.clone(),
+                    data_roots: data_roots.clone(),
                     ..Default::default()
                 },
                 stop(),
@@ -591,6 +604,7 @@ pub fn host_services(
                     nats: nats.clone(),
                     registry: trainer_registry,
                     cache_dir: cache_dir.clone(),
+                    data_roots: data_roots.clone(),
                     ..Default::default()
                 },
                 stop(),
@@ -603,6 +617,7 @@ pub fn host_services(
                     nats: nats.clone(),
                     registry: registry.clone(),
                     cache_dir,
+                    data_roots,
                     ..Default::default()
                 },
                 stop(),
@@ -674,6 +689,7 @@ struct Layout<'a> {
     server: Option<&'a ServerHosting>,
     dashboard_addr: &'a str,
     tokens: Option<&'a DevTokens>,
+    data_roots: &'a str,
 }
 
 /// The six service binaries, run as separate processes next to this one.
@@ -686,6 +702,7 @@ fn spawn_processes(stack: &mut Stack, layout: &Layout<'_>) -> Result<(), CliErro
         server,
         dashboard_addr,
         tokens,
+        data_roots,
     } = *layout;
     let bin_dir = std::env::current_exe()
         .ok()
@@ -717,6 +734,7 @@ fn spawn_processes(stack: &mut Stack, layout: &Layout<'_>) -> Result<(), CliErro
             .env("TOLLGATE_GRPC_ADDR", grpc_addr)
             .env("TOLLGATE_REGISTRY_URL", format!("http://{grpc_addr}"))
             .env("TOLLGATE_CACHE_DIR", cache_dir)
+            .env("TOLLGATE_DATA_ROOTS", data_roots)
             .env(
                 "TOLLGATE_HEALTH_ADDR",
                 if name == "registry" {

@@ -255,6 +255,11 @@ pub struct DevArgs {
     /// Model server port (0: any free port).
     #[arg(long, default_value_t = 0)]
     pub server_port: u16,
+    /// The directories stages may read `file://` datasets from, `PATH`-style
+    /// (`/data:/mnt/shared`) [default: the current directory]. Pushed datasets
+    /// (`tollgate data push`) are always readable.
+    #[arg(long, env = "TOLLGATE_DATA_ROOTS")]
+    pub data_roots: Option<String>,
     /// Run the registry without tokens: anyone on this machine may approve. By default the
     /// stack makes a token file in the data directory, a token for its services and one
     /// for the CLI, which finds it by itself.

@@ -350,6 +350,11 @@ pub struct StageConfig {
     pub registry: RegistryConfig,
     /// Where pushed datasets are downloaded to (data-validator, trainer, gate).
     pub cache_dir: PathBuf,
+    /// The directories `file://` datasets may be read from, `PATH`-style
+    /// (`/data:/mnt/shared`, `TOLLGATE_DATA_ROOTS`); empty: only pushed datasets.
+    pub data_roots: String,
+    /// The largest dataset a stage reads, in bytes; larger ones are refused unread.
+    pub max_dataset_bytes: u64,
     /// Single-record predictions timed for latency (gate, promoter); at least 100.
     pub latency_calls: usize,
     /// The Staging model server the promoter's integration test calls
@@ -367,6 +372,8 @@ impl Default for StageConfig {
             health_addr: HEALTH_ADDR.into(),
             registry: RegistryConfig::default(),
             cache_dir: cache_dir(),
+            data_roots: String::new(),
+            max_dataset_bytes: 20 * 1024 * 1024 * 1024,
             latency_calls: 200,
             staging_server_url: String::new(),
             staging_wait_secs: 60,
@@ -400,7 +407,11 @@ impl StageConfig {
     {
         self.validate()?;
         let handler = make(StageDeps {
-            cache_dir: self.cache_dir.clone(),
+            data: tollgate_bus::dataset::DataAccess {
+                cache_dir: self.cache_dir.clone(),
+                roots: tollgate_bus::dataset::DataAccess::parse_roots(&self.data_roots),
+                max_bytes: self.max_dataset_bytes,
+            },
             registry: self.registry.client()?,
             latency_calls: self.latency_calls,
             staging_server_url: self.staging_server_url.clone(),
@@ -414,8 +425,8 @@ impl StageConfig {
 /// What a stage handler is made from: its share of [`StageConfig`], ready to use.
 #[derive(Debug, Clone)]
 pub struct StageDeps {
-    /// Where pushed datasets are downloaded to.
-    pub cache_dir: PathBuf,
+    /// Where datasets may be read from, where pushed ones are downloaded, and how large.
+    pub data: tollgate_bus::dataset::DataAccess,
     /// The registry client (connects on first use).
     pub registry: tollgate_proto::RegistryApi,
     /// Single-record predictions timed for latency.

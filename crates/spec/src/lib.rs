@@ -883,9 +883,19 @@ impl Candidates {
     }
 }
 
+/// The largest spec text Tollgate parses: a spec is a page of YAML, and a bigger one is
+/// refused before the parser sees it.
+pub const MAX_SPEC_BYTES: usize = 256 * 1024;
+
 impl ModelSpec {
-    /// Parses and validates spec text.
+    /// Parses and validates spec text (at most [`MAX_SPEC_BYTES`]).
     pub fn parse(text: &str) -> Result<Self, SpecError> {
+        if text.len() > MAX_SPEC_BYTES {
+            return Err(SpecError::Invalid(format!(
+                "the spec is {} bytes, over the {MAX_SPEC_BYTES}-byte limit",
+                text.len()
+            )));
+        }
         // serde_path_to_error puts the field's path (`champion[0].metric`) before the
         // message; serde-saphyr adds the line and column.
         let spec: ModelSpec = serde_saphyr::with_deserializer_from_str(text, |de| {
@@ -954,6 +964,22 @@ impl ModelSpec {
         }
         if let Some((stage, _)) = self.timeouts.iter().find(|(_, w)| w.0.is_zero()) {
             return bad(format!("timeouts.{stage}: a stage needs more than no time"));
+        }
+        for (trigger, plan) in &self.triggers {
+            // Staging only through the gate, Production only through an approval: a plan
+            // cannot route around either.
+            if let Some(i) = plan.iter().position(|s| *s == Stage::Promote)
+                && !plan[..i].contains(&Stage::Gate)
+            {
+                return bad(format!(
+                    "triggers.{trigger}: promote must come after gate, so no version reaches Staging ungraded"
+                ));
+            }
+            if plan.contains(&Stage::Production) {
+                return bad(format!(
+                    "triggers.{trigger}: production is not a plan stage; a recorded approval starts it (tollgate approve)"
+                ));
+            }
         }
         let minutes = self.alerts.training_minutes;
         if !(minutes.is_finite() && minutes >= 0.0) {

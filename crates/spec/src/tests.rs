@@ -294,3 +294,25 @@ fn stage_timeouts_default_per_stage_and_can_be_set() {
         .to_string();
     assert!(err.contains("timeouts.gate"), "{err}");
 }
+
+#[test]
+fn a_plan_cannot_skip_the_gate_or_reach_production_without_an_approval() {
+    let ungated = EXAMPLE.replace(
+        "data: [validate, train, gate, promote]",
+        "data: [validate, train, promote]",
+    );
+    let err = ModelSpec::parse(&ungated).unwrap_err().to_string();
+    assert!(
+        err.contains("triggers.data: promote must come after gate"),
+        "{err}"
+    );
+    let straight = EXAMPLE.replace(
+        "model: [integration, approval]",
+        "model: [integration, approval, production]",
+    );
+    let err = ModelSpec::parse(&straight).unwrap_err().to_string();
+    assert!(
+        err.contains("triggers.model: production is not a plan stage"),
+        "{err}"
+    );
+}

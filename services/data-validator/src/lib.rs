@@ -42,7 +42,7 @@ struct Validator(StageDeps);
 impl StageHandler for Validator {
     async fn handle(&self, mut run: Run, ctx: StageContext) -> Result<StageDone, StageError> {
         let spec = ModelSpec::parse(&run.spec_yaml)?;
-        let path = ctx.dataset(&run, &self.0.cache_dir).await?;
+        let path = ctx.dataset(&run, &self.0.data).await?;
         ctx.progress(format!(
             "validating {} expectations on {}",
             spec.expectations.len(),

@@ -176,7 +176,7 @@ impl StageHandler for Grader {
             ));
         }
         let (candidate, size) = self.fetch(&run.model, run.model_version).await?;
-        let path = ctx.dataset(&run, &self.0.cache_dir).await?;
+        let path = ctx.dataset(&run, &self.0.data).await?;
         let mut registry = self.0.registry.clone();
         let production = match registry
             .latest_by_stage(LatestByStageRequest {

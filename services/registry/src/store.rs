@@ -913,6 +913,16 @@ pub async fn record_gate(bus: &Bus, r: RecordGateRequest) -> Result<ModelVersion
 /// A version's artifact, checked against its recorded digest.
 pub async fn artifact(bus: &Bus, model: &str, n: u32) -> Result<Artifact, RegistryError> {
     let (v, _) = version(bus, model, n).await?;
+    // Checked before a byte is read: an artifact is held whole to answer the call.
+    let size = bus.artifacts().size(&v.artifact_name).await.map_err(|e| {
+        RegistryError::NotFound(format!("artifact of {model} v{n} is missing: {e}"))
+    })?;
+    if size > tollgate_proto::MAX_MESSAGE_BYTES {
+        return Err(RegistryError::FailedPrecondition(format!(
+            "artifact of {model} v{n} is {size} bytes, over the {}-byte limit of a registry call",
+            tollgate_proto::MAX_MESSAGE_BYTES
+        )));
+    }
     let data = bus.artifacts().get(&v.artifact_name).await.map_err(|e| {
         RegistryError::NotFound(format!("artifact of {model} v{n} is missing: {e}"))
     })?;

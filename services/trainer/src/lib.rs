@@ -47,7 +47,7 @@ struct Trainer(StageDeps);
 impl StageHandler for Trainer {
     async fn handle(&self, mut run: Run, ctx: StageContext) -> Result<StageDone, StageError> {
         let spec = ModelSpec::parse(&run.spec_yaml)?;
-        let path = ctx.dataset(&run, &self.0.cache_dir).await?;
+        let path = ctx.dataset(&run, &self.0.data).await?;
         let algorithms: Vec<String> = spec.algorithms().iter().map(|a| a.describe()).collect();
         ctx.progress(match &spec.candidates {
             Some(c) => format!(

@@ -46,6 +46,7 @@ pub(crate) fn service_env(nats: &NatsServer, dir: &std::path::Path) -> Vec<(&'st
             "TOLLGATE_CACHE_DIR",
             dir.join("cache").display().to_string(),
         ),
+        ("TOLLGATE_DATA_ROOTS", dir.display().to_string()),
     ]
 }
 

@@ -215,3 +215,44 @@ async fn only_a_listed_approver_with_a_valid_token_approves_and_the_audit_record
         "the token is not echoed: {said}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn datasets_outside_the_data_roots_and_oversized_messages_are_refused() {
+    let p = Pipeline::start().await.unwrap();
+    let fails_with = |uri: String, reason: &'static str| {
+        let p = &p;
+        async move {
+            let id = p
+                .trigger(TriggerKind::Code, "churn", &example_spec(), &uri)
+                .await
+                .unwrap();
+            let run = p.verdict(&id).await.unwrap();
+            assert_eq!(run.verdict(), Verdict::Failed, "{uri}: {}", run.reason);
+            assert!(run.reason.contains(reason), "{uri}: {}", run.reason);
+        }
+    };
+    // The harness lists the temp directory as the data root.
+    fails_with("file:///etc/passwd".into(), "outside the data roots").await;
+    let dotted = format!("file://{}/../../etc/passwd", p.dir.path().display());
+    fails_with(dotted, "has a '..' segment").await;
+    #[cfg(unix)]
+    {
+        let link = p.dir.path().join("churn.csv");
+        std::os::unix::fs::symlink("/etc/hostname", &link).unwrap();
+        let uri = format!("file://{}", link.display());
+        fails_with(uri, "outside the data roots").await;
+    }
+
+    // A message over the server's max_payload is refused, never delivered.
+    let big = vec![0u8; 2 * 1024 * 1024];
+    let refused = p
+        .bus
+        .jetstream()
+        .publish(
+            tollgate_bus::subjects::stage(tollgate_proto::Stage::Validate),
+            big.into(),
+        )
+        .await;
+    let error = refused.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(error.contains("payload"), "{error}");
+}
