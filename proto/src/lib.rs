@@ -257,8 +257,15 @@ impl Run {
             queued_behind: self.queued_behind.clone(),
             plan_timeout_ms: self.stage_timeouts_ms.iter().sum(),
             alerts: self.alerts,
+            notify_subject: self.notify_subject.clone(),
         }
     }
+}
+
+/// Whether `subject` may receive a run's relayed events: an inbox, never a Tollgate
+/// subject a service consumes.
+pub fn is_notify_subject(subject: &str) -> bool {
+    subject.starts_with("_INBOX") && !subject.contains(['*', '>', ' ']) && subject.len() <= 256
 }
 
 /// Largest message the registry API moves (artifacts travel in one message).

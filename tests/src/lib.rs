@@ -89,8 +89,14 @@ impl NatsServer {
     /// Starts the server on a port it picks itself (`-p -1`, so no other test can take it
     /// between choosing and binding) and reads the port from its log.
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_with(None)
+    }
+
+    /// [`NatsServer::start`] with a config file (`-c`): users and permissions from
+    /// `tollgate nats-config`.
+    pub fn start_with(config: Option<&Path>) -> anyhow::Result<Self> {
         let store = tempfile::tempdir()?;
-        let (child, port) = spawn_nats(store.path(), None)?;
+        let (child, port) = spawn_nats(store.path(), None, config)?;
         Ok(NatsServer {
             child,
             url: format!("nats://127.0.0.1:{port}"),
@@ -109,7 +115,7 @@ impl NatsServer {
             .next()
             .and_then(|p| p.parse().ok())
             .context("the server's URL has no port")?;
-        let (child, _) = spawn_nats(self._store.path(), Some(port))?;
+        let (child, _) = spawn_nats(self._store.path(), Some(port), None)?;
         self.child = child;
         Ok(())
     }
@@ -117,12 +123,21 @@ impl NatsServer {
 
 /// Starts nats-server with JetStream on `store`, on `port` or one it picks; returns the
 /// child once it listens, with its port.
-fn spawn_nats(store: &Path, port: Option<u16>) -> anyhow::Result<(Child, u16)> {
+fn spawn_nats(
+    store: &Path,
+    port: Option<u16>,
+    config: Option<&Path>,
+) -> anyhow::Result<(Child, u16)> {
     use std::io::BufRead;
     let port_arg = port.map_or("-1".to_string(), |p| p.to_string());
-    let mut child = Command::new(nats_server_binary()?)
+    let mut command = Command::new(nats_server_binary()?);
+    command
         .args(["-a", "127.0.0.1", "-p", &port_arg, "-js", "-sd"])
-        .arg(store)
+        .arg(store);
+    if let Some(config) = config {
+        command.arg("-c").arg(config);
+    }
+    let mut child = command
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -266,8 +281,32 @@ impl Pipeline {
     /// Starts nats-server and every service, after `adjust` changed how they are hosted
     /// (another clock for schedules, another registry for the trainer).
     pub async fn start_hosted(adjust: impl FnOnce(&mut Hosted)) -> anyhow::Result<Self> {
+        Self::start_on(NatsServer::start()?, None, adjust).await
+    }
+
+    /// Starts nats-server with the users and permissions `tollgate nats-config` wrote into
+    /// `creds_dir`, and every service signed in as itself; the harness signs in as the
+    /// `operator`.
+    pub async fn start_secured(
+        creds_dir: &Path,
+        adjust: impl FnOnce(&mut Hosted),
+    ) -> anyhow::Result<Self> {
+        tollgate_cli::nats_config(creds_dir)?;
+        let nats = NatsServer::start_with(Some(&creds_dir.join("nats-server.conf")))?;
+        let dir = creds_dir.to_path_buf();
+        Self::start_on(nats, Some(dir.join("operator.creds")), |h| {
+            h.nats_creds_dir = Some(dir);
+            adjust(h);
+        })
+        .await
+    }
+
+    async fn start_on(
+        nats: NatsServer,
+        harness_creds: Option<PathBuf>,
+        adjust: impl FnOnce(&mut Hosted),
+    ) -> anyhow::Result<Self> {
         TELEMETRY.get_or_init(|| tollgate_telemetry::init("e2e"));
-        let nats = NatsServer::start()?;
         let dir = tempfile::tempdir()?;
         let stop = CancellationToken::new();
         let url = nats.url.clone();
@@ -277,7 +316,11 @@ impl Pipeline {
         let mut hosted = Hosted::new(&url, &registry_url, cache_dir);
         adjust(&mut hosted);
         host_services(hosted, listener, &stop);
-        let bus = Bus::connect(&url).await?;
+        let auth = tollgate_bus::bus::Auth {
+            creds: harness_creds,
+            ca: None,
+        };
+        let bus = Bus::connect_with(&url, &auth).await?;
         let verdicts = Verdicts::follow(&bus, stop.clone()).await?;
         Ok(Pipeline {
             nats,

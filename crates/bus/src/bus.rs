@@ -99,14 +99,61 @@ pub struct Bus {
     ack_wait: Duration,
 }
 
+/// How a connection signs in to NATS and which servers it trusts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Auth {
+    /// A `.creds` file from `tollgate nats-config`; `None`: no credentials.
+    pub creds: Option<std::path::PathBuf>,
+    /// A CA certificate (PEM) that signs the server's TLS certificate; `None`: plain TCP.
+    pub ca: Option<std::path::PathBuf>,
+}
+
+impl Auth {
+    /// `TOLLGATE_NATS_CREDS` and `TOLLGATE_NATS_CA`, where set: what the CLI signs in with.
+    pub fn from_env() -> Self {
+        let path = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(std::path::PathBuf::from)
+        };
+        Auth {
+            creds: path("TOLLGATE_NATS_CREDS"),
+            ca: path("TOLLGATE_NATS_CA"),
+        }
+    }
+}
+
 impl Bus {
-    /// Connects to `url` and creates (or opens) every stream, bucket and store.
+    /// Connects to `url` as [`Auth::from_env`] says (`TOLLGATE_NATS_CREDS`,
+    /// `TOLLGATE_NATS_CA`) and creates (or opens) every stream, bucket and store.
     pub async fn connect(url: &str) -> Result<Self, BusError> {
-        let client = async_nats::ConnectOptions::new()
+        Self::connect_with(url, &Auth::from_env()).await
+    }
+
+    /// Connects to `url` signed in with `auth` and creates (or opens) every stream,
+    /// bucket and store.
+    pub async fn connect_with(url: &str, auth: &Auth) -> Result<Self, BusError> {
+        let refused = |source: String| BusError::Connect {
+            url: url.into(),
+            source: source.into(),
+        };
+        let mut options = async_nats::ConnectOptions::new()
             .name("tollgate")
             .retry_on_initial_connect()
-            .connection_timeout(Duration::from_secs(5))
-            .connect(url);
+            .connection_timeout(Duration::from_secs(5));
+        if let Some(path) = &auth.creds {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| refused(format!("credentials file {}: {e}", path.display())))?;
+            let (identity, seed) = crate::access::parse_creds(&text)
+                .map_err(|e| refused(format!("credentials file {}: {e}", path.display())))?;
+            options = options
+                .nkey(seed)
+                .custom_inbox_prefix(identity.inbox_prefix());
+        }
+        if let Some(ca) = &auth.ca {
+            options = options.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        let client = options.connect(url);
         let client = tokio::time::timeout(Duration::from_secs(30), client)
             .await
             .map_err(|_| BusError::Connect {

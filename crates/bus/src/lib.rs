@@ -21,6 +21,7 @@
 //! - [`artifacts`]: the model artifacts object store.
 //! - [`dataset`]: dataset URIs and the datasets object store.
 
+pub mod access;
 pub mod alerts;
 pub mod artifacts;
 pub mod bus;

@@ -1,6 +1,5 @@
 //! `tollgate alerts`: each model's alert rules as the registry last evaluated them.
 
-use tollgate_bus::Bus;
 use tollgate_proto::AlertState;
 
 use crate::{
@@ -10,7 +9,7 @@ use crate::{
 
 /// `tollgate alerts [--firing] [--json]`.
 pub async fn list(nats_url: &str, firing: bool, json: bool) -> Result<(), CliError> {
-    let bus = Bus::connect(nats_url).await?;
+    let bus = crate::connect_bus(nats_url).await?;
     let alerts: Vec<_> = bus
         .alerts()
         .list()

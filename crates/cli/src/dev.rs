@@ -56,6 +56,10 @@ pub struct DevState {
     /// The file holding the token the CLI calls the stack's registry with.
     #[serde(default)]
     pub cli_token_file: String,
+    /// The `.creds` file the CLI signs in to the stack's NATS with (the `operator`
+    /// identity); empty when NATS is open.
+    #[serde(default)]
+    pub nats_creds: String,
     /// The nats-server child.
     pub nats_pid: u32,
     /// The service children (`--processes` only): name and pid.
@@ -246,6 +250,11 @@ pub async fn dev(args: DevArgs) -> Result<(), CliError> {
             .as_ref()
             .map(|t| t.cli_file.display().to_string())
             .unwrap_or_default(),
+        nats_creds: stack
+            .nats_auth
+            .as_ref()
+            .map(|d| d.join("operator.creds").display().to_string())
+            .unwrap_or_default(),
         nats_pid: stack.inner.nats.id(),
         service_pids: stack
             .inner
@@ -290,6 +299,7 @@ struct Started {
     server_url: String,
     dashboard_url: String,
     tokens: Option<DevTokens>,
+    nats_auth: Option<PathBuf>,
 }
 
 /// The registry tokens of a dev stack: its token file, the services' token and the file
@@ -316,14 +326,7 @@ fn dev_tokens(dir: &Path) -> Result<DevTokens, CliError> {
     let cli = tokens.add(DEV_CLI, Role::Ci, created).map_err(usage)?;
     tokens.save(&file).map_err(usage)?;
     let cli_file = dir.join("cli.token");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut f = options
-        .open(&cli_file)
-        .map_err(|e| CliError::file(&cli_file, e))?;
-    std::io::Write::write_all(&mut f, cli.as_bytes()).map_err(|e| CliError::file(&cli_file, e))?;
+    crate::tokens::write_secret(&cli_file, &cli)?;
     Ok(DevTokens {
         file,
         service,
@@ -344,16 +347,31 @@ async fn start(args: &DevArgs, dir: &Path) -> Result<Started, CliError> {
         p => p,
     };
     let nats_log = logs.join("nats-server.log");
-    let mut nats = Command::new(&nats_bin)
-        .args([
-            "-a",
-            "127.0.0.1",
-            "-p",
-            &nats_port.to_string(),
-            "-js",
-            "-sd",
-        ])
-        .arg(dir.join("nats"))
+    // Unless --open: nats-server with a user and permissions per identity, each service
+    // signing in with its own credentials.
+    let nats_auth = if args.open {
+        None
+    } else {
+        let auth_dir = dir.join("nats-auth");
+        crate::tokens::nats_config(&auth_dir)?;
+        Some(auth_dir)
+    };
+    let mut nats_command = Command::new(&nats_bin);
+    nats_command.args([
+        "-a",
+        "127.0.0.1",
+        "-p",
+        &nats_port.to_string(),
+        "-js",
+        "-sd",
+    ]);
+    nats_command.arg(dir.join("nats"));
+    if let Some(auth_dir) = &nats_auth {
+        nats_command
+            .arg("-c")
+            .arg(auth_dir.join("nats-server.conf"));
+    }
+    let mut nats = nats_command
         .stdout(Stdio::null())
         .stderr(log_file(&logs, "nats-server")?)
         .spawn()
@@ -418,6 +436,7 @@ async fn start(args: &DevArgs, dir: &Path) -> Result<Started, CliError> {
                 dashboard_addr: &dashboard_addr,
                 tokens: tokens.as_ref(),
                 data_roots: &data_roots,
+                nats_auth: nats_auth.as_deref(),
             },
         )
     } else {
@@ -427,6 +446,7 @@ async fn start(args: &DevArgs, dir: &Path) -> Result<Started, CliError> {
         hosted.dashboard_addr = dashboard_addr.clone();
         if let Some(t) = &tokens {
             hosted.tokens_file = Some(t.file.clone());
+            hosted.nats_creds_dir = nats_auth.clone();
             hosted.registry = hosted.registry.clone().with_token(&t.service);
             hosted.trainer_registry = hosted.trainer_registry.clone().with_token(&t.service);
         }
@@ -448,6 +468,7 @@ async fn start(args: &DevArgs, dir: &Path) -> Result<Started, CliError> {
         server_url,
         dashboard_url: format!("http://{dashboard_addr}/"),
         tokens,
+        nats_auth,
     })
 }
 
@@ -479,6 +500,8 @@ pub struct Hosted {
     pub dashboard_addr: String,
     /// The registry's token file; `None`: the registry is open.
     pub tokens_file: Option<PathBuf>,
+    /// Where `tollgate nats-config` wrote each identity's `.creds`; `None`: NATS is open.
+    pub nats_creds_dir: Option<PathBuf>,
 }
 
 /// A model server to host: what it serves and where.
@@ -528,6 +551,7 @@ impl Hosted {
             staging_server_url: String::new(),
             dashboard_addr: tollgate_service::HEALTH_ADDR.into(),
             tokens_file: None,
+            nats_creds_dir: None,
         }
     }
 }
@@ -552,7 +576,16 @@ pub fn host_services(
         staging_server_url,
         dashboard_addr,
         tokens_file,
+        nats_creds_dir,
     } = hosted;
+    // Each service signs in to NATS as itself.
+    let signed_in = |identity: &str| {
+        let mut n = nats.clone();
+        if let Some(dir) = &nats_creds_dir {
+            n.creds = dir.join(format!("{identity}.creds")).display().to_string();
+        }
+        n
+    };
     let staging_server_url = match &server {
         Some(s) if staging_server_url.is_empty() => s.staging_url(),
         _ => staging_server_url,
@@ -563,7 +596,7 @@ pub fn host_services(
             "registry",
             tollgate_registry::serve(
                 tollgate_registry::Config {
-                    nats: nats.clone(),
+                    nats: signed_in("registry"),
                     health_addr: dashboard_addr,
                     tokens_file,
                     ..Default::default()
@@ -576,7 +609,7 @@ pub fn host_services(
             "trigger-watcher",
             tollgate_trigger_watcher::run_with_clock(
                 tollgate_trigger_watcher::Config {
-                    nats: nats.clone(),
+                    nats: signed_in("trigger-watcher"),
                     schedule_tick_ms,
                     ..Default::default()
                 },
@@ -588,7 +621,7 @@ pub fn host_services(
             "data-validator",
             tollgate_data_validator::run(
                 tollgate_data_validator::Config {
-                    nats: nats.clone(),
+                    nats: signed_in("data-validator"),
                     registry: registry.clone(),
                     cache_dir: cache_dir.clone(),
                     data_roots: data_roots.clone(),
@@ -601,7 +634,7 @@ pub fn host_services(
             "trainer",
             tollgate_trainer::run(
                 tollgate_trainer::Config {
-                    nats: nats.clone(),
+                    nats: signed_in("trainer"),
                     registry: trainer_registry,
                     cache_dir: cache_dir.clone(),
                     data_roots: data_roots.clone(),
@@ -614,7 +647,7 @@ pub fn host_services(
             "gate",
             tollgate_gate::run(
                 tollgate_gate::Config {
-                    nats: nats.clone(),
+                    nats: signed_in("gate"),
                     registry: registry.clone(),
                     cache_dir,
                     data_roots,
@@ -627,7 +660,7 @@ pub fn host_services(
             "promoter",
             tollgate_promoter::run(
                 tollgate_promoter::Config {
-                    nats: nats.clone(),
+                    nats: signed_in("promoter"),
                     registry: registry.clone(),
                     staging_server_url,
                     ..Default::default()
@@ -641,7 +674,7 @@ pub fn host_services(
             "server",
             tollgate_server::run(
                 tollgate_server::Config {
-                    nats,
+                    nats: signed_in("server"),
                     registry,
                     server: tollgate_server::ServerSection {
                         addr: s.addr,
@@ -690,6 +723,7 @@ struct Layout<'a> {
     dashboard_addr: &'a str,
     tokens: Option<&'a DevTokens>,
     data_roots: &'a str,
+    nats_auth: Option<&'a Path>,
 }
 
 /// The six service binaries, run as separate processes next to this one.
@@ -703,6 +737,7 @@ fn spawn_processes(stack: &mut Stack, layout: &Layout<'_>) -> Result<(), CliErro
         dashboard_addr,
         tokens,
         data_roots,
+        nats_auth,
     } = *layout;
     let bin_dir = std::env::current_exe()
         .ok()
@@ -722,6 +757,9 @@ fn spawn_processes(stack: &mut Stack, layout: &Layout<'_>) -> Result<(), CliErro
             command
                 .env("TOLLGATE_TOKENS_FILE", &t.file)
                 .env("TOLLGATE_TOKEN", &t.service);
+        }
+        if let Some(auth) = nats_auth {
+            command.env("TOLLGATE_NATS_CREDS", auth.join(format!("{name}.creds")));
         }
         if let Some(s) = server {
             command
@@ -777,6 +815,15 @@ fn print_screen(state: &DevState, dir: &Path) {
     say!("  registry   {}", state.registry_url);
     if !state.dashboard_url.is_empty() {
         say!("  dashboard  {}", state.dashboard_url);
+    }
+    if !state.nats_creds.is_empty() {
+        say!(
+            "  NATS users {} (each service signs in as itself)",
+            Path::new(&state.nats_creds)
+                .parent()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        );
     }
     if state.tokens_file.is_empty() {
         say!("  tokens     none: the registry is open (--open)");

@@ -1,7 +1,7 @@
 //! `tollgate dlq list` and `tollgate dlq replay ID`: the messages the services gave up on,
 //! with why, and sending one back once the cause is fixed.
 
-use tollgate_bus::{Bus, deadletters::DeadLetterError};
+use tollgate_bus::deadletters::DeadLetterError;
 
 use crate::{
     CliError,
@@ -10,7 +10,7 @@ use crate::{
 
 /// `tollgate dlq list`: every dead letter, oldest first.
 pub async fn list(nats_url: &str, json: bool) -> Result<(), CliError> {
-    let bus = Bus::connect(nats_url).await?;
+    let bus = crate::connect_bus(nats_url).await?;
     let letters = bus.dead_letters().list().await?;
     if json {
         let rows: Vec<_> = letters
@@ -65,7 +65,7 @@ pub async fn list(nats_url: &str, json: bool) -> Result<(), CliError> {
 
 /// `tollgate dlq replay ID`: publishes the dead letter again on its original subject.
 pub async fn replay(nats_url: &str, id: u64) -> Result<(), CliError> {
-    let bus = Bus::connect(nats_url).await?;
+    let bus = crate::connect_bus(nats_url).await?;
     match bus.dead_letters().replay(id).await {
         Ok(subject) => {
             say!("replayed dead letter {id} on {subject}");

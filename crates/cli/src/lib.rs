@@ -23,6 +23,8 @@ mod report;
 pub mod show;
 mod specs;
 mod tokens;
+
+pub use tokens::{NatsWritten, nats_config};
 mod train;
 
 pub use error::CliError;
@@ -158,6 +160,18 @@ pub enum Command {
     /// attempt), with the reason; replay one once the cause is fixed.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// Write a nats-server config with one nkey user per Tollgate identity (each service,
+    /// ci, viewer, operator) and what each may publish and subscribe to, plus a `.creds`
+    /// file per identity for `TOLLGATE_NATS_CREDS`. Existing `.creds` files are kept
+    /// (delete one to rotate its key).
+    #[command(
+        after_help = "Example:\n  tollgate nats-config --out /etc/tollgate/nats\n  nats-server -c /etc/tollgate/nats/nats-server.conf -js -sd /var/lib/nats\n  TOLLGATE_NATS_CREDS=/etc/tollgate/nats/trainer.creds tollgate-trainer"
+    )]
+    NatsConfig {
+        /// The directory to write nats-server.conf and the .creds files into.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Registry tokens: `token create --identity carol --role approver` prints a new token
     /// and adds its digest to the token file; `token list`, `token revoke`.
     #[command(subcommand)]
@@ -579,6 +593,16 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
             publish::publish(&cli.nats_url, &cli.registry_url, &requester, args).await
         }
         Command::Token(command) => tokens::run(command),
+        Command::NatsConfig { out } => {
+            let written = tokens::nats_config(&out)?;
+            say!(
+                "wrote {} and {} credentials files into {}",
+                written.config.display(),
+                written.identities,
+                out.display()
+            );
+            Ok(())
+        }
         Command::Validate(args) => show::validate(&args),
         Command::Train(args) => train::train(&args),
         Command::Predict(args) => train::predict(&args),
@@ -616,6 +640,19 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
     }
 }
 
+/// Connects the CLI to NATS at `url`: signed in with `TOLLGATE_NATS_CREDS` (and
+/// `TOLLGATE_NATS_CA`), else, for the running dev stack's server, its operator
+/// credentials.
+pub(crate) async fn connect_bus(url: &str) -> Result<tollgate_bus::Bus, tollgate_bus::BusError> {
+    let mut auth = tollgate_bus::bus::Auth::from_env();
+    if auth.creds.is_none() {
+        auth.creds = dev::discover()
+            .filter(|s| s.nats_url == url && !s.nats_creds.is_empty())
+            .map(|s| PathBuf::from(s.nats_creds));
+    }
+    tollgate_bus::Bus::connect_with(url, &auth).await
+}
+
 /// The global options with the addresses resolved.
 struct Resolved {
     nats_url: String,
@@ -649,7 +686,7 @@ async fn push(
             .map(|f| f.to_string_lossy().to_string())
             .ok_or_else(|| CliError::Usage(format!("{} has no file name", path.display())))?,
     };
-    let bus = tollgate_bus::Bus::connect(nats_url).await?;
+    let bus = connect_bus(nats_url).await?;
     let uri = bus.datasets().push(path, &name).await?;
     say!("{uri}");
     Ok(())

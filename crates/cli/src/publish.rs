@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use tracing::Instrument as _;
 
 use futures::StreamExt;
-use tollgate_bus::{Bus, codec, dataset, subjects};
+use tollgate_bus::{codec, dataset, subjects};
 use tollgate_proto::{
     CiContext, RunEvent, RunEventKind, RunId, RunSummary, StageStatus, Trigger, TriggerId,
     TriggerKind, Verdict,
@@ -83,10 +83,14 @@ pub async fn publish(
         ci: ci_context(&args),
         ..Default::default()
     };
-    let bus = Bus::connect(nats_url).await?;
-    // Listen before publishing so no event of the run can be missed.
+    let bus = crate::connect_bus(nats_url).await?;
+    // Listen before publishing so no event of the run can be missed: on an inbox of our
+    // own, where the registry relays the run's events (a `ci` identity may read nothing
+    // else).
+    let mut trigger = trigger;
     let events = if args.wait {
-        let subject = subjects::run_events(&run_id);
+        let subject = bus.client().new_inbox();
+        trigger.notify_subject = subject.clone();
         let sub = bus
             .client()
             .subscribe(subject.clone())
@@ -177,7 +181,7 @@ async fn follow(
 
 /// `tollgate runs --watch`: prints every run's events as they happen, until Ctrl-C.
 pub async fn watch(nats_url: &str) -> Result<(), CliError> {
-    let bus = Bus::connect(nats_url).await?;
+    let bus = crate::connect_bus(nats_url).await?;
     let mut events = bus
         .client()
         .subscribe(subjects::RUN_ALL)

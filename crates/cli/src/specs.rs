@@ -3,7 +3,6 @@
 //! slots and last fire.
 
 use chrono::Utc;
-use tollgate_bus::Bus;
 use tollgate_spec::ModelSpec;
 
 use crate::{
@@ -14,7 +13,7 @@ use crate::{
 /// `tollgate apply SPEC`: registers or updates the model's spec; schedules count from now.
 pub async fn apply(nats_url: &str, path: &std::path::Path) -> Result<(), CliError> {
     let (spec, text) = ModelSpec::load(path)?;
-    let bus = Bus::connect(nats_url).await?;
+    let bus = crate::connect_bus(nats_url).await?;
     let now = Utc::now().timestamp_millis();
     let digest = tollgate_bus::specs::apply(&bus, &spec, &text, now).await?;
     say!(
@@ -41,7 +40,7 @@ pub async fn apply(nats_url: &str, path: &std::path::Path) -> Result<(), CliErro
 
 /// `tollgate specs`: every model's current spec, with its digest.
 pub async fn list(nats_url: &str) -> Result<(), CliError> {
-    let bus = Bus::connect(nats_url).await?;
+    let bus = crate::connect_bus(nats_url).await?;
     let mut t = table(&[
         "model",
         "digest",
@@ -80,7 +79,7 @@ pub async fn list(nats_url: &str) -> Result<(), CliError> {
 
 /// `tollgate schedules`: each model's schedule entries, their next slots and last fire.
 pub async fn schedules(nats_url: &str, next: usize) -> Result<(), CliError> {
-    let bus = Bus::connect(nats_url).await?;
+    let bus = crate::connect_bus(nats_url).await?;
     let mut t = table(&[
         "model",
         "cron",

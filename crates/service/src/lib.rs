@@ -43,6 +43,12 @@ pub struct NatsConfig {
     /// How long a message a worker holds without acking (a killed worker's) waits before
     /// JetStream delivers it again, in seconds; set when the consumers are created.
     pub ack_wait_secs: u64,
+    /// The service's `.creds` file from `tollgate nats-config` (`TOLLGATE_NATS_CREDS`);
+    /// empty: no credentials.
+    pub creds: String,
+    /// A CA certificate that signs nats-server's TLS certificate (`TOLLGATE_NATS_CA`);
+    /// empty: plain TCP.
+    pub ca: String,
 }
 
 impl Default for NatsConfig {
@@ -50,6 +56,8 @@ impl Default for NatsConfig {
         NatsConfig {
             url: NATS_URL.into(),
             ack_wait_secs: tollgate_bus::bus::ACK_WAIT.as_secs(),
+            creds: String::new(),
+            ca: String::new(),
         }
     }
 }
@@ -66,7 +74,14 @@ impl NatsConfig {
     /// Connects and opens every stream, bucket and store.
     pub async fn connect(&self) -> Result<Bus, ServiceError> {
         let ack_wait = std::time::Duration::from_secs(self.ack_wait_secs.max(1));
-        Ok(Bus::connect(&self.url).await?.with_ack_wait(ack_wait))
+        let path = |p: &str| (!p.is_empty()).then(|| PathBuf::from(p));
+        let auth = tollgate_bus::bus::Auth {
+            creds: path(&self.creds),
+            ca: path(&self.ca),
+        };
+        Ok(Bus::connect_with(&self.url, &auth)
+            .await?
+            .with_ack_wait(ack_wait))
     }
 }
 
@@ -169,8 +184,10 @@ pub enum ServiceError {
 
 /// The documented variables of the sections (`TOLLGATE_NATS_URL`, the model server's
 /// `TOLLGATE_SERVER_ADDR`), as keys.
-const SECTION_ALIASES: [(&str, &str); 5] = [
+const SECTION_ALIASES: [(&str, &str); 7] = [
     ("nats_url", "nats.url"),
+    ("nats_creds", "nats.creds"),
+    ("nats_ca", "nats.ca"),
     ("registry_url", "registry.url"),
     ("token", "registry.token"),
     ("server_addr", "server.addr"),

@@ -250,6 +250,7 @@ pub async fn keep_run_records(bus: Bus, shutdown: CancellationToken) -> Result<(
                 match record_event(&bus, &id, event).await {
                     Ok(record) => {
                         open.note(&record);
+                        relay(&bus, &record, &delivery).await;
                         // The alert rules move on as each run ends; a redelivery is
                         // recognised there and counts once.
                         if completed && let Err(e) = bus.alerts().run_ended(&record).await {
@@ -266,6 +267,23 @@ pub async fn keep_run_records(bus: Bus, shutdown: CancellationToken) -> Result<(
     .await;
     reaper.abort();
     consumed
+}
+
+/// Relays a run event to the inbox its publisher listens on (`notify_subject`), as it
+/// came: how a publisher that may read only its own runs follows one.
+async fn relay(bus: &Bus, record: &RunSummary, delivery: &tollgate_bus::consume::Delivery) {
+    let to = &record.notify_subject;
+    if to.is_empty() || !tollgate_proto::is_notify_subject(to) {
+        return;
+    }
+    let headers = delivery.headers.clone().unwrap_or_default();
+    let sent = bus
+        .client()
+        .publish_with_headers(to.clone(), headers, delivery.payload.clone())
+        .await;
+    if let Err(e) = sent {
+        warn!(run_id = %record.run_id, error = %e, "run event not relayed to its publisher");
+    }
 }
 
 /// One run's record.

@@ -304,6 +304,10 @@ async fn handle(bus: &Bus, trigger: Trigger, kind: Option<TriggerKind>) -> Dispo
         model_version: trigger.model_version,
         scheduled_for_unix_ms: trigger.scheduled_for_unix_ms,
         ci: trigger.ci.clone(),
+        // Only an inbox: the registry relays events there, never to a Tollgate subject.
+        notify_subject: Some(trigger.notify_subject.clone())
+            .filter(|s| tollgate_proto::is_notify_subject(s))
+            .unwrap_or_default(),
         ..Default::default()
     };
     let started = match plan_run(bus, &trigger, kind, &mut run).await {

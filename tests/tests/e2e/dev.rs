@@ -198,7 +198,18 @@ fn tollgate_dev_runs_a_pipeline_stops_cleanly_keeps_its_state_and_refuses_a_seco
     let dumped = text(&dumped);
     assert!(dumped.contains("<redacted>"), "{dumped}");
     texts.push(dumped);
+    // Nor any NATS credential: the stack's nats-server checks a user per identity.
+    let seeds: Vec<String> = std::fs::read_dir(dir.join(".tollgate/nats-auth"))
+        .unwrap()
+        .filter_map(|f| std::fs::read_to_string(f.unwrap().path()).ok())
+        .filter_map(|t| tollgate_bus::access::parse_creds(&t).ok())
+        .map(|(_, seed)| seed)
+        .collect();
+    assert_eq!(seeds.len(), 10, "a .creds file per identity");
     for t in &texts {
+        for seed in &seeds {
+            assert!(!t.contains(seed.as_str()), "an nkey seed leaked");
+        }
         assert!(!t.contains(cli_token.trim()), "the CLI's token leaked");
         assert!(!t.contains(&secret), "a configured token leaked");
         assert!(

@@ -256,3 +256,146 @@ async fn datasets_outside_the_data_roots_and_oversized_messages_are_refused() {
     let error = refused.err().map(|e| e.to_string()).unwrap_or_default();
     assert!(error.contains("payload"), "{error}");
 }
+
+/// A raw connection signed in as `identity` from `dir`, and the server errors it hears.
+async fn signed_in(
+    url: &str,
+    dir: &std::path::Path,
+    identity: tollgate_bus::access::Identity,
+) -> (
+    async_nats::Client,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
+    let text = std::fs::read_to_string(dir.join(format!("{}.creds", identity.name()))).unwrap();
+    let (_, seed) = tollgate_bus::access::parse_creds(&text).unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let client = async_nats::ConnectOptions::new()
+        .nkey(seed)
+        .custom_inbox_prefix(identity.inbox_prefix())
+        .event_callback(move |event| {
+            let tx = tx.clone();
+            async move {
+                if let async_nats::Event::ServerError(e) = event {
+                    let _ = tx.send(e.to_string());
+                }
+            }
+        })
+        .connect(url)
+        .await
+        .unwrap();
+    (client, rx)
+}
+
+/// The next server error a connection heard (within 5 s).
+async fn violation(errors: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
+    tokio::time::timeout(std::time::Duration::from_secs(5), errors.recv())
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| "no server error".into())
+}
+
+/// Publishes to `subject` and asserts nats-server refused it by name.
+async fn refused(
+    client: &async_nats::Client,
+    errors: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+    subject: &str,
+) {
+    client
+        .publish(subject.to_string(), "x".into())
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+    let said = violation(errors).await;
+    assert!(
+        said.contains(&format!(
+            "Permissions Violation for Publish to \"{subject}\""
+        )),
+        "{subject}: {said}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_nats_identity_publishes_and_reads_only_what_it_needs() {
+    use tollgate_bus::access::Identity;
+    use tollgate_bus::subjects;
+    use tollgate_proto::Stage;
+    let creds = tempfile::tempdir().unwrap();
+    let p = Pipeline::start_secured(creds.path(), |_| {}).await.unwrap();
+
+    // Every service signed in as itself: a run goes through all of them.
+    let data = p.dataset("churn.parquet", 3_000, 61, false).unwrap();
+    let run = p
+        .run_file(TriggerKind::Data, &example_spec(), &data)
+        .await
+        .unwrap();
+    assert_eq!(run.verdict(), Verdict::Passed, "{}", run.reason);
+
+    // Without credentials nothing connects.
+    let anonymous = async_nats::connect(&p.nats.url).await;
+    assert!(
+        anonymous
+            .err()
+            .is_some_and(|e| e.to_string().contains("authorization violation")),
+        "an anonymous connection was accepted"
+    );
+
+    // The trainer cannot hand a run to promote: only the gate grades its way there.
+    let (trainer, mut errors) = signed_in(&p.nats.url, creds.path(), Identity::Trainer).await;
+    refused(&trainer, &mut errors, &subjects::stage(Stage::Promote)).await;
+
+    // CI publishes triggers, nothing else: no stage, no key-value write, no other run.
+    let (ci, mut errors) = signed_in(&p.nats.url, creds.path(), Identity::Ci).await;
+    refused(&ci, &mut errors, &subjects::stage(Stage::Validate)).await;
+    refused(&ci, &mut errors, "$KV.tollgate_specs.current.churn").await;
+    let other = format!("tollgate.run.{}.>", run.run_id);
+    let _sub = ci.subscribe(other.clone()).await.unwrap();
+    ci.flush().await.unwrap();
+    let said = violation(&mut errors).await;
+    assert!(
+        said.contains(&format!(
+            "Permissions Violation for Subscription to \"{other}\""
+        )),
+        "{said}"
+    );
+
+    // A viewer reads and publishes nothing, not even a trigger.
+    let (viewer, mut errors) = signed_in(&p.nats.url, creds.path(), Identity::Viewer).await;
+    refused(
+        &viewer,
+        &mut errors,
+        &subjects::trigger(TriggerKind::Manual),
+    )
+    .await;
+
+    // And CI's own run: `tollgate publish --wait` as ci follows it through the inbox the
+    // registry relays its events to, and exits by the verdict.
+    let out = std::process::Command::new(super::processes::bin("tollgate"))
+        .args([
+            "publish",
+            "code",
+            "--spec",
+            tollgate_e2e::workspace_root()
+                .join("examples/churn/tollgate.yaml")
+                .to_str()
+                .unwrap(),
+            "--dataset",
+            data.to_str().unwrap(),
+            "--wait",
+            "--timeout",
+            "60",
+        ])
+        .env("TOLLGATE_NATS_URL", &p.nats.url)
+        .env("TOLLGATE_REGISTRY_URL", &p.registry_url)
+        .env("TOLLGATE_NATS_CREDS", creds.path().join("ci.creds"))
+        .env("TOLLGATE_DATA_DIR", creds.path())
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("verdict: PASSED"), "{said}");
+}

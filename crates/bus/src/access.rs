@@ -1,0 +1,429 @@
+//! Who may publish and subscribe what on NATS: one identity per service, plus `ci`,
+//! `viewer` and `operator` for people and pipelines. `tollgate nats-config` writes these
+//! permissions into nats-server's config with an nkey per identity; each identity's
+//! `.creds` file holds its seed, and [`crate::Bus::connect_with`] signs in with it.
+//!
+//! Each identity replies on its own inbox prefix (`_INBOX_trainer.>`), so none can read
+//! another's replies. Streams, buckets and stores are named from [`crate::subjects`].
+
+use crate::subjects::{self, Bucket};
+use tollgate_proto::{Stage, TriggerKind};
+
+/// A NATS identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identity {
+    /// The registry.
+    Registry,
+    /// The trigger-watcher.
+    TriggerWatcher,
+    /// The data-validator.
+    DataValidator,
+    /// The trainer.
+    Trainer,
+    /// The gate.
+    Gate,
+    /// The promoter.
+    Promoter,
+    /// The model server.
+    Server,
+    /// A CI pipeline: publishes code, data and manual triggers and reads its runs.
+    Ci,
+    /// Reads runs, alerts and dead letters.
+    Viewer,
+    /// A person operating Tollgate with the CLI: pushes data, applies specs, replays
+    /// dead letters.
+    Operator,
+}
+
+impl Identity {
+    /// Every identity `tollgate nats-config` writes.
+    pub const ALL: [Identity; 10] = [
+        Identity::Registry,
+        Identity::TriggerWatcher,
+        Identity::DataValidator,
+        Identity::Trainer,
+        Identity::Gate,
+        Identity::Promoter,
+        Identity::Server,
+        Identity::Ci,
+        Identity::Viewer,
+        Identity::Operator,
+    ];
+
+    /// The identity's name: its `.creds` file's stem and its services' binary suffix.
+    pub fn name(self) -> &'static str {
+        match self {
+            Identity::Registry => "registry",
+            Identity::TriggerWatcher => "trigger-watcher",
+            Identity::DataValidator => "data-validator",
+            Identity::Trainer => "trainer",
+            Identity::Gate => "gate",
+            Identity::Promoter => "promoter",
+            Identity::Server => "server",
+            Identity::Ci => "ci",
+            Identity::Viewer => "viewer",
+            Identity::Operator => "operator",
+        }
+    }
+
+    /// The identity called `name`.
+    pub fn named(name: &str) -> Option<Identity> {
+        Identity::ALL.into_iter().find(|i| i.name() == name)
+    }
+
+    /// The inbox prefix its replies come on.
+    pub fn inbox_prefix(self) -> String {
+        format!("_INBOX_{}", self.name().replace('-', "_"))
+    }
+}
+
+/// What an identity may publish and subscribe to.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Permissions {
+    /// Subjects it may publish to.
+    pub publish: Vec<String>,
+    /// Subjects it may subscribe to.
+    pub subscribe: Vec<String>,
+}
+
+/// Every stream Tollgate's connections open (the buckets' and stores' included).
+fn streams() -> Vec<String> {
+    let mut s: Vec<String> = [
+        subjects::WORK_STREAM,
+        subjects::RUNS_STREAM,
+        subjects::ALERTS_STREAM,
+        subjects::DEADLETTER_STREAM,
+        subjects::SERVED_STREAM,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    s.extend(Bucket::ALL.iter().map(|b| format!("KV_{}", b.name())));
+    s.extend(
+        [subjects::ARTIFACTS_STORE, subjects::DATASETS_STORE]
+            .iter()
+            .map(|o| format!("OBJ_{o}")),
+    );
+    s
+}
+
+impl Permissions {
+    fn publish(&mut self, subjects: impl IntoIterator<Item = String>) -> &mut Self {
+        self.publish.extend(subjects);
+        self
+    }
+
+    fn subscribe(&mut self, subjects: impl IntoIterator<Item = String>) -> &mut Self {
+        self.subscribe.extend(subjects);
+        self
+    }
+
+    /// A durable pull consumer `name` on `stream`: create, look up, pull, ack.
+    fn durable(&mut self, stream: &str, name: &str) -> &mut Self {
+        self.publish([
+            format!("$JS.API.CONSUMER.CREATE.{stream}.{name}"),
+            format!("$JS.API.CONSUMER.CREATE.{stream}.{name}.>"),
+            format!("$JS.API.CONSUMER.DURABLE.CREATE.{stream}.{name}"),
+            format!("$JS.API.CONSUMER.INFO.{stream}.{name}"),
+            format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.{name}"),
+            format!("$JS.ACK.{stream}.{name}.>"),
+        ])
+    }
+
+    /// Reading `stream` through consumers of its own (ordered, ephemeral) and direct gets:
+    /// what key-value reads, watches and object-store reads are made of.
+    fn reads(&mut self, stream: &str) -> &mut Self {
+        self.publish([
+            format!("$JS.API.CONSUMER.CREATE.{stream}"),
+            format!("$JS.API.CONSUMER.CREATE.{stream}.>"),
+            format!("$JS.API.CONSUMER.INFO.{stream}.>"),
+            format!("$JS.API.CONSUMER.DELETE.{stream}.>"),
+            format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.>"),
+            format!("$JS.API.DIRECT.GET.{stream}"),
+            format!("$JS.API.DIRECT.GET.{stream}.>"),
+            format!("$JS.API.STREAM.MSG.GET.{stream}"),
+            format!("$JS.ACK.{stream}.>"),
+            format!("$JS.FC.{stream}.>"),
+        ])
+    }
+
+    fn reads_bucket(&mut self, bucket: Bucket) -> &mut Self {
+        self.reads(&format!("KV_{}", bucket.name()))
+    }
+
+    fn writes_bucket(&mut self, bucket: Bucket) -> &mut Self {
+        self.reads_bucket(bucket)
+            .publish([format!("$KV.{}.>", bucket.name())])
+    }
+
+    fn reads_store(&mut self, store: &str) -> &mut Self {
+        self.reads(&format!("OBJ_{store}"))
+    }
+
+    fn writes_store(&mut self, store: &str) -> &mut Self {
+        self.reads_store(store).publish([
+            format!("$O.{store}.>"),
+            format!("$JS.API.STREAM.PURGE.OBJ_{store}"),
+        ])
+    }
+
+    /// Handing runs to `stages` (and everything a stage service does around a run: its
+    /// events, dead letters, concurrency groups and cancel requests).
+    fn runs_stages(&mut self, stages: &[Stage]) -> &mut Self {
+        self.publish(stages.iter().map(|&s| subjects::stage(s)))
+            .publish([
+                subjects::RUN_ALL.to_string(),
+                subjects::DEADLETTER_ALL.to_string(),
+            ])
+            .writes_bucket(Bucket::Groups)
+            .reads_bucket(Bucket::Specs)
+    }
+
+    /// Consuming `stages` from the work queue.
+    fn consumes_stages(&mut self, stages: &[Stage]) -> &mut Self {
+        for &s in stages {
+            self.durable(subjects::WORK_STREAM, &subjects::stage_consumer(s));
+        }
+        self
+    }
+}
+
+/// The stages a stage service may hand a run to: any but `promote` (only the gate, after
+/// grading) and `production` (only the registry, after a recorded approval).
+const HANDOFFS: &[Stage] = &[
+    Stage::Validate,
+    Stage::Train,
+    Stage::Gate,
+    Stage::Integration,
+    Stage::Approval,
+];
+
+/// What `identity` may publish and subscribe to.
+pub fn permissions(identity: Identity) -> Permissions {
+    let mut p = Permissions::default();
+    // Every connection opens the streams, buckets and stores (creating a missing one)
+    // and hears replies on its own inbox.
+    p.publish(["$JS.API.INFO".to_string()]);
+    for s in streams() {
+        p.publish([
+            format!("$JS.API.STREAM.INFO.{s}"),
+            format!("$JS.API.STREAM.CREATE.{s}"),
+        ]);
+    }
+    p.subscribe([format!("{}.>", identity.inbox_prefix())]);
+    match identity {
+        Identity::Registry => {
+            p.durable(subjects::RUNS_STREAM, subjects::REGISTRY_RUNS_CONSUMER)
+                .publish([
+                    subjects::trigger(TriggerKind::Model),
+                    subjects::stage(Stage::Promote),
+                    subjects::stage(Stage::Production),
+                    subjects::RUN_ALL.into(),
+                    subjects::ALERT_ALL.into(),
+                    subjects::DEADLETTER_ALL.into(),
+                ])
+                .writes_bucket(Bucket::Models)
+                .writes_bucket(Bucket::Runs)
+                .writes_bucket(Bucket::Alerts)
+                .writes_bucket(Bucket::Groups)
+                .reads_bucket(Bucket::Specs)
+                .reads_store(subjects::ARTIFACTS_STORE)
+                .reads(subjects::RUNS_STREAM)
+                .reads(subjects::ALERTS_STREAM)
+                .subscribe([subjects::RUN_ALL.into(), subjects::ALERT_ALL.into()])
+                // It relays each run's events to the inbox its publisher listens on.
+                .publish(Identity::ALL.map(|i| format!("{}.>", i.inbox_prefix())));
+        }
+        Identity::TriggerWatcher => {
+            p.durable(subjects::WORK_STREAM, subjects::TRIGGER_CONSUMER)
+                .runs_stages(HANDOFFS)
+                .publish([
+                    subjects::trigger(TriggerKind::Data),
+                    subjects::trigger(TriggerKind::Schedule),
+                ])
+                .writes_bucket(Bucket::Triggers)
+                .writes_bucket(Bucket::Specs)
+                .reads_store(subjects::DATASETS_STORE);
+        }
+        Identity::DataValidator => {
+            p.consumes_stages(&[Stage::Validate])
+                .runs_stages(HANDOFFS)
+                .publish([subjects::trigger(TriggerKind::Drift)])
+                .reads_store(subjects::DATASETS_STORE);
+        }
+        Identity::Trainer => {
+            p.consumes_stages(&[Stage::Train])
+                .runs_stages(HANDOFFS)
+                .writes_store(subjects::ARTIFACTS_STORE)
+                .reads_store(subjects::DATASETS_STORE);
+        }
+        Identity::Gate => {
+            p.consumes_stages(&[Stage::Gate])
+                .runs_stages(HANDOFFS)
+                .publish([subjects::stage(Stage::Promote)])
+                .reads_store(subjects::DATASETS_STORE);
+        }
+        Identity::Promoter => {
+            p.consumes_stages(&[
+                Stage::Promote,
+                Stage::Integration,
+                Stage::Approval,
+                Stage::Production,
+            ])
+            .runs_stages(HANDOFFS)
+            .publish([subjects::alert(subjects::Alert::Approval)]);
+        }
+        Identity::Server => {
+            p.publish([
+                subjects::SERVED_ALL.to_string(),
+                subjects::trigger(TriggerKind::Drift),
+            ])
+            .subscribe([subjects::trigger(TriggerKind::Model)])
+            .reads(subjects::SERVED_STREAM)
+            .reads_bucket(Bucket::Specs);
+            p.publish([
+                format!(
+                    "$JS.API.CONSUMER.DURABLE.CREATE.{}.>",
+                    subjects::SERVED_STREAM
+                ),
+                format!("$JS.API.CONSUMER.CREATE.{}.>", subjects::SERVED_STREAM),
+            ]);
+        }
+        Identity::Ci => {
+            p.publish([
+                subjects::trigger(TriggerKind::Code),
+                subjects::trigger(TriggerKind::Data),
+                subjects::trigger(TriggerKind::Manual),
+            ]);
+        }
+        Identity::Viewer => {
+            for stream in [
+                subjects::RUNS_STREAM,
+                subjects::ALERTS_STREAM,
+                subjects::DEADLETTER_STREAM,
+            ] {
+                p.reads(stream);
+            }
+            for b in [Bucket::Runs, Bucket::Alerts, Bucket::Specs, Bucket::Models] {
+                p.reads_bucket(b);
+            }
+            p.subscribe([subjects::RUN_ALL.into(), subjects::ALERT_ALL.into()]);
+        }
+        Identity::Operator => {
+            p.publish([">".to_string()]).subscribe([">".to_string()]);
+        }
+    }
+    p.publish.dedup();
+    p
+}
+
+/// nats-server's `authorization` block for `users` (identity, public nkey).
+pub fn authorization(users: &[(Identity, String)]) -> String {
+    let list = |items: &[String]| {
+        items
+            .iter()
+            .map(|s| format!("\"{s}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out = String::from("authorization {\n  users = [\n");
+    for (identity, nkey) in users {
+        let p = permissions(*identity);
+        out.push_str(&format!(
+            "    # {}\n    {{\n      nkey: \"{nkey}\"\n      permissions: {{\n        publish: {{ allow: [{}] }}\n        subscribe: {{ allow: [{}] }}\n      }}\n    }}\n",
+            identity.name(),
+            list(&p.publish),
+            list(&p.subscribe),
+        ));
+    }
+    out.push_str("  ]\n}\n");
+    out
+}
+
+/// A `.creds` file's text: the identity and its nkey seed.
+pub fn creds_text(identity: Identity, seed: &str) -> String {
+    format!(
+        "# Tollgate NATS credentials for {name} (tollgate nats-config). Keep secret.\n# identity: {name}\n-----BEGIN USER NKEY SEED-----\n{seed}\n------END USER NKEY SEED------\n",
+        name = identity.name()
+    )
+}
+
+/// The identity and seed a `.creds` file holds, or why it holds none.
+pub fn parse_creds(text: &str) -> Result<(Identity, String), String> {
+    let identity = text
+        .lines()
+        .find_map(|l| l.strip_prefix("# identity: "))
+        .and_then(|n| Identity::named(n.trim()))
+        .ok_or("no '# identity:' line naming a Tollgate identity")?;
+    let seed = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("SU") && l.len() > 40)
+        .ok_or("no user nkey seed")?;
+    Ok((identity, seed.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn may_publish(identity: Identity, subject: &str) -> bool {
+        permissions(identity).publish.iter().any(|p| p == subject)
+    }
+
+    #[test]
+    fn only_the_gate_and_the_registry_start_promote_and_only_the_registry_production() {
+        let promote = subjects::stage(Stage::Promote);
+        let production = subjects::stage(Stage::Production);
+        // The operator is the administrator: it may publish anything (`>`).
+        for identity in Identity::ALL
+            .into_iter()
+            .filter(|&i| i != Identity::Operator)
+        {
+            let expected = matches!(identity, Identity::Gate | Identity::Registry);
+            assert_eq!(
+                may_publish(identity, &promote),
+                expected,
+                "{}",
+                identity.name()
+            );
+            assert_eq!(
+                may_publish(identity, &production),
+                identity == Identity::Registry,
+                "{}",
+                identity.name()
+            );
+        }
+    }
+
+    #[test]
+    fn ci_and_the_viewer_write_no_bucket_and_hear_only_their_own_inbox() {
+        for identity in [Identity::Ci, Identity::Viewer] {
+            let p = permissions(identity);
+            assert!(
+                !p.publish
+                    .iter()
+                    .any(|s| s.starts_with("$KV.") || s.starts_with("$O."))
+            );
+            assert!(!p.publish.iter().any(|s| s.starts_with("tollgate.stage.")));
+            assert!(!p.subscribe.iter().any(|s| s.starts_with("_INBOX_trainer")));
+        }
+        assert_eq!(
+            permissions(Identity::Ci).subscribe,
+            vec!["_INBOX_ci.>".to_string()]
+        );
+    }
+
+    #[test]
+    fn creds_round_trip_and_name_their_identity() {
+        let text = creds_text(
+            Identity::TriggerWatcher,
+            "SUAEXAMPLESEEDEXAMPLESEEDEXAMPLESEEDEXAMPLESEED",
+        );
+        let (identity, seed) = parse_creds(&text).unwrap();
+        assert_eq!(identity, Identity::TriggerWatcher);
+        assert!(seed.starts_with("SUA"));
+        assert_eq!(identity.inbox_prefix(), "_INBOX_trigger_watcher");
+        assert!(parse_creds("nothing here").is_err());
+    }
+}
