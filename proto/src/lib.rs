@@ -354,24 +354,39 @@ pub fn registry_client(url: &str) -> Result<RegistryApi, tonic::transport::Error
     registry_client_with_token(url, "")
 }
 
+/// [`registry_client_with_token`] over TLS to an `https://` URL whose certificate
+/// `ca_pem` (a CA or the server's own, PEM) signs; `None`: as the URL says.
+pub fn registry_client_tls(
+    url: &str,
+    token: &str,
+    ca_pem: Option<Vec<u8>>,
+) -> Result<RegistryApi, tonic::transport::Error> {
+    let mut endpoint = tonic::transport::Endpoint::from_shared(url.to_string())?
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .timeout(CALL_TIMEOUT);
+    if let Some(ca) = ca_pem {
+        endpoint = endpoint.tls_config(
+            tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(ca)),
+        )?;
+    }
+    let authorization = (!token.is_empty())
+        .then(|| format!("Bearer {}", token.trim()).parse().ok())
+        .flatten();
+    Ok(
+        RegistryClient::with_interceptor(endpoint.connect_lazy(), CallContext { authorization })
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
+    )
+}
+
 /// [`registry_client`] whose calls carry `token` (`TOLLGATE_TOKEN`) as a bearer token;
 /// an empty token sends none. Every call has a deadline of [`CALL_TIMEOUT`].
 pub fn registry_client_with_token(
     url: &str,
     token: &str,
 ) -> Result<RegistryApi, tonic::transport::Error> {
-    let channel = tonic::transport::Endpoint::from_shared(url.to_string())?
-        .connect_timeout(std::time::Duration::from_secs(5))
-        .timeout(CALL_TIMEOUT)
-        .connect_lazy();
-    let authorization = (!token.is_empty())
-        .then(|| format!("Bearer {}", token.trim()).parse().ok())
-        .flatten();
-    Ok(
-        RegistryClient::with_interceptor(channel, CallContext { authorization })
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES),
-    )
+    registry_client_tls(url, token, None)
 }
 
 #[cfg(test)]

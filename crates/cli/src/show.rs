@@ -22,13 +22,19 @@ pub(crate) fn table(header: &[&str]) -> Table {
     t
 }
 
-/// A registry client calling with [`token`].
+/// A registry client calling with [`token`], trusting `TOLLGATE_REGISTRY_CA` for an
+/// `https://` registry.
 pub(crate) fn client(url: &str) -> Result<tollgate_proto::RegistryApi, CliError> {
-    tollgate_proto::registry_client_with_token(url, &token()).map_err(|source| {
-        CliError::RegistryUrl {
-            url: url.into(),
-            source,
+    let ca = match std::env::var_os("TOLLGATE_REGISTRY_CA").filter(|v| !v.is_empty()) {
+        Some(path) => {
+            let path = std::path::PathBuf::from(path);
+            Some(std::fs::read(&path).map_err(|e| CliError::file(&path, e))?)
         }
+        None => None,
+    };
+    tollgate_proto::registry_client_tls(url, &token(), ca).map_err(|source| CliError::RegistryUrl {
+        url: url.into(),
+        source,
     })
 }
 

@@ -95,6 +95,9 @@ pub struct RegistryConfig {
     /// The bearer token the service calls with (a `service` role token); empty when the
     /// registry does not check tokens.
     pub token: String,
+    /// A PEM certificate that signs the registry's TLS certificate
+    /// (`TOLLGATE_REGISTRY_CA`), for an `https://` URL; empty: as the URL says.
+    pub ca: String,
 }
 
 impl std::fmt::Debug for RegistryConfig {
@@ -107,6 +110,7 @@ impl std::fmt::Debug for RegistryConfig {
         f.debug_struct("RegistryConfig")
             .field("url", &self.url)
             .field("token", &token)
+            .field("ca", &self.ca)
             .finish()
     }
 }
@@ -116,6 +120,7 @@ impl Default for RegistryConfig {
         RegistryConfig {
             url: REGISTRY_URL.into(),
             token: String::new(),
+            ca: String::new(),
         }
     }
 }
@@ -125,7 +130,7 @@ impl RegistryConfig {
     pub fn at(url: impl Into<String>) -> Self {
         RegistryConfig {
             url: url.into(),
-            token: String::new(),
+            ..Default::default()
         }
     }
 
@@ -137,7 +142,15 @@ impl RegistryConfig {
 
     /// A client that connects on first use; a malformed URL is a config error.
     pub fn client(&self) -> Result<tollgate_proto::RegistryApi, ServiceError> {
-        tollgate_proto::registry_client_with_token(&self.url, &self.token).map_err(|source| {
+        let ca = if self.ca.is_empty() {
+            None
+        } else {
+            Some(
+                std::fs::read(&self.ca)
+                    .map_err(|e| ServiceError::Invalid(format!("registry.ca {}: {e}", self.ca)))?,
+            )
+        };
+        tollgate_proto::registry_client_tls(&self.url, &self.token, ca).map_err(|source| {
             ServiceError::RegistryUrl {
                 url: self.url.clone(),
                 source,
@@ -184,7 +197,8 @@ pub enum ServiceError {
 
 /// The documented variables of the sections (`TOLLGATE_NATS_URL`, the model server's
 /// `TOLLGATE_SERVER_ADDR`), as keys.
-const SECTION_ALIASES: [(&str, &str); 7] = [
+const SECTION_ALIASES: [(&str, &str); 8] = [
+    ("registry_ca", "registry.ca"),
     ("nats_url", "nats.url"),
     ("nats_creds", "nats.creds"),
     ("nats_ca", "nats.ca"),

@@ -51,6 +51,11 @@ pub struct Config {
     /// The token file (`TOLLGATE_TOKENS_FILE`): with one, every call needs a bearer token
     /// whose digest it holds; without one the registry is open.
     pub tokens_file: Option<std::path::PathBuf>,
+    /// The gRPC server's TLS certificate chain (PEM, `TOLLGATE_TLS_CERT`); with
+    /// `tls_key`, the registry serves TLS only. Unset: plain HTTP/2.
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// Its private key (PEM, `TOLLGATE_TLS_KEY`).
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -60,6 +65,8 @@ impl Default for Config {
             grpc_addr: GRPC_ADDR.into(),
             health_addr: HEALTH_ADDR.into(),
             tokens_file: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -117,7 +124,12 @@ where
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let svc = tonic::service::interceptor::InterceptedService::new(svc, move |r| auth.intercept(r));
     let stop = token.clone();
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls(&config)? {
+        builder = builder.tls_config(tls).map_err(RegistryError::Serve)?;
+        info!("registry gRPC serves TLS only");
+    }
+    builder
         .timeout(tollgate_proto::CALL_TIMEOUT)
         .trace_fn(|request| {
             use tracing_opentelemetry::OpenTelemetrySpanExt as _;
@@ -143,6 +155,25 @@ where
         Err(e) => Err(RegistryError::Internal(format!(
             "run-record task panicked: {e}"
         ))),
+    }
+}
+
+/// The server's TLS settings from `tls_cert` and `tls_key`; both or neither.
+fn tls(config: &Config) -> Result<Option<tonic::transport::ServerTlsConfig>, RegistryError> {
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| {
+            RegistryError::Internal(format!("cannot read TLS file {}: {e}", p.display()))
+        })
+    };
+    match (&config.tls_cert, &config.tls_key) {
+        (None, None) => Ok(None),
+        (Some(cert), Some(key)) => Ok(Some(tonic::transport::ServerTlsConfig::new().identity(
+            tonic::transport::Identity::from_pem(read(cert)?, read(key)?),
+        ))),
+        _ => Err(RegistryError::Internal(
+            "set both tls_cert and tls_key (TOLLGATE_TLS_CERT, TOLLGATE_TLS_KEY), or neither"
+                .into(),
+        )),
     }
 }
 

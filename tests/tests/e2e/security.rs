@@ -399,3 +399,57 @@ async fn each_nats_identity_publishes_and_reads_only_what_it_needs() {
     assert_eq!(out.status.code(), Some(0), "{said}");
     assert!(said.contains("verdict: PASSED"), "{said}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_registry_serves_tls_when_given_a_certificate_and_clients_trust_only_its_ca() {
+    let p = Pipeline::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert, made.cert.pem()).unwrap();
+    std::fs::write(&key, made.key_pair.serialize_pem()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(tollgate_registry::serve(
+        tollgate_registry::Config {
+            nats: tollgate_service::NatsConfig::at(&p.nats.url),
+            tls_cert: Some(cert.clone()),
+            tls_key: Some(key),
+            ..Default::default()
+        },
+        listener,
+        p.stop_token().cancelled_owned(),
+    ));
+    let url = format!("https://localhost:{port}");
+    let trusted = std::fs::read(&cert).unwrap();
+    let mut answered = None;
+    for _ in 0..100 {
+        let mut client =
+            tollgate_proto::registry_client_tls(&url, "", Some(trusted.clone())).unwrap();
+        match client.list_versions(ListVersionsRequest::default()).await {
+            Ok(r) => {
+                answered = Some(r.into_inner());
+                break;
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
+    }
+    assert!(answered.is_some(), "the TLS registry never answered");
+
+    // Plain HTTP/2 gets nothing, and neither does TLS trusting another certificate.
+    let plain = tollgate_proto::registry_client(&format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .list_versions(ListVersionsRequest::default())
+        .await;
+    assert!(plain.is_err(), "a plain-text call was answered");
+    let stranger = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let untrusted =
+        tollgate_proto::registry_client_tls(&url, "", Some(stranger.cert.pem().into_bytes()))
+            .unwrap()
+            .list_versions(ListVersionsRequest::default())
+            .await;
+    assert!(
+        untrusted.is_err(),
+        "a client trusting another certificate was answered"
+    );
+}
