@@ -453,3 +453,46 @@ async fn the_registry_serves_tls_when_given_a_certificate_and_clients_trust_only
         "a client trusting another certificate was answered"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tls_nats_server_is_reached_only_by_clients_that_trust_its_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let made =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let (cert, key) = (dir.path().join("nats.crt"), dir.path().join("nats.key"));
+    std::fs::write(&cert, made.cert.pem()).unwrap();
+    std::fs::write(&key, made.key_pair.serialize_pem()).unwrap();
+    let conf = dir.path().join("nats-server.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "tls {{\n  cert_file: \"{}\"\n  key_file: \"{}\"\n}}\n",
+            cert.display(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    let nats = tollgate_e2e::NatsServer::start_with(Some(&conf)).unwrap();
+
+    // TOLLGATE_NATS_CA's path: the bus trusts the certificate and opens its streams.
+    let auth = tollgate_bus::bus::Auth {
+        creds: None,
+        ca: Some(cert.clone()),
+    };
+    let bus = tollgate_bus::Bus::connect_with(&nats.url, &auth)
+        .await
+        .unwrap();
+    assert!(
+        bus.jetstream()
+            .get_stream(tollgate_bus::subjects::WORK_STREAM)
+            .await
+            .is_ok()
+    );
+
+    // A client that does not trust it gets no connection.
+    let untrusting = async_nats::ConnectOptions::new()
+        .require_tls(true)
+        .connect(&nats.url)
+        .await;
+    assert!(untrusting.is_err(), "a client without the CA connected");
+}
