@@ -1,0 +1,63 @@
+//! Unit tests of the parent module.
+
+use super::*;
+
+fn may_publish(identity: Identity, subject: &str) -> bool {
+    permissions(identity).publish.iter().any(|p| p == subject)
+}
+
+#[test]
+fn only_the_gate_and_the_registry_start_promote_and_only_the_registry_production() {
+    let promote = subjects::stage(Stage::Promote);
+    let production = subjects::stage(Stage::Production);
+    // The operator is the administrator: it may publish anything (`>`).
+    for identity in Identity::ALL
+        .into_iter()
+        .filter(|&i| i != Identity::Operator)
+    {
+        let expected = matches!(identity, Identity::Gate | Identity::Registry);
+        assert_eq!(
+            may_publish(identity, &promote),
+            expected,
+            "{}",
+            identity.name()
+        );
+        assert_eq!(
+            may_publish(identity, &production),
+            identity == Identity::Registry,
+            "{}",
+            identity.name()
+        );
+    }
+}
+
+#[test]
+fn ci_and_the_viewer_write_no_bucket_and_hear_only_their_own_inbox() {
+    for identity in [Identity::Ci, Identity::Viewer] {
+        let p = permissions(identity);
+        assert!(
+            !p.publish
+                .iter()
+                .any(|s| s.starts_with("$KV.") || s.starts_with("$O."))
+        );
+        assert!(!p.publish.iter().any(|s| s.starts_with("tollgate.stage.")));
+        assert!(!p.subscribe.iter().any(|s| s.starts_with("_INBOX_trainer")));
+    }
+    assert_eq!(
+        permissions(Identity::Ci).subscribe,
+        vec!["_INBOX_ci.>".to_string()]
+    );
+}
+
+#[test]
+fn creds_round_trip_and_name_their_identity() {
+    let text = creds_text(
+        Identity::TriggerWatcher,
+        "SUAEXAMPLESEEDEXAMPLESEEDEXAMPLESEEDEXAMPLESEED",
+    );
+    let (identity, seed) = parse_creds(&text).unwrap();
+    assert_eq!(identity, Identity::TriggerWatcher);
+    assert!(seed.starts_with("SUA"));
+    assert_eq!(identity.inbox_prefix(), "_INBOX_trigger_watcher");
+    assert!(parse_creds("nothing here").is_err());
+}
