@@ -86,27 +86,6 @@ pub struct Permissions {
     pub subscribe: Vec<String>,
 }
 
-/// Every stream Tollgate's connections open (the buckets' and stores' included).
-fn streams() -> Vec<String> {
-    let mut s: Vec<String> = [
-        subjects::WORK_STREAM,
-        subjects::RUNS_STREAM,
-        subjects::ALERTS_STREAM,
-        subjects::DEADLETTER_STREAM,
-        subjects::SERVED_STREAM,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    s.extend(Bucket::ALL.iter().map(|b| format!("KV_{}", b.name())));
-    s.extend(
-        [subjects::ARTIFACTS_STORE, subjects::DATASETS_STORE]
-            .iter()
-            .map(|o| format!("OBJ_{o}")),
-    );
-    s
-}
-
 impl Permissions {
     fn publish(&mut self, subjects: impl IntoIterator<Item = String>) -> &mut Self {
         self.publish.extend(subjects);
@@ -204,7 +183,7 @@ pub fn permissions(identity: Identity) -> Permissions {
     // Every connection opens the streams, buckets and stores (creating a missing one)
     // and hears replies on its own inbox.
     p.publish(["$JS.API.INFO".to_string()]);
-    for s in streams() {
+    for s in crate::bus::stream_names() {
         p.publish([
             format!("$JS.API.STREAM.INFO.{s}"),
             format!("$JS.API.STREAM.CREATE.{s}"),

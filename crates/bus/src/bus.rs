@@ -165,46 +165,9 @@ impl Bus {
                 source: e.into(),
             })?;
         let js = jetstream::new(client.clone());
-        ensure_stream(
-            &js,
-            subjects::WORK_STREAM,
-            vec![subjects::TRIGGER_ALL.into(), subjects::STAGE_ALL.into()],
-            RetentionPolicy::WorkQueue,
-            Duration::from_secs(7 * 24 * 3600),
-        )
-        .await?;
-        ensure_stream(
-            &js,
-            subjects::RUNS_STREAM,
-            vec![subjects::RUN_ALL.into()],
-            RetentionPolicy::Limits,
-            Duration::from_secs(90 * 24 * 3600),
-        )
-        .await?;
-        ensure_stream(
-            &js,
-            subjects::ALERTS_STREAM,
-            vec![subjects::ALERT_ALL.into()],
-            RetentionPolicy::Limits,
-            Duration::from_secs(90 * 24 * 3600),
-        )
-        .await?;
-        ensure_stream(
-            &js,
-            subjects::DEADLETTER_STREAM,
-            vec![subjects::DEADLETTER_ALL.into()],
-            RetentionPolicy::Limits,
-            Duration::from_secs(30 * 24 * 3600),
-        )
-        .await?;
-        ensure_stream(
-            &js,
-            subjects::SERVED_STREAM,
-            vec![subjects::SERVED_ALL.into()],
-            RetentionPolicy::Limits,
-            Duration::from_secs(7 * 24 * 3600),
-        )
-        .await?;
+        for spec in &STREAMS {
+            ensure_stream(&js, spec).await?;
+        }
         let mut buckets = Vec::with_capacity(Bucket::ALL.len());
         for bucket in Bucket::ALL {
             buckets.push(ensure_kv(&js, bucket.name()).await?);
@@ -290,18 +253,71 @@ impl Bus {
     }
 }
 
-async fn ensure_stream(
-    js: &jetstream::Context,
-    name: &str,
-    subjects: Vec<String>,
+/// A stream every connection opens: its name, subjects, retention and how long it keeps
+/// messages.
+struct StreamSpec {
+    name: &'static str,
+    subjects: &'static [&'static str],
     retention: RetentionPolicy,
-    max_age: Duration,
-) -> Result<(), BusError> {
+    days: u64,
+}
+
+/// Every stream of Tollgate's own, in one place: [`Bus::connect_with`] opens them and
+/// [`stream_names`] lists them for nats-server's permissions.
+const STREAMS: [StreamSpec; 5] = [
+    StreamSpec {
+        name: subjects::WORK_STREAM,
+        subjects: &[subjects::TRIGGER_ALL, subjects::STAGE_ALL],
+        retention: RetentionPolicy::WorkQueue,
+        days: 7,
+    },
+    StreamSpec {
+        name: subjects::RUNS_STREAM,
+        subjects: &[subjects::RUN_ALL],
+        retention: RetentionPolicy::Limits,
+        days: 90,
+    },
+    StreamSpec {
+        name: subjects::ALERTS_STREAM,
+        subjects: &[subjects::ALERT_ALL],
+        retention: RetentionPolicy::Limits,
+        days: 90,
+    },
+    StreamSpec {
+        name: subjects::DEADLETTER_STREAM,
+        subjects: &[subjects::DEADLETTER_ALL],
+        retention: RetentionPolicy::Limits,
+        days: 30,
+    },
+    StreamSpec {
+        name: subjects::SERVED_STREAM,
+        subjects: &[subjects::SERVED_ALL],
+        retention: RetentionPolicy::Limits,
+        days: 7,
+    },
+];
+
+/// The name of every stream a connection opens: Tollgate's own, and those behind its
+/// key-value buckets (`KV_*`) and object stores (`OBJ_*`).
+pub fn stream_names() -> Vec<String> {
+    STREAMS
+        .iter()
+        .map(|s| s.name.to_string())
+        .chain(Bucket::ALL.iter().map(|b| format!("KV_{}", b.name())))
+        .chain(
+            [subjects::ARTIFACTS_STORE, subjects::DATASETS_STORE]
+                .iter()
+                .map(|o| format!("OBJ_{o}")),
+        )
+        .collect()
+}
+
+async fn ensure_stream(js: &jetstream::Context, spec: &StreamSpec) -> Result<(), BusError> {
     js.get_or_create_stream(stream::Config {
-        name: name.into(),
-        subjects,
-        retention,
-        max_age,
+        name: spec.name.into(),
+        subjects: spec.subjects.iter().map(|s| s.to_string()).collect(),
+        retention: spec.retention,
+        max_age: Duration::from_secs(spec.days * 24 * 3600),
         storage: StorageType::File,
         duplicate_window: DUPLICATE_WINDOW,
         ..Default::default()
@@ -309,7 +325,7 @@ async fn ensure_stream(
     .await
     .map(|_| ())
     .map_err(|e| BusError::Setup {
-        what: format!("stream {name}"),
+        what: format!("stream {}", spec.name),
         source: e.into(),
     })
 }

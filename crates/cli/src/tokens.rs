@@ -135,12 +135,7 @@ pub fn nats_config(dir: &std::path::Path) -> Result<NatsWritten, crate::CliError
     })
 }
 
-/// Writes a file only its owner can read.
+/// Writes a secret file only its owner can read.
 pub(crate) fn write_secret(path: &std::path::Path, text: &str) -> Result<(), CliError> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut f = options.open(path).map_err(|e| CliError::file(path, e))?;
-    std::io::Write::write_all(&mut f, text.as_bytes()).map_err(|e| CliError::file(path, e))
+    tollgate_service::tokens::write_private(path, text).map_err(|e| CliError::file(path, e))
 }

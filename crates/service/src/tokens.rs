@@ -106,6 +106,19 @@ pub enum TokenError {
     Identity(String),
 }
 
+/// Writes `text` to a file only its owner can read (0600), synced to disk: token files,
+/// the dev stack's CLI token and NATS `.creds` files.
+pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
+}
+
 /// The digest a token is stored and checked by.
 pub fn digest(token: &str) -> String {
     tollgate_spec::digest(token)
@@ -143,17 +156,7 @@ impl TokenFile {
         })?;
         let header = "# Tollgate registry tokens: digests only (tollgate token create / revoke).\n";
         let tmp = path.with_extension("tmp");
-        {
-            use std::io::Write;
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut f = options.open(&tmp).map_err(io)?;
-            f.write_all(header.as_bytes()).map_err(io)?;
-            f.write_all(text.as_bytes()).map_err(io)?;
-            f.sync_all().map_err(io)?;
-        }
+        write_private(&tmp, &format!("{header}{text}")).map_err(io)?;
         std::fs::rename(&tmp, path).map_err(io)
     }
 
