@@ -4,16 +4,13 @@
 //! same with nats-server itself, restarted on its store while the services keep running.
 //! The services' ack wait is 2 s here, so a killed worker's message comes back quickly.
 
-use std::{
-    collections::BTreeMap,
-    time::{Duration, Instant},
-};
+use std::{collections::BTreeMap, time::Duration};
 
 use tollgate_e2e::NatsServer;
 use tollgate_proto::{ListVersionsRequest, ModelStage, ModelVersion};
 
 use crate::processes::{
-    Services, cli, forest_spec, generate, publish, run_id_of, service_env, watch_runs,
+    Services, forest_spec, generate, publish, run_id_of, service_env, shown_passed, watch_runs,
 };
 use tollgate_cli::SERVICES;
 
@@ -86,23 +83,7 @@ fn kill_mid_run(victim: Victim, when: &str) {
     let _ = watch.wait();
 
     // One verdict: the run ends passed, once.
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let shown = loop {
-        let out = cli(&env, &["runs", "show", &run_id]);
-        let shown = String::from_utf8_lossy(&out.stdout).to_string();
-        if shown.contains("verdict passed") {
-            break shown;
-        }
-        assert!(
-            !shown.contains("verdict failed") && !shown.contains("verdict blocked"),
-            "{shown}"
-        );
-        assert!(
-            Instant::now() < deadline,
-            "no verdict after the kill:\n{shown}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    let shown = shown_passed(&env, &run_id, Duration::from_secs(180));
     for stage in ["validate", "train", "gate", "promote"] {
         assert!(
             shown.contains(stage),

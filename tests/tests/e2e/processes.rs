@@ -4,6 +4,7 @@
 use std::{
     path::PathBuf,
     process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
 };
 
 use tollgate_e2e::{NatsServer, free_port, workspace_root};
@@ -193,7 +194,7 @@ fn train(data: &std::path::Path, spec: &std::path::Path, extra: &[&str]) -> Outp
 /// GETs /healthz, retrying while the service starts.
 pub(crate) fn get_healthz(addr: &str) -> String {
     use std::io::{Read, Write};
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(mut s) = std::net::TcpStream::connect(addr) {
             let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
@@ -203,10 +204,7 @@ pub(crate) fn get_healthz(addr: &str) -> String {
                 return out;
             }
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no health endpoint on {addr}"
-        );
+        assert!(Instant::now() < deadline, "no health endpoint on {addr}");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
@@ -561,15 +559,39 @@ impl WatchLines {
 
     /// The next line that contains `needle`, within two minutes.
     pub(crate) fn wait_for(&self, needle: &str) -> String {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let left = deadline.saturating_duration_since(Instant::now());
             match self.0.recv_timeout(left) {
                 Ok(line) if line.contains(needle) => return line,
                 Ok(_) => {}
                 Err(e) => panic!("no line with {needle:?} from `runs --watch`: {e}"),
             }
         }
+    }
+}
+
+/// `tollgate runs show RUN` once the registry's record has a verdict, within `within`.
+/// The record follows the run events a moment behind `runs --watch`, so a watcher's
+/// verdict line is not yet proof that the record has it. Panics on any verdict but
+/// `passed`, or on none in time.
+pub(crate) fn shown_passed(env: &[(&str, String)], run_id: &str, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let out = cli(env, &["runs", "show", run_id]);
+        let shown = String::from_utf8_lossy(&out.stdout).to_string();
+        if shown.contains("verdict passed") {
+            return shown;
+        }
+        assert!(
+            !shown.contains("verdict failed") && !shown.contains("verdict blocked"),
+            "{shown}"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "no verdict in {within:?}:\n{shown}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
@@ -625,7 +647,7 @@ fn sigterm_mid_training_releases_the_run_to_another_trainer_and_registers_one_ve
     // The forest is growing: stop the trainer.
     let _ = lines.wait_for("random forest: ");
     let mut trainer = services.take("trainer");
-    let stopping = std::time::Instant::now();
+    let stopping = Instant::now();
     Command::new("kill")
         .args(["-TERM", &trainer.id().to_string()])
         .status()
@@ -634,7 +656,7 @@ fn sigterm_mid_training_releases_the_run_to_another_trainer_and_registers_one_ve
     let took = stopping.elapsed();
     assert!(status.success(), "trainer exit on SIGTERM: {status}");
     assert!(
-        took < std::time::Duration::from_secs(10),
+        took < Duration::from_secs(10),
         "the trainer stopped at a checkpoint, not after the grace period: {took:?}"
     );
     let out = cli(&env, &["models", "churn"]);
@@ -650,9 +672,7 @@ fn sigterm_mid_training_releases_the_run_to_another_trainer_and_registers_one_ve
     assert!(verdict.contains("PASSED"), "{verdict}");
     let _ = watch.kill();
     let _ = watch.wait();
-    let out = cli(&env, &["runs", "show", &run_id]);
-    let shown = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(shown.contains("verdict passed"), "{shown}");
+    let _ = shown_passed(&env, &run_id, Duration::from_secs(30));
     let out = cli(&env, &["models", "churn"]);
     let models = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
