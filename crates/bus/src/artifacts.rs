@@ -33,14 +33,15 @@ impl Artifacts<'_> {
             .map_err(|e| BusError::store(format!("storing artifact {name}"), e))
     }
 
-    /// The size of a stored artifact, or an error when there is none.
-    pub async fn size(&self, name: &str) -> Result<usize, BusError> {
-        self.0
-            .artifacts
-            .info(name)
-            .await
-            .map(|i| i.size)
-            .map_err(|e| BusError::store(format!("looking up artifact {name}"), e))
+    /// The size of a stored artifact; `None` when there is none. An error means the store
+    /// could not say (NATS unreachable, a cluster electing a leader): worth asking again.
+    pub async fn size(&self, name: &str) -> Result<Option<usize>, BusError> {
+        use async_nats::jetstream::object_store::InfoErrorKind;
+        match self.0.artifacts.info(name).await {
+            Ok(info) => Ok(Some(info.size)),
+            Err(e) if e.kind() == InfoErrorKind::NotFound => Ok(None),
+            Err(e) => Err(BusError::store(format!("looking up artifact {name}"), e)),
+        }
     }
 
     /// A stored artifact's bytes.

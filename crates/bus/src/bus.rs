@@ -5,10 +5,13 @@ use std::time::Duration;
 
 use async_nats::jetstream::{
     self, consumer,
-    kv::{self, Store},
-    object_store::{self, ObjectStore},
+    kv::Store,
+    object_store::ObjectStore,
     stream::{self, RetentionPolicy, StorageType},
 };
+
+use backon::{ExponentialBuilder, Retryable};
+use tracing::warn;
 
 use crate::subjects::{self, Bucket};
 
@@ -99,61 +102,97 @@ pub struct Bus {
     ack_wait: Duration,
 }
 
-/// How a connection signs in to NATS and which servers it trusts.
+/// How a connection signs in to NATS, which servers it trusts, and how many copies of
+/// each stream, bucket and store it asks for when it creates them.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Auth {
+pub struct Options {
     /// A `.creds` file from `tollgate nats-config`; `None`: no credentials.
     pub creds: Option<std::path::PathBuf>,
     /// A CA certificate (PEM) that signs the server's TLS certificate; `None`: plain TCP.
     pub ca: Option<std::path::PathBuf>,
+    /// Replicas of every stream, bucket and object store this connection creates (3 on
+    /// a three-node cluster); 0 or 1: one. Ones that exist are opened as they are.
+    pub replicas: usize,
 }
 
-impl Auth {
-    /// `TOLLGATE_NATS_CREDS` and `TOLLGATE_NATS_CA`, where set: what the CLI signs in with.
+impl Options {
+    /// The variables [`Options::from_env`] reads: credentials, CA, replicas.
+    pub const ENV_VARS: [&str; 3] = [
+        "TOLLGATE_NATS_CREDS",
+        "TOLLGATE_NATS_CA",
+        "TOLLGATE_NATS_REPLICAS",
+    ];
+
+    /// `TOLLGATE_NATS_CREDS`, `TOLLGATE_NATS_CA` and `TOLLGATE_NATS_REPLICAS`, where set:
+    /// what the CLI connects with.
     pub fn from_env() -> Self {
+        let [creds, ca, replicas] = Self::ENV_VARS;
         let path = |k: &str| {
             std::env::var_os(k)
                 .filter(|v| !v.is_empty())
                 .map(std::path::PathBuf::from)
         };
-        Auth {
-            creds: path("TOLLGATE_NATS_CREDS"),
-            ca: path("TOLLGATE_NATS_CA"),
+        Options {
+            creds: path(creds),
+            ca: path(ca),
+            replicas: std::env::var(replicas)
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(1),
         }
     }
 }
 
+/// The servers of a NATS URL: one, or several separated by commas (the nodes of a
+/// cluster, any of which will do).
+fn server_addrs(url: &str) -> Result<Vec<async_nats::ServerAddr>, String> {
+    url.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| u.parse().map_err(|e| format!("{u}: {e}")))
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(|addrs| {
+            if addrs.is_empty() {
+                Err("no server in the URL".into())
+            } else {
+                Ok(addrs)
+            }
+        })
+}
+
 impl Bus {
-    /// Connects to `url` as [`Auth::from_env`] says (`TOLLGATE_NATS_CREDS`,
-    /// `TOLLGATE_NATS_CA`) and creates (or opens) every stream, bucket and store.
+    /// Connects to `url` as [`Options::from_env`] says (`TOLLGATE_NATS_CREDS`,
+    /// `TOLLGATE_NATS_CA`, `TOLLGATE_NATS_REPLICAS`) and creates (or opens) every stream,
+    /// bucket and store.
     pub async fn connect(url: &str) -> Result<Self, BusError> {
-        Self::connect_with(url, &Auth::from_env()).await
+        Self::connect_with(url, &Options::from_env()).await
     }
 
-    /// Connects to `url` signed in with `auth` and creates (or opens) every stream,
-    /// bucket and store.
-    pub async fn connect_with(url: &str, auth: &Auth) -> Result<Self, BusError> {
+    /// Connects to `url` (one server, or a cluster's, comma-separated) with `options`
+    /// and creates (or opens) every stream, bucket and store.
+    pub async fn connect_with(url: &str, options: &Options) -> Result<Self, BusError> {
         let refused = |source: String| BusError::Connect {
             url: url.into(),
             source: source.into(),
         };
-        let mut options = async_nats::ConnectOptions::new()
+        let mut connect = async_nats::ConnectOptions::new()
             .name("tollgate")
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(5));
-        if let Some(path) = &auth.creds {
+        if let Some(path) = &options.creds {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| refused(format!("credentials file {}: {e}", path.display())))?;
             let (identity, seed) = crate::access::parse_creds(&text)
                 .map_err(|e| refused(format!("credentials file {}: {e}", path.display())))?;
-            options = options
+            connect = connect
                 .nkey(seed)
                 .custom_inbox_prefix(identity.inbox_prefix());
         }
-        if let Some(ca) = &auth.ca {
-            options = options.add_root_certificates(ca.clone()).require_tls(true);
+        if let Some(ca) = &options.ca {
+            connect = connect.add_root_certificates(ca.clone()).require_tls(true);
         }
-        let client = options.connect(url);
+        let addrs = server_addrs(url).map_err(refused)?;
+        let client = connect.connect(addrs.as_slice());
         let client = tokio::time::timeout(Duration::from_secs(30), client)
             .await
             .map_err(|_| BusError::Connect {
@@ -165,15 +204,19 @@ impl Bus {
                 source: e.into(),
             })?;
         let js = jetstream::new(client.clone());
-        for spec in &STREAMS {
-            ensure_stream(&js, spec).await?;
-        }
-        let mut buckets = Vec::with_capacity(Bucket::ALL.len());
-        for bucket in Bucket::ALL {
-            buckets.push(ensure_kv(&js, bucket.name()).await?);
-        }
-        let artifacts = ensure_object_store(&js, subjects::ARTIFACTS_STORE).await?;
-        let datasets = ensure_object_store(&js, subjects::DATASETS_STORE).await?;
+        let replicas = options.replicas.max(1);
+        // A cluster that is still electing leaders, or busy placing replicas for services
+        // that all start at once, times requests out for a while: try again before
+        // giving up.
+        let (buckets, artifacts, datasets) = (|| open_all(&js, replicas))
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(250))
+                    .with_max_delay(Duration::from_secs(5))
+                    .with_max_times(8),
+            )
+            .notify(|e, after| warn!(error = %e, ?after, "NATS JetStream not ready; trying again"))
+            .await?;
         Ok(Bus {
             client,
             js,
@@ -312,7 +355,28 @@ pub fn stream_names() -> Vec<String> {
         .collect()
 }
 
-async fn ensure_stream(js: &jetstream::Context, spec: &StreamSpec) -> Result<(), BusError> {
+/// Opens (creating where missing) every stream, bucket and store, in one attempt.
+async fn open_all(
+    js: &jetstream::Context,
+    replicas: usize,
+) -> Result<(Vec<Store>, ObjectStore, ObjectStore), BusError> {
+    for spec in &STREAMS {
+        ensure_stream(js, spec, replicas).await?;
+    }
+    let mut buckets = Vec::with_capacity(Bucket::ALL.len());
+    for bucket in Bucket::ALL {
+        buckets.push(ensure_kv(js, bucket.name(), replicas).await?);
+    }
+    let artifacts = ensure_object_store(js, subjects::ARTIFACTS_STORE, replicas).await?;
+    let datasets = ensure_object_store(js, subjects::DATASETS_STORE, replicas).await?;
+    Ok((buckets, artifacts, datasets))
+}
+
+async fn ensure_stream(
+    js: &jetstream::Context,
+    spec: &StreamSpec,
+    replicas: usize,
+) -> Result<(), BusError> {
     js.get_or_create_stream(stream::Config {
         name: spec.name.into(),
         subjects: spec.subjects.iter().map(|s| s.to_string()).collect(),
@@ -320,6 +384,7 @@ async fn ensure_stream(js: &jetstream::Context, spec: &StreamSpec) -> Result<(),
         max_age: Duration::from_secs(spec.days * 24 * 3600),
         storage: StorageType::File,
         duplicate_window: DUPLICATE_WINDOW,
+        num_replicas: replicas,
         ..Default::default()
     })
     .await
@@ -330,24 +395,58 @@ async fn ensure_stream(js: &jetstream::Context, spec: &StreamSpec) -> Result<(),
     })
 }
 
-async fn ensure_kv(js: &jetstream::Context, bucket: &str) -> Result<Store, BusError> {
+/// Reads of buckets and stores go to each stream's leader (`allow_direct: false`), so a
+/// reader sees every write acknowledged before it, on one server or on a cluster. With
+/// direct gets, as the client's own create calls set up, any replica answers, and a
+/// follower a moment behind reports a just-written artifact missing.
+const READ_FROM_LEADER: bool = false;
+
+async fn ensure_kv(
+    js: &jetstream::Context,
+    bucket: &str,
+    replicas: usize,
+) -> Result<Store, BusError> {
     if let Ok(store) = js.get_key_value(bucket).await {
         return Ok(store);
     }
+    // The stream `create_key_value` would make, but read through its leader.
     let created = js
-        .create_key_value(kv::Config {
-            bucket: bucket.into(),
-            history: 10,
+        .get_or_create_stream(stream::Config {
+            name: format!("KV_{bucket}"),
+            subjects: vec![format!("$KV.{bucket}.>")],
+            max_messages_per_subject: 10,
             storage: StorageType::File,
+            num_replicas: replicas,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: READ_FROM_LEADER,
+            discard: stream::DiscardPolicy::New,
             ..Default::default()
         })
         .await;
-    match created {
-        Ok(store) => Ok(store),
-        // Another service created it between our two calls.
-        Err(first) => js.get_key_value(bucket).await.map_err(|_| BusError::Setup {
-            what: format!("key-value bucket {bucket}"),
-            source: first.into(),
+    let opened = js.get_key_value(bucket).await;
+    opened_after(created, opened, || format!("key-value bucket {bucket}"))
+}
+
+/// The store opened after its stream was created (or found created by another service);
+/// when it cannot be opened, the creation's error if there was one, else the opening's.
+fn opened_after<S, C, O>(
+    created: Result<S, C>,
+    opened: Result<O, impl Into<Cause>>,
+    what: impl Fn() -> String,
+) -> Result<O, BusError>
+where
+    C: Into<Cause>,
+{
+    match (created, opened) {
+        (_, Ok(store)) => Ok(store),
+        (Err(e), Err(_)) => Err(BusError::Setup {
+            what: what(),
+            source: e.into(),
+        }),
+        (Ok(_), Err(e)) => Err(BusError::Setup {
+            what: what(),
+            source: e.into(),
         }),
     }
 }
@@ -355,27 +454,26 @@ async fn ensure_kv(js: &jetstream::Context, bucket: &str) -> Result<Store, BusEr
 async fn ensure_object_store(
     js: &jetstream::Context,
     bucket: &str,
+    replicas: usize,
 ) -> Result<ObjectStore, BusError> {
     if let Ok(store) = js.get_object_store(bucket).await {
         return Ok(store);
     }
+    // The stream `create_object_store` would make, but read through its leader.
     let created = js
-        .create_object_store(object_store::Config {
-            bucket: bucket.into(),
+        .get_or_create_stream(stream::Config {
+            name: format!("OBJ_{bucket}"),
+            subjects: vec![format!("$O.{bucket}.C.>"), format!("$O.{bucket}.M.>")],
             storage: StorageType::File,
+            num_replicas: replicas,
+            allow_rollup: true,
+            allow_direct: READ_FROM_LEADER,
+            discard: stream::DiscardPolicy::New,
             ..Default::default()
         })
         .await;
-    match created {
-        Ok(store) => Ok(store),
-        Err(first) => js
-            .get_object_store(bucket)
-            .await
-            .map_err(|_| BusError::Setup {
-                what: format!("object store {bucket}"),
-                source: first.into(),
-            }),
-    }
+    let opened = js.get_object_store(bucket).await;
+    opened_after(created, opened, || format!("object store {bucket}"))
 }
 
 /// Reads a protobuf value (`what` names its type in errors) and its revision from

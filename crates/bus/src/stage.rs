@@ -275,6 +275,24 @@ async fn cancelled_before(ctx: &StageContext, run: &Run) -> Result<bool, BusErro
     Ok(true)
 }
 
+/// This process as a stage replica: `host:pid`. The host is `HOSTNAME` (a pod's name in
+/// Kubernetes) or the kernel's host name.
+pub fn worker() -> &'static str {
+    static WORKER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    WORKER.get_or_init(|| {
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .or_else(|| {
+                std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .ok()
+                    .map(|h| h.trim().to_string())
+            })
+            .unwrap_or_else(|| "localhost".into());
+        format!("{host}:{}", std::process::id())
+    })
+}
+
 async fn process<H: StageHandler>(
     ctx: StageContext,
     handler: &H,
@@ -289,6 +307,7 @@ async fn process<H: StageHandler>(
         stage: stage as i32,
         status: StageStatus::Running as i32,
         started_unix_ms: started,
+        worker: worker().into(),
         ..Default::default()
     };
     events::stage_event(&bus, &id, RunEventKind::StageStarted, &result).await?;

@@ -644,7 +644,7 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
 /// `TOLLGATE_NATS_CA`), else, for the running dev stack's server, its operator
 /// credentials.
 pub(crate) async fn connect_bus(url: &str) -> Result<tollgate_bus::Bus, tollgate_bus::BusError> {
-    let mut auth = tollgate_bus::bus::Auth::from_env();
+    let mut auth = tollgate_bus::bus::Options::from_env();
     if auth.creds.is_none() {
         auth.creds = dev::discover()
             .filter(|s| s.nats_url == url && !s.nats_creds.is_empty())

@@ -38,7 +38,7 @@ pub fn cache_dir() -> PathBuf {
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NatsConfig {
-    /// NATS server URL.
+    /// NATS server URL; a cluster's nodes may be listed, comma-separated.
     pub url: String,
     /// How long a message a worker holds without acking (a killed worker's) waits before
     /// JetStream delivers it again, in seconds; set when the consumers are created.
@@ -49,6 +49,9 @@ pub struct NatsConfig {
     /// A CA certificate that signs nats-server's TLS certificate (`TOLLGATE_NATS_CA`);
     /// empty: plain TCP.
     pub ca: String,
+    /// Replicas of the streams, buckets and stores the service creates
+    /// (`TOLLGATE_NATS_REPLICAS`): 3 on a three-node cluster, 1 on one server.
+    pub replicas: usize,
 }
 
 impl Default for NatsConfig {
@@ -58,6 +61,7 @@ impl Default for NatsConfig {
             ack_wait_secs: tollgate_bus::bus::ACK_WAIT.as_secs(),
             creds: String::new(),
             ca: String::new(),
+            replicas: 1,
         }
     }
 }
@@ -75,11 +79,12 @@ impl NatsConfig {
     pub async fn connect(&self) -> Result<Bus, ServiceError> {
         let ack_wait = std::time::Duration::from_secs(self.ack_wait_secs.max(1));
         let path = |p: &str| (!p.is_empty()).then(|| PathBuf::from(p));
-        let auth = tollgate_bus::bus::Auth {
+        let options = tollgate_bus::bus::Options {
             creds: path(&self.creds),
             ca: path(&self.ca),
+            replicas: self.replicas,
         };
-        Ok(Bus::connect_with(&self.url, &auth)
+        Ok(Bus::connect_with(&self.url, &options)
             .await?
             .with_ack_wait(ack_wait))
     }
@@ -197,8 +202,9 @@ pub enum ServiceError {
 
 /// The documented variables of the sections (`TOLLGATE_NATS_URL`, the model server's
 /// `TOLLGATE_SERVER_ADDR`), as keys.
-const SECTION_ALIASES: [(&str, &str); 8] = [
+const SECTION_ALIASES: [(&str, &str); 9] = [
     ("registry_ca", "registry.ca"),
+    ("nats_replicas", "nats.replicas"),
     ("nats_url", "nats.url"),
     ("nats_creds", "nats.creds"),
     ("nats_ca", "nats.ca"),
@@ -234,13 +240,7 @@ where
     // other `TOLLGATE_*` variable (`TOLLGATE_NATS_SERVER`, another service's field) is not
     // this service's business.
     let env = Env::prefixed("TOLLGATE_")
-        .map(|k| {
-            let k = k.as_str().to_ascii_lowercase();
-            match SECTION_ALIASES.iter().find(|(alias, _)| *alias == k) {
-                Some((_, key)) => (*key).into(),
-                None => k.replace("__", ".").into(),
-            }
-        })
+        .map(|k| env_key(k.as_str()).into())
         .filter(move |k| {
             let first = k.as_str().split('.').next().unwrap_or_default();
             known.iter().any(|f| f == first)
@@ -250,6 +250,44 @@ where
         .extract()
         .map_err(|e| ServiceError::Config(Box::new(e)))
 }
+
+/// The config key the variable `TOLLGATE_<name>` sets, given `name` (`NATS_URL` sets
+/// `nats.url`, `NATS__ACK_WAIT_SECS` sets `nats.ack_wait_secs`), as [`load_config`] maps it.
+fn env_key(name: &str) -> String {
+    let k = name.to_ascii_lowercase();
+    match SECTION_ALIASES.iter().find(|(alias, _)| *alias == k) {
+        Some((_, key)) => (*key).into(),
+        None => k.replace("__", "."),
+    }
+}
+
+/// Whether a service whose config is `T` reads the environment variable `var`: a
+/// `TOLLGATE_*` variable naming one of its settings, or `TOLLGATE_CONFIG` (its file).
+/// What a deployment's manifests are checked against.
+pub fn reads_env<T: Serialize + Default>(var: &str) -> bool {
+    let Some(name) = var.strip_prefix("TOLLGATE_") else {
+        return false;
+    };
+    if var == CONFIG_VAR {
+        return true;
+    }
+    let Ok(mut value) = serde_json::to_value(T::default()) else {
+        return false;
+    };
+    for part in env_key(name).split('.') {
+        match value {
+            serde_json::Value::Object(mut map) => match map.remove(part) {
+                Some(v) => value = v,
+                None => return false,
+            },
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// The variable that names a service's config file.
+pub const CONFIG_VAR: &str = "TOLLGATE_CONFIG";
 
 /// Serves `GET /healthz` (and `/readyz`) on `addr` until `shutdown`; returns the bound
 /// address (useful with port 0).
@@ -340,7 +378,7 @@ where
 #[derive(Debug, clap::Parser)]
 pub struct ServiceArgs {
     /// Config file (TOML); `TOLLGATE_*` environment variables override its fields.
-    #[arg(long, env = "TOLLGATE_CONFIG")]
+    #[arg(long, env = CONFIG_VAR)]
     pub config: Option<std::path::PathBuf>,
     /// Print the effective configuration and exit.
     #[arg(long)]

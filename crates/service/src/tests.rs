@@ -50,3 +50,35 @@ fn an_unknown_field_in_the_file_is_refused() {
     let missing = load_config::<Sample>(Some(&dir.path().join("nope.toml")));
     assert!(matches!(missing, Err(ServiceError::NoConfigFile(_))));
 }
+
+#[test]
+#[allow(clippy::result_large_err)]
+fn a_variable_is_read_when_it_names_a_setting_as_the_loader_maps_it() {
+    for var in [
+        "TOLLGATE_NATS_URL",
+        "TOLLGATE_NATS_REPLICAS",
+        "TOLLGATE_NATS__ACK_WAIT_SECS",
+        "TOLLGATE_TOKEN",
+        "TOLLGATE_REGISTRY_CA",
+        "TOLLGATE_DATA_ROOTS",
+        "TOLLGATE_STAGING_SERVER_URL",
+        "TOLLGATE_CONFIG",
+    ] {
+        assert!(reads_env::<StageConfig>(var), "{var}");
+    }
+    for var in [
+        "TOLLGATE_GRPC_ADDR",
+        "TOLLGATE_NATS__NOPE",
+        "TOLLGATE_SERVER_MODELS",
+        "NATS_URL",
+        "TOLLGATE_NATS_SERVER",
+    ] {
+        assert!(!reads_env::<StageConfig>(var), "{var}");
+    }
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("TOLLGATE_NATS_REPLICAS", "3");
+        let c: StageConfig = load_config(None).unwrap();
+        assert_eq!(c.nats.replicas, 3);
+        Ok(())
+    });
+}

@@ -25,6 +25,23 @@ use tracing_subscriber::{
 
 /// The variable that switches OTLP export on.
 pub const OTLP_ENDPOINT_VAR: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+/// The log format switch: `json` for one JSON object per line.
+pub const LOG_FORMAT_VAR: &str = "TOLLGATE_LOG_FORMAT";
+
+/// Whether telemetry (this crate, or the OpenTelemetry SDK and exporter it installs) reads
+/// the environment variable `var`: what a deployment may set on every binary.
+pub fn reads_env(var: &str) -> bool {
+    matches!(
+        var,
+        "RUST_LOG"
+            | LOG_FORMAT_VAR
+            | "OTEL_SERVICE_NAME"
+            | "OTEL_RESOURCE_ATTRIBUTES"
+            | "OTEL_TRACES_SAMPLER"
+            | "OTEL_TRACES_SAMPLER_ARG"
+            | "OTEL_SDK_DISABLED"
+    ) || var.starts_with("OTEL_EXPORTER_OTLP_")
+}
 
 /// Keeps telemetry alive; dropping it flushes spans and metrics and shuts the providers
 /// down. Drop it while the Tokio runtime still runs: the exporter's channel lives there.
@@ -138,7 +155,7 @@ pub fn init_with_level(service: &'static str, default_level: &str) -> Guard {
     let otel = tracing_opentelemetry::layer()
         .with_tracer(tracer)
         .with_filter(LevelFilter::INFO);
-    let json = std::env::var("TOLLGATE_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let json = std::env::var(LOG_FORMAT_VAR).is_ok_and(|v| v == "json");
     let registry = tracing_subscriber::registry().with(otel);
     let _ = if json {
         registry

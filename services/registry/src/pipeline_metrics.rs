@@ -47,6 +47,8 @@ pub struct StageMetrics {
     pub duration_s: f64,
     /// What the stage reported.
     pub message: String,
+    /// The replica that ran it (`host:pid`).
+    pub worker: String,
 }
 
 fn rfc3339(unix_ms: i64) -> Option<String> {
@@ -83,6 +85,7 @@ impl PipelineMetrics {
                     },
                     duration_s: s.duration_ms as f64 / 1000.0,
                     message: s.message.clone(),
+                    worker: s.worker.clone(),
                 })
                 .collect(),
             auc_roc: gate

@@ -259,12 +259,17 @@ pub async fn register(bus: &Bus, r: RegisterVersionRequest) -> Result<ModelVersi
         info!(model = %r.model, version = existing, run_id = %r.run_id, "run already registered a version");
         return Ok(version(bus, &r.model, existing).await?.0);
     }
-    let size = bus.artifacts().size(&r.artifact_name).await.map_err(|_| {
-        RegistryError::FailedPrecondition(format!(
-            "artifact {} is not in the artifact store",
-            r.artifact_name
-        ))
-    })?;
+    let size = bus
+        .artifacts()
+        .size(&r.artifact_name)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| {
+            RegistryError::FailedPrecondition(format!(
+                "artifact {} is not in the artifact store",
+                r.artifact_name
+            ))
+        })?;
     if size as u64 != r.artifact_size {
         return Err(RegistryError::InvalidArgument(format!(
             "artifact {} has {size} bytes, the request says {}",
@@ -914,18 +919,29 @@ pub async fn record_gate(bus: &Bus, r: RecordGateRequest) -> Result<ModelVersion
 pub async fn artifact(bus: &Bus, model: &str, n: u32) -> Result<Artifact, RegistryError> {
     let (v, _) = version(bus, model, n).await?;
     // Checked before a byte is read: an artifact is held whole to answer the call.
-    let size = bus.artifacts().size(&v.artifact_name).await.map_err(|e| {
-        RegistryError::NotFound(format!("artifact of {model} v{n} is missing: {e}"))
-    })?;
+    let size = bus
+        .artifacts()
+        .size(&v.artifact_name)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| {
+            RegistryError::NotFound(format!(
+                "artifact of {model} v{n} is missing: no {} in the artifact store",
+                v.artifact_name
+            ))
+        })?;
     if size > tollgate_proto::MAX_MESSAGE_BYTES {
         return Err(RegistryError::FailedPrecondition(format!(
             "artifact of {model} v{n} is {size} bytes, over the {}-byte limit of a registry call",
             tollgate_proto::MAX_MESSAGE_BYTES
         )));
     }
-    let data = bus.artifacts().get(&v.artifact_name).await.map_err(|e| {
-        RegistryError::NotFound(format!("artifact of {model} v{n} is missing: {e}"))
-    })?;
+    // It exists (its size was just read): a failed read is the store's, not the caller's.
+    let data = bus
+        .artifacts()
+        .get(&v.artifact_name)
+        .await
+        .map_err(unavailable)?;
     let actual = tollgate_spec::envelope::digest(&data);
     if actual != v.artifact_digest {
         return Err(RegistryError::Internal(format!(
