@@ -26,6 +26,7 @@ use tollgate_service::RegistryConfig;
 static TELEMETRY: std::sync::OnceLock<tollgate_telemetry::Guard> = std::sync::OnceLock::new();
 
 pub mod load;
+pub mod processes;
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
@@ -64,7 +65,8 @@ pub fn free_port() -> anyhow::Result<u16> {
     bail!("no free loopback port between {LOW} and {}", LOW + SPAN)
 }
 
-fn nats_server_binary() -> anyhow::Result<PathBuf> {
+/// The pinned nats-server: `TOLLGATE_NATS_SERVER`, else the one `make tools` installs.
+pub fn nats_server_binary() -> anyhow::Result<PathBuf> {
     let path = std::env::var_os("TOLLGATE_NATS_SERVER")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join(".tools/venv/bin/nats-server"));
@@ -177,6 +179,179 @@ fn spawn_nats(
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok((child, port))
+}
+
+/// A cluster of nats-servers with JetStream on loopback: each node its own client port,
+/// route port and store, routes to all the others, as three pods of a StatefulSet.
+pub struct NatsCluster {
+    nodes: Vec<Option<Child>>,
+    /// Every node's `nats://127.0.0.1:<port>`, comma-separated: what clients connect to.
+    pub url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl NatsCluster {
+    /// Starts `size` nodes and waits until JetStream has a meta leader, so streams with
+    /// `size` replicas can be created.
+    pub fn start(size: usize) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let clients = (0..size)
+            .map(|_| free_port())
+            .collect::<Result<Vec<_>, _>>()?;
+        let routes = (0..size)
+            .map(|_| free_port())
+            .collect::<Result<Vec<_>, _>>()?;
+        let route_urls = routes
+            .iter()
+            .map(|p| format!("\"nats-route://127.0.0.1:{p}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut nodes = Vec::with_capacity(size);
+        for (i, (client, route)) in clients.iter().zip(&routes).enumerate() {
+            let store = dir.path().join(format!("n{i}"));
+            let conf = dir.path().join(format!("n{i}.conf"));
+            std::fs::write(
+                &conf,
+                format!(
+                    "server_name: n{i}\nlisten: \"127.0.0.1:{client}\"\n\
+                     jetstream {{ store_dir: \"{}\" }}\n\
+                     cluster {{ name: tollgate, listen: \"127.0.0.1:{route}\", routes: [{route_urls}] }}\n",
+                    store.display()
+                ),
+            )?;
+            let log = std::fs::File::create(dir.path().join(format!("n{i}.log")))?;
+            let child = Command::new(nats_server_binary()?)
+                .arg("-c")
+                .arg(&conf)
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .context("starting a cluster node")?;
+            nodes.push(Some(child));
+        }
+        let url = clients
+            .iter()
+            .map(|p| format!("nats://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let cluster = NatsCluster {
+            nodes,
+            url,
+            _dir: dir,
+        };
+        cluster.wait_for_jetstream(size)?;
+        Ok(cluster)
+    }
+
+    /// Waits until a stream with `replicas` replicas can be created (the nodes have found
+    /// each other and elected a meta leader), then deletes it.
+    fn wait_for_jetstream(&self, replicas: usize) -> anyhow::Result<()> {
+        // On a thread of its own, so a caller inside a Tokio runtime (the bench) may wait.
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| self.probe_jetstream(replicas))
+                .join()
+                .unwrap_or_else(|_| bail!("the cluster probe panicked"))
+        })
+    }
+
+    fn probe_jetstream(&self, replicas: usize) -> anyhow::Result<()> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let mut last = String::new();
+            while Instant::now() < deadline {
+                let probe = async {
+                    let addrs: Vec<async_nats::ServerAddr> = self
+                        .url
+                        .split(',')
+                        .map(str::parse)
+                        .collect::<Result<_, _>>()?;
+                    let client = async_nats::connect(addrs.as_slice()).await?;
+                    let js = async_nats::jetstream::new(client);
+                    js.get_or_create_stream(async_nats::jetstream::stream::Config {
+                        name: "CLUSTER_PROBE".into(),
+                        subjects: vec!["cluster.probe".into()],
+                        num_replicas: replicas,
+                        ..Default::default()
+                    })
+                    .await?;
+                    js.delete_stream("CLUSTER_PROBE").await?;
+                    anyhow::Ok(())
+                };
+                match tokio::time::timeout(Duration::from_secs(10), probe).await {
+                    Ok(Ok(())) => return Ok(()),
+                    Ok(Err(e)) => last = e.to_string(),
+                    Err(_) => last = "no answer within 10 s".into(),
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            let logs: String = (0..self.nodes.len())
+                .map(|i| {
+                    let log = std::fs::read_to_string(self._dir.path().join(format!("n{i}.log")))
+                        .unwrap_or_default();
+                    let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                    format!(
+                        "--- n{i}\n{}\n",
+                        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                    )
+                })
+                .collect();
+            bail!("the NATS cluster's JetStream did not come up within 60 s: {last}\n{logs}")
+        })
+    }
+
+    /// Kills node `i` with SIGKILL: a node lost mid-run. It stays down.
+    pub fn kill(&mut self, i: usize) -> anyhow::Result<()> {
+        if let Some(mut child) = self.nodes.get_mut(i).and_then(Option::take) {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for child in self.nodes.iter_mut().flatten() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Waits until each work-stream consumer named in `pulling` has at least that many pull
+/// requests waiting at its leader: every replica is ready for work. On a fresh cluster a
+/// consumer's leader is elected a few seconds after the services start, and until then a
+/// replica's pulls go unanswered.
+pub async fn wait_until_pulling(
+    bus: &Bus,
+    pulling: &[(String, usize)],
+    within: Duration,
+) -> anyhow::Result<()> {
+    let work = bus
+        .jetstream()
+        .get_stream(tollgate_bus::subjects::WORK_STREAM)
+        .await?;
+    let deadline = Instant::now() + within;
+    for (name, replicas) in pulling {
+        loop {
+            let waiting = match work.consumer_info(name).await {
+                Ok(info) => info.num_waiting,
+                Err(_) => 0,
+            };
+            if waiting >= *replicas {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("{name}: {waiting} of {replicas} replicas pulling after {within:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
 }
 
 /// An address where nothing listens (port 1), for tests of an unreachable service.
@@ -316,9 +491,10 @@ impl Pipeline {
         let mut hosted = Hosted::new(&url, &registry_url, cache_dir);
         adjust(&mut hosted);
         host_services(hosted, listener, &stop);
-        let auth = tollgate_bus::bus::Auth {
+        let auth = tollgate_bus::bus::Options {
             creds: harness_creds,
             ca: None,
+            ..Default::default()
         };
         let bus = Bus::connect_with(&url, &auth).await?;
         let verdicts = Verdicts::follow(&bus, stop.clone()).await?;

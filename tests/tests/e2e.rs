@@ -21,6 +21,8 @@ mod concurrency;
 mod corpus;
 #[path = "e2e/dashboard.rs"]
 mod dashboard;
+#[path = "e2e/deploy.rs"]
+mod deploy;
 #[path = "e2e/dev.rs"]
 mod dev;
 #[path = "e2e/kills.rs"]
@@ -37,6 +39,8 @@ mod processes;
 mod props;
 #[path = "e2e/registry.rs"]
 mod registry;
+#[path = "e2e/scale.rs"]
+mod scale;
 #[path = "e2e/schedules.rs"]
 mod schedules;
 #[path = "e2e/security.rs"]

@@ -4,9 +4,12 @@
 //! 100 duplicates: triggers accepted per second, runs completed per minute, and
 //! publish-to-verdict percentiles. `make bench-serve` (`tollgate-bench serve DATA
 //! MLFLOW_URL`): single-record latency and throughput of `tollgate-server` against
-//! `mlflow models serve` at 1, 8 and 64 clients. Prints tables; timing lives here, never
-//! in tests.
+//! `mlflow models serve` at 1, 8 and 64 clients. `make bench-scale` (`tollgate-bench
+//! scale`): 100 small runs on a three-node NATS cluster, one replica of each stage against
+//! two trainers and two validators. Prints tables; timing lives here, never in tests.
 
+#[path = "tollgate-bench/scale.rs"]
+mod scale;
 #[path = "tollgate-bench/serve.rs"]
 mod serve;
 
@@ -34,6 +37,9 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(1_000);
     // The services' own logs would drown the tables: warnings only unless RUST_LOG says.
     let _telemetry = tollgate_telemetry::init_with_level("bench", "warn");
+    if std::env::args().nth(1).as_deref() == Some("scale") {
+        return scale::bench().await;
+    }
     let p = Pipeline::start()
         .await
         .context("starting nats-server and the services")?;

@@ -24,7 +24,7 @@ enum Victim {
 }
 
 /// The registry's versions of `churn`, with their audit trails.
-fn versions(registry_url: &str) -> Vec<ModelVersion> {
+pub(crate) fn versions(registry_url: &str) -> Vec<ModelVersion> {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         tollgate_proto::registry_client(registry_url)

@@ -475,9 +475,10 @@ async fn a_tls_nats_server_is_reached_only_by_clients_that_trust_its_certificate
     let nats = tollgate_e2e::NatsServer::start_with(Some(&conf)).unwrap();
 
     // TOLLGATE_NATS_CA's path: the bus trusts the certificate and opens its streams.
-    let auth = tollgate_bus::bus::Auth {
+    let auth = tollgate_bus::bus::Options {
         creds: None,
         ca: Some(cert.clone()),
+        ..Default::default()
     };
     let bus = tollgate_bus::Bus::connect_with(&nats.url, &auth)
         .await
