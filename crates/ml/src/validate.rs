@@ -61,6 +61,11 @@ struct Range {
 }
 
 impl Range {
+    /// Neither side given: every value is in range (GX passes such an expectation).
+    fn unbounded(&self) -> bool {
+        self.min.is_none() && self.max.is_none()
+    }
+
     fn holds(&self, v: f64) -> bool {
         let above = |m: f64| if self.strict_min { v > m } else { v >= m };
         let below = |m: f64| if self.strict_max { v < m } else { v <= m };
@@ -88,6 +93,17 @@ impl Range {
     }
 }
 
+/// What a per-row check counts as unexpected, and out of how many rows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Counts {
+    /// Present values that fail, out of the present values.
+    Present,
+    /// The nulls, out of every row (`expect_column_values_to_not_be_null`).
+    Nulls,
+    /// The present values, out of every row (`expect_column_values_to_be_null`).
+    Values,
+}
+
 /// How the distinct values of a column must relate to a set.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum SetMode {
@@ -109,7 +125,7 @@ enum Check {
         column: String,
         unexpected: Expr,
         mostly: f64,
-        nulls_unexpected: bool,
+        counts: Counts,
     },
     /// An aggregate of the column within a range.
     Stat {
@@ -176,20 +192,24 @@ fn strings(k: &Map<String, Value>, key: &str) -> Result<Vec<String>, String> {
     }
 }
 
-fn values(k: &Map<String, Value>) -> Result<Vec<Value>, String> {
+/// `value_set`: text, numbers and booleans. A null in it matches no row and is dropped
+/// (GX accepts it). An empty set is refused unless `empty_ok`: a row-wise check against
+/// an empty set is well defined (nothing is in it), a check of the distinct values is not.
+fn values(k: &Map<String, Value>, empty_ok: bool) -> Result<Vec<Value>, String> {
     match k.get("value_set") {
-        Some(Value::Array(v)) if !v.is_empty() => {
+        Some(Value::Array(v)) if empty_ok || !v.is_empty() => {
             if let Some(bad) = v
                 .iter()
-                .find(|x| !(x.is_string() || x.is_number() || x.is_boolean()))
+                .find(|x| !(x.is_string() || x.is_number() || x.is_boolean() || x.is_null()))
             {
                 return Err(format!(
                     "value_set may hold text, numbers or booleans, not {bad}"
                 ));
             }
-            Ok(v.clone())
+            Ok(v.iter().filter(|x| !x.is_null()).cloned().collect())
         }
-        _ => Err("argument value_set must be a non-empty list".into()),
+        Some(Value::Array(_)) => Err("argument value_set must be a non-empty list".into()),
+        _ => Err("argument value_set must be a list".into()),
     }
 }
 
@@ -202,14 +222,29 @@ fn mostly(k: &Map<String, Value>) -> Result<f64, String> {
     }
 }
 
-fn range(k: &Map<String, Value>) -> Result<Range, String> {
+/// `min_value` / `max_value` (either may be null: unbounded on that side), refused when the
+/// minimum is above the maximum, as Great Expectations refuses it.
+fn bounds(k: &Map<String, Value>) -> Result<Range, String> {
     let r = Range {
         min: number(k, "min_value")?,
         max: number(k, "max_value")?,
         strict_min: flag(k, "strict_min")?,
         strict_max: flag(k, "strict_max")?,
     };
-    if r.min.is_none() && r.max.is_none() {
+    if let (Some(min), Some(max)) = (r.min, r.max)
+        && min > max
+    {
+        return Err(format!(
+            "min_value ({min}) must not be greater than max_value ({max})"
+        ));
+    }
+    Ok(r)
+}
+
+/// [`bounds`] with at least one side given.
+fn range(k: &Map<String, Value>) -> Result<Range, String> {
+    let r = bounds(k)?;
+    if r.unbounded() {
         return Err("give min_value, max_value or both".into());
     }
     Ok(r)
@@ -246,8 +281,23 @@ fn type_names(dtype: &DataType) -> &'static [&'static str] {
         DataType::Float32 | DataType::Float64 => {
             &["float", "float32", "float64", "double", "real", "numeric"]
         }
-        DataType::String => &["str", "string", "object", "varchar", "text", "utf8"],
+        // pandas keeps text in object columns: `object_` and `O` name them too.
+        DataType::String => &[
+            "str", "string", "object", "object_", "o", "varchar", "text", "utf8",
+        ],
         DataType::Boolean => &["bool", "boolean"],
+        // A time zone makes pandas' dtype DatetimeTZDtype, which `datetime64` does not name
+        // (polars keeps zones only with its `timezones` feature, which this build omits).
+        DataType::Datetime(_, None) => &[
+            "datetime64",
+            "datetime64[ns]",
+            "datetime64[us]",
+            "datetime64[ms]",
+            "datetime",
+            "timestamp",
+        ],
+        DataType::Datetime(_, Some(_)) => &["timestamp", "datetimetzdtype", "datetime"],
+        DataType::Date => &["date"],
         _ => &[],
     }
 }
@@ -285,10 +335,10 @@ fn compile(e: &Expectation, schema: &Schema) -> Result<Check, String> {
         column,
         unexpected,
         mostly,
-        nulls_unexpected: false,
+        counts: Counts::Present,
     };
     Ok(match e.kind.as_str() {
-        "expect_table_row_count_to_be_between" => Check::RowCount(range(k)?),
+        "expect_table_row_count_to_be_between" => Check::RowCount(bounds(k)?),
         "expect_table_row_count_to_equal" => {
             let v = number(k, "value")?.ok_or("argument value is required")?;
             Check::RowCount(Range {
@@ -299,7 +349,11 @@ fn compile(e: &Expectation, schema: &Schema) -> Result<Check, String> {
             })
         }
         "expect_table_columns_to_match_set" => {
-            let want = strings(k, "column_set")?;
+            // A null set is an empty one (GX): every column is unexpected.
+            let want = match k.get("column_set") {
+                Some(Value::Null) => Vec::new(),
+                _ => strings(k, "column_set")?,
+            };
             let exact = k
                 .get("exact_match")
                 .and_then(Value::as_bool)
@@ -312,16 +366,30 @@ fn compile(e: &Expectation, schema: &Schema) -> Result<Check, String> {
             }
         }
         "expect_table_columns_to_match_ordered_list" => {
-            let want = strings(k, "column_list")?;
+            // A null list asks nothing (GX passes it).
+            let success = match k.get("column_list") {
+                Some(Value::Null) => true,
+                _ => strings(k, "column_list")? == names,
+            };
             Check::Schema {
-                success: want == names,
+                success,
                 observed: format!("columns {names:?}"),
             }
         }
         "expect_column_to_exist" => {
             let c = text(k, "column")?;
+            // With `column_index`, the column must be there at that position.
+            let success = match k.get("column_index") {
+                None | Some(Value::Null) => names.contains(&c),
+                Some(i) => {
+                    let i = i.as_u64().ok_or_else(|| {
+                        format!("argument column_index must be a position, got {i}")
+                    })?;
+                    names.get(i as usize) == Some(&c)
+                }
+            };
             Check::Schema {
-                success: names.contains(&c),
+                success,
                 observed: format!("columns {names:?}"),
             }
         }
@@ -331,12 +399,17 @@ fn compile(e: &Expectation, schema: &Schema) -> Result<Check, String> {
                 column: c,
                 unexpected: lit(false),
                 mostly: mostly(k)?,
-                nulls_unexpected: true,
+                counts: Counts::Nulls,
             }
         }
         "expect_column_values_to_be_null" => {
             let (c, _) = column(k)?;
-            map(c.clone(), col(c.as_str()).is_not_null(), mostly(k)?)
+            Check::Map {
+                column: c.clone(),
+                unexpected: col(c.as_str()).is_not_null(),
+                mostly: mostly(k)?,
+                counts: Counts::Values,
+            }
         }
         "expect_column_values_to_be_between" => {
             let (c, dtype) = column(k)?;
@@ -347,12 +420,12 @@ fn compile(e: &Expectation, schema: &Schema) -> Result<Check, String> {
         }
         "expect_column_values_to_be_in_set" => {
             let (c, _) = column(k)?;
-            let unexpected = in_set(&c, &values(k)?).not();
+            let unexpected = in_set(&c, &values(k, true)?).not();
             map(c, unexpected, mostly(k)?)
         }
         "expect_column_values_to_not_be_in_set" => {
             let (c, _) = column(k)?;
-            let unexpected = in_set(&c, &values(k)?);
+            let unexpected = in_set(&c, &values(k, true)?);
             map(c, unexpected, mostly(k)?)
         }
         "expect_column_values_to_be_unique" => {
@@ -366,8 +439,12 @@ fn compile(e: &Expectation, schema: &Schema) -> Result<Check, String> {
         kind @ ("expect_column_values_to_match_regex"
         | "expect_column_values_to_not_match_regex") => {
             let (c, dtype) = column(k)?;
-            textual(&c, &dtype)?;
             let pattern = text(k, "regex")?;
+            // A column of nulls only (Parquet's null type) has nothing to match.
+            if dtype == DataType::Null {
+                return Ok(map(c, lit(false), mostly(k)?));
+            }
+            textual(&c, &dtype)?;
             let matches = col(c.as_str()).str().contains(lit(pattern.as_str()), true);
             let unexpected = if kind.contains("not_match") {
                 matches
@@ -377,15 +454,28 @@ fn compile(e: &Expectation, schema: &Schema) -> Result<Check, String> {
             map(c, unexpected, mostly(k)?)
         }
         "expect_column_values_to_be_of_type" | "expect_column_values_to_be_in_type_list" => {
-            let (_, dtype) = column(k)?;
-            let wanted = match k.get("type_") {
-                Some(Value::String(t)) => vec![t.clone()],
-                _ => strings(k, "type_list")
-                    .map_err(|_| "argument type_ (or type_list) is required".to_string())?,
+            let (c, dtype) = column(k)?;
+            let wanted = match (k.get("type_"), k.get("type_list")) {
+                (Some(Value::String(t)), _) => Some(vec![t.clone()]),
+                // A null type_list asks nothing (GX passes it).
+                (_, Some(Value::Null)) if e.kind == "expect_column_values_to_be_in_type_list" => {
+                    None
+                }
+                _ => Some(
+                    strings(k, "type_list")
+                        .map_err(|_| "argument type_ (or type_list) is required".to_string())?,
+                ),
             };
-            Check::Schema {
-                success: wanted.iter().any(|t| type_matches(&dtype, t)),
-                observed: dtype.to_string(),
+            let success = wanted.is_none_or(|w| w.iter().any(|t| type_matches(&dtype, t)));
+            if dtype == DataType::String {
+                // Text is checked value by value, as GX checks an object column in pandas:
+                // every present value of the wrong type is unexpected.
+                map(c, lit(!success), 1.0)
+            } else {
+                Check::Schema {
+                    success,
+                    observed: dtype.to_string(),
+                }
             }
         }
         "expect_column_value_lengths_to_be_between" => {
@@ -402,7 +492,10 @@ fn compile(e: &Expectation, schema: &Schema) -> Result<Check, String> {
         | "expect_column_stdev_to_be_between"
         | "expect_column_sum_to_be_between") => {
             let (c, dtype) = column(k)?;
-            numeric(&c, &dtype)?;
+            // GX averages booleans as 0 and 1 (the mean of true, false is 0.5).
+            if !(kind == "expect_column_mean_to_be_between" && dtype == DataType::Boolean) {
+                numeric(&c, &dtype)?;
+            }
             let x = col(c.as_str()).cast(DataType::Float64);
             let stat = match kind {
                 "expect_column_min_to_be_between" => x.min(),
@@ -412,16 +505,20 @@ fn compile(e: &Expectation, schema: &Schema) -> Result<Check, String> {
                 "expect_column_stdev_to_be_between" => x.std(1),
                 _ => x.sum(),
             };
-            Check::Stat {
-                stat,
-                range: range(k)?,
-            }
+            // GX passes the mean, median and stdev with neither bound given.
+            let range = match kind {
+                "expect_column_mean_to_be_between"
+                | "expect_column_median_to_be_between"
+                | "expect_column_stdev_to_be_between" => bounds(k)?,
+                _ => range(k)?,
+            };
+            Check::Stat { stat, range }
         }
         "expect_column_proportion_of_unique_values_to_be_between" => {
             let (c, _) = column(k)?;
             Check::ProportionUnique {
                 column: c,
-                range: range(k)?,
+                range: bounds(k)?,
             }
         }
         kind @ ("expect_column_distinct_values_to_be_in_set"
@@ -435,7 +532,7 @@ fn compile(e: &Expectation, schema: &Schema) -> Result<Check, String> {
             };
             Check::Distinct {
                 column: c,
-                set: values(k)?,
+                set: values(k, false)?,
                 mode,
             }
         }
@@ -458,7 +555,7 @@ fn compile(e: &Expectation, schema: &Schema) -> Result<Check, String> {
                 column: a,
                 unexpected,
                 mostly: mostly(k)?,
-                nulls_unexpected: false,
+                counts: Counts::Present,
             }
         }
         "expect_compound_columns_to_be_unique" => {
@@ -560,20 +657,28 @@ fn fill_map(
     nulls: u64,
     unexpected: u64,
     mostly: f64,
-    nulls_unexpected: bool,
+    counts: Counts,
 ) {
     let nonmissing = rows.saturating_sub(nulls);
     r.element_count = rows;
     r.missing_count = nulls;
     r.missing_percent = percent(nulls, rows);
-    if nulls_unexpected {
-        r.unexpected_count = nulls;
-        r.unexpected_percent = percent(nulls, rows);
-        r.observed_value = format!("{nulls} null of {rows}");
-    } else {
-        r.unexpected_count = unexpected;
-        r.unexpected_percent = percent(unexpected, nonmissing);
-        r.observed_value = format!("{unexpected} unexpected of {nonmissing} present");
+    match counts {
+        Counts::Nulls => {
+            r.unexpected_count = nulls;
+            r.unexpected_percent = percent(nulls, rows);
+            r.observed_value = format!("{nulls} null of {rows}");
+        }
+        Counts::Values => {
+            r.unexpected_count = nonmissing;
+            r.unexpected_percent = percent(nonmissing, rows);
+            r.observed_value = format!("{nonmissing} not null of {rows}");
+        }
+        Counts::Present => {
+            r.unexpected_count = unexpected;
+            r.unexpected_percent = percent(unexpected, nonmissing);
+            r.observed_value = format!("{unexpected} unexpected of {nonmissing} present");
+        }
     }
     r.success = r.unexpected_percent / 100.0 <= 1.0 - mostly + 1e-12;
 }
@@ -732,14 +837,14 @@ pub fn validate(path: &Path, expectations: &[Expectation]) -> Result<ValidationR
                 column,
                 unexpected,
                 mostly,
-                nulls_unexpected,
+                counts,
             } => {
                 let (nulls, bad) = (
                     v("nulls").unwrap_or(0.0) as u64,
                     v("unexpected").unwrap_or(0.0) as u64,
                 );
-                fill_map(r, rows, nulls, bad, *mostly, *nulls_unexpected);
-                if !*nulls_unexpected && bad > 0 {
+                fill_map(r, rows, nulls, bad, *mostly, *counts);
+                if *counts != Counts::Nulls && r.unexpected_count > 0 {
                     r.partial_unexpected_list = sample(&lf, column, unexpected.clone());
                 }
             }
@@ -750,7 +855,7 @@ pub fn validate(path: &Path, expectations: &[Expectation]) -> Result<ValidationR
                 }
                 None => {
                     r.observed_value = "no values".into();
-                    r.success = false;
+                    r.success = range.unbounded();
                 }
             },
             Check::ProportionUnique { range, .. } => {
@@ -790,7 +895,7 @@ pub fn validate(path: &Path, expectations: &[Expectation]) -> Result<ValidationR
             {
                 Ok((dup_rows, examples)) => {
                     let nulls = v("nulls").unwrap_or(0.0) as u64;
-                    fill_map(r, rows, nulls, dup_rows, *mostly, false);
+                    fill_map(r, rows, nulls, dup_rows, *mostly, Counts::Present);
                     r.partial_unexpected_list = examples;
                 }
                 Err(e) => r.error = format!("cannot evaluate: {e}"),
@@ -798,7 +903,7 @@ pub fn validate(path: &Path, expectations: &[Expectation]) -> Result<ValidationR
             Check::Compound { columns, mostly } => match compound_duplicates(&lf, columns) {
                 Ok(dup_rows) => {
                     r.column = columns.join(",");
-                    fill_map(r, rows, 0, dup_rows, *mostly, false);
+                    fill_map(r, rows, 0, dup_rows, *mostly, Counts::Present);
                 }
                 Err(e) => r.error = format!("cannot evaluate: {e}"),
             },

@@ -330,3 +330,310 @@ fn uniqueness_counts_every_row_of_a_repeated_value_in_text_integers_and_floats()
     assert!(report.success);
     assert_eq!(report.results[0].unexpected_count, 0);
 }
+
+// The cases below are Great Expectations 1.2.0's own test definitions
+// (tests/test_definitions/*/<expectation>.json), each named by its title.
+
+#[test]
+fn be_null_with_mostly_counts_every_row_as_gx_does() {
+    // expect_column_values_to_be_null.json: positive_mostly, negative_mostly and
+    // positive_case_with_mostly_and_no_unexpected_values.
+    let data = "three_null,all_null\n,\n,\n,\n5,\n";
+    let report = run(
+        data,
+        vec![
+            exp(
+                "expect_column_values_to_be_null",
+                j!({"column": "three_null", "mostly": 0.75}),
+            ),
+            exp(
+                "expect_column_values_to_be_null",
+                j!({"column": "three_null", "mostly": 0.8}),
+            ),
+            exp(
+                "expect_column_values_to_be_null",
+                j!({"column": "all_null", "mostly": 0.9}),
+            ),
+        ],
+    );
+    let r = &report.results;
+    assert_eq!(
+        (r[0].success, r[0].unexpected_count, r[0].unexpected_percent),
+        (true, 1, 25.0)
+    );
+    assert_eq!(r[0].partial_unexpected_list, ["5"]);
+    assert!(!r[1].success);
+    assert_eq!((r[2].success, r[2].unexpected_count), (true, 0));
+}
+
+#[test]
+fn column_to_exist_checks_the_position_when_given_a_column_index() {
+    // expect_column_to_exist.json: positive_test_with_column_order,
+    // column_exists_but_wrong_index.
+    let data = "c1,c2,c3\n4,a,\n5,b,\n";
+    let report = run(
+        data,
+        vec![
+            exp(
+                "expect_column_to_exist",
+                j!({"column": "c2", "column_index": 1}),
+            ),
+            exp(
+                "expect_column_to_exist",
+                j!({"column": "c3", "column_index": 4}),
+            ),
+            exp(
+                "expect_column_to_exist",
+                j!({"column": "c1", "column_index": null}),
+            ),
+        ],
+    );
+    let r = &report.results;
+    assert!(r[0].success);
+    assert!(!r[1].success);
+    assert!(r[2].success);
+}
+
+#[test]
+fn an_empty_value_set_fails_every_present_row_and_a_null_in_it_matches_none() {
+    // expect_column_values_to_be_in_set.json: negative_empty_values_set;
+    // expect_column_values_to_not_be_in_set.json: positive_empty_values_set,
+    // positive_test_values_set_is_null.
+    let data = "x,n\n1,\n2,\n4,2\n";
+    let report = run(
+        data,
+        vec![
+            exp(
+                "expect_column_values_to_be_in_set",
+                j!({"column": "x", "value_set": []}),
+            ),
+            exp(
+                "expect_column_values_to_not_be_in_set",
+                j!({"column": "x", "value_set": []}),
+            ),
+            exp(
+                "expect_column_values_to_not_be_in_set",
+                j!({"column": "n", "value_set": [null]}),
+            ),
+            exp(
+                "expect_column_values_to_be_in_set",
+                j!({"column": "x", "value_set": [1, null, 2]}),
+            ),
+        ],
+    );
+    let r = &report.results;
+    assert_eq!((r[0].success, r[0].unexpected_count), (false, 3));
+    assert_eq!(r[0].partial_unexpected_list, ["1", "2", "4"]);
+    assert_eq!((r[1].success, r[1].unexpected_count), (true, 0));
+    assert_eq!((r[2].success, r[2].unexpected_count), (true, 0));
+    assert_eq!((r[3].success, r[3].unexpected_count), (false, 1), "only 4");
+    for x in r {
+        assert!(x.error.is_empty(), "{}", x.error);
+    }
+}
+
+#[test]
+fn no_bounds_pass_the_mean_median_stdev_unique_share_and_row_count_and_crossed_bounds_are_refused()
+{
+    // expect_column_mean_to_be_between.json: vacuously_true_missing_min_and_max (and the
+    // same case of the median, stdev, proportion-unique and row-count definitions).
+    let data = "x\n2.0\n5.0\n";
+    let none = j!({"column": "x", "min_value": null, "max_value": null});
+    let report = run(
+        data,
+        vec![
+            exp("expect_column_mean_to_be_between", none.clone()),
+            exp("expect_column_median_to_be_between", none.clone()),
+            exp("expect_column_stdev_to_be_between", none.clone()),
+            exp(
+                "expect_column_proportion_of_unique_values_to_be_between",
+                none.clone(),
+            ),
+            exp(
+                "expect_table_row_count_to_be_between",
+                j!({"min_value": null, "max_value": null}),
+            ),
+            // GX raises on a minimum above the maximum.
+            exp(
+                "expect_column_values_to_be_between",
+                j!({"column": "x", "min_value": 5, "max_value": 1}),
+            ),
+            // The row-wise between still needs a bound.
+            exp("expect_column_values_to_be_between", none),
+        ],
+    );
+    let r = &report.results;
+    for x in &r[..5] {
+        assert!(x.success && x.error.is_empty(), "{x:?}");
+    }
+    assert_eq!(r[0].observed_value, "3.5");
+    assert!(
+        r[5].error
+            .contains("min_value (5) must not be greater than max_value (1)"),
+        "{}",
+        r[5].error
+    );
+    assert!(r[6].error.contains("give min_value, max_value or both"));
+}
+
+#[test]
+fn null_column_sets_lists_and_type_lists_mean_what_gx_makes_of_them() {
+    // expect_table_columns_to_match_set.json: negative_test_null_set_exact_match_true,
+    // positive_test_vacuously_true_null_set_exact_match_false;
+    // expect_table_columns_to_match_ordered_list.json:
+    // null_list_provides_vacuously_true_expectation;
+    // expect_column_values_to_be_in_type_list.json: positive_test_placeholder_expectation.
+    let data = "c1,c2,c3\n4,a,\n5,b,\n";
+    let report = run(
+        data,
+        vec![
+            exp(
+                "expect_table_columns_to_match_set",
+                j!({"column_set": null, "exact_match": true}),
+            ),
+            exp(
+                "expect_table_columns_to_match_set",
+                j!({"column_set": null, "exact_match": false}),
+            ),
+            exp(
+                "expect_table_columns_to_match_ordered_list",
+                j!({"column_list": null}),
+            ),
+            exp(
+                "expect_column_values_to_be_in_type_list",
+                j!({"column": "c2", "type_list": null}),
+            ),
+        ],
+    );
+    let r = &report.results;
+    assert!(!r[0].success);
+    assert!(
+        r[0].observed_value
+            .contains(r#"unexpected ["c1", "c2", "c3"]"#),
+        "{}",
+        r[0].observed_value
+    );
+    assert!(r[1].success && r[2].success && r[3].success);
+    for x in r {
+        assert!(x.error.is_empty(), "{}", x.error);
+    }
+}
+
+#[test]
+fn the_mean_of_a_boolean_column_counts_true_as_one() {
+    // expect_column_mean_to_be_between.json: coerced_types_true_false_values,
+    // coerced_types_true_false_and_null.
+    let data = "b,x\ntrue,true\nfalse,\nfalse,false\ntrue,\n";
+    let range = |c: &str| j!({"column": c, "min_value": 0, "max_value": 1});
+    let report = run(
+        data,
+        vec![
+            exp("expect_column_mean_to_be_between", range("b")),
+            exp("expect_column_mean_to_be_between", range("x")),
+            // Other statistics still want numbers.
+            exp("expect_column_sum_to_be_between", range("b")),
+        ],
+    );
+    let r = &report.results;
+    assert_eq!((r[0].success, r[0].observed_value.as_str()), (true, "0.5"));
+    assert_eq!((r[1].success, r[1].observed_value.as_str()), (true, "0.5"));
+    assert!(r[2].error.contains("not numeric"), "{}", r[2].error);
+}
+
+#[test]
+fn a_text_column_of_the_wrong_type_has_every_present_value_unexpected() {
+    // expect_column_values_to_be_in_type_list.json:
+    // negative_test_string_and_int_values_summary_output, positive_test_string_values.
+    let data = "s\nhello\njello\n1\n\n";
+    let report = run(
+        data,
+        vec![
+            exp(
+                "expect_column_values_to_be_in_type_list",
+                j!({"column": "s", "type_list": ["bool"]}),
+            ),
+            exp(
+                "expect_column_values_to_be_in_type_list",
+                j!({"column": "s", "type_list": ["str", "int"]}),
+            ),
+        ],
+    );
+    let r = &report.results;
+    assert_eq!((r[0].success, r[0].unexpected_count), (false, 3));
+    assert_eq!(r[0].partial_unexpected_list, ["hello", "jello", "1"]);
+    assert_eq!((r[1].success, r[1].unexpected_count), (true, 0));
+}
+
+#[test]
+fn a_column_of_nulls_only_has_nothing_to_match_a_regex() {
+    // expect_column_values_to_match_regex.json and _not_match_regex.json: the all-null
+    // column, which Parquet stores with the null type.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nulls.parquet");
+    let mut df = DataFrame::new(
+        3,
+        vec![
+            Column::new("a".into(), ["aaa", "abb", "acc"]),
+            Column::full_null("n".into(), 3, &DataType::Null),
+        ],
+    )
+    .unwrap();
+    assert_eq!(df.column("n").unwrap().dtype(), &DataType::Null);
+    data::write(&mut df, &path).unwrap();
+    let report = validate(
+        &path,
+        &[
+            exp(
+                "expect_column_values_to_match_regex",
+                j!({"column": "n", "regex": "^a"}),
+            ),
+            exp(
+                "expect_column_values_to_not_match_regex",
+                j!({"column": "n", "regex": "^a"}),
+            ),
+        ],
+    )
+    .unwrap();
+    for r in &report.results {
+        assert!(r.error.is_empty(), "{}", r.error);
+        assert_eq!(
+            (r.success, r.unexpected_count, r.missing_count),
+            (true, 0, 3)
+        );
+    }
+}
+
+#[test]
+fn pandas_type_aliases_name_text_and_datetimes() {
+    // expect_column_values_to_be_of_type.json:
+    // dtype_object_and_type_object_still_has_aggregate_semantics_object_underscore and
+    // _big_o, positive_pandas_datetime_no_timezone. (Time zones need polars' `timezones`
+    // feature, which the build leaves out: a zoned column reads as a naive one.)
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("types.parquet");
+    let naive = Column::new("datetime".into(), [1_451_651_696_000i64, 1_451_735_998_000])
+        .cast(&DataType::Datetime(TimeUnit::Milliseconds, None))
+        .unwrap();
+    let mut df =
+        DataFrame::new(2, vec![Column::new("z".into(), ["hello", "jello"]), naive]).unwrap();
+    data::write(&mut df, &path).unwrap();
+    let of_type = |c: &str, t: &str| {
+        exp(
+            "expect_column_values_to_be_of_type",
+            j!({"column": c, "type_": t}),
+        )
+    };
+    let report = validate(
+        &path,
+        &[
+            of_type("z", "object_"),
+            of_type("z", "O"),
+            of_type("datetime", "datetime64"),
+            of_type("datetime", "Timestamp"),
+            of_type("z", "datetime64"),
+        ],
+    )
+    .unwrap();
+    let got: Vec<bool> = report.results.iter().map(|r| r.success).collect();
+    assert_eq!(got, [true, true, true, true, false]);
+}
