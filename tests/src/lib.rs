@@ -192,8 +192,21 @@ pub struct NatsCluster {
 
 impl NatsCluster {
     /// Starts `size` nodes and waits until JetStream has a meta leader, so streams with
-    /// `size` replicas can be created.
+    /// `size` replicas can be created. A cluster that does not come up (a port another
+    /// test's process took between choosing and binding) is stopped and started again on
+    /// new ports, up to three times.
     pub fn start(size: usize) -> anyhow::Result<Self> {
+        let mut failed = Vec::new();
+        for _ in 0..3 {
+            match Self::start_once(size) {
+                Ok(cluster) => return Ok(cluster),
+                Err(e) => failed.push(format!("{e:#}")),
+            }
+        }
+        bail!("no NATS cluster in three tries:\n{}", failed.join("\n"))
+    }
+
+    fn start_once(size: usize) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let clients = (0..size)
             .map(|_| free_port())
@@ -260,7 +273,7 @@ impl NatsCluster {
             .enable_all()
             .build()?;
         runtime.block_on(async {
-            let deadline = Instant::now() + Duration::from_secs(60);
+            let deadline = Instant::now() + Duration::from_secs(30);
             let mut last = String::new();
             while Instant::now() < deadline {
                 let probe = async {
@@ -299,7 +312,7 @@ impl NatsCluster {
                     )
                 })
                 .collect();
-            bail!("the NATS cluster's JetStream did not come up within 60 s: {last}\n{logs}")
+            bail!("the NATS cluster's JetStream did not come up within 30 s: {last}\n{logs}")
         })
     }
 

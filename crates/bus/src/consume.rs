@@ -157,6 +157,11 @@ where
             warn!(consumer = name, error = %e, "could not settle message; JetStream will redeliver it");
         }
     }
+    // Acks and naks are buffered: send them before the process may exit, so a message
+    // put back on shutdown goes to another replica now, not after the ack wait.
+    if let Err(e) = bus.client().flush().await {
+        warn!(consumer = name, error = %e, "could not flush the last acknowledgements");
+    }
     info!(consumer = name, "stopped consuming");
     Ok(())
 }
