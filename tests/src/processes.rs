@@ -33,6 +33,19 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// Runs `command` to its end and returns its output, failing with its stderr unless it
+/// exited 0.
+pub fn succeeded(command: &mut Command) -> std::process::Output {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{command:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Service processes started from the built binaries; killed when dropped.
 #[derive(Default)]
 pub struct Services {

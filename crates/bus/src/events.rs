@@ -148,10 +148,13 @@ pub async fn dispatch(bus: &Bus, id: &RunId, run: &Run) -> Result<(), BusError> 
     Ok(())
 }
 
-/// Every run's `completed` event from the start of the runs stream, in order, through
-/// reconnects (an ordered consumer): how a waiter learns verdicts without asking the
-/// registry. A run may end twice (the first verdict is the record's); both are yielded.
-pub async fn completions(bus: &Bus) -> Result<impl Stream<Item = RunSummary> + use<>, BusError> {
+/// Every run event of `kind` from the start of the runs stream, in order, through
+/// reconnects (an ordered consumer). A delivery that fails or does not decode is skipped
+/// with a warning.
+pub async fn of_kind(
+    bus: &Bus,
+    kind: RunEventKind,
+) -> Result<impl Stream<Item = RunEvent> + use<>, BusError> {
     let setup = |e: crate::bus::Cause| BusError::Setup {
         what: format!("an ordered consumer of {}", subjects::RUNS_STREAM),
         source: e,
@@ -164,7 +167,7 @@ pub async fn completions(bus: &Bus) -> Result<impl Stream<Item = RunSummary> + u
     let consumer = stream
         .create_consumer(OrderedConfig {
             deliver_subject: bus.client().new_inbox(),
-            filter_subject: subjects::run_events_of_kind(RunEventKind::Completed),
+            filter_subject: subjects::run_events_of_kind(kind),
             deliver_policy: DeliverPolicy::All,
             ..Default::default()
         })
@@ -173,10 +176,17 @@ pub async fn completions(bus: &Bus) -> Result<impl Stream<Item = RunSummary> + u
     let messages = consumer.messages().await.map_err(|e| setup(e.into()))?;
     Ok(messages.filter_map(|m| async move {
         let m = m
-            .inspect_err(|e| warn!(error = %e, "run completions: a delivery failed"))
+            .inspect_err(|e| warn!(error = %e, "run events: a delivery failed"))
             .ok()?;
-        crate::codec::decode_delivery::<RunEvent>(&m.payload, m.headers.as_ref())
-            .ok()?
-            .summary
+        crate::codec::decode_delivery::<RunEvent>(&m.payload, m.headers.as_ref()).ok()
     }))
+}
+
+/// Every run's `completed` event from the start of the runs stream ([`of_kind`]): how a
+/// waiter learns verdicts without asking the registry. A run may end twice (the first
+/// verdict is the record's); both are yielded.
+pub async fn completions(bus: &Bus) -> Result<impl Stream<Item = RunSummary> + use<>, BusError> {
+    Ok(of_kind(bus, RunEventKind::Completed)
+        .await?
+        .filter_map(|event| async move { event.summary }))
 }

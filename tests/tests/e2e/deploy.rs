@@ -11,7 +11,7 @@ use std::{
 use serde_json::Value;
 use tollgate_e2e::workspace_root;
 
-use crate::processes::bin;
+use tollgate_e2e::processes::{bin, succeeded};
 
 /// The overlays `k8s/overlays/` holds.
 const OVERLAYS: [&str; 2] = ["dev", "prod"];
@@ -461,15 +461,10 @@ fn prod_runs_three_nats_nodes_two_trainers_and_two_validators_with_budgets_and_a
 #[test]
 fn every_secret_the_manifests_reference_is_made_by_the_secrets_script() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(workspace_root().join("scripts/k8s-secrets.sh"))
-        .arg(dir.path().join("secrets"))
-        .env("TOLLGATE_BIN", bin("tollgate"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeeded(
+        Command::new(workspace_root().join("scripts/k8s-secrets.sh"))
+            .arg(dir.path().join("secrets"))
+            .env("TOLLGATE_BIN", bin("tollgate")),
     );
     let text = std::fs::read_to_string(dir.path().join("secrets/secrets.yaml")).unwrap();
     let secrets: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
@@ -550,12 +545,11 @@ fn nats_server_accepts_each_overlays_config_with_the_generated_users() {
         let conf = dir.path().join("config/nats.conf");
         std::fs::create_dir_all(conf.parent().unwrap()).unwrap();
         std::fs::write(&conf, config["data"]["nats.conf"].as_str().unwrap()).unwrap();
-        let out = Command::new(bin("tollgate"))
-            .args(["nats-config", "--out"])
-            .arg(dir.path().join("auth"))
-            .output()
-            .unwrap();
-        assert!(out.status.success());
+        succeeded(
+            Command::new(bin("tollgate"))
+                .args(["nats-config", "--out"])
+                .arg(dir.path().join("auth")),
+        );
         let out = Command::new(tollgate_e2e::nats_server_binary().unwrap())
             .arg("-c")
             .arg(&conf)

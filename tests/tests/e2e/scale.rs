@@ -12,7 +12,7 @@ use std::{
 use futures::StreamExt;
 use tollgate_bus::subjects;
 use tollgate_e2e::NatsCluster;
-use tollgate_proto::{RunEvent, RunEventKind, Stage};
+use tollgate_proto::{RunEventKind, Stage};
 
 use crate::processes::{
     Services, cli, forest_spec, generate, publish, run_id_of, service_env_at, shown_passed,
@@ -157,34 +157,18 @@ fn worker_of(run: &serde_json::Value, stage: &str) -> String {
 }
 
 /// Every `stage_started` event on the runs stream: how many times each (run, stage)
-/// began.
+/// began. Called once the runs have ended, so the stream holds them all; it is read
+/// until it has been quiet for 3 s.
 async fn stage_starts(bus: &tollgate_bus::Bus) -> BTreeMap<(String, String), usize> {
-    use async_nats::jetstream::consumer::{DeliverPolicy, push::OrderedConfig};
-    let stream = bus
-        .jetstream()
-        .get_stream(subjects::RUNS_STREAM)
-        .await
-        .unwrap();
-    let consumer = stream
-        .create_consumer(OrderedConfig {
-            deliver_subject: bus.client().new_inbox(),
-            filter_subject: subjects::run_events_of_kind(RunEventKind::StageStarted),
-            deliver_policy: DeliverPolicy::All,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let mut messages = consumer.messages().await.unwrap();
+    let mut events = Box::pin(
+        tollgate_bus::events::of_kind(bus, RunEventKind::StageStarted)
+            .await
+            .unwrap(),
+    );
     let mut starts = BTreeMap::new();
-    while let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(5), messages.next()).await {
-        let m = m.unwrap();
-        let event: RunEvent =
-            tollgate_bus::codec::decode_delivery(&m.payload, m.headers.as_ref()).unwrap();
+    while let Ok(Some(event)) = tokio::time::timeout(Duration::from_secs(3), events.next()).await {
         let stage = event.stage.unwrap_or_default().stage().to_string();
         *starts.entry((event.run_id, stage)).or_default() += 1;
-        if m.info().unwrap().pending == 0 {
-            break;
-        }
     }
     starts
 }

@@ -2,7 +2,7 @@
 //! a token file, its services calling with a `service` token, and every refusal asserted
 //! by its exact gRPC status.
 
-use tollgate_e2e::{Pipeline, example_spec, free_port};
+use tollgate_e2e::{Pipeline, example_spec, free_port, processes::succeeded};
 use tollgate_proto::{
     ApprovalRequest, ListVersionsRequest, RecordGateRequest, ResolveRequest, TriggerKind, Verdict,
 };
@@ -175,30 +175,20 @@ async fn only_a_listed_approver_with_a_valid_token_approves_and_the_audit_record
 
     // `tollgate token create` adds a digest the running registry honours at once, and
     // the token it prints works as TOLLGATE_TOKEN.
-    let out = std::process::Command::new(super::processes::bin("tollgate"))
-        .args(["token", "create", "--identity", "bob", "--role", "approver"])
-        .env("TOLLGATE_TOKENS_FILE", &file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeeded(
+        std::process::Command::new(super::processes::bin("tollgate"))
+            .args(["token", "create", "--identity", "bob", "--role", "approver"])
+            .env("TOLLGATE_TOKENS_FILE", &file),
     );
     let bob = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert!(bob.starts_with("tg_") && bob.len() == 67, "{bob}");
     assert!(!std::fs::read_to_string(&file).unwrap().contains(&bob));
-    let models = std::process::Command::new(super::processes::bin("tollgate"))
-        .args(["models", "churn"])
-        .env("TOLLGATE_REGISTRY_URL", &p.registry_url)
-        .env("TOLLGATE_NATS_URL", &p.nats.url)
-        .env("TOLLGATE_TOKEN", &bob)
-        .output()
-        .unwrap();
-    assert!(
-        models.status.success(),
-        "{}",
-        String::from_utf8_lossy(&models.stderr)
+    succeeded(
+        std::process::Command::new(super::processes::bin("tollgate"))
+            .args(["models", "churn"])
+            .env("TOLLGATE_REGISTRY_URL", &p.registry_url)
+            .env("TOLLGATE_NATS_URL", &p.nats.url)
+            .env("TOLLGATE_TOKEN", &bob),
     );
     let refused = std::process::Command::new(super::processes::bin("tollgate"))
         .args(["models", "churn"])
