@@ -37,7 +37,7 @@ PROMTOOL := /usr/bin/promtool
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help tools build demo test unit-test fuzz lint-workflows check-prometheus lint-docker k8s-validate images ci-up bench bench-load bench-scale bench-train bench-validate bench-serve lint fmt
+.PHONY: help tools build demo test conformance unit-test fuzz lint-workflows check-prometheus lint-docker k8s-validate images ci-up bench bench-load bench-scale bench-train bench-validate bench-serve lint fmt
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -90,6 +90,9 @@ test: tools build lint-workflows check-prometheus lint-docker k8s-validate $(CHR
 
 fuzz: ## the property tests with 100x proptest's default cases (decoders, spec and suite parsers, artifacts)
 	PROPTEST_CASES=25600 cargo test --workspace --test e2e props::
+
+conformance: ## Great Expectations 1.2.0's own test definitions through the validator: the match rate per expectation type, every differing and skipped case
+	cargo test -p tollgate-ml --test gx_conformance -- --nocapture
 
 unit-test: ## unit tests only (no nats-server needed)
 	cargo test --workspace --lib

@@ -16,6 +16,8 @@ use tollgate_spec::Expectation;
 
 use crate::data::{self, DataError, unreadable};
 
+pub mod condition;
+
 /// Expectation types this engine evaluates.
 pub const SUPPORTED: &[&str] = &[
     "expect_table_row_count_to_be_between",
@@ -46,10 +48,81 @@ pub const SUPPORTED: &[&str] = &[
     "expect_column_distinct_values_to_equal_set",
     "expect_column_pair_values_a_to_be_greater_than_b",
     "expect_compound_columns_to_be_unique",
+    "expect_column_values_to_be_increasing",
+    "expect_column_values_to_be_decreasing",
+    "expect_column_values_to_match_regex_list",
+    "expect_column_values_to_not_match_regex_list",
+    "expect_column_values_to_match_strftime_format",
+    "expect_column_values_to_be_dateutil_parseable",
+    "expect_column_values_to_be_json_parseable",
+    "expect_column_values_to_match_json_schema",
+    "expect_column_value_z_scores_to_be_less_than",
+    "expect_column_quantile_values_to_be_between",
+    "expect_column_most_common_value_to_be_in_set",
+    "expect_column_unique_value_count_to_be_between",
+    "expect_column_pair_values_to_be_equal",
+    "expect_column_pair_values_to_be_in_set",
+    "expect_multicolumn_sum_to_equal",
+    "expect_select_column_values_to_be_unique_within_record",
+    "expect_table_column_count_to_be_between",
+    "expect_table_column_count_to_equal",
 ];
 
 /// Unexpected values kept per expectation, as Great Expectations' SUMMARY does.
 pub const PARTIAL_UNEXPECTED: usize = 20;
+
+/// A date or time as Great Expectations reads one (dateutil's parser: ISO 8601 and the
+/// usual written forms), in microseconds since the epoch; a value with an offset is
+/// taken to UTC.
+pub fn timestamp(text: &str) -> Result<i64, String> {
+    let (naive, offset) =
+        dtparse::parse(text).map_err(|e| format!("{text:?} is not a date or time ({e})"))?;
+    let utc = match offset {
+        Some(o) => naive - chrono::Duration::seconds(i64::from(o.local_minus_utc())),
+        None => naive,
+    };
+    Ok(utc.and_utc().timestamp_micros())
+}
+
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// A date or time text as the physical value of a temporal column of `dtype`: days for a
+/// date, the column's unit since the epoch for a datetime.
+fn physical(text: &str, dtype: &DataType) -> Result<i64, String> {
+    let micros = timestamp(text)?;
+    Ok(match dtype {
+        DataType::Date => micros.div_euclid(MICROS_PER_DAY),
+        DataType::Datetime(TimeUnit::Nanoseconds, _) => micros.saturating_mul(1000),
+        DataType::Datetime(TimeUnit::Milliseconds, _) => micros.div_euclid(1000),
+        _ => micros,
+    })
+}
+
+/// A temporal column's physical value back as GX shows it: ISO 8601.
+fn iso(value: i64, dtype: &DataType) -> Option<String> {
+    let micros = match dtype {
+        DataType::Date => value.checked_mul(MICROS_PER_DAY)?,
+        DataType::Datetime(TimeUnit::Nanoseconds, _) => value.div_euclid(1000),
+        DataType::Datetime(TimeUnit::Milliseconds, _) => value.checked_mul(1000)?,
+        _ => value,
+    };
+    let t = chrono::DateTime::from_timestamp_micros(micros)?.naive_utc();
+    Some(match dtype {
+        DataType::Date => t.format("%Y-%m-%d").to_string(),
+        _ if micros % 1_000_000 != 0 => t.format("%Y-%m-%dT%H:%M:%S%.f").to_string(),
+        _ => t.format("%Y-%m-%dT%H:%M:%S").to_string(),
+    })
+}
+
+/// The values of column `c` as bounds and sets compare them: temporal columns by their
+/// physical count (so ISO bounds become numbers of the same unit), others as they are.
+fn subject(c: &str, dtype: &DataType) -> Expr {
+    if dtype.is_temporal() {
+        col(c).to_physical()
+    } else {
+        col(c)
+    }
+}
 
 /// A numeric range with Great Expectations' `strict_min` / `strict_max`.
 #[derive(Debug, Clone, Copy)]
@@ -107,6 +180,8 @@ enum Counts {
 /// How the distinct values of a column must relate to a set.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum SetMode {
+    /// No set given: every value is in it.
+    Anything,
     Within,
     Contains,
     Equals,
@@ -118,19 +193,38 @@ enum Check {
     Schema {
         success: bool,
         observed: String,
+        json: Value,
     },
     RowCount(Range),
-    /// A per-row check: `unexpected` is true on a non-null row that fails.
+    /// A per-row check: `unexpected` is true on a counted row that fails. A row counts
+    /// when `present` holds (by default: `column` is not null); `column`'s values are the
+    /// examples shown.
     Map {
         column: String,
         unexpected: Expr,
+        present: Option<Expr>,
         mostly: f64,
         counts: Counts,
     },
-    /// An aggregate of the column within a range.
+    /// Several aggregates, each within its own range (quantiles): all must hold.
+    Stats {
+        stats: Vec<Expr>,
+        ranges: Vec<Range>,
+        quantiles: Vec<f64>,
+    },
+    /// The most common values (found after the scan by a group-by) within a set.
+    MostCommon {
+        column: String,
+        dtype: DataType,
+        set: Vec<Value>,
+        ties_okay: bool,
+    },
+    /// An aggregate of the column within a range; `temporal` is the column's type when the
+    /// aggregate is a date or time (shown in ISO 8601).
     Stat {
         stat: Expr,
         range: Range,
+        temporal: Option<DataType>,
     },
     ProportionUnique {
         column: String,
@@ -138,6 +232,7 @@ enum Check {
     },
     Distinct {
         column: String,
+        dtype: DataType,
         set: Vec<Value>,
         mode: SetMode,
     },
@@ -156,13 +251,117 @@ enum Check {
     },
 }
 
+/// A compiled expectation: its check, and the rows it looks at (`row_condition`).
+#[derive(Debug, Clone)]
+struct Compiled {
+    check: Check,
+    /// True on the rows in the expectation's domain; `None` for every row.
+    domain: Option<Expr>,
+}
+
+impl Compiled {
+    /// Column `c` restricted to the domain.
+    fn source(&self, c: &str) -> Expr {
+        match &self.domain {
+            Some(d) => col(c).filter(d.clone()),
+            None => col(c),
+        }
+    }
+
+    /// `e` and in the domain.
+    fn within(&self, e: Expr) -> Expr {
+        match &self.domain {
+            Some(d) => e.and(d.clone()),
+            None => e,
+        }
+    }
+
+    /// The scan restricted to the domain.
+    fn rows(&self, lf: &LazyFrame) -> LazyFrame {
+        match &self.domain {
+            Some(d) => lf.clone().filter(d.clone()),
+            None => lf.clone(),
+        }
+    }
+}
+
 fn number(k: &Map<String, Value>, key: &str) -> Result<Option<f64>, String> {
     match k.get(key) {
         None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(o)) if o.contains_key("$PARAMETER") => Err(format!(
+            "argument {key} is a suite parameter ({}); give its value",
+            o["$PARAMETER"]
+        )),
         Some(v) => v
             .as_f64()
             .map(Some)
             .ok_or_else(|| format!("argument {key} must be a number, got {v}")),
+    }
+}
+
+/// A GX evaluation parameter for a date bound: `now()`, optionally plus or minus a
+/// `timedelta(weeks=…, days=…, hours=…, minutes=…, seconds=…)`, in microseconds.
+fn relative_time(expression: &str) -> Result<i64, String> {
+    let refuse = || {
+        format!(
+            "suite parameter {expression:?} is not supported: give a date, or now() plus or minus a timedelta(...)"
+        )
+    };
+    let now = chrono::Utc::now().timestamp_micros();
+    let rest = expression
+        .trim()
+        .strip_prefix("now()")
+        .ok_or_else(refuse)?
+        .trim();
+    if rest.is_empty() {
+        return Ok(now);
+    }
+    let (sign, rest) = match rest.split_at(1) {
+        ("+", r) => (1.0, r.trim()),
+        ("-", r) => (-1.0, r.trim()),
+        _ => return Err(refuse()),
+    };
+    let inner = rest
+        .strip_prefix("timedelta(")
+        .and_then(|r| r.strip_suffix(')'))
+        .ok_or_else(refuse)?;
+    let mut micros = 0.0;
+    for part in inner.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (unit, amount) = part.split_once('=').ok_or_else(refuse)?;
+        let amount: f64 = amount.trim().parse().map_err(|_| refuse())?;
+        let seconds = match unit.trim() {
+            "weeks" => 604_800.0,
+            "days" => 86_400.0,
+            "hours" => 3_600.0,
+            "minutes" => 60.0,
+            "seconds" => 1.0,
+            _ => return Err(refuse()),
+        };
+        micros += amount * seconds * 1e6;
+    }
+    Ok(now + (sign * micros) as i64)
+}
+
+/// One bound: a number, or for a temporal column (`temporal`) a date or time text or a
+/// `now()`-relative evaluation parameter.
+fn bound(
+    k: &Map<String, Value>,
+    key: &str,
+    temporal: Option<&DataType>,
+) -> Result<Option<f64>, String> {
+    match (k.get(key), temporal) {
+        (Some(Value::String(s)), Some(dtype)) => physical(s, dtype).map(|v| Some(v as f64)),
+        (Some(Value::Object(o)), Some(dtype)) if o.contains_key("$PARAMETER") => {
+            let expression = o["$PARAMETER"].as_str().unwrap_or_default();
+            let micros = relative_time(expression)?;
+            let when = chrono::DateTime::from_timestamp_micros(micros)
+                .ok_or_else(|| format!("{expression:?} is out of range"))?;
+            physical(&when.naive_utc().to_string(), dtype).map(|v| Some(v as f64))
+        }
+        (Some(v), Some(dtype)) if v.is_number() => Err(format!(
+            "argument {key} must be a date or time (ISO 8601) for a {dtype} column, got {v}"
+        )),
+        _ => number(k, key),
     }
 }
 
@@ -222,36 +421,48 @@ fn mostly(k: &Map<String, Value>) -> Result<f64, String> {
     }
 }
 
-/// `min_value` / `max_value` (either may be null: unbounded on that side), refused when the
-/// minimum is above the maximum, as Great Expectations refuses it.
-fn bounds(k: &Map<String, Value>) -> Result<Range, String> {
-    let r = Range {
-        min: number(k, "min_value")?,
-        max: number(k, "max_value")?,
+/// `min_value` / `max_value` (either may be null: unbounded on that side), as given.
+fn bounds_as_given(k: &Map<String, Value>, temporal: Option<&DataType>) -> Result<Range, String> {
+    Ok(Range {
+        min: bound(k, "min_value", temporal)?,
+        max: bound(k, "max_value", temporal)?,
         strict_min: flag(k, "strict_min")?,
         strict_max: flag(k, "strict_max")?,
-    };
+    })
+}
+
+/// [`bounds_as_given`], refused when the minimum is above the maximum, as Great
+/// Expectations refuses it.
+fn bounds(k: &Map<String, Value>, temporal: Option<&DataType>) -> Result<Range, String> {
+    let r = bounds_as_given(k, temporal)?;
     if let (Some(min), Some(max)) = (r.min, r.max)
         && min > max
     {
         return Err(format!(
-            "min_value ({min}) must not be greater than max_value ({max})"
+            "min_value ({}) must not be greater than max_value ({})",
+            k["min_value"], k["max_value"]
         ));
     }
     Ok(r)
 }
 
 /// [`bounds`] with at least one side given.
-fn range(k: &Map<String, Value>) -> Result<Range, String> {
-    let r = bounds(k)?;
+fn range(k: &Map<String, Value>, temporal: Option<&DataType>) -> Result<Range, String> {
+    let r = bounds(k, temporal)?;
     if r.unbounded() {
         return Err("give min_value, max_value or both".into());
     }
     Ok(r)
 }
 
-fn literal(v: &Value) -> Expr {
+/// A set member as a literal of the column's kind: a temporal column's members are date
+/// or time texts, compared by their physical value (see [`subject`]).
+fn literal(v: &Value, dtype: &DataType) -> Expr {
     match v {
+        Value::String(s) if dtype.is_temporal() => match physical(s, dtype) {
+            Ok(p) => lit(p),
+            Err(_) => lit(NULL),
+        },
         Value::String(s) => lit(s.as_str()),
         Value::Bool(b) => lit(*b),
         Value::Number(n) => match n.as_i64() {
@@ -262,11 +473,65 @@ fn literal(v: &Value) -> Expr {
     }
 }
 
-fn in_set(column: &str, set: &[Value]) -> Expr {
+/// True where column `c` (of `dtype`) is one of `set`.
+fn in_set(c: &str, dtype: &DataType, set: &[Value]) -> Expr {
     set.iter()
-        .map(|v| col(column).eq(literal(v)))
+        .map(|v| subject(c, dtype).eq(literal(v, dtype)))
         .reduce(|a, b| a.or(b))
         .unwrap_or(lit(false))
+        .fill_null(lit(false))
+}
+
+/// A value as JSON, the way GX reports it: numbers, text, booleans, and dates and times
+/// in ISO 8601.
+fn json_of(v: &AnyValue) -> Value {
+    match v {
+        AnyValue::Null => Value::Null,
+        AnyValue::Boolean(b) => Value::Bool(*b),
+        AnyValue::String(s) => Value::String(s.to_string()),
+        AnyValue::StringOwned(s) => Value::String(s.to_string()),
+        AnyValue::Date(d) => iso(i64::from(*d), &DataType::Date).map_or(Value::Null, Value::String),
+        AnyValue::Datetime(t, unit, _) => {
+            iso(*t, &DataType::Datetime(*unit, None)).map_or(Value::Null, Value::String)
+        }
+        v if v.is_signed_integer() => v.extract::<i64>().map_or(Value::Null, Value::from),
+        v if v.is_unsigned_integer() => v.extract::<u64>().map_or(Value::Null, Value::from),
+        v => v
+            .extract::<f64>()
+            .and_then(serde_json::Number::from_f64)
+            .map_or(Value::Null, Value::Number),
+    }
+}
+
+/// A statistic as GX reports it: a whole number as an integer, others as floats.
+fn json_number(x: f64) -> Value {
+    if x.fract() == 0.0 && x.abs() < 9.0e15 {
+        Value::from(x as i64)
+    } else {
+        serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)
+    }
+}
+
+/// The name pandas gives a column's dtype, as GX reports it for the type checks.
+fn pandas_type(dtype: &DataType) -> String {
+    match dtype {
+        DataType::String | DataType::Null => "object_".into(),
+        DataType::Boolean => "bool_".into(),
+        DataType::Datetime(_, None) => "datetime64".into(),
+        DataType::Datetime(_, Some(_)) => "Timestamp".into(),
+        DataType::Date => "date".into(),
+        DataType::Int8 => "int8".into(),
+        DataType::Int16 => "int16".into(),
+        DataType::Int32 => "int32".into(),
+        DataType::Int64 => "int64".into(),
+        DataType::UInt8 => "uint8".into(),
+        DataType::UInt16 => "uint16".into(),
+        DataType::UInt32 => "uint32".into(),
+        DataType::UInt64 => "uint64".into(),
+        DataType::Float32 => "float32".into(),
+        DataType::Float64 => "float64".into(),
+        d => d.to_string(),
+    }
 }
 
 /// Type names Great Expectations users write (pandas, SQL, Python) for a polars type.
@@ -307,7 +572,97 @@ fn type_matches(dtype: &DataType, wanted: &str) -> bool {
     w == dtype.to_string().to_ascii_lowercase() || type_names(dtype).contains(&w.as_str())
 }
 
-fn compile(e: &Expectation, schema: &Schema) -> Result<Check, String> {
+/// Whether values of types `a` and `b` can be equal: numbers with numbers, otherwise the
+/// same type (pandas never finds a number equal to a text).
+fn comparable(a: &DataType, b: &DataType) -> bool {
+    (a.is_primitive_numeric() && b.is_primitive_numeric())
+        || a == b
+        || *a == DataType::Null
+        || *b == DataType::Null
+}
+
+/// True on a present text value of `c` that `fails` rejects, one value at a time.
+fn rejected(c: &str, fails: Box<dyn Fn(&str) -> bool + Send + Sync>) -> Expr {
+    col(c).map(
+        move |column: Column| {
+            let out: BooleanChunked = column.str()?.iter().map(|v| v.map(&fails)).collect();
+            Ok(out.with_name(column.name().clone()).into_column())
+        },
+        |_, field| Ok(Field::new(field.name().clone(), DataType::Boolean)),
+    )
+}
+
+/// The directives Python's `strptime` knows; a format with another is refused, as GX
+/// refuses it.
+const STRPTIME_DIRECTIVES: &str = "aAwdbBmyYHIpMSfzZjUWcxXGuV%";
+
+/// Refuses a `strftime_format` Python could not use.
+fn strftime_usable(format: &str) -> Result<(), String> {
+    let mut chars = format.chars();
+    while let Some(c) = chars.next() {
+        if c == '%'
+            && !chars
+                .next()
+                .is_some_and(|d| STRPTIME_DIRECTIVES.contains(d))
+        {
+            return Err(format!("Unable to use provided strftime_format {format:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `value` reads whole with `format`, as Python's `strptime` reads it: every
+/// field in range, and a full date a real one.
+fn strftime_matches(value: &str, format: &str) -> bool {
+    let mut parsed = chrono::format::Parsed::new();
+    if chrono::format::parse(
+        &mut parsed,
+        value,
+        chrono::format::StrftimeItems::new(format),
+    )
+    .is_err()
+    {
+        return false;
+    }
+    match (parsed.year(), parsed.month(), parsed.day()) {
+        (Some(_), Some(_), Some(_)) => parsed.to_naive_date().is_ok(),
+        _ => true,
+    }
+}
+
+/// Whether an expectation of `kind` looks at rows, so a `row_condition` narrows it; the
+/// table-level ones look at the whole table.
+fn takes_condition(kind: &str) -> bool {
+    !(kind.starts_with("expect_table_") || kind == "expect_column_to_exist")
+}
+
+fn compile(e: &Expectation, schema: &Schema) -> Result<Compiled, String> {
+    let k = &e.kwargs;
+    let domain = match k.get("row_condition") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(c)) if c.trim().is_empty() => None,
+        Some(Value::String(c)) => {
+            if !takes_condition(&e.kind) {
+                return Err(format!("{} takes no row_condition", e.kind));
+            }
+            let parser = k
+                .get("condition_parser")
+                .and_then(Value::as_str)
+                .ok_or_else(|| {
+                    format!(
+                        "row_condition {c:?} needs condition_parser: {}",
+                        condition::PARSERS.join(" or ")
+                    )
+                })?;
+            Some(condition::parse(c, parser, schema).map_err(|e| e.to_string())?)
+        }
+        Some(v) => return Err(format!("argument row_condition must be text, got {v}")),
+    };
+    let check = check(e, schema, domain.as_ref())?;
+    Ok(Compiled { check, domain })
+}
+
+fn check(e: &Expectation, schema: &Schema, domain: Option<&Expr>) -> Result<Check, String> {
     let k = &e.kwargs;
     let column = |k: &Map<String, Value>| -> Result<(String, DataType), String> {
         let c = text(k, "column")?;
@@ -316,11 +671,19 @@ fn compile(e: &Expectation, schema: &Schema) -> Result<Check, String> {
             None => Err(format!("column {c:?} is not in the dataset")),
         }
     };
+    // A column of nulls only (Parquet's null type) has no values to be of the wrong type.
     let numeric = |c: &str, dtype: &DataType| -> Result<(), String> {
-        if dtype.is_primitive_numeric() {
+        if dtype.is_primitive_numeric() || dtype == &DataType::Null {
             Ok(())
         } else {
             Err(format!("column {c:?} is {dtype}, not numeric"))
+        }
+    };
+    let ordered = |c: &str, dtype: &DataType| -> Result<Option<DataType>, String> {
+        if dtype.is_temporal() {
+            Ok(Some(dtype.clone()))
+        } else {
+            numeric(c, dtype).map(|()| None)
         }
     };
     let textual = |c: &str, dtype: &DataType| -> Result<(), String> {
@@ -330,15 +693,21 @@ fn compile(e: &Expectation, schema: &Schema) -> Result<Check, String> {
             Err(format!("column {c:?} is {dtype}, not text"))
         }
     };
+    let source = |c: &str| match domain {
+        Some(d) => col(c).filter(d.clone()),
+        None => col(c),
+    };
     let names: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
+    let listed = Value::from(names.clone());
     let map = |column: String, unexpected: Expr, mostly: f64| Check::Map {
         column,
         unexpected,
+        present: None,
         mostly,
         counts: Counts::Present,
     };
     Ok(match e.kind.as_str() {
-        "expect_table_row_count_to_be_between" => Check::RowCount(bounds(k)?),
+        "expect_table_row_count_to_be_between" => Check::RowCount(bounds(k, None)?),
         "expect_table_row_count_to_equal" => {
             let v = number(k, "value")?.ok_or("argument value is required")?;
             Check::RowCount(Range {
@@ -363,6 +732,7 @@ fn compile(e: &Expectation, schema: &Schema) -> Result<Check, String> {
             Check::Schema {
                 success: missing.is_empty() && (!exact || extra.is_empty()),
                 observed: format!("columns {names:?}; missing {missing:?}; unexpected {extra:?}"),
+                json: listed,
             }
         }
         "expect_table_columns_to_match_ordered_list" => {
@@ -374,6 +744,7 @@ fn compile(e: &Expectation, schema: &Schema) -> Result<Check, String> {
             Check::Schema {
                 success,
                 observed: format!("columns {names:?}"),
+                json: listed,
             }
         }
         "expect_column_to_exist" => {
@@ -391,6 +762,7 @@ fn compile(e: &Expectation, schema: &Schema) -> Result<Check, String> {
             Check::Schema {
                 success,
                 observed: format!("columns {names:?}"),
+                json: Value::Null,
             }
         }
         "expect_column_values_to_not_be_null" => {
@@ -398,6 +770,7 @@ fn compile(e: &Expectation, schema: &Schema) -> Result<Check, String> {
             Check::Map {
                 column: c,
                 unexpected: lit(false),
+                present: None,
                 mostly: mostly(k)?,
                 counts: Counts::Nulls,
             }
@@ -407,25 +780,27 @@ fn compile(e: &Expectation, schema: &Schema) -> Result<Check, String> {
             Check::Map {
                 column: c.clone(),
                 unexpected: col(c.as_str()).is_not_null(),
+                present: None,
                 mostly: mostly(k)?,
                 counts: Counts::Values,
             }
         }
         "expect_column_values_to_be_between" => {
             let (c, dtype) = column(k)?;
-            numeric(&c, &dtype)?;
+            let temporal = ordered(&c, &dtype)?;
             // NaN orders above every number in polars, so it falls outside any max.
-            let outside = range(k)?.outside(col(c.as_str()).cast(DataType::Float64));
+            let outside =
+                range(k, temporal.as_ref())?.outside(subject(&c, &dtype).cast(DataType::Float64));
             map(c, outside, mostly(k)?)
         }
         "expect_column_values_to_be_in_set" => {
-            let (c, _) = column(k)?;
-            let unexpected = in_set(&c, &values(k, true)?).not();
+            let (c, dtype) = column(k)?;
+            let unexpected = in_set(&c, &dtype, &values(k, true)?).not();
             map(c, unexpected, mostly(k)?)
         }
         "expect_column_values_to_not_be_in_set" => {
-            let (c, _) = column(k)?;
-            let unexpected = in_set(&c, &values(k, true)?);
+            let (c, dtype) = column(k)?;
+            let unexpected = in_set(&c, &dtype, &values(k, true)?);
             map(c, unexpected, mostly(k)?)
         }
         "expect_column_values_to_be_unique" => {
@@ -466,23 +841,35 @@ fn compile(e: &Expectation, schema: &Schema) -> Result<Check, String> {
                         .map_err(|_| "argument type_ (or type_list) is required".to_string())?,
                 ),
             };
-            let success = wanted.is_none_or(|w| w.iter().any(|t| type_matches(&dtype, t)));
-            if dtype == DataType::String {
-                // Text is checked value by value, as GX checks an object column in pandas:
-                // every present value of the wrong type is unexpected.
+            let success = wanted
+                .as_ref()
+                .is_none_or(|w| w.iter().any(|t| type_matches(&dtype, t)));
+            // pandas keeps text in object columns: asked for `object`, GX compares the
+            // column's type; asked for another type, it checks value by value, and every
+            // present value of the wrong type is unexpected.
+            let object = wanted.as_ref().is_some_and(|w| {
+                w.iter()
+                    .any(|t| matches!(t.to_ascii_lowercase().as_str(), "object" | "object_" | "o"))
+            });
+            if dtype == DataType::String && wanted.is_some() && !object {
                 map(c, lit(!success), 1.0)
             } else {
                 Check::Schema {
                     success,
-                    observed: dtype.to_string(),
+                    observed: pandas_type(&dtype),
+                    json: Value::String(pandas_type(&dtype)),
                 }
             }
         }
         "expect_column_value_lengths_to_be_between" => {
             let (c, dtype) = column(k)?;
             textual(&c, &dtype)?;
-            let outside =
-                range(k)?.outside(col(c.as_str()).str().len_chars().cast(DataType::Float64));
+            // Crossed bounds are no error here (GX): no length is in the range.
+            let r = bounds_as_given(k, None)?;
+            if r.unbounded() {
+                return Err("give min_value, max_value or both".into());
+            }
+            let outside = r.outside(col(c.as_str()).str().len_chars().cast(DataType::Float64));
             map(c, outside, mostly(k)?)
         }
         kind @ ("expect_column_min_to_be_between"
@@ -492,11 +879,25 @@ fn compile(e: &Expectation, schema: &Schema) -> Result<Check, String> {
         | "expect_column_stdev_to_be_between"
         | "expect_column_sum_to_be_between") => {
             let (c, dtype) = column(k)?;
-            // GX averages booleans as 0 and 1 (the mean of true, false is 0.5).
-            if !(kind == "expect_column_mean_to_be_between" && dtype == DataType::Boolean) {
-                numeric(&c, &dtype)?;
+            let extreme = matches!(
+                kind,
+                "expect_column_min_to_be_between" | "expect_column_max_to_be_between"
+            );
+            // Dates and times have a min and a max; GX averages booleans as 0 and 1 (the
+            // mean of true, false is 0.5).
+            let temporal = if extreme {
+                ordered(&c, &dtype)?
+            } else {
+                if !(kind == "expect_column_mean_to_be_between" && dtype == DataType::Boolean) {
+                    numeric(&c, &dtype)?;
+                }
+                None
+            };
+            let x = match temporal {
+                Some(_) => source(&c).to_physical(),
+                None => source(&c),
             }
-            let x = col(c.as_str()).cast(DataType::Float64);
+            .cast(DataType::Float64);
             let stat = match kind {
                 "expect_column_min_to_be_between" => x.min(),
                 "expect_column_max_to_be_between" => x.max(),
@@ -509,30 +910,45 @@ fn compile(e: &Expectation, schema: &Schema) -> Result<Check, String> {
             let range = match kind {
                 "expect_column_mean_to_be_between"
                 | "expect_column_median_to_be_between"
-                | "expect_column_stdev_to_be_between" => bounds(k)?,
-                _ => range(k)?,
+                | "expect_column_stdev_to_be_between" => bounds(k, None)?,
+                _ => range(k, temporal.as_ref())?,
             };
-            Check::Stat { stat, range }
+            Check::Stat {
+                stat,
+                range,
+                temporal,
+            }
         }
         "expect_column_proportion_of_unique_values_to_be_between" => {
             let (c, _) = column(k)?;
             Check::ProportionUnique {
                 column: c,
-                range: bounds(k)?,
+                range: bounds(k, None)?,
             }
         }
         kind @ ("expect_column_distinct_values_to_be_in_set"
         | "expect_column_distinct_values_to_contain_set"
         | "expect_column_distinct_values_to_equal_set") => {
-            let (c, _) = column(k)?;
-            let mode = match kind {
-                "expect_column_distinct_values_to_be_in_set" => SetMode::Within,
-                "expect_column_distinct_values_to_contain_set" => SetMode::Contains,
-                _ => SetMode::Equals,
+            let (c, dtype) = column(k)?;
+            let (mode, set) = match kind {
+                // No set is every value (GX passes it).
+                "expect_column_distinct_values_to_be_in_set"
+                    if k.get("value_set").is_none_or(Value::is_null) =>
+                {
+                    (SetMode::Anything, Vec::new())
+                }
+                "expect_column_distinct_values_to_be_in_set" => {
+                    (SetMode::Within, values(k, false)?)
+                }
+                "expect_column_distinct_values_to_contain_set" => {
+                    (SetMode::Contains, values(k, false)?)
+                }
+                _ => (SetMode::Equals, values(k, false)?),
             };
             Check::Distinct {
                 column: c,
-                set: values(k, false)?,
+                dtype,
+                set,
                 mode,
             }
         }
@@ -554,8 +970,352 @@ fn compile(e: &Expectation, schema: &Schema) -> Result<Check, String> {
             Check::Map {
                 column: a,
                 unexpected,
+                present: None,
                 mostly: mostly(k)?,
                 counts: Counts::Present,
+            }
+        }
+        kind @ ("expect_column_values_to_be_increasing"
+        | "expect_column_values_to_be_decreasing") => {
+            let (c, dtype) = column(k)?;
+            if !(dtype.is_primitive_numeric()
+                || dtype.is_temporal()
+                || matches!(dtype, DataType::String | DataType::Null))
+            {
+                return Err(format!("column {c:?} is {dtype}, which has no order"));
+            }
+            // Each value against the last present one before it; the first has none.
+            let x = subject(&c, &dtype);
+            let previous = x
+                .clone()
+                .shift(lit(1))
+                .fill_null_with_strategy(FillNullStrategy::Forward(None));
+            let strictly = flag(k, "strictly")?;
+            let unexpected = match (kind.ends_with("increasing"), strictly) {
+                (true, false) => x.lt(previous),
+                (true, true) => x.lt_eq(previous),
+                (false, false) => x.gt(previous),
+                (false, true) => x.gt_eq(previous),
+            };
+            map(c, unexpected.fill_null(lit(false)), mostly(k)?)
+        }
+        kind @ ("expect_column_values_to_match_regex_list"
+        | "expect_column_values_to_not_match_regex_list") => {
+            let (c, dtype) = column(k)?;
+            let patterns = strings(k, "regex_list")?;
+            if patterns.is_empty() {
+                return Err("argument regex_list must not be empty".into());
+            }
+            if dtype == DataType::Null {
+                return Ok(map(c, lit(false), mostly(k)?));
+            }
+            textual(&c, &dtype)?;
+            let matches: Vec<Expr> = patterns
+                .iter()
+                .map(|p| col(c.as_str()).str().contains(lit(p.as_str()), true))
+                .collect();
+            let any = matches
+                .iter()
+                .cloned()
+                .reduce(Expr::or)
+                .unwrap_or(lit(false));
+            let unexpected = if kind.contains("not_match") {
+                any
+            } else {
+                match k.get("match_on").and_then(Value::as_str).unwrap_or("any") {
+                    "any" => any.not(),
+                    "all" => matches
+                        .into_iter()
+                        .reduce(Expr::and)
+                        .unwrap_or(lit(true))
+                        .not(),
+                    other => return Err(format!("match_on must be any or all, got {other:?}")),
+                }
+            };
+            map(c, unexpected, mostly(k)?)
+        }
+        kind @ ("expect_column_values_to_match_strftime_format"
+        | "expect_column_values_to_be_dateutil_parseable"
+        | "expect_column_values_to_be_json_parseable"
+        | "expect_column_values_to_match_json_schema") => {
+            let (c, dtype) = column(k)?;
+            let json = matches!(
+                kind,
+                "expect_column_values_to_be_json_parseable"
+                    | "expect_column_values_to_match_json_schema"
+            );
+            match dtype {
+                DataType::String => {}
+                DataType::Null => return Ok(map(c, lit(false), mostly(k)?)),
+                // GX hands each value to json.loads, which takes only text.
+                _ if json => return Ok(map(c, lit(true), mostly(k)?)),
+                _ => {
+                    return Err(format!(
+                        "values passed to {kind} must be of type string; column {c:?} is {dtype}"
+                    ));
+                }
+            }
+            let fails: Box<dyn Fn(&str) -> bool + Send + Sync> = match kind {
+                "expect_column_values_to_match_strftime_format" => {
+                    let format = text(k, "strftime_format")?;
+                    strftime_usable(&format)?;
+                    Box::new(move |v| !strftime_matches(v, &format))
+                }
+                "expect_column_values_to_be_dateutil_parseable" => {
+                    Box::new(|v| dtparse::parse(v).is_err())
+                }
+                "expect_column_values_to_be_json_parseable" => {
+                    Box::new(|v| serde_json::from_str::<serde::de::IgnoredAny>(v).is_err())
+                }
+                _ => {
+                    let schema = k
+                        .get("json_schema")
+                        .ok_or("argument json_schema is required")?;
+                    let validator = jsonschema::validator_for(schema)
+                        .map_err(|e| format!("json_schema is not a valid schema: {e}"))?;
+                    Box::new(move |v| {
+                        serde_json::from_str::<Value>(v).map_or(true, |v| !validator.is_valid(&v))
+                    })
+                }
+            };
+            map(c.clone(), rejected(&c, fails), mostly(k)?)
+        }
+        "expect_column_value_z_scores_to_be_less_than" => {
+            let (c, dtype) = column(k)?;
+            numeric(&c, &dtype)?;
+            let threshold = number(k, "threshold")?.ok_or("argument threshold is required")?;
+            let x = col(c.as_str()).cast(DataType::Float64);
+            let whole = source(&c).cast(DataType::Float64);
+            let z = (x - whole.clone().mean()) / whole.std(1);
+            let under = if flag(k, "double_sided")? {
+                z.clone().lt(lit(threshold)).and(z.gt(lit(-threshold)))
+            } else {
+                z.lt(lit(threshold))
+            };
+            map(c, under.not().fill_null(lit(true)), mostly(k)?)
+        }
+        "expect_column_quantile_values_to_be_between" => {
+            let (c, dtype) = column(k)?;
+            numeric(&c, &dtype)?;
+            let q = k
+                .get("quantile_ranges")
+                .and_then(Value::as_object)
+                .ok_or("argument quantile_ranges must hold quantiles and value_ranges")?;
+            let quantiles: Vec<f64> = q
+                .get("quantiles")
+                .and_then(Value::as_array)
+                .map(|v| v.iter().filter_map(Value::as_f64).collect())
+                .unwrap_or_default();
+            let ranges: Vec<Range> = q
+                .get("value_ranges")
+                .and_then(Value::as_array)
+                .map(|v| {
+                    v.iter()
+                        .map(|pair| {
+                            let side = |i: usize| pair.get(i).and_then(Value::as_f64);
+                            Range {
+                                min: side(0),
+                                max: side(1),
+                                strict_min: false,
+                                strict_max: false,
+                            }
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            if quantiles.is_empty() || quantiles.len() != ranges.len() {
+                return Err("quantile_ranges needs one value range per quantile".into());
+            }
+            if let Some(bad) = ranges
+                .iter()
+                .find(|r| matches!((r.min, r.max), (Some(a), Some(b)) if a > b))
+            {
+                return Err(format!(
+                    "a value range's min ({:?}) is greater than its max ({:?})",
+                    bad.min, bad.max
+                ));
+            }
+            let x = source(&c).cast(DataType::Float64);
+            Check::Stats {
+                stats: quantiles
+                    .iter()
+                    .map(|&p| x.clone().quantile(lit(p), QuantileMethod::Nearest))
+                    .collect(),
+                ranges,
+                quantiles,
+            }
+        }
+        "expect_column_most_common_value_to_be_in_set" => {
+            let (c, dtype) = column(k)?;
+            Check::MostCommon {
+                column: c,
+                dtype,
+                set: values(k, false)?,
+                ties_okay: flag(k, "ties_okay")?,
+            }
+        }
+        "expect_column_unique_value_count_to_be_between" => {
+            let (c, _) = column(k)?;
+            Check::Stat {
+                stat: source(&c).drop_nulls().n_unique().cast(DataType::Float64),
+                range: bounds(k, None)?,
+                temporal: None,
+            }
+        }
+        kind @ ("expect_column_pair_values_to_be_equal"
+        | "expect_column_pair_values_to_be_in_set") => {
+            let (a, b) = (text(k, "column_A")?, text(k, "column_B")?);
+            let (ta, tb) = (
+                schema
+                    .get(&a)
+                    .ok_or(format!("column {a:?} is not in the dataset"))?,
+                schema
+                    .get(&b)
+                    .ok_or(format!("column {b:?} is not in the dataset"))?,
+            );
+            let (x, y) = (col(a.as_str()), col(b.as_str()));
+            let present = match k
+                .get("ignore_row_if")
+                .and_then(Value::as_str)
+                .unwrap_or("both_values_are_missing")
+            {
+                "both_values_are_missing" => x.clone().is_not_null().or(y.clone().is_not_null()),
+                "either_value_is_missing" => x.clone().is_not_null().and(y.clone().is_not_null()),
+                "neither" => x.clone().is_null().or(x.clone().is_not_null()),
+                other => {
+                    return Err(format!(
+                        "ignore_row_if must be both_values_are_missing, either_value_is_missing or neither, got {other:?}"
+                    ));
+                }
+            };
+            let unexpected = if kind.ends_with("to_be_equal") {
+                if comparable(ta, tb) {
+                    x.neq_missing(y)
+                } else {
+                    // pandas: a number never equals a text.
+                    present.clone()
+                }
+            } else {
+                let pairs = k
+                    .get("value_pairs_set")
+                    .and_then(Value::as_array)
+                    .ok_or("argument value_pairs_set must be a list of pairs")?;
+                pairs
+                    .iter()
+                    .map(|pair| match pair.as_array().map(Vec::as_slice) {
+                        Some([p, q]) => Ok(x
+                            .clone()
+                            .eq_missing(literal(p, ta))
+                            .and(y.clone().eq_missing(literal(q, tb)))),
+                        _ => Err(format!("value_pairs_set holds pairs, not {pair}")),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?
+                    .into_iter()
+                    .reduce(Expr::or)
+                    .unwrap_or(lit(false))
+                    .fill_null(lit(false))
+                    .not()
+            };
+            Check::Map {
+                column: a,
+                unexpected,
+                present: Some(present),
+                mostly: mostly(k)?,
+                counts: Counts::Present,
+            }
+        }
+        kind @ ("expect_multicolumn_sum_to_equal"
+        | "expect_select_column_values_to_be_unique_within_record") => {
+            let columns = strings(k, "column_list")?;
+            if columns.is_empty() {
+                return Err("argument column_list must name columns".into());
+            }
+            let mut types = Vec::new();
+            for c in &columns {
+                types.push(
+                    schema
+                        .get(c)
+                        .ok_or(format!("column {c:?} is not in the dataset"))?
+                        .clone(),
+                );
+            }
+            let xs: Vec<Expr> = columns.iter().map(|c| col(c.as_str())).collect();
+            let any_present = xs.iter().map(|x| x.clone().is_not_null()).reduce(Expr::or);
+            let all_present = xs.iter().map(|x| x.clone().is_not_null()).reduce(Expr::and);
+            let present = match k
+                .get("ignore_row_if")
+                .and_then(Value::as_str)
+                .unwrap_or("all_values_are_missing")
+            {
+                "all_values_are_missing" => any_present,
+                "any_value_is_missing" => all_present,
+                "never" => any_present.map(|p| p.clone().or(p.not())),
+                other => {
+                    return Err(format!(
+                        "ignore_row_if must be all_values_are_missing, any_value_is_missing or never, got {other:?}"
+                    ));
+                }
+            };
+            let unexpected = if kind == "expect_multicolumn_sum_to_equal" {
+                let total = number(k, "sum_total")?.ok_or("argument sum_total is required")?;
+                for (c, t) in columns.iter().zip(&types) {
+                    numeric(c, t)?;
+                }
+                // pandas' row sum skips missing values.
+                let sum = xs
+                    .iter()
+                    .map(|x| x.clone().cast(DataType::Float64).fill_null(lit(0.0)))
+                    .reduce(|a, b| a + b)
+                    .unwrap_or(lit(0.0));
+                let (off, tolerance) = (sum - lit(total), 1e-9 * total.abs().max(1.0));
+                off.clone().gt(lit(tolerance)).or(off.lt(lit(-tolerance)))
+            } else {
+                // Two present values of a row that are equal; values of types that cannot
+                // be equal (text and numbers) never are.
+                let mut same = Vec::new();
+                for i in 0..xs.len() {
+                    for j in i + 1..xs.len() {
+                        if comparable(&types[i], &types[j]) {
+                            same.push(xs[i].clone().eq(xs[j].clone()).fill_null(lit(false)));
+                        }
+                    }
+                }
+                same.into_iter().reduce(Expr::or).unwrap_or(lit(false))
+            };
+            Check::Map {
+                column: columns[0].clone(),
+                unexpected,
+                present,
+                mostly: mostly(k)?,
+                counts: Counts::Present,
+            }
+        }
+        kind @ ("expect_table_column_count_to_be_between"
+        | "expect_table_column_count_to_equal") => {
+            let integer = |key: &str| -> Result<Option<f64>, String> {
+                match k.get(key) {
+                    None | Some(Value::Null) => Ok(None),
+                    Some(v) if v.is_i64() || v.is_u64() => Ok(v.as_f64()),
+                    Some(v) => Err(format!("argument {key} must be an integer, got {v}")),
+                }
+            };
+            let range = if kind.ends_with("_to_equal") {
+                let v = integer("value")?.ok_or("argument value is required")?;
+                Range {
+                    min: Some(v),
+                    max: Some(v),
+                    strict_min: false,
+                    strict_max: false,
+                }
+            } else {
+                integer("min_value")?;
+                integer("max_value")?;
+                bounds(k, None)?
+            };
+            Check::Schema {
+                success: range.holds(names.len() as f64),
+                observed: format!("{} columns", names.len()),
+                json: Value::from(names.len()),
             }
         }
         "expect_compound_columns_to_be_unique" => {
@@ -577,51 +1337,85 @@ fn compile(e: &Expectation, schema: &Schema) -> Result<Check, String> {
     })
 }
 
-/// The aggregate expressions of check `i`, aliased `e{i}_<what>`.
-fn aggregates(i: usize, check: &Check) -> Vec<Expr> {
+/// The rows a per-row check counts: `present`, or where `column` is not null.
+fn counted(column: &str, present: &Option<Expr>) -> Expr {
+    present.clone().unwrap_or_else(|| col(column).is_not_null())
+}
+
+/// The aggregate expressions of expectation `i`, aliased `e{i}_<what>`. Under a
+/// `row_condition` each counts the rows of its domain only (`e{i}_rows`).
+fn aggregates(i: usize, compiled: &Compiled) -> Vec<Expr> {
     let name = |what: &str| format!("e{i}_{what}");
     let count = |e: Expr| e.cast(DataType::Int64).sum();
-    match check {
+    let mut v = match &compiled.check {
         Check::Schema { .. } | Check::RowCount(_) | Check::Compound { .. } => vec![],
         Check::Map {
-            column, unexpected, ..
-        } => vec![
-            col(column.as_str()).null_count().alias(name("nulls")),
-            count(unexpected.clone().and(col(column.as_str()).is_not_null()))
-                .alias(name("unexpected")),
-        ],
+            column,
+            unexpected,
+            present,
+            ..
+        } => {
+            let present = counted(column, present);
+            vec![
+                count(compiled.within(present.clone().not())).alias(name("nulls")),
+                count(compiled.within(unexpected.clone().and(present))).alias(name("unexpected")),
+            ]
+        }
         Check::Stat { stat, .. } => vec![stat.clone().alias(name("stat"))],
+        Check::Stats { stats, .. } => stats
+            .iter()
+            .enumerate()
+            .map(|(j, s)| s.clone().alias(name(&format!("stat{j}"))))
+            .collect(),
+        Check::MostCommon { column, .. } => {
+            vec![count(compiled.within(col(column.as_str()).is_null())).alias(name("nulls"))]
+        }
         Check::Unique { column, .. } => {
-            vec![col(column.as_str()).null_count().alias(name("nulls"))]
+            vec![count(compiled.within(col(column.as_str()).is_null())).alias(name("nulls"))]
         }
         Check::ProportionUnique { column, .. } => vec![
-            col(column.as_str())
+            compiled
+                .source(column)
                 .drop_nulls()
                 .n_unique()
                 .alias(name("distinct")),
-            col(column.as_str()).count().alias(name("present")),
+            compiled.source(column).count().alias(name("present")),
         ],
-        Check::Distinct { column, set, .. } => {
+        Check::Distinct {
+            column, dtype, set, ..
+        } => {
             let mut v = vec![
                 count(
-                    in_set(column, set)
-                        .not()
-                        .and(col(column.as_str()).is_not_null()),
+                    compiled.within(
+                        in_set(column, dtype, set)
+                            .not()
+                            .and(col(column.as_str()).is_not_null()),
+                    ),
                 )
                 .alias(name("outside")),
-                col(column.as_str())
+                compiled
+                    .source(column)
                     .drop_nulls()
-                    .n_unique()
-                    .alias(name("distinct")),
+                    .unique()
+                    .sort(SortOptions::default())
+                    .implode(true)
+                    .alias(name("values")),
             ];
             for (j, value) in set.iter().enumerate() {
                 v.push(
-                    count(col(column.as_str()).eq(literal(value))).alias(name(&format!("has{j}"))),
+                    count(compiled.within(subject(column, dtype).eq(literal(value, dtype))))
+                        .alias(name(&format!("has{j}"))),
                 );
             }
             v
         }
+    };
+    if let Some(d) = &compiled.domain
+        && !v.is_empty()
+    {
+        v.push(count(d.clone()).alias(name("rows")));
     }
+    v
 }
 
 fn get(df: &DataFrame, name: &str) -> Option<f64> {
@@ -681,6 +1475,14 @@ fn fill_map(
         }
     }
     r.success = r.unexpected_percent / 100.0 <= 1.0 - mostly + 1e-12;
+    // GX reports no observed value for a row-by-row check, only the counts.
+    r.observed_json = Value::Null.to_string();
+}
+
+/// Sets the observed value: `text` for people, `json` as GX types it.
+fn observe(r: &mut ExpectationResult, text: String, json: Value) {
+    r.observed_value = text;
+    r.observed_json = json.to_string();
 }
 
 /// A value as a report shows it; a long one is cut at [`SHOWN_CHARS`] with its length, so
@@ -738,7 +1540,7 @@ pub fn validate(path: &Path, expectations: &[Expectation]) -> Result<ValidationR
         });
     }
     let (lf, schema) = data::scan(path)?;
-    let mut checks: Vec<Option<Check>> = Vec::with_capacity(expectations.len());
+    let mut checks: Vec<Option<Compiled>> = Vec::with_capacity(expectations.len());
     for (e, r) in expectations.iter().zip(results.iter_mut()) {
         match compile(e, &schema) {
             Ok(c) => checks.push(Some(c)),
@@ -748,7 +1550,7 @@ pub fn validate(path: &Path, expectations: &[Expectation]) -> Result<ValidationR
             }
         }
     }
-    let select = |checks: &[Option<Check>]| -> Vec<Expr> {
+    let select = |checks: &[Option<Compiled>]| -> Vec<Expr> {
         std::iter::once(len().alias("rows"))
             .chain(
                 checks
@@ -765,15 +1567,20 @@ pub fn validate(path: &Path, expectations: &[Expectation]) -> Result<ValidationR
             .iter()
             .enumerate()
             .filter_map(|(i, c)| match c {
-                Some(Check::Unique { column, keyed, .. }) => {
-                    let lf = &lf;
+                Some(
+                    compiled @ Compiled {
+                        check: Check::Unique { column, keyed, .. },
+                        ..
+                    },
+                ) => {
+                    let lf = compiled.rows(&lf);
                     Some((
                         i,
                         scope.spawn(move || {
                             if *keyed {
-                                duplicates(lf, column)
+                                duplicates(&lf, column)
                             } else {
-                                duplicates_by_polars(lf, column)
+                                duplicates_by_polars(&lf, column)
                             }
                         }),
                     ))
@@ -820,22 +1627,29 @@ pub fn validate(path: &Path, expectations: &[Expectation]) -> Result<ValidationR
     };
     let rows = get(&df, "rows").unwrap_or(0.0) as u64;
     for (i, c) in checks.iter().enumerate() {
-        let Some(check) = c else { continue };
+        let Some(compiled) = c else { continue };
         let r = &mut results[i];
         let v = |what: &str| get(&df, &format!("e{i}_{what}"));
-        match check {
-            Check::Schema { success, observed } => {
+        // The rows in the expectation's domain: all of them without a row_condition.
+        let rows = v("rows").map_or(rows, |n| n as u64);
+        match &compiled.check {
+            Check::Schema {
+                success,
+                observed,
+                json,
+            } => {
                 r.success = *success;
-                r.observed_value = observed.clone();
+                observe(r, observed.clone(), json.clone());
             }
             Check::RowCount(range) => {
-                r.observed_value = rows.to_string();
+                observe(r, rows.to_string(), Value::from(rows));
                 r.element_count = rows;
                 r.success = range.holds(rows as f64);
             }
             Check::Map {
                 column,
                 unexpected,
+                present,
                 mostly,
                 counts,
             } => {
@@ -845,18 +1659,91 @@ pub fn validate(path: &Path, expectations: &[Expectation]) -> Result<ValidationR
                 );
                 fill_map(r, rows, nulls, bad, *mostly, *counts);
                 if *counts != Counts::Nulls && r.unexpected_count > 0 {
-                    r.partial_unexpected_list = sample(&lf, column, unexpected.clone());
+                    r.partial_unexpected_list = sample(
+                        &lf,
+                        column,
+                        compiled.within(unexpected.clone().and(counted(column, present))),
+                    );
                 }
             }
-            Check::Stat { range, .. } => match v("stat") {
+            Check::Stat {
+                range, temporal, ..
+            } => match v("stat").filter(|x| !x.is_nan() || temporal.is_none()) {
                 Some(x) => {
-                    r.observed_value = format!("{x}");
+                    match temporal.as_ref().and_then(|t| iso(x as i64, t)) {
+                        Some(when) => observe(r, when.clone(), Value::String(when)),
+                        None => observe(r, format!("{x}"), json_number(x)),
+                    }
                     r.success = range.holds(x);
                 }
                 None => {
-                    r.observed_value = "no values".into();
+                    observe(r, "no values".into(), Value::Null);
                     r.success = range.unbounded();
                 }
+            },
+            Check::Stats {
+                ranges, quantiles, ..
+            } => {
+                let values: Vec<Option<f64>> = (0..ranges.len())
+                    .map(|j| v(&format!("stat{j}")).filter(|x| !x.is_nan()))
+                    .collect();
+                r.success = values
+                    .iter()
+                    .zip(ranges)
+                    .all(|(x, range)| x.is_some_and(|x| range.holds(x)) || range.unbounded());
+                let shown: Vec<String> = values
+                    .iter()
+                    .map(|x| x.map_or("none".into(), |x| x.to_string()))
+                    .collect();
+                observe(
+                    r,
+                    format!("quantiles {quantiles:?}: [{}]", shown.join(", ")),
+                    serde_json::json!({
+                        "quantiles": quantiles,
+                        "values": values.iter().map(|x| x.map_or(Value::Null, json_number)).collect::<Vec<_>>(),
+                    }),
+                );
+            }
+            Check::MostCommon {
+                column,
+                dtype,
+                set,
+                ties_okay,
+            } => match most_common(&compiled.rows(&lf), column) {
+                Ok(modes) => {
+                    let wanted: Vec<Value> = set
+                        .iter()
+                        .map(|x| match x {
+                            Value::String(s) if dtype.is_temporal() => physical(s, dtype)
+                                .ok()
+                                .and_then(|p| iso(p, dtype))
+                                .map_or(x.clone(), Value::String),
+                            other => other.clone(),
+                        })
+                        .collect();
+                    let same = |a: &Value, b: &Value| match (a.as_f64(), b.as_f64()) {
+                        (Some(a), Some(b)) => a == b,
+                        _ => a == b,
+                    };
+                    let hits = modes
+                        .iter()
+                        .filter(|m| wanted.iter().any(|w| same(m, w)))
+                        .count();
+                    // GX: with ties_okay one of the tied values suffices; without, there
+                    // must be one most common value, in the set.
+                    r.success = if *ties_okay {
+                        hits > 0
+                    } else {
+                        modes.len() == 1 && hits == 1
+                    };
+                    r.element_count = rows;
+                    let nulls = v("nulls").unwrap_or(0.0) as u64;
+                    r.missing_count = nulls;
+                    r.missing_percent = percent(nulls, rows);
+                    let text = modes.iter().map(Value::to_string).collect::<Vec<_>>();
+                    observe(r, format!("[{}]", text.join(", ")), Value::Array(modes));
+                }
+                Err(e) => r.error = format!("cannot evaluate: {e}"),
             },
             Check::ProportionUnique { range, .. } => {
                 let (distinct, present) =
@@ -866,11 +1753,19 @@ pub fn validate(path: &Path, expectations: &[Expectation]) -> Result<ValidationR
                 } else {
                     0.0
                 };
-                r.observed_value = format!("{share}");
+                observe(r, format!("{share}"), json_number(share));
                 r.element_count = rows;
                 r.success = range.holds(share);
             }
             Check::Distinct { set, mode, .. } => {
+                let distinct = df
+                    .column(&format!("e{i}_values"))
+                    .ok()
+                    .and_then(|c| c.get(0).ok().map(|v| v.into_static()));
+                let values: Vec<Value> = match distinct {
+                    Some(AnyValue::List(s)) => s.iter().map(|v| json_of(&v)).collect(),
+                    _ => Vec::new(),
+                };
                 let outside = v("outside").unwrap_or(0.0) as u64;
                 let absent: Vec<String> = set
                     .iter()
@@ -878,12 +1773,14 @@ pub fn validate(path: &Path, expectations: &[Expectation]) -> Result<ValidationR
                     .filter(|(j, _)| v(&format!("has{j}")).unwrap_or(0.0) == 0.0)
                     .map(|(_, x)| x.to_string())
                     .collect();
-                r.observed_value = format!(
+                let text = format!(
                     "{} distinct values; {outside} rows outside the set; absent from the data: [{}]",
-                    v("distinct").unwrap_or(0.0),
+                    values.len(),
                     absent.join(", ")
                 );
+                observe(r, text, Value::Array(values));
                 r.success = match mode {
+                    SetMode::Anything => true,
                     SetMode::Within => outside == 0,
                     SetMode::Contains => absent.is_empty(),
                     SetMode::Equals => outside == 0 && absent.is_empty(),
@@ -900,13 +1797,15 @@ pub fn validate(path: &Path, expectations: &[Expectation]) -> Result<ValidationR
                 }
                 Err(e) => r.error = format!("cannot evaluate: {e}"),
             },
-            Check::Compound { columns, mostly } => match compound_duplicates(&lf, columns) {
-                Ok(dup_rows) => {
-                    r.column = columns.join(",");
-                    fill_map(r, rows, 0, dup_rows, *mostly, Counts::Present);
+            Check::Compound { columns, mostly } => {
+                match compound_duplicates(&compiled.rows(&lf), columns) {
+                    Ok(dup_rows) => {
+                        r.column = columns.join(",");
+                        fill_map(r, rows, 0, dup_rows, *mostly, Counts::Present);
+                    }
+                    Err(e) => r.error = format!("cannot evaluate: {e}"),
                 }
-                Err(e) => r.error = format!("cannot evaluate: {e}"),
-            },
+            }
         }
     }
     for r in &mut results {
@@ -933,11 +1832,14 @@ pub fn summary_json(report: &ValidationReport, suite_name: &str) -> Value {
         .iter()
         .map(|r| {
             let kwargs: Value = serde_json::from_str(&r.kwargs_json).unwrap_or(Value::Null);
+            // GX's typed value; a report kept before it was recorded has the text only.
+            let observed = serde_json::from_str(&r.observed_json)
+                .unwrap_or_else(|_| Value::String(r.observed_value.clone()));
             serde_json::json!({
                 "expectation_config": {"type": r.expectation_type, "kwargs": kwargs},
                 "success": r.success,
                 "result": {
-                    "observed_value": r.observed_value,
+                    "observed_value": observed,
                     "element_count": r.element_count,
                     "missing_count": r.missing_count,
                     "missing_percent": r.missing_percent,
@@ -1072,6 +1974,22 @@ fn duplicates_by_polars(lf: &LazyFrame, column: &str) -> PolarsResult<(u64, Vec<
         Vec::new()
     };
     Ok((n, examples))
+}
+
+/// The most common present values of `column`, sorted (GX's list of modes, ties kept).
+fn most_common(lf: &LazyFrame, column: &str) -> PolarsResult<Vec<Value>> {
+    let counts = data::collect(
+        lf.clone()
+            .filter(col(column).is_not_null())
+            .group_by([col(column)])
+            .agg([len().alias("n")])
+            .filter(col("n").eq(col("n").max()))
+            .sort([column], SortMultipleOptions::default()),
+    )?;
+    let values = counts.column(column)?;
+    (0..values.len())
+        .map(|i| values.get(i).map(|v| json_of(&v)))
+        .collect()
 }
 
 /// Rows whose combination of `columns` appears more than once.

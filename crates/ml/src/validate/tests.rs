@@ -637,3 +637,186 @@ fn pandas_type_aliases_name_text_and_datetimes() {
     let got: Vec<bool> = report.results.iter().map(|r| r.success).collect();
     assert_eq!(got, [true, true, true, true, false]);
 }
+
+/// GX's `test_conditional_expectation_passes` / `_fails` (values_to_be_between,
+/// value_lengths, in_set): only the rows the condition selects are checked.
+#[test]
+fn a_row_condition_narrows_the_rows_checked_and_is_never_ignored() {
+    let data = "x,y,s\n1,1,a\n2,2,bb\n10,9,ccc\n4,9,dddd\n";
+    let between = |cond: &str, parser: &str| {
+        exp(
+            "expect_column_values_to_be_between",
+            j!({"column": "x", "min_value": 10, "max_value": 10,
+                "row_condition": cond, "condition_parser": parser}),
+        )
+    };
+    let report = run(
+        data,
+        vec![
+            between("y == 9 & s == \"ccc\"", "pandas"),
+            between("y == 9", "pandas"),
+            between("col(\"y\") > 8", "great_expectations"),
+            exp(
+                "expect_column_mean_to_be_between",
+                j!({"column": "x", "min_value": 1.5, "max_value": 1.5,
+                    "row_condition": "y < 3", "condition_parser": "pandas"}),
+            ),
+            between("y == 9", "bad_parser"),
+            exp(
+                "expect_column_values_to_be_between",
+                j!({"column": "x", "min_value": 10, "row_condition": "y == 9"}),
+            ),
+            exp(
+                "expect_table_row_count_to_equal",
+                j!({"value": 4, "row_condition": "y == 9", "condition_parser": "pandas"}),
+            ),
+        ],
+    );
+    let r = &report.results;
+    assert_eq!(
+        (r[0].success, r[0].element_count, r[0].unexpected_count),
+        (true, 1, 0)
+    );
+    assert_eq!(
+        (r[1].success, r[1].element_count, r[1].unexpected_count),
+        (false, 2, 1)
+    );
+    assert_eq!(r[1].partial_unexpected_list, ["4"]);
+    assert_eq!((r[2].success, r[2].unexpected_count), (false, 1));
+    assert_eq!((r[3].success, r[3].observed_json.as_str()), (true, "1.5"));
+    assert!(
+        r[4].error
+            .contains("condition_parser \"bad_parser\" is unknown"),
+        "{}",
+        r[4].error
+    );
+    assert!(
+        r[5].error.contains("needs condition_parser"),
+        "{}",
+        r[5].error
+    );
+    assert!(
+        r[6].error.contains("takes no row_condition"),
+        "{}",
+        r[6].error
+    );
+}
+
+/// GX's `datetime_except_sqlite` cases (min, max, between): a datetime column against
+/// ISO 8601 bounds, the observed value in ISO 8601.
+#[test]
+fn datetime_columns_compare_with_iso_bounds_in_between_min_max_and_sets() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.parquet");
+    let micros: Vec<Option<i64>> = ["2000-01-01T12:00:01", "2001-01-01T12:00:01"]
+        .iter()
+        .map(|t| Some(timestamp(t).unwrap()))
+        .chain([None])
+        .collect();
+    let ts = Int64Chunked::from_iter_options("ts".into(), micros.into_iter())
+        .into_datetime(TimeUnit::Microseconds, None)
+        .into_series();
+    let mut df = DataFrame::new_infer_height(vec![ts.into()]).unwrap();
+    ParquetWriter::new(std::fs::File::create(&path).unwrap())
+        .finish(&mut df)
+        .unwrap();
+    let suite = [
+        exp(
+            "expect_column_max_to_be_between",
+            j!({"column": "ts", "min_value": "2001-01-01T12:00:01", "max_value": "2001-01-01 12:00:01"}),
+        ),
+        exp(
+            "expect_column_values_to_be_between",
+            j!({"column": "ts", "min_value": "Jan 01 2000", "max_value": "2000-12-31"}),
+        ),
+        exp(
+            "expect_column_values_to_be_in_set",
+            j!({"column": "ts", "value_set": ["2000-01-01T12:00:01"]}),
+        ),
+        exp(
+            "expect_column_min_to_be_between",
+            j!({"column": "ts", "min_value": 5}),
+        ),
+        exp(
+            "expect_column_values_to_be_of_type",
+            j!({"column": "ts", "type_": "datetime64"}),
+        ),
+    ];
+    let report = validate(&path, &suite).unwrap();
+    let r = &report.results;
+    assert!(r[0].success, "{r:?}");
+    assert_eq!(r[0].observed_json, "\"2001-01-01T12:00:01\"");
+    assert_eq!((r[1].success, r[1].unexpected_count), (false, 1));
+    assert_eq!((r[2].success, r[2].unexpected_count), (false, 1));
+    assert!(
+        r[3].error.contains("must be a date or time"),
+        "{}",
+        r[3].error
+    );
+    assert_eq!(
+        (r[4].success, r[4].observed_json.as_str()),
+        (true, "\"datetime64\"")
+    );
+}
+
+/// GX's observed values have types: numbers, lists of values or column names, type
+/// names, and null (with the counts) for the row-by-row checks.
+#[test]
+fn observed_values_in_json_have_gx_types_and_the_text_stays_readable() {
+    let report = run(
+        DATA,
+        vec![
+            exp(
+                "expect_column_max_to_be_between",
+                j!({"column": "age", "max_value": 200}),
+            ),
+            exp(
+                "expect_column_mean_to_be_between",
+                j!({"column": "fee", "min_value": 0}),
+            ),
+            exp(
+                "expect_column_distinct_values_to_be_in_set",
+                j!({"column": "contract", "value_set": ["one-year", "weekly"]}),
+            ),
+            exp(
+                "expect_table_columns_to_match_set",
+                j!({"column_set": ["id"]}),
+            ),
+            exp("expect_column_values_to_not_be_null", j!({"column": "id"})),
+            exp("expect_table_row_count_to_equal", j!({"value": 4})),
+            exp(
+                "expect_column_values_to_be_of_type",
+                j!({"column": "age", "type_": "int"}),
+            ),
+        ],
+    );
+    let json = summary_json(&report, "s");
+    let observed: Vec<&Value> = json["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["result"]["observed_value"])
+        .collect();
+    assert_eq!(observed[0], &j!(150));
+    assert_eq!(observed[1], &j!(25.125));
+    assert_eq!(observed[2], &j!(["one-year", "weekly"]));
+    assert_eq!(observed[3], &j!(["id", "age", "contract", "fee", "paid"]));
+    assert_eq!(observed[4], &Value::Null);
+    assert_eq!(json["results"][4]["result"]["unexpected_count"], j!(1));
+    assert_eq!(observed[5], &j!(4));
+    assert_eq!(observed[6], &j!("int64"));
+    assert_eq!(report.results[1].observed_value, "25.125");
+    assert_eq!(report.results[4].observed_value, "1 null of 4");
+}
+
+/// A report kept before the typed value was recorded shows its text.
+#[test]
+fn a_report_without_the_typed_value_shows_the_text() {
+    let mut report = run(
+        DATA,
+        vec![exp("expect_table_row_count_to_equal", j!({"value": 4}))],
+    );
+    report.results[0].observed_json.clear();
+    let json = summary_json(&report, "s");
+    assert_eq!(json["results"][0]["result"]["observed_value"], j!("4"));
+}
