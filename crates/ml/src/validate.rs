@@ -17,6 +17,7 @@ use tollgate_spec::Expectation;
 use crate::data::{self, DataError, unreadable};
 
 pub mod condition;
+pub mod kl;
 
 /// Expectation types this engine evaluates.
 pub const SUPPORTED: &[&str] = &[
@@ -66,6 +67,7 @@ pub const SUPPORTED: &[&str] = &[
     "expect_select_column_values_to_be_unique_within_record",
     "expect_table_column_count_to_be_between",
     "expect_table_column_count_to_equal",
+    "expect_column_kl_divergence_to_be_less_than",
 ];
 
 /// Unexpected values kept per expectation, as Great Expectations' SUMMARY does.
@@ -211,6 +213,12 @@ enum Check {
         stats: Vec<Expr>,
         ranges: Vec<Range>,
         quantiles: Vec<f64>,
+    },
+    /// The KL divergence of the column from a partition object: a continuous partition's
+    /// bins are counted in the scan, categories and a missing partition after it.
+    Kl {
+        column: String,
+        settings: kl::Settings,
     },
     /// The most common values (found after the scan by a group-by) within a set.
     MostCommon {
@@ -1318,6 +1326,19 @@ fn check(e: &Expectation, schema: &Schema, domain: Option<&Expr>) -> Result<Chec
                 json: Value::from(names.len()),
             }
         }
+        "expect_column_kl_divergence_to_be_less_than" => {
+            let (c, dtype) = column(k)?;
+            let settings = kl::settings(k)?;
+            if matches!(settings.partition, Some(kl::Partition::Continuous { .. }))
+                || (settings.partition.is_none() && settings.bucketize_data)
+            {
+                numeric(&c, &dtype)?;
+            }
+            Check::Kl {
+                column: c,
+                settings,
+            }
+        }
         "expect_compound_columns_to_be_unique" => {
             let columns = strings(k, "column_list")?;
             if let Some(c) = columns.iter().find(|c| schema.get(c.as_str()).is_none()) {
@@ -1355,10 +1376,15 @@ fn aggregates(i: usize, compiled: &Compiled) -> Vec<Expr> {
             present,
             ..
         } => {
-            let present = counted(column, present);
+            // Over every row of one column, polars' null count reads the validity bitmaps.
+            let missing = match (present, &compiled.domain) {
+                (None, None) => col(column.as_str()).null_count(),
+                _ => count(compiled.within(counted(column, present).not())),
+            };
             vec![
-                count(compiled.within(present.clone().not())).alias(name("nulls")),
-                count(compiled.within(unexpected.clone().and(present))).alias(name("unexpected")),
+                missing.alias(name("nulls")),
+                count(compiled.within(unexpected.clone().and(counted(column, present))))
+                    .alias(name("unexpected")),
             ]
         }
         Check::Stat { stat, .. } => vec![stat.clone().alias(name("stat"))],
@@ -1370,9 +1396,35 @@ fn aggregates(i: usize, compiled: &Compiled) -> Vec<Expr> {
         Check::MostCommon { column, .. } => {
             vec![count(compiled.within(col(column.as_str()).is_null())).alias(name("nulls"))]
         }
-        Check::Unique { column, .. } => {
-            vec![count(compiled.within(col(column.as_str()).is_null())).alias(name("nulls"))]
+        Check::Kl { column, settings } => {
+            let x = col(column.as_str()).cast(DataType::Float64);
+            let present = || compiled.within(col(column.as_str()).is_not_null());
+            let mut v = vec![count(present()).alias(name("nonnull"))];
+            if let Some(kl::Partition::Continuous { bins, .. }) = &settings.partition {
+                let (first, last) = (bins[0], bins[bins.len() - 1]);
+                v.push(count(present().and(x.clone().lt(lit(first)))).alias(name("below")));
+                v.push(count(present().and(x.clone().gt(lit(last)))).alias(name("above")));
+                for (j, pair) in bins.windows(2).enumerate() {
+                    // Each bin holds its left edge; the last also its right (numpy).
+                    let upper = if j + 2 == bins.len() {
+                        x.clone().lt_eq(lit(pair[1]))
+                    } else {
+                        x.clone().lt(lit(pair[1]))
+                    };
+                    v.push(
+                        count(present().and(x.clone().gt_eq(lit(pair[0]))).and(upper))
+                            .alias(name(&format!("h{j}"))),
+                    );
+                }
+            }
+            v
         }
+        Check::Unique { column, .. } => match &compiled.domain {
+            None => vec![col(column.as_str()).null_count().alias(name("nulls"))],
+            Some(_) => {
+                vec![count(compiled.within(col(column.as_str()).is_null())).alias(name("nulls"))]
+            }
+        },
         Check::ProportionUnique { column, .. } => vec![
             compiled
                 .source(column)
@@ -1393,13 +1445,6 @@ fn aggregates(i: usize, compiled: &Compiled) -> Vec<Expr> {
                     ),
                 )
                 .alias(name("outside")),
-                compiled
-                    .source(column)
-                    .drop_nulls()
-                    .unique()
-                    .sort(SortOptions::default())
-                    .implode(true)
-                    .alias(name("values")),
             ];
             for (j, value) in set.iter().enumerate() {
                 v.push(
@@ -1704,6 +1749,56 @@ pub fn validate(path: &Path, expectations: &[Expectation]) -> Result<ValidationR
                     }),
                 );
             }
+            Check::Kl { column, settings } => {
+                let nonnull = v("nonnull").unwrap_or(0.0) as u64;
+                let outcome = match &settings.partition {
+                    Some(kl::Partition::Continuous {
+                        bins,
+                        weights,
+                        tail_weights,
+                    }) => {
+                        let counts = kl::Counts {
+                            histogram: (0..weights.len())
+                                .map(|j| v(&format!("h{j}")).unwrap_or(0.0) as u64)
+                                .collect(),
+                            below: v("below").unwrap_or(0.0) as u64,
+                            above: v("above").unwrap_or(0.0) as u64,
+                            nonnull,
+                        };
+                        Ok(kl::continuous(
+                            bins,
+                            weights,
+                            *tail_weights,
+                            &counts,
+                            settings.tail_weight_holdout,
+                            settings.internal_weight_holdout,
+                        ))
+                    }
+                    Some(kl::Partition::Categorical { values, weights }) => {
+                        value_counts(&compiled.rows(&lf), column).map(|counts| {
+                            kl::categorical(
+                                values,
+                                weights,
+                                &counts,
+                                nonnull,
+                                settings.tail_weight_holdout,
+                            )
+                        })
+                    }
+                    None => own_partition(&compiled.rows(&lf), column, settings.bucketize_data),
+                };
+                match outcome {
+                    Ok(outcome) => {
+                        let (success, observed) =
+                            kl::verdict(outcome.divergence, settings.threshold);
+                        r.success = success;
+                        r.element_count = rows;
+                        r.details_json = outcome.details.to_string();
+                        observe(r, format!("{}", outcome.divergence), observed);
+                    }
+                    Err(e) => r.error = format!("cannot evaluate: {e}"),
+                }
+            }
             Check::MostCommon {
                 column,
                 dtype,
@@ -1757,15 +1852,24 @@ pub fn validate(path: &Path, expectations: &[Expectation]) -> Result<ValidationR
                 r.element_count = rows;
                 r.success = range.holds(share);
             }
-            Check::Distinct { set, mode, .. } => {
-                let distinct = df
-                    .column(&format!("e{i}_values"))
-                    .ok()
-                    .and_then(|c| c.get(0).ok().map(|v| v.into_static()));
-                let values: Vec<Value> = match distinct {
-                    Some(AnyValue::List(s)) => s.iter().map(|v| json_of(&v)).collect(),
-                    _ => Vec::new(),
+            Check::Distinct {
+                column, set, mode, ..
+            } => {
+                let counts = match value_counts(&compiled.rows(&lf), column) {
+                    Ok(counts) => counts,
+                    Err(e) => {
+                        r.error = format!("cannot evaluate: {e}");
+                        continue;
+                    }
                 };
+                let values: Vec<Value> = counts.iter().map(|(v, _)| v.clone()).collect();
+                r.details_json = serde_json::json!({
+                    "value_counts": counts
+                        .iter()
+                        .map(|(value, count)| serde_json::json!({"value": value, "count": count}))
+                        .collect::<Vec<_>>(),
+                })
+                .to_string();
                 let outside = v("outside").unwrap_or(0.0) as u64;
                 let absent: Vec<String> = set
                     .iter()
@@ -1846,6 +1950,7 @@ pub fn summary_json(report: &ValidationReport, suite_name: &str) -> Value {
                     "unexpected_count": r.unexpected_count,
                     "unexpected_percent": r.unexpected_percent,
                     "partial_unexpected_list": r.partial_unexpected_list,
+                    "details": serde_json::from_str::<Value>(&r.details_json).unwrap_or(Value::Null),
                 },
                 "exception_info": {
                     "raised_exception": !r.error.is_empty(),
@@ -1976,20 +2081,66 @@ fn duplicates_by_polars(lf: &LazyFrame, column: &str) -> PolarsResult<(u64, Vec<
     Ok((n, examples))
 }
 
-/// The most common present values of `column`, sorted (GX's list of modes, ties kept).
-fn most_common(lf: &LazyFrame, column: &str) -> PolarsResult<Vec<Value>> {
+/// The divergence of `column` from a partition built from its own values (GX's
+/// `partition_object: null`): numpy's automatic bins, or its values with
+/// `bucketize_data: false`. The divergence is 0; the details show the partition.
+fn own_partition(lf: &LazyFrame, column: &str, bucketize: bool) -> PolarsResult<kl::Outcome> {
+    if !bucketize {
+        let counts = value_counts(lf, column)?;
+        let n: u64 = counts.iter().map(|(_, c)| c).sum();
+        let values: Vec<Value> = counts.iter().map(|(v, _)| v.clone()).collect();
+        let weights: Vec<f64> = counts
+            .iter()
+            .map(|(_, c)| *c as f64 / n.max(1) as f64)
+            .collect();
+        return Ok(kl::categorical(&values, &weights, &counts, n, 0.0));
+    }
+    let df = data::collect(
+        lf.clone()
+            .select([col(column).cast(DataType::Float64).drop_nulls()]),
+    )?;
+    let mut values: Vec<f64> = df.column(column)?.f64()?.into_no_null_iter().collect();
+    values.sort_by(f64::total_cmp);
+    let bins = kl::auto_bins(&values);
+    let counts = kl::histogram(&values, &bins);
+    let n = counts.nonnull.max(1) as f64;
+    let weights: Vec<f64> = counts.histogram.iter().map(|&c| c as f64 / n).collect();
+    let tail = (1.0 - weights.iter().sum::<f64>()) / 2.0;
+    Ok(kl::continuous(
+        &bins,
+        &weights,
+        Some([tail, tail]),
+        &counts,
+        0.0,
+        0.0,
+    ))
+}
+
+/// Each present value of `column` with the rows that hold it, sorted by value (GX's
+/// `column.value_counts`).
+fn value_counts(lf: &LazyFrame, column: &str) -> PolarsResult<Vec<(Value, u64)>> {
     let counts = data::collect(
         lf.clone()
             .filter(col(column).is_not_null())
             .group_by([col(column)])
-            .agg([len().alias("n")])
-            .filter(col("n").eq(col("n").max()))
+            .agg([len().cast(DataType::UInt64).alias("n")])
             .sort([column], SortMultipleOptions::default()),
     )?;
-    let values = counts.column(column)?;
+    let (values, n) = (counts.column(column)?, counts.column("n")?.u64()?);
     (0..values.len())
-        .map(|i| values.get(i).map(|v| json_of(&v)))
+        .map(|i| Ok((json_of(&values.get(i)?), n.get(i).unwrap_or(0))))
         .collect()
+}
+
+/// The most common present values of `column`, sorted (GX's list of modes, ties kept).
+fn most_common(lf: &LazyFrame, column: &str) -> PolarsResult<Vec<Value>> {
+    let counts = value_counts(lf, column)?;
+    let top = counts.iter().map(|(_, n)| *n).max().unwrap_or(0);
+    Ok(counts
+        .into_iter()
+        .filter(|(_, n)| *n == top)
+        .map(|(v, _)| v)
+        .collect())
 }
 
 /// Rows whose combination of `columns` appears more than once.

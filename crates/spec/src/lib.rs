@@ -825,13 +825,44 @@ pub struct Expectation {
     pub kwargs: serde_json::Map<String, serde_json::Value>,
 }
 
+/// Python's JSON, which Great Expectations writes, as JSON: its bare `Infinity`,
+/// `-Infinity` and `NaN` (a partition's open ends) become the strings `"Infinity"`,
+/// `"-Infinity"` and `"NaN"`; text inside quotes is left alone.
+pub fn python_json(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let (mut quoted, mut escaped) = (false, false);
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if !quoted
+            && let Some(word) = ["-Infinity", "Infinity", "NaN"]
+                .into_iter()
+                .find(|w| rest.starts_with(w))
+        {
+            out.push_str(&format!("\"{word}\""));
+            rest = &rest[word.len()..];
+            continue;
+        }
+        if quoted && !escaped && c == '\\' {
+            escaped = true;
+        } else {
+            if c == '"' && !escaped {
+                quoted = !quoted;
+            }
+            escaped = false;
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
 /// Reads a Great Expectations suite file as it is (1.x: `name` and `expectations` with
 /// `type`; 0.x: `expectation_suite_name` and `expectation_type`); returns the suite's name
 /// and its expectations.
 pub fn read_gx_suite(text: &str) -> Result<(String, Vec<Expectation>), SpecError> {
     let invalid = |m: String| SpecError::Invalid(format!("Great Expectations suite: {m}"));
     let doc: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| invalid(format!("not JSON: {e}")))?;
+        serde_json::from_str(&python_json(text)).map_err(|e| invalid(format!("not JSON: {e}")))?;
     let name = doc
         .get("name")
         .or_else(|| doc.get("expectation_suite_name"))

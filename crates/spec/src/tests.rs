@@ -316,3 +316,19 @@ fn a_plan_cannot_skip_the_gate_or_reach_production_without_an_approval() {
         "{err}"
     );
 }
+
+/// GX writes a partition's open ends as Python's bare `Infinity`; the suite still reads,
+/// and the same word inside a string is left alone.
+#[test]
+fn a_suite_with_pythons_infinities_reads() {
+    let text = r#"{"name": "s", "expectations": [{"type": "expect_column_kl_divergence_to_be_less_than",
+        "kwargs": {"column": "x", "note": "Infinity \"NaN\"",
+                   "partition_object": {"bins": [-Infinity, 0, Infinity], "weights": [0.5, 0.5]}}}]}"#;
+    let (_, suite) = read_gx_suite(text).unwrap();
+    let k = &suite[0].kwargs;
+    assert_eq!(
+        k["partition_object"]["bins"],
+        serde_json::json!(["-Infinity", 0, "Infinity"])
+    );
+    assert_eq!(k["note"], "Infinity \"NaN\"");
+}

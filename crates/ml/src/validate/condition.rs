@@ -127,7 +127,7 @@ impl Parser<'_> {
         }
     }
 
-    fn expect(&mut self, op: &str) -> Result<(), String> {
+    fn require(&mut self, op: &str) -> Result<(), String> {
         if self.eat(op) {
             Ok(())
         } else {
@@ -170,7 +170,7 @@ impl Parser<'_> {
     fn comparison(&mut self) -> Result<Expr, String> {
         if self.eat("(") {
             let e = self.or()?;
-            self.expect(")")?;
+            self.require(")")?;
             return Ok(e);
         }
         let left = self.operand()?;
@@ -248,7 +248,7 @@ impl Parser<'_> {
                 let Some(Token::Text(name)) = self.next() else {
                     return Err("col(...) takes a quoted column name".into());
                 };
-                self.expect(")")?;
+                self.require(")")?;
                 name
             }
             Some(Token::Name(n)) if matches!(n.as_str(), "True" | "False" | "None") => {
@@ -268,13 +268,13 @@ impl Parser<'_> {
         let Some(Token::Name(method)) = self.next() else {
             return Err(format!("expected a method after {column}."));
         };
-        self.expect("(")?;
+        self.require("(")?;
         let x = col(column.as_str());
         let e = match method.as_str() {
             "isnull" | "isna" | "isNull" => x.is_null(),
             "notnull" | "notna" | "notNull" => x.is_not_null(),
             "isin" => {
-                self.expect("[")?;
+                self.require("[")?;
                 let dtype = self.schema.get(&column).cloned().unwrap_or(DataType::Null);
                 let mut any = lit(false);
                 while !self.eat("]") {
@@ -288,7 +288,7 @@ impl Parser<'_> {
             }
             other => return Err(format!("method {other}() is not supported")),
         };
-        self.expect(")")?;
+        self.require(")")?;
         Ok(Operand::Predicate(e))
     }
 }
