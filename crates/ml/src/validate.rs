@@ -116,14 +116,35 @@ fn iso(value: i64, dtype: &DataType) -> Option<String> {
     })
 }
 
-/// The values of column `c` as bounds and sets compare them: temporal columns by their
-/// physical count (so ISO bounds become numbers of the same unit), others as they are.
-fn subject(c: &str, dtype: &DataType) -> Expr {
+/// Values as bounds and sets compare them: temporal ones by their physical count (so ISO
+/// bounds become numbers of the same unit), others as they are.
+fn physical_of(x: Expr, dtype: &DataType) -> Expr {
     if dtype.is_temporal() {
-        col(c).to_physical()
+        x.to_physical()
     } else {
-        col(c)
+        x
     }
+}
+
+/// Column `c` (of `dtype`) as bounds and sets compare it; see [`physical_of`].
+fn subject(c: &str, dtype: &DataType) -> Expr {
+    physical_of(col(c), dtype)
+}
+
+/// Text read as dates and times (GX 0.x's `parse_strings_as_datetimes`), as microseconds
+/// since the epoch; text dateutil cannot read becomes null.
+fn parsed_times(x: Expr) -> Expr {
+    x.map(
+        |column: Column| {
+            let out: Int64Chunked = column
+                .str()?
+                .iter()
+                .map(|v| v.and_then(|v| timestamp(v).ok()))
+                .collect();
+            Ok(out.with_name(column.name().clone()).into_column())
+        },
+        |_, field| Ok(Field::new(field.name().clone(), DataType::Int64)),
+    )
 }
 
 /// A numeric range with Great Expectations' `strict_min` / `strict_max`.
@@ -481,10 +502,10 @@ fn literal(v: &Value, dtype: &DataType) -> Expr {
     }
 }
 
-/// True where column `c` (of `dtype`) is one of `set`.
-fn in_set(c: &str, dtype: &DataType, set: &[Value]) -> Expr {
+/// True where `x` (physical values of `dtype`, see [`physical_of`]) is one of `set`.
+fn in_set(x: Expr, dtype: &DataType, set: &[Value]) -> Expr {
     set.iter()
-        .map(|v| subject(c, dtype).eq(literal(v, dtype)))
+        .map(|v| x.clone().eq(literal(v, dtype)))
         .reduce(|a, b| a.or(b))
         .unwrap_or(lit(false))
         .fill_null(lit(false))
@@ -705,6 +726,17 @@ fn check(e: &Expectation, schema: &Schema, domain: Option<&Expr>) -> Result<Chec
         Some(d) => col(c).filter(d.clone()),
         None => col(c),
     };
+    // GX 0.x's `parse_strings_as_datetimes` reads a text column as dates and times.
+    let as_times = |x: Expr, dtype: &DataType| -> Result<(Expr, DataType), String> {
+        if flag(k, "parse_strings_as_datetimes")? && *dtype == DataType::String {
+            Ok((
+                parsed_times(x),
+                DataType::Datetime(TimeUnit::Microseconds, None),
+            ))
+        } else {
+            Ok((x, dtype.clone()))
+        }
+    };
     let names: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
     let listed = Value::from(names.clone());
     let map = |column: String, unexpected: Expr, mostly: f64| Check::Map {
@@ -795,20 +827,24 @@ fn check(e: &Expectation, schema: &Schema, domain: Option<&Expr>) -> Result<Chec
         }
         "expect_column_values_to_be_between" => {
             let (c, dtype) = column(k)?;
+            let (x, dtype) = as_times(col(c.as_str()), &dtype)?;
             let temporal = ordered(&c, &dtype)?;
-            // NaN orders above every number in polars, so it falls outside any max.
-            let outside =
-                range(k, temporal.as_ref())?.outside(subject(&c, &dtype).cast(DataType::Float64));
+            // NaN orders above every number in polars, so it falls outside any max; text
+            // that does not read as a date is outside too.
+            let outside = range(k, temporal.as_ref())?
+                .outside(physical_of(x, &dtype).cast(DataType::Float64))
+                .fill_null(lit(true));
             map(c, outside, mostly(k)?)
         }
-        "expect_column_values_to_be_in_set" => {
+        kind @ ("expect_column_values_to_be_in_set" | "expect_column_values_to_not_be_in_set") => {
             let (c, dtype) = column(k)?;
-            let unexpected = in_set(&c, &dtype, &values(k, true)?).not();
-            map(c, unexpected, mostly(k)?)
-        }
-        "expect_column_values_to_not_be_in_set" => {
-            let (c, dtype) = column(k)?;
-            let unexpected = in_set(&c, &dtype, &values(k, true)?);
+            let (x, dtype) = as_times(col(c.as_str()), &dtype)?;
+            let within = in_set(physical_of(x, &dtype), &dtype, &values(k, true)?);
+            let unexpected = if kind.contains("not_be_in_set") {
+                within
+            } else {
+                within.not()
+            };
             map(c, unexpected, mostly(k)?)
         }
         "expect_column_values_to_be_unique" => {
@@ -887,6 +923,7 @@ fn check(e: &Expectation, schema: &Schema, domain: Option<&Expr>) -> Result<Chec
         | "expect_column_stdev_to_be_between"
         | "expect_column_sum_to_be_between") => {
             let (c, dtype) = column(k)?;
+            let (x, dtype) = as_times(source(&c), &dtype)?;
             let extreme = matches!(
                 kind,
                 "expect_column_min_to_be_between" | "expect_column_max_to_be_between"
@@ -901,11 +938,7 @@ fn check(e: &Expectation, schema: &Schema, domain: Option<&Expr>) -> Result<Chec
                 }
                 None
             };
-            let x = match temporal {
-                Some(_) => source(&c).to_physical(),
-                None => source(&c),
-            }
-            .cast(DataType::Float64);
+            let x = physical_of(x, &dtype).cast(DataType::Float64);
             let stat = match kind {
                 "expect_column_min_to_be_between" => x.min(),
                 "expect_column_max_to_be_between" => x.max(),
@@ -1439,7 +1472,7 @@ fn aggregates(i: usize, compiled: &Compiled) -> Vec<Expr> {
             let mut v = vec![
                 count(
                     compiled.within(
-                        in_set(column, dtype, set)
+                        in_set(subject(column, dtype), dtype, set)
                             .not()
                             .and(col(column.as_str()).is_not_null()),
                     ),

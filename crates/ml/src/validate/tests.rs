@@ -820,3 +820,37 @@ fn a_report_without_the_typed_value_shows_the_text() {
     let json = summary_json(&report, "s");
     assert_eq!(json["results"][0]["result"]["observed_value"], j!("4"));
 }
+
+/// A GX 0.x suite's `parse_strings_as_datetimes` reads a text column as dates and times,
+/// and text that is no date is outside every range.
+#[test]
+fn parse_strings_as_datetimes_reads_a_text_column_as_times() {
+    let data = "ts\nJan 01 2000 12:00:01\n2001-01-01T12:00:01\nnot a date\n\n";
+    let report = run(
+        data,
+        vec![
+            exp(
+                "expect_column_values_to_be_between",
+                j!({"column": "ts", "min_value": "1999-12-31", "max_value": "2001-06-01",
+                    "parse_strings_as_datetimes": true}),
+            ),
+            exp(
+                "expect_column_max_to_be_between",
+                j!({"column": "ts", "min_value": "2001-01-01", "parse_strings_as_datetimes": true}),
+            ),
+            exp(
+                "expect_column_values_to_be_in_set",
+                j!({"column": "ts", "value_set": ["2000-01-01 12:00:01"],
+                    "parse_strings_as_datetimes": true}),
+            ),
+        ],
+    );
+    let r = &report.results;
+    assert_eq!((r[0].unexpected_count, r[0].element_count), (1, 4), "{r:?}");
+    assert_eq!(r[0].partial_unexpected_list, ["not a date"]);
+    assert_eq!(
+        (r[1].success, r[1].observed_json.as_str()),
+        (true, "\"2001-01-01T12:00:01\"")
+    );
+    assert_eq!(r[2].unexpected_count, 2);
+}
