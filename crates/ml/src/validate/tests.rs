@@ -741,6 +741,7 @@ fn datetime_columns_compare_with_iso_bounds_in_between_min_max_and_sets() {
             "expect_column_values_to_be_of_type",
             j!({"column": "ts", "type_": "datetime64"}),
         ),
+        exp("expect_column_values_to_be_unique", j!({"column": "ts"})),
     ];
     let report = validate(&path, &suite).unwrap();
     let r = &report.results;
@@ -757,6 +758,7 @@ fn datetime_columns_compare_with_iso_bounds_in_between_min_max_and_sets() {
         (r[4].success, r[4].observed_json.as_str()),
         (true, "\"datetime64\"")
     );
+    assert_eq!((r[5].success, r[5].unexpected_count), (true, 0));
 }
 
 /// GX's observed values have types: numbers, lists of values or column names, type
