@@ -1970,8 +1970,11 @@ pub fn summary_json(report: &ValidationReport, suite_name: &str) -> Value {
         .map(|r| {
             let kwargs: Value = serde_json::from_str(&r.kwargs_json).unwrap_or(Value::Null);
             // GX's typed value; a report kept before it was recorded has the text only.
-            let observed = serde_json::from_str(&r.observed_json)
-                .unwrap_or_else(|_| Value::String(r.observed_value.clone()));
+            let observed = match serde_json::from_str(&r.observed_json) {
+                Ok(typed) => typed,
+                Err(_) if r.observed_value.is_empty() => Value::Null,
+                Err(_) => Value::String(r.observed_value.clone()),
+            };
             serde_json::json!({
                 "expectation_config": {"type": r.expectation_type, "kwargs": kwargs},
                 "success": r.success,

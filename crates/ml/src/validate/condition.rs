@@ -268,6 +268,12 @@ impl Parser<'_> {
         let Some(Token::Name(method)) = self.next() else {
             return Err(format!("expected a method after {column}."));
         };
+        if !METHODS.contains(&method.as_str()) {
+            return Err(format!(
+                "{column}.{method} is not supported; the methods are {}",
+                METHODS.join(", ")
+            ));
+        }
         self.require("(")?;
         let x = col(column.as_str());
         let e = match method.as_str() {
@@ -292,6 +298,11 @@ impl Parser<'_> {
         Ok(Operand::Predicate(e))
     }
 }
+
+/// The column methods a condition may call.
+const METHODS: &[&str] = &[
+    "isin", "isnull", "notnull", "isna", "notna", "isNull", "notNull",
+];
 
 fn static_op(op: &str) -> &'static str {
     OPERATORS.iter().find(|o| **o == op).copied().unwrap_or("")
