@@ -280,6 +280,14 @@ enum Check {
     },
 }
 
+/// Column `c` restricted to the rows where `domain` holds (all rows without one).
+fn restricted(c: &str, domain: Option<&Expr>) -> Expr {
+    match domain {
+        Some(d) => col(c).filter(d.clone()),
+        None => col(c),
+    }
+}
+
 /// A compiled expectation: its check, and the rows it looks at (`row_condition`).
 #[derive(Debug, Clone)]
 struct Compiled {
@@ -291,10 +299,7 @@ struct Compiled {
 impl Compiled {
     /// Column `c` restricted to the domain.
     fn source(&self, c: &str) -> Expr {
-        match &self.domain {
-            Some(d) => col(c).filter(d.clone()),
-            None => col(c),
-        }
+        restricted(c, self.domain.as_ref())
     }
 
     /// `e` and in the domain.
@@ -722,10 +727,7 @@ fn check(e: &Expectation, schema: &Schema, domain: Option<&Expr>) -> Result<Chec
             Err(format!("column {c:?} is {dtype}, not text"))
         }
     };
-    let source = |c: &str| match domain {
-        Some(d) => col(c).filter(d.clone()),
-        None => col(c),
-    };
+    let source = |c: &str| restricted(c, domain);
     // GX 0.x's `parse_strings_as_datetimes` reads a text column as dates and times.
     let as_times = |x: Expr, dtype: &DataType| -> Result<(Expr, DataType), String> {
         if flag(k, "parse_strings_as_datetimes")? && *dtype == DataType::String {

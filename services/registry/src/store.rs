@@ -255,9 +255,9 @@ pub async fn register(bus: &Bus, r: RegisterVersionRequest) -> Result<ModelVersi
         .parse()
         .map_err(|e: tollgate_proto::IdError| RegistryError::InvalidArgument(e.to_string()))?;
     let run_key = ModelKey::Run(&r.model, &run_id);
-    if let Some((existing, _)) = get_u32(bus, run_key.clone()).await? {
-        info!(model = %r.model, version = existing, run_id = %r.run_id, "run already registered a version");
-        return Ok(version(bus, &r.model, existing).await?.0);
+    if get_u32(bus, run_key.clone()).await?.is_some() {
+        info!(model = %r.model, run_id = %r.run_id, "run already registered a version");
+        return claimed(bus, &r.model, run_key).await;
     }
     let size = bus
         .artifacts()
@@ -276,6 +276,14 @@ pub async fn register(bus: &Bus, r: RegisterVersionRequest) -> Result<ModelVersi
             r.artifact_name, r.artifact_size
         )));
     }
+    // Claim the run before taking a number, so a registration of the same run racing this
+    // one (a redelivered run trained twice) takes none and leaves no gap in the numbers.
+    let Ok(claim) = models(bus)
+        .create(run_key.to_string(), PENDING.to_string().into_bytes().into())
+        .await
+    else {
+        return claimed(bus, &r.model, run_key).await;
+    };
     // Allocate the next version number by compare-and-set.
     let next_key = ModelKey::Next(&r.model);
     let number = loop {
@@ -286,11 +294,7 @@ pub async fn register(bus: &Bus, r: RegisterVersionRequest) -> Result<ModelVersi
             break n;
         }
     };
-    // Claim the run; a concurrent registration of the same run may have won.
-    if !put_u32(bus, run_key.clone(), number, None).await {
-        if let Some((existing, _)) = get_u32(bus, run_key).await? {
-            return Ok(version(bus, &r.model, existing).await?.0);
-        }
+    if !put_u32(bus, run_key, number, Some((PENDING, claim))).await {
         return Err(unavailable(format!(
             "cannot record registration of run {}",
             r.run_id
@@ -334,6 +338,45 @@ pub async fn register(bus: &Bus, r: RegisterVersionRequest) -> Result<ModelVersi
     info!(model = %v.model, version = number, "version registered");
     announce_change(bus, &v, ModelChange::Registered).await;
     Ok(v)
+}
+
+/// A run's claim before its registration has a version number.
+const PENDING: u32 = 0;
+
+/// The version another registration of the same run made. That registration claims the
+/// run, then takes a number, then writes the record, so a registration racing it (a
+/// redelivered run trained twice) can find the claim first: it waits for the number and
+/// the record, and if they do not come, answers Unavailable (the trainer retries), never
+/// that the version does not exist.
+async fn claimed(
+    bus: &Bus,
+    model: &str,
+    run_key: ModelKey<'_>,
+) -> Result<ModelVersion, RegistryError> {
+    use backon::{ConstantBuilder, Retryable};
+    let read = || async {
+        match get_u32(bus, run_key.clone()).await? {
+            Some((number, _)) if number != PENDING => version(bus, model, number).await,
+            _ => Err(RegistryError::NotFound(format!(
+                "the run's version of {model} has no number yet"
+            ))),
+        }
+    };
+    match read
+        .retry(
+            ConstantBuilder::default()
+                .with_delay(std::time::Duration::from_millis(50))
+                .with_max_times(100),
+        )
+        .when(|e| matches!(e, RegistryError::NotFound(_)))
+        .await
+    {
+        Ok((v, _)) => Ok(v),
+        Err(RegistryError::NotFound(_)) => Err(unavailable(format!(
+            "a version of {model} is being registered by another registration of the same run; try again"
+        ))),
+        Err(e) => Err(e),
+    }
 }
 
 /// Every key of the models bucket, once each (the listing repeats a key written while it

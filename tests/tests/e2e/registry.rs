@@ -7,8 +7,8 @@ use tollgate_bus::{dataset::file_uri, subjects};
 use tollgate_e2e::{Pipeline, example_spec};
 use tollgate_proto::{
     ApprovalRequest, LatestByStageRequest, ListVersionsRequest, ModelStage, ModelVersion,
-    OverrideRequest, ResolveRequest, RunSummary, SetAliasRequest, Stage, TransitionStageRequest,
-    TriggerKind, UpdateVersionRequest, Verdict,
+    OverrideRequest, RegisterVersionRequest, ResolveRequest, RunId, RunSummary, SetAliasRequest,
+    Stage, TransitionStageRequest, TriggerKind, UpdateVersionRequest, Verdict,
 };
 use tonic::Code;
 
@@ -684,4 +684,53 @@ async fn drifted_data_is_scored_against_production_and_starts_the_drift_plan() {
             .count(),
         1
     );
+}
+
+/// A run registered twice at once (a redelivered run trained by two trainers) gets one
+/// version, and every registration answers with it: none sees the run's claim before
+/// the version's record and reports the version missing.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_registrations_of_one_run_all_answer_with_its_one_version() {
+    let p = Pipeline::start().await.unwrap();
+    let data = p.dataset("churn.parquet", 3_000, 29, false).unwrap();
+    let run = p
+        .run_file(TriggerKind::Code, &example_spec(), &data)
+        .await
+        .unwrap();
+    assert_eq!(run.verdict(), Verdict::Passed, "{}", run.reason);
+    let v1 = version(&p, 1).await;
+    let request = RegisterVersionRequest {
+        model: "churn".into(),
+        run_id: RunId::new().to_string(),
+        artifact_name: v1.artifact_name.clone(),
+        artifact_digest: v1.artifact_digest.clone(),
+        artifact_size: v1.artifact_size,
+        ..Default::default()
+    };
+    let mut last = request.clone();
+    for round in 0..3 {
+        last = RegisterVersionRequest {
+            run_id: RunId::new().to_string(),
+            ..request.clone()
+        };
+        let answers = futures::future::join_all((0..8).map(|_| {
+            let (mut registry, request) = (p.registry().unwrap(), last.clone());
+            async move { registry.register_version(request).await }
+        }))
+        .await;
+        let numbers: Vec<u32> = answers
+            .into_iter()
+            .map(|a| a.map(|v| v.into_inner().version))
+            .collect::<Result<_, _>>()
+            .unwrap_or_else(|e| panic!("round {round}: a registration failed: {e:?}"));
+        assert!(
+            numbers.iter().all(|n| *n == numbers[0]),
+            "round {round}: one version for the run: {numbers:?}"
+        );
+        assert_eq!(numbers[0], 2 + round, "one new version per run");
+    }
+    // The last run again, later: its version, and no new one.
+    let mut registry = p.registry().unwrap();
+    let again = registry.register_version(last).await.unwrap().into_inner();
+    assert_eq!(again.version, 4);
 }
