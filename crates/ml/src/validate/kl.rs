@@ -6,6 +6,8 @@
 
 use serde_json::{Map, Value, json};
 
+use super::same_value as same;
+
 /// A partition object, as GX writes one.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Partition {
@@ -222,13 +224,6 @@ pub fn entropy(pk: &[f64], qk: &[f64]) -> f64 {
             }
         })
         .sum()
-}
-
-fn same(a: &Value, b: &Value) -> bool {
-    match (a.as_f64(), b.as_f64()) {
-        (Some(x), Some(y)) => x == y,
-        _ => a == b,
-    }
 }
 
 /// The divergence of observed value counts from a categorical partition. Values the
