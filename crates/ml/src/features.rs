@@ -141,7 +141,8 @@ impl FeaturePipeline {
         );
     }
 
-    fn encode_values<'a>(
+    /// Encodes one row's raw values (numeric, then categorical, in spec order) into `out`.
+    pub fn encode_values<'a>(
         &self,
         numeric: impl Iterator<Item = Option<f64>>,
         categorical: impl Iterator<Item = Option<&'a str>>,

@@ -5,7 +5,7 @@
 use std::{collections::BTreeMap, path::Path, time::Instant};
 
 use crate::{
-    artifact::Artifact,
+    artifact::{Artifact, Score},
     data,
     error::ModelError,
     metrics, split,
@@ -43,7 +43,7 @@ pub fn evaluate(
     if test_rows.is_empty() {
         return Err(ModelError::Train("the test split is empty".into()));
     }
-    let scores = artifact.score_rows(&table, &test_rows);
+    let scores = artifact.score_rows(&table, &test_rows)?;
     let labels = table.labels(&test_rows);
     let cut = threshold.resolve(artifact.meta.optimal_threshold);
     let mut metrics = metrics::classification(&scores, &labels, cut);
@@ -53,7 +53,7 @@ pub fn evaluate(
         .take(latency_calls)
         .map(|&i| table.record(i))
         .collect();
-    let (latency_p50_ms, latency_p99_ms) = latency(artifact, &records, latency_calls);
+    let (latency_p50_ms, latency_p99_ms) = latency(artifact, &records, latency_calls)?;
     Ok(Evaluation {
         metrics,
         latency_p50_ms,
@@ -65,22 +65,26 @@ pub fn evaluate(
 
 /// Median and 99th-percentile milliseconds of `calls` single-record predictions over
 /// `records` (cycled), after a warm-up pass.
-pub fn latency(artifact: &Artifact, records: &[Record], calls: usize) -> (f64, f64) {
+pub fn latency(
+    artifact: &Artifact,
+    records: &[Record],
+    calls: usize,
+) -> Result<(f64, f64), ModelError> {
     if records.is_empty() || calls == 0 {
-        return (f64::NAN, f64::NAN);
+        return Ok((f64::NAN, f64::NAN));
     }
     let mut sink = 0.0;
     for r in records.iter().take(10) {
-        sink += artifact.score(r);
+        sink += artifact.score(r)?;
     }
     let mut times = Vec::with_capacity(calls);
     for k in 0..calls {
         let t = Instant::now();
-        sink += artifact.score(&records[k % records.len()]);
+        sink += artifact.score(&records[k % records.len()])?;
         times.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     std::hint::black_box(sink);
-    percentiles(&mut times)
+    Ok(percentiles(&mut times))
 }
 
 /// The median and 99th percentile of `times` (sorted in place); NaN when empty.
@@ -107,14 +111,14 @@ pub struct Integration {
 }
 
 /// Replays the artifact's golden records in process: predictions, ranges and latency.
-pub fn integration(artifact: &Artifact, calls: usize) -> Integration {
+pub fn integration(artifact: &Artifact, calls: usize) -> Result<Integration, ModelError> {
     let records = golden_records(artifact);
-    let probabilities: Vec<f64> = records.iter().map(|r| artifact.score(r)).collect();
-    integration_of(
+    let probabilities = artifact.score_records(&records)?;
+    Ok(integration_of(
         artifact,
         &probabilities,
-        latency(artifact, &records, calls).1,
-    )
+        latency(artifact, &records, calls)?.1,
+    ))
 }
 
 /// The artifact's golden records, in order.
@@ -170,12 +174,11 @@ pub fn predict_file(artifact: &Artifact, path: &Path) -> Result<Vec<f64>, ModelE
         .iter()
         .map(|c| data::text_column(&df, c))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok((0..df.height())
-        .map(|i| {
-            artifact.score(&Record {
-                numeric: numeric.iter().map(|c| c[i]).collect(),
-                categorical: categorical.iter().map(|c| c[i].clone()).collect(),
-            })
+    let records: Vec<Record> = (0..df.height())
+        .map(|i| Record {
+            numeric: numeric.iter().map(|c| c[i]).collect(),
+            categorical: categorical.iter().map(|c| c[i].clone()).collect(),
         })
-        .collect())
+        .collect();
+    Ok(artifact.score_records(&records)?)
 }

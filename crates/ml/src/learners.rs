@@ -47,6 +47,9 @@ pub enum LearnError {
     /// The fit was asked to stop (the service is shutting down).
     #[error("training interrupted")]
     Interrupted,
+    /// The algorithm is the user's own command, which no built-in learner fits.
+    #[error("{0} is not a built-in learner: the trainer runs it as a command")]
+    NotBuiltIn(&'static str),
 }
 
 /// A fitted model of any kind; [`Model::predict`] is P(label = 1) for one encoded row.
@@ -172,6 +175,7 @@ pub fn fit(
         Algorithm::GradientBoosting(params) => {
             Ok(Model::Boosted(fit_boosting(&x, y, params, seed, progress)?))
         }
+        Algorithm::Command(_) => Err(LearnError::NotBuiltIn(algorithm.kind())),
     }
 }
 

@@ -28,6 +28,7 @@ pub mod hist;
 pub mod learners;
 pub mod metrics;
 pub mod newton;
+pub mod onnx;
 pub mod profile;
 pub mod split;
 pub mod synth;

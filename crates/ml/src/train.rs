@@ -7,12 +7,17 @@ use std::{collections::BTreeMap, path::Path, time::Instant};
 use tollgate_spec::{Algorithm, Candidates, ModelSpec};
 
 use crate::{
-    artifact::{Artifact, ArtifactMeta, Golden, Selection, score_rows},
+    artifact::{
+        Artifact, ArtifactMeta, Builtin, Golden, Lineage, Origin, Score, Scorer, Selection,
+        score_rows,
+    },
     data,
     error::ModelError,
     features::FeaturePipeline,
     learners::{self, Model, Progress},
-    metrics, split,
+    metrics,
+    onnx::{Classes, OnnxModel},
+    split,
     table::{Columns, Table},
 };
 
@@ -209,15 +214,19 @@ pub fn train(
     train_with_progress(spec, spec_text, path, code_commit, &Progress::silent())
 }
 
-/// [`train`], telling `progress` as each candidate, fold and the final fit finishes, and
-/// stopping with [`learners::LearnError::Interrupted`] when `progress` is stopped.
-pub fn train_with_progress(
-    spec: &ModelSpec,
-    spec_text: &str,
-    path: &Path,
-    code_commit: &str,
-    progress: &Progress<'_>,
-) -> Result<Trained, ModelError> {
+/// The dataset read per the spec and split into training and test rows.
+pub struct Prepared {
+    /// The spec's columns of the dataset.
+    pub table: Table,
+    /// The training rows, in file order.
+    pub train_rows: Vec<usize>,
+    /// The held-out test rows, in file order.
+    pub test_rows: Vec<usize>,
+    started: Instant,
+}
+
+/// Reads the dataset at `path` per the spec and splits it as the trainer and the gate do.
+pub fn prepare(spec: &ModelSpec, path: &Path) -> Result<Prepared, ModelError> {
     let started = Instant::now();
     let table = Table::load(&Columns::of_spec(spec), path)?;
     let (train_rows, test_rows) =
@@ -228,12 +237,31 @@ pub fn train_with_progress(
             table.rows()
         )));
     }
+    Ok(Prepared {
+        table,
+        train_rows,
+        test_rows,
+        started,
+    })
+}
+
+/// [`train`], telling `progress` as each candidate, fold and the final fit finishes, and
+/// stopping with [`learners::LearnError::Interrupted`] when `progress` is stopped.
+pub fn train_with_progress(
+    spec: &ModelSpec,
+    spec_text: &str,
+    path: &Path,
+    code_commit: &str,
+    progress: &Progress<'_>,
+) -> Result<Trained, ModelError> {
+    let prepared = prepare(spec, path)?;
+    let (table, train_rows) = (&prepared.table, &prepared.train_rows);
     let (algorithm, candidates) = match &spec.candidates {
-        Some(c) => select(spec, c, &table, &train_rows, progress)?,
+        Some(c) => select(spec, c, table, train_rows, progress)?,
         None => (spec.algorithms().remove(0), Vec::new()),
     };
     let cv = match spec.split.folds {
-        Some(k) => cross_validate(spec, &algorithm, &table, &train_rows, k, progress)?,
+        Some(k) => cross_validate(spec, &algorithm, table, train_rows, k, progress)?,
         None => BTreeMap::new(),
     };
     progress.check()?;
@@ -242,10 +270,114 @@ pub fn train_with_progress(
         algorithm.describe(),
         train_rows.len()
     ));
-    let (pipeline, model) = fit(spec, &algorithm, &table, &train_rows, progress)?;
+    let (pipeline, model) = fit(spec, &algorithm, table, train_rows, progress)?;
+    let selection = spec.candidates.as_ref().map(|c| Selection {
+        metric: c.metric.to_string(),
+        scores: candidates
+            .iter()
+            .map(|r| (r.algorithm.clone(), r.value))
+            .collect(),
+    });
+    let made = Made {
+        scorer: Scorer::Builtin(Builtin { pipeline, model }),
+        algorithm: algorithm.describe(),
+        selection,
+        lineage: Lineage::default(),
+    };
+    let mut trained = finish(spec, spec_text, path, code_commit, prepared, made)?;
+    trained.artifact.meta.metrics.extend(cv.clone());
+    trained.metrics.extend(cv);
+    trained.candidates = candidates;
+    Ok(trained)
+}
+
+/// An ONNX model made outside Tollgate (by the spec's training command, or uploaded),
+/// imported against the spec's features and graded on the held-out rows as a trained one
+/// would be. `lineage` says where it came from.
+pub fn from_onnx(
+    spec: &ModelSpec,
+    spec_text: &str,
+    path: &Path,
+    code_commit: &str,
+    bytes: Vec<u8>,
+    lineage: Lineage,
+) -> Result<Trained, ModelError> {
+    let prepared = prepare(spec, path)?;
+    let classes = classes_of(spec, path, &prepared.train_rows)?;
+    let model = OnnxModel::import(
+        bytes,
+        &spec.features.numeric,
+        &spec.features.categorical,
+        &classes,
+    )?;
+    let producer = model.binding().producer.clone();
+    let algorithm = match (lineage.origin, producer.is_empty()) {
+        (Origin::Uploaded, true) => "onnx(uploaded)".to_string(),
+        (Origin::Uploaded, false) => format!("onnx(uploaded, by {producer})"),
+        (_, true) => "onnx(command)".to_string(),
+        (_, false) => format!("onnx(command, by {producer})"),
+    };
+    let made = Made {
+        scorer: Scorer::Onnx(model),
+        algorithm,
+        selection: None,
+        lineage,
+    };
+    finish(spec, spec_text, path, code_commit, prepared, made)
+}
+
+/// The target's classes as a model trained on the training rows saw them.
+fn classes_of(spec: &ModelSpec, path: &Path, rows: &[usize]) -> Result<Classes, ModelError> {
+    let Some(positive) = &spec.positive_label else {
+        return Ok(Classes::Binary);
+    };
+    let df = data::read_columns(path, std::slice::from_ref(&spec.target))?;
+    let is_text = df
+        .column(&spec.target)
+        .is_ok_and(|c| c.dtype() == &polars::prelude::DataType::String);
+    if !is_text {
+        return Ok(Classes::Binary);
+    }
+    let labels = data::text_column(&df, &spec.target)?;
+    let mut sorted: Vec<String> = rows
+        .iter()
+        .filter_map(|&i| labels.get(i).cloned().flatten())
+        .map(|v| v.trim().to_string())
+        .collect();
+    sorted.sort();
+    sorted.dedup();
+    Ok(Classes::Text {
+        positive: positive.clone(),
+        sorted,
+    })
+}
+
+/// What made a model, before it is graded.
+struct Made {
+    scorer: Scorer,
+    algorithm: String,
+    selection: Option<Selection>,
+    lineage: Lineage,
+}
+
+/// Grades a made model on the held-out rows: metrics, the F1-optimal threshold, the golden
+/// records and the training profile, into an artifact.
+fn finish(
+    spec: &ModelSpec,
+    spec_text: &str,
+    path: &Path,
+    code_commit: &str,
+    prepared: Prepared,
+    made: Made,
+) -> Result<Trained, ModelError> {
+    let Prepared {
+        table,
+        train_rows,
+        test_rows,
+        started,
+    } = prepared;
     let mut artifact = Artifact {
-        pipeline,
-        model,
+        scorer: made.scorer,
         meta: ArtifactMeta {
             model: spec.model.clone(),
             spec_digest: tollgate_spec::digest(spec_text),
@@ -259,23 +391,17 @@ pub fn train_with_progress(
             positive_label: spec.positive_label.clone(),
             optimal_threshold: 0.5,
             golden: Vec::new(),
-            algorithm: algorithm.describe(),
-            selection: spec.candidates.as_ref().map(|c| Selection {
-                metric: c.metric.to_string(),
-                scores: candidates
-                    .iter()
-                    .map(|r| (r.algorithm.clone(), r.value))
-                    .collect(),
-            }),
+            algorithm: made.algorithm,
+            selection: made.selection,
             training_seconds: 0.0,
         },
+        lineage: made.lineage,
     };
-    let scores = artifact.score_rows(&table, &test_rows);
+    let scores = artifact.score_rows(&table, &test_rows)?;
     let labels = table.labels(&test_rows);
     let optimal = metrics::f1_optimal_threshold(&scores, &labels);
     let mut metrics = metrics::classification(&scores, &labels, spec.threshold.resolve(optimal));
     metrics.insert("f1_optimal_threshold".into(), optimal);
-    metrics.extend(cv);
     artifact.meta.optimal_threshold = optimal;
     artifact.meta.metrics = metrics.clone();
     artifact.meta.golden = test_rows
@@ -303,7 +429,7 @@ pub fn train_with_progress(
         coerced: table.coerced.clone(),
         profile,
         seconds,
-        candidates,
+        candidates: Vec::new(),
     })
 }
 

@@ -7,8 +7,10 @@
 
 /// Leading bytes of every artifact.
 pub const MAGIC: &[u8; 8] = b"TOLLGATE";
-/// The format version this build writes and reads.
-pub const FORMAT_VERSION: u16 = 2;
+/// The format version this build writes.
+pub const FORMAT_VERSION: u16 = 3;
+/// The format versions this build reads: version 2 (built-in models only) and the current.
+pub const READS: [u16; 2] = [2, FORMAT_VERSION];
 /// Bytes before the body: magic, format version, body length.
 const HEADER: usize = 14;
 
@@ -20,7 +22,7 @@ pub enum EnvelopeError {
     NotAnArtifact,
     /// Written by another format version.
     #[error(
-        "artifact format version {found} is not supported by this build (it reads version {FORMAT_VERSION})"
+        "artifact format version {found} is not supported by this build (it reads versions 2 and {FORMAT_VERSION})"
     )]
     Version {
         /// The version found in the file.
@@ -44,13 +46,14 @@ pub fn seal(body: &[u8], trailer: &[u8]) -> Result<Vec<u8>, EnvelopeError> {
     Ok(out)
 }
 
-/// The body and the trailer of an artifact's bytes, after checking the header.
-pub fn open(bytes: &[u8]) -> Result<(&[u8], &[u8]), EnvelopeError> {
+/// The format version, the body and the trailer of an artifact's bytes, after checking
+/// the header.
+pub fn open(bytes: &[u8]) -> Result<(u16, &[u8], &[u8]), EnvelopeError> {
     if bytes.len() < 10 || &bytes[..8] != MAGIC {
         return Err(EnvelopeError::NotAnArtifact);
     }
     let found = u16::from_le_bytes([bytes[8], bytes[9]]);
-    if found != FORMAT_VERSION {
+    if !READS.contains(&found) {
         return Err(EnvelopeError::Version { found });
     }
     let length = bytes
@@ -65,7 +68,7 @@ pub fn open(bytes: &[u8]) -> Result<(&[u8], &[u8]), EnvelopeError> {
             bytes.len() - HEADER
         )));
     }
-    Ok((&bytes[HEADER..end], &bytes[end..]))
+    Ok((found, &bytes[HEADER..end], &bytes[end..]))
 }
 
 /// The digest of an artifact's bytes: hex sha256 of its header and body, so retraining
@@ -73,7 +76,7 @@ pub fn open(bytes: &[u8]) -> Result<(&[u8], &[u8]), EnvelopeError> {
 /// are hashed whole.
 pub fn digest(bytes: &[u8]) -> String {
     let covered = match open(bytes) {
-        Ok((body, _)) => &bytes[..HEADER + body.len()],
+        Ok((_, body, _)) => &bytes[..HEADER + body.len()],
         Err(_) => bytes,
     };
     crate::sha256_hex(covered)

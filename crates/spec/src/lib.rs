@@ -9,11 +9,13 @@ use std::collections::BTreeMap;
 
 pub mod envelope;
 pub mod schedule;
+pub mod usercode;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use tollgate_proto::{Concurrency, Stage, TriggerKind};
+pub use usercode::{TestCommand, Tests, TrainCommand};
 
 /// A metric the trainer and gate compute on held-out rows, usable in `gates:` and
 /// `champion:`; higher is better for each.
@@ -211,6 +213,10 @@ pub struct ModelSpec {
     /// one and keeps the others' defaults, and 0 turns a rule off.
     #[serde(default)]
     pub alerts: AlertRules,
+    /// The user's own tests, run by the gate against the candidate and by the integration
+    /// stage against the Staging server.
+    #[serde(default)]
+    pub tests: Tests,
 }
 
 /// The spec's `alerts:` section. Each rule fires on `tollgate.alert.<rule>` and resolves
@@ -478,6 +484,9 @@ pub enum Algorithm {
         #[serde(default = "default_var_smoothing")]
         var_smoothing: f64,
     },
+    /// The user's own training code: a command that writes an ONNX model, run in a copy
+    /// of the spec's folder on the training rows only.
+    Command(TrainCommand),
 }
 
 /// Hyper-parameters of one decision tree.
@@ -630,7 +639,7 @@ impl Default for Algorithm {
     }
 }
 
-/// The `kind` names of the algorithms, as a spec writes them.
+/// The `kind` names of the built-in algorithms, as a spec writes them.
 pub const ALGORITHMS: &[&str] = &[
     "logistic_regression",
     "decision_tree",
@@ -638,6 +647,9 @@ pub const ALGORITHMS: &[&str] = &[
     "gaussian_naive_bayes",
     "gradient_boosting",
 ];
+
+/// The `kind` of the user's own training command.
+pub const COMMAND: &str = "command";
 
 /// Most trees a forest may have.
 pub const MAX_TREES: usize = 1000;
@@ -651,6 +663,7 @@ impl Algorithm {
             Algorithm::RandomForest(_) => ALGORITHMS[2],
             Algorithm::GaussianNaiveBayes { .. } => ALGORITHMS[3],
             Algorithm::GradientBoosting(_) => ALGORITHMS[4],
+            Algorithm::Command(_) => COMMAND,
         }
     }
 
@@ -690,6 +703,9 @@ impl Algorithm {
                 b.validation_fraction,
                 b.early_stopping_rounds
             ),
+            Algorithm::Command(c) => {
+                format!("run={:?}, timeout_minutes={}", c.run, c.timeout_minutes)
+            }
         };
         format!("{}({params})", self.kind())
     }
@@ -759,6 +775,7 @@ impl Algorithm {
                     ));
                 }
             }
+            Algorithm::Command(c) => c.check(k)?,
         }
         Ok(())
     }
@@ -966,17 +983,37 @@ impl ModelSpec {
 
     /// How long `stage` may take: the spec's `timeouts:`, else 60 minutes for training
     /// (the brief's alert threshold), 15 for validation, the gate and integration tests,
-    /// and 5 for the registry moves.
+    /// and 5 for the registry moves. A training command's or the user tests' own timeouts
+    /// are added to the default, so the stage never ends before they do.
     pub fn stage_timeout(&self, stage: Stage) -> std::time::Duration {
-        let minutes = |m: u64| std::time::Duration::from_secs(m * 60);
+        let minutes = usercode::minutes;
         self.timeouts.get(&stage).map_or_else(
             || match stage {
-                Stage::Train => minutes(60),
-                Stage::Validate | Stage::Gate | Stage::Integration => minutes(15),
+                Stage::Train => match &self.algorithm {
+                    Some(Algorithm::Command(c)) => c.timeout() + minutes(10),
+                    _ => minutes(60),
+                },
+                Stage::Gate => minutes(15) + Tests::total(&self.tests.gate),
+                Stage::Integration => minutes(15) + Tests::total(&self.tests.integration),
+                Stage::Validate => minutes(15),
                 _ => minutes(5),
             },
             |w| w.0,
         )
+    }
+
+    /// The training command, when the spec's algorithm is one.
+    pub fn train_command(&self) -> Option<&TrainCommand> {
+        match &self.algorithm {
+            Some(Algorithm::Command(c)) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Whether runs of the spec need the files of its folder: it trains with a command or
+    /// lists tests. `tollgate publish` and `apply` then pack the folder with the spec.
+    pub fn needs_code(&self) -> bool {
+        self.train_command().is_some() || !self.tests.is_empty()
     }
 
     fn validate(&self) -> Result<(), SpecError> {
@@ -1043,6 +1080,12 @@ impl ModelSpec {
                 if c.algorithms.is_empty() {
                     return bad("candidates.algorithms: list at least one algorithm".into());
                 }
+                if c.algorithms
+                    .iter()
+                    .any(|a| matches!(a, Algorithm::Command(_)))
+                {
+                    return bad("candidates.algorithms: a training command cannot be a candidate; give it as algorithm: {kind: command, run: ...}".into());
+                }
                 if !(c.validation_fraction > 0.0 && c.validation_fraction < 1.0) {
                     return bad(format!(
                         "candidates.validation_fraction must be between 0 and 1, got {}",
@@ -1086,6 +1129,7 @@ impl ModelSpec {
         if let Some(a) = self.approvers.iter().find(|a| a.trim().is_empty()) {
             return bad(format!("approvers: {a:?} is not an identity"));
         }
+        self.tests.check().map_err(SpecError::Invalid)?;
         Ok(())
     }
 }

@@ -332,3 +332,53 @@ fn a_suite_with_pythons_infinities_reads() {
     );
     assert_eq!(k["note"], "Infinity \"NaN\"");
 }
+
+#[test]
+fn a_training_command_and_tests_parse_with_their_defaults() {
+    let spec = ModelSpec::parse(&with_algorithm(
+        "algorithm: {kind: command, run: python3 train.py --max-depth 6}\ntests:\n  gate:\n    - {name: model-quality, run: pytest tests/model -q}\n  integration:\n    - {name: smoke, run: pytest tests/integration -q, timeout_minutes: 10}",
+    ))
+    .unwrap();
+    let command = spec.train_command().unwrap();
+    assert_eq!(command.run, "python3 train.py --max-depth 6");
+    assert_eq!(command.timeout_minutes, 60);
+    assert_eq!(spec.algorithms()[0].kind(), COMMAND);
+    assert_eq!(spec.tests.gate[0].name, "model-quality");
+    assert_eq!(spec.tests.gate[0].timeout_minutes, 10);
+    assert!(spec.needs_code());
+    // The stages wait for the user's commands: their timeouts count in the defaults.
+    assert_eq!(spec.stage_timeout(Stage::Train).as_secs(), 70 * 60);
+    assert_eq!(spec.stage_timeout(Stage::Gate).as_secs(), 25 * 60);
+    assert!(!ModelSpec::parse(EXAMPLE).unwrap().needs_code());
+}
+
+#[test]
+fn bad_commands_and_tests_are_named() {
+    for (block, expected) in [
+        ("algorithm: {kind: command}", "missing field `run`"),
+        (
+            "algorithm: {kind: command, run: \" \"}",
+            "command.run: give the command line",
+        ),
+        (
+            "algorithm: {kind: command, run: x, timeout_minutes: 0}",
+            "command.timeout_minutes must be between 1 and 1440",
+        ),
+        (
+            "candidates: {algorithms: [{kind: command, run: x}]}",
+            "a training command cannot be a candidate",
+        ),
+        (
+            "tests: {gate: [{name: a, run: x}, {name: a, run: y}]}",
+            "two tests are named \"a\"",
+        ),
+        ("tests: {gate: [{name: a, run: ''}]}", "tests.gate[0].run"),
+        ("tests: {gate: [{name: a}]}", "missing field `run`"),
+        ("tests: {smoke: []}", "unknown field `smoke`"),
+    ] {
+        let err = ModelSpec::parse(&with_algorithm(block))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(expected), "{block}: {err}");
+    }
+}

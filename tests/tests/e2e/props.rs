@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use proptest::prelude::*;
 use serde_json::Value;
 use tollgate_e2e::{example_spec, workspace_root};
-use tollgate_ml::artifact::Artifact;
+use tollgate_ml::artifact::{Artifact, Score};
 use tollgate_proto as pb;
 use tollgate_spec::{ModelSpec, read_gx_suite};
 

@@ -12,7 +12,7 @@ use std::{
 use tollgate_e2e::{Pipeline, example_spec, free_port};
 use tollgate_inference::client::{Client, request_for};
 use tollgate_ml::{
-    artifact::Artifact,
+    artifact::{Artifact, Score},
     table::{Record, Table},
 };
 use tollgate_proto::{GetVersionRequest, ModelStage, RollbackRequest, TriggerKind, Verdict};
@@ -247,7 +247,7 @@ async fn staging_is_tested_through_the_server_and_swaps_are_atomic_under_load() 
     for (version, probabilities, start) in &answers {
         let model = if version == "1" { &v1 } else { &v2 };
         for (j, p) in probabilities.iter().enumerate() {
-            let want = model.score(&rows[start + j]);
+            let want = model.score(&rows[start + j]).unwrap();
             assert!(
                 (p - want).abs() < 1e-9,
                 "a v{version} answer holds a probability v{version} did not give"

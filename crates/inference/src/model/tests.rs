@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use serde_json::{Value, json};
 use tollgate_ml::{
-    artifact::Artifact,
+    artifact::{Artifact, Score},
     synth::{SynthOptions, churn},
 };
 
@@ -80,7 +80,7 @@ fn a_batch_scores_as_the_artifact_does_with_predictions_at_the_threshold() {
     assert_eq!(scored, records);
     assert_eq!(response.model_version.as_deref(), Some("1"));
     let p = response.numbers(crate::protocol::PROBABILITY).unwrap();
-    let want: Vec<f64> = records.iter().map(|r| model.artifact.score(r)).collect();
+    let want: Vec<f64> = model.artifact.score_records(&records).unwrap();
     assert_eq!(p, want);
     let predictions = response.numbers(crate::protocol::PREDICTION).unwrap();
     for (p, y) in p.iter().zip(&predictions) {
@@ -225,7 +225,7 @@ async fn the_http_routes_answer_as_the_protocol_defines() {
         .probabilities("churn", Some(4), &columns, &records[..3])
         .await
         .unwrap();
-    let want: Vec<f64> = records[..3].iter().map(|r| artifact().score(r)).collect();
+    let want: Vec<f64> = artifact().score_records(&records[..3]).unwrap();
     for (a, b) in p.iter().zip(&want) {
         assert!((a - b).abs() < 1e-12);
     }

@@ -22,7 +22,7 @@ fn trains_on_generated_churn_data_past_the_default_gates() {
     let eval = evaluate(&back, &path, &spec.split, spec.threshold, 100).unwrap();
     assert!((eval.metrics["auc_roc"] - trained.metrics["auc_roc"]).abs() < 1e-12);
     assert!(eval.latency_p99_ms >= eval.latency_p50_ms);
-    let check = integration(&back, 100);
+    let check = integration(&back, 100).unwrap();
     assert_eq!(check.golden, GOLDEN_RECORDS);
     assert_eq!(check.max_difference, 0.0);
     assert_eq!(check.out_of_range, 0);
@@ -109,12 +109,16 @@ fn integration_notices_a_model_that_no_longer_reproduces_its_golden_records() {
     let path = churn_file(dir.path(), "churn.parquet", 2_000, 9);
     let spec = ModelSpec::parse(SPEC).unwrap();
     let mut artifact = train(&spec, SPEC, &path, "c").unwrap().artifact;
-    assert_eq!(integration(&artifact, 100).max_difference, 0.0);
-    let learners::Model::Logistic(model) = &mut artifact.model else {
+    assert_eq!(integration(&artifact, 100).unwrap().max_difference, 0.0);
+    let Scorer::Builtin(Builtin {
+        model: learners::Model::Logistic(model),
+        ..
+    }) = &mut artifact.scorer
+    else {
         panic!("the example trains a logistic regression");
     };
     model.intercept += 1.0;
-    let check = integration(&artifact, 100);
+    let check = integration(&artifact, 100).unwrap();
     assert!(check.max_difference > 0.01, "{check:?}");
     assert_eq!(check.out_of_range, 0);
 }
@@ -291,7 +295,7 @@ fn every_algorithm_learns_the_churn_signal_and_round_trips_through_its_artifact(
         let bytes = trained.artifact.encode().unwrap();
         let back = Artifact::decode(&bytes).unwrap();
         assert_eq!(back, trained.artifact);
-        let check = integration(&back, 10);
+        let check = integration(&back, 10).unwrap();
         assert_eq!(check.max_difference, 0.0, "{block}");
         assert_eq!(check.out_of_range, 0, "{block}");
         let eval = evaluate(&back, &path, &spec.split, spec.threshold, 10).unwrap();
@@ -348,8 +352,11 @@ fn candidates_are_graded_on_a_validation_fold_and_the_best_is_kept() {
                 .starts_with("logistic_regression")
         );
         assert!(matches!(
-            trained.artifact.model,
-            learners::Model::Logistic(_)
+            trained.artifact.scorer,
+            Scorer::Builtin(Builtin {
+                model: learners::Model::Logistic(_),
+                ..
+            })
         ));
         let selection = trained.artifact.meta.selection.as_ref().unwrap();
         assert_eq!(selection.metric, "auc_roc");
