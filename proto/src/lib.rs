@@ -258,6 +258,8 @@ impl Run {
             plan_timeout_ms: self.stage_timeouts_ms.iter().sum(),
             alerts: self.alerts,
             notify_subject: self.notify_subject.clone(),
+            code_digest: self.code_digest.clone(),
+            model_upload: self.model_upload.clone(),
         }
     }
 }

@@ -64,7 +64,7 @@ pub fn service_env(nats: &NatsServer, dir: &Path) -> Vec<(&'static str, String)>
 /// comma-separated).
 pub fn service_env_at(nats_url: &str, dir: &Path) -> Vec<(&'static str, String)> {
     let grpc = format!("127.0.0.1:{}", free_port().unwrap());
-    vec![
+    let mut env = vec![
         ("TOLLGATE_NATS_URL", nats_url.to_string()),
         ("TOLLGATE_GRPC_ADDR", grpc.clone()),
         ("TOLLGATE_REGISTRY_URL", format!("http://{grpc}")),
@@ -73,7 +73,13 @@ pub fn service_env_at(nats_url: &str, dir: &Path) -> Vec<(&'static str, String)>
             dir.join("cache").display().to_string(),
         ),
         ("TOLLGATE_DATA_ROOTS", dir.display().to_string()),
-    ]
+    ];
+    // ONNX Runtime's library as this process finds it (the venv `make` installs), for
+    // binaries started from a target dir outside the repository.
+    if let Ok(library) = tollgate_ml::onnx::runtime::library() {
+        env.push(("ORT_DYLIB_PATH", library.display().to_string()));
+    }
+    env
 }
 
 impl Services {

@@ -49,6 +49,8 @@ mod security;
 mod serving;
 #[path = "e2e/timeouts.rs"]
 mod timeouts;
+#[path = "e2e/usercode.rs"]
+mod usercode;
 
 /// A consumer of the dead letters of `stage`'s consumer.
 async fn dead_letters(p: &Pipeline, stage: Stage) -> async_nats::jetstream::consumer::PullConsumer {

@@ -234,13 +234,15 @@ pub fn permissions(identity: Identity) -> Permissions {
             p.consumes_stages(&[Stage::Train])
                 .runs_stages(HANDOFFS)
                 .writes_store(subjects::ARTIFACTS_STORE)
-                .reads_store(subjects::DATASETS_STORE);
+                .reads_store(subjects::DATASETS_STORE)
+                .reads_store(subjects::CODE_STORE);
         }
         Identity::Gate => {
             p.consumes_stages(&[Stage::Gate])
                 .runs_stages(HANDOFFS)
                 .publish([subjects::stage(Stage::Promote)])
-                .reads_store(subjects::DATASETS_STORE);
+                .reads_store(subjects::DATASETS_STORE)
+                .reads_store(subjects::CODE_STORE);
         }
         Identity::Promoter => {
             p.consumes_stages(&[
@@ -250,7 +252,8 @@ pub fn permissions(identity: Identity) -> Permissions {
                 Stage::Production,
             ])
             .runs_stages(HANDOFFS)
-            .publish([subjects::alert(subjects::Alert::Approval)]);
+            .publish([subjects::alert(subjects::Alert::Approval)])
+            .reads_store(subjects::CODE_STORE);
         }
         Identity::Server => {
             p.publish([
@@ -269,11 +272,13 @@ pub fn permissions(identity: Identity) -> Permissions {
             ]);
         }
         Identity::Ci => {
+            // It uploads the code snapshot and a model trained elsewhere with its trigger.
             p.publish([
                 subjects::trigger(TriggerKind::Code),
                 subjects::trigger(TriggerKind::Data),
                 subjects::trigger(TriggerKind::Manual),
-            ]);
+            ])
+            .writes_store(subjects::CODE_STORE);
         }
         Identity::Viewer => {
             for stream in [

@@ -99,6 +99,7 @@ pub struct Bus {
     buckets: Vec<Store>,
     pub(crate) artifacts: ObjectStore,
     pub(crate) datasets: ObjectStore,
+    pub(crate) code: ObjectStore,
     ack_wait: Duration,
 }
 
@@ -208,7 +209,12 @@ impl Bus {
         // A cluster that is still electing leaders, or busy placing replicas for services
         // that all start at once, times requests out for a while: try again before
         // giving up.
-        let (buckets, artifacts, datasets) = (|| open_all(&js, replicas))
+        let Opened {
+            buckets,
+            artifacts,
+            datasets,
+            code,
+        } = (|| open_all(&js, replicas))
             .retry(
                 ExponentialBuilder::default()
                     .with_min_delay(Duration::from_millis(250))
@@ -223,6 +229,7 @@ impl Bus {
             buckets,
             artifacts,
             datasets,
+            code,
             ack_wait: ACK_WAIT,
         })
     }
@@ -347,19 +354,27 @@ pub fn stream_names() -> Vec<String> {
         .iter()
         .map(|s| s.name.to_string())
         .chain(Bucket::ALL.iter().map(|b| format!("KV_{}", b.name())))
-        .chain(
-            [subjects::ARTIFACTS_STORE, subjects::DATASETS_STORE]
-                .iter()
-                .map(|o| format!("OBJ_{o}")),
-        )
+        .chain(OBJECT_STORES.iter().map(|o| format!("OBJ_{o}")))
         .collect()
 }
 
+/// Every object store a connection opens.
+const OBJECT_STORES: [&str; 3] = [
+    subjects::ARTIFACTS_STORE,
+    subjects::DATASETS_STORE,
+    subjects::CODE_STORE,
+];
+
+/// What [`open_all`] opened.
+struct Opened {
+    buckets: Vec<Store>,
+    artifacts: ObjectStore,
+    datasets: ObjectStore,
+    code: ObjectStore,
+}
+
 /// Opens (creating where missing) every stream, bucket and store, in one attempt.
-async fn open_all(
-    js: &jetstream::Context,
-    replicas: usize,
-) -> Result<(Vec<Store>, ObjectStore, ObjectStore), BusError> {
+async fn open_all(js: &jetstream::Context, replicas: usize) -> Result<Opened, BusError> {
     for spec in &STREAMS {
         ensure_stream(js, spec, replicas).await?;
     }
@@ -367,9 +382,13 @@ async fn open_all(
     for bucket in Bucket::ALL {
         buckets.push(ensure_kv(js, bucket.name(), replicas).await?);
     }
-    let artifacts = ensure_object_store(js, subjects::ARTIFACTS_STORE, replicas).await?;
-    let datasets = ensure_object_store(js, subjects::DATASETS_STORE, replicas).await?;
-    Ok((buckets, artifacts, datasets))
+    let [artifacts, datasets, code] = OBJECT_STORES;
+    Ok(Opened {
+        buckets,
+        artifacts: ensure_object_store(js, artifacts, replicas).await?,
+        datasets: ensure_object_store(js, datasets, replicas).await?,
+        code: ensure_object_store(js, code, replicas).await?,
+    })
 }
 
 async fn ensure_stream(

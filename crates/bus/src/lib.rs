@@ -19,6 +19,7 @@
 //! - [`groups`]: concurrency groups and cancel requests (the `tollgate_groups` bucket).
 //! - [`alerts`]: the spec's alert rules as runs end (the `tollgate_alerts` bucket).
 //! - [`artifacts`]: the model artifacts object store.
+//! - [`code`]: code snapshots and uploaded models, by digest.
 //! - [`dataset`]: dataset URIs and the datasets object store.
 
 pub mod access;
@@ -26,6 +27,7 @@ pub mod alerts;
 pub mod artifacts;
 pub mod bus;
 pub mod claims;
+pub mod code;
 pub mod codec;
 pub mod consume;
 pub mod dataset;

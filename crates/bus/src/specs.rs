@@ -133,6 +133,30 @@ impl Specs<'_> {
             .map_err(|e| BusError::store(format!("recording apply of {model}"), e))
     }
 
+    /// Makes `digest` the code snapshot runs of `model` use when their trigger carries
+    /// none (a schedule, a data arrival).
+    pub async fn set_code(&self, model: &str, digest: &str) -> Result<(), BusError> {
+        self.0
+            .key_value(Bucket::Specs)
+            .put(spec_keys::code(model), digest.to_string().into())
+            .await
+            .map(|_| ())
+            .map_err(|e| BusError::store(format!("recording the code of {model}"), e))
+    }
+
+    /// The digest of `model`'s current code snapshot, if one was published.
+    pub async fn code(&self, model: &str) -> Result<Option<String>, BusError> {
+        let value = self
+            .0
+            .key_value(Bucket::Specs)
+            .get(spec_keys::code(model))
+            .await
+            .map_err(|e| BusError::store(format!("reading the code of {model}"), e))?;
+        Ok(value
+            .map(|v| String::from_utf8_lossy(&v).to_string())
+            .filter(|d| !d.is_empty()))
+    }
+
     /// When `model`'s spec was last applied, if it was.
     pub async fn applied(&self, model: &str) -> Result<Option<i64>, BusError> {
         let value = self
@@ -145,15 +169,20 @@ impl Specs<'_> {
     }
 }
 
-/// Applies a spec as `tollgate apply` does, at `at_ms`: publishes it, records the time
-/// and starts each schedule entry counting from then.
+/// Applies a spec as `tollgate apply` does, at `at_ms`: publishes it (with the digest of
+/// its folder's code snapshot, when it has one), records the time and starts each schedule
+/// entry counting from then.
 pub async fn apply(
     bus: &Bus,
     spec: &ModelSpec,
     text: &str,
+    code: Option<&str>,
     at_ms: i64,
 ) -> Result<String, BusError> {
     let digest = bus.specs().publish(spec, text).await?;
+    if let Some(code) = code {
+        bus.specs().set_code(&spec.model, code).await?;
+    }
     bus.specs().set_applied(&spec.model, at_ms).await?;
     for entry in &spec.schedule.0 {
         bus.trigger_claims()

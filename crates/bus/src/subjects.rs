@@ -87,6 +87,8 @@ impl Bucket {
 pub const ARTIFACTS_STORE: &str = "tollgate_artifacts";
 /// Object store of pushed datasets, owned by [`crate::dataset`].
 pub const DATASETS_STORE: &str = "tollgate_datasets";
+/// Object store of code snapshots and uploaded models, by digest, owned by [`crate::code`].
+pub const CODE_STORE: &str = "tollgate_code";
 
 /// An alert a service raises on `tollgate.alert.<rule>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -307,6 +309,11 @@ pub mod spec_keys {
     /// When a model's spec was last applied (`tollgate apply`).
     pub fn applied(model: &str) -> String {
         format!("applied.{model}")
+    }
+
+    /// The digest of a model's current code snapshot: the one runs without their own use.
+    pub fn code(model: &str) -> String {
+        format!("code.{model}")
     }
 }
 

@@ -52,6 +52,9 @@ pub enum CliError {
     /// The run or validation ended without passing (already reported): exit 1.
     #[error("{0}")]
     Verdict(String),
+    /// The user's command ran and failed, as this says: exit 1.
+    #[error("{0}")]
+    Failed(String),
 }
 
 fn registry_message(status: &tonic::Status) -> String {
@@ -78,7 +81,7 @@ impl CliError {
     /// The process exit code this error ends with.
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Verdict(_) => EXIT_VERDICT,
+            CliError::Verdict(_) | CliError::Failed(_) => EXIT_VERDICT,
             _ => EXIT_ERROR,
         }
     }

@@ -26,6 +26,7 @@ mod tokens;
 
 pub use tokens::{NatsWritten, nats_config};
 mod train;
+mod upload;
 
 pub use error::CliError;
 
@@ -311,6 +312,10 @@ pub struct TrainArgs {
     /// Save the model artifact here.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Grade an ONNX model trained elsewhere (FILE.onnx) on the spec's split instead of
+    /// training, as `publish --model` makes the pipeline do.
+    #[arg(long, value_name = "FILE.onnx")]
+    pub model: Option<PathBuf>,
 }
 
 /// `tollgate predict ...`
@@ -460,8 +465,10 @@ pub struct PublishArgs {
     /// The model spec (tollgate.yaml); without it the last published spec of --model is used.
     #[arg(long)]
     pub spec: Option<PathBuf>,
-    /// Model name (taken from the spec when omitted).
-    #[arg(long)]
+    /// Model name (taken from the spec when omitted), or a model trained elsewhere
+    /// (`FILE.onnx`, with --spec): the run's train stage registers that file instead of
+    /// training, and the gate grades it on the spec's test split like any other.
+    #[arg(long, value_name = "NAME|FILE.onnx")]
     pub model: Option<String>,
     /// Dataset: a local path, file:///abs/path, or objstore://NAME from `data push`.
     #[arg(long)]
@@ -604,7 +611,7 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Validate(args) => show::validate(&args),
-        Command::Train(args) => train::train(&args),
+        Command::Train(args) => train::train(&args).await,
         Command::Predict(args) => train::predict(&args),
         Command::Profile { data, spec, json } => train::profile(&data, &spec, json),
         Command::Runs(args) if args.watch => publish::watch(&cli.nats_url).await,

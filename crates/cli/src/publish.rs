@@ -27,16 +27,39 @@ pub async fn publish(
         PublishKind::Data => TriggerKind::Data,
         PublishKind::Manual => TriggerKind::Manual,
     };
-    let (spec_yaml, model) = match (&args.spec, &args.model) {
+    let model_file = args
+        .model
+        .as_ref()
+        .filter(|m| crate::upload::is_model_file(m))
+        .map(std::path::PathBuf::from);
+    let model_name = args.model.clone().filter(|_| model_file.is_none());
+    if let Some(file) = &model_file {
+        if args.spec.is_none() {
+            return Err(CliError::Usage(format!(
+                "--model {} needs --spec: the spec says which features the model takes and how the gate grades it",
+                file.display()
+            )));
+        }
+        if !file.is_file() {
+            return Err(CliError::Usage(format!(
+                "model file {} does not exist",
+                file.display()
+            )));
+        }
+    }
+    let mut loaded = None;
+    let (spec_yaml, model) = match (&args.spec, &model_name) {
         (Some(path), _) => {
             let (spec, text) = ModelSpec::load(path)?;
-            if let Some(m) = args.model.as_ref().filter(|m| **m != spec.model) {
+            if let Some(m) = model_name.as_ref().filter(|m| **m != spec.model) {
                 return Err(CliError::Usage(format!(
                     "--model {m} does not match the spec's model {}",
                     spec.model
                 )));
             }
-            (text, spec.model)
+            let model = spec.model.clone();
+            loaded = Some((spec, path.clone()));
+            (text, model)
         }
         (None, Some(model)) => (String::new(), model.clone()),
         (None, None) => {
@@ -69,7 +92,7 @@ pub async fn publish(
     };
     // The run id is chosen here, so `--wait` follows only this run's subject.
     let run_id = RunId::new();
-    let trigger = Trigger {
+    let mut trigger = Trigger {
         trigger_id: trigger_id.to_string(),
         kind: kind as i32,
         model: model.clone(),
@@ -84,10 +107,17 @@ pub async fn publish(
         ..Default::default()
     };
     let bus = crate::connect_bus(nats_url).await?;
+    if let Some((spec, path)) = &loaded {
+        trigger.code_digest = crate::upload::code(&bus, spec, path)
+            .await?
+            .unwrap_or_default();
+    }
+    if let Some(file) = &model_file {
+        trigger.model_upload = crate::upload::model(&bus, file).await?;
+    }
     // Listen before publishing so no event of the run can be missed: on an inbox of our
     // own, where the registry relays the run's events (a `ci` identity may read nothing
     // else).
-    let mut trigger = trigger;
     let events = if args.wait {
         let subject = bus.client().new_inbox();
         trigger.notify_subject = subject.clone();

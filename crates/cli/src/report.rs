@@ -6,8 +6,7 @@
 use std::fmt::Write as _;
 
 use tollgate_proto::{
-    CheckVerdict, GetVersionRequest, LatestByStageRequest, ModelStage, ModelVersion, RunSummary,
-    Stage,
+    GetVersionRequest, LatestByStageRequest, ModelStage, ModelVersion, RunSummary, Stage,
 };
 
 use crate::{CliError, show::seconds};
@@ -97,21 +96,16 @@ pub fn markdown(
     if let Some(g) = &run.gate {
         let _ = writeln!(
             md,
-            "\n### Gate checks\n\n| check | observed | threshold | verdict |\n|---|---|---|---|"
+            "\n### Gate checks\n\n| check | observed | threshold | verdict | note |\n|---|---|---|---|---|"
         );
         for c in &g.checks {
-            let observed = if c.verdict() == CheckVerdict::Skipped {
-                "-".to_string()
-            } else {
-                format!("{:.4}", c.observed)
-            };
+            let (observed, threshold) = crate::show::check_figures(c);
             let _ = writeln!(
                 md,
-                "| {} | {observed} | {} {} | {} |",
-                c.name,
-                c.comparison(),
-                c.threshold,
-                c.verdict().name()
+                "| {} | {observed} | {threshold} | {} | {} |",
+                cell(&c.name),
+                c.verdict().name(),
+                cell(&c.note)
             );
         }
     }

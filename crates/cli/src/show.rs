@@ -411,17 +411,26 @@ pub fn render_versions(versions: &[ModelVersion]) -> String {
     }
     let mut lineage = table(&[
         "version",
+        "origin",
         "algorithm",
         "trained in",
         "code commit",
+        "code sha256",
         "dataset",
         "spec sha256",
         "artifact sha256",
     ]);
     let short = |d: &str| d.chars().take(12).collect::<String>();
+    let or_dash = |d: String| if d.is_empty() { "-".to_string() } else { d };
     for v in versions {
         lineage.add_row(vec![
             format!("v{}", v.version),
+            // Versions registered before ONNX came from a built-in learner.
+            if v.origin.is_empty() {
+                "trained".into()
+            } else {
+                v.origin.clone()
+            },
             v.algorithm.clone(),
             format!("{:.2}s", v.training_seconds),
             if v.code_commit.is_empty() {
@@ -429,6 +438,7 @@ pub fn render_versions(versions: &[ModelVersion]) -> String {
             } else {
                 v.code_commit.clone()
             },
+            or_dash(short(&v.code_digest)),
             v.dataset_uri.clone(),
             short(&v.spec_digest),
             short(&v.artifact_digest),
@@ -462,20 +472,35 @@ pub fn render_versions(versions: &[ModelVersion]) -> String {
 fn gate_table(g: &tollgate_proto::GateDecision) -> Table {
     let mut t = table(&["check", "observed", "threshold", "verdict", "note"]);
     for c in &g.checks {
-        let skipped = c.verdict() == CheckVerdict::Skipped;
+        let (observed, threshold) = check_figures(c);
         t.add_row(vec![
             c.name.clone(),
-            if skipped {
-                "-".into()
-            } else {
-                format!("{:.4}", c.observed)
-            },
-            format!("{} {}", c.comparison(), c.threshold),
+            observed,
+            threshold,
             c.verdict().name().into(),
             c.note.clone(),
         ]);
     }
     t
+}
+
+/// A check's observed value and threshold as the tables show them: the figures, `-`
+/// for a skipped check, and `passed`/`failed` against `test` for one of the user's tests.
+pub fn check_figures(c: &tollgate_proto::GateCheck) -> (String, String) {
+    if c.test {
+        let observed = match c.verdict() {
+            CheckVerdict::Pass => "passed",
+            CheckVerdict::Skipped => "skipped",
+            _ => "failed",
+        };
+        return (observed.into(), "test".into());
+    }
+    let observed = if c.verdict() == CheckVerdict::Skipped {
+        "-".into()
+    } else {
+        format!("{:.4}", c.observed)
+    };
+    (observed, format!("{} {}", c.comparison(), c.threshold))
 }
 
 /// `tollgate models ...`.

@@ -14,8 +14,9 @@ use crate::{
 pub async fn apply(nats_url: &str, path: &std::path::Path) -> Result<(), CliError> {
     let (spec, text) = ModelSpec::load(path)?;
     let bus = crate::connect_bus(nats_url).await?;
+    let code = crate::upload::code(&bus, &spec, path).await?;
     let now = Utc::now().timestamp_millis();
-    let digest = tollgate_bus::specs::apply(&bus, &spec, &text, now).await?;
+    let digest = tollgate_bus::specs::apply(&bus, &spec, &text, code.as_deref(), now).await?;
     say!(
         "applied {} ({}): spec {}",
         spec.model,

@@ -1,16 +1,82 @@
 //! `tollgate train` and `tollgate predict`: the trainer's own code on a laptop, so data
-//! scientists iterate with exactly what the pipeline will run.
+//! scientists iterate with exactly what the pipeline will run: a built-in learner, the
+//! spec's training command in a copy of its folder, or an ONNX model trained elsewhere.
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use tollgate_ml::artifact::Artifact;
+use tokio_util::sync::CancellationToken;
+use tollgate_ml::{
+    artifact::{Artifact, Lineage, Origin},
+    train::Trained,
+};
 use tollgate_spec::ModelSpec;
+use tollgate_trainer::command::{self, CommandTrainError, Job, Workspace};
+use tollgate_usercode::snapshot;
 
 use crate::{CliError, PredictArgs, TrainArgs};
 
+/// Trains (or imports `--model`) as the trainer would.
+async fn trained(args: &TrainArgs, spec: &ModelSpec, text: &str) -> Result<Trained, CliError> {
+    if let Some(model) = &args.model {
+        let bytes = std::fs::read(model).map_err(|e| CliError::file(model, e))?;
+        let lineage = Lineage {
+            origin: Origin::Uploaded,
+            code_digest: String::new(),
+            model_digest: tollgate_spec::sha256_hex(&bytes),
+        };
+        return Ok(tollgate_ml::train::from_onnx(
+            spec, text, &args.data, "", bytes, lineage,
+        )?);
+    }
+    let Some(train) = spec.train_command() else {
+        return Ok(tollgate_ml::train::train(spec, text, &args.data, "")?);
+    };
+    // The command runs in a copy of the folder, holding what a published run would carry.
+    let packed = snapshot::pack(&crate::upload::folder_of(&args.spec))
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let root = tempfile::Builder::new()
+        .prefix("tollgate-train-")
+        .tempdir()
+        .map_err(|e| CliError::Usage(format!("no temp dir: {e}")))?;
+    let workspace = Workspace::under(root.path());
+    snapshot::unpack(&packed.bytes, &packed.digest, &workspace.code)
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let job = Job {
+        spec,
+        spec_text: text,
+        command: train,
+        data: &args.data,
+        run_id: "local",
+        commit: "",
+        code_digest: &packed.digest,
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let printer = tokio::spawn(async move {
+        while let Some(line) = rx.recv().await {
+            eprintln!("{line}");
+        }
+    });
+    let stop = CancellationToken::new();
+    let on_ctrl_c = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                stop.cancel();
+            }
+        })
+    };
+    let trained = command::train(&job, &workspace, tx, &stop).await;
+    on_ctrl_c.abort();
+    let _ = printer.await;
+    trained.map_err(|e| match e {
+        CommandTrainError::Model(e) => CliError::from(e),
+        other => CliError::Failed(other.to_string()),
+    })
+}
+
 /// Trains and reports; `Err` is a message for the person at the terminal.
-pub fn train(args: &TrainArgs) -> Result<(), CliError> {
+pub async fn train(args: &TrainArgs) -> Result<(), CliError> {
     let (spec, text) = ModelSpec::load(&args.spec)?;
-    let trained = tollgate_ml::train::train(&spec, &text, &args.data, "")?;
+    let trained = trained(args, &spec, &text).await?;
     let bytes = trained.artifact.encode()?;
     let digest = tollgate_ml::artifact::digest(&bytes);
     if let Some(out) = &args.out {

@@ -303,6 +303,20 @@ pub fn from_onnx(
     lineage: Lineage,
 ) -> Result<Trained, ModelError> {
     let prepared = prepare(spec, path)?;
+    from_onnx_prepared(spec, spec_text, path, code_commit, prepared, bytes, lineage)
+}
+
+/// [`from_onnx`] on a dataset already [`prepare`]d (the training command was given its
+/// training rows).
+pub fn from_onnx_prepared(
+    spec: &ModelSpec,
+    spec_text: &str,
+    path: &Path,
+    code_commit: &str,
+    prepared: Prepared,
+    bytes: Vec<u8>,
+    lineage: Lineage,
+) -> Result<Trained, ModelError> {
     let classes = classes_of(spec, path, &prepared.train_rows)?;
     let model = OnnxModel::import(
         bytes,

@@ -1,10 +1,12 @@
 //! The service runtime: what every service needs around its stage handlers or gRPC
 //! server. Config from defaults, a file and `TOLLGATE_*` environment variables, with the
 //! `[nats]` and `[registry]` sections every service shares; the health endpoint; the
-//! shutdown signal; and [`serve_stage`], which hosts stage handlers on the bus.
+//! shutdown signal; [`serve_stage`], which hosts stage handlers on the bus; and [`code`],
+//! the run's code snapshot unpacked for a stage that runs the user's commands.
 //!
 //! It sits above `tollgate-bus` (which is only the bus) and below the services.
 
+pub mod code;
 pub mod tokens;
 
 use std::{net::SocketAddr, path::Path, path::PathBuf, sync::Arc};

@@ -101,6 +101,16 @@ impl Finished {
         }
     }
 
+    /// The last `n` lines of stdout then of stderr, joined: where a test runner's summary
+    /// and a traceback both are.
+    pub fn last_lines_of_both(&self, n: usize) -> String {
+        let take = |tail: &[String]| tail[tail.len().saturating_sub(n)..].to_vec();
+        let mut lines = take(&self.stdout_tail);
+        lines.extend(take(&self.stderr_tail));
+        lines.retain(|l| !l.trim().is_empty());
+        lines.join(" | ")
+    }
+
     /// The last `n` lines of stderr, else of stdout, joined for a reason.
     pub fn last_lines(&self, n: usize) -> String {
         let tail = if self.stderr_tail.is_empty() {

@@ -9,12 +9,16 @@
 //!   documented `TOLLGATE_*` variables and `PATH`/`HOME`-style basics), its own process
 //!   group, lines streamed as they come, stopped on timeout or shutdown.
 //! - [`junit`]: JUnit XML (pytest's `--junitxml`) read into one row per test case.
+//! - [`suite`]: the spec's `tests:` run against a served version.
 //! - [`throttle`]: how many of a command's lines become run progress.
+//! - [`vars`]: the names of the variables a command gets.
 
 pub mod command;
 pub mod junit;
 pub mod snapshot;
+pub mod suite;
 pub mod throttle;
+pub mod vars;
 
 pub use command::{CommandError, Finished, Invocation, Stream};
 pub use snapshot::{Snapshot, SnapshotError};

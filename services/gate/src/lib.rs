@@ -10,7 +10,11 @@
 //! Every check is listed with observed value, threshold and verdict (SKIPPED with the
 //! reason when there is nothing to compare with), and the decision is recorded on the
 //! version in the registry. Blessed: the run goes to its next stage; blocked: the run
-//! ends `blocked` naming the checks that failed.
+//! ends `blocked` naming the checks that failed. The spec's `tests.gate` run against the
+//! candidate on the same loopback server (see [`user_tests`]); each of their test cases is
+//! a check row.
+
+pub mod user_tests;
 
 use std::collections::BTreeMap;
 
@@ -68,6 +72,7 @@ pub fn checks_for(gate: Gate, observed: Option<f64>, bound: &Bound) -> Vec<GateC
                 comparison: comparison as i32,
                 verdict: verdict as i32,
                 note,
+                test: false,
             }
         })
         .collect()
@@ -130,6 +135,7 @@ pub fn champion_checks(
                 comparison: Comparison::AtMost as i32,
                 verdict: verdict as i32,
                 note,
+                test: false,
             }
         })
         .collect()
@@ -140,14 +146,16 @@ pub fn decide(checks: Vec<GateCheck>, version: u32) -> GateDecision {
     let failed: Vec<String> = checks
         .iter()
         .filter(|c| c.verdict() == CheckVerdict::Fail)
-        .map(|c| {
-            format!(
+        .map(|c| match c.test {
+            true if c.note.is_empty() => format!("test {} failed", c.name),
+            true => format!("test {} failed: {}", c.name, c.note),
+            false => format!(
                 "{} {:.4} not {} {}",
                 c.name,
                 c.observed,
                 c.comparison(),
                 c.threshold
-            )
+            ),
         })
         .collect();
     let judged = checks
@@ -207,7 +215,13 @@ impl StageHandler for Grader {
             self.0.latency_calls
         ))
         .await;
-        let (served_p50, served_p99) = self.served_latency(served, &eval).await?;
+        let columns = served.columns().clone();
+        let loopback = Loopback::serve(served)
+            .await
+            .map_err(|e| StageError::Input(format!("no loopback server to time inference: {e}")))?;
+        let (served_p50, served_p99) = self
+            .served_latency(&loopback, &run, &columns, &eval)
+            .await?;
         let champion = match production {
             Some(version) => {
                 ctx.progress(format!("evaluating champion v{version} on the same rows"))
@@ -247,6 +261,10 @@ impl StageHandler for Grader {
             &eval.metrics,
             champion.as_ref().map(|(v, e)| (*v, &e.metrics)),
         ));
+        if !spec.tests.gate.is_empty() {
+            checks.extend(user_tests::run(&ctx, &run, &spec, &path, loopback.client.base()).await?);
+        }
+        drop(loopback);
         let decision = decide(checks, run.model_version);
         let failed = decision
             .checks
@@ -307,23 +325,17 @@ impl Grader {
     /// the candidate on a loopback port, over the records the evaluation timed.
     async fn served_latency(
         &self,
-        served: ServedModel,
+        loopback: &Loopback,
+        run: &Run,
+        columns: &tollgate_ml::table::Columns,
         eval: &tollgate_ml::grade::Evaluation,
     ) -> Result<(f64, f64), StageError> {
-        let (model, version, columns) = (
-            served.name.clone(),
-            served.version,
-            served.columns().clone(),
-        );
-        let loopback = Loopback::serve(served)
-            .await
-            .map_err(|e| StageError::Input(format!("no loopback server to time inference: {e}")))?;
         let mut times = loopback
             .client
             .round_trips(
-                &model,
-                Some(version),
-                &columns,
+                &run.model,
+                Some(run.model_version),
+                columns,
                 &eval.latency_records,
                 self.0.latency_calls,
             )

@@ -6,7 +6,8 @@
 //! - `tollgate.stage.integration`: replays the golden records the trainer stored through
 //!   the Staging model server over the Open Inference Protocol (`staging_server_url`; a
 //!   loopback server of its own when none is set): predictions equal to the trainer's,
-//!   probabilities in [0, 1], the spec's schema, infer round-trip p99 within the gate.
+//!   probabilities in [0, 1], the spec's schema, infer round-trip p99 within the gate;
+//!   then runs the spec's `tests.integration` against the same server.
 //! - `tollgate.stage.approval`: asks the spec's approvers for Production, on
 //!   `tollgate.alert.approval` and in the run's verdict.
 //! - `tollgate.stage.production`: after a recorded approval, moves the version to
@@ -96,7 +97,7 @@ impl StageHandler for Promoter {
         let outcome = match run.current_stage() {
             Some(Stage::Promote) => self.move_to(&run, ModelStage::Staging).await?,
             Some(Stage::Production) => self.move_to(&run, ModelStage::Production).await?,
-            Some(Stage::Integration) => self.integration(&run).await?,
+            Some(Stage::Integration) => self.integration(&run, &ctx).await?,
             Some(Stage::Approval) => self.request_approval(&run, &ctx).await?,
             other => {
                 return Err(StageError::Input(format!(
@@ -145,7 +146,7 @@ impl Promoter {
         )))
     }
 
-    async fn integration(&self, run: &Run) -> Result<StageOutcome, StageError> {
+    async fn integration(&self, run: &Run, ctx: &StageContext) -> Result<StageOutcome, StageError> {
         let spec = ModelSpec::parse(&run.spec_yaml)?;
         let mut registry = self.0.registry.clone();
         let request = GetVersionRequest {
@@ -172,38 +173,92 @@ impl Promoter {
                 want.all()
             )));
         }
-        let failures = match self.served_check(run, &spec, artifact).await {
-            Ok((check, served_by)) => {
-                let limit = spec.gates.get(&Gate::LatencyP99Ms).and_then(|b| b.max);
-                let failures = integration_failures(&check, limit);
-                if failures.is_empty() {
-                    return Ok(StageOutcome::Passed(format!(
-                        "{} v{} in Staging, served by {served_by}: {} golden records reproduced over HTTP, probabilities in [0, 1], schema matches, infer round trip p99 {:.3} ms",
-                        run.model, run.model_version, check.golden, check.latency_p99_ms
-                    )));
-                }
-                failures.join("; ")
-            }
-            Err(unserved) => unserved,
+        let (client, served_by, _loopback) = match self.staging(run, &spec, &artifact).await {
+            Ok(served) => served,
+            Err(unserved) => return Ok(StageOutcome::Failed(unserved)),
         };
-        Ok(StageOutcome::Failed(failures))
+        let limit = spec.gates.get(&Gate::LatencyP99Ms).and_then(|b| b.max);
+        let (mut failures, passed) = match self
+            .served_check(run, &client, &served_by, &artifact)
+            .await
+        {
+            Ok(check) => {
+                let passed = format!(
+                    "{} v{} in Staging, served by {served_by}: {} golden records reproduced over HTTP, probabilities in [0, 1], schema matches, infer round trip p99 {:.3} ms",
+                    run.model, run.model_version, check.golden, check.latency_p99_ms
+                );
+                (integration_failures(&check, limit), passed)
+            }
+            Err(unscored) => (vec![unscored], String::new()),
+        };
+        let mut passed = passed;
+        if !spec.tests.integration.is_empty() {
+            let runs = self.user_tests(ctx, run, &spec, client.base()).await?;
+            let failed: Vec<String> = runs
+                .iter()
+                .filter(|t| !t.passed())
+                .map(|t| t.failure())
+                .collect();
+            if failed.is_empty() {
+                let names: Vec<&str> = runs.iter().map(|t| t.name.as_str()).collect();
+                passed += &format!("; tests passed: {}", names.join(", "));
+            }
+            failures.extend(failed);
+        }
+        if failures.is_empty() {
+            Ok(StageOutcome::Passed(passed))
+        } else {
+            Ok(StageOutcome::Failed(failures.join("; ")))
+        }
     }
 
-    /// Replays the golden records through a server of the Staging version over the Open
-    /// Inference Protocol: the configured Staging server once it serves the version, or a
-    /// loopback server of the promoter's own when none is configured. Returns the check
-    /// and who served it, or why nothing could be checked.
-    async fn served_check(
+    /// The spec's `tests.integration`, run against the server at `server_url`.
+    async fn user_tests(
+        &self,
+        ctx: &StageContext,
+        run: &Run,
+        spec: &ModelSpec,
+        server_url: &str,
+    ) -> Result<Vec<tollgate_usercode::suite::TestRun>, StageError> {
+        use tollgate_usercode::{CommandError, suite};
+        let code =
+            tollgate_service::code::unpack(ctx, run, "the spec lists tests.integration").await?;
+        let target = suite::Target {
+            server_url: server_url.into(),
+            model: run.model.clone(),
+            version: run.model_version,
+            test_data: None,
+        };
+        let (tx, relay) = tollgate_service::code::relay(ctx);
+        let runs = suite::run(
+            &spec.tests.integration,
+            &code.code,
+            &target,
+            &tx,
+            ctx.stop(),
+        )
+        .await;
+        drop(tx);
+        let _ = relay.await;
+        match runs {
+            Ok(runs) => Ok(runs),
+            Err(CommandError::Stopped { .. }) => Err(StageError::Interrupted),
+            Err(e) => Err(StageError::Input(e.to_string())),
+        }
+    }
+
+    /// A client of the server the integration test calls: the configured Staging server
+    /// once it serves the version, or a loopback server of the promoter's own (kept alive
+    /// by the third value) when none is configured; and who serves, for the messages.
+    async fn staging(
         &self,
         run: &Run,
         spec: &ModelSpec,
-        artifact: Artifact,
-    ) -> Result<(Integration, String), String> {
+        artifact: &Artifact,
+    ) -> Result<(Client, String, Option<Loopback>), String> {
         let (model, version) = (run.model.as_str(), run.model_version);
-        let golden = golden_records(&artifact);
-        let columns = artifact.columns();
         let url = &self.0.staging_server_url;
-        let (client, served_by, _loopback) = if url.is_empty() {
+        if url.is_empty() {
             let threshold = spec.threshold.resolve(artifact.meta.optimal_threshold);
             let served = ServedModel::new(model, version, "Staging", artifact.clone(), threshold);
             let loopback = Loopback::serve(served)
@@ -212,17 +267,30 @@ impl Promoter {
             let served_by =
                 "a loopback server of the promoter (set staging_server_url to test the deployed one)"
                     .to_string();
-            (loopback.client.clone(), served_by, Some(loopback))
-        } else {
-            let client = Client::new(url);
-            client
-                .wait_ready(model, Some(version), self.0.staging_wait)
-                .await
-                .map_err(|e| {
-                    format!("the Staging server at {url} does not serve {model} v{version}: {e}")
-                })?;
-            (client, format!("the Staging server at {url}"), None)
-        };
+            return Ok((loopback.client.clone(), served_by, Some(loopback)));
+        }
+        let client = Client::new(url);
+        client
+            .wait_ready(model, Some(version), self.0.staging_wait)
+            .await
+            .map_err(|e| {
+                format!("the Staging server at {url} does not serve {model} v{version}: {e}")
+            })?;
+        Ok((client, format!("the Staging server at {url}"), None))
+    }
+
+    /// Replays the golden records through `client` over the Open Inference Protocol and
+    /// times round trips; returns the check, or why nothing could be checked.
+    async fn served_check(
+        &self,
+        run: &Run,
+        client: &Client,
+        served_by: &str,
+        artifact: &Artifact,
+    ) -> Result<Integration, String> {
+        let (model, version) = (run.model.as_str(), run.model_version);
+        let golden = golden_records(artifact);
+        let columns = artifact.columns();
         let probabilities = client
             .probabilities(model, Some(version), &columns, &golden)
             .await
@@ -238,7 +306,7 @@ impl Promoter {
             .await
             .map_err(|e| format!("latency not measured on {served_by}: {e}"))?;
         let (_, p99) = percentiles(&mut times);
-        Ok((integration_of(&artifact, &probabilities, p99), served_by))
+        Ok(integration_of(artifact, &probabilities, p99))
     }
 
     async fn request_approval(

@@ -316,6 +316,9 @@ pub async fn register(bus: &Bus, r: RegisterVersionRequest) -> Result<ModelVersi
         reference_profile_json: r.reference_profile_json,
         algorithm: r.algorithm,
         training_seconds: r.training_seconds,
+        origin: r.origin,
+        model_format: r.model_format,
+        code_digest: r.code_digest,
         created_unix_ms: now,
         updated_unix_ms: now,
         ..Default::default()

@@ -1,11 +1,16 @@
 //! The trainer trains a run's model and registers the version.
 //!
 //! Consumes `tollgate.stage.train`. Fits the spec's feature pipeline and its algorithm (or
-//! the best of its candidates, chosen on a validation fold) on the seeded training split,
-//! measures held-out AUC-ROC and F1, puts the
-//! artifact into the `tollgate_artifacts` object store and registers the version over
-//! gRPC. Registration is keyed by run id, so a redelivered message never makes a second
-//! version. Publishes the run to its next stage (usually `gate`).
+//! the best of its candidates, chosen on a validation fold) on the seeded training split;
+//! or runs the spec's training command on the training rows in a copy of the spec's
+//! folder (the run's code snapshot from `tollgate_code`) and imports the ONNX model it
+//! writes; or, when the trigger uploaded a model trained elsewhere, imports that. Either
+//! way it measures held-out AUC-ROC and F1, puts the artifact into the
+//! `tollgate_artifacts` object store and registers the version over gRPC. Registration is
+//! keyed by run id, so a redelivered message never makes a second version. Publishes the
+//! run to its next stage (usually `gate`).
+
+pub mod command;
 
 use std::{
     path::PathBuf,
@@ -15,10 +20,14 @@ use std::{
     },
 };
 
-use tollgate_bus::{StageContext, StageDone, StageError, StageHandler, StageOutcome, artifacts};
+use tollgate_bus::{
+    StageContext, StageDone, StageError, StageHandler, StageOutcome, artifacts, code::CodeObject,
+};
 use tollgate_ml::{
+    artifact::{Lineage, Origin},
     learners::Progress,
-    train::{Trained, train_with_progress},
+    onnx::MAX_MODEL_BYTES,
+    train::{Trained, from_onnx, train_with_progress},
 };
 use tollgate_proto::{RegisterVersionRequest, Run, Stage};
 use tollgate_service::{ServiceError, StageConfig, StageDeps};
@@ -48,18 +57,24 @@ impl StageHandler for Trainer {
     async fn handle(&self, mut run: Run, ctx: StageContext) -> Result<StageDone, StageError> {
         let spec = ModelSpec::parse(&run.spec_yaml)?;
         let path = ctx.dataset(&run, &self.0.data).await?;
-        let algorithms: Vec<String> = spec.algorithms().iter().map(|a| a.describe()).collect();
-        ctx.progress(match &spec.candidates {
-            Some(c) => format!(
-                "choosing by validation {} among {} on {}",
-                c.metric,
-                algorithms.join(", "),
-                path.display()
-            ),
-            None => format!("training {} on {}", algorithms.join(", "), path.display()),
-        })
-        .await;
-        let trained = train_interruptibly(&ctx, &spec, &run, path).await?;
+        let trained = if !run.model_upload.is_empty() {
+            uploaded(&ctx, &spec, &run, path).await?
+        } else if let Some(command) = spec.train_command() {
+            with_command(&ctx, &spec, command, &run, &path).await?
+        } else {
+            let algorithms: Vec<String> = spec.algorithms().iter().map(|a| a.describe()).collect();
+            ctx.progress(match &spec.candidates {
+                Some(c) => format!(
+                    "choosing by validation {} among {} on {}",
+                    c.metric,
+                    algorithms.join(", "),
+                    path.display()
+                ),
+                None => format!("training {} on {}", algorithms.join(", "), path.display()),
+            })
+            .await;
+            train_interruptibly(&ctx, &spec, &run, path).await?
+        };
         ctx.progress(format!(
             "trained on {} rows in {:.2}s; uploading artifact",
             trained.train_rows, trained.seconds
@@ -87,6 +102,9 @@ impl StageHandler for Trainer {
                     .map_err(|e| StageError::Input(format!("profile: {e}")))?,
                 algorithm: trained.artifact.meta.algorithm.clone(),
                 training_seconds: trained.seconds,
+                origin: trained.artifact.lineage.origin.name().into(),
+                model_format: trained.artifact.format().into(),
+                code_digest: trained.artifact.lineage.code_digest.clone(),
             })
             .await?
             .into_inner();
@@ -108,6 +126,80 @@ impl StageHandler for Trainer {
             run,
             outcome: StageOutcome::Passed(message),
         })
+    }
+}
+
+/// The model the trigger uploaded, from the code store, imported and graded on the
+/// held-out rows instead of training.
+async fn uploaded(
+    ctx: &StageContext,
+    spec: &ModelSpec,
+    run: &Run,
+    path: PathBuf,
+) -> Result<Trained, StageError> {
+    let digest = run.model_upload.clone();
+    let bytes = ctx
+        .bus()
+        .code()
+        .get(CodeObject::Model, &digest, MAX_MODEL_BYTES)
+        .await
+        .map_err(tollgate_service::code::code_error)?;
+    ctx.progress(format!(
+        "registering the uploaded model {} ({:.1} KiB) instead of training; grading it on the held-out rows of {}",
+        &digest[..12.min(digest.len())],
+        bytes.len() as f64 / 1024.0,
+        path.display()
+    ))
+    .await;
+    let lineage = Lineage {
+        origin: Origin::Uploaded,
+        code_digest: run.code_digest.clone(),
+        model_digest: digest,
+    };
+    let (spec, text, commit) = (spec.clone(), run.spec_yaml.clone(), run.code_commit.clone());
+    tokio::task::spawn_blocking(move || from_onnx(&spec, &text, &path, &commit, bytes, lineage))
+        .await
+        .map_err(|source| StageError::Task {
+            what: "importing the uploaded model",
+            source,
+        })?
+        .map_err(StageError::invalid)
+}
+
+/// Runs the spec's training command in a copy of the run's code snapshot; its lines go
+/// out as run progress. On shutdown or cancellation the command's process group is
+/// stopped and the stage is interrupted.
+async fn with_command(
+    ctx: &StageContext,
+    spec: &ModelSpec,
+    train: &tollgate_spec::TrainCommand,
+    run: &Run,
+    path: &std::path::Path,
+) -> Result<Trained, StageError> {
+    let code =
+        tollgate_service::code::unpack(ctx, run, &format!("the spec trains with `{}`", train.run))
+            .await?;
+    let workspace = command::Workspace::under(code.root());
+    let job = command::Job {
+        spec,
+        spec_text: &run.spec_yaml,
+        command: train,
+        data: path,
+        run_id: &run.run_id,
+        commit: &run.code_commit,
+        code_digest: &run.code_digest,
+    };
+    let (tx, relay) = tollgate_service::code::relay(ctx);
+    let trained = command::train(&job, &workspace, tx, ctx.stop()).await;
+    let _ = relay.await;
+    use command::CommandTrainError as E;
+    match trained {
+        Ok(t) => Ok(t),
+        Err(E::Command(tollgate_usercode::CommandError::Stopped { .. })) => {
+            Err(StageError::Interrupted)
+        }
+        Err(e @ (E::Io(_) | E::Task(_))) => Err(StageError::Transient(e.to_string())),
+        Err(e) => Err(StageError::Input(e.to_string())),
     }
 }
 

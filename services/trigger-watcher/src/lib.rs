@@ -308,6 +308,8 @@ async fn handle(bus: &Bus, trigger: Trigger, kind: Option<TriggerKind>) -> Dispo
         notify_subject: Some(trigger.notify_subject.clone())
             .filter(|s| tollgate_proto::is_notify_subject(s))
             .unwrap_or_default(),
+        code_digest: trigger.code_digest.clone(),
+        model_upload: trigger.model_upload.clone(),
         ..Default::default()
     };
     let started = match plan_run(bus, &trigger, kind, &mut run).await {
@@ -399,6 +401,13 @@ async fn plan_run(
     run.model = spec.model.clone();
     run.spec_yaml = text;
     run.spec_digest = digest;
+    // The code the trigger carries becomes the model's current code, which runs that
+    // carry none (schedules, arrivals, drift) take.
+    if run.code_digest.is_empty() {
+        run.code_digest = bus.specs().code(&spec.model).await?.unwrap_or_default();
+    } else if !trigger.spec_yaml.is_empty() {
+        bus.specs().set_code(&spec.model, &run.code_digest).await?;
+    }
     let rules = spec.alerts;
     run.alerts = Some(tollgate_proto::AlertSettings {
         pipeline_failures: rules.pipeline_failures,

@@ -91,7 +91,7 @@ async fn each_slot_fires_once_with_two_watchers_and_missed_slots_fire_once_in_th
     );
     let spec = tollgate_spec::ModelSpec::parse(&text).unwrap();
     let applied_at = clock.now().timestamp_millis();
-    tollgate_bus::specs::apply(&p.bus, &spec, &text, applied_at)
+    tollgate_bus::specs::apply(&p.bus, &spec, &text, None, applied_at)
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -242,7 +242,7 @@ async fn new_data_starts_one_data_run_per_burst_from_the_object_store_and_from_a
         let bus = p.bus.clone();
         async move {
             let spec = tollgate_spec::ModelSpec::parse(&text).unwrap();
-            tollgate_bus::specs::apply(&bus, &spec, &text, Utc::now().timestamp_millis())
+            tollgate_bus::specs::apply(&bus, &spec, &text, None, Utc::now().timestamp_millis())
                 .await
                 .unwrap();
         }

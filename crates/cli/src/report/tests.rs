@@ -2,8 +2,8 @@
 
 use super::*;
 use tollgate_proto::{
-    CiContext, Comparison, ExpectationResult, GateCheck, GateDecision, StageResult, StageStatus,
-    ValidationReport, Verdict,
+    CheckVerdict, CiContext, Comparison, ExpectationResult, GateCheck, GateDecision, StageResult,
+    StageStatus, ValidationReport, Verdict,
 };
 
 #[test]
@@ -52,6 +52,7 @@ fn a_blocked_run_reads_as_markdown_with_stages_checks_and_deltas() {
                 comparison: Comparison::AtLeast as i32,
                 verdict: CheckVerdict::Fail as i32,
                 note: String::new(),
+                test: false,
             }],
             ..Default::default()
         }),
