@@ -122,8 +122,8 @@ unit-test: ## unit tests only (no nats-server needed)
 lint-workflows: $(ACTIONLINT) ## check the GitHub Actions templates in deploy/github with actionlint
 	$(ACTIONLINT) deploy/github/*.yml
 
-lint-docker: $(HADOLINT) ## lint deploy/Dockerfile with hadolint
-	$(HADOLINT) deploy/Dockerfile
+lint-docker: $(HADOLINT) ## lint deploy/Dockerfile and deploy/trainer-python.Dockerfile with hadolint
+	$(HADOLINT) deploy/Dockerfile deploy/trainer-python.Dockerfile
 
 k8s-validate: $(KUBERNETES_VALIDATE) ## render k8s/overlays/dev and prod with kubectl kustomize and validate every object against Kubernetes $(K8S_VERSION)'s schemas, strictly
 	@command -v kubectl >/dev/null || { echo "kubectl is needed to render the overlays: install it as https://kubernetes.io/docs/tasks/tools/ says (Debian's kubernetes-client is too old)"; exit 2; }

@@ -271,6 +271,16 @@ fn the_dockerfile_builds_dependencies_first_copies_every_binary_and_runs_as_non_
             .iter()
             .any(|l| l.starts_with("COPY --from=builder"))
     );
+    // ONNX Runtime's library, from the pinned wheel, in ../lib/ of the binaries, where
+    // they look for it.
+    assert!(
+        lines[last..]
+            .iter()
+            .any(|l| l.starts_with("COPY --from=onnxruntime") && l.ends_with(" /usr/local/lib/")),
+        "the runtime stage carries libonnxruntime"
+    );
+    assert!(text.contains("ARG ONNXRUNTIME_VERSION=1.32.0"));
+    assert!(text.contains("\"onnxruntime==${ONNXRUNTIME_VERSION}\""));
 
     let ignored = std::fs::read_to_string(root.join(".dockerignore")).unwrap();
     for dir in ["target/", ".git/", ".tools/"] {

@@ -35,10 +35,12 @@ fn only_the_gate_and_the_registry_start_promote_and_only_the_registry_production
 fn ci_and_the_viewer_write_no_bucket_and_hear_only_their_own_inbox() {
     for identity in [Identity::Ci, Identity::Viewer] {
         let p = permissions(identity);
+        // CI uploads code snapshots and models with its triggers; nothing else.
+        let code = format!("$O.{}.", subjects::CODE_STORE);
         assert!(
             !p.publish
                 .iter()
-                .any(|s| s.starts_with("$KV.") || s.starts_with("$O."))
+                .any(|s| s.starts_with("$KV.") || (s.starts_with("$O.") && !s.starts_with(&code)))
         );
         assert!(!p.publish.iter().any(|s| s.starts_with("tollgate.stage.")));
         assert!(!p.subscribe.iter().any(|s| s.starts_with("_INBOX_trainer")));
@@ -46,6 +48,12 @@ fn ci_and_the_viewer_write_no_bucket_and_hear_only_their_own_inbox() {
     assert_eq!(
         permissions(Identity::Ci).subscribe,
         vec!["_INBOX_ci.>".to_string()]
+    );
+    assert!(
+        !permissions(Identity::Viewer)
+            .publish
+            .iter()
+            .any(|s| s.starts_with("$O."))
     );
 }
 
