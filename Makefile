@@ -160,10 +160,10 @@ bench-train: $(BENCH_VENV)/.installed ## Tollgate vs scikit-learn: logistic regr
 	$(BENCH_VENV)/bin/python scripts/bench_train.py $(TARGET_DIR)/release/tollgate examples/churn/tollgate.yaml
 
 $(BENCH_VENV)/.mlflow: $(BENCH_VENV)/.installed
-	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check mlflow
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check mlflow skl2onnx==1.20.0 onnx==1.23.2 protobuf==6.33.6
 	touch $@
 
-bench-serve: $(BENCH_VENV)/.mlflow tools ## tollgate-server vs mlflow models serve: single-record p50/p99 and throughput at 1, 8, 64 clients (release build)
+bench-serve: $(BENCH_VENV)/.mlflow tools ## tollgate-server vs mlflow models serve: single-record p50/p99 and throughput at 1, 8, 64 clients, for the logistic regression and a HistGradientBoosting pipeline as ONNX (release build)
 	cargo build --release --workspace --bins
 	$(BENCH_VENV)/bin/python scripts/bench_serve.py $(TARGET_DIR)/release/tollgate-bench $(TARGET_DIR)/release/tollgate
 

@@ -8,6 +8,12 @@ says), saved as an MLflow model whose pyfunc answers predict_proba. MLflow serve
 `mlflow models serve --env-manager local` and two uvicorn workers (this machine's cores);
 `tollgate-bench serve` then sends the same records, one per request, from the same Rust
 client to both servers at 1, 8 and 64 concurrent clients and prints the table.
+
+The same again for a model users train themselves: one scikit-learn pipeline
+(ColumnTransformer with imputer, scaler and one-hot encoder, then a
+HistGradientBoostingClassifier), fitted once here, exported with skl2onnx for Tollgate
+(which serves the ONNX file through ONNX Runtime) and saved as an MLflow model for
+`mlflow models serve`.
 """
 import os
 import signal
@@ -49,6 +55,48 @@ def train_mlflow_model(data, out):
                               skops_trusted_types=["numpy.dtype"])
 
 
+def train_hgb(data, onnx_out, mlflow_out):
+    """The HistGradientBoosting pipeline, fitted once: as ONNX and as an MLflow model."""
+    import mlflow.sklearn
+    import pandas as pd
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    df = pd.read_parquet(data)
+    x, y = df[NUMERIC + CATEGORICAL].astype({c: "float64" for c in NUMERIC}), df["label"]
+    prep = ColumnTransformer([
+        ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), NUMERIC),
+        ("cat", OneHotEncoder(handle_unknown="ignore"), CATEGORICAL),
+    ])
+    model = Pipeline([("prep", prep), ("hgb", HistGradientBoostingClassifier(max_iter=100, random_state=0))])
+    model.fit(x, y)
+    types = [(c, FloatTensorType([None, 1])) for c in NUMERIC] + [(c, StringTensorType([None, 1])) for c in CATEGORICAL]
+    onx = to_onnx(model, initial_types=types, options={id(model): {"zipmap": False}},
+                  target_opset={"": 17, "ai.onnx.ml": 3})
+    with open(onnx_out, "wb") as f:
+        f.write(onx.SerializeToString())
+    mlflow.sklearn.save_model(model, mlflow_out, input_example=x.head(1), pyfunc_predict_fn="predict_proba",
+                              skops_trusted_types=["numpy.dtype"])
+
+
+def serve(mlflow_bin, model_dir, tmp, name, env):
+    """Starts `mlflow models serve` on a free port; returns (process, url, log)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = os.path.join(tmp, f"{name}.log")
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [mlflow_bin, "models", "serve", "-m", model_dir, "-h", "127.0.0.1", "-p", str(port),
+             "--env-manager", "local", "-w", "2"],
+            stdout=out, stderr=out, start_new_session=True, env=env)
+    return proc, url, log
+
+
 def wait_ping(url, proc, log, timeout=180):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -78,20 +126,19 @@ def main():
         print(f"training scikit-learn's logistic regression on {rows} rows for MLflow ...", file=sys.stderr)
         model_dir = os.path.join(tmp, "mlflow-model")
         train_mlflow_model(data, model_dir)
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        log = os.path.join(tmp, "mlflow.log")
-        with open(log, "w") as out:
-            proc = subprocess.Popen(
-                [mlflow_bin, "models", "serve", "-m", model_dir, "-h", "127.0.0.1", "-p", str(port),
-                 "--env-manager", "local", "-w", "2"],
-                stdout=out, stderr=out, start_new_session=True, env=env)
+        print("training the HistGradientBoosting pipeline once, as ONNX and for MLflow ...", file=sys.stderr)
+        onnx = os.path.join(tmp, "hgb.onnx")
+        hgb_dir = os.path.join(tmp, "mlflow-hgb")
+        train_hgb(data, onnx, hgb_dir)
+        servers = [serve(mlflow_bin, model_dir, tmp, "mlflow", env), serve(mlflow_bin, hgb_dir, tmp, "mlflow-hgb", env)]
         try:
-            print(f"waiting for mlflow models serve on {url} ...", file=sys.stderr)
-            wait_ping(url, proc, log)
-            subprocess.run([bench, "serve", data, url], check=True)
+            for proc, url, log in servers:
+                print(f"waiting for mlflow models serve on {url} ...", file=sys.stderr)
+                wait_ping(url, proc, log)
+            subprocess.run([bench, "serve", data, servers[0][1], onnx, servers[1][1]], check=True)
         finally:
-            stop(proc)
+            for proc, _, _ in servers:
+                stop(proc)
 
 
 def stop(proc):

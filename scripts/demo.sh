@@ -3,8 +3,9 @@
 # model server), a local comparison of candidate algorithms, then the runs of the churn
 # model: one that reaches Staging and is approved to Production (and then answers on the
 # model server), one on dirty data that fails validation,
-# one whose gate it cannot meet, and one that new data in the object store starts by
-# itself. Ctrl-C or the end stops everything.
+# one whose gate it cannot meet, one that new data in the object store starts by
+# itself, and a model trained by our own code (examples/sklearn: train.py exports a
+# scikit-learn pipeline to ONNX, pytest gates it). Ctrl-C or the end stops everything.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -105,6 +106,12 @@ for _ in $(seq 600); do
   sleep 0.2
 done
 tg runs --limit 3
+
+say "5. your own model: examples/sklearn's train.py (scikit-learn, exported to ONNX) and its pytest gate"
+# The CLI packs the spec's folder; the trainer runs train.py on the training rows in a
+# copy of it, the gate grades the ONNX model and runs tests/model with pytest against it.
+tg publish data --spec examples/sklearn/tollgate.yaml --dataset "$uri" --wait --timeout 300
+tg models show churn-sklearn
 
 say "the registry's model versions"
 tg models

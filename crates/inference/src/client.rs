@@ -214,6 +214,19 @@ impl Client {
         Ok(response.status().is_success())
     }
 
+    /// Whether the server has an entry for `model` at all (its metadata is not 404),
+    /// loaded or not yet.
+    pub async fn serves(&self, model: &str) -> Result<bool, ClientError> {
+        let url = self.model_url(model, None);
+        let response = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|source| ClientError::Unreachable { url, source })?;
+        Ok(response.status() != reqwest::StatusCode::NOT_FOUND)
+    }
+
     /// Whether `.../ready` answers 200.
     pub async fn model_ready(
         &self,

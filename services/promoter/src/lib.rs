@@ -258,18 +258,26 @@ impl Promoter {
     ) -> Result<(Client, String, Option<Loopback>), String> {
         let (model, version) = (run.model.as_str(), run.model_version);
         let url = &self.0.staging_server_url;
-        if url.is_empty() {
+        let client = Client::new(url);
+        // A Staging server that has no entry for this model cannot test it: one of our own.
+        let elsewhere = if url.is_empty() {
+            Some("set staging_server_url to test the deployed one".to_string())
+        } else if let Ok(false) = client.serves(model).await {
+            Some(format!(
+                "the Staging server at {url} does not serve {model}"
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = elsewhere {
             let threshold = spec.threshold.resolve(artifact.meta.optimal_threshold);
             let served = ServedModel::new(model, version, "Staging", artifact.clone(), threshold);
             let loopback = Loopback::serve(served)
                 .await
                 .map_err(|e| format!("no loopback server for the integration test: {e}"))?;
-            let served_by =
-                "a loopback server of the promoter (set staging_server_url to test the deployed one)"
-                    .to_string();
+            let served_by = format!("a loopback server of the promoter ({why})");
             return Ok((loopback.client.clone(), served_by, Some(loopback)));
         }
-        let client = Client::new(url);
         client
             .wait_ready(model, Some(version), self.0.staging_wait)
             .await

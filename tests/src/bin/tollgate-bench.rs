@@ -3,8 +3,10 @@
 //! `make bench-load` (`tollgate-bench load`): a burst of 1,000 triggers for 10 models with
 //! 100 duplicates: triggers accepted per second, runs completed per minute, and
 //! publish-to-verdict percentiles. `make bench-serve` (`tollgate-bench serve DATA
-//! MLFLOW_URL`): single-record latency and throughput of `tollgate-server` against
-//! `mlflow models serve` at 1, 8 and 64 clients. `make bench-scale` (`tollgate-bench
+//! MLFLOW_URL [HGB.onnx MLFLOW_HGB_URL]`): single-record latency and throughput of
+//! `tollgate-server` against `mlflow models serve` at 1, 8 and 64 clients, for the
+//! built-in logistic regression and for a scikit-learn HistGradientBoosting pipeline as
+//! ONNX. `make bench-scale` (`tollgate-bench
 //! scale`): 100 small runs on a three-node NATS cluster, one replica of each stage against
 //! two trainers and two validators. Prints tables; timing lives here, never in tests.
 
@@ -48,10 +50,18 @@ async fn main() -> anyhow::Result<()> {
     }
     if std::env::args().nth(1).as_deref() == Some("serve") {
         let args: Vec<String> = std::env::args().skip(2).collect();
-        let [data, mlflow] = args.as_slice() else {
-            anyhow::bail!("usage: tollgate-bench serve DATA.parquet MLFLOW_URL");
+        let (data, mlflow, hgb) = match args.as_slice() {
+            [data, mlflow] => (data, mlflow, None),
+            [data, mlflow, onnx, hgb_url] => (
+                data,
+                mlflow,
+                Some((std::path::Path::new(onnx), hgb_url.as_str())),
+            ),
+            _ => anyhow::bail!(
+                "usage: tollgate-bench serve DATA.parquet MLFLOW_URL [HGB.onnx MLFLOW_HGB_URL]"
+            ),
         };
-        return serve::bench(&p, std::path::Path::new(data), mlflow).await;
+        return serve::bench(&p, std::path::Path::new(data), mlflow, hgb).await;
     }
     eprintln!("generating {rows} rows ...");
     let data = p.dataset("bench.parquet", rows, 11, false)?;

@@ -2,7 +2,9 @@
 //! `tollgate-server` (the Open Inference Protocol, Production version of a pipeline run
 //! on the data) and `mlflow models serve` (scikit-learn's logistic regression trained on
 //! the same rows by `scripts/bench_serve.py`). Latency percentiles and throughput at 1, 8
-//! and 64 concurrent clients.
+//! and 64 concurrent clients. With an ONNX file, the same again for one fitted scikit-learn
+//! pipeline (ColumnTransformer and HistGradientBoostingClassifier): uploaded to Tollgate
+//! as ONNX (`churn-hgb`, through a run to Production) and served by MLflow as it is.
 
 use std::{
     path::Path,
@@ -12,10 +14,13 @@ use std::{
 };
 
 use anyhow::Context;
+use tollgate_bus::{code::CodeObject, dataset::file_uri, subjects};
 use tollgate_e2e::{Pipeline, example_spec, free_port};
 use tollgate_inference::client::{Client, request_for};
 use tollgate_ml::table::{Record, Table};
-use tollgate_proto::{ApprovalRequest, LatestByStageRequest, ModelStage, TriggerKind};
+use tollgate_proto::{
+    ApprovalRequest, LatestByStageRequest, ModelStage, RunSummary, Trigger, TriggerKind,
+};
 
 use super::pct;
 
@@ -37,7 +42,15 @@ struct Measured {
     p99_ms: f64,
 }
 
-pub async fn bench(p: &Pipeline, data: &Path, mlflow: &str) -> anyhow::Result<()> {
+/// The model name the HistGradientBoosting pipeline is served as.
+const HGB: &str = "churn-hgb";
+
+pub async fn bench(
+    p: &Pipeline,
+    data: &Path,
+    mlflow: &str,
+    hgb: Option<(&Path, &str)>,
+) -> anyhow::Result<()> {
     let seconds: f64 = std::env::var("BENCH_SERVE_SECS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -47,16 +60,75 @@ pub async fn bench(p: &Pipeline, data: &Path, mlflow: &str) -> anyhow::Result<()
         data.display()
     );
     let run = p.run_file(TriggerKind::Data, &example_spec(), data).await?;
+    to_production(p, "churn", &run).await?;
+    let mut models = "churn@Production".to_string();
+    if let Some((onnx, _)) = hgb {
+        eprintln!("uploading {} as {HGB} and approving v1 ...", onnx.display());
+        let run = upload(p, onnx, data).await?;
+        to_production(p, HGB, &run).await?;
+        models += &format!(",{HGB}@Production");
+    }
+
+    let addr = format!("127.0.0.1:{}", free_port()?);
+    let exe = std::env::current_exe()?;
+    let server_bin = exe
+        .parent()
+        .context("the bench binary has no directory")?
+        .join("tollgate-server");
+    let mut server = Command::new(&server_bin)
+        .env("TOLLGATE_NATS_URL", &p.nats.url)
+        .env("TOLLGATE_REGISTRY_URL", &p.registry_url)
+        .env("TOLLGATE_SERVER_ADDR", &addr)
+        .env("TOLLGATE_SERVER_MODELS", &models)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", server_bin.display()))?;
+    let measured = measure_both(&addr, data, mlflow, hgb.map(|(_, url)| url), seconds).await;
+    let _ = server.kill();
+    let _ = server.wait();
+    print(&measured?);
+    Ok(())
+}
+
+/// Publishes a manual run of the example spec renamed `churn-hgb` carrying the ONNX file
+/// at `onnx` (put into the code store, as `publish --model` does); returns its verdict.
+async fn upload(p: &Pipeline, onnx: &Path, data: &Path) -> anyhow::Result<RunSummary> {
+    let bytes = std::fs::read(onnx).with_context(|| format!("reading {}", onnx.display()))?;
+    let digest = p.bus.code().put(CodeObject::Model, &bytes).await?;
+    let spec = example_spec().replace("model: churn\n", &format!("model: {HGB}\n"));
+    let trigger = Trigger {
+        trigger_id: ulid::Ulid::new().to_string(),
+        kind: TriggerKind::Manual as i32,
+        model: HGB.into(),
+        spec_yaml: spec,
+        dataset_uri: file_uri(data),
+        reason: "bench: the HistGradientBoosting pipeline as ONNX".into(),
+        model_upload: digest,
+        ..Default::default()
+    };
+    p.bus
+        .publish(
+            subjects::trigger(TriggerKind::Manual),
+            &trigger,
+            Some(&trigger.trigger_id),
+        )
+        .await?;
+    p.verdict(&trigger.trigger_id).await
+}
+
+/// Approves v1 of `model`, which `run` registered, and waits until it is in Production.
+async fn to_production(p: &Pipeline, model: &str, run: &RunSummary) -> anyhow::Result<()> {
     anyhow::ensure!(
         run.model_version == 1,
-        "the run made no version: {}",
+        "the run of {model} made no version: {}",
         run.reason
     );
     let mut registry = p.registry()?;
     for _ in 0..600 {
         let approved = registry
             .approve(ApprovalRequest {
-                model: "churn".into(),
+                model: model.into(),
                 version: 1,
                 approver: "alice".into(),
                 reason: "bench".into(),
@@ -71,42 +143,23 @@ pub async fn bench(p: &Pipeline, data: &Path, mlflow: &str) -> anyhow::Result<()
     for _ in 0..600 {
         let production = registry
             .latest_by_stage(LatestByStageRequest {
-                model: "churn".into(),
+                model: model.into(),
                 stage: ModelStage::Production as i32,
             })
             .await;
         if production.is_ok() {
-            break;
+            return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-
-    let addr = format!("127.0.0.1:{}", free_port()?);
-    let exe = std::env::current_exe()?;
-    let server_bin = exe
-        .parent()
-        .context("the bench binary has no directory")?
-        .join("tollgate-server");
-    let mut server = Command::new(&server_bin)
-        .env("TOLLGATE_NATS_URL", &p.nats.url)
-        .env("TOLLGATE_REGISTRY_URL", &p.registry_url)
-        .env("TOLLGATE_SERVER_ADDR", &addr)
-        .env("TOLLGATE_SERVER_MODELS", "churn@Production")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting {}", server_bin.display()))?;
-    let measured = measure_both(&addr, data, mlflow, seconds).await;
-    let _ = server.kill();
-    let _ = server.wait();
-    print(&measured?);
-    Ok(())
+    anyhow::bail!("{model} v1 never reached Production")
 }
 
 async fn measure_both(
     addr: &str,
     data: &Path,
     mlflow: &str,
+    mlflow_hgb: Option<&str>,
     seconds: f64,
 ) -> anyhow::Result<Vec<(&'static str, usize, Measured)>> {
     let client = Client::new(&format!("http://{addr}"));
@@ -114,6 +167,12 @@ async fn measure_both(
         .wait_ready("churn", Some(1), Duration::from_secs(60))
         .await
         .context("tollgate-server did not load v1")?;
+    if mlflow_hgb.is_some() {
+        client
+            .wait_ready(HGB, Some(1), Duration::from_secs(60))
+            .await
+            .context("tollgate-server did not load the ONNX model")?;
+    }
     let spec = tollgate_spec::ModelSpec::parse(&example_spec())?;
     let columns = tollgate_ml::table::Columns::of_spec(&spec);
     let table = Table::load(&columns, data)?;
@@ -129,23 +188,38 @@ async fn measure_both(
             .collect::<Result<_, _>>()?,
     };
     let names: Vec<&String> = columns.numeric.iter().chain(&columns.categorical).collect();
+    let mlflow_bodies = records
+        .iter()
+        .map(|r| {
+            let row: Vec<serde_json::Value> = (r.numeric.iter().map(|v| serde_json::json!(v)))
+                .chain(r.categorical.iter().map(|v| serde_json::json!(v)))
+                .collect();
+            serde_json::to_vec(&serde_json::json!({
+                "dataframe_split": {"columns": names, "data": [row]}
+            }))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let mlflow = Target {
         name: "mlflow models serve",
         url: format!("{}/invocations", mlflow.trim_end_matches('/')),
-        bodies: records
-            .iter()
-            .map(|r| {
-                let row: Vec<serde_json::Value> = (r.numeric.iter().map(|v| serde_json::json!(v)))
-                    .chain(r.categorical.iter().map(|v| serde_json::json!(v)))
-                    .collect();
-                serde_json::to_vec(&serde_json::json!({
-                    "dataframe_split": {"columns": names, "data": [row]}
-                }))
-            })
-            .collect::<Result<_, _>>()?,
+        bodies: mlflow_bodies.clone(),
     };
+    let mut targets = vec![tollgate, mlflow];
+    if let Some(url) = mlflow_hgb {
+        let onnx = Target {
+            name: "tollgate-server HGB",
+            url: format!("http://{addr}/v2/models/{HGB}/infer"),
+            bodies: targets[0].bodies.clone(),
+        };
+        let hgb = Target {
+            name: "mlflow serve HGB",
+            url: format!("{}/invocations", url.trim_end_matches('/')),
+            bodies: mlflow_bodies,
+        };
+        targets.extend([onnx, hgb]);
+    }
     let mut out = Vec::new();
-    for target in [&tollgate, &mlflow] {
+    for target in &targets {
         for clients in CLIENTS {
             eprintln!("{}: {clients} client(s) for {seconds} s ...", target.name);
             let m = measure(target, clients, seconds)
@@ -251,6 +325,12 @@ fn print(rows: &[(&'static str, usize, Measured)]) {
     if let (Some(t), Some(m)) = (at_one("tollgate-server"), at_one("mlflow models serve")) {
         println!(
             "\np99 at one client: tollgate-server {t:.3} ms, mlflow {m:.3} ms ({:.1}x)",
+            m / t
+        );
+    }
+    if let (Some(t), Some(m)) = (at_one("tollgate-server HGB"), at_one("mlflow serve HGB")) {
+        println!(
+            "HistGradientBoosting pipeline, p99 at one client: tollgate-server (ONNX) {t:.3} ms, mlflow {m:.3} ms ({:.1}x)",
             m / t
         );
     }
