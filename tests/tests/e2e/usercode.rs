@@ -247,17 +247,71 @@ async fn the_sklearn_example_trains_with_its_command_passes_its_pytest_gate_and_
         "{types:?}"
     );
     assert_eq!(meta["platform"], "onnxruntime_onnx");
-    let staging = p
+    // Any numeric datatype for a numeric input, null for a missing value.
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(format!("{server_url}/v2/models/{MODEL}/infer"))
+        .json(&serde_json::json!({"inputs": [
+            {"name": "age", "shape": [1], "datatype": "INT64", "data": [41]},
+            {"name": "tenure_months", "shape": [1], "datatype": "FP64", "data": [3.0]},
+            {"name": "monthly_charges", "shape": [1], "datatype": "FP32", "data": [80.5]},
+            {"name": "total_charges", "shape": [1], "datatype": "FP64", "data": [null]},
+            {"name": "support_calls", "shape": [1], "datatype": "INT32", "data": [4]},
+            {"name": "contract", "shape": [1], "datatype": "BYTES", "data": ["month-to-month"]},
+            {"name": "payment_method", "shape": [1], "datatype": "BYTES", "data": [null]}
+        ]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let p1 = answer["outputs"][0]["data"][0].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&p1), "{answer}");
+
+    // In Production, v1 is the champion the next candidate is graded against, on the same
+    // rows: the same data and code make the same model, so nothing dropped.
+    p.registry()
+        .unwrap()
+        .approve(tollgate_proto::ApprovalRequest {
+            model: MODEL.into(),
+            version: v.version,
+            approver: "alice".into(),
+            reason: "e2e".into(),
+            approve: true,
+        })
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while p
         .registry()
         .unwrap()
         .latest_by_stage(LatestByStageRequest {
             model: MODEL.into(),
-            stage: ModelStage::Staging as i32,
+            stage: ModelStage::Production as i32,
         })
         .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "v1 never reached Production");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let out = publish(&env_of(&p), "code", &spec, &data, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let second = recorded(&p, &out).await;
+    let champion = second
+        .gate
         .unwrap()
-        .into_inner();
-    assert_eq!(staging.version, v.version);
+        .checks
+        .into_iter()
+        .find(|c| c.name == "auc_roc_drop_vs_production")
+        .unwrap();
+    assert_eq!(champion.verdict(), CheckVerdict::Pass, "{champion:?}");
+    assert!(
+        champion.note.contains("vs champion v1"),
+        "{}",
+        champion.note
+    );
+    assert!(champion.observed.abs() < 1e-9, "{champion:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
