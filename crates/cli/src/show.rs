@@ -124,6 +124,12 @@ pub async fn runs(registry_url: &str, args: RunsArgs) -> Result<(), CliError> {
             say!("scheduled slot: {}", when(run.scheduled_for_unix_ms));
         }
         say!("dataset: {}", run.dataset_uri);
+        if !run.code_digest.is_empty() {
+            say!("code: snapshot {} of the spec's folder", &run.code_digest);
+        }
+        if !run.model_upload.is_empty() {
+            say!("model: uploaded ONNX file {}", &run.model_upload);
+        }
         let mut t = table(&["stage", "status", "duration", "message"]);
         for s in &run.stages {
             t.add_row(vec![

@@ -57,7 +57,7 @@ impl StageHandler for Trainer {
     async fn handle(&self, mut run: Run, ctx: StageContext) -> Result<StageDone, StageError> {
         let spec = ModelSpec::parse(&run.spec_yaml)?;
         let path = ctx.dataset(&run, &self.0.data).await?;
-        let trained = if !run.model_upload.is_empty() {
+        let mut trained = if !run.model_upload.is_empty() {
             uploaded(&ctx, &spec, &run, path).await?
         } else if let Some(command) = spec.train_command() {
             with_command(&ctx, &spec, command, &run, &path).await?
@@ -75,6 +75,10 @@ impl StageHandler for Trainer {
             .await;
             train_interruptibly(&ctx, &spec, &run, path).await?
         };
+        // The code the run carried (its tests, for a built-in model) is lineage too.
+        if trained.artifact.lineage.code_digest.is_empty() {
+            trained.artifact.lineage.code_digest = run.code_digest.clone();
+        }
         ctx.progress(format!(
             "trained on {} rows in {:.2}s; uploading artifact",
             trained.train_rows, trained.seconds

@@ -639,3 +639,42 @@ async fn cancel_in_progress_stops_a_running_training_command() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_pytest_gate_works_on_a_built_in_model_too() {
+    python_ready();
+    let p = Pipeline::start().await.unwrap();
+    let data = p.dataset("churn.parquet", 3000, 5, false).unwrap();
+    let spec = example_copy(p.dir.path(), |s| {
+        s.replace(
+            "algorithm:\n  kind: command\n  run: python3 train.py --max-depth 6\n  timeout_minutes: 30\n",
+            "algorithm: {kind: logistic_regression}\n",
+        )
+    });
+    let out = publish(&env_of(&p), "code", &spec, &data, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let run = recorded(&p, &out).await;
+    let v = &versions(&p).await[0];
+    assert_eq!(
+        (v.origin.as_str(), v.model_format.as_str()),
+        ("trained", "tollgate")
+    );
+    let tests: Vec<_> = run
+        .gate
+        .unwrap()
+        .checks
+        .into_iter()
+        .filter(|c| c.test)
+        .collect();
+    assert_eq!(tests.len(), 3, "{tests:?}");
+    assert!(
+        tests.iter().all(|c| c.verdict() == CheckVerdict::Pass),
+        "{tests:?}"
+    );
+    let shown = cli(&env_of(&p), &["runs", "show", &run.run_id]);
+    assert!(
+        text(&shown).contains(&format!("code: snapshot {}", run.code_digest)),
+        "{}",
+        text(&shown)
+    );
+}
