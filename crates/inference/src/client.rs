@@ -205,26 +205,25 @@ impl Client {
     }
 
     async fn answers_ok(&self, url: String) -> Result<bool, ClientError> {
+        Ok(self.status_of(url).await?.is_success())
+    }
+
+    /// The status a `GET` of `url` answers with.
+    async fn status_of(&self, url: String) -> Result<reqwest::StatusCode, ClientError> {
         let response = self
             .http
             .get(&url)
             .send()
             .await
             .map_err(|source| ClientError::Unreachable { url, source })?;
-        Ok(response.status().is_success())
+        Ok(response.status())
     }
 
     /// Whether the server has an entry for `model` at all (its metadata is not 404),
     /// loaded or not yet.
     pub async fn serves(&self, model: &str) -> Result<bool, ClientError> {
-        let url = self.model_url(model, None);
-        let response = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|source| ClientError::Unreachable { url, source })?;
-        Ok(response.status() != reqwest::StatusCode::NOT_FOUND)
+        let status = self.status_of(self.model_url(model, None)).await?;
+        Ok(status != reqwest::StatusCode::NOT_FOUND)
     }
 
     /// Whether `.../ready` answers 200.

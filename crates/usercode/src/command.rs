@@ -285,6 +285,36 @@ enum Ending {
     Stopped,
 }
 
+/// Runs `invocation` with its lines as progress: each sent to `progress` as `| LINE`,
+/// through a [`crate::throttle::Throttle`], with a last line counting those held back.
+pub async fn run_to_progress(
+    invocation: &Invocation,
+    progress: &mpsc::UnboundedSender<String>,
+    stop: &CancellationToken,
+) -> Result<Finished, CommandError> {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let forward = {
+        let progress = progress.clone();
+        tokio::spawn(async move {
+            let mut throttle = crate::throttle::Throttle::default();
+            while let Some((_, line)) = rx.recv().await {
+                if throttle.admit(Instant::now()) {
+                    let _ = progress.send(format!("| {line}"));
+                }
+            }
+            if throttle.held() > 0 {
+                let _ = progress.send(format!(
+                    "| ({} more lines of output not shown)",
+                    throttle.held()
+                ));
+            }
+        })
+    };
+    let finished = run(invocation, tx, stop).await;
+    let _ = forward.await;
+    finished
+}
+
 /// Sends `signal` to the process group led by `pid`; a group that is gone is fine.
 fn signal_group(pid: Option<u32>, signal: rustix::process::Signal) {
     let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) else {

@@ -14,7 +14,6 @@ use crate::{
     CommandError, Invocation,
     command::{self, Finished},
     junit::{self, Case, Outcome},
-    throttle::Throttle,
     vars,
 };
 
@@ -127,7 +126,7 @@ pub async fn run(
             "test {}: `{}` against {} v{} at {}",
             test.name, test.run, target.model, target.version, target.server_url
         ));
-        let (finished, error) = match streamed(&invocation, progress, stop).await {
+        let (finished, error) = match command::run_to_progress(&invocation, progress, stop).await {
             Ok(f) => (Some(f), None),
             Err(e @ CommandError::Stopped { .. }) => return Err(e),
             Err(e) => (None, Some(e.to_string())),
@@ -162,28 +161,6 @@ pub async fn run(
         runs.push(run);
     }
     Ok(runs)
-}
-
-async fn streamed(
-    invocation: &Invocation,
-    progress: &mpsc::UnboundedSender<String>,
-    stop: &CancellationToken,
-) -> Result<Finished, CommandError> {
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let forward = {
-        let progress = progress.clone();
-        tokio::spawn(async move {
-            let mut throttle = Throttle::default();
-            while let Some((_, line)) = rx.recv().await {
-                if throttle.admit(std::time::Instant::now()) {
-                    let _ = progress.send(format!("| {line}"));
-                }
-            }
-        })
-    };
-    let finished = command::run(invocation, tx, stop).await;
-    let _ = forward.await;
-    finished
 }
 
 #[cfg(test)]

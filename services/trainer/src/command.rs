@@ -15,7 +15,7 @@ use tollgate_ml::{
     train::{Prepared, Trained, from_onnx_prepared, prepare},
 };
 use tollgate_spec::{ModelSpec, TrainCommand};
-use tollgate_usercode::{CommandError, Invocation, command, throttle::Throttle, vars};
+use tollgate_usercode::{CommandError, Invocation, command, vars};
 
 /// Why training with a command did not give a model.
 #[derive(Debug, thiserror::Error)]
@@ -151,7 +151,7 @@ pub async fn train(
         prepared.test_rows.len(),
         job.command.timeout_minutes
     ));
-    let finished = run_streaming(&invocation, &progress, stop).await?;
+    let finished = command::run_to_progress(&invocation, &progress, stop).await?;
     let tail = finished.last_lines(8);
     if !finished.success() {
         return Err(CommandTrainError::Failed {
@@ -192,33 +192,4 @@ pub async fn train(
     })
     .await??;
     Ok(trained)
-}
-
-/// Runs `invocation`, passing its lines on through a [`Throttle`].
-pub async fn run_streaming(
-    invocation: &Invocation,
-    progress: &mpsc::UnboundedSender<String>,
-    stop: &CancellationToken,
-) -> Result<tollgate_usercode::Finished, CommandError> {
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let forward = {
-        let progress = progress.clone();
-        tokio::spawn(async move {
-            let mut throttle = Throttle::default();
-            while let Some((_, line)) = rx.recv().await {
-                if throttle.admit(std::time::Instant::now()) {
-                    let _ = progress.send(format!("| {line}"));
-                }
-            }
-            if throttle.held() > 0 {
-                let _ = progress.send(format!(
-                    "| ({} more lines of output not shown)",
-                    throttle.held()
-                ));
-            }
-        })
-    };
-    let finished = command::run(invocation, tx, stop).await;
-    let _ = forward.await;
-    finished
 }

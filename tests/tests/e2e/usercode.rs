@@ -314,17 +314,48 @@ async fn the_sklearn_example_trains_with_its_command_passes_its_pytest_gate_and_
     assert!(champion.observed.abs() < 1e-9, "{champion:?}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_training_command_that_exits_1_fails_the_run_with_its_status_and_stderr() {
+/// A published variant of the example: the pipeline, the CLI's exit code and output,
+/// and the run as the registry recorded it.
+struct Published {
+    p: Pipeline,
+    code: Option<i32>,
+    shown: String,
+    run: RunSummary,
+}
+
+/// Starts a pipeline, copies the example with `edit` applied to its spec and `files`
+/// added, and publishes it as `kind` on 2,000 generated rows with `--wait`.
+async fn publish_variant(
+    kind: &str,
+    edit: impl Fn(String) -> String,
+    files: &[(&str, &str)],
+) -> Published {
     python_ready();
     let p = Pipeline::start().await.unwrap();
     let data = p.dataset("churn.parquet", 2000, 5, false).unwrap();
-    let spec = example_copy(p.dir.path(), |s| {
-        s.replace("--max-depth 6", "--max-depth 0")
-    });
-    let out = publish(&env_of(&p), "data", &spec, &data, &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let spec = example_copy(p.dir.path(), edit);
+    for (path, body) in files {
+        std::fs::write(spec.parent().unwrap().join(path), body).unwrap();
+    }
+    let out = publish(&env_of(&p), kind, &spec, &data, &[]);
     let run = recorded(&p, &out).await;
+    Published {
+        code: out.status.code(),
+        shown: text(&out),
+        p,
+        run,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_training_command_that_exits_1_fails_the_run_with_its_status_and_stderr() {
+    let Published {
+        p,
+        code,
+        shown,
+        run,
+    } = publish_variant("data", |s| s.replace("--max-depth 6", "--max-depth 0"), &[]).await;
+    assert_eq!(code, Some(1), "{shown}");
     assert_eq!(run.verdict(), Verdict::Failed);
     assert!(run.reason.starts_with("train:"), "{}", run.reason);
     assert!(
@@ -343,18 +374,14 @@ async fn a_training_command_that_exits_1_fails_the_run_with_its_status_and_stder
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_pytest_gate_blocks_the_version_naming_the_test() {
-    python_ready();
-    let p = Pipeline::start().await.unwrap();
-    let data = p.dataset("churn.parquet", 2000, 5, false).unwrap();
-    let spec = example_copy(p.dir.path(), |s| s);
-    std::fs::write(
-        spec.parent().unwrap().join("tests/model/test_floor.py"),
-        "def test_precision_floor_for_two_year_contracts():\n    precision = 0.42\n    assert precision >= 0.9, f'precision {precision} is below 0.9'\n",
-    )
-    .unwrap();
-    let out = publish(&env_of(&p), "data", &spec, &data, &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let run = recorded(&p, &out).await;
+    let failing = "def test_precision_floor_for_two_year_contracts():\n    precision = 0.42\n    assert precision >= 0.9, f'precision {precision} is below 0.9'\n";
+    let Published {
+        p,
+        code,
+        shown,
+        run,
+    } = publish_variant("data", |s| s, &[("tests/model/test_floor.py", failing)]).await;
+    assert_eq!(code, Some(1), "{shown}");
     assert_eq!(run.verdict(), Verdict::Blocked, "{}", run.reason);
     assert!(
         run.reason
@@ -399,19 +426,17 @@ async fn a_failing_pytest_gate_blocks_the_version_naming_the_test() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_model_that_lacks_a_feature_of_the_spec_fails_naming_the_input() {
-    python_ready();
-    let p = Pipeline::start().await.unwrap();
-    let data = p.dataset("churn.parquet", 2000, 5, false).unwrap();
     // The spec gains a feature that train.py does not feed its model.
-    let spec = example_copy(p.dir.path(), |s| {
+    let add_feature = |s: String| {
         s.replace(
             "categorical: [contract, payment_method]",
             "categorical: [contract, payment_method, customer_id]",
         )
-    });
-    let out = publish(&env_of(&p), "data", &spec, &data, &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let run = recorded(&p, &out).await;
+    };
+    let Published {
+        code, shown, run, ..
+    } = publish_variant("data", add_feature, &[]).await;
+    assert_eq!(code, Some(1), "{shown}");
     assert_eq!(run.verdict(), Verdict::Failed);
     assert!(
         run.reason
@@ -642,18 +667,19 @@ async fn cancel_in_progress_stops_a_running_training_command() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_pytest_gate_works_on_a_built_in_model_too() {
-    python_ready();
-    let p = Pipeline::start().await.unwrap();
-    let data = p.dataset("churn.parquet", 3000, 5, false).unwrap();
-    let spec = example_copy(p.dir.path(), |s| {
+    let built_in = |s: String| {
         s.replace(
             "algorithm:\n  kind: command\n  run: python3 train.py --max-depth 6\n  timeout_minutes: 30\n",
             "algorithm: {kind: logistic_regression}\n",
         )
-    });
-    let out = publish(&env_of(&p), "code", &spec, &data, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let run = recorded(&p, &out).await;
+    };
+    let Published {
+        p,
+        code,
+        shown,
+        run,
+    } = publish_variant("code", built_in, &[]).await;
+    assert_eq!(code, Some(0), "{shown}");
     let v = &versions(&p).await[0];
     assert_eq!(
         (v.origin.as_str(), v.model_format.as_str()),
