@@ -80,8 +80,10 @@ def train_hgb(data, onnx_out, mlflow_out):
                   target_opset={"": 17, "ai.onnx.ml": 3})
     with open(onnx_out, "wb") as f:
         f.write(onx.SerializeToString())
+    # We fitted this model ourselves a moment ago, so its tree predictor is trusted.
+    trusted = ["numpy.dtype", "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
     mlflow.sklearn.save_model(model, mlflow_out, input_example=x.head(1), pyfunc_predict_fn="predict_proba",
-                              skops_trusted_types=["numpy.dtype"])
+                              skops_trusted_types=trusted)
 
 
 def serve(mlflow_bin, model_dir, tmp, name, env):
