@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 pub mod envelope;
+pub mod policy;
 pub mod schedule;
 pub mod usercode;
 
@@ -182,6 +183,13 @@ pub struct ModelSpec {
     /// Identities allowed to approve or reject Production and to override the gate.
     #[serde(default)]
     pub approvers: Vec<String>,
+    /// Distinct approvers a version needs for Production (none of them its change's
+    /// author).
+    #[serde(default = "default_approvals_required")]
+    pub approvals_required: u32,
+    /// Hours an approval counts for; after them a new one is needed.
+    #[serde(default = "default_approval_expires_hours")]
+    pub approval_expires_hours: u64,
     /// Champion/challenger checks: how much worse than the Production version a candidate
     /// may score, both evaluated by the gate on the same test data.
     #[serde(default)]
@@ -625,6 +633,17 @@ fn default_alpha() -> f64 {
 fn default_max_iterations() -> u64 {
     100
 }
+
+fn default_approvals_required() -> u32 {
+    1
+}
+
+fn default_approval_expires_hours() -> u64 {
+    72
+}
+
+/// The most approvers a version may be required to have.
+pub const MAX_APPROVALS: u32 = 10;
 
 fn default_var_smoothing() -> f64 {
     1e-9
@@ -1130,6 +1149,18 @@ impl ModelSpec {
             return bad(format!("approvers: {a:?} is not an identity"));
         }
         self.tests.check().map_err(SpecError::Invalid)?;
+        if !(1..=MAX_APPROVALS).contains(&self.approvals_required) {
+            return bad(format!(
+                "approvals_required must be between 1 and {MAX_APPROVALS}, got {}",
+                self.approvals_required
+            ));
+        }
+        if !(1..=24 * 365).contains(&self.approval_expires_hours) {
+            return bad(format!(
+                "approval_expires_hours must be between 1 and 8760 (a year), got {}",
+                self.approval_expires_hours
+            ));
+        }
         Ok(())
     }
 }
