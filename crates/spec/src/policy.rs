@@ -27,7 +27,7 @@ pub fn effective(policy: &ModelSpec, proposal: &ModelSpec) -> (ModelSpec, Vec<St
                     "gates.{gate} {} is dropped: needs `tollgate apply`",
                     describe(floor)
                 ));
-                floor.clone()
+                *floor
             }
             Some(asked) => {
                 if let (Some(old), Some(new)) = (floor.min, asked.min)
