@@ -1,5 +1,5 @@
 //! The seeded synthetic churn dataset the demo, tests and benchmarks use: the columns of
-//! `shared/fixtures/gx/churn_suite.json`, with churn driven by contract, tenure, charges
+//! `tests/fixtures/gx/churn_suite.json`, with churn driven by contract, tenure, charges
 //! and support calls so a logistic regression meets the default gates on it.
 
 use polars::prelude::*;

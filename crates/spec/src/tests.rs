@@ -67,13 +67,12 @@ fn bad_model_name_is_refused() {
 }
 
 #[test]
-fn the_shared_gx_fixture_suite_reads_as_is() {
+fn the_vendored_gx_fixture_suite_reads_as_is() {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/fixtures/gx/churn_suite.json"
+        "/../../tests/fixtures/gx/churn_suite.json"
     );
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{path}: {e} (the shared fixtures sit beside the clone)"));
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let (name, suite) = read_gx_suite(&text).unwrap();
     assert_eq!(name, "churn_suite");
     assert_eq!(suite.len(), 9);

@@ -237,12 +237,8 @@ fn code_changes_through_the_real_binaries_exit_by_the_verdict() {
 #[test]
 fn validate_runs_the_engine_without_nats_and_exits_by_the_result() {
     let dir = tempfile::tempdir().unwrap();
-    let suite = workspace_root().join("../shared/fixtures/gx/churn_suite.json");
-    assert!(
-        suite.exists(),
-        "{} is missing: the shared fixtures sit beside the clone",
-        suite.display()
-    );
+    let suite = workspace_root().join("tests/fixtures/gx/churn_suite.json");
+    assert!(suite.exists(), "{} is missing", suite.display());
     let (clean, dirty) = (
         dir.path().join("clean.parquet"),
         dir.path().join("dirty.csv"),

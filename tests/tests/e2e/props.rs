@@ -35,10 +35,9 @@ static ARTIFACT: LazyLock<Vec<u8>> = LazyLock::new(|| {
     trained.artifact.encode().unwrap()
 });
 
-/// The shared GX suite fixture, as text.
+/// The GX suite fixture (vendored under tests/fixtures), as text.
 static SUITE: LazyLock<String> = LazyLock::new(|| {
-    std::fs::read_to_string(workspace_root().join("../shared/fixtures/gx/churn_suite.json"))
-        .unwrap()
+    std::fs::read_to_string(workspace_root().join("tests/fixtures/gx/churn_suite.json")).unwrap()
 });
 
 /// Words a GX suite is made of, so arbitrary JSON often looks like one.
