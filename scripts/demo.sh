@@ -39,6 +39,12 @@ cat "$work/logs/dev.log"
 
 tg() { "$bin/tollgate" "$@"; }
 
+say "an admin applies the two models' specs: their approvers, gates and plans are the policy from now on"
+# A spec a trigger carries (a pull request's) may only propose changes to the policy; the
+# CLI finds the dev stack's admin token in its data directory.
+tg apply examples/churn/tollgate.yaml || exit 2
+tg apply examples/sklearn/tollgate.yaml || exit 2
+
 say "generating $rows rows of sample churn data and pushing them into the object store"
 tg data generate --rows "$rows" --out "$work/churn.parquet" || exit 2
 uri=$(tg data push "$work/churn.parquet" --name "churn-$(date +%Y%m%d).parquet") || exit 2

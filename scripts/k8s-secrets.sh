@@ -31,8 +31,17 @@ token_identities=(data-validator trainer gate promoter server)
 
 tokens="$out/tokens.toml"
 rm -f "$tokens"
+# Each service's token has its own job's role (least privilege): only the trainer
+# registers versions, only the gate records decisions, only the promoter moves stages; the
+# data-validator and the model server read.
+role_of() {
+    case "$1" in
+        trainer | gate | promoter) echo "$1" ;;
+        *) echo viewer ;;
+    esac
+}
 for id in "${token_identities[@]}"; do
-    TOLLGATE_TOKENS_FILE="$tokens" "$tollgate" token create --identity "$id" --role service \
+    TOLLGATE_TOKENS_FILE="$tokens" "$tollgate" token create --identity "$id" --role "$(role_of "$id")" \
         | tr -d '\n' >"$out/tokens/$id"
 done
 TOLLGATE_TOKENS_FILE="$tokens" "$tollgate" token create --identity ci --role ci \

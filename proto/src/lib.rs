@@ -260,6 +260,7 @@ impl Run {
             notify_subject: self.notify_subject.clone(),
             code_digest: self.code_digest.clone(),
             model_upload: self.model_upload.clone(),
+            policy_changes: self.policy_changes.clone(),
         }
     }
 }

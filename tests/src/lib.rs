@@ -511,6 +511,18 @@ impl Pipeline {
         };
         let bus = Bus::connect_with(&url, &auth).await?;
         let verdicts = Verdicts::follow(&bus, stop.clone()).await?;
+        // The churn example is the policy of model churn, as an admin would apply it
+        // before the first run; tests propose their variants of it.
+        let parsed = tollgate_spec::ModelSpec::parse(&example_spec())?;
+        tollgate_bus::specs::apply(
+            &bus,
+            &parsed,
+            &example_spec(),
+            None,
+            tollgate_bus::now_ms(),
+            "e2e-admin",
+        )
+        .await?;
         Ok(Pipeline {
             nats,
             registry_url,
@@ -550,7 +562,28 @@ impl Pipeline {
         Ok(path)
     }
 
-    /// Publishes a trigger; returns its id.
+    /// Makes `spec` its model's policy, as `tollgate apply` by an admin does (through the
+    /// bus, with `e2e-admin` recorded as who applied it).
+    pub async fn apply(&self, spec: &str) -> anyhow::Result<()> {
+        let parsed = tollgate_spec::ModelSpec::parse(spec)?;
+        let now = tollgate_bus::now_ms();
+        tollgate_bus::specs::apply(&self.bus, &parsed, spec, None, now, "e2e-admin").await?;
+        Ok(())
+    }
+
+    /// Applies `spec` when it parses and its model has no policy yet: the harness plays
+    /// the admin who applied it before any run.
+    async fn apply_first(&self, spec: &str) -> anyhow::Result<()> {
+        let Ok(parsed) = tollgate_spec::ModelSpec::parse(spec) else {
+            return Ok(());
+        };
+        if self.bus.specs().current(&parsed.model).await?.is_none() {
+            self.apply(spec).await?;
+        }
+        Ok(())
+    }
+
+    /// Publishes a trigger; returns its id (applying `spec` first, as above).
     pub async fn trigger(
         &self,
         kind: TriggerKind,
@@ -558,6 +591,7 @@ impl Pipeline {
         spec: &str,
         dataset_uri: &str,
     ) -> anyhow::Result<String> {
+        self.apply_first(spec).await?;
         let trigger = Trigger {
             trigger_id: ulid::Ulid::new().to_string(),
             kind: kind as i32,
@@ -572,12 +606,14 @@ impl Pipeline {
         Ok(trigger.trigger_id)
     }
 
-    /// Publishes a trigger message as is (`msg_id` `None` disables JetStream's dedupe).
+    /// Publishes a trigger message as is (`msg_id` `None` disables JetStream's dedupe),
+    /// after applying its spec when its model has no policy yet.
     pub async fn publish_trigger(
         &self,
         trigger: &Trigger,
         msg_id: Option<&str>,
     ) -> anyhow::Result<()> {
+        self.apply_first(&trigger.spec_yaml).await?;
         let kind = TriggerKind::try_from(trigger.kind).unwrap_or(TriggerKind::Data);
         self.bus
             .publish(subjects::trigger(kind), trigger, msg_id)

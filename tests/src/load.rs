@@ -69,6 +69,9 @@ pub async fn burst(
             (model, text)
         })
         .collect();
+    for (_, spec) in &specs {
+        p.apply(spec).await?;
+    }
     let all: Vec<Trigger> = (0..triggers)
         .map(|i| {
             let (model, spec) = &specs[i % models];

@@ -176,6 +176,7 @@ async fn candidates_are_compared_and_the_chosen_algorithm_is_recorded_with_the_v
         tollgate_e2e::workspace_root().join("examples/churn/candidates.yaml"),
     )
     .unwrap();
+    p.apply(&spec).await.unwrap();
     let run = p.run_file(TriggerKind::Data, &spec, &data).await.unwrap();
     assert_eq!(run.verdict(), Verdict::Passed, "{}", run.reason);
     let train = run

@@ -205,8 +205,11 @@ pub fn permissions(identity: Identity) -> Permissions {
                 .writes_bucket(Bucket::Runs)
                 .writes_bucket(Bucket::Alerts)
                 .writes_bucket(Bucket::Groups)
-                .reads_bucket(Bucket::Specs)
+                // `tollgate apply` goes through the registry: policies and their schedules.
+                .writes_bucket(Bucket::Specs)
+                .writes_bucket(Bucket::Triggers)
                 .reads_store(subjects::ARTIFACTS_STORE)
+                .reads_store(subjects::CODE_STORE)
                 .reads(subjects::RUNS_STREAM)
                 .reads(subjects::ALERTS_STREAM)
                 .subscribe([subjects::RUN_ALL.into(), subjects::ALERT_ALL.into()])
@@ -214,14 +217,19 @@ pub fn permissions(identity: Identity) -> Permissions {
                 .publish(Identity::ALL.map(|i| format!("{}.>", i.inbox_prefix())));
         }
         Identity::TriggerWatcher => {
+            // It stores the specs runs use by digest, never a model's policy.
             p.durable(subjects::WORK_STREAM, subjects::TRIGGER_CONSUMER)
                 .runs_stages(HANDOFFS)
                 .publish([
-                    subjects::trigger(TriggerKind::Data),
+                    subjects::system_trigger(TriggerKind::Data),
                     subjects::trigger(TriggerKind::Schedule),
+                    format!(
+                        "$KV.{}.{}>",
+                        Bucket::Specs.name(),
+                        subjects::spec_keys::by_digest("")
+                    ),
                 ])
                 .writes_bucket(Bucket::Triggers)
-                .writes_bucket(Bucket::Specs)
                 .reads_store(subjects::DATASETS_STORE);
         }
         Identity::DataValidator => {

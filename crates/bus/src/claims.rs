@@ -8,7 +8,7 @@ use tollgate_proto::{RunId, TriggerId};
 
 use crate::{
     Bus, BusError,
-    subjects::{Bucket, trigger_keys},
+    subjects::{Bucket, Origin, trigger_keys},
 };
 
 const PENDING: &str = "pending:";
@@ -39,11 +39,12 @@ impl TriggerClaims<'_> {
     /// `Ok(None)`: another watcher claimed it at the same moment; read again.
     pub async fn claim(
         &self,
+        origin: Origin,
         trigger: &TriggerId,
         proposed: RunId,
     ) -> Result<Option<Claim>, BusError> {
         let kv = self.0.key_value(Bucket::Triggers);
-        let key = trigger_keys::claim(trigger);
+        let key = trigger_keys::claim(origin, trigger);
         let err = |e: Box<dyn std::error::Error + Send + Sync>| {
             BusError::store(format!("claiming trigger {trigger}"), e)
         };
@@ -59,12 +60,37 @@ impl TriggerClaims<'_> {
         Ok(created.ok().map(|_| Claim::Start(proposed)))
     }
 
+    /// Claims the run id a publisher chose for `trigger`: `false` when another trigger
+    /// holds it (a reused run id), `true` when it is free or already this trigger's.
+    pub async fn claim_run(&self, run: &RunId, trigger: &TriggerId) -> Result<bool, BusError> {
+        let kv = self.0.key_value(Bucket::Triggers);
+        let key = trigger_keys::run(run);
+        let err = |e: Box<dyn std::error::Error + Send + Sync>| {
+            BusError::store(format!("claiming run id {run}"), e)
+        };
+        if let Some(holder) = kv.get(&key).await.map_err(|e| err(e.into()))? {
+            return Ok(String::from_utf8_lossy(&holder) == trigger.to_string());
+        }
+        match kv.create(&key, trigger.to_string().into()).await {
+            Ok(_) => Ok(true),
+            Err(_) => {
+                let holder = kv.get(&key).await.map_err(|e| err(e.into()))?;
+                Ok(holder.is_some_and(|h| String::from_utf8_lossy(&h) == trigger.to_string()))
+            }
+        }
+    }
+
     /// Marks the trigger's run started.
-    pub async fn started(&self, trigger: &TriggerId, run: &RunId) -> Result<(), BusError> {
+    pub async fn started(
+        &self,
+        origin: Origin,
+        trigger: &TriggerId,
+        run: &RunId,
+    ) -> Result<(), BusError> {
         self.0
             .key_value(Bucket::Triggers)
             .put(
-                trigger_keys::claim(trigger),
+                trigger_keys::claim(origin, trigger),
                 format!("{STARTED}{run}").into(),
             )
             .await

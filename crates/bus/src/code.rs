@@ -127,6 +127,22 @@ impl Code<'_> {
         Ok(digest)
     }
 
+    /// Whether a `kind` named `digest` was put (not checked against its bytes: a reader
+    /// does that).
+    pub async fn exists(&self, kind: CodeObject, digest: &str) -> Result<bool, CodeError> {
+        use async_nats::jetstream::object_store::InfoErrorKind;
+        if !is_digest(digest) {
+            return Err(CodeError::BadDigest(digest.into()));
+        }
+        match self.0.code.info(kind.name(digest)).await {
+            Ok(info) => Ok(!info.deleted),
+            Err(e) if e.kind() == InfoErrorKind::NotFound => Ok(false),
+            Err(e) => {
+                Err(BusError::store(format!("looking up {} {digest}", kind.what()), e).into())
+            }
+        }
+    }
+
     /// The `kind` named `digest`, checked against its name, refused over `limit` bytes.
     pub async fn get(
         &self,

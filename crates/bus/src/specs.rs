@@ -1,7 +1,8 @@
-//! Published model specs in the `tollgate_specs` bucket, which this module owns. Each
-//! spec a trigger carries is stored by its sha256 and becomes its model's current spec;
-//! runs record the digest they used. The trigger-watcher publishes here, the registry
-//! reads a model's approvers from the current spec.
+//! Model specs in the `tollgate_specs` bucket, which this module owns. Every spec a run
+//! used is stored by its sha256, and runs record the digest. A model's policy (its
+//! "current" spec) is the one last applied (`tollgate apply`, through the registry): who
+//! approves, what must pass, what runs when. A spec a trigger carries is a proposal,
+//! stored by digest but never the policy.
 
 use futures::TryStreamExt;
 use tollgate_spec::ModelSpec;
@@ -49,20 +50,27 @@ impl Bus {
 }
 
 impl Specs<'_> {
-    /// Stores a parsed spec's text by digest and makes it its model's current spec;
-    /// returns the digest.
-    pub async fn publish(&self, spec: &ModelSpec, text: &str) -> Result<String, BusError> {
-        let kv = self.0.key_value(Bucket::Specs);
+    /// Stores a spec's text by its digest (a proposal, or what a run used); returns the
+    /// digest. It becomes nobody's policy.
+    pub async fn store(&self, text: &str) -> Result<String, BusError> {
         let digest = tollgate_spec::digest(text);
-        let err = |e: Box<dyn std::error::Error + Send + Sync>| {
-            BusError::store(format!("publishing spec of {}", spec.model), e)
-        };
-        kv.put(spec_keys::by_digest(&digest), text.to_string().into())
+        self.0
+            .key_value(Bucket::Specs)
+            .put(spec_keys::by_digest(&digest), text.to_string().into())
             .await
-            .map_err(|e| err(e.into()))?;
-        kv.put(spec_keys::current(&spec.model), digest.clone().into())
+            .map_err(|e| BusError::store(format!("storing spec {digest}"), e))?;
+        Ok(digest)
+    }
+
+    /// Stores a parsed spec's text by digest and makes it its model's policy (what
+    /// [`Specs::current`] reads); returns the digest. Only [`apply`] does this.
+    async fn make_policy(&self, spec: &ModelSpec, text: &str) -> Result<String, BusError> {
+        let digest = self.store(text).await?;
+        self.0
+            .key_value(Bucket::Specs)
+            .put(spec_keys::current(&spec.model), digest.clone().into())
             .await
-            .map_err(|e| err(e.into()))?;
+            .map_err(|e| BusError::store(format!("applying the spec of {}", spec.model), e))?;
         Ok(digest)
     }
 
@@ -86,7 +94,7 @@ impl Specs<'_> {
         }))
     }
 
-    /// The model's current spec: the last one published for it.
+    /// The model's policy: the spec last applied for it (`tollgate apply`).
     pub async fn current(&self, model: &str) -> Result<Option<PublishedSpec>, SpecStoreError> {
         let kv = self.0.key_value(Bucket::Specs);
         let digest = kv
@@ -123,14 +131,46 @@ impl Specs<'_> {
         Ok(models)
     }
 
-    /// Records that `model`'s spec was applied at `at_ms` (`tollgate apply`).
-    pub async fn set_applied(&self, model: &str, at_ms: i64) -> Result<(), BusError> {
+    /// Records that `by` applied `model`'s spec at `at_ms` (`tollgate apply`).
+    pub async fn set_applied(&self, model: &str, at_ms: i64, by: &str) -> Result<(), BusError> {
+        let value = format!("{at_ms} {by}");
         self.0
             .key_value(Bucket::Specs)
-            .put(spec_keys::applied(model), at_ms.to_string().into())
+            .put(spec_keys::applied(model), value.into())
             .await
             .map(|_| ())
             .map_err(|e| BusError::store(format!("recording apply of {model}"), e))
+    }
+
+    /// Who applied `model`'s spec, if anyone did.
+    pub async fn applied_by(&self, model: &str) -> Result<Option<String>, BusError> {
+        Ok(self.applied_record(model).await?.map(|(_, by)| by))
+    }
+
+    /// The `(at_ms, by)` of `model`'s last apply, if it was applied.
+    async fn applied_record(&self, model: &str) -> Result<Option<(i64, String)>, BusError> {
+        let text = self
+            .text(
+                spec_keys::applied(model),
+                format!("reading apply of {model}"),
+            )
+            .await?;
+        Ok(text.and_then(|t| {
+            // Records from before `by` was kept hold the time alone.
+            let (at, by) = t.split_once(' ').unwrap_or((t.as_str(), ""));
+            Some((at.parse().ok()?, by.to_string()))
+        }))
+    }
+
+    /// The value under `key` of the specs bucket as text.
+    async fn text(&self, key: String, what: String) -> Result<Option<String>, BusError> {
+        let value = self
+            .0
+            .key_value(Bucket::Specs)
+            .get(key)
+            .await
+            .map_err(|e| BusError::store(what, e))?;
+        Ok(value.map(|v| String::from_utf8_lossy(&v).to_string()))
     }
 
     /// Makes `digest` the code snapshot runs of `model` use when their trigger carries
@@ -146,44 +186,38 @@ impl Specs<'_> {
 
     /// The digest of `model`'s current code snapshot, if one was published.
     pub async fn code(&self, model: &str) -> Result<Option<String>, BusError> {
-        let value = self
-            .0
-            .key_value(Bucket::Specs)
-            .get(spec_keys::code(model))
-            .await
-            .map_err(|e| BusError::store(format!("reading the code of {model}"), e))?;
-        Ok(value
-            .map(|v| String::from_utf8_lossy(&v).to_string())
-            .filter(|d| !d.is_empty()))
+        let text = self
+            .text(
+                spec_keys::code(model),
+                format!("reading the code of {model}"),
+            )
+            .await?;
+        Ok(text.filter(|d| !d.is_empty()))
     }
 
     /// When `model`'s spec was last applied, if it was.
     pub async fn applied(&self, model: &str) -> Result<Option<i64>, BusError> {
-        let value = self
-            .0
-            .key_value(Bucket::Specs)
-            .get(spec_keys::applied(model))
-            .await
-            .map_err(|e| BusError::store(format!("reading apply of {model}"), e))?;
-        Ok(value.and_then(|v| String::from_utf8_lossy(&v).parse().ok()))
+        Ok(self.applied_record(model).await?.map(|(at, _)| at))
     }
 }
 
-/// Applies a spec as `tollgate apply` does, at `at_ms`: publishes it (with the digest of
-/// its folder's code snapshot, when it has one), records the time and starts each schedule
-/// entry counting from then.
+/// Applies a spec as `tollgate apply` does, at `at_ms`, by `by`: makes it its model's
+/// policy (with the digest of its folder's code snapshot, when it has one), records when
+/// and by whom, and starts each schedule entry counting from then. The registry calls it
+/// for an admin; nothing a trigger carries reaches it.
 pub async fn apply(
     bus: &Bus,
     spec: &ModelSpec,
     text: &str,
     code: Option<&str>,
     at_ms: i64,
+    by: &str,
 ) -> Result<String, BusError> {
-    let digest = bus.specs().publish(spec, text).await?;
+    let digest = bus.specs().make_policy(spec, text).await?;
     if let Some(code) = code {
         bus.specs().set_code(&spec.model, code).await?;
     }
-    bus.specs().set_applied(&spec.model, at_ms).await?;
+    bus.specs().set_applied(&spec.model, at_ms, by).await?;
     for entry in &spec.schedule.0 {
         bus.trigger_claims()
             .set_schedule_since(&spec.model, &entry.id(), at_ms)

@@ -133,7 +133,57 @@ pub fn trigger(kind: TriggerKind) -> String {
 
 /// The trigger kind of a trigger subject, if it is one Tollgate knows.
 pub fn trigger_kind(subject: &str) -> Option<TriggerKind> {
-    subject.strip_prefix(TRIGGER)?.parse().ok()
+    trigger_origin(subject).map(|(kind, _)| kind)
+}
+
+/// Who may publish a trigger subject: the subject, not the body, says what a trigger is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// CI and people: code, data and manual triggers.
+    Publisher,
+    /// Tollgate's own services: schedules, drift, model changes, data arrivals.
+    System,
+}
+
+impl Origin {
+    /// The namespace of this origin's trigger ids in the claims bucket.
+    pub fn namespace(self) -> &'static str {
+        match self {
+            Origin::Publisher => "pub",
+            Origin::System => "sys",
+        }
+    }
+}
+
+/// The suffix of the subject a service publishes a publisher kind on (a data arrival).
+const SYSTEM_SUFFIX: &str = ".system";
+
+/// The subject Tollgate's own services publish a trigger of `kind` on: the kind's own
+/// subject for schedules, drift and model changes, which only services may publish, and
+/// `tollgate.trigger.data.system` for a data arrival, apart from CI's data triggers.
+pub fn system_trigger(kind: TriggerKind) -> String {
+    match kind {
+        TriggerKind::Code | TriggerKind::Data | TriggerKind::Manual => {
+            format!("{}{SYSTEM_SUFFIX}", trigger(kind))
+        }
+        other => trigger(other),
+    }
+}
+
+/// The kind and origin a trigger subject stands for, if it is one Tollgate knows.
+pub fn trigger_origin(subject: &str) -> Option<(TriggerKind, Origin)> {
+    let rest = subject.strip_prefix(TRIGGER)?;
+    let (word, system) = match rest.strip_suffix(SYSTEM_SUFFIX) {
+        Some(word) => (word, true),
+        None => (rest, false),
+    };
+    let kind: TriggerKind = word.parse().ok()?;
+    let origin = match kind {
+        TriggerKind::Code | TriggerKind::Data | TriggerKind::Manual if !system => Origin::Publisher,
+        TriggerKind::Code | TriggerKind::Manual => return None,
+        _ => Origin::System,
+    };
+    Some((kind, origin))
 }
 
 /// The subject of a stage's work.
@@ -273,9 +323,15 @@ pub mod trigger_ids {
 pub mod trigger_keys {
     use super::*;
 
-    /// The claim on a trigger id.
-    pub fn claim(id: &TriggerId) -> String {
-        format!("t.{id}")
+    /// The claim on a trigger id, in its origin's namespace: a publisher's id never
+    /// collides with a schedule slot's or an arrival's.
+    pub fn claim(origin: Origin, id: &TriggerId) -> String {
+        format!("t.{}.{id}", origin.namespace())
+    }
+
+    /// The claim on a run id a publisher chose: which trigger holds it.
+    pub fn run(id: &RunId) -> String {
+        format!("r.{id}")
     }
 
     /// The last slot a model's schedule entry fired (or when it started counting).
@@ -355,8 +411,8 @@ pub enum ModelKey<'a> {
     Stage(&'a str, ModelStage),
     /// The version an alias names: `<model>.alias.<alias>`.
     Alias(&'a str, &'a str),
-    /// The approval decision on a version: `<model>.approval.<n>`.
-    Approval(&'a str, u32),
+    /// The approval decisions on a version: `<model>.approvals.<n>`.
+    Approvals(&'a str, u32),
 }
 
 impl std::fmt::Display for ModelKey<'_> {
@@ -367,7 +423,7 @@ impl std::fmt::Display for ModelKey<'_> {
             ModelKey::Run(m, r) => write!(f, "{m}.run.{r}"),
             ModelKey::Stage(m, s) => write!(f, "{m}.stage.{}", s.name().to_ascii_lowercase()),
             ModelKey::Alias(m, a) => write!(f, "{m}.alias.{a}"),
-            ModelKey::Approval(m, n) => write!(f, "{m}.approval.{n}"),
+            ModelKey::Approvals(m, n) => write!(f, "{m}.approvals.{n}"),
         }
     }
 }

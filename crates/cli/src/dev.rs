@@ -268,6 +268,21 @@ pub async fn dev(args: DevArgs) -> Result<(), CliError> {
     let json = serde_json::to_string_pretty(&state)?;
     std::fs::write(&state_path, json).map_err(|e| CliError::file(&state_path, e))?;
     print_screen(&state, &dir);
+    for spec in &args.apply {
+        // With the stack's own admin token (in its data directory), as `tollgate apply`.
+        let token = std::fs::read_to_string(&state.cli_token_file).unwrap_or_default();
+        if let Err(e) = crate::specs::apply_as(
+            &state.nats_url,
+            &state.registry_url,
+            token.trim(),
+            DEV_CLI,
+            spec,
+        )
+        .await
+        {
+            say!("could not apply {}: {e}", spec.display());
+        }
+    }
     tollgate_service::shutdown_signal().await;
     say!("stopping: services finish or release the stages in hand, then nats-server stops");
     stack.inner.stop.cancel();
@@ -302,40 +317,50 @@ struct Started {
     nats_auth: Option<PathBuf>,
 }
 
-/// The registry tokens of a dev stack: its token file, the services' token and the file
+/// The registry tokens of a dev stack: its token file, each service's token and the file
 /// holding the CLI's.
 struct DevTokens {
     file: PathBuf,
-    service: String,
+    services: ServiceTokens,
     cli_file: PathBuf,
 }
 
-/// Makes the stack's tokens afresh (each start revokes the last start's): a `service`
-/// token for its services and a `ci` token for the CLI in `dir/cli.token`.
+/// Each service's registry token, by service name.
+pub type ServiceTokens = std::collections::BTreeMap<String, String>;
+
+/// Makes the stack's tokens afresh (each start revokes the last start's): one per service
+/// with its own role (`dev-trainer` as trainer, ...) and an `admin` token for the CLI in
+/// `dir/cli.token` (the person running the stack administers it).
 fn dev_tokens(dir: &Path) -> Result<DevTokens, CliError> {
     use tollgate_service::tokens::{Role, TokenFile};
     let file = dir.join("tokens.toml");
     let usage = |e: tollgate_service::tokens::TokenError| CliError::Usage(e.to_string());
     let mut tokens = TokenFile::load(&file).map_err(usage)?;
-    tokens.revoke(DEV_SERVICES, false);
+    let identity = |service: &str| format!("dev-{service}");
+    let names: Vec<&str> = crate::SERVICES.into_iter().chain(["server"]).collect();
+    for name in &names {
+        tokens.revoke(&identity(name), false);
+    }
     tokens.revoke(DEV_CLI, false);
     let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let service = tokens
-        .add(DEV_SERVICES, Role::Service, created.clone())
-        .map_err(usage)?;
-    let cli = tokens.add(DEV_CLI, Role::Ci, created).map_err(usage)?;
+    let mut services = ServiceTokens::new();
+    for name in names {
+        let token = tokens
+            .add(&identity(name), Role::of_service(name), created.clone())
+            .map_err(usage)?;
+        services.insert(name.to_string(), token);
+    }
+    let cli = tokens.add(DEV_CLI, Role::Admin, created).map_err(usage)?;
     tokens.save(&file).map_err(usage)?;
     let cli_file = dir.join("cli.token");
     crate::tokens::write_secret(&cli_file, &cli)?;
     Ok(DevTokens {
         file,
-        service,
+        services,
         cli_file,
     })
 }
 
-/// The identity of a dev stack's services' token.
-const DEV_SERVICES: &str = "dev-services";
 /// The identity of a dev stack's CLI token.
 const DEV_CLI: &str = "dev-cli";
 
@@ -447,8 +472,7 @@ async fn start(args: &DevArgs, dir: &Path) -> Result<Started, CliError> {
         if let Some(t) = &tokens {
             hosted.tokens_file = Some(t.file.clone());
             hosted.nats_creds_dir = nats_auth.clone();
-            hosted.registry = hosted.registry.clone().with_token(&t.service);
-            hosted.trainer_registry = hosted.trainer_registry.clone().with_token(&t.service);
+            hosted.service_tokens = t.services.clone();
         }
         stack.tasks = host_services(hosted, listener, &stack.stop);
         Ok(())
@@ -502,6 +526,9 @@ pub struct Hosted {
     pub tokens_file: Option<PathBuf>,
     /// Where `tollgate nats-config` wrote each identity's `.creds`; `None`: NATS is open.
     pub nats_creds_dir: Option<PathBuf>,
+    /// Each service's own registry token, by service name; a service without one calls
+    /// with its registry section's token.
+    pub service_tokens: ServiceTokens,
 }
 
 /// A model server to host: what it serves and where.
@@ -552,6 +579,7 @@ impl Hosted {
             dashboard_addr: tollgate_service::HEALTH_ADDR.into(),
             tokens_file: None,
             nats_creds_dir: None,
+            service_tokens: ServiceTokens::new(),
         }
     }
 }
@@ -577,8 +605,13 @@ pub fn host_services(
         dashboard_addr,
         tokens_file,
         nats_creds_dir,
+        service_tokens,
     } = hosted;
-    // Each service signs in to NATS as itself.
+    // Each service calls the registry with its own token, and signs in to NATS as itself.
+    let calls = |service: &str, config: &RegistryConfig| match service_tokens.get(service) {
+        Some(token) => config.clone().with_token(token),
+        None => config.clone(),
+    };
     let signed_in = |identity: &str| {
         let mut n = nats.clone();
         if let Some(dir) = &nats_creds_dir {
@@ -622,7 +655,7 @@ pub fn host_services(
             tollgate_data_validator::run(
                 tollgate_data_validator::Config {
                     nats: signed_in("data-validator"),
-                    registry: registry.clone(),
+                    registry: calls("data-validator", &registry),
                     cache_dir: cache_dir.clone(),
                     data_roots: data_roots.clone(),
                     ..Default::default()
@@ -635,7 +668,7 @@ pub fn host_services(
             tollgate_trainer::run(
                 tollgate_trainer::Config {
                     nats: signed_in("trainer"),
-                    registry: trainer_registry,
+                    registry: calls("trainer", &trainer_registry),
                     cache_dir: cache_dir.clone(),
                     data_roots: data_roots.clone(),
                     ..Default::default()
@@ -648,7 +681,7 @@ pub fn host_services(
             tollgate_gate::run(
                 tollgate_gate::Config {
                     nats: signed_in("gate"),
-                    registry: registry.clone(),
+                    registry: calls("gate", &registry),
                     cache_dir,
                     data_roots,
                     ..Default::default()
@@ -661,7 +694,7 @@ pub fn host_services(
             tollgate_promoter::run(
                 tollgate_promoter::Config {
                     nats: signed_in("promoter"),
-                    registry: registry.clone(),
+                    registry: calls("promoter", &registry),
                     staging_server_url,
                     ..Default::default()
                 },
@@ -675,7 +708,7 @@ pub fn host_services(
             tollgate_server::run(
                 tollgate_server::Config {
                     nats: signed_in("server"),
-                    registry,
+                    registry: calls("server", &registry),
                     server: tollgate_server::ServerSection {
                         addr: s.addr,
                         models: s.models,
@@ -754,9 +787,10 @@ fn spawn_processes(stack: &mut Stack, layout: &Layout<'_>) -> Result<(), CliErro
         }
         let mut command = Command::new(&bin);
         if let Some(t) = tokens {
-            command
-                .env("TOLLGATE_TOKENS_FILE", &t.file)
-                .env("TOLLGATE_TOKEN", &t.service);
+            command.env("TOLLGATE_TOKENS_FILE", &t.file);
+            if let Some(token) = t.services.get(name) {
+                command.env("TOLLGATE_TOKEN", token);
+            }
         }
         if let Some(auth) = nats_auth {
             command.env("TOLLGATE_NATS_CREDS", auth.join(format!("{name}.creds")));

@@ -134,8 +134,10 @@ pub enum Command {
         #[arg(long, default_value = "")]
         reason: String,
     },
-    /// Register or update a model's spec without starting a run (as `kubectl apply`
-    /// does); its schedules and data source count from now.
+    /// Make a spec its model's policy (as `kubectl apply` does), without starting a run:
+    /// its approvers, gates (as a floor), plans, schedules and data source govern every
+    /// run from now on; a spec a trigger carries may only propose changes to them. Needs
+    /// an admin's registry token.
     Apply {
         /// The model spec (tollgate.yaml).
         spec: PathBuf,
@@ -276,10 +278,14 @@ pub struct DevArgs {
     #[arg(long, env = "TOLLGATE_DATA_ROOTS")]
     pub data_roots: Option<String>,
     /// Run the registry without tokens: anyone on this machine may approve. By default the
-    /// stack makes a token file in the data directory, a token for its services and one
-    /// for the CLI, which finds it by itself.
+    /// stack makes a token file in the data directory, a token for each service (its own
+    /// role) and an admin token for the CLI, which finds it by itself.
     #[arg(long)]
     pub open: bool,
+    /// Apply these specs (`tollgate apply`) once the stack is up: each becomes its model's
+    /// policy, as an admin would make it.
+    #[arg(long, value_name = "SPEC")]
+    pub apply: Vec<PathBuf>,
 }
 
 /// `tollgate validate ...`
@@ -632,7 +638,9 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
             )
             .await
         }
-        Command::Apply { spec } => specs::apply(&cli.nats_url, &spec).await,
+        Command::Apply { spec } => {
+            specs::apply(&cli.nats_url, &cli.registry_url, &cli.identity, &spec).await
+        }
         Command::Specs => specs::list(&cli.nats_url).await,
         Command::Report { run_id, format } => match format {
             ReportFormat::Markdown => report::report(&cli.registry_url, &run_id).await,

@@ -49,6 +49,16 @@ pub fn markdown(
     if !run.reason.is_empty() {
         let _ = writeln!(md, "**{verdict}**: {}\n", cell(&run.reason));
     }
+    if !run.policy_changes.is_empty() {
+        let _ = writeln!(
+            md,
+            "**Report-only**: this change's `tollgate.yaml` proposes policy changes, which only `tollgate apply` makes. It ran under the applied policy and does not promote:\n"
+        );
+        for change in &run.policy_changes {
+            let _ = writeln!(md, "- {}", change.replace('|', "\\|"));
+        }
+        let _ = writeln!(md);
+    }
     let _ = writeln!(
         md,
         "| stage | status | duration | message |\n|---|---|---|---|"

@@ -25,6 +25,11 @@ pub(crate) fn table(header: &[&str]) -> Table {
 /// A registry client calling with [`token`], trusting `TOLLGATE_REGISTRY_CA` for an
 /// `https://` registry.
 pub(crate) fn client(url: &str) -> Result<tollgate_proto::RegistryApi, CliError> {
+    client_with(url, &token())
+}
+
+/// A registry client calling with `token`.
+pub(crate) fn client_with(url: &str, token: &str) -> Result<tollgate_proto::RegistryApi, CliError> {
     let ca = match std::env::var_os("TOLLGATE_REGISTRY_CA").filter(|v| !v.is_empty()) {
         Some(path) => {
             let path = std::path::PathBuf::from(path);
@@ -32,7 +37,7 @@ pub(crate) fn client(url: &str) -> Result<tollgate_proto::RegistryApi, CliError>
         }
         None => None,
     };
-    tollgate_proto::registry_client_tls(url, &token(), ca).map_err(|source| CliError::RegistryUrl {
+    tollgate_proto::registry_client_tls(url, token, ca).map_err(|source| CliError::RegistryUrl {
         url: url.into(),
         source,
     })
@@ -220,6 +225,14 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
 /// The validation report (every expectation, or only the failing ones) and the gate's
 /// checks, when the run has them.
 pub fn print_details(run: &RunSummary, every_expectation: bool) {
+    if !run.policy_changes.is_empty() {
+        say!(
+            "report-only: this run's spec proposes policy changes, which only `tollgate apply` (an admin) makes; it ran under the applied policy and does not promote:"
+        );
+        for change in &run.policy_changes {
+            say!("  - {change}");
+        }
+    }
     match &run.validation {
         Some(v) if every_expectation => say!(
             "validation ({} rows):\n{}",

@@ -10,18 +10,54 @@ use crate::{
     show::{table, when},
 };
 
-/// `tollgate apply SPEC`: registers or updates the model's spec; schedules count from now.
-pub async fn apply(nats_url: &str, path: &std::path::Path) -> Result<(), CliError> {
+/// `tollgate apply SPEC`: makes the spec its model's policy, through the registry (which
+/// checks the caller is an admin and records who applied it); schedules count from now.
+/// The folder's code snapshot goes into the code store first, when the spec needs it.
+pub async fn apply(
+    nats_url: &str,
+    registry_url: &str,
+    identity: &str,
+    path: &std::path::Path,
+) -> Result<(), CliError> {
+    apply_as(
+        nats_url,
+        registry_url,
+        &crate::show::token(),
+        identity,
+        path,
+    )
+    .await
+}
+
+/// [`apply`] calling the registry with `token`.
+pub async fn apply_as(
+    nats_url: &str,
+    registry_url: &str,
+    token: &str,
+    identity: &str,
+    path: &std::path::Path,
+) -> Result<(), CliError> {
     let (spec, text) = ModelSpec::load(path)?;
     let bus = crate::connect_bus(nats_url).await?;
     let code = crate::upload::code(&bus, &spec, path).await?;
-    let now = Utc::now().timestamp_millis();
-    let digest = tollgate_bus::specs::apply(&bus, &spec, &text, code.as_deref(), now).await?;
+    let applied = crate::show::client_with(registry_url, token)?
+        .apply_spec(tollgate_proto::ApplySpecRequest {
+            spec_yaml: text,
+            code_digest: code.unwrap_or_default(),
+            actor: identity.into(),
+        })
+        .await?
+        .into_inner();
     say!(
-        "applied {} ({}): spec {}",
+        "applied {} ({}) as its policy: spec {}{}",
         spec.model,
         path.display(),
-        &digest[..12]
+        &applied.digest[..12.min(applied.digest.len())],
+        if applied.applied_by.is_empty() {
+            String::new()
+        } else {
+            format!(", by {}", applied.applied_by)
+        }
     );
     for entry in &spec.schedule.0 {
         if let Some(next) = entry.next_after(Utc::now()) {
@@ -39,13 +75,16 @@ pub async fn apply(nats_url: &str, path: &std::path::Path) -> Result<(), CliErro
     Ok(())
 }
 
-/// `tollgate specs`: every model's current spec, with its digest.
+/// `tollgate specs`: every model's applied spec (its policy), with its digest, who
+/// applied it and its approvers.
 pub async fn list(nats_url: &str) -> Result<(), CliError> {
     let bus = crate::connect_bus(nats_url).await?;
     let mut t = table(&[
         "model",
         "digest",
         "applied",
+        "by",
+        "approvers",
         "data source",
         "schedules",
         "plans",
@@ -61,10 +100,13 @@ pub async fn list(nats_url: &str) -> Result<(), CliError> {
         };
         let spec = &published.spec;
         let applied = bus.specs().applied(&model).await?;
+        let by = bus.specs().applied_by(&model).await?;
         t.add_row(vec![
             model,
             published.digest[..12].to_string(),
-            applied.map_or("- (published by a trigger)".into(), when),
+            applied.map_or("-".into(), when),
+            by.unwrap_or_else(|| "-".into()),
+            spec.approvers.join(", "),
             spec.data.as_ref().map_or("-".into(), |d| d.source.clone()),
             spec.schedule.0.len().to_string(),
             spec.triggers

@@ -10,33 +10,73 @@ use std::{fmt, path::Path, str::FromStr};
 
 use serde::{Deserialize, Serialize};
 
-/// What a token's holder may do at the registry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// What a token's holder may do at the registry: a person's role, or the one job of a
+/// service, so that no service can do another's (least privilege).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
-    /// A person who approves, rejects, overrides and rolls back (and is on the spec's
-    /// `approvers:` list for the model).
+    /// A person who applies specs (a model's policy) with `tollgate apply`.
+    Admin,
+    /// A person who approves, rejects, overrides, rolls back, tags and aliases (and, for
+    /// each model, must be on its applied spec's `approvers:` list).
     Approver,
     /// CI: publishes triggers and reads runs and versions.
     Ci,
-    /// A Tollgate service: registers versions, records gate decisions, moves stages.
-    Service,
-    /// Reads only.
+    /// The trainer: registers versions.
+    Trainer,
+    /// The gate: records gate decisions.
+    Gate,
+    /// The promoter: moves versions between stages.
+    Promoter,
+    /// Reads only (the model server, the data-validator, dashboards).
     Viewer,
 }
 
 impl Role {
     /// Every role, as `--role` lists them.
-    pub const ALL: [Role; 4] = [Role::Approver, Role::Ci, Role::Service, Role::Viewer];
+    pub const ALL: [Role; 7] = [
+        Role::Admin,
+        Role::Approver,
+        Role::Ci,
+        Role::Trainer,
+        Role::Gate,
+        Role::Promoter,
+        Role::Viewer,
+    ];
 
     /// The role's word.
     pub fn name(self) -> &'static str {
         match self {
+            Role::Admin => "admin",
             Role::Approver => "approver",
             Role::Ci => "ci",
-            Role::Service => "service",
+            Role::Trainer => "trainer",
+            Role::Gate => "gate",
+            Role::Promoter => "promoter",
             Role::Viewer => "viewer",
         }
+    }
+
+    /// The role a service's token has: its own job, or reading.
+    pub fn of_service(service: &str) -> Role {
+        match service {
+            "trainer" => Role::Trainer,
+            "gate" => Role::Gate,
+            "promoter" => Role::Promoter,
+            _ => Role::Viewer,
+        }
+    }
+}
+
+impl Serialize for Role {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Role {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let word = String::deserialize(d)?;
+        word.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -50,10 +90,17 @@ impl FromStr for Role {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
+        let words = || Role::ALL.map(Role::name).join(", ");
+        if s == "service" {
+            return Err(format!(
+                "the service role is split by job: give each service its own token with role trainer, gate or promoter, or viewer for the data-validator and the model server (roles: {})",
+                words()
+            ));
+        }
         Role::ALL
             .into_iter()
             .find(|r| r.name() == s)
-            .ok_or_else(|| format!("unknown role {s:?}: use approver, ci, service or viewer"))
+            .ok_or_else(|| format!("unknown role {s:?}: use one of {}", words()))
     }
 }
 

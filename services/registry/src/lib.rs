@@ -17,7 +17,9 @@
 pub mod auth;
 pub mod dashboard;
 pub mod pipeline_metrics;
+mod policy;
 mod runs;
+mod specs;
 mod store;
 
 use std::net::SocketAddr;
@@ -26,11 +28,11 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tollgate_bus::{Bus, BusError};
 use tollgate_proto::{
-    Approval, ApprovalRequest, Artifact, GetRunRequest, GetVersionRequest, LatestByStageRequest,
-    ListRunsRequest, ListRunsResponse, ListVersionsRequest, ListVersionsResponse, ModelVersion,
-    OverrideRequest, RecordGateRequest, RegisterVersionRequest, Registry, RegistryServer,
-    ResolveRequest, RollbackRequest, RunSummary, SetAliasRequest, TransitionStageRequest,
-    UpdateVersionRequest,
+    AppliedSpec, ApplySpecRequest, Approval, ApprovalRequest, Artifact, GetRunRequest,
+    GetVersionRequest, LatestByStageRequest, ListRunsRequest, ListRunsResponse,
+    ListVersionsRequest, ListVersionsResponse, ModelVersion, OverrideRequest, RecordGateRequest,
+    RegisterVersionRequest, Registry, RegistryServer, ResolveRequest, RollbackRequest, RunSummary,
+    SetAliasRequest, TransitionStageRequest, UpdateVersionRequest,
 };
 use tollgate_service::{GRPC_ADDR, HEALTH_ADDR, NatsConfig, tokens::Role};
 use tonic::{Request, Response, Status};
@@ -206,7 +208,7 @@ impl Registry for RegistryService {
         &self,
         request: Request<RegisterVersionRequest>,
     ) -> Result<Response<ModelVersion>, Status> {
-        auth::caller(&request).require(&[Role::Service], "register versions")?;
+        auth::caller(&request).require(&[Role::Trainer], "register versions")?;
         Ok(Response::new(
             store::register(&self.bus, request.into_inner()).await?,
         ))
@@ -247,7 +249,7 @@ impl Registry for RegistryService {
         request: Request<TransitionStageRequest>,
     ) -> Result<Response<ModelVersion>, Status> {
         let caller = auth::caller(&request);
-        caller.require(&[Role::Service, Role::Approver], "move stages")?;
+        caller.require(&[Role::Promoter], "move stages")?;
         let mut r = request.into_inner();
         r.actor = recorded(&caller, r.actor);
         Ok(Response::new(store::transition(&self.bus, r).await?))
@@ -271,7 +273,7 @@ impl Registry for RegistryService {
         caller.require(&[Role::Approver], "approve or reject")?;
         let mut r = request.into_inner();
         r.approver = caller.label(&r.approver)?;
-        Ok(Response::new(store::approve(&self.bus, r).await?))
+        Ok(Response::new(store::approve(&self.bus, &caller, r).await?))
     }
 
     async fn r#override(
@@ -282,7 +284,9 @@ impl Registry for RegistryService {
         caller.require(&[Role::Approver], "override the gate")?;
         let mut r = request.into_inner();
         r.approver = caller.label(&r.approver)?;
-        Ok(Response::new(store::override_gate(&self.bus, r).await?))
+        Ok(Response::new(
+            store::override_gate(&self.bus, &caller, r).await?,
+        ))
     }
 
     async fn rollback(
@@ -293,7 +297,7 @@ impl Registry for RegistryService {
         caller.require(&[Role::Approver], "roll back")?;
         let mut r = request.into_inner();
         r.actor = caller.label(&r.actor)?;
-        Ok(Response::new(store::rollback(&self.bus, r).await?))
+        Ok(Response::new(store::rollback(&self.bus, &caller, r).await?))
     }
 
     async fn update_version(
@@ -302,12 +306,12 @@ impl Registry for RegistryService {
     ) -> Result<Response<ModelVersion>, Status> {
         let caller = auth::caller(&request);
         caller.require(
-            &[Role::Approver, Role::Service],
+            &[Role::Approver, Role::Admin],
             "change descriptions and tags",
         )?;
         let mut r = request.into_inner();
-        r.actor = recorded(&caller, r.actor);
-        Ok(Response::new(store::update(&self.bus, r).await?))
+        r.actor = caller.label(&r.actor)?;
+        Ok(Response::new(store::update(&self.bus, &caller, r).await?))
     }
 
     async fn set_alias(
@@ -315,10 +319,12 @@ impl Registry for RegistryService {
         request: Request<SetAliasRequest>,
     ) -> Result<Response<ModelVersion>, Status> {
         let caller = auth::caller(&request);
-        caller.require(&[Role::Approver], "set aliases")?;
+        caller.require(&[Role::Approver, Role::Admin], "set aliases")?;
         let mut r = request.into_inner();
         r.actor = caller.label(&r.actor)?;
-        Ok(Response::new(store::set_alias(&self.bus, r).await?))
+        Ok(Response::new(
+            store::set_alias(&self.bus, &caller, r).await?,
+        ))
     }
 
     async fn resolve(
@@ -334,9 +340,14 @@ impl Registry for RegistryService {
         &self,
         request: Request<RecordGateRequest>,
     ) -> Result<Response<ModelVersion>, Status> {
-        auth::caller(&request).require(&[Role::Service], "record gate decisions")?;
+        let caller = auth::caller(&request);
+        caller.require(&[Role::Gate], "record gate decisions")?;
+        let actor = match caller.role {
+            Some(_) => caller.identity.clone(),
+            None => "gate".to_string(),
+        };
         Ok(Response::new(
-            store::record_gate(&self.bus, request.into_inner()).await?,
+            store::record_gate(&self.bus, &actor, request.into_inner()).await?,
         ))
     }
 
@@ -356,5 +367,16 @@ impl Registry for RegistryService {
         let r = request.into_inner();
         let runs = runs::list(&self.bus, &r.model, r.limit).await?;
         Ok(Response::new(ListRunsResponse { runs }))
+    }
+
+    async fn apply_spec(
+        &self,
+        request: Request<ApplySpecRequest>,
+    ) -> Result<Response<AppliedSpec>, Status> {
+        let caller = auth::caller(&request);
+        caller.require(&[Role::Admin], "apply specs (a model's policy)")?;
+        let mut r = request.into_inner();
+        r.actor = caller.label(&r.actor)?;
+        Ok(Response::new(specs::apply(&self.bus, r).await?))
     }
 }

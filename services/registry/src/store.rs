@@ -7,6 +7,7 @@
 //! entry's revision, and every change to a version is published on
 //! `tollgate.trigger.model`.
 
+use crate::{auth::Caller, policy};
 use async_nats::jetstream::kv::Store;
 use prost::Message;
 use tollgate_bus::{
@@ -14,9 +15,9 @@ use tollgate_bus::{
     subjects::{self, Bucket, ModelKey},
 };
 use tollgate_proto::{
-    Approval, ApprovalRequest, Artifact, AuditEntry, ModelChange, ModelStage, ModelVersion,
-    OverrideRequest, RecordGateRequest, RegisterVersionRequest, RollbackRequest, Run, RunId,
-    SetAliasRequest, Stage, TransitionStageRequest, Trigger, TriggerId, TriggerKind,
+    Approval, ApprovalRequest, Approvals, Artifact, AuditEntry, ModelChange, ModelStage,
+    ModelVersion, OverrideRequest, RecordGateRequest, RegisterVersionRequest, RollbackRequest, Run,
+    RunId, SetAliasRequest, Stage, TransitionStageRequest, Trigger, TriggerId, TriggerKind,
     UpdateVersionRequest,
 };
 use tonic::Status;
@@ -442,16 +443,24 @@ pub async fn latest_by_stage(
     }
 }
 
-async fn approval(bus: &Bus, model: &str, n: u32) -> Result<Option<Approval>, RegistryError> {
+/// Every decision on version `n` of `model`, and the entry's revision (`None`: none yet).
+async fn approvals(
+    bus: &Bus,
+    model: &str,
+    n: u32,
+) -> Result<(Vec<Approval>, Option<u64>), RegistryError> {
     match models(bus)
-        .get(ModelKey::Approval(model, n).to_string())
+        .entry(ModelKey::Approvals(model, n).to_string())
         .await
         .map_err(unavailable)?
     {
-        Some(v) if !v.is_empty() => Approval::decode(v.as_ref())
-            .map(Some)
-            .map_err(|e| RegistryError::Internal(format!("corrupt approval of {model} v{n}: {e}"))),
-        _ => Ok(None),
+        Some(e) if !e.value.is_empty() => Approvals::decode(e.value.as_ref())
+            .map(|a| (a.decisions, Some(e.revision)))
+            .map_err(|e| {
+                RegistryError::Internal(format!("corrupt approvals of {model} v{n}: {e}"))
+            }),
+        Some(e) => Ok((Vec::new(), Some(e.revision))),
+        None => Ok((Vec::new(), None)),
     }
 }
 
@@ -465,8 +474,9 @@ fn change_to(to: ModelStage) -> ModelChange {
 }
 
 /// Moves a version to a stage by compare-and-set on the stage pointer; the previous
-/// holder is archived when asked. Production needs a recorded approval of the version,
-/// which must be in Staging.
+/// holder is archived when asked. Staging needs a blessed gate decision of the version
+/// (or an override); Production needs the version in Staging with the approvals its
+/// model's policy asks for, recorded after its latest gate decision.
 pub async fn transition(
     bus: &Bus,
     r: TransitionStageRequest,
@@ -474,7 +484,8 @@ pub async fn transition(
     let to = r.to();
     let (mut v, rev) = version(bus, &r.model, r.version).await?;
     match to {
-        ModelStage::Staging | ModelStage::Archived => {}
+        ModelStage::Archived => {}
+        ModelStage::Staging => policy::staging_allowed(&v)?,
         ModelStage::Production => {
             if v.stage() != ModelStage::Staging && v.stage() != ModelStage::Production {
                 return Err(RegistryError::FailedPrecondition(format!(
@@ -484,13 +495,13 @@ pub async fn transition(
                     v.stage().name()
                 )));
             }
-            if !approval(bus, &r.model, r.version)
-                .await?
-                .is_some_and(|a| a.approved)
-            {
+            let spec = policy::of(bus, &r.model).await?;
+            let (decisions, _) = approvals(bus, &r.model, r.version).await?;
+            let standing = policy::standing(&decisions, &v, &spec, now_ms());
+            if !standing.enough() {
                 return Err(RegistryError::FailedPrecondition(format!(
-                    "moving {} v{} to Production needs a recorded approval (tollgate approve {} {} --reason ...)",
-                    r.model, r.version, r.model, r.version
+                    "moving to Production refused: {}",
+                    standing.shortfall(&v)
                 )));
             }
         }
@@ -595,36 +606,6 @@ async fn archive(
     Ok(())
 }
 
-/// The approvers named by the current published spec of `model`.
-async fn approvers(bus: &Bus, model: &str) -> Result<Vec<String>, RegistryError> {
-    use tollgate_bus::specs::SpecStoreError;
-    match bus.specs().current(model).await {
-        Ok(Some(published)) => Ok(published.spec.approvers),
-        Ok(None) => Err(RegistryError::FailedPrecondition(format!(
-            "no spec of model {model} has been published, so it has no approvers"
-        ))),
-        Err(SpecStoreError::Bus(e)) => Err(unavailable(e)),
-        Err(e @ SpecStoreError::Invalid { .. }) => Err(RegistryError::Internal(e.to_string())),
-    }
-}
-
-async fn check_approver(bus: &Bus, model: &str, who: &str) -> Result<(), RegistryError> {
-    required(who, "an approver identity")?;
-    let list = approvers(bus, model).await?;
-    if list.iter().any(|a| a == who) {
-        Ok(())
-    } else {
-        Err(RegistryError::PermissionDenied(format!(
-            "{who} is not an approver of {model} (approvers: {})",
-            if list.is_empty() {
-                "none".to_string()
-            } else {
-                list.join(", ")
-            }
-        )))
-    }
-}
-
 /// Starts a run of one stage for a version: how an approval reaches the promoter.
 async fn start_run(
     bus: &Bus,
@@ -650,28 +631,45 @@ async fn start_run(
     Ok(id)
 }
 
-fn already_decided(model: &str, version: u32, existing: &Approval) -> RegistryError {
-    RegistryError::AlreadyExists(format!(
-        "{model} v{version} was already {} by {}",
-        if existing.approved {
-            "approved"
-        } else {
-            "rejected"
-        },
-        existing.approver
-    ))
-}
-
-/// Records an approver's decision on a Staging version; an approval starts the
-/// promoter's move to Production.
-pub async fn approve(bus: &Bus, r: ApprovalRequest) -> Result<Approval, RegistryError> {
+/// Records an approver's decision on a Staging version. The approver must be on the
+/// model's applied approvers and not the change's author; each decides once (since the
+/// latest gate decision). Once the policy's approvals are there and none rejects, the
+/// promoter's move to Production starts.
+pub async fn approve(
+    bus: &Bus,
+    caller: &Caller,
+    r: ApprovalRequest,
+) -> Result<Approval, RegistryError> {
     required(&r.reason, "a reason")?;
     let (v, rev) = version(bus, &r.model, r.version).await?;
-    check_approver(bus, &r.model, &r.approver).await?;
-    if let Some(existing) = approval(bus, &r.model, r.version).await? {
-        return Err(already_decided(&r.model, r.version, &existing));
+    let spec = policy::of(bus, &r.model).await?;
+    policy::require_approver(caller, &spec, &r.approver, false)?;
+    let authors = policy::authors(bus, &v).await?;
+    let verb = if r.approve { "approve" } else { "reject" };
+    policy::not_the_author(&v, &authors, &r.approver, verb)?;
+    let since = policy::latest_gate_ms(&v);
+    let (mut decisions, revision) = approvals(bus, &r.model, r.version).await?;
+    let counted: Vec<&Approval> = decisions.iter().filter(|d| d.at_unix_ms >= since).collect();
+    let decided = |d: &Approval| {
+        RegistryError::AlreadyExists(format!(
+            "{} v{} was already {} by {}",
+            r.model,
+            r.version,
+            if d.approved { "approved" } else { "rejected" },
+            d.approver
+        ))
+    };
+    // A rejection stands until a new gate decision; each approver decides once.
+    if let Some(rejection) = counted.iter().find(|d| !d.approved) {
+        return Err(decided(rejection));
+    }
+    if let Some(mine) = counted.iter().find(|d| d.approver == r.approver) {
+        return Err(decided(mine));
     }
     if v.stage() != ModelStage::Staging {
+        if let Some(first) = counted.first() {
+            return Err(decided(first));
+        }
         return Err(RegistryError::FailedPrecondition(format!(
             "{} v{} is in {}; only a Staging version can be approved for Production",
             r.model,
@@ -687,31 +685,38 @@ pub async fn approve(bus: &Bus, r: ApprovalRequest) -> Result<Approval, Registry
         approved: r.approve,
         at_unix_ms: now_ms(),
     };
-    let key = ModelKey::Approval(&r.model, r.version).to_string();
-    if models(bus)
-        .create(&key, decision.encode_to_vec().into())
-        .await
-        .is_err()
-    {
-        let existing = approval(bus, &r.model, r.version)
-            .await?
-            .unwrap_or_default();
-        return Err(already_decided(&r.model, r.version, &existing));
+    decisions.push(decision.clone());
+    let key = ModelKey::Approvals(&r.model, r.version).to_string();
+    let bytes = Approvals {
+        decisions: decisions.clone(),
+    }
+    .encode_to_vec()
+    .into();
+    let written = match revision {
+        Some(rev) => models(bus).update(&key, bytes, rev).await.is_ok(),
+        None => models(bus).create(&key, bytes).await.is_ok(),
+    };
+    if !written {
+        return Err(RegistryError::FailedPrecondition(format!(
+            "another decision on {} v{} was recorded meanwhile; try again",
+            r.model, r.version
+        )));
     }
     let change = if r.approve {
         ModelChange::Approved
     } else {
         ModelChange::Rejected
     };
+    let standing = policy::standing(&decisions, &v, &spec, now_ms());
     let v = annotate(bus, v, rev, change, &r.approver, &r.reason, "").await?;
-    info!(model = %r.model, version = r.version, approver = %r.approver, %change, "approval decision recorded");
-    if r.approve {
+    info!(model = %r.model, version = r.version, approver = %r.approver, %change, approvals = standing.valid.len(), needed = standing.needed, "approval decision recorded");
+    if r.approve && standing.enough() {
         start_run(
             bus,
             &v,
             Stage::Production,
             &r.approver,
-            format!("approved by {}: {}", r.approver, r.reason),
+            format!("approved by {}: {}", standing.valid.join(", "), r.reason),
         )
         .await?;
     }
@@ -720,10 +725,17 @@ pub async fn approve(bus: &Bus, r: ApprovalRequest) -> Result<Approval, Registry
 
 /// Records an approver's override of a blocked gate decision and sends the version to
 /// the promoter for Staging.
-pub async fn override_gate(bus: &Bus, r: OverrideRequest) -> Result<ModelVersion, RegistryError> {
+pub async fn override_gate(
+    bus: &Bus,
+    caller: &Caller,
+    r: OverrideRequest,
+) -> Result<ModelVersion, RegistryError> {
     required(&r.reason, "a reason")?;
     let (mut v, rev) = version(bus, &r.model, r.version).await?;
-    check_approver(bus, &r.model, &r.approver).await?;
+    let spec = policy::of(bus, &r.model).await?;
+    policy::require_approver(caller, &spec, &r.approver, false)?;
+    let authors = policy::authors(bus, &v).await?;
+    policy::not_the_author(&v, &authors, &r.approver, "override the gate of")?;
     match &v.last_gate {
         Some(g) if !g.blessed => {}
         Some(_) => {
@@ -764,8 +776,14 @@ pub async fn override_gate(bus: &Bus, r: OverrideRequest) -> Result<ModelVersion
 }
 
 /// Brings back the version that held Production before the current one.
-pub async fn rollback(bus: &Bus, r: RollbackRequest) -> Result<ModelVersion, RegistryError> {
+pub async fn rollback(
+    bus: &Bus,
+    caller: &Caller,
+    r: RollbackRequest,
+) -> Result<ModelVersion, RegistryError> {
     required(&r.actor, "an actor")?;
+    let spec = policy::of(bus, &r.model).await?;
+    policy::require_approver(caller, &spec, &r.actor, false)?;
     let current = latest_by_stage(bus, &r.model, ModelStage::Production)
         .await
         .map_err(|_| {
@@ -834,8 +852,14 @@ pub async fn rollback(bus: &Bus, r: RollbackRequest) -> Result<ModelVersion, Reg
 }
 
 /// Changes a version's description and tags.
-pub async fn update(bus: &Bus, r: UpdateVersionRequest) -> Result<ModelVersion, RegistryError> {
+pub async fn update(
+    bus: &Bus,
+    caller: &Caller,
+    r: UpdateVersionRequest,
+) -> Result<ModelVersion, RegistryError> {
     let (mut v, rev) = version(bus, &r.model, r.version).await?;
+    let spec = policy::of(bus, &r.model).await?;
+    policy::require_approver(caller, &spec, &r.actor, true)?;
     if let Some(t) = r
         .add_tags
         .iter()
@@ -876,8 +900,14 @@ pub async fn update(bus: &Bus, r: UpdateVersionRequest) -> Result<ModelVersion, 
 }
 
 /// Points an alias at a version (0 removes it), moving it off its previous holder.
-pub async fn set_alias(bus: &Bus, r: SetAliasRequest) -> Result<ModelVersion, RegistryError> {
+pub async fn set_alias(
+    bus: &Bus,
+    caller: &Caller,
+    r: SetAliasRequest,
+) -> Result<ModelVersion, RegistryError> {
     check_model(&r.model)?;
+    let spec = policy::of(bus, &r.model).await?;
+    policy::require_approver(caller, &spec, &r.actor, true)?;
     if !tollgate_spec::valid_model_name(&r.alias) {
         return Err(RegistryError::InvalidArgument(format!(
             "alias {:?} must be lower-case letters, digits, '-' or '_'",
@@ -945,8 +975,12 @@ pub async fn resolve(bus: &Bus, uri: &str) -> Result<ModelVersion, RegistryError
     latest_by_stage(bus, model, stage).await
 }
 
-/// Records the gate's decision on a version.
-pub async fn record_gate(bus: &Bus, r: RecordGateRequest) -> Result<ModelVersion, RegistryError> {
+/// Records the gate's decision on a version, under the caller's identity (`actor`).
+pub async fn record_gate(
+    bus: &Bus,
+    actor: &str,
+    r: RecordGateRequest,
+) -> Result<ModelVersion, RegistryError> {
     let (mut v, rev) = version(bus, &r.model, r.version).await?;
     let decision = r
         .decision
@@ -958,7 +992,7 @@ pub async fn record_gate(bus: &Bus, r: RecordGateRequest) -> Result<ModelVersion
     };
     let summary = decision.summary.clone();
     v.last_gate = Some(decision);
-    annotate(bus, v, rev, change, "gate", &summary, &r.run_id).await
+    annotate(bus, v, rev, change, actor, &summary, &r.run_id).await
 }
 
 /// A version's artifact, checked against its recorded digest.

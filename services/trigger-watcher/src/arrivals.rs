@@ -154,8 +154,12 @@ impl Arrivals {
             created_unix_ms: now.timestamp_millis(),
             ..Default::default()
         };
-        bus.publish(subjects::trigger(TriggerKind::Data), &trigger, Some(&id))
-            .await?;
+        bus.publish(
+            subjects::system_trigger(TriggerKind::Data),
+            &trigger,
+            Some(&id),
+        )
+        .await?;
         info!(model = %spec.model, dataset = %entry.uri, "data arrived; data plan triggered");
         entry.fired = true;
         Ok(())

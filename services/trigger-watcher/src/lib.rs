@@ -123,10 +123,8 @@ where
                 let span =
                     info_span!("trigger", trigger_id = %trigger.trigger_id, model = %trigger.model);
                 codec::adopt_trace(&span, delivery.headers.as_ref());
-                let kind = match trigger.kind() {
-                    TriggerKind::Unspecified => subjects::trigger_kind(&delivery.subject),
-                    k => Some(k),
-                };
+                // What a trigger is comes from the subject it was allowed to publish on.
+                let kind = subjects::trigger_origin(&delivery.subject);
                 handle(&bus, trigger, kind).instrument(span).await
             }
         },
@@ -261,14 +259,24 @@ impl From<SpecStoreError> for TriggerError {
     }
 }
 
-async fn handle(bus: &Bus, trigger: Trigger, kind: Option<TriggerKind>) -> Disposition {
+async fn handle(
+    bus: &Bus,
+    mut trigger: Trigger,
+    kind: Option<(TriggerKind, subjects::Origin)>,
+) -> Disposition {
     let trigger_id: TriggerId = match trigger.trigger_id.parse() {
         Ok(id) => id,
         Err(e) => return Disposition::DeadLetter(e.to_string()),
     };
-    let Some(kind) = kind else {
-        return Disposition::DeadLetter("the trigger names no kind Tollgate knows".into());
+    let Some((kind, origin)) = kind else {
+        return Disposition::DeadLetter(
+            "the trigger's subject names no kind Tollgate knows".into(),
+        );
     };
+    if trigger.kind() != TriggerKind::Unspecified && trigger.kind() != kind {
+        warn!(body = %trigger.kind(), subject = %kind, "the trigger's body names another kind than its subject; the subject's stands");
+    }
+    trigger.kind = kind as i32;
     // The registry announces every change; the model plan runs when a version is staged.
     if kind == TriggerKind::Model && trigger.change() != ModelChange::Staged {
         info!(change = %trigger.change(), version = trigger.model_version, "model change needs no run");
@@ -282,7 +290,11 @@ async fn handle(bus: &Bus, trigger: Trigger, kind: Option<TriggerKind>) -> Dispo
             Err(e) => return Disposition::DeadLetter(format!("{e}")),
         }
     };
-    let run_id = match bus.trigger_claims().claim(&trigger_id, proposed).await {
+    let run_id = match bus
+        .trigger_claims()
+        .claim(origin, &trigger_id, proposed)
+        .await
+    {
         Err(e) => return Disposition::Retry(e.to_string()),
         Ok(None) => return Disposition::Retry("trigger claimed concurrently; re-reading".into()),
         Ok(Some(Claim::Started(run_id))) => {
@@ -291,6 +303,29 @@ async fn handle(bus: &Bus, trigger: Trigger, kind: Option<TriggerKind>) -> Dispo
         }
         Ok(Some(Claim::Start(run_id))) => run_id,
     };
+    // A publisher names neither the version (the registry does) nor a run id in use.
+    let (mut run_id, mut refusal) = (run_id, None);
+    if origin == subjects::Origin::Publisher {
+        if !trigger.run_id.is_empty() {
+            match bus.trigger_claims().claim_run(&run_id, &trigger_id).await {
+                Err(e) => return Disposition::Retry(e.to_string()),
+                Ok(true) => {}
+                Ok(false) => {
+                    refusal = Some(format!(
+                        "run id {run_id} is already another trigger's: publish with a new one (`tollgate publish` picks a fresh id)"
+                    ));
+                    run_id = RunId::new();
+                }
+            }
+        }
+        if trigger.model_version != 0 {
+            refusal = Some(format!(
+                "a {kind} trigger may not name a model_version (v{}): versions come from the registry",
+                trigger.model_version
+            ));
+            trigger.model_version = 0;
+        }
+    }
     let mut run = Run {
         run_id: run_id.to_string(),
         trigger_id: trigger_id.to_string(),
@@ -312,7 +347,11 @@ async fn handle(bus: &Bus, trigger: Trigger, kind: Option<TriggerKind>) -> Dispo
         model_upload: trigger.model_upload.clone(),
         ..Default::default()
     };
-    let started = match plan_run(bus, &trigger, kind, &mut run).await {
+    let planned = match refusal {
+        Some(reason) => Err(TriggerError::Refused(reason)),
+        None => plan_run(bus, &trigger, kind, &mut run).await,
+    };
+    let started = match planned {
         Ok(()) => start_in_group(bus, &run_id, &run).await,
         Err(TriggerError::Bus(e)) => return Disposition::Retry(e.to_string()),
         // Model changes and drift are automatic: a spec without that plan has nothing to do.
@@ -332,7 +371,11 @@ async fn handle(bus: &Bus, trigger: Trigger, kind: Option<TriggerKind>) -> Dispo
     if let Err(e) = started {
         return Disposition::Retry(e.to_string());
     }
-    if let Err(e) = bus.trigger_claims().started(&trigger_id, &run_id).await {
+    if let Err(e) = bus
+        .trigger_claims()
+        .started(origin, &trigger_id, &run_id)
+        .await
+    {
         warn!(error = %e, "could not mark trigger started; a redelivery will republish idempotently");
     }
     Disposition::Ack
@@ -388,25 +431,42 @@ async fn plan_run(
         })?;
         (published.spec, published.text, published.digest)
     } else {
-        let spec = ModelSpec::parse(&trigger.spec_yaml)?;
-        if !trigger.model.is_empty() && trigger.model != spec.model {
+        // The spec a trigger carries is a proposal against the model's applied policy.
+        let proposal = ModelSpec::parse(&trigger.spec_yaml)?;
+        if !trigger.model.is_empty() && trigger.model != proposal.model {
             return Err(TriggerError::Refused(format!(
                 "the trigger names model {:?} but its spec is for {:?}",
-                trigger.model, spec.model
+                trigger.model, proposal.model
             )));
         }
-        let digest = bus.specs().publish(&spec, &trigger.spec_yaml).await?;
-        (spec, trigger.spec_yaml.clone(), digest)
+        let policy = bus.specs().current(&proposal.model).await?.ok_or_else(|| {
+            TriggerError::Refused(format!(
+                "model {:?} has no applied spec: a spec a trigger carries is only a proposal, and a model's first policy (approvers, gates, plans) comes from `tollgate apply tollgate.yaml` by an admin (or `tollgate dev --apply tollgate.yaml`)",
+                proposal.model
+            ))
+        })?;
+        let (effective, changes) = tollgate_spec::policy::effective(&policy.spec, &proposal);
+        if !changes.is_empty() {
+            info!(model = %proposal.model, changes = changes.len(), "the trigger's spec proposes policy changes; the run is report-only");
+        }
+        run.policy_changes = changes;
+        let text = if effective == proposal {
+            trigger.spec_yaml.clone()
+        } else {
+            serde_json::to_string_pretty(&effective).map_err(|e| {
+                TriggerError::Refused(format!("the effective spec does not serialize: {e}"))
+            })?
+        };
+        let digest = bus.specs().store(&text).await?;
+        (effective, text, digest)
     };
     run.model = spec.model.clone();
     run.spec_yaml = text;
     run.spec_digest = digest;
-    // The code the trigger carries becomes the model's current code, which runs that
-    // carry none (schedules, arrivals, drift) take.
+    // A run without code of its own takes the applied spec's (schedules, arrivals, drift,
+    // model changes); a trigger's code is for its own run only.
     if run.code_digest.is_empty() {
         run.code_digest = bus.specs().code(&spec.model).await?.unwrap_or_default();
-    } else if !trigger.spec_yaml.is_empty() {
-        bus.specs().set_code(&spec.model, &run.code_digest).await?;
     }
     let rules = spec.alerts;
     run.alerts = Some(tollgate_proto::AlertSettings {
@@ -438,6 +498,19 @@ async fn plan_run(
             spec.model
         ))
     })?;
+    // A proposal that changes the policy is judged, never promoted.
+    let plan: Vec<tollgate_spec::Stage> = plan
+        .iter()
+        .copied()
+        .take_while(|&s| run.policy_changes.is_empty() || s != tollgate_spec::Stage::Promote)
+        .collect();
+    if plan.is_empty() {
+        return Err(TriggerError::Refused(format!(
+            "the {plan_kind} plan of {} promotes at once, and this run's spec proposes policy changes, so it may not: {}",
+            spec.model,
+            run.policy_changes.join("; ")
+        )));
+    }
     run.plan = plan.iter().map(|&s| s as i32).collect();
     run.stage_timeouts_ms = plan
         .iter()

@@ -72,6 +72,8 @@ async fn queue_keeps_one_waiting_run_and_the_newest_replaces_it() {
     let p = Pipeline::start().await.unwrap();
     let data = file_uri(&p.dataset("churn.parquet", 20_000, 3, false).unwrap());
     let queued = "{code: queue}";
+    // Concurrency is policy: an admin applies it; the runs then propose only algorithms.
+    p.apply(&spec(queued, None)).await.unwrap();
     let first = p
         .trigger(TriggerKind::Code, "churn", &spec(queued, Some(120)), &data)
         .await
@@ -144,6 +146,7 @@ async fn cancel_in_progress_stops_the_active_run_mid_training_or_at_a_stage_boun
     let p = Pipeline::start().await.unwrap();
     let data = file_uri(&p.dataset("churn.parquet", 20_000, 4, false).unwrap());
     let cancel = "{data: cancel-in-progress}";
+    p.apply(&spec(cancel, None)).await.unwrap();
     let first = p
         .trigger(TriggerKind::Data, "churn", &spec(cancel, Some(1000)), &data)
         .await

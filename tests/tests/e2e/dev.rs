@@ -162,6 +162,9 @@ fn tollgate_dev_runs_a_pipeline_stops_cleanly_keeps_its_state_and_refuses_a_seco
         super::processes::get_healthz(dashboard).contains("registry ok"),
         "the registry's HTTP endpoint"
     );
+    let applied = run(dir, &["apply", spec.to_str().unwrap()]);
+    assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
+    assert!(text(&applied).contains("by dev-cli"), "{}", text(&applied));
     let out = run(
         dir,
         &[
@@ -288,6 +291,9 @@ fn the_ci_template_step_exits_by_the_verdict_and_writes_the_job_summary() {
     let mut dev = start_dev(dir, &[], &dir.join("dev.out"));
     let spec = workspace_root().join("examples/churn/tollgate.yaml");
     let summary = dir.join("summary.md");
+    // What `make ci-up` does after starting the stack: the model's policy is applied.
+    let applied = run(dir, &["apply", spec.to_str().unwrap()]);
+    assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
 
     let out = workflow_step(dir, &summary, &spec);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));

@@ -22,7 +22,8 @@ pub(crate) fn cli(env: &[(&str, String)], args: &[&str]) -> Output {
     cmd.output().unwrap()
 }
 
-/// `tollgate publish KIND --spec SPEC --dataset DATA [extra...]`.
+/// `tollgate publish KIND --spec SPEC --dataset DATA [extra...]`, after `tollgate apply
+/// SPEC` when its model has no policy yet (the admin's first act).
 pub(crate) fn publish(
     env: &[(&str, String)],
     kind: &str,
@@ -30,6 +31,17 @@ pub(crate) fn publish(
     data: &std::path::Path,
     extra: &[&str],
 ) -> Output {
+    if let Ok((parsed, _)) = tollgate_spec::ModelSpec::load(spec) {
+        let applied = cli(env, &["specs"]);
+        let listed = String::from_utf8_lossy(&applied.stdout).lines().any(|l| {
+            l.split('┆')
+                .next()
+                .is_some_and(|m| m.trim_matches(['│', ' ']) == parsed.model)
+        });
+        if !listed {
+            apply(env, spec);
+        }
+    }
     let mut args = vec![
         "publish",
         kind,
@@ -40,6 +52,18 @@ pub(crate) fn publish(
     ];
     args.extend(extra);
     cli(env, &args)
+}
+
+/// `tollgate apply SPEC` against `env`, which must succeed: the admin's policy, before
+/// any run.
+pub(crate) fn apply(env: &[(&str, String)], spec: &std::path::Path) {
+    let out = cli(env, &["apply", spec.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "tollgate apply: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// `tollgate publish code --spec SPEC --dataset DATA [extra...]`.
@@ -129,6 +153,7 @@ fn code_changes_through_the_real_binaries_exit_by_the_verdict() {
     );
 
     let spec = workspace_root().join("examples/churn/tollgate.yaml");
+    apply(&env, &spec);
     let mut as_ci = env.clone();
     as_ci.push(("TOLLGATE_USER", "ci-bot".into()));
     let out = publish_code(
@@ -517,6 +542,7 @@ fn sigterm_mid_training_releases_the_run_to_another_trainer_and_registers_one_ve
     generate(&data, 20_000, &[]);
     // A forest long enough (seconds) that SIGTERM lands mid-training.
     let spec = forest_spec(dir.path(), 200);
+    apply(&env, &spec);
     let (mut watch, lines) = watch_runs(&env);
     let out = publish_code(&env, &spec, &data, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();

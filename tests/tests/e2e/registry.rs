@@ -140,7 +140,13 @@ async fn staging_is_tested_then_approved_to_production_and_rolled_back() {
     };
     let refused = registry.transition_stage(direct.clone()).await.unwrap_err();
     assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
-    assert!(refused.message().contains("needs a recorded approval"));
+    assert!(
+        refused
+            .message()
+            .contains("churn v1 has 0 of the 1 approvals it needs for Production"),
+        "{}",
+        refused.message()
+    );
     let stranger = registry.approve(approve(1, "mallory")).await.unwrap_err();
     assert_eq!(stranger.code(), Code::PermissionDenied, "{stranger:?}");
     let no_reason = ApprovalRequest {
@@ -666,6 +672,8 @@ async fn drifted_data_is_scored_against_production_and_starts_the_drift_plan() {
     // A spec with no drift plan: the run says nothing was retrained, and nothing is.
     let no_plan = example_spec().replace("  drift: [validate, train, gate, promote]\n", "");
     assert_ne!(no_plan, example_spec());
+    // Plans are policy: an admin applies the change.
+    p.apply(&no_plan).await.unwrap();
     let run = p
         .run_file(TriggerKind::Code, &no_plan, &path)
         .await

@@ -91,7 +91,7 @@ async fn each_slot_fires_once_with_two_watchers_and_missed_slots_fire_once_in_th
     );
     let spec = tollgate_spec::ModelSpec::parse(&text).unwrap();
     let applied_at = clock.now().timestamp_millis();
-    tollgate_bus::specs::apply(&p.bus, &spec, &text, None, applied_at)
+    tollgate_bus::specs::apply(&p.bus, &spec, &text, None, applied_at, "e2e")
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -172,6 +172,8 @@ async fn a_trigger_without_a_dataset_takes_the_newest_object_under_the_source_pr
         "{}\ndata: {{source: \"objstore://churn/\"}}\n",
         example_spec()
     );
+    // Sources are policy: the admin applies this one.
+    p.apply(&spec).await.unwrap();
     let t = p
         .trigger(TriggerKind::Data, "churn", &spec, "")
         .await
@@ -180,15 +182,14 @@ async fn a_trigger_without_a_dataset_takes_the_newest_object_under_the_source_pr
     assert_eq!(run.verdict(), Verdict::Passed, "{}", run.reason);
     assert_eq!(run.dataset_uri, "objstore://churn/2026-11-08.parquet");
 
-    // A source with nothing in it fails the run and says why.
+    // A source with nothing in it fails the run and says why. The source is policy: the
+    // admin applies it, and a trigger that names no spec runs under it.
     let empty = format!(
         "{}\ndata: {{source: \"objstore://nothing/\"}}\n",
         example_spec()
     );
-    let t = p
-        .trigger(TriggerKind::Data, "churn", &empty, "")
-        .await
-        .unwrap();
+    p.apply(&empty).await.unwrap();
+    let t = p.trigger(TriggerKind::Data, "churn", "", "").await.unwrap();
     let run = p.verdict(&t).await.unwrap();
     assert_eq!(run.verdict(), Verdict::Failed);
     assert!(
@@ -242,9 +243,16 @@ async fn new_data_starts_one_data_run_per_burst_from_the_object_store_and_from_a
         let bus = p.bus.clone();
         async move {
             let spec = tollgate_spec::ModelSpec::parse(&text).unwrap();
-            tollgate_bus::specs::apply(&bus, &spec, &text, None, Utc::now().timestamp_millis())
-                .await
-                .unwrap();
+            tollgate_bus::specs::apply(
+                &bus,
+                &spec,
+                &text,
+                None,
+                Utc::now().timestamp_millis(),
+                "e2e",
+            )
+            .await
+            .unwrap();
         }
     };
     apply(format!(

@@ -1,5 +1,5 @@
 //! Who may do what at the registry, enforced by tokens: a pipeline whose registry checks
-//! a token file, its services calling with a `service` token, and every refusal asserted
+//! a token file, each service calling with a token of its own role, and every refusal asserted
 //! by its exact gRPC status.
 
 use tollgate_e2e::{Pipeline, example_spec, free_port, processes::succeeded};
@@ -34,26 +34,34 @@ async fn only_a_listed_approver_with_a_valid_token_approves_and_the_audit_record
     let t = tokens(
         &file,
         &[
-            ("tollgate", Role::Service),
             ("alice", Role::Approver),
             ("mallory", Role::Approver),
             ("vera", Role::Viewer),
             ("github", Role::Ci),
+            ("trainer", Role::Trainer),
+            ("gate", Role::Gate),
+            ("promoter", Role::Promoter),
+            ("data-validator", Role::Viewer),
         ],
     );
-    let (service, alice, mallory, viewer, ci) = (&t[0], &t[1], &t[2], &t[3], &t[4]);
+    let (alice, mallory, viewer, ci) = (&t[0], &t[1], &t[2], &t[3]);
     let dashboard = format!("127.0.0.1:{}", free_port().unwrap());
     let mut p = Pipeline::start_hosted(|h| {
         h.tokens_file = Some(file.clone());
-        h.registry = h.registry.clone().with_token(service);
-        h.trainer_registry = h.trainer_registry.clone().with_token(service);
+        for (i, service) in ["trainer", "gate", "promoter", "data-validator"]
+            .iter()
+            .enumerate()
+        {
+            h.service_tokens
+                .insert(service.to_string(), t[4 + i].clone());
+        }
         h.dashboard_addr = dashboard.clone();
     })
     .await
     .unwrap();
     p.token = viewer.clone();
 
-    // The services work with their service token: v1 is trained, registered, gated,
+    // The services work with their own tokens: v1 is trained, registered, gated,
     // promoted and integration-tested.
     let data = p.dataset("churn.parquet", 3_000, 51, false).unwrap();
     let run = p

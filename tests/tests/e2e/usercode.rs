@@ -78,8 +78,13 @@ fn env_of(p: &Pipeline) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// `tollgate publish KIND --spec SPEC --dataset DATA --wait [extra...]` against `env`.
+/// `tollgate publish KIND --spec SPEC --dataset DATA --wait [extra...]` against `env`,
+/// after `tollgate apply SPEC` when the model has no policy yet (an admin's first act).
 fn publish(env: &[(&str, String)], kind: &str, spec: &Path, data: &Path, extra: &[&str]) -> Output {
+    let specs = cli(env, &["specs"]);
+    if !String::from_utf8_lossy(&specs.stdout).contains(MODEL) {
+        super::processes::apply(env, spec);
+    }
     let mut args = vec![
         "publish",
         kind,
@@ -585,6 +590,7 @@ fn sigterm_to_the_trainer_stops_the_command_and_puts_the_run_back_for_another() 
     super::processes::generate(&data, 3000, &[]);
     let pids = dir.path().join("pids");
     let spec = slow_first_spec(dir.path(), &pids, "");
+    super::processes::apply(&env, &spec);
     let out = cli(
         &env,
         &[
@@ -634,6 +640,7 @@ async fn cancel_in_progress_stops_a_running_training_command() {
     let pids = p.dir.path().join("pids");
     let spec = slow_first_spec(p.dir.path(), &pids, "\nconcurrency: cancel-in-progress\n");
     let env = env_of(&p);
+    super::processes::apply(&env, &spec);
     let first = cli(
         &env,
         &[

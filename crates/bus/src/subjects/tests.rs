@@ -26,6 +26,23 @@ fn triggers_and_stages_round_trip_through_their_subjects() {
     }
     assert_eq!(trigger(TriggerKind::Data), "tollgate.trigger.data");
     assert_eq!(trigger_kind("tollgate.trigger.unknown"), None);
+    assert_eq!(
+        trigger_origin("tollgate.trigger.data"),
+        Some((TriggerKind::Data, Origin::Publisher))
+    );
+    assert_eq!(
+        trigger_origin(&system_trigger(TriggerKind::Data)),
+        Some((TriggerKind::Data, Origin::System))
+    );
+    assert_eq!(
+        trigger_origin(&system_trigger(TriggerKind::Schedule)),
+        Some((TriggerKind::Schedule, Origin::System))
+    );
+    assert_eq!(trigger_origin("tollgate.trigger.code.system"), None);
+    assert_ne!(
+        trigger_keys::claim(Origin::Publisher, &"x".parse().unwrap()),
+        trigger_keys::claim(Origin::System, &"x".parse().unwrap())
+    );
     for &s in Stage::NAMED {
         assert_eq!(stage_of(&stage(s)), Some(s));
         assert_eq!(stage_consumer(s), format!("stage-{}", s.name()));
@@ -50,8 +67,8 @@ fn model_keys_are_built_from_typed_parts_and_version_keys_parse_back() {
         "churn.alias.champion"
     );
     assert_eq!(
-        ModelKey::Approval("churn", 2).to_string(),
-        "churn.approval.2"
+        ModelKey::Approvals("churn", 2).to_string(),
+        "churn.approvals.2"
     );
     assert_eq!(ModelKey::Next("churn").to_string(), "churn.next");
 }
@@ -70,7 +87,7 @@ fn message_ids_and_other_keys_are_distinct_per_run_stage_and_event() {
     );
     let t: TriggerId = "drift-01J".parse().unwrap();
     assert_eq!(msg_id::trigger(&t), "drift-01J");
-    assert_eq!(trigger_keys::claim(&t), "t.drift-01J");
+    assert_eq!(trigger_keys::claim(Origin::System, &t), "t.sys.drift-01J");
     assert_eq!(spec_keys::by_digest("ab"), "sha.ab");
     assert_eq!(spec_keys::current("churn"), "model.churn");
     assert_eq!(

@@ -40,5 +40,8 @@ fn revoking_removes_every_token_of_the_identity_and_bad_identities_are_refused()
     assert_eq!(file.revoke("bob", false), 1);
     assert_eq!(file.tokens.len(), 1);
     assert!(file.add("bob smith", Role::Viewer, String::new()).is_err());
-    assert!("admin".parse::<Role>().is_err());
+    assert!("root".parse::<Role>().is_err());
+    assert_eq!("admin".parse::<Role>(), Ok(Role::Admin));
+    let split = "service".parse::<Role>().unwrap_err();
+    assert!(split.contains("trainer, gate or promoter"), "{split}");
 }
