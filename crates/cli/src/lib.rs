@@ -491,6 +491,10 @@ pub struct PublishArgs {
     /// Who pushed or opened the pull request.
     #[arg(long, env = "GITHUB_ACTOR", default_value = "")]
     pub actor: String,
+    /// The Tollgate identity of the commit's author (when it differs from the actor):
+    /// like the actor, they may not approve what the run produces.
+    #[arg(long, env = "TOLLGATE_COMMIT_AUTHOR", default_value = "")]
+    pub commit_author: String,
     /// The CI run's web page [default: from GITHUB_SERVER_URL, GITHUB_REPOSITORY and
     /// GITHUB_RUN_ID].
     #[arg(long)]

@@ -180,6 +180,7 @@ fn ci_context(args: &PublishArgs) -> Option<CiContext> {
         pull_request,
         actor: args.actor.clone(),
         run_url: run_url.unwrap_or_default(),
+        commit_author: args.commit_author.clone(),
     };
     (ci != CiContext::default()).then_some(ci)
 }

@@ -81,7 +81,12 @@ pub fn effective(policy: &ModelSpec, proposal: &ModelSpec) -> (ModelSpec, Vec<St
         policy.approval_expires_hours.to_string(),
         proposal.approval_expires_hours.to_string(),
     );
-    for kind in policy.triggers.keys().chain(proposal.triggers.keys()) {
+    let kinds: std::collections::BTreeSet<_> = policy
+        .triggers
+        .keys()
+        .chain(proposal.triggers.keys())
+        .collect();
+    for kind in kinds {
         let plan = |s: &ModelSpec| {
             s.triggers.get(kind).map_or_else(
                 || "none".to_string(),

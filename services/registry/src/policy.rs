@@ -55,7 +55,8 @@ pub fn require_approver(
     )))
 }
 
-/// Who made the change a version came from: its run's requester and CI actor.
+/// Who made the change a version came from: its run's requester, CI actor and commit
+/// author.
 pub async fn authors(bus: &Bus, v: &ModelVersion) -> Result<Vec<String>, RegistryError> {
     if v.run_id.is_empty() {
         return Ok(Vec::new());
@@ -70,14 +71,13 @@ pub async fn authors(bus: &Bus, v: &ModelVersion) -> Result<Vec<String>, Registr
     };
     let run = RunSummary::decode(bytes.as_ref())
         .map_err(|e| RegistryError::Internal(format!("corrupt run record {}: {e}", v.run_id)))?;
-    let mut out: Vec<String> = [
-        run.requested_by,
-        run.ci.map(|c| c.actor).unwrap_or_default(),
-    ]
-    .into_iter()
-    .map(|a| a.trim().to_string())
-    .filter(|a| !a.is_empty())
-    .collect();
+    let ci = run.ci.unwrap_or_default();
+    let mut out: Vec<String> = [run.requested_by, ci.actor, ci.commit_author]
+        .into_iter()
+        .map(|a| a.trim().to_string())
+        .filter(|a| !a.is_empty())
+        .collect();
+    out.sort();
     out.dedup();
     Ok(out)
 }

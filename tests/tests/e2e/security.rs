@@ -12,7 +12,7 @@ use tonic::Code;
 use super::registry::{approve, is_model_plan, wait_run};
 
 /// A token file with one token per (identity, role); returns the tokens in that order.
-fn tokens(path: &std::path::Path, who: &[(&str, Role)]) -> Vec<String> {
+pub(crate) fn tokens(path: &std::path::Path, who: &[(&str, Role)]) -> Vec<String> {
     let mut file = TokenFile::default();
     let made = who
         .iter()
@@ -22,7 +22,7 @@ fn tokens(path: &std::path::Path, who: &[(&str, Role)]) -> Vec<String> {
     made
 }
 
-fn refusal<T: std::fmt::Debug>(r: Result<T, tonic::Status>) -> (Code, String) {
+pub(crate) fn refusal<T: std::fmt::Debug>(r: Result<T, tonic::Status>) -> (Code, String) {
     let status = r.unwrap_err();
     (status.code(), status.message().to_string())
 }
