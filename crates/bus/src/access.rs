@@ -1,10 +1,14 @@
 //! Who may publish and subscribe what on NATS: one identity per service, plus `ci`,
-//! `viewer` and `operator` for people and pipelines. `tollgate nats-config` writes these
-//! permissions into nats-server's config with an nkey per identity; each identity's
-//! `.creds` file holds its seed, and [`crate::Bus::connect_with`] signs in with it.
+//! `viewer`, `operator` and `admin` for people and pipelines. `tollgate nats-config` writes
+//! these permissions into nats-server's config with an nkey per identity; each identity's
+//! `.creds` file holds its seed (and a `.nk` file the seed alone, as the standard NATS
+//! clients read it), and [`crate::Bus::connect_with`] signs in with it.
 //!
-//! Each identity replies on its own inbox prefix (`_INBOX_trainer.>`), so none can read
-//! another's replies. Streams, buckets and stores are named from [`crate::subjects`].
+//! Least privilege: only the registry (and `admin`) creates streams, buckets and stores;
+//! reading one never includes deleting a consumer, purging or deleting messages; the
+//! trainer adds artifacts and cannot purge them. Each identity replies on its own inbox
+//! prefix (`_INBOX_trainer.>`), so none can read another's replies. Streams, buckets and
+//! stores are named from [`crate::subjects`].
 
 use crate::subjects::{self, Bucket};
 use tollgate_proto::{Stage, TriggerKind};
@@ -30,14 +34,16 @@ pub enum Identity {
     Ci,
     /// Reads runs, alerts and dead letters.
     Viewer,
-    /// A person operating Tollgate with the CLI: pushes data, applies specs, replays
-    /// dead letters.
+    /// A person operating Tollgate with the CLI: pushes data, publishes triggers, replays
+    /// dead letters, reads everything; specs and approvals go through the registry.
     Operator,
+    /// Bootstrap and break-glass: anything, including creating and deleting streams.
+    Admin,
 }
 
 impl Identity {
     /// Every identity `tollgate nats-config` writes.
-    pub const ALL: [Identity; 10] = [
+    pub const ALL: [Identity; 11] = [
         Identity::Registry,
         Identity::TriggerWatcher,
         Identity::DataValidator,
@@ -48,6 +54,7 @@ impl Identity {
         Identity::Ci,
         Identity::Viewer,
         Identity::Operator,
+        Identity::Admin,
     ];
 
     /// The identity's name: its `.creds` file's stem and its services' binary suffix.
@@ -63,12 +70,19 @@ impl Identity {
             Identity::Ci => "ci",
             Identity::Viewer => "viewer",
             Identity::Operator => "operator",
+            Identity::Admin => "admin",
         }
     }
 
     /// The identity called `name`.
     pub fn named(name: &str) -> Option<Identity> {
         Identity::ALL.into_iter().find(|i| i.name() == name)
+    }
+
+    /// Whether it creates the streams, buckets and stores a connection finds missing
+    /// (the registry and `admin`); the others wait for them.
+    pub fn creates_streams(self) -> bool {
+        matches!(self, Identity::Registry | Identity::Admin)
     }
 
     /// The inbox prefix its replies come on.
@@ -116,7 +130,6 @@ impl Permissions {
             format!("$JS.API.CONSUMER.CREATE.{stream}"),
             format!("$JS.API.CONSUMER.CREATE.{stream}.>"),
             format!("$JS.API.CONSUMER.INFO.{stream}.>"),
-            format!("$JS.API.CONSUMER.DELETE.{stream}.>"),
             format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.>"),
             format!("$JS.API.DIRECT.GET.{stream}"),
             format!("$JS.API.DIRECT.GET.{stream}.>"),
@@ -139,11 +152,15 @@ impl Permissions {
         self.reads(&format!("OBJ_{store}"))
     }
 
+    /// Adding objects to `store` (chunks and their metadata), never purging old ones.
     fn writes_store(&mut self, store: &str) -> &mut Self {
-        self.reads_store(store).publish([
-            format!("$O.{store}.>"),
-            format!("$JS.API.STREAM.PURGE.OBJ_{store}"),
-        ])
+        self.reads_store(store).publish([format!("$O.{store}.>")])
+    }
+
+    /// Adding and replacing objects: a replaced object's old chunks are purged.
+    fn replaces_in_store(&mut self, store: &str) -> &mut Self {
+        self.writes_store(store)
+            .publish([format!("$JS.API.STREAM.PURGE.OBJ_{store}")])
     }
 
     /// Handing runs to `stages` (and everything a stage service does around a run: its
@@ -180,14 +197,14 @@ const HANDOFFS: &[Stage] = &[
 /// What `identity` may publish and subscribe to.
 pub fn permissions(identity: Identity) -> Permissions {
     let mut p = Permissions::default();
-    // Every connection opens the streams, buckets and stores (creating a missing one)
-    // and hears replies on its own inbox.
+    // Every connection opens the streams, buckets and stores (the registry creates a
+    // missing one) and hears replies on its own inbox.
     p.publish(["$JS.API.INFO".to_string()]);
     for s in crate::bus::stream_names() {
-        p.publish([
-            format!("$JS.API.STREAM.INFO.{s}"),
-            format!("$JS.API.STREAM.CREATE.{s}"),
-        ]);
+        p.publish([format!("$JS.API.STREAM.INFO.{s}")]);
+        if identity.creates_streams() {
+            p.publish([format!("$JS.API.STREAM.CREATE.{s}")]);
+        }
     }
     p.subscribe([format!("{}.>", identity.inbox_prefix())]);
     match identity {
@@ -302,6 +319,35 @@ pub fn permissions(identity: Identity) -> Permissions {
             p.subscribe([subjects::RUN_ALL.into(), subjects::ALERT_ALL.into()]);
         }
         Identity::Operator => {
+            // Its writes that change what is trusted (specs, approvals, stages) are the
+            // registry's, which checks and records them; on NATS it feeds data and work.
+            p.publish([
+                subjects::trigger(TriggerKind::Code),
+                subjects::trigger(TriggerKind::Data),
+                subjects::trigger(TriggerKind::Manual),
+            ])
+            // Replaying a dead letter republishes it where it failed and removes it.
+            .publish(HANDOFFS.iter().map(|&s| subjects::stage(s)))
+            .publish([format!(
+                "$JS.API.STREAM.MSG.DELETE.{}",
+                subjects::DEADLETTER_STREAM
+            )])
+            .replaces_in_store(subjects::DATASETS_STORE)
+            .writes_store(subjects::CODE_STORE)
+            .reads_store(subjects::ARTIFACTS_STORE);
+            for stream in [
+                subjects::RUNS_STREAM,
+                subjects::ALERTS_STREAM,
+                subjects::DEADLETTER_STREAM,
+            ] {
+                p.reads(stream);
+            }
+            for b in Bucket::ALL {
+                p.reads_bucket(b);
+            }
+            p.subscribe([subjects::RUN_ALL.into(), subjects::ALERT_ALL.into()]);
+        }
+        Identity::Admin => {
             p.publish([">".to_string()]).subscribe([">".to_string()]);
         }
     }

@@ -16,14 +16,23 @@ impl Bus {
     }
 }
 
-/// The object name of the artifact a run trains: a redelivered run overwrites its own.
-pub fn name(model: &str, run: &RunId) -> String {
-    format!("{model}/{run}.tgm")
+/// The object name of the artifact a run trained, by its bytes' `digest`: a redelivered
+/// run that trains other bytes adds a new object and never replaces one (the trainer may
+/// add artifacts, not purge them).
+pub fn name(model: &str, run: &RunId, digest: &str) -> String {
+    let short = digest.get(..16).unwrap_or(digest);
+    format!("{model}/{run}/{short}.tgm")
 }
 
 impl Artifacts<'_> {
-    /// Stores an artifact under `name`.
+    /// Stores an artifact under `name`, once: the same name again is not rewritten.
     pub async fn put(&self, name: &str, bytes: &[u8]) -> Result<(), BusError> {
+        if let Ok(info) = self.0.artifacts.info(name).await
+            && !info.deleted
+            && info.size == bytes.len()
+        {
+            return Ok(());
+        }
         let mut reader = bytes;
         self.0
             .artifacts

@@ -1,5 +1,7 @@
-//! Connecting to NATS and creating, idempotently, every stream, consumer, KV bucket and
-//! object store the pipeline uses, so any service can start first.
+//! Connecting to NATS and opening every stream, consumer, KV bucket and object store the
+//! pipeline uses. The registry (and `admin`, or a connection without credentials)
+//! creates a missing one, bounded by `max_bytes`, and checks one that exists is
+//! Tollgate's; every other service waits for it, so any service can start first.
 
 use std::time::Duration;
 
@@ -114,20 +116,26 @@ pub struct Options {
     /// Replicas of every stream, bucket and object store this connection creates (3 on
     /// a three-node cluster); 0 or 1: one. Ones that exist are opened as they are.
     pub replicas: usize,
+    /// Byte caps by stream, bucket or store name over [`default_max_bytes`], for the ones
+    /// this connection creates (`TOLLGATE_NATS_MAX_BYTES`).
+    pub max_bytes: Vec<(String, u64)>,
 }
 
 impl Options {
-    /// The variables [`Options::from_env`] reads: credentials, CA, replicas.
-    pub const ENV_VARS: [&str; 3] = [
+    /// The variables [`Options::from_env`] reads: credentials, CA, replicas, byte caps.
+    pub const ENV_VARS: [&str; 4] = [
         "TOLLGATE_NATS_CREDS",
         "TOLLGATE_NATS_CA",
         "TOLLGATE_NATS_REPLICAS",
+        "TOLLGATE_NATS_MAX_BYTES",
     ];
 
-    /// `TOLLGATE_NATS_CREDS`, `TOLLGATE_NATS_CA` and `TOLLGATE_NATS_REPLICAS`, where set:
-    /// what the CLI connects with.
+    /// `TOLLGATE_NATS_CREDS`, `TOLLGATE_NATS_CA`, `TOLLGATE_NATS_REPLICAS` and
+    /// `TOLLGATE_NATS_MAX_BYTES` (`tollgate_datasets=20GiB,TOLLGATE_RUNS=2GiB`), where set:
+    /// what the services and the CLI connect with. A cap that does not parse is skipped
+    /// with a warning.
     pub fn from_env() -> Self {
-        let [creds, ca, replicas] = Self::ENV_VARS;
+        let [creds, ca, replicas, max_bytes] = Self::ENV_VARS;
         let path = |k: &str| {
             std::env::var_os(k)
                 .filter(|v| !v.is_empty())
@@ -140,7 +148,69 @@ impl Options {
                 .ok()
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(1),
+            max_bytes: std::env::var(max_bytes)
+                .map(|v| parse_max_bytes(&v))
+                .unwrap_or_default(),
         }
+    }
+}
+
+/// `name=SIZE` pairs, comma-separated (`tollgate_datasets=20GiB`); a pair that does not
+/// parse is skipped with a warning.
+pub fn parse_max_bytes(text: &str) -> Vec<(String, u64)> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .filter_map(|pair| {
+            let parsed = pair.split_once('=').and_then(|(name, size)| {
+                let size: bytesize::ByteSize = size.trim().parse().ok()?;
+                Some((name.trim().to_string(), size.as_u64()))
+            });
+            if parsed.is_none() {
+                warn!(
+                    pair,
+                    "TOLLGATE_NATS_MAX_BYTES: not NAME=SIZE (tollgate_datasets=20GiB); skipped"
+                );
+            }
+            parsed
+        })
+        .collect()
+}
+
+/// What a connection does about the streams, buckets and stores: create missing ones (or
+/// wait for them), with how many replicas and which byte caps.
+struct Setup {
+    create: bool,
+    replicas: usize,
+    max_bytes: Vec<(String, u64)>,
+}
+
+impl Setup {
+    /// The cap on `name`: the configured one, else its default.
+    fn max_bytes(&self, name: &str) -> i64 {
+        let bytes = self
+            .max_bytes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or_else(|| default_max_bytes(name), |(_, b)| *b);
+        i64::try_from(bytes).unwrap_or(i64::MAX)
+    }
+}
+
+const MIB: u64 = 1024 * 1024;
+
+/// The bytes a stream, bucket (by its bucket name) or object store keeps at most unless
+/// `TOLLGATE_NATS_MAX_BYTES` says otherwise. About 9 GiB in all, which JetStream reserves
+/// on each server when it creates them.
+pub fn default_max_bytes(name: &str) -> u64 {
+    if let Some(spec) = STREAMS.iter().find(|s| s.name == name) {
+        return spec.max_mib * MIB;
+    }
+    match name {
+        subjects::ARTIFACTS_STORE => 2048 * MIB,
+        subjects::DATASETS_STORE => 4096 * MIB,
+        subjects::CODE_STORE => 1024 * MIB,
+        _ => 128 * MIB,
     }
 }
 
@@ -205,7 +275,18 @@ impl Bus {
                 source: e.into(),
             })?;
         let js = jetstream::new(client.clone());
-        let replicas = options.replicas.max(1);
+        let identity = match &options.creds {
+            Some(path) => std::fs::read_to_string(path)
+                .ok()
+                .and_then(|t| crate::access::parse_creds(&t).ok())
+                .map(|(identity, _)| identity),
+            None => None,
+        };
+        let setup = Setup {
+            create: identity.is_none_or(crate::access::Identity::creates_streams),
+            replicas: options.replicas.max(1),
+            max_bytes: options.max_bytes.clone(),
+        };
         // A cluster that is still electing leaders, or busy placing replicas for services
         // that all start at once, times requests out for a while: try again before
         // giving up.
@@ -214,14 +295,14 @@ impl Bus {
             artifacts,
             datasets,
             code,
-        } = (|| open_all(&js, replicas))
+        } = (|| open_all(&js, &setup))
             .retry(
                 ExponentialBuilder::default()
                     .with_min_delay(Duration::from_millis(250))
                     .with_max_delay(Duration::from_secs(5))
                     .with_max_times(8),
             )
-            .notify(|e, after| warn!(error = %e, ?after, "NATS JetStream not ready; trying again"))
+            .notify(|e, after| warn!(error = %e, ?after, "NATS JetStream not ready (or the registry has not created its streams yet); trying again"))
             .await?;
         Ok(Bus {
             client,
@@ -303,13 +384,14 @@ impl Bus {
     }
 }
 
-/// A stream every connection opens: its name, subjects, retention and how long it keeps
-/// messages.
+/// A stream every connection opens: its name, subjects, retention, how long it keeps
+/// messages and at most how many MiB.
 struct StreamSpec {
     name: &'static str,
     subjects: &'static [&'static str],
     retention: RetentionPolicy,
     days: u64,
+    max_mib: u64,
 }
 
 /// Every stream of Tollgate's own, in one place: [`Bus::connect_with`] opens them and
@@ -320,30 +402,35 @@ const STREAMS: [StreamSpec; 5] = [
         subjects: &[subjects::TRIGGER_ALL, subjects::STAGE_ALL],
         retention: RetentionPolicy::WorkQueue,
         days: 7,
+        max_mib: 512,
     },
     StreamSpec {
         name: subjects::RUNS_STREAM,
         subjects: &[subjects::RUN_ALL],
         retention: RetentionPolicy::Limits,
         days: 90,
+        max_mib: 512,
     },
     StreamSpec {
         name: subjects::ALERTS_STREAM,
         subjects: &[subjects::ALERT_ALL],
         retention: RetentionPolicy::Limits,
         days: 90,
+        max_mib: 64,
     },
     StreamSpec {
         name: subjects::DEADLETTER_STREAM,
         subjects: &[subjects::DEADLETTER_ALL],
         retention: RetentionPolicy::Limits,
         days: 30,
+        max_mib: 256,
     },
     StreamSpec {
         name: subjects::SERVED_STREAM,
         subjects: &[subjects::SERVED_ALL],
         retention: RetentionPolicy::Limits,
         days: 7,
+        max_mib: 256,
     },
 ];
 
@@ -373,45 +460,130 @@ struct Opened {
     code: ObjectStore,
 }
 
-/// Opens (creating where missing) every stream, bucket and store, in one attempt.
-async fn open_all(js: &jetstream::Context, replicas: usize) -> Result<Opened, BusError> {
+/// Opens every stream, bucket and store in one attempt, creating missing ones when
+/// `setup` may (else a missing one is an error, and the caller tries again).
+async fn open_all(js: &jetstream::Context, setup: &Setup) -> Result<Opened, BusError> {
     for spec in &STREAMS {
-        ensure_stream(js, spec, replicas).await?;
+        let config = stream::Config {
+            name: spec.name.into(),
+            subjects: spec.subjects.iter().map(|s| s.to_string()).collect(),
+            retention: spec.retention,
+            max_age: Duration::from_secs(spec.days * 24 * 3600),
+            max_bytes: setup.max_bytes(spec.name),
+            storage: StorageType::File,
+            duplicate_window: DUPLICATE_WINDOW,
+            num_replicas: setup.replicas,
+            // A full work queue refuses new work rather than dropping queued work.
+            discard: match spec.retention {
+                RetentionPolicy::WorkQueue => stream::DiscardPolicy::New,
+                _ => stream::DiscardPolicy::Old,
+            },
+            ..Default::default()
+        };
+        ensure_stream(js, config, setup.create, || format!("stream {}", spec.name)).await?;
     }
     let mut buckets = Vec::with_capacity(Bucket::ALL.len());
     for bucket in Bucket::ALL {
-        buckets.push(ensure_kv(js, bucket.name(), replicas).await?);
+        let name = bucket.name();
+        let config = stream::Config {
+            name: format!("KV_{name}"),
+            subjects: vec![format!("$KV.{name}.>")],
+            max_messages_per_subject: 10,
+            max_bytes: setup.max_bytes(name),
+            storage: StorageType::File,
+            num_replicas: setup.replicas,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: READ_FROM_LEADER,
+            discard: stream::DiscardPolicy::New,
+            ..Default::default()
+        };
+        let what = || format!("key-value bucket {name}");
+        ensure_stream(js, config, setup.create, what).await?;
+        let opened = js.get_key_value(name).await;
+        buckets.push(opened.map_err(|e| setup_error(what(), e))?);
     }
-    let [artifacts, datasets, code] = OBJECT_STORES;
+    let mut stores = Vec::with_capacity(OBJECT_STORES.len());
+    for name in OBJECT_STORES {
+        let config = stream::Config {
+            name: format!("OBJ_{name}"),
+            subjects: vec![format!("$O.{name}.C.>"), format!("$O.{name}.M.>")],
+            max_bytes: setup.max_bytes(name),
+            storage: StorageType::File,
+            num_replicas: setup.replicas,
+            allow_rollup: true,
+            allow_direct: READ_FROM_LEADER,
+            discard: stream::DiscardPolicy::New,
+            ..Default::default()
+        };
+        let what = || format!("object store {name}");
+        ensure_stream(js, config, setup.create, what).await?;
+        let opened = js.get_object_store(name).await;
+        stores.push(opened.map_err(|e| setup_error(what(), e))?);
+    }
+    let [artifacts, datasets, code]: [ObjectStore; 3] = stores
+        .try_into()
+        .map_err(|_| setup_error("object stores".into(), "not three"))?;
     Ok(Opened {
         buckets,
-        artifacts: ensure_object_store(js, artifacts, replicas).await?,
-        datasets: ensure_object_store(js, datasets, replicas).await?,
-        code: ensure_object_store(js, code, replicas).await?,
+        artifacts,
+        datasets,
+        code,
     })
 }
 
+fn setup_error(what: String, source: impl Into<Cause>) -> BusError {
+    BusError::Setup {
+        what,
+        source: source.into(),
+    }
+}
+
+/// Creates the stream `config` describes when `create` may and it is missing; opens it
+/// otherwise. One that exists must carry the subjects and retention Tollgate gives it,
+/// or it is someone else's and refused.
 async fn ensure_stream(
     js: &jetstream::Context,
-    spec: &StreamSpec,
-    replicas: usize,
+    config: stream::Config,
+    create: bool,
+    what: impl Fn() -> String,
 ) -> Result<(), BusError> {
-    js.get_or_create_stream(stream::Config {
-        name: spec.name.into(),
-        subjects: spec.subjects.iter().map(|s| s.to_string()).collect(),
-        retention: spec.retention,
-        max_age: Duration::from_secs(spec.days * 24 * 3600),
-        storage: StorageType::File,
-        duplicate_window: DUPLICATE_WINDOW,
-        num_replicas: replicas,
-        ..Default::default()
-    })
-    .await
-    .map(|_| ())
-    .map_err(|e| BusError::Setup {
-        what: format!("stream {}", spec.name),
-        source: e.into(),
-    })
+    let stream = if create {
+        js.get_or_create_stream(config.clone())
+            .await
+            .map_err(|e| setup_error(what(), e))?
+    } else {
+        js.get_stream(&config.name).await.map_err(|e| {
+            setup_error(
+                format!("{} (the registry creates it; is it running?)", what()),
+                e,
+            )
+        })?
+    };
+    let found = &stream.cached_info().config;
+    let mut found_subjects = found.subjects.clone();
+    let mut expected_subjects = config.subjects.clone();
+    found_subjects.sort();
+    expected_subjects.sort();
+    if found_subjects != expected_subjects
+        || found.retention != config.retention
+        || found.deny_delete != config.deny_delete
+    {
+        return Err(setup_error(
+            what(),
+            format!(
+                "{} exists with subjects {:?}, retention {:?} and deny_delete {}, not Tollgate's {:?}, {:?} and {}: it was made by something else; remove it or use another account",
+                config.name,
+                found.subjects,
+                found.retention,
+                found.deny_delete,
+                config.subjects,
+                config.retention,
+                config.deny_delete
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Reads of buckets and stores go to each stream's leader (`allow_direct: false`), so a
@@ -419,81 +591,6 @@ async fn ensure_stream(
 /// direct gets, as the client's own create calls set up, any replica answers, and a
 /// follower a moment behind reports a just-written artifact missing.
 const READ_FROM_LEADER: bool = false;
-
-async fn ensure_kv(
-    js: &jetstream::Context,
-    bucket: &str,
-    replicas: usize,
-) -> Result<Store, BusError> {
-    if let Ok(store) = js.get_key_value(bucket).await {
-        return Ok(store);
-    }
-    // The stream `create_key_value` would make, but read through its leader.
-    let created = js
-        .get_or_create_stream(stream::Config {
-            name: format!("KV_{bucket}"),
-            subjects: vec![format!("$KV.{bucket}.>")],
-            max_messages_per_subject: 10,
-            storage: StorageType::File,
-            num_replicas: replicas,
-            allow_rollup: true,
-            deny_delete: true,
-            allow_direct: READ_FROM_LEADER,
-            discard: stream::DiscardPolicy::New,
-            ..Default::default()
-        })
-        .await;
-    let opened = js.get_key_value(bucket).await;
-    opened_after(created, opened, || format!("key-value bucket {bucket}"))
-}
-
-/// The store opened after its stream was created (or found created by another service);
-/// when it cannot be opened, the creation's error if there was one, else the opening's.
-fn opened_after<S, C, O>(
-    created: Result<S, C>,
-    opened: Result<O, impl Into<Cause>>,
-    what: impl Fn() -> String,
-) -> Result<O, BusError>
-where
-    C: Into<Cause>,
-{
-    match (created, opened) {
-        (_, Ok(store)) => Ok(store),
-        (Err(e), Err(_)) => Err(BusError::Setup {
-            what: what(),
-            source: e.into(),
-        }),
-        (Ok(_), Err(e)) => Err(BusError::Setup {
-            what: what(),
-            source: e.into(),
-        }),
-    }
-}
-
-async fn ensure_object_store(
-    js: &jetstream::Context,
-    bucket: &str,
-    replicas: usize,
-) -> Result<ObjectStore, BusError> {
-    if let Ok(store) = js.get_object_store(bucket).await {
-        return Ok(store);
-    }
-    // The stream `create_object_store` would make, but read through its leader.
-    let created = js
-        .get_or_create_stream(stream::Config {
-            name: format!("OBJ_{bucket}"),
-            subjects: vec![format!("$O.{bucket}.C.>"), format!("$O.{bucket}.M.>")],
-            storage: StorageType::File,
-            num_replicas: replicas,
-            allow_rollup: true,
-            allow_direct: READ_FROM_LEADER,
-            discard: stream::DiscardPolicy::New,
-            ..Default::default()
-        })
-        .await;
-    let opened = js.get_object_store(bucket).await;
-    opened_after(created, opened, || format!("object store {bucket}"))
-}
 
 /// Reads a protobuf value (`what` names its type in errors) and its revision from
 /// `store`: the default and `None` before its first write.

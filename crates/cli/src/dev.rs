@@ -203,6 +203,15 @@ pub async fn dev(args: DevArgs) -> Result<(), CliError> {
     let dir = &args.data_dir;
     std::fs::create_dir_all(dir.join("logs")).map_err(|e| CliError::file(dir, e))?;
     let dir = std::fs::canonicalize(dir).map_err(|e| CliError::file(dir, e))?;
+    // Tokens, nkey seeds and the state live here: `git add -A` must never pick them up.
+    let ignore = dir.join(".gitignore");
+    if !ignore.exists() {
+        std::fs::write(
+            &ignore,
+            "# Written by tollgate dev: secrets and state, never to be committed.\n*\n",
+        )
+        .map_err(|e| CliError::file(&ignore, e))?;
+    }
     let lock_path = dir.join(LOCK_FILE);
     let lock = File::options()
         .create(true)

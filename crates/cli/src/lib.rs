@@ -164,9 +164,10 @@ pub enum Command {
     #[command(subcommand)]
     Dlq(DlqCommand),
     /// Write a nats-server config with one nkey user per Tollgate identity (each service,
-    /// ci, viewer, operator) and what each may publish and subscribe to, plus a `.creds`
-    /// file per identity for `TOLLGATE_NATS_CREDS`. Existing `.creds` files are kept
-    /// (delete one to rotate its key).
+    /// ci, viewer, operator, admin) and what each may publish and subscribe to, plus a
+    /// `.creds` file per identity for `TOLLGATE_NATS_CREDS` and a `.nk` seed file for the
+    /// standard NATS clients (nats-py's `nkeys_seed`, Go's `NkeyOptionFromSeed`). Existing
+    /// `.creds` files are kept (delete one to rotate its key).
     #[command(
         after_help = "Example:\n  tollgate nats-config --out /etc/tollgate/nats\n  nats-server -c /etc/tollgate/nats/nats-server.conf -js -sd /var/lib/nats\n  TOLLGATE_NATS_CREDS=/etc/tollgate/nats/trainer.creds tollgate-trainer"
     )]

@@ -97,7 +97,8 @@ pub struct NatsWritten {
     pub identities: usize,
 }
 
-/// Writes `dir/nats-server.conf` and `dir/<identity>.creds` for every identity; keeps
+/// Writes `dir/nats-server.conf`, `dir/<identity>.creds` and `dir/<identity>.nk` (the
+/// seed alone, for the standard NATS clients) for every identity; keeps
 /// the key of a `.creds` file that is already there.
 pub fn nats_config(dir: &std::path::Path) -> Result<NatsWritten, crate::CliError> {
     use tollgate_bus::access::{Identity, authorization, creds_text, parse_creds};
@@ -120,6 +121,15 @@ pub fn nats_config(dir: &std::path::Path) -> Result<NatsWritten, crate::CliError
                 pair
             }
         };
+        // The seed alone, as the standard NATS clients read an nkey user's seed file
+        // (nats-py's `nkeys_seed`, Go's `nats.NkeyOptionFromSeed`, `nats --nkey`).
+        let seed = pair
+            .seed()
+            .map_err(|e| CliError::usage(format!("nkey for {}: {e}", identity.name())))?;
+        write_secret(
+            &dir.join(format!("{}.nk", identity.name())),
+            &format!("{seed}\n"),
+        )?;
         users.push((identity, pair.public_key()));
     }
     let config = dir.join("nats-server.conf");

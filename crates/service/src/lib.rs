@@ -54,6 +54,10 @@ pub struct NatsConfig {
     /// Replicas of the streams, buckets and stores the service creates
     /// (`TOLLGATE_NATS_REPLICAS`): 3 on a three-node cluster, 1 on one server.
     pub replicas: usize,
+    /// Byte caps over the defaults of the streams, buckets and stores the registry
+    /// creates, `name=SIZE` comma-separated (`TOLLGATE_NATS_MAX_BYTES`:
+    /// `tollgate_datasets=20GiB`); empty: the defaults.
+    pub max_bytes: String,
 }
 
 impl Default for NatsConfig {
@@ -64,6 +68,7 @@ impl Default for NatsConfig {
             creds: String::new(),
             ca: String::new(),
             replicas: 1,
+            max_bytes: String::new(),
         }
     }
 }
@@ -85,6 +90,7 @@ impl NatsConfig {
             creds: path(&self.creds),
             ca: path(&self.ca),
             replicas: self.replicas,
+            max_bytes: tollgate_bus::bus::parse_max_bytes(&self.max_bytes),
         };
         Ok(Bus::connect_with(&self.url, &options)
             .await?
@@ -204,9 +210,10 @@ pub enum ServiceError {
 
 /// The documented variables of the sections (`TOLLGATE_NATS_URL`, the model server's
 /// `TOLLGATE_SERVER_ADDR`), as keys.
-const SECTION_ALIASES: [(&str, &str); 9] = [
+const SECTION_ALIASES: [(&str, &str); 10] = [
     ("registry_ca", "registry.ca"),
     ("nats_replicas", "nats.replicas"),
+    ("nats_max_bytes", "nats.max_bytes"),
     ("nats_url", "nats.url"),
     ("nats_creds", "nats.creds"),
     ("nats_ca", "nats.ca"),

@@ -86,7 +86,7 @@ impl StageHandler for Trainer {
         .await;
         let bytes = trained.artifact.encode().map_err(StageError::invalid)?;
         let digest = tollgate_ml::artifact::digest(&bytes);
-        let name = artifacts::name(&spec.model, ctx.run_id());
+        let name = artifacts::name(&spec.model, ctx.run_id(), &digest);
         ctx.bus().artifacts().put(&name, &bytes).await?;
         let version = self
             .0

@@ -185,6 +185,18 @@ fn tollgate_dev_runs_a_pipeline_stops_cleanly_keeps_its_state_and_refuses_a_seco
     // The registry checks tokens: the CLI above used the stack's own, and no token shows
     // in any log, the state file or a service's --dump-config.
     let cli_token = std::fs::read_to_string(dir.join(".tollgate/cli.token")).unwrap();
+    // `git add -A` in the project never stages the stack's secrets or state.
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap()
+    };
+    assert!(git(&["init", "-q"]).status.success());
+    let staged = git(&["add", "-A", "--dry-run"]);
+    let staged = String::from_utf8_lossy(&staged.stdout);
+    assert!(!staged.contains(".tollgate"), "{staged}");
     assert!(cli_token.starts_with("tg_"), "{cli_token}");
     assert!(screen.contains("tokens     "), "{screen}");
     let mut texts = vec![std::fs::read_to_string(dir.join(".tollgate/dev.json")).unwrap()];
@@ -208,7 +220,11 @@ fn tollgate_dev_runs_a_pipeline_stops_cleanly_keeps_its_state_and_refuses_a_seco
         .filter_map(|t| tollgate_bus::access::parse_creds(&t).ok())
         .map(|(_, seed)| seed)
         .collect();
-    assert_eq!(seeds.len(), 10, "a .creds file per identity");
+    assert_eq!(
+        seeds.len(),
+        tollgate_bus::access::Identity::ALL.len(),
+        "a .creds file per identity"
+    );
     for t in &texts {
         for seed in &seeds {
             assert!(!t.contains(seed.as_str()), "an nkey seed leaked");

@@ -495,3 +495,58 @@ async fn a_tls_nats_server_is_reached_only_by_clients_that_trust_its_certificate
         .await;
     assert!(untrusting.is_err(), "a client without the CA connected");
 }
+
+/// The venv's Python (`TOLLGATE_PYTHON`, which `make test` sets and fills).
+fn python() -> std::path::PathBuf {
+    let path = std::env::var_os("TOLLGATE_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| tollgate_e2e::workspace_root().join(".tools/venv/bin/python"));
+    assert!(
+        path.exists(),
+        "{} is missing: `make test` (or `make python-tools`) installs nats-py there",
+        path.display()
+    );
+    path
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nats_py_as_each_identity_is_refused_what_it_must_not_do_and_served_what_it_needs() {
+    let creds = tempfile::tempdir().unwrap();
+    let p = Pipeline::start_secured(creds.path(), |_| {}).await.unwrap();
+    // A run first: every stream, bucket and store is in use, made by the registry.
+    let data = p.dataset("churn.parquet", 2_000, 62, false).unwrap();
+    let run = p
+        .run_file(TriggerKind::Data, &example_spec(), &data)
+        .await
+        .unwrap();
+    assert_eq!(run.verdict(), Verdict::Passed, "{}", run.reason);
+    let out = std::process::Command::new(python())
+        .arg(tollgate_e2e::workspace_root().join("tests/python/nats_matrix.py"))
+        .arg(&p.nats.url)
+        .arg(creds.path())
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{said}");
+    for line in [
+        "trainer          refused  consumer delete: $JS.API.CONSUMER.DELETE.TOLLGATE_WORK.stage-train",
+        "viewer           refused  stream purge: $JS.API.STREAM.PURGE.OBJ_tollgate_artifacts",
+        "ci               refused  stream create: $JS.API.STREAM.CREATE.TOLLGATE_WORK",
+        "operator         refused  KV put on the models bucket: $KV.tollgate_models.churn.v.1",
+        "registry         answered stream create: $JS.API.STREAM.CREATE.TOLLGATE_WORK",
+        "trainer          answered object put: tollgate_artifacts",
+        "trainer          refused  object delete: tollgate_artifacts",
+    ] {
+        assert!(said.contains(line), "{line} not in:\n{said}");
+    }
+    // The pipeline still works after all that.
+    let again = p
+        .run_file(TriggerKind::Data, &example_spec(), &data)
+        .await
+        .unwrap();
+    assert_eq!(again.verdict(), Verdict::Passed, "{}", again.reason);
+}
