@@ -3,6 +3,9 @@
 #   - NATS: `tollgate nats-config` writes the users and permissions
 #     (Secret tollgate-nats-auth, included by nats.conf) and one .creds file per
 #     identity (Secret tollgate-nats-<identity>, mounted at /etc/tollgate/nats);
+#   - NATS cluster routes (the prod overlay): a CA, a certificate for the nodes and a
+#     route user with a random password (Secret tollgate-nats-cluster, included by the
+#     cluster block): routes need both, mutual TLS and the password;
 #   - registry: a `service` token for each service that calls the registry (Secret
 #     tollgate-token-<identity>, as TOLLGATE_TOKEN) and a `ci` token for CI, with their
 #     digests in tokens.toml (Secret tollgate-registry-tokens, TOLLGATE_TOKENS_FILE).
@@ -46,6 +49,45 @@ for id in "${token_identities[@]}"; do
 done
 TOLLGATE_TOKENS_FILE="$tokens" "$tollgate" token create --identity ci --role ci \
     | tr -d '\n' >"$out/tokens/ci"
+# The trigger-watcher's init container applies the spec ConfigMap as an admin.
+TOLLGATE_TOKENS_FILE="$tokens" "$tollgate" token create --identity spec-admin --role admin \
+    | tr -d '\n' >"$out/tokens/spec-admin"
+
+# Cluster routes: mutual TLS with a CA of their own, and a route user. Kept across runs
+# like the .creds files; delete OUTDIR/nats-cluster to rotate.
+cluster="$out/nats-cluster"
+if [ ! -f "$cluster/cluster.conf" ]; then
+    command -v openssl >/dev/null || {
+        echo "openssl is needed to make the NATS cluster's route certificates" >&2
+        exit 2
+    }
+    mkdir -p "$cluster"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+        -subj "/CN=tollgate-nats-cluster-ca" -keyout "$cluster/ca.key" -out "$cluster/ca.crt" 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -subj "/CN=nats-headless" -keyout "$cluster/tls.key" -out "$cluster/tls.csr" 2>/dev/null
+    sans="DNS:*.nats-headless,DNS:*.nats-headless.$namespace.svc,DNS:*.nats-headless.$namespace.svc.cluster.local"
+    openssl x509 -req -in "$cluster/tls.csr" -CA "$cluster/ca.crt" -CAkey "$cluster/ca.key" \
+        -CAcreateserial -days 3650 -out "$cluster/tls.crt" \
+        -extfile <(printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\n' "$sans") 2>/dev/null
+    rm -f "$cluster/tls.csr" "$cluster/ca.srl"
+    password=$(openssl rand -hex 24)
+    {
+        echo "# NATS cluster routes: mutual TLS and the route user (scripts/k8s-secrets.sh)."
+        echo "authorization { user: route, password: \"$password\", timeout: 2 }"
+        echo "tls {"
+        echo "  cert_file: \"/etc/nats/cluster/tls.crt\""
+        echo "  key_file: \"/etc/nats/cluster/tls.key\""
+        echo "  ca_file: \"/etc/nats/cluster/ca.crt\""
+        echo "  verify: true"
+        echo "}"
+        echo "routes: ["
+        for i in 0 1 2; do
+            echo "  \"nats://route:$password@nats-$i.nats-headless:6222\""
+        done
+        echo "]"
+    } >"$cluster/cluster.conf"
+fi
 
 secret() {
     kubectl create secret generic "$1" --namespace "$namespace" "${@:2}" \
@@ -54,11 +96,14 @@ secret() {
 }
 {
     secret tollgate-nats-auth --from-file=nats-server.conf="$out/nats/nats-server.conf"
+    secret tollgate-nats-cluster --from-file=cluster.conf="$cluster/cluster.conf" \
+        --from-file=ca.crt="$cluster/ca.crt" --from-file=tls.crt="$cluster/tls.crt" \
+        --from-file=tls.key="$cluster/tls.key"
     for id in "${nats_identities[@]}"; do
         secret "tollgate-nats-$id" --from-file="$id.creds=$out/nats/$id.creds"
     done
     secret tollgate-registry-tokens --from-file=tokens.toml="$tokens"
-    for id in "${token_identities[@]}" ci; do
+    for id in "${token_identities[@]}" ci spec-admin; do
         secret "tollgate-token-$id" --from-file=token="$out/tokens/$id"
     done
 } >"$out/secrets.yaml"

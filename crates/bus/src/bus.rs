@@ -200,16 +200,16 @@ impl Setup {
 const MIB: u64 = 1024 * 1024;
 
 /// The bytes a stream, bucket (by its bucket name) or object store keeps at most unless
-/// `TOLLGATE_NATS_MAX_BYTES` says otherwise. About 9 GiB in all, which JetStream reserves
-/// on each server when it creates them.
+/// `TOLLGATE_NATS_MAX_BYTES` says otherwise. Under 6 GiB in all, which JetStream reserves
+/// on each server when it creates them (the manifests give NATS 8 GB).
 pub fn default_max_bytes(name: &str) -> u64 {
     if let Some(spec) = STREAMS.iter().find(|s| s.name == name) {
         return spec.max_mib * MIB;
     }
     match name {
-        subjects::ARTIFACTS_STORE => 2048 * MIB,
-        subjects::DATASETS_STORE => 4096 * MIB,
-        subjects::CODE_STORE => 1024 * MIB,
+        subjects::ARTIFACTS_STORE => 1024 * MIB,
+        subjects::DATASETS_STORE => 2048 * MIB,
+        subjects::CODE_STORE => 512 * MIB,
         _ => 128 * MIB,
     }
 }

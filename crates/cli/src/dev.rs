@@ -280,14 +280,12 @@ pub async fn dev(args: DevArgs) -> Result<(), CliError> {
     for spec in &args.apply {
         // With the stack's own admin token (in its data directory), as `tollgate apply`.
         let token = std::fs::read_to_string(&state.cli_token_file).unwrap_or_default();
-        if let Err(e) = crate::specs::apply_as(
-            &state.nats_url,
-            &state.registry_url,
-            token.trim(),
-            DEV_CLI,
-            spec,
-        )
-        .await
+        let how = crate::specs::Apply {
+            token: token.trim().to_string(),
+            identity: DEV_CLI.into(),
+            allow_frequent_schedule: false,
+        };
+        if let Err(e) = crate::specs::apply(&state.nats_url, &state.registry_url, &how, spec).await
         {
             say!("could not apply {}: {e}", spec.display());
         }
@@ -721,6 +719,7 @@ pub fn host_services(
                     server: tollgate_server::ServerSection {
                         addr: s.addr,
                         models: s.models,
+                        ..Default::default()
                     },
                     ..Default::default()
                 },

@@ -141,6 +141,9 @@ pub enum Command {
     Apply {
         /// The model spec (tollgate.yaml).
         spec: PathBuf,
+        /// Allow schedule slots less than a minute apart (refused otherwise).
+        #[arg(long)]
+        allow_frequent_schedule: bool,
     },
     /// List the applied specs: model, digest, when applied, data source, schedules.
     Specs,
@@ -643,8 +646,16 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
             )
             .await
         }
-        Command::Apply { spec } => {
-            specs::apply(&cli.nats_url, &cli.registry_url, &cli.identity, &spec).await
+        Command::Apply {
+            spec,
+            allow_frequent_schedule,
+        } => {
+            let how = specs::Apply {
+                token: show::token(),
+                identity: cli.identity.clone(),
+                allow_frequent_schedule,
+            };
+            specs::apply(&cli.nats_url, &cli.registry_url, &how, &spec).await
         }
         Command::Specs => specs::list(&cli.nats_url).await,
         Command::Report { run_id, format } => match format {

@@ -43,10 +43,13 @@ pub(crate) fn client_with(url: &str, token: &str) -> Result<tollgate_proto::Regi
     })
 }
 
+/// The variable holding the bearer token the CLI calls the registry with.
+pub const TOKEN_ENV: &str = "TOLLGATE_TOKEN";
+
 /// The bearer token the CLI calls the registry with: `TOLLGATE_TOKEN`, else the running
-/// `tollgate dev` stack's own (a `ci` token in its data directory); empty: none.
+/// `tollgate dev` stack's own (an `admin` token in its data directory); empty: none.
 pub(crate) fn token() -> String {
-    match std::env::var("TOLLGATE_TOKEN") {
+    match std::env::var(TOKEN_ENV) {
         Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
         _ => crate::dev::discover()
             .filter(|s| !s.cli_token_file.is_empty())

@@ -10,41 +10,34 @@ use crate::{
     show::{table, when},
 };
 
+/// Who applies a spec, and what they allow.
+pub struct Apply {
+    /// The registry token to call with (an admin's).
+    pub token: String,
+    /// The name the caller gives (the token's identity is what is recorded).
+    pub identity: String,
+    /// Allow schedule slots less than a minute apart.
+    pub allow_frequent_schedule: bool,
+}
+
 /// `tollgate apply SPEC`: makes the spec its model's policy, through the registry (which
 /// checks the caller is an admin and records who applied it); schedules count from now.
 /// The folder's code snapshot goes into the code store first, when the spec needs it.
 pub async fn apply(
     nats_url: &str,
     registry_url: &str,
-    identity: &str,
-    path: &std::path::Path,
-) -> Result<(), CliError> {
-    apply_as(
-        nats_url,
-        registry_url,
-        &crate::show::token(),
-        identity,
-        path,
-    )
-    .await
-}
-
-/// [`apply`] calling the registry with `token`.
-pub async fn apply_as(
-    nats_url: &str,
-    registry_url: &str,
-    token: &str,
-    identity: &str,
+    how: &Apply,
     path: &std::path::Path,
 ) -> Result<(), CliError> {
     let (spec, text) = ModelSpec::load(path)?;
     let bus = crate::connect_bus(nats_url).await?;
     let code = crate::upload::code(&bus, &spec, path).await?;
-    let applied = crate::show::client_with(registry_url, token)?
+    let applied = crate::show::client_with(registry_url, &how.token)?
         .apply_spec(tollgate_proto::ApplySpecRequest {
             spec_yaml: text,
             code_digest: code.unwrap_or_default(),
-            actor: identity.into(),
+            actor: how.identity.clone(),
+            allow_frequent_schedule: how.allow_frequent_schedule,
         })
         .await?
         .into_inner();

@@ -102,10 +102,23 @@ pub fn request_for(columns: &Columns, records: &[Record]) -> InferRequest {
 impl Client {
     /// A client of the server at `base`; calls time out after 30 s.
     pub fn new(base: &str) -> Self {
+        Self::with_bearer(base, "")
+    }
+
+    /// A client of the server at `base` that sends `token` as its bearer token (a server
+    /// with `TOLLGATE_SERVER_TOKENS_FILE` wants one); an empty `token` sends none.
+    pub fn with_bearer(base: &str, token: &str) -> Self {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Ok(value) = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+            && !token.is_empty()
+        {
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
             .tcp_nodelay(true)
+            .default_headers(headers)
             .build()
             .unwrap_or_default();
         Client {

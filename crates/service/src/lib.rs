@@ -210,7 +210,7 @@ pub enum ServiceError {
 
 /// The documented variables of the sections (`TOLLGATE_NATS_URL`, the model server's
 /// `TOLLGATE_SERVER_ADDR`), as keys.
-const SECTION_ALIASES: [(&str, &str); 10] = [
+const SECTION_ALIASES: [(&str, &str); 11] = [
     ("registry_ca", "registry.ca"),
     ("nats_replicas", "nats.replicas"),
     ("nats_max_bytes", "nats.max_bytes"),
@@ -220,6 +220,7 @@ const SECTION_ALIASES: [(&str, &str); 10] = [
     ("registry_url", "registry.url"),
     ("token", "registry.token"),
     ("server_addr", "server.addr"),
+    ("server_tokens_file", "server.tokens_file"),
     ("server_models", "server.models"),
 ];
 
@@ -493,6 +494,7 @@ impl StageConfig {
             registry: self.registry.client()?,
             latency_calls: self.latency_calls,
             staging_server_url: self.staging_server_url.clone(),
+            staging_server_token: self.registry.token.clone(),
             staging_wait: std::time::Duration::from_secs(self.staging_wait_secs),
         });
         let token = token_from(shutdown);
@@ -511,6 +513,9 @@ pub struct StageDeps {
     pub latency_calls: usize,
     /// The Staging model server's URL; empty when none is deployed.
     pub staging_server_url: String,
+    /// The bearer token sent to it (the service's registry token, which a server sharing
+    /// the registry's token file accepts); empty: none.
+    pub staging_server_token: String,
     /// How long to wait for it to load a version.
     pub staging_wait: std::time::Duration,
 }

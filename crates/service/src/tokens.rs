@@ -259,3 +259,63 @@ impl TokenFile {
 
 #[cfg(test)]
 mod tests;
+
+/// Why a bearer token was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum BearerError {
+    /// The request carries no `Authorization: Bearer` header.
+    #[error("no bearer token: set TOLLGATE_TOKEN (tollgate token create makes one)")]
+    Missing,
+    /// The token is not in the file.
+    #[error("the bearer token is not valid (unknown or revoked)")]
+    Unknown,
+    /// The token file could not be read: every call is refused.
+    #[error("the token file cannot be read")]
+    Unreadable(#[source] TokenError),
+}
+
+/// A token file read again whenever it changes: what the registry and the model server
+/// check bearer tokens against, so a new or revoked token counts at once.
+#[derive(Debug, Clone)]
+pub struct WatchedTokens {
+    path: std::path::PathBuf,
+    cache: std::sync::Arc<std::sync::RwLock<(Option<std::time::SystemTime>, TokenFile)>>,
+}
+
+impl WatchedTokens {
+    /// Checks tokens against the file at `path`.
+    pub fn new(path: impl Into<std::path::PathBuf>) -> Self {
+        WatchedTokens {
+            path: path.into(),
+            cache: Default::default(),
+        }
+    }
+
+    /// The tokens as the file holds them now.
+    pub fn current(&self) -> Result<TokenFile, TokenError> {
+        let modified = std::fs::metadata(&self.path)
+            .and_then(|m| m.modified())
+            .ok();
+        {
+            let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());
+            if cache.0.is_some() && cache.0 == modified {
+                return Ok(cache.1.clone());
+            }
+        }
+        let file = TokenFile::load(&self.path)?;
+        *self.cache.write().unwrap_or_else(|e| e.into_inner()) = (modified, file.clone());
+        Ok(file)
+    }
+
+    /// The entry of the bearer token an `Authorization` header value carries.
+    pub fn bearer(&self, header: Option<&str>) -> Result<TokenEntry, BearerError> {
+        let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
+            return Err(BearerError::Missing);
+        };
+        let tokens = self.current().map_err(BearerError::Unreadable)?;
+        tokens
+            .find(token.trim())
+            .cloned()
+            .ok_or(BearerError::Unknown)
+    }
+}

@@ -1052,6 +1052,9 @@ impl ModelSpec {
         if let Some((stage, _)) = self.timeouts.iter().find(|(_, w)| w.0.is_zero()) {
             return bad(format!("timeouts.{stage}: a stage needs more than no time"));
         }
+        if let Some((stage, _)) = self.timeouts.iter().find(|(_, w)| w.0 > MAX_STAGE_TIMEOUT) {
+            return bad(format!("timeouts.{stage}: at most 24h"));
+        }
         for (trigger, plan) in &self.triggers {
             // Staging only through the gate, Production only through an approval: a plan
             // cannot route around either.
@@ -1088,8 +1091,12 @@ impl ModelSpec {
                 self.split.test_fraction
             ));
         }
-        if self.split.folds.is_some_and(|k| k < 2) {
-            return bad("split.folds must be at least 2".into());
+        if self
+            .split
+            .folds
+            .is_some_and(|k| !(2..=MAX_FOLDS).contains(&k))
+        {
+            return bad(format!("split.folds must be between 2 and {MAX_FOLDS}"));
         }
         match (&self.algorithm, &self.candidates) {
             (Some(_), Some(_)) => {
@@ -1098,6 +1105,12 @@ impl ModelSpec {
             (_, Some(c)) => {
                 if c.algorithms.is_empty() {
                     return bad("candidates.algorithms: list at least one algorithm".into());
+                }
+                if c.algorithms.len() > MAX_CANDIDATES {
+                    return bad(format!(
+                        "candidates.algorithms: at most {MAX_CANDIDATES}, got {}",
+                        c.algorithms.len()
+                    ));
                 }
                 if c.algorithms
                     .iter()
@@ -1162,6 +1175,33 @@ impl ModelSpec {
             ));
         }
         Ok(())
+    }
+}
+
+/// The most folds `split.folds` may ask for.
+pub const MAX_FOLDS: usize = 20;
+/// The most algorithms `candidates.algorithms` may list.
+pub const MAX_CANDIDATES: usize = 16;
+/// The longest a stage's `timeouts:` entry may be.
+pub const MAX_STAGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+/// The shortest time between schedule slots that `tollgate apply` takes without an
+/// admin's `--allow-frequent-schedule`.
+pub const MIN_SCHEDULE_GAP: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl ModelSpec {
+    /// Why its schedule fires too often to apply without an admin's say-so: an entry with
+    /// slots less than [`MIN_SCHEDULE_GAP`] apart.
+    pub fn too_frequent_schedule(&self) -> Option<String> {
+        self.schedule.0.iter().find_map(|entry| {
+            let gap = entry.shortest_gap()?;
+            (gap < MIN_SCHEDULE_GAP).then(|| {
+                format!(
+                    "schedule {:?} fires every {}s, more often than once a minute: an admin allows it with `tollgate apply --allow-frequent-schedule`",
+                    entry.cron.to_string(),
+                    gap.as_secs()
+                )
+            })
+        })
     }
 }
 

@@ -171,6 +171,20 @@ impl ScheduleEntry {
         crate::digest(&format!("{} {}", self.cron, self.timezone))[..12].to_string()
     }
 
+    /// The shortest time between two of its slots, as the 120 slots after a fixed
+    /// moment show (enough to see a seconds field, or two slots in one minute of a day).
+    pub fn shortest_gap(&self) -> Option<Duration> {
+        let mut t = DateTime::<Utc>::from_timestamp(1_798_761_600, 0)?;
+        let mut shortest: Option<Duration> = None;
+        for _ in 0..120 {
+            let next = self.next_after(t)?;
+            let gap = (next - t).to_std().ok()?;
+            shortest = Some(shortest.map_or(gap, |s| s.min(gap)));
+            t = next;
+        }
+        shortest
+    }
+
     /// The first slot after `t`.
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let local = t.with_timezone(&self.timezone.0);

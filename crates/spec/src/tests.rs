@@ -381,3 +381,48 @@ fn bad_commands_and_tests_are_named() {
         assert!(err.contains(expected), "{block}: {err}");
     }
 }
+
+#[test]
+fn limits_on_folds_candidates_timeouts_and_schedule_frequency() {
+    let example = EXAMPLE;
+    let refused = |extra: &str, says: &str| {
+        let e = ModelSpec::parse(&format!("{example}\n{extra}")).unwrap_err();
+        assert!(e.to_string().contains(says), "{extra}: {e}");
+    };
+    refused("timeouts: {train: 25h}", "timeouts.train: at most 24h");
+    let folds = example.replace("  seed: 42\n", "  seed: 42\n  folds: 50\n");
+    let e = ModelSpec::parse(&folds).unwrap_err();
+    assert!(e.to_string().contains("between 2 and 20"), "{e}");
+    let many = (0..17)
+        .map(|_| "{kind: gaussian_naive_bayes}")
+        .collect::<Vec<_>>()
+        .join(", ");
+    let candidates = example.replace(
+        "algorithm:\n  kind: logistic_regression\n  alpha: 1.0\n  max_iterations: 100\n",
+        &format!("candidates:\n  algorithms: [{many}]\n"),
+    );
+    let e = ModelSpec::parse(&candidates).unwrap_err();
+    assert!(e.to_string().contains("at most 16"), "{e}");
+
+    // A schedule parses at any frequency; applying one more often than once a minute is
+    // an admin's explicit choice.
+    let every_second = ModelSpec::parse(&format!(
+        "{example}\nschedule:\n  - {{cron: \"*/5 * * * * *\"}}\n"
+    ))
+    .unwrap();
+    let why = every_second.too_frequent_schedule().unwrap();
+    assert!(
+        why.contains("every 5s") && why.contains("--allow-frequent-schedule"),
+        "{why}"
+    );
+    let twice_a_day_close = ModelSpec::parse(&format!(
+        "{example}\nschedule:\n  - {{cron: \"0,30 0 2 * * *\"}}\n"
+    ))
+    .unwrap();
+    assert!(twice_a_day_close.too_frequent_schedule().is_some());
+    let hourly = ModelSpec::parse(&format!(
+        "{example}\nschedule:\n  - {{cron: \"0 * * * *\"}}\n"
+    ))
+    .unwrap();
+    assert_eq!(hourly.too_frequent_schedule(), None);
+}

@@ -258,7 +258,7 @@ impl Promoter {
     ) -> Result<(Client, String, Option<Loopback>), String> {
         let (model, version) = (run.model.as_str(), run.model_version);
         let url = &self.0.staging_server_url;
-        let client = Client::new(url);
+        let client = Client::with_bearer(url, &self.0.staging_server_token);
         // A Staging server that has no entry for this model cannot test it: one of our own.
         let elsewhere = if url.is_empty() {
             Some("set staging_server_url to test the deployed one".to_string())

@@ -7,13 +7,9 @@
 //! token's; a name the caller gives (`--as`) is only a label that must match it. Without
 //! a token file the registry is open, and says so loudly at start-up.
 
-use std::{
-    path::PathBuf,
-    sync::{Arc, RwLock},
-    time::SystemTime,
-};
+use std::path::PathBuf;
 
-use tollgate_service::tokens::{Role, TokenFile};
+use tollgate_service::tokens::{BearerError, Role, WatchedTokens};
 use tonic::{Request, Status, metadata::MetadataMap};
 use tracing::warn;
 
@@ -81,8 +77,7 @@ pub fn caller<T>(request: &Request<T>) -> Caller {
 /// Checks bearer tokens against the token file, reading it again when it changes.
 #[derive(Debug, Clone)]
 pub struct Authenticator {
-    path: Option<PathBuf>,
-    cache: Arc<RwLock<(Option<SystemTime>, TokenFile)>>,
+    tokens: Option<WatchedTokens>,
 }
 
 impl Authenticator {
@@ -94,34 +89,13 @@ impl Authenticator {
             );
         }
         Authenticator {
-            path,
-            cache: Arc::default(),
+            tokens: path.map(WatchedTokens::new),
         }
     }
 
     /// Whether tokens are checked.
     pub fn enabled(&self) -> bool {
-        self.path.is_some()
-    }
-
-    /// The tokens as the file holds them now.
-    fn tokens(&self) -> Result<TokenFile, Status> {
-        let Some(path) = &self.path else {
-            return Ok(TokenFile::default());
-        };
-        let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-        {
-            let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());
-            if cache.0.is_some() && cache.0 == modified {
-                return Ok(cache.1.clone());
-            }
-        }
-        let file = TokenFile::load(path).map_err(|e| {
-            warn!(error = %e, "token file unreadable; refusing calls");
-            Status::unavailable("the registry cannot read its token file")
-        })?;
-        *self.cache.write().unwrap_or_else(|e| e.into_inner()) = (modified, file.clone());
-        Ok(file)
+        self.tokens.is_some()
     }
 
     /// The caller of a request with `metadata`.
@@ -132,23 +106,21 @@ impl Authenticator {
 
     /// The caller of a request whose `Authorization` header is `header`.
     pub fn caller_of(&self, header: Option<&str>) -> Result<Caller, Status> {
-        if !self.enabled() {
+        let Some(tokens) = &self.tokens else {
             return Ok(Caller::open());
-        }
-        let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
-            return Err(Status::unauthenticated(
-                "no bearer token: set TOLLGATE_TOKEN (tollgate token create makes one)",
-            ));
         };
-        let tokens = self.tokens()?;
-        match tokens.find(token.trim()) {
-            Some(entry) => Ok(Caller {
-                identity: entry.identity.clone(),
+        match tokens.bearer(header) {
+            Ok(entry) => Ok(Caller {
+                identity: entry.identity,
                 role: Some(entry.role),
             }),
-            None => Err(Status::unauthenticated(
-                "the bearer token is not valid (unknown or revoked)",
-            )),
+            Err(BearerError::Unreadable(e)) => {
+                warn!(error = %e, "token file unreadable; refusing calls");
+                Err(Status::unavailable(
+                    "the registry cannot read its token file",
+                ))
+            }
+            Err(e) => Err(Status::unauthenticated(e.to_string())),
         }
     }
 

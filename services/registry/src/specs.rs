@@ -18,6 +18,11 @@ pub async fn apply(bus: &Bus, r: ApplySpecRequest) -> Result<AppliedSpec, Regist
     let spec = ModelSpec::parse(&r.spec_yaml)
         .map_err(|e| RegistryError::InvalidArgument(e.to_string()))?;
     let unavailable = |e: tollgate_bus::BusError| RegistryError::Unavailable(Box::new(e));
+    if let Some(why) = spec.too_frequent_schedule()
+        && !r.allow_frequent_schedule
+    {
+        return Err(RegistryError::InvalidArgument(why));
+    }
     if r.code_digest.is_empty() {
         if spec.needs_code() {
             return Err(RegistryError::InvalidArgument(format!(

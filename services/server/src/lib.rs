@@ -21,7 +21,10 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tollgate_inference::{Catalog, Entry, http};
-use tollgate_service::{NatsConfig, RegistryConfig, ServiceError};
+use tollgate_service::{
+    NatsConfig, RegistryConfig, ServiceError,
+    tokens::{BearerError, WatchedTokens},
+};
 use tracing::info;
 
 /// Address the server listens on by default.
@@ -43,8 +46,8 @@ pub enum Error {
     },
 }
 
-/// The `[server]` section: where the protocol is served and what
-/// (`TOLLGATE_SERVER_ADDR`, `TOLLGATE_SERVER_MODELS`).
+/// The `[server]` section: where the protocol is served, what, and who may call it
+/// (`TOLLGATE_SERVER_ADDR`, `TOLLGATE_SERVER_MODELS`, `TOLLGATE_SERVER_TOKENS_FILE`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSection {
@@ -53,6 +56,11 @@ pub struct ServerSection {
     /// Comma-separated `MODEL@STAGE` or `MODEL@ALIAS`; the first entry of a model is what
     /// `/v2/models/MODEL` reaches.
     pub models: String,
+    /// A token file (`tollgate token create` makes its entries; the registry's will do):
+    /// when set, every model endpoint needs `Authorization: Bearer` with a token in it,
+    /// and the health endpoints stay open for probes. Empty: anyone who reaches the port
+    /// may score.
+    pub tokens_file: String,
 }
 
 impl Default for ServerSection {
@@ -60,8 +68,50 @@ impl Default for ServerSection {
         ServerSection {
             addr: SERVER_ADDR.into(),
             models: String::new(),
+            tokens_file: String::new(),
         }
     }
+}
+
+/// Paths a probe or a load balancer checks: open even when tokens are required.
+fn is_health(path: &str) -> bool {
+    matches!(
+        path,
+        "/healthz" | "/readyz" | "/v2" | "/v2/health/live" | "/v2/health/ready"
+    )
+}
+
+/// `router` answering only requests whose bearer token is in `tokens` (health paths
+/// aside); 401 with the reason, in the protocol's error body, otherwise.
+pub fn require_bearer(router: axum::Router, tokens: WatchedTokens) -> axum::Router {
+    router.layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let tokens = tokens.clone();
+            async move {
+                if is_health(request.uri().path()) {
+                    return next.run(request).await;
+                }
+                let header = request
+                    .headers()
+                    .get(axum::http::header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok());
+                match tokens.bearer(header) {
+                    Ok(_) => next.run(request).await,
+                    Err(e) => {
+                        if let BearerError::Unreadable(cause) = &e {
+                            tracing::warn!(error = %cause, "token file unreadable; refusing calls");
+                        }
+                        let body = serde_json::json!({ "error": e.to_string() }).to_string();
+                        axum::response::IntoResponse::into_response((
+                            axum::http::StatusCode::UNAUTHORIZED,
+                            [(axum::http::header::CONTENT_TYPE, "application/json")],
+                            body,
+                        ))
+                    }
+                }
+            }
+        },
+    ))
 }
 
 /// Server configuration (file, then `TOLLGATE_*` environment variables).
@@ -186,7 +236,14 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     ));
     loader.reconcile(None).await;
     let (observer, publisher) = sampler::Sampler::start(bus.clone(), config.sample_share);
-    let router = http::router(catalog.clone(), Arc::new(observer), config.max_body_bytes);
+    let mut router = http::router(catalog.clone(), Arc::new(observer), config.max_body_bytes);
+    if config.server.tokens_file.is_empty() {
+        tracing::warn!(
+            "model server authentication is OFF: no tokens_file (TOLLGATE_SERVER_TOKENS_FILE), so anyone who reaches this port may score"
+        );
+    } else {
+        router = require_bearer(router, WatchedTokens::new(&config.server.tokens_file));
+    }
     let (addr, served) = http::serve(&config.server.addr, router, shutdown.clone())
         .await
         .map_err(|source| Error::Bind {

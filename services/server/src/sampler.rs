@@ -12,6 +12,10 @@ use tracing::warn;
 /// Samples queued for publishing at most; more are dropped.
 const QUEUE: usize = 1024;
 
+/// Records one sample carries at most, so a large batch's sample stays well under NATS'
+/// message size (the monitor's windows fill from many requests anyway).
+pub const MAX_SAMPLE_RECORDS: usize = 256;
+
 /// The server's [`Observer`]: picks records at random with probability `share`.
 #[derive(Debug, Clone)]
 pub struct Sampler {
@@ -90,6 +94,7 @@ impl Observer for Sampler {
         let picked: Vec<&Record> = records
             .iter()
             .filter(|_| self.share >= 1.0 || rand::random::<f64>() < self.share)
+            .take(MAX_SAMPLE_RECORDS)
             .collect();
         if picked.is_empty() {
             return;

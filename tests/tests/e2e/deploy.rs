@@ -163,7 +163,9 @@ fn reads(binary: &str, var: &str) -> bool {
         "tollgate" => {
             let mut cli = BTreeSet::new();
             clap_env(&tollgate_cli::Cli::command(), &mut cli);
-            cli.contains(var) || tollgate_bus::bus::Options::ENV_VARS.contains(&var)
+            cli.contains(var)
+                || tollgate_bus::bus::Options::ENV_VARS.contains(&var)
+                || var == tollgate_cli::show::TOKEN_ENV
         }
         other => panic!("a container runs {other}, which is no Tollgate binary"),
     }
@@ -434,9 +436,8 @@ fn prod_runs_three_nats_nodes_two_trainers_and_two_validators_with_budgets_and_a
         .as_str()
         .unwrap()
         .to_string();
-    for i in 0..3 {
-        assert!(conf.contains(&format!("nats://nats-{i}.nats-headless:6222")));
-    }
+    // Its routes (with their TLS and user) come from the cluster Secret it includes.
+    assert!(conf.contains("include ../cluster/cluster.conf"), "{conf}");
     for shared in ["trainer", "data-validator"] {
         assert_eq!(deployments[shared]["spec"]["replicas"], 2, "{shared}");
     }
@@ -466,6 +467,69 @@ fn prod_runs_three_nats_nodes_two_trainers_and_two_validators_with_budgets_and_a
     for (name, d) in of_kind(&dev, "Deployment") {
         assert_eq!(d["spec"]["replicas"], 1, "dev {name}");
     }
+}
+
+#[test]
+fn prod_denies_by_default_and_opens_one_path_per_need_never_the_nats_monitor() {
+    let objects = render("prod");
+    let policies = of_kind(&objects, "NetworkPolicy");
+    let deny = &policies["default-deny"];
+    assert_eq!(deny["spec"]["podSelector"], serde_json::json!({}));
+    assert_eq!(
+        deny["spec"]["policyTypes"],
+        serde_json::json!(["Ingress", "Egress"])
+    );
+    let mut opened = Vec::new();
+    for (name, p) in &policies {
+        for rule in p["spec"]["ingress"].as_array().into_iter().flatten() {
+            for port in rule["ports"].as_array().into_iter().flatten() {
+                opened.push((name.clone(), port["port"].as_i64().unwrap()));
+            }
+        }
+    }
+    assert!(!opened.iter().any(|(_, port)| *port == 8222), "{opened:?}");
+    assert!(opened.contains(&("nats".to_string(), 4222)));
+    assert!(opened.contains(&("nats".to_string(), 6222)));
+    // NATS' client port takes only its signed-in clients, its routes only NATS.
+    let nats_ingress = &policies["nats"]["spec"]["ingress"];
+    assert_eq!(
+        nats_ingress[0]["from"][0]["podSelector"]["matchLabels"]["tollgate.dev/nats-client"],
+        "true"
+    );
+    assert_eq!(
+        nats_ingress[1]["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
+        "nats"
+    );
+    // Every Deployment's pods are reached or reach out through some policy of their own.
+    for (name, d) in of_kind(&objects, "Deployment") {
+        let labels = &d["spec"]["template"]["metadata"]["labels"];
+        let selected = policies.iter().any(|(policy, p)| {
+            policy != "default-deny"
+                && policy != "dns"
+                && selects(&p["spec"]["podSelector"], labels)
+        });
+        assert!(selected, "no NetworkPolicy of its own selects {name}");
+    }
+}
+
+/// Whether a label selector (matchLabels and `In` expressions) selects `labels`.
+fn selects(selector: &Value, labels: &Value) -> bool {
+    let by_labels = selector["matchLabels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .all(|(k, v)| &labels[k] == v);
+    let by_expressions = selector["matchExpressions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .all(|e| {
+            e["operator"] == "In"
+                && e["values"]
+                    .as_array()
+                    .is_some_and(|vs| vs.contains(&labels[e["key"].as_str().unwrap_or("")]))
+        });
+    by_labels && by_expressions
 }
 
 #[test]
@@ -523,7 +587,7 @@ fn every_secret_the_manifests_reference_is_made_by_the_secrets_script() {
     // The creds Secrets hold the file the services are told to read.
     for (name, keys) in &made {
         if let Some(identity) = name.strip_prefix("tollgate-nats-")
-            && identity != "auth"
+            && !["auth", "cluster"].contains(&identity)
         {
             assert!(
                 keys.contains(&format!("{identity}.creds")),
@@ -550,16 +614,31 @@ fn nats_server_accepts_each_overlays_config_with_the_generated_users() {
         let image = &of_kind(&objects, "StatefulSet")["nats"]["spec"]["template"]["spec"]["containers"]
             [0]["image"];
         assert_eq!(image, &format!("nats:{version}-alpine"), "{overlay}");
-        // As the StatefulSet mounts them: the config and, beside it, the auth Secret.
+        // As the StatefulSet mounts them: the config and, beside it, the auth Secret and
+        // (prod) the cluster routes' Secret, as the secrets script makes them.
         let dir = tempfile::tempdir().unwrap();
         let conf = dir.path().join("config/nats.conf");
         std::fs::create_dir_all(conf.parent().unwrap()).unwrap();
         std::fs::write(&conf, config["data"]["nats.conf"].as_str().unwrap()).unwrap();
+        let secrets = dir.path().join("secrets");
         succeeded(
-            Command::new(bin("tollgate"))
-                .args(["nats-config", "--out"])
-                .arg(dir.path().join("auth")),
+            Command::new(workspace_root().join("scripts/k8s-secrets.sh"))
+                .arg(&secrets)
+                .env("TOLLGATE_BIN", bin("tollgate")),
         );
+        std::fs::rename(secrets.join("nats"), dir.path().join("auth")).unwrap();
+        let cluster = dir.path().join("cluster");
+        std::fs::rename(secrets.join("nats-cluster"), &cluster).unwrap();
+        let routes = std::fs::read_to_string(cluster.join("cluster.conf")).unwrap();
+        assert!(
+            routes.contains("verify: true") && routes.matches("nats://route:").count() == 3,
+            "{routes}"
+        );
+        std::fs::write(
+            cluster.join("cluster.conf"),
+            routes.replace("/etc/nats/cluster/", &format!("{}/", cluster.display())),
+        )
+        .unwrap();
         let out = Command::new(tollgate_e2e::nats_server_binary().unwrap())
             .arg("-c")
             .arg(&conf)

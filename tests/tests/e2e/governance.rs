@@ -346,6 +346,20 @@ async fn every_mutation_checks_the_applied_policy_and_the_callers_role() {
     };
     let (code, message) = refusal(as_("bob").apply_spec(apply("")).await);
     assert_eq!(code, Code::PermissionDenied, "{message}");
+    // A schedule more often than once a minute only when the admin says so (two slots
+    // 30 s apart, on leap days only, so nothing fires during the test).
+    let frequent = ApplySpecRequest {
+        spec_yaml: format!("{two}\nschedule:\n  - {{cron: \"0,30 0 2 29 2 *\"}}\n"),
+        ..Default::default()
+    };
+    let (code, message) = refusal(as_("root").apply_spec(frequent.clone()).await);
+    assert_eq!(code, Code::InvalidArgument, "{message}");
+    assert!(message.contains("--allow-frequent-schedule"), "{message}");
+    let allowed = ApplySpecRequest {
+        allow_frequent_schedule: true,
+        ..frequent
+    };
+    as_("root").apply_spec(allowed).await.unwrap();
     let applied = as_("root")
         .apply_spec(apply(""))
         .await

@@ -33,7 +33,19 @@ struct Server {
 
 impl Server {
     fn spawn(p: &Pipeline, addr: &str, models: &str, log: &Path) -> Server {
+        Self::spawn_with(p, addr, models, log, &[])
+    }
+
+    /// [`Server::spawn`] with more variables set.
+    fn spawn_with(
+        p: &Pipeline,
+        addr: &str,
+        models: &str,
+        log: &Path,
+        env: &[(&str, &str)],
+    ) -> Server {
         let child = Command::new(super::processes::bin("tollgate-server"))
+            .envs(env.iter().copied())
             .env("TOLLGATE_NATS_URL", &p.nats.url)
             .env("TOLLGATE_REGISTRY_URL", &p.registry_url)
             .env("TOLLGATE_SERVER_ADDR", addr)
@@ -346,4 +358,65 @@ async fn shifted_served_traffic_starts_one_retraining_and_unshifted_traffic_none
         "{}",
         started[0].trigger_id
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_with_a_token_file_scores_only_for_a_valid_bearer_and_keeps_health_open() {
+    let p = Pipeline::start().await.unwrap();
+    stage(&p, 1, 91).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("server-tokens.toml");
+    let token = super::security::tokens(&file, &[("app", tollgate_service::tokens::Role::Viewer)])
+        .remove(0);
+    let addr = format!("127.0.0.1:{}", free_port().unwrap());
+    let log = dir.path().join("server.log");
+    let tokens_file = file.to_str().unwrap();
+    let server = Server::spawn_with(
+        &p,
+        &addr,
+        "churn@Staging",
+        &log,
+        &[("TOLLGATE_SERVER_TOKENS_FILE", tokens_file)],
+    );
+    // Probes need no token.
+    server.wait_live().await;
+    let http = reqwest::Client::new();
+    let ready = http
+        .get(format!("{}/v2/health/ready", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(ready.status(), reqwest::StatusCode::UNAUTHORIZED);
+
+    // No token, a wrong one: 401 with the reason; the model's endpoints are closed.
+    let v1 = artifact(&p, 1).await;
+    let rows = records(&p, "requests.parquet", 5, 92, &v1);
+    let request = request_for(&v1.columns(), &rows[..1]);
+    for (bearer, says) in [("", "no bearer token"), ("tg_wrong", "not valid")] {
+        let e = Client::with_bearer(&server.url, bearer)
+            .infer("churn", None, &request)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("401") && e.contains(says), "{e}");
+    }
+    let metadata = http
+        .get(format!("{}/v2/models/churn", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metadata.status(), reqwest::StatusCode::UNAUTHORIZED);
+
+    // The token in the file scores.
+    let client = Client::with_bearer(&server.url, &token);
+    let mut answered = None;
+    for _ in 0..300 {
+        if let Ok(r) = client.infer("churn", None, &request).await {
+            answered = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let answered = answered.unwrap_or_else(|| panic!("never scored: {}", server.logs()));
+    assert_eq!(answered.model_version.as_deref(), Some("1"));
 }

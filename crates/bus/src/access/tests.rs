@@ -106,6 +106,6 @@ fn byte_caps_parse_by_name_and_bad_pairs_are_skipped() {
     );
     assert_eq!(
         crate::bus::default_max_bytes(subjects::DATASETS_STORE),
-        4096 * 1024 * 1024
+        2048 * 1024 * 1024
     );
 }
