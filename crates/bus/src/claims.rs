@@ -60,22 +60,29 @@ impl TriggerClaims<'_> {
         Ok(created.ok().map(|_| Claim::Start(proposed)))
     }
 
-    /// Claims the run id a publisher chose for `trigger`: `false` when another trigger
-    /// holds it (a reused run id), `true` when it is free or already this trigger's.
-    pub async fn claim_run(&self, run: &RunId, trigger: &TriggerId) -> Result<bool, BusError> {
+    /// Claims run id `run` for `trigger` of `origin`, as every run's id is claimed
+    /// before it starts: `false` when another trigger holds it (a reused run id), `true`
+    /// when it is free or already this trigger's.
+    pub async fn claim_run(
+        &self,
+        run: &RunId,
+        origin: Origin,
+        trigger: &TriggerId,
+    ) -> Result<bool, BusError> {
         let kv = self.0.key_value(Bucket::Triggers);
         let key = trigger_keys::run(run);
+        let holder_of = format!("{}.{trigger}", origin.namespace());
         let err = |e: Box<dyn std::error::Error + Send + Sync>| {
             BusError::store(format!("claiming run id {run}"), e)
         };
         if let Some(holder) = kv.get(&key).await.map_err(|e| err(e.into()))? {
-            return Ok(String::from_utf8_lossy(&holder) == trigger.to_string());
+            return Ok(String::from_utf8_lossy(&holder) == holder_of);
         }
-        match kv.create(&key, trigger.to_string().into()).await {
+        match kv.create(&key, holder_of.clone().into()).await {
             Ok(_) => Ok(true),
             Err(_) => {
                 let holder = kv.get(&key).await.map_err(|e| err(e.into()))?;
-                Ok(holder.is_some_and(|h| String::from_utf8_lossy(&h) == trigger.to_string()))
+                Ok(holder.is_some_and(|h| String::from_utf8_lossy(&h) == holder_of))
             }
         }
     }

@@ -615,9 +615,17 @@ async fn start_run(
     reason: String,
 ) -> Result<RunId, RegistryError> {
     let id = RunId::new();
+    let trigger_id = subjects::trigger_ids::registry(stage, &v.model, v.version);
+    // Claimed like every run id, so no publisher can reuse it.
+    if let Ok(parsed) = trigger_id.parse() {
+        bus.trigger_claims()
+            .claim_run(&id, subjects::Origin::System, &parsed)
+            .await
+            .map_err(unavailable)?;
+    }
     let run = Run {
         run_id: id.to_string(),
-        trigger_id: subjects::trigger_ids::registry(stage, &v.model, v.version),
+        trigger_id,
         trigger: TriggerKind::Model as i32,
         model: v.model.clone(),
         plan: vec![stage as i32],

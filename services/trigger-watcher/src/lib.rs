@@ -303,21 +303,24 @@ async fn handle(
         }
         Ok(Some(Claim::Start(run_id))) => run_id,
     };
-    // A publisher names neither the version (the registry does) nor a run id in use.
+    // Every run id is claimed before its run starts, so none is used twice; a publisher
+    // names neither the version (the registry does) nor a run id in use.
     let (mut run_id, mut refusal) = (run_id, None);
-    if origin == subjects::Origin::Publisher {
-        if !trigger.run_id.is_empty() {
-            match bus.trigger_claims().claim_run(&run_id, &trigger_id).await {
-                Err(e) => return Disposition::Retry(e.to_string()),
-                Ok(true) => {}
-                Ok(false) => {
-                    refusal = Some(format!(
-                        "run id {run_id} is already another trigger's: publish with a new one (`tollgate publish` picks a fresh id)"
-                    ));
-                    run_id = RunId::new();
-                }
+    let claims = bus.trigger_claims();
+    match claims.claim_run(&run_id, origin, &trigger_id).await {
+        Err(e) => return Disposition::Retry(e.to_string()),
+        Ok(true) => {}
+        Ok(false) => {
+            refusal = Some(format!(
+                "run id {run_id} is already another trigger's: publish with a new one (`tollgate publish` picks a fresh id)"
+            ));
+            run_id = RunId::new();
+            if let Err(e) = claims.claim_run(&run_id, origin, &trigger_id).await {
+                return Disposition::Retry(e.to_string());
             }
         }
+    }
+    if origin == subjects::Origin::Publisher {
         if trigger.model_version != 0 {
             refusal = Some(format!(
                 "a {kind} trigger may not name a model_version (v{}): versions come from the registry",

@@ -260,6 +260,23 @@ async fn every_mutation_checks_the_applied_policy_and_the_callers_role() {
         message.contains("carol is not an approver of churn"),
         "{message}"
     );
+    let reject = tollgate_proto::ApprovalRequest {
+        approve: false,
+        ..approve(1, "")
+    };
+    let (code, message) = refusal(as_("carol").approve(reject).await);
+    assert_eq!(code, Code::PermissionDenied, "{message}");
+    let (code, message) = refusal(
+        as_("carol")
+            .r#override(OverrideRequest {
+                model: "churn".into(),
+                version: 1,
+                reason: "mine now".into(),
+                ..Default::default()
+            })
+            .await,
+    );
+    assert_eq!(code, Code::PermissionDenied, "{message}");
     let (code, message) = refusal(
         as_("carol")
             .rollback(RollbackRequest {
@@ -418,5 +435,93 @@ async fn every_mutation_checks_the_applied_policy_and_the_callers_role() {
         v1.audit.iter().any(|a| a.actor == "promoter"),
         "the promoter's own identity moved it: {:?}",
         v1.audit
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_publisher_picks_neither_the_kind_a_version_nor_another_runs_id() {
+    let p = Pipeline::start().await.unwrap();
+    let data = p.dataset("churn.parquet", 2_000, 85, false).unwrap();
+    let base = Trigger {
+        kind: TriggerKind::Data as i32,
+        model: "churn".into(),
+        spec_yaml: example_spec(),
+        dataset_uri: tollgate_bus::dataset::file_uri(&data),
+        code_commit: "e2e".into(),
+        ..Default::default()
+    };
+    let pipeline = &p;
+    let publish = |trigger: Trigger| async move {
+        let subject = tollgate_bus::subjects::trigger(TriggerKind::Code);
+        pipeline
+            .bus
+            .publish(subject, &trigger, Some(&trigger.trigger_id))
+            .await
+            .unwrap();
+        pipeline.verdict(&trigger.trigger_id).await.unwrap()
+    };
+
+    // The body says schedule, the subject code: a code run (whose plan does not promote).
+    let first = publish(Trigger {
+        trigger_id: ulid::Ulid::new().to_string(),
+        kind: TriggerKind::Schedule as i32,
+        ..base.clone()
+    })
+    .await;
+    assert_eq!(first.verdict(), Verdict::Passed, "{}", first.reason);
+    assert_eq!(first.trigger(), TriggerKind::Code);
+
+    // A version named by a publisher is refused, and so is a run id already in use.
+    let versioned = publish(Trigger {
+        trigger_id: ulid::Ulid::new().to_string(),
+        model_version: 1,
+        ..base.clone()
+    })
+    .await;
+    assert_eq!(versioned.verdict(), Verdict::Failed);
+    assert!(
+        versioned.reason.contains("may not name a model_version"),
+        "{}",
+        versioned.reason
+    );
+    let reused = publish(Trigger {
+        trigger_id: ulid::Ulid::new().to_string(),
+        run_id: first.run_id.clone(),
+        ..base.clone()
+    })
+    .await;
+    assert_eq!(reused.verdict(), Verdict::Failed);
+    assert_ne!(reused.run_id, first.run_id);
+    assert!(
+        reused.reason.contains("is already another trigger's"),
+        "{}",
+        reused.reason
+    );
+    // The first run is untouched.
+    let runs = p.runs("churn").await.unwrap();
+    let kept = runs.iter().find(|r| r.run_id == first.run_id).unwrap();
+    assert_eq!(kept.verdict(), Verdict::Passed);
+
+    // Ids live in one namespace per origin: a publisher's id never pre-claims the same
+    // id of a schedule slot, an arrival or a drift trigger.
+    use tollgate_bus::{claims::Claim, subjects::Origin};
+    let id: tollgate_proto::TriggerId = tollgate_bus::subjects::trigger_ids::arrival("churn", "x")
+        .parse()
+        .unwrap();
+    let by_publisher = tollgate_proto::RunId::new();
+    let claims = p.bus.trigger_claims();
+    let mine = claims
+        .claim(Origin::Publisher, &id, by_publisher.clone())
+        .await
+        .unwrap();
+    assert!(matches!(&mine, Some(Claim::Start(r)) if *r == by_publisher));
+    let by_system = tollgate_proto::RunId::new();
+    let theirs = claims
+        .claim(Origin::System, &id, by_system.clone())
+        .await
+        .unwrap();
+    assert!(
+        matches!(&theirs, Some(Claim::Start(r)) if *r == by_system),
+        "{theirs:?}"
     );
 }
