@@ -19,6 +19,11 @@ TOLLGATE_BIN ?= $(TARGET_DIR)/debug/tollgate
 
 BENCH_VENV := $(TOOLS)/bench-venv
 
+# The book (docs/) is built with mdBook from crates.io, only its build command (no
+# server or watcher), into .tools/mdbook.
+MDBOOK_VERSION := 0.5.4
+MDBOOK := $(TOOLS)/mdbook/bin/mdbook
+
 # User code runs in this venv in the tests and the demo: the exporters that turn
 # scikit-learn, XGBoost and LightGBM models into ONNX, ONNX Runtime (whose wheel also
 # carries the shared library Tollgate scores ONNX models with), pytest for tests as gates.
@@ -56,7 +61,7 @@ PROMTOOL := /usr/bin/promtool
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help tools python-tools build demo test conformance unit-test fuzz lint-workflows check-prometheus lint-docker k8s-validate images ci-up bench bench-load bench-scale bench-train bench-validate bench-serve lint fmt
+.PHONY: help tools python-tools build demo test docs book conformance unit-test fuzz lint-workflows check-prometheus lint-docker k8s-validate images ci-up bench bench-load bench-scale bench-train bench-validate bench-serve lint fmt
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -111,7 +116,18 @@ $(CHROMIUM):
 check-prometheus: $(PROMTOOL) ## check deploy/prometheus/rules.yml and run its unit tests (rules.test.yml) with promtool
 	cd deploy/prometheus && $(PROMTOOL) check rules rules.yml && $(PROMTOOL) test rules rules.test.yml
 
-test: tools build lint-workflows check-prometheus lint-docker k8s-validate $(CHROMIUM) ## run every test (unit, end-to-end against a real nats-server and headless Chromium, workflow templates, alert rules, Dockerfile, Kubernetes manifests)
+$(MDBOOK):
+	@echo "installing mdbook $(MDBOOK_VERSION) into $(TOOLS)/mdbook"
+	cargo install mdbook --version $(MDBOOK_VERSION) --locked --no-default-features --features search --root $(TOOLS)/mdbook --quiet
+
+docs: $(MDBOOK) build ## regenerate the CLI reference from the binary and build the book (docs/) into target/book/
+	$(TOLLGATE_BIN) cli-reference > docs/src/cli-reference.md
+	$(MDBOOK) build docs
+
+book: $(MDBOOK) ## build the book as committed (make test does; a stale CLI reference fails a test instead)
+	$(MDBOOK) build docs
+
+test: tools build lint-workflows check-prometheus lint-docker k8s-validate book $(CHROMIUM) ## run every test (unit, end-to-end against a real nats-server and headless Chromium, workflow templates, alert rules, Dockerfile, Kubernetes manifests, the book)
 	@if cargo nextest --version >/dev/null 2>&1; then \
 		cargo nextest run --workspace --no-fail-fast; \
 	else \

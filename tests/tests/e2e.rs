@@ -25,6 +25,8 @@ mod dashboard;
 mod deploy;
 #[path = "e2e/dev.rs"]
 mod dev;
+#[path = "e2e/docs.rs"]
+mod docs;
 #[path = "e2e/governance.rs"]
 mod governance;
 #[path = "e2e/kills.rs"]

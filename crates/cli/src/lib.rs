@@ -19,6 +19,7 @@ pub mod dev;
 mod dlq;
 mod error;
 mod publish;
+pub mod reference;
 mod report;
 pub mod show;
 mod specs;
@@ -166,6 +167,9 @@ pub enum Command {
     /// attempt), with the reason; replay one once the cause is fixed.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// Print the CLI reference (every command's help) as Markdown, for the book.
+    #[command(hide = true)]
+    CliReference,
     /// Write a nats-server config with one nkey user per Tollgate identity (each service,
     /// ci, viewer, operator, admin) and what each may publish and subscribe to, plus a
     /// `.creds` file per identity for `TOLLGATE_NATS_CREDS` and a `.nk` seed file for the
@@ -533,7 +537,7 @@ pub struct RunsArgs {
     #[arg(long)]
     pub watch: bool,
     /// Print the brief's `pipeline_metrics` records as JSON instead of tables: an array
-    /// of runs, or one object with `runs show RUN --json` (shape in the README).
+    /// of runs, or one object with `runs show RUN --json` (shape in the book's Observability page).
     #[arg(long, global = true)]
     pub json: bool,
 }
@@ -614,6 +618,10 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
             publish::publish(&cli.nats_url, &cli.registry_url, &requester, args).await
         }
         Command::Token(command) => tokens::run(command),
+        Command::CliReference => {
+            print!("{}", reference::markdown());
+            Ok(())
+        }
         Command::NatsConfig { out } => {
             let written = tokens::nats_config(&out)?;
             say!(

@@ -320,14 +320,12 @@ async fn handle(
             }
         }
     }
-    if origin == subjects::Origin::Publisher {
-        if trigger.model_version != 0 {
-            refusal = Some(format!(
-                "a {kind} trigger may not name a model_version (v{}): versions come from the registry",
-                trigger.model_version
-            ));
-            trigger.model_version = 0;
-        }
+    if origin == subjects::Origin::Publisher && trigger.model_version != 0 {
+        refusal = Some(format!(
+            "a {kind} trigger may not name a model_version (v{}): versions come from the registry",
+            trigger.model_version
+        ));
+        trigger.model_version = 0;
     }
     let mut run = Run {
         run_id: run_id.to_string(),
