@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::same_value as same;
+use super::types::same_value as same;
 
 /// A partition object, as GX writes one.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,6 +1,6 @@
 //! Unit tests of the parent module.
 
-use serde_json::json as j;
+use serde_json::{Value, json as j};
 
 use super::*;
 
