@@ -31,6 +31,8 @@ mod docs;
 mod governance;
 #[path = "e2e/kills.rs"]
 mod kills;
+#[path = "e2e/layout.rs"]
+mod layout;
 #[path = "e2e/load.rs"]
 mod load;
 #[path = "e2e/otlp.rs"]

@@ -200,7 +200,7 @@ pub fn permissions(identity: Identity) -> Permissions {
     // Every connection opens the streams, buckets and stores (the registry creates a
     // missing one) and hears replies on its own inbox.
     p.publish(["$JS.API.INFO".to_string()]);
-    for s in crate::bus::stream_names() {
+    for s in crate::catalog::stream_names() {
         p.publish([format!("$JS.API.STREAM.INFO.{s}")]);
         if identity.creates_streams() {
             p.publish([format!("$JS.API.STREAM.CREATE.{s}")]);
@@ -318,41 +318,44 @@ pub fn permissions(identity: Identity) -> Permissions {
             }
             p.subscribe([subjects::RUN_ALL.into(), subjects::ALERT_ALL.into()]);
         }
-        Identity::Operator => {
-            // Its writes that change what is trusted (specs, approvals, stages) are the
-            // registry's, which checks and records them; on NATS it feeds data and work.
-            p.publish([
-                subjects::trigger(TriggerKind::Code),
-                subjects::trigger(TriggerKind::Data),
-                subjects::trigger(TriggerKind::Manual),
-            ])
-            // Replaying a dead letter republishes it where it failed and removes it.
-            .publish(HANDOFFS.iter().map(|&s| subjects::stage(s)))
-            .publish([format!(
-                "$JS.API.STREAM.MSG.DELETE.{}",
-                subjects::DEADLETTER_STREAM
-            )])
-            .replaces_in_store(subjects::DATASETS_STORE)
-            .writes_store(subjects::CODE_STORE)
-            .reads_store(subjects::ARTIFACTS_STORE);
-            for stream in [
-                subjects::RUNS_STREAM,
-                subjects::ALERTS_STREAM,
-                subjects::DEADLETTER_STREAM,
-            ] {
-                p.reads(stream);
-            }
-            for b in Bucket::ALL {
-                p.reads_bucket(b);
-            }
-            p.subscribe([subjects::RUN_ALL.into(), subjects::ALERT_ALL.into()]);
-        }
+        Identity::Operator => operator(&mut p),
         Identity::Admin => {
             p.publish([">".to_string()]).subscribe([">".to_string()]);
         }
     }
     p.publish.dedup();
     p
+}
+
+/// The operator's permissions: a person who feeds data and work and reads everything.
+fn operator(p: &mut Permissions) {
+    // Its writes that change what is trusted (specs, approvals, stages) are the
+    // registry's, which checks and records them; on NATS it feeds data and work.
+    p.publish([
+        subjects::trigger(TriggerKind::Code),
+        subjects::trigger(TriggerKind::Data),
+        subjects::trigger(TriggerKind::Manual),
+    ])
+    // Replaying a dead letter republishes it where it failed and removes it.
+    .publish(HANDOFFS.iter().map(|&s| subjects::stage(s)))
+    .publish([format!(
+        "$JS.API.STREAM.MSG.DELETE.{}",
+        subjects::DEADLETTER_STREAM
+    )])
+    .replaces_in_store(subjects::DATASETS_STORE)
+    .writes_store(subjects::CODE_STORE)
+    .reads_store(subjects::ARTIFACTS_STORE);
+    for stream in [
+        subjects::RUNS_STREAM,
+        subjects::ALERTS_STREAM,
+        subjects::DEADLETTER_STREAM,
+    ] {
+        p.reads(stream);
+    }
+    for b in Bucket::ALL {
+        p.reads_bucket(b);
+    }
+    p.subscribe([subjects::RUN_ALL.into(), subjects::ALERT_ALL.into()]);
 }
 
 /// nats-server's `authorization` block for `users` (identity, public nkey).

@@ -9,7 +9,7 @@ use tracing::{info, warn};
 
 use crate::{
     Bus, BusError,
-    bus::{read_versioned, write_versioned},
+    codec::{read_versioned, write_versioned},
     subjects::{self, Alert as Rule, Bucket},
 };
 

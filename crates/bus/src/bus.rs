@@ -15,73 +15,10 @@ use async_nats::jetstream::{
 use backon::{ExponentialBuilder, Retryable};
 use tracing::warn;
 
+use crate::catalog::{OBJECT_STORES, STREAMS};
+pub use crate::catalog::{default_max_bytes, stream_names};
+pub use crate::error::{BusError, Cause};
 use crate::subjects::{self, Bucket};
-
-/// The cause of a bus failure, as the NATS client reported it.
-pub type Cause = Box<dyn std::error::Error + Send + Sync>;
-
-/// Errors of the bus plumbing; each keeps the client's error as its source.
-#[derive(Debug, thiserror::Error)]
-pub enum BusError {
-    /// The NATS server could not be reached.
-    #[error("cannot connect to NATS at {url}: {source}")]
-    Connect {
-        /// The URL that was tried.
-        url: String,
-        /// What the client said.
-        source: Cause,
-    },
-    /// A stream, consumer, bucket or object store could not be created or opened.
-    #[error("cannot set up {what} on NATS JetStream: {source}")]
-    Setup {
-        /// The thing being set up.
-        what: String,
-        /// What the server said.
-        source: Cause,
-    },
-    /// Publishing failed or was not acknowledged.
-    #[error("cannot publish on {subject}: {source}")]
-    Publish {
-        /// The subject.
-        subject: String,
-        /// What the client said.
-        source: Cause,
-    },
-    /// A KV or object store operation failed.
-    #[error("{op} failed: {source}")]
-    Store {
-        /// The operation.
-        op: String,
-        /// What the server said.
-        source: Cause,
-    },
-    /// A message's type header names another type than the subject carries.
-    #[error("a {found} message where a {expected} belongs")]
-    WrongType {
-        /// The type the subject carries.
-        expected: &'static str,
-        /// The type the message says it is.
-        found: String,
-    },
-    /// A payload could not be decoded.
-    #[error("malformed {what}: {source}")]
-    Decode {
-        /// The message type expected.
-        what: &'static str,
-        /// What the decoder said.
-        source: prost::DecodeError,
-    },
-}
-
-impl BusError {
-    /// A failed KV or object store operation.
-    pub fn store(op: impl Into<String>, source: impl Into<Cause>) -> Self {
-        BusError::Store {
-            op: op.into(),
-            source: source.into(),
-        }
-    }
-}
 
 /// How long a stage may hold a message before JetStream redelivers it, unless the
 /// worker sends progress acks (it does, every third of this); the default of
@@ -194,23 +131,6 @@ impl Setup {
             .find(|(n, _)| n == name)
             .map_or_else(|| default_max_bytes(name), |(_, b)| *b);
         i64::try_from(bytes).unwrap_or(i64::MAX)
-    }
-}
-
-const MIB: u64 = 1024 * 1024;
-
-/// The bytes a stream, bucket (by its bucket name) or object store keeps at most unless
-/// `TOLLGATE_NATS_MAX_BYTES` says otherwise. Under 6 GiB in all, which JetStream reserves
-/// on each server when it creates them (the manifests give NATS 8 GB).
-pub fn default_max_bytes(name: &str) -> u64 {
-    if let Some(spec) = STREAMS.iter().find(|s| s.name == name) {
-        return spec.max_mib * MIB;
-    }
-    match name {
-        subjects::ARTIFACTS_STORE => 1024 * MIB,
-        subjects::DATASETS_STORE => 2048 * MIB,
-        subjects::CODE_STORE => 512 * MIB,
-        _ => 128 * MIB,
     }
 }
 
@@ -384,74 +304,6 @@ impl Bus {
     }
 }
 
-/// A stream every connection opens: its name, subjects, retention, how long it keeps
-/// messages and at most how many MiB.
-struct StreamSpec {
-    name: &'static str,
-    subjects: &'static [&'static str],
-    retention: RetentionPolicy,
-    days: u64,
-    max_mib: u64,
-}
-
-/// Every stream of Tollgate's own, in one place: [`Bus::connect_with`] opens them and
-/// [`stream_names`] lists them for nats-server's permissions.
-const STREAMS: [StreamSpec; 5] = [
-    StreamSpec {
-        name: subjects::WORK_STREAM,
-        subjects: &[subjects::TRIGGER_ALL, subjects::STAGE_ALL],
-        retention: RetentionPolicy::WorkQueue,
-        days: 7,
-        max_mib: 512,
-    },
-    StreamSpec {
-        name: subjects::RUNS_STREAM,
-        subjects: &[subjects::RUN_ALL],
-        retention: RetentionPolicy::Limits,
-        days: 90,
-        max_mib: 512,
-    },
-    StreamSpec {
-        name: subjects::ALERTS_STREAM,
-        subjects: &[subjects::ALERT_ALL],
-        retention: RetentionPolicy::Limits,
-        days: 90,
-        max_mib: 64,
-    },
-    StreamSpec {
-        name: subjects::DEADLETTER_STREAM,
-        subjects: &[subjects::DEADLETTER_ALL],
-        retention: RetentionPolicy::Limits,
-        days: 30,
-        max_mib: 256,
-    },
-    StreamSpec {
-        name: subjects::SERVED_STREAM,
-        subjects: &[subjects::SERVED_ALL],
-        retention: RetentionPolicy::Limits,
-        days: 7,
-        max_mib: 256,
-    },
-];
-
-/// The name of every stream a connection opens: Tollgate's own, and those behind its
-/// key-value buckets (`KV_*`) and object stores (`OBJ_*`).
-pub fn stream_names() -> Vec<String> {
-    STREAMS
-        .iter()
-        .map(|s| s.name.to_string())
-        .chain(Bucket::ALL.iter().map(|b| format!("KV_{}", b.name())))
-        .chain(OBJECT_STORES.iter().map(|o| format!("OBJ_{o}")))
-        .collect()
-}
-
-/// Every object store a connection opens.
-const OBJECT_STORES: [&str; 3] = [
-    subjects::ARTIFACTS_STORE,
-    subjects::DATASETS_STORE,
-    subjects::CODE_STORE,
-];
-
 /// What [`open_all`] opened.
 struct Opened {
     buckets: Vec<Store>,
@@ -591,49 +443,3 @@ async fn ensure_stream(
 /// direct gets, as the client's own create calls set up, any replica answers, and a
 /// follower a moment behind reports a just-written artifact missing.
 const READ_FROM_LEADER: bool = false;
-
-/// Reads a protobuf value (`what` names its type in errors) and its revision from
-/// `store`: the default and `None` before its first write.
-pub(crate) async fn read_versioned<M: prost::Message + Default>(
-    store: &Store,
-    key: &str,
-    what: &'static str,
-) -> Result<(M, Option<u64>), BusError> {
-    use async_nats::jetstream::kv::Operation;
-    let entry = store
-        .entry(key)
-        .await
-        .map_err(|e| BusError::store(format!("reading {key}"), e))?;
-    match entry {
-        Some(e) if e.operation == Operation::Put => {
-            Ok((crate::codec::decode(what, &e.value)?, Some(e.revision)))
-        }
-        Some(e) => Ok((M::default(), Some(e.revision))),
-        None => Ok((M::default(), None)),
-    }
-}
-
-/// Writes `value` at `key` if nobody wrote it since `revision` (`None`: nobody ever
-/// did); `false` when someone did.
-pub(crate) async fn write_versioned<M: prost::Message>(
-    store: &Store,
-    key: &str,
-    value: &M,
-    revision: Option<u64>,
-) -> Result<bool, BusError> {
-    use async_nats::jetstream::kv::{CreateErrorKind, UpdateErrorKind};
-    let bytes = value.encode_to_vec().into();
-    let err = |e: Cause| BusError::store(format!("writing {key}"), e);
-    match revision {
-        Some(rev) => match store.update(key, bytes, rev).await {
-            Ok(_) => Ok(true),
-            Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => Ok(false),
-            Err(e) => Err(err(e.into())),
-        },
-        None => match store.create(key, bytes).await {
-            Ok(_) => Ok(true),
-            Err(e) if e.kind() == CreateErrorKind::AlreadyExists => Ok(false),
-            Err(e) => Err(err(e.into())),
-        },
-    }
-}

@@ -6,6 +6,9 @@ use opentelemetry::propagation::{Extractor, Injector};
 use prost::Message;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use async_nats::jetstream::kv::Store;
+
+use crate::error::Cause;
 use crate::{Bus, BusError, subjects};
 
 struct HeaderInjector<'a>(&'a mut HeaderMap);
@@ -105,7 +108,7 @@ impl Bus {
         headers: HeaderMap,
         payload: bytes::Bytes,
     ) -> Result<(), BusError> {
-        let err = |e: crate::bus::Cause| BusError::Publish {
+        let err = |e: crate::error::Cause| BusError::Publish {
             subject: subject.clone(),
             source: e,
         };
@@ -116,5 +119,49 @@ impl Bus {
             .await
             .map_err(|e| err(e.into()))?;
         Ok(())
+    }
+}
+
+/// Reads a protobuf value (`what` names its type in errors) and its revision from
+/// `store`: the default and `None` before its first write.
+pub(crate) async fn read_versioned<M: prost::Message + Default>(
+    store: &Store,
+    key: &str,
+    what: &'static str,
+) -> Result<(M, Option<u64>), BusError> {
+    use async_nats::jetstream::kv::Operation;
+    let entry = store
+        .entry(key)
+        .await
+        .map_err(|e| BusError::store(format!("reading {key}"), e))?;
+    match entry {
+        Some(e) if e.operation == Operation::Put => Ok((decode(what, &e.value)?, Some(e.revision))),
+        Some(e) => Ok((M::default(), Some(e.revision))),
+        None => Ok((M::default(), None)),
+    }
+}
+
+/// Writes `value` at `key` if nobody wrote it since `revision` (`None`: nobody ever
+/// did); `false` when someone did.
+pub(crate) async fn write_versioned<M: prost::Message>(
+    store: &Store,
+    key: &str,
+    value: &M,
+    revision: Option<u64>,
+) -> Result<bool, BusError> {
+    use async_nats::jetstream::kv::{CreateErrorKind, UpdateErrorKind};
+    let bytes = value.encode_to_vec().into();
+    let err = |e: Cause| BusError::store(format!("writing {key}"), e);
+    match revision {
+        Some(rev) => match store.update(key, bytes, rev).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => Ok(false),
+            Err(e) => Err(err(e.into())),
+        },
+        None => match store.create(key, bytes).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == CreateErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(err(e.into())),
+        },
     }
 }

@@ -63,7 +63,7 @@ impl Groups<'_> {
 
     /// Reads a group and its revision (`None` before its first write).
     async fn read(&self, key: &str) -> Result<(ConcurrencyGroup, Option<u64>), BusError> {
-        crate::bus::read_versioned(&self.kv(), key, "ConcurrencyGroup").await
+        crate::codec::read_versioned(&self.kv(), key, "ConcurrencyGroup").await
     }
 
     /// Writes a group if nobody wrote it since `revision`; `false` when someone did.
@@ -73,7 +73,7 @@ impl Groups<'_> {
         group: &ConcurrencyGroup,
         revision: Option<u64>,
     ) -> Result<bool, BusError> {
-        crate::bus::write_versioned(&self.kv(), key, group, revision).await
+        crate::codec::write_versioned(&self.kv(), key, group, revision).await
     }
 
     /// Joins `run` to its group: it holds the group when it is free, else it waits as the

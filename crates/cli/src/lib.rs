@@ -15,9 +15,13 @@ macro_rules! say {
 }
 
 mod alerts;
+mod connect;
 pub mod dev;
+mod discover;
 mod dlq;
 mod error;
+mod host;
+mod output;
 mod publish;
 pub mod reference;
 mod report;

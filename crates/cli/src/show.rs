@@ -1,63 +1,18 @@
 //! Tables for people (runs, one run in full, model versions with their audit trail) and
 //! the registry commands behind them (approve, reject, override, rollback, tag, alias).
 
-use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use comfy_table::Table;
 use tollgate_proto::{
     ApprovalRequest, CheckVerdict, GetRunRequest, GetVersionRequest, ListRunsRequest,
     ListVersionsRequest, ModelStage, ModelVersion, OverrideRequest, ResolveRequest,
     RollbackRequest, RunSummary, SetAliasRequest, Stage, StageStatus, UpdateVersionRequest,
 };
 
+pub use crate::connect::TOKEN_ENV;
+pub(crate) use crate::connect::{client, token};
+pub use crate::output::seconds;
+pub(crate) use crate::output::{table, when};
 use crate::{CliError, DecisionArgs, ModelsArgs, ModelsCommand, RunsArgs, RunsCommand};
-
-/// Milliseconds as seconds for tables: `0.21s`.
-pub fn seconds(ms: u64) -> String {
-    format!("{:.2}s", ms as f64 / 1000.0)
-}
-
-pub(crate) fn table(header: &[&str]) -> Table {
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED)
-        .set_header(header.to_vec());
-    t
-}
-
-/// A registry client calling with [`token`], trusting `TOLLGATE_REGISTRY_CA` for an
-/// `https://` registry.
-pub(crate) fn client(url: &str) -> Result<tollgate_proto::RegistryApi, CliError> {
-    client_with(url, &token())
-}
-
-/// A registry client calling with `token`.
-pub(crate) fn client_with(url: &str, token: &str) -> Result<tollgate_proto::RegistryApi, CliError> {
-    let ca = match std::env::var_os("TOLLGATE_REGISTRY_CA").filter(|v| !v.is_empty()) {
-        Some(path) => {
-            let path = std::path::PathBuf::from(path);
-            Some(std::fs::read(&path).map_err(|e| CliError::file(&path, e))?)
-        }
-        None => None,
-    };
-    tollgate_proto::registry_client_tls(url, token, ca).map_err(|source| CliError::RegistryUrl {
-        url: url.into(),
-        source,
-    })
-}
-
-/// The variable holding the bearer token the CLI calls the registry with.
-pub const TOKEN_ENV: &str = "TOLLGATE_TOKEN";
-
-/// The bearer token the CLI calls the registry with: `TOLLGATE_TOKEN`, else the running
-/// `tollgate dev` stack's own (an `admin` token in its data directory); empty: none.
-pub(crate) fn token() -> String {
-    match std::env::var(TOKEN_ENV) {
-        Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
-        _ => crate::dev::discover()
-            .filter(|s| !s.cli_token_file.is_empty())
-            .and_then(|s| std::fs::read_to_string(s.cli_token_file).ok())
-            .map(|t| t.trim().to_string())
-            .unwrap_or_default(),
-    }
-}
 
 /// A run's record. The registry records a run from its events a moment after the verdict
 /// that `publish --wait` prints, so a run not found yet is asked for again for up to 5 s.
@@ -374,11 +329,6 @@ fn parse_stage(name: &str) -> Result<ModelStage, CliError> {
             )));
         }
     })
-}
-
-pub(crate) fn when(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 fn versions_table(versions: &[ModelVersion]) -> Table {

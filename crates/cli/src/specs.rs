@@ -7,7 +7,7 @@ use tollgate_spec::ModelSpec;
 
 use crate::{
     CliError,
-    show::{table, when},
+    output::{table, when},
 };
 
 /// Who applies a spec, and what they allow.
@@ -32,7 +32,7 @@ pub async fn apply(
     let (spec, text) = ModelSpec::load(path)?;
     let bus = crate::connect_bus(nats_url).await?;
     let code = crate::upload::code(&bus, &spec, path).await?;
-    let applied = crate::show::client_with(registry_url, &how.token)?
+    let applied = crate::connect::client_with(registry_url, &how.token)?
         .apply_spec(tollgate_proto::ApplySpecRequest {
             spec_yaml: text,
             code_digest: code.unwrap_or_default(),

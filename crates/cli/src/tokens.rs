@@ -14,7 +14,7 @@ use crate::{CliError, TokenCommand};
 fn path(file: Option<PathBuf>) -> Result<PathBuf, CliError> {
     file.or_else(|| std::env::var_os("TOLLGATE_TOKENS_FILE").map(PathBuf::from))
         .or_else(|| {
-            crate::dev::discover()
+            crate::discover::discover()
                 .filter(|s| !s.tokens_file.is_empty())
                 .map(|s| PathBuf::from(s.tokens_file))
         })
@@ -58,7 +58,7 @@ pub fn run(command: TokenCommand) -> Result<(), CliError> {
         TokenCommand::List { file } => {
             let path = path(file)?;
             let tokens = load(&path)?;
-            let mut t = crate::show::table(&["identity", "role", "created", "digest"]);
+            let mut t = crate::output::table(&["identity", "role", "created", "digest"]);
             for e in &tokens.tokens {
                 t.add_row(vec![
                     e.identity.clone(),

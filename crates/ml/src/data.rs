@@ -309,8 +309,52 @@ pub fn text_column(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>, Da
         .collect())
 }
 
+/// A text column with each distinct value stored once and a code per row: reading,
+/// encoding and profiling it copies no strings per row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TextColumn {
+    /// The distinct values, in order of first appearance.
+    pub values: Vec<String>,
+    /// Each row's index into `values`, or `None` where the value is missing.
+    pub codes: Vec<Option<u32>>,
+}
+
+impl TextColumn {
+    /// Row `i`'s value.
+    pub fn get(&self, i: usize) -> Option<&str> {
+        self.codes[i].map(|c| self.values[c as usize].as_str())
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.codes.len()
+    }
+
+    /// Whether the column has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.codes.is_empty()
+    }
+}
+
+impl<'a> FromIterator<Option<&'a str>> for TextColumn {
+    fn from_iter<I: IntoIterator<Item = Option<&'a str>>>(rows: I) -> Self {
+        let mut seen: std::collections::HashMap<&'a str, u32> = std::collections::HashMap::new();
+        let mut column = TextColumn::default();
+        for v in rows {
+            let code = v.map(|v| {
+                *seen.entry(v).or_insert_with(|| {
+                    column.values.push(v.to_string());
+                    (column.values.len() - 1) as u32
+                })
+            });
+            column.codes.push(code);
+        }
+        column
+    }
+}
+
 /// Column `name` of `df` as text, dictionary-coded: [`text_column`] without a string per row.
-pub fn text_codes(df: &DataFrame, name: &str) -> Result<crate::table::TextColumn, DataError> {
+pub fn text_codes(df: &DataFrame, name: &str) -> Result<TextColumn, DataError> {
     Ok(as_text(df, name)?.iter().collect())
 }
 

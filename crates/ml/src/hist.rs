@@ -12,7 +12,7 @@ use ndarray::Array2;
 use rayon::prelude::*;
 use tollgate_spec::Criterion;
 
-use crate::learners::{LEAF, LearnError, Progress, TreeModel, TreeNode};
+use crate::learner_base::{LEAF, LearnError, Progress, TreeModel, TreeNode};
 
 /// Most bins a feature is cut into: a bin index fits a byte.
 pub const MAX_BINS: usize = 256;

@@ -25,6 +25,7 @@ pub mod error;
 pub mod features;
 pub mod grade;
 pub mod hist;
+pub mod learner_base;
 pub mod learners;
 pub mod metrics;
 pub mod newton;

@@ -91,7 +91,7 @@ fn loss_gradient(rows: &[f64], z: &[f64], y: &[f64], width: usize) -> Array1<f64
         .map(|((rows, z), y)| {
             let mut g = Array1::<f64>::zeros(width);
             for ((row, &z), &y) in rows.chunks_exact(width).zip(z).zip(y) {
-                let residual = crate::learners::sigmoid(z) - y;
+                let residual = crate::learner_base::sigmoid(z) - y;
                 for (g, v) in g.iter_mut().zip(row) {
                     *g += residual * v;
                 }
@@ -135,7 +135,7 @@ pub fn fit(x: ArrayView2<'_, f64>, y: &[u8], alpha: f64, max_iterations: u64) ->
             .zip(rows.par_chunks_exact(width))
             .zip(zs.par_iter())
             .for_each(|((out, row), &z)| {
-                let q = crate::learners::sigmoid(z);
+                let q = crate::learner_base::sigmoid(z);
                 let w = (q * (1.0 - q)).sqrt();
                 for (o, v) in out.iter_mut().zip(row) {
                     *o = v * w;

@@ -6,6 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use tollgate_spec::ModelSpec;
 
+pub use crate::data::TextColumn;
 use crate::data::{self, DataError};
 use polars::prelude::DataFrame;
 
@@ -29,50 +30,6 @@ pub struct Table {
     pub target: Vec<u8>,
     /// Numeric columns that arrived as text, with how many values became null.
     pub coerced: Vec<(String, usize)>,
-}
-
-/// A text column with each distinct value stored once and a code per row: reading,
-/// encoding and profiling it copies no strings per row.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct TextColumn {
-    /// The distinct values, in order of first appearance.
-    pub values: Vec<String>,
-    /// Each row's index into `values`, or `None` where the value is missing.
-    pub codes: Vec<Option<u32>>,
-}
-
-impl TextColumn {
-    /// Row `i`'s value.
-    pub fn get(&self, i: usize) -> Option<&str> {
-        self.codes[i].map(|c| self.values[c as usize].as_str())
-    }
-
-    /// Number of rows.
-    pub fn len(&self) -> usize {
-        self.codes.len()
-    }
-
-    /// Whether the column has no rows.
-    pub fn is_empty(&self) -> bool {
-        self.codes.is_empty()
-    }
-}
-
-impl<'a> FromIterator<Option<&'a str>> for TextColumn {
-    fn from_iter<I: IntoIterator<Item = Option<&'a str>>>(rows: I) -> Self {
-        let mut seen: std::collections::HashMap<&'a str, u32> = std::collections::HashMap::new();
-        let mut column = TextColumn::default();
-        for v in rows {
-            let code = v.map(|v| {
-                *seen.entry(v).or_insert_with(|| {
-                    column.values.push(v.to_string());
-                    (column.values.len() - 1) as u32
-                })
-            });
-            column.codes.push(code);
-        }
-        column
-    }
 }
 
 impl FromIterator<Option<String>> for TextColumn {

@@ -16,6 +16,7 @@
 
 pub mod auth;
 pub mod dashboard;
+pub mod error;
 pub mod pipeline_metrics;
 mod policy;
 mod runs;

@@ -10,7 +10,7 @@ use tollgate_bus::{Bus, subjects::Bucket};
 use tollgate_proto::{Approval, ModelChange, ModelVersion, RunSummary};
 use tollgate_spec::ModelSpec;
 
-use crate::{auth::Caller, store::RegistryError};
+use crate::{auth::Caller, error::RegistryError};
 
 /// The model's applied spec: its policy.
 pub async fn of(bus: &Bus, model: &str) -> Result<ModelSpec, RegistryError> {

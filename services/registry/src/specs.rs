@@ -11,7 +11,7 @@ use tollgate_proto::{AppliedSpec, ApplySpecRequest};
 use tollgate_spec::ModelSpec;
 use tracing::info;
 
-use crate::store::RegistryError;
+use crate::error::RegistryError;
 
 /// Makes `r.spec_yaml` its model's policy, applied by `r.actor`.
 pub async fn apply(bus: &Bus, r: ApplySpecRequest) -> Result<AppliedSpec, RegistryError> {

@@ -1,6 +1,7 @@
 //! Unit tests of the parent module.
 
 use super::*;
+use crate::learner_base::LEAF;
 use ndarray::array;
 
 /// One classifier tree on `rows` of `x` (repeats allowed), `pick` offering the features.

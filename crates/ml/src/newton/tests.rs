@@ -23,7 +23,7 @@ fn the_gradient_vanishes_at_the_fit() {
     let (w, b) = fit(x.view(), &y, alpha, 100);
     let (mut gw, mut gb) = (alpha * w[0], 0.0);
     for (row, &label) in x.rows().into_iter().zip(&y) {
-        let r = crate::learners::sigmoid(w[0] * row[0] + b) - f64::from(label);
+        let r = crate::learner_base::sigmoid(w[0] * row[0] + b) - f64::from(label);
         gw += r * row[0];
         gb += r;
     }

@@ -1,0 +1,41 @@
+//! How the CLI reaches the registry: its client, with the bearer token from
+//! `TOLLGATE_TOKEN` or the running dev stack's own.
+
+use crate::CliError;
+
+/// A registry client calling with [`token`], trusting `TOLLGATE_REGISTRY_CA` for an
+/// `https://` registry.
+pub(crate) fn client(url: &str) -> Result<tollgate_proto::RegistryApi, CliError> {
+    client_with(url, &token())
+}
+
+/// A registry client calling with `token`.
+pub(crate) fn client_with(url: &str, token: &str) -> Result<tollgate_proto::RegistryApi, CliError> {
+    let ca = match std::env::var_os("TOLLGATE_REGISTRY_CA").filter(|v| !v.is_empty()) {
+        Some(path) => {
+            let path = std::path::PathBuf::from(path);
+            Some(std::fs::read(&path).map_err(|e| CliError::file(&path, e))?)
+        }
+        None => None,
+    };
+    tollgate_proto::registry_client_tls(url, token, ca).map_err(|source| CliError::RegistryUrl {
+        url: url.into(),
+        source,
+    })
+}
+
+/// The variable holding the bearer token the CLI calls the registry with.
+pub const TOKEN_ENV: &str = "TOLLGATE_TOKEN";
+
+/// The bearer token the CLI calls the registry with: `TOLLGATE_TOKEN`, else the running
+/// `tollgate dev` stack's own (an `admin` token in its data directory); empty: none.
+pub(crate) fn token() -> String {
+    match std::env::var(TOKEN_ENV) {
+        Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
+        _ => crate::discover::discover()
+            .filter(|s| !s.cli_token_file.is_empty())
+            .and_then(|s| std::fs::read_to_string(s.cli_token_file).ok())
+            .map(|t| t.trim().to_string())
+            .unwrap_or_default(),
+    }
+}

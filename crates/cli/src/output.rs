@@ -1,0 +1,20 @@
+//! How the CLI prints: tables in one style, durations and times as people read them.
+
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+
+/// Milliseconds as seconds for tables: `0.21s`.
+pub fn seconds(ms: u64) -> String {
+    format!("{:.2}s", ms as f64 / 1000.0)
+}
+
+pub(crate) fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_header(header.to_vec());
+    t
+}
+
+pub(crate) fn when(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
