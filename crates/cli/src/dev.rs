@@ -22,7 +22,52 @@ use tokio_util::sync::CancellationToken;
 pub use crate::discover::{DEFAULT_DATA_DIR, DevState, discover};
 use crate::discover::{LOCK_FILE, STATE_FILE, read_state};
 pub use crate::host::{Hosted, ServerHosting, ServiceTokens, host_services};
-use crate::{CliError, DevArgs};
+use clap::Args;
+
+use crate::CliError;
+
+/// `tollgate dev ...`
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Where the stack keeps its NATS store, logs, dataset cache and lock.
+    #[arg(long, env = "TOLLGATE_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// Run the services as separate processes (their binaries beside this one), the way
+    /// Kubernetes runs them, instead of in this process.
+    #[arg(long)]
+    pub processes: bool,
+    /// NATS client port (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    pub nats_port: u16,
+    /// Registry gRPC port (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    pub grpc_port: u16,
+    /// What the model server serves, as `MODEL@STAGE` or `MODEL@ALIAS` entries; its
+    /// Staging entry is where the promoter's integration test runs. Empty: no server.
+    #[arg(
+        long,
+        env = "TOLLGATE_SERVER_MODELS",
+        default_value = "churn@Production,churn@Staging"
+    )]
+    pub serve: String,
+    /// Model server port (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    pub server_port: u16,
+    /// The directories stages may read `file://` datasets from, `PATH`-style
+    /// (`/data:/mnt/shared`) [default: the current directory]. Pushed datasets
+    /// (`tollgate data push`) are always readable.
+    #[arg(long, env = "TOLLGATE_DATA_ROOTS")]
+    pub data_roots: Option<String>,
+    /// Run the registry without tokens: anyone on this machine may approve. By default the
+    /// stack makes a token file in the data directory, a token for each service (its own
+    /// role) and an admin token for the CLI, which finds it by itself.
+    #[arg(long)]
+    pub open: bool,
+    /// Apply these specs (`tollgate apply`) once the stack is up: each becomes its model's
+    /// policy, as an admin would make it.
+    #[arg(long, value_name = "SPEC")]
+    pub apply: Vec<PathBuf>,
+}
 
 /// The nats-server version `make tools` pins.
 const NATS_SERVER_VERSION: &str = "2.15.1";

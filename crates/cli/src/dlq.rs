@@ -1,12 +1,29 @@
 //! `tollgate dlq list` and `tollgate dlq replay ID`: the messages the services gave up on,
 //! with why, and sending one back once the cause is fixed.
 
+use clap::Subcommand;
 use tollgate_bus::deadletters::DeadLetterError;
 
 use crate::{
     CliError,
     show::{table, when},
 };
+
+/// `tollgate dlq ...`
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// List the dead letters, oldest first: id, when, consumer, subject, reason.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Publish a dead letter again on its original subject and remove it from the list.
+    Replay {
+        /// The dead letter's id, from `tollgate dlq list`.
+        id: u64,
+    },
+}
 
 /// `tollgate dlq list`: every dead letter, oldest first.
 pub async fn list(nats_url: &str, json: bool) -> Result<(), CliError> {

@@ -24,6 +24,15 @@ mod host;
 mod output;
 mod publish;
 pub mod reference;
+
+pub use dev::DevArgs;
+pub use dlq::DlqCommand;
+pub use publish::{PublishArgs, PublishKind};
+pub use report::ReportFormat;
+pub use show::{DecisionArgs, ModelsArgs, ModelsCommand, RunsArgs, RunsCommand};
+pub use tokens::TokenCommand;
+pub use train::{PredictArgs, TrainArgs};
+pub use validate::ValidateArgs;
 mod report;
 pub mod show;
 mod specs;
@@ -32,12 +41,13 @@ mod tokens;
 pub use tokens::{NatsWritten, nats_config};
 mod train;
 mod upload;
+mod validate;
 
 pub use error::CliError;
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use tollgate_ml::synth::{SynthOptions, churn};
 
 /// Exit code of a passed run or a successful command.
@@ -203,232 +213,6 @@ pub enum Command {
     },
 }
 
-/// `tollgate token ...`: the registry's token file (`TOLLGATE_TOKENS_FILE`, else the
-/// running `tollgate dev` stack's).
-#[derive(Debug, Subcommand)]
-pub enum TokenCommand {
-    /// Make a token for an identity and role: the token is printed once (stdout), only
-    /// its SHA-256 digest is stored. Hand it to its holder as `TOLLGATE_TOKEN`.
-    Create {
-        /// Who holds it: a person on the spec's `approvers:` list, `ci`, a service.
-        #[arg(long)]
-        identity: String,
-        /// approver, ci, service or viewer.
-        #[arg(long)]
-        role: tollgate_service::tokens::Role,
-        /// The token file [default: TOLLGATE_TOKENS_FILE, else the dev stack's].
-        #[arg(long)]
-        file: Option<PathBuf>,
-    },
-    /// List the tokens' identities, roles and when they were made (never the tokens).
-    List {
-        /// The token file [default: TOLLGATE_TOKENS_FILE, else the dev stack's].
-        #[arg(long)]
-        file: Option<PathBuf>,
-    },
-    /// Remove an identity's tokens. To rotate: `token create` a new one for the same
-    /// identity, hand it over, then `token revoke --identity NAME --keep-newest`.
-    Revoke {
-        /// Whose tokens.
-        #[arg(long)]
-        identity: String,
-        /// Keep the identity's newest token (the one just made to replace the others).
-        #[arg(long)]
-        keep_newest: bool,
-        /// The token file [default: TOLLGATE_TOKENS_FILE, else the dev stack's].
-        #[arg(long)]
-        file: Option<PathBuf>,
-    },
-}
-
-/// `tollgate dlq ...`
-#[derive(Debug, Subcommand)]
-pub enum DlqCommand {
-    /// List the dead letters, oldest first: id, when, consumer, subject, reason.
-    List {
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Publish a dead letter again on its original subject and remove it from the list.
-    Replay {
-        /// The dead letter's id, from `tollgate dlq list`.
-        id: u64,
-    },
-}
-
-/// `tollgate dev ...`
-#[derive(Debug, Args)]
-pub struct DevArgs {
-    /// Where the stack keeps its NATS store, logs, dataset cache and lock.
-    #[arg(long, env = "TOLLGATE_DATA_DIR", default_value = dev::DEFAULT_DATA_DIR)]
-    pub data_dir: PathBuf,
-    /// Run the services as separate processes (their binaries beside this one), the way
-    /// Kubernetes runs them, instead of in this process.
-    #[arg(long)]
-    pub processes: bool,
-    /// NATS client port (0: any free port).
-    #[arg(long, default_value_t = 0)]
-    pub nats_port: u16,
-    /// Registry gRPC port (0: any free port).
-    #[arg(long, default_value_t = 0)]
-    pub grpc_port: u16,
-    /// What the model server serves, as `MODEL@STAGE` or `MODEL@ALIAS` entries; its
-    /// Staging entry is where the promoter's integration test runs. Empty: no server.
-    #[arg(
-        long,
-        env = "TOLLGATE_SERVER_MODELS",
-        default_value = "churn@Production,churn@Staging"
-    )]
-    pub serve: String,
-    /// Model server port (0: any free port).
-    #[arg(long, default_value_t = 0)]
-    pub server_port: u16,
-    /// The directories stages may read `file://` datasets from, `PATH`-style
-    /// (`/data:/mnt/shared`) [default: the current directory]. Pushed datasets
-    /// (`tollgate data push`) are always readable.
-    #[arg(long, env = "TOLLGATE_DATA_ROOTS")]
-    pub data_roots: Option<String>,
-    /// Run the registry without tokens: anyone on this machine may approve. By default the
-    /// stack makes a token file in the data directory, a token for each service (its own
-    /// role) and an admin token for the CLI, which finds it by itself.
-    #[arg(long)]
-    pub open: bool,
-    /// Apply these specs (`tollgate apply`) once the stack is up: each becomes its model's
-    /// policy, as an admin would make it.
-    #[arg(long, value_name = "SPEC")]
-    pub apply: Vec<PathBuf>,
-}
-
-/// `tollgate validate ...`
-#[derive(Debug, Args)]
-pub struct ValidateArgs {
-    /// The dataset: .parquet or .csv.
-    pub data: PathBuf,
-    /// Take the expectations from this model spec (tollgate.yaml).
-    #[arg(long, conflicts_with = "suite", required_unless_present = "suite")]
-    pub spec: Option<PathBuf>,
-    /// Take the expectations from a Great Expectations suite JSON file, as it is.
-    #[arg(long)]
-    pub suite: Option<PathBuf>,
-    /// Print Great Expectations' SUMMARY-shaped JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// `tollgate train ...`
-#[derive(Debug, Args)]
-pub struct TrainArgs {
-    /// The dataset: .parquet or .csv.
-    pub data: PathBuf,
-    /// The model spec (tollgate.yaml).
-    #[arg(long)]
-    pub spec: PathBuf,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
-    /// Save the model artifact here.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Grade an ONNX model trained elsewhere (FILE.onnx) on the spec's split instead of
-    /// training, as `publish --model` makes the pipeline do.
-    #[arg(long, value_name = "FILE.onnx")]
-    pub model: Option<PathBuf>,
-}
-
-/// `tollgate predict ...`
-#[derive(Debug, Args)]
-pub struct PredictArgs {
-    /// The model artifact file.
-    pub model: PathBuf,
-    /// The dataset to score: .parquet or .csv (the target column may be absent).
-    pub data: PathBuf,
-    /// Write the CSV here instead of standard output.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Probability at or above which a row is predicted positive (default: 0.5).
-    #[arg(long, default_value_t = 0.5)]
-    pub threshold: f64,
-}
-
-/// A decision on one version.
-#[derive(Debug, Args)]
-pub struct DecisionArgs {
-    /// The model, or a models:/ URI naming the version.
-    pub model: String,
-    /// The version (omit when MODEL is a URI).
-    pub version: Option<u32>,
-    /// Why: recorded in the audit trail.
-    #[arg(long)]
-    pub reason: String,
-}
-
-/// `tollgate models ...`
-#[derive(Debug, Args)]
-pub struct ModelsArgs {
-    /// show, tag, alias or describe; without one, lists versions.
-    #[command(subcommand)]
-    pub command: Option<ModelsCommand>,
-    /// Only this model.
-    pub model: Option<String>,
-    /// Only versions in this stage (None, Staging, Production, Archived).
-    #[arg(long)]
-    pub stage: Option<String>,
-    /// Only versions with this tag.
-    #[arg(long)]
-    pub tag: Option<String>,
-}
-
-/// `tollgate models` subcommands.
-#[derive(Debug, Subcommand)]
-pub enum ModelsCommand {
-    /// Versions, stages, aliases, metrics, the last gate decision and the audit trail of a
-    /// model, or of one version given as models:/NAME/VERSION, models:/NAME/STAGE or models:/NAME@ALIAS.
-    Show {
-        /// Model name or models:/ URI.
-        target: String,
-    },
-    /// Add or remove tags of a version.
-    Tag {
-        /// The model.
-        model: String,
-        /// The version.
-        version: u32,
-        /// Tags to add.
-        #[arg(long)]
-        add: Vec<String>,
-        /// Tags to remove.
-        #[arg(long)]
-        remove: Vec<String>,
-    },
-    /// Point an alias (e.g. champion) at a version; version 0 removes it.
-    Alias {
-        /// The model.
-        model: String,
-        /// The alias.
-        alias: String,
-        /// The version.
-        version: u32,
-    },
-    /// Download a version's artifact (digest verified) to a file.
-    Download {
-        /// models:/NAME/VERSION, models:/NAME/STAGE or models:/NAME@ALIAS.
-        uri: String,
-        /// Where to write it.
-        #[arg(long)]
-        out: PathBuf,
-    },
-    /// Set a version's description.
-    Describe {
-        /// The model.
-        model: String,
-        /// The version.
-        version: u32,
-        /// The text.
-        description: String,
-    },
-}
-
 /// `tollgate data ...`
 #[derive(Debug, Subcommand)]
 pub enum DataCommand {
@@ -454,105 +238,6 @@ pub enum DataCommand {
         /// Name in the store (default: the file name).
         #[arg(long)]
         name: Option<String>,
-    },
-}
-
-/// Formats of `tollgate report`.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ReportFormat {
-    /// GitHub-flavoured Markdown.
-    Markdown,
-}
-
-/// Kinds of trigger a person or CI publishes.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum PublishKind {
-    /// New code (spec) from CI: validate, train, gate; report only.
-    Code,
-    /// New data arrived.
-    Data,
-    /// A person asks for a run, with a reason.
-    Manual,
-}
-
-/// `tollgate publish ...`
-#[derive(Debug, Args)]
-pub struct PublishArgs {
-    /// What changed.
-    pub kind: PublishKind,
-    /// The model spec (tollgate.yaml); without it the last published spec of --model is used.
-    #[arg(long)]
-    pub spec: Option<PathBuf>,
-    /// Model name (taken from the spec when omitted), or a model trained elsewhere
-    /// (`FILE.onnx`, with --spec): the run's train stage registers that file instead of
-    /// training, and the gate grades it on the spec's test split like any other.
-    #[arg(long, value_name = "NAME|FILE.onnx")]
-    pub model: Option<String>,
-    /// Dataset: a local path, file:///abs/path, or objstore://NAME from `data push`.
-    #[arg(long)]
-    pub dataset: Option<String>,
-    /// Code commit the spec comes from.
-    #[arg(long, env = "GITHUB_SHA", default_value = "")]
-    pub commit: String,
-    /// Git ref of the change (refs/heads/main, refs/pull/12/merge).
-    #[arg(long = "ref", env = "GITHUB_REF", default_value = "")]
-    pub git_ref: String,
-    /// Pull request number [default: read from a refs/pull/N/... ref].
-    #[arg(long)]
-    pub pr: Option<u32>,
-    /// Who pushed or opened the pull request.
-    #[arg(long, env = "GITHUB_ACTOR", default_value = "")]
-    pub actor: String,
-    /// The Tollgate identity of the commit's author (when it differs from the actor):
-    /// like the actor, they may not approve what the run produces.
-    #[arg(long, env = "TOLLGATE_COMMIT_AUTHOR", default_value = "")]
-    pub commit_author: String,
-    /// The CI run's web page [default: from GITHUB_SERVER_URL, GITHUB_REPOSITORY and
-    /// GITHUB_RUN_ID].
-    #[arg(long)]
-    pub ci_run_url: Option<String>,
-    /// Why (for manual runs).
-    #[arg(long, default_value = "")]
-    pub reason: String,
-    /// Wait for the verdict, showing each stage live; the exit code follows the verdict.
-    #[arg(long)]
-    pub wait: bool,
-    /// Seconds to wait for the verdict.
-    #[arg(long, default_value_t = 600)]
-    pub timeout: u64,
-    /// Trigger id (default: a new ULID); publishing the same id twice starts one run.
-    #[arg(long)]
-    pub trigger_id: Option<String>,
-}
-
-/// `tollgate runs ...`
-#[derive(Debug, Args)]
-pub struct RunsArgs {
-    /// `show RUN_ID` prints one run in full.
-    #[command(subcommand)]
-    pub show: Option<RunsCommand>,
-    /// Only runs of this model.
-    #[arg(long)]
-    pub model: Option<String>,
-    /// How many runs, newest first.
-    #[arg(long, default_value_t = 20)]
-    pub limit: u32,
-    /// Follow every run live (stages, progress, verdicts) until Ctrl-C.
-    #[arg(long)]
-    pub watch: bool,
-    /// Print the brief's `pipeline_metrics` records as JSON instead of tables: an array
-    /// of runs, or one object with `runs show RUN --json` (shape in the book's Observability page).
-    #[arg(long, global = true)]
-    pub json: bool,
-}
-
-/// `tollgate runs show`
-#[derive(Debug, Subcommand)]
-pub enum RunsCommand {
-    /// One run: stages, validation report, gate checks.
-    Show {
-        /// The run id.
-        run_id: String,
     },
 }
 
@@ -636,7 +321,7 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
             );
             Ok(())
         }
-        Command::Validate(args) => show::validate(&args),
+        Command::Validate(args) => validate::validate(&args),
         Command::Train(args) => train::train(&args).await,
         Command::Predict(args) => train::predict(&args),
         Command::Profile { data, spec, json } => train::profile(&data, &spec, json),

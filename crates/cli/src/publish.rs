@@ -12,7 +12,72 @@ use tollgate_proto::{
 };
 use tollgate_spec::ModelSpec;
 
-use crate::{CliError, PublishArgs, PublishKind, show};
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use crate::{CliError, show};
+
+/// Kinds of trigger a person or CI publishes.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PublishKind {
+    /// New code (spec) from CI: validate, train, gate; report only.
+    Code,
+    /// New data arrived.
+    Data,
+    /// A person asks for a run, with a reason.
+    Manual,
+}
+
+/// `tollgate publish ...`
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// What changed.
+    pub kind: PublishKind,
+    /// The model spec (tollgate.yaml); without it the last published spec of --model is used.
+    #[arg(long)]
+    pub spec: Option<PathBuf>,
+    /// Model name (taken from the spec when omitted), or a model trained elsewhere
+    /// (`FILE.onnx`, with --spec): the run's train stage registers that file instead of
+    /// training, and the gate grades it on the spec's test split like any other.
+    #[arg(long, value_name = "NAME|FILE.onnx")]
+    pub model: Option<String>,
+    /// Dataset: a local path, file:///abs/path, or objstore://NAME from `data push`.
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Code commit the spec comes from.
+    #[arg(long, env = "GITHUB_SHA", default_value = "")]
+    pub commit: String,
+    /// Git ref of the change (refs/heads/main, refs/pull/12/merge).
+    #[arg(long = "ref", env = "GITHUB_REF", default_value = "")]
+    pub git_ref: String,
+    /// Pull request number [default: read from a refs/pull/N/... ref].
+    #[arg(long)]
+    pub pr: Option<u32>,
+    /// Who pushed or opened the pull request.
+    #[arg(long, env = "GITHUB_ACTOR", default_value = "")]
+    pub actor: String,
+    /// The Tollgate identity of the commit's author (when it differs from the actor):
+    /// like the actor, they may not approve what the run produces.
+    #[arg(long, env = "TOLLGATE_COMMIT_AUTHOR", default_value = "")]
+    pub commit_author: String,
+    /// The CI run's web page [default: from GITHUB_SERVER_URL, GITHUB_REPOSITORY and
+    /// GITHUB_RUN_ID].
+    #[arg(long)]
+    pub ci_run_url: Option<String>,
+    /// Why (for manual runs).
+    #[arg(long, default_value = "")]
+    pub reason: String,
+    /// Wait for the verdict, showing each stage live; the exit code follows the verdict.
+    #[arg(long)]
+    pub wait: bool,
+    /// Seconds to wait for the verdict.
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+    /// Trigger id (default: a new ULID); publishing the same id twice starts one run.
+    #[arg(long)]
+    pub trigger_id: Option<String>,
+}
 
 /// Publishes the trigger as `requested_by`; with `--wait`, follows the run to its verdict,
 /// which a non-passing run turns into [`CliError::Verdict`].

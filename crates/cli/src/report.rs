@@ -3,6 +3,7 @@
 //! each stage with its duration, the failing expectations, the gate's checks and the
 //! metrics against the Production version.
 
+use clap::ValueEnum;
 use std::fmt::Write as _;
 
 use tollgate_proto::{
@@ -10,6 +11,13 @@ use tollgate_proto::{
 };
 
 use crate::{CliError, show::seconds};
+
+/// Formats of `tollgate report`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ReportFormat {
+    /// GitHub-flavoured Markdown.
+    Markdown,
+}
 
 /// The metrics compared with Production, in this order.
 const COMPARED: [&str; 5] = ["auc_roc", "f1", "precision", "recall", "accuracy"];

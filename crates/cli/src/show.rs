@@ -12,7 +12,120 @@ pub use crate::connect::TOKEN_ENV;
 pub(crate) use crate::connect::{client, token};
 pub use crate::output::seconds;
 pub(crate) use crate::output::{table, when};
-use crate::{CliError, DecisionArgs, ModelsArgs, ModelsCommand, RunsArgs, RunsCommand};
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use crate::CliError;
+
+/// A decision on one version.
+#[derive(Debug, Args)]
+pub struct DecisionArgs {
+    /// The model, or a models:/ URI naming the version.
+    pub model: String,
+    /// The version (omit when MODEL is a URI).
+    pub version: Option<u32>,
+    /// Why: recorded in the audit trail.
+    #[arg(long)]
+    pub reason: String,
+}
+
+/// `tollgate models ...`
+#[derive(Debug, Args)]
+pub struct ModelsArgs {
+    /// show, tag, alias or describe; without one, lists versions.
+    #[command(subcommand)]
+    pub command: Option<ModelsCommand>,
+    /// Only this model.
+    pub model: Option<String>,
+    /// Only versions in this stage (None, Staging, Production, Archived).
+    #[arg(long)]
+    pub stage: Option<String>,
+    /// Only versions with this tag.
+    #[arg(long)]
+    pub tag: Option<String>,
+}
+
+/// `tollgate models` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Versions, stages, aliases, metrics, the last gate decision and the audit trail of a
+    /// model, or of one version given as models:/NAME/VERSION, models:/NAME/STAGE or models:/NAME@ALIAS.
+    Show {
+        /// Model name or models:/ URI.
+        target: String,
+    },
+    /// Add or remove tags of a version.
+    Tag {
+        /// The model.
+        model: String,
+        /// The version.
+        version: u32,
+        /// Tags to add.
+        #[arg(long)]
+        add: Vec<String>,
+        /// Tags to remove.
+        #[arg(long)]
+        remove: Vec<String>,
+    },
+    /// Point an alias (e.g. champion) at a version; version 0 removes it.
+    Alias {
+        /// The model.
+        model: String,
+        /// The alias.
+        alias: String,
+        /// The version.
+        version: u32,
+    },
+    /// Download a version's artifact (digest verified) to a file.
+    Download {
+        /// models:/NAME/VERSION, models:/NAME/STAGE or models:/NAME@ALIAS.
+        uri: String,
+        /// Where to write it.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Set a version's description.
+    Describe {
+        /// The model.
+        model: String,
+        /// The version.
+        version: u32,
+        /// The text.
+        description: String,
+    },
+}
+
+/// `tollgate runs ...`
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// `show RUN_ID` prints one run in full.
+    #[command(subcommand)]
+    pub show: Option<RunsCommand>,
+    /// Only runs of this model.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// How many runs, newest first.
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+    /// Follow every run live (stages, progress, verdicts) until Ctrl-C.
+    #[arg(long)]
+    pub watch: bool,
+    /// Print the brief's `pipeline_metrics` records as JSON instead of tables: an array
+    /// of runs, or one object with `runs show RUN --json` (shape in the book's Observability page).
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// `tollgate runs show`
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// One run: stages, validation report, gate checks.
+    Show {
+        /// The run id.
+        run_id: String,
+    },
+}
 
 /// A run's record. The registry records a run from its events a moment after the verdict
 /// that `publish --wait` prints, so a run not found yet is asked for again for up to 5 s.
@@ -275,46 +388,6 @@ pub fn drift_table(v: &tollgate_proto::ValidationReport) -> Table {
         ]);
     }
     t
-}
-
-/// `tollgate validate DATA --spec FILE | --suite FILE [--json]`: a failed expectation is
-/// a [`CliError::Verdict`].
-pub fn validate(args: &crate::ValidateArgs) -> Result<(), CliError> {
-    let (name, suite) = match (&args.spec, &args.suite) {
-        (Some(spec), _) => {
-            let (s, _) = tollgate_spec::ModelSpec::load(spec)?;
-            (s.model.clone(), s.expectations)
-        }
-        (None, Some(suite)) => {
-            let text = std::fs::read_to_string(suite).map_err(|source| {
-                tollgate_spec::SpecError::Read {
-                    path: suite.display().to_string(),
-                    source,
-                }
-            })?;
-            tollgate_spec::read_gx_suite(&text)?
-        }
-        (None, None) => return Err(CliError::usage("give --spec FILE or --suite FILE")),
-    };
-    let report = tollgate_ml::validate::validate(&args.data, &suite)?;
-    if args.json {
-        say!("{:#}", tollgate_ml::validate::summary_json(&report, &name));
-    } else {
-        say!("{}", validation_table(&report, false));
-        let ok = report.results.iter().filter(|r| r.success).count();
-        say!(
-            "{}: {ok}/{} expectations met on {} rows in {} ms",
-            if report.success { "PASSED" } else { "FAILED" },
-            report.results.len(),
-            report.row_count,
-            report.duration_ms
-        );
-    }
-    if report.success {
-        Ok(())
-    } else {
-        Err(CliError::Verdict("some expectations failed".into()))
-    }
 }
 
 fn parse_stage(name: &str) -> Result<ModelStage, CliError> {

@@ -8,7 +8,47 @@ use std::path::PathBuf;
 
 use tollgate_service::tokens::TokenFile;
 
-use crate::{CliError, TokenCommand};
+use clap::Subcommand;
+
+use crate::CliError;
+
+/// `tollgate token ...`: the registry's token file (`TOLLGATE_TOKENS_FILE`, else the
+/// running `tollgate dev` stack's).
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a token for an identity and role: the token is printed once (stdout), only
+    /// its SHA-256 digest is stored. Hand it to its holder as `TOLLGATE_TOKEN`.
+    Create {
+        /// Who holds it: a person on the spec's `approvers:` list, `ci`, a service.
+        #[arg(long)]
+        identity: String,
+        /// approver, ci, service or viewer.
+        #[arg(long)]
+        role: tollgate_service::tokens::Role,
+        /// The token file [default: TOLLGATE_TOKENS_FILE, else the dev stack's].
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// List the tokens' identities, roles and when they were made (never the tokens).
+    List {
+        /// The token file [default: TOLLGATE_TOKENS_FILE, else the dev stack's].
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Remove an identity's tokens. To rotate: `token create` a new one for the same
+    /// identity, hand it over, then `token revoke --identity NAME --keep-newest`.
+    Revoke {
+        /// Whose tokens.
+        #[arg(long)]
+        identity: String,
+        /// Keep the identity's newest token (the one just made to replace the others).
+        #[arg(long)]
+        keep_newest: bool,
+        /// The token file [default: TOLLGATE_TOKENS_FILE, else the dev stack's].
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+}
 
 /// The token file: `--file`, `TOLLGATE_TOKENS_FILE`, else the running dev stack's.
 fn path(file: Option<PathBuf>) -> Result<PathBuf, CliError> {

@@ -12,7 +12,46 @@ use tollgate_spec::ModelSpec;
 use tollgate_trainer::command::{self, CommandTrainError, Job, Workspace};
 use tollgate_usercode::snapshot;
 
-use crate::{CliError, PredictArgs, TrainArgs};
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::CliError;
+
+/// `tollgate train ...`
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// The dataset: .parquet or .csv.
+    pub data: PathBuf,
+    /// The model spec (tollgate.yaml).
+    #[arg(long)]
+    pub spec: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Save the model artifact here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Grade an ONNX model trained elsewhere (FILE.onnx) on the spec's split instead of
+    /// training, as `publish --model` makes the pipeline do.
+    #[arg(long, value_name = "FILE.onnx")]
+    pub model: Option<PathBuf>,
+}
+
+/// `tollgate predict ...`
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// The model artifact file.
+    pub model: PathBuf,
+    /// The dataset to score: .parquet or .csv (the target column may be absent).
+    pub data: PathBuf,
+    /// Write the CSV here instead of standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Probability at or above which a row is predicted positive (default: 0.5).
+    #[arg(long, default_value_t = 0.5)]
+    pub threshold: f64,
+}
 
 /// Trains (or imports `--model`) as the trainer would.
 async fn trained(args: &TrainArgs, spec: &ModelSpec, text: &str) -> Result<Trained, CliError> {

@@ -1,0 +1,64 @@
+//! `tollgate validate`: the data-validator's own engine on a local file, without NATS,
+//! exiting by the result.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::{CliError, show::validation_table};
+
+/// `tollgate validate ...`
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The dataset: .parquet or .csv.
+    pub data: PathBuf,
+    /// Take the expectations from this model spec (tollgate.yaml).
+    #[arg(long, conflicts_with = "suite", required_unless_present = "suite")]
+    pub spec: Option<PathBuf>,
+    /// Take the expectations from a Great Expectations suite JSON file, as it is.
+    #[arg(long)]
+    pub suite: Option<PathBuf>,
+    /// Print Great Expectations' SUMMARY-shaped JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `tollgate validate DATA --spec FILE | --suite FILE [--json]`: a failed expectation is
+/// a [`CliError::Verdict`].
+pub fn validate(args: &ValidateArgs) -> Result<(), CliError> {
+    let (name, suite) = match (&args.spec, &args.suite) {
+        (Some(spec), _) => {
+            let (s, _) = tollgate_spec::ModelSpec::load(spec)?;
+            (s.model.clone(), s.expectations)
+        }
+        (None, Some(suite)) => {
+            let text = std::fs::read_to_string(suite).map_err(|source| {
+                tollgate_spec::SpecError::Read {
+                    path: suite.display().to_string(),
+                    source,
+                }
+            })?;
+            tollgate_spec::read_gx_suite(&text)?
+        }
+        (None, None) => return Err(CliError::usage("give --spec FILE or --suite FILE")),
+    };
+    let report = tollgate_ml::validate::validate(&args.data, &suite)?;
+    if args.json {
+        say!("{:#}", tollgate_ml::validate::summary_json(&report, &name));
+    } else {
+        say!("{}", validation_table(&report, false));
+        let ok = report.results.iter().filter(|r| r.success).count();
+        say!(
+            "{}: {ok}/{} expectations met on {} rows in {} ms",
+            if report.success { "PASSED" } else { "FAILED" },
+            report.results.len(),
+            report.row_count,
+            report.duration_ms
+        );
+    }
+    if report.success {
+        Ok(())
+    } else {
+        Err(CliError::Verdict("some expectations failed".into()))
+    }
+}
