@@ -11,6 +11,37 @@ use tracing::{info, warn};
 
 use crate::{Bus, BusError, now_ms, subjects};
 
+/// What a run event carries besides its run and kind.
+#[derive(Default)]
+struct Body {
+    stage: Option<StageResult>,
+    summary: Option<RunSummary>,
+    message: String,
+    /// When it happened; now when `None`.
+    at_unix_ms: Option<i64>,
+}
+
+/// The one place a run event is built and published; `msg_id` dedupes it (`None` for
+/// progress lines, which may repeat).
+async fn emit(
+    bus: &Bus,
+    run: &RunId,
+    kind: RunEventKind,
+    body: Body,
+    msg_id: Option<&str>,
+) -> Result<(), BusError> {
+    let ev = RunEvent {
+        run_id: run.to_string(),
+        kind: kind as i32,
+        at_unix_ms: body.at_unix_ms.unwrap_or_else(now_ms),
+        stage: body.stage,
+        summary: body.summary,
+        message: body.message,
+    };
+    bus.publish(subjects::run_event(run, kind), &ev, msg_id)
+        .await
+}
+
 /// Publishes a stage's `started` or `finished` event.
 pub async fn stage_event(
     bus: &Bus,
@@ -18,24 +49,17 @@ pub async fn stage_event(
     kind: RunEventKind,
     stage: &StageResult,
 ) -> Result<(), BusError> {
-    let ev = RunEvent {
-        run_id: run.to_string(),
-        kind: kind as i32,
-        at_unix_ms: now_ms(),
+    let id = subjects::msg_id::event(run, kind, Some((stage.stage(), stage.started_unix_ms)));
+    let body = Body {
         stage: Some(stage.clone()),
         ..Default::default()
     };
-    let id = subjects::msg_id::event(run, kind, Some((stage.stage(), stage.started_unix_ms)));
-    bus.publish(subjects::run_event(run, kind), &ev, Some(&id))
-        .await
+    emit(bus, run, kind, body, Some(&id)).await
 }
 
 /// Publishes a progress line of a running stage; a failure is logged, never fatal.
 pub async fn progress(bus: &Bus, run: &RunId, stage: tollgate_proto::Stage, message: String) {
-    let event = RunEvent {
-        run_id: run.to_string(),
-        kind: RunEventKind::Progress as i32,
-        at_unix_ms: now_ms(),
+    let body = Body {
         stage: Some(StageResult {
             stage: stage as i32,
             status: StageStatus::Running as i32,
@@ -44,8 +68,7 @@ pub async fn progress(bus: &Bus, run: &RunId, stage: tollgate_proto::Stage, mess
         message,
         ..Default::default()
     };
-    let subject = subjects::run_event(run, RunEventKind::Progress);
-    if let Err(e) = bus.publish(subject, &event, None).await {
+    if let Err(e) = emit(bus, run, RunEventKind::Progress, body, None).await {
         warn!(error = %e, "progress event not published");
     }
 }
@@ -53,16 +76,12 @@ pub async fn progress(bus: &Bus, run: &RunId, stage: tollgate_proto::Stage, mess
 /// Publishes the run's `created` event: what `--wait` and the registry see first.
 pub async fn announce(bus: &Bus, id: &RunId, run: &Run) -> Result<(), BusError> {
     let kind = RunEventKind::Created;
-    let ev = RunEvent {
-        run_id: id.to_string(),
-        kind: kind as i32,
-        at_unix_ms: now_ms(),
+    let body = Body {
         summary: Some(run.summary()),
         ..Default::default()
     };
     let msg_id = subjects::msg_id::event(id, kind, None);
-    bus.publish(subjects::run_event(id, kind), &ev, Some(&msg_id))
-        .await
+    emit(bus, id, kind, body, Some(&msg_id)).await
 }
 
 /// Publishes that a run waits for `active`, the run holding its concurrency group.
@@ -73,16 +92,12 @@ pub async fn queued(bus: &Bus, id: &RunId, run: &Run, active: &RunId) -> Result<
         ..run.clone()
     }
     .summary();
-    let ev = RunEvent {
-        run_id: id.to_string(),
-        kind: kind as i32,
-        at_unix_ms: now_ms(),
+    let body = Body {
         summary: Some(summary),
         ..Default::default()
     };
     let msg_id = subjects::msg_id::event(id, kind, None);
-    bus.publish(subjects::run_event(id, kind), &ev, Some(&msg_id))
-        .await
+    emit(bus, id, kind, body, Some(&msg_id)).await
 }
 
 /// Ends a run with a verdict and publishes its `completed` event; a run of a concurrency
@@ -117,16 +132,13 @@ pub async fn complete_record(
         .saturating_sub(summary.created_unix_ms) as f64
         / 1000.0;
     tollgate_telemetry::metrics::get().run_ended(&summary.model, &trigger, verdict.name(), seconds);
-    let ev = RunEvent {
-        run_id: id.to_string(),
-        kind: kind as i32,
-        at_unix_ms: summary.finished_unix_ms,
+    let body = Body {
+        at_unix_ms: Some(summary.finished_unix_ms),
         summary: Some(summary.clone()),
         ..Default::default()
     };
     let msg_id = subjects::msg_id::event(id, kind, None);
-    bus.publish(subjects::run_event(id, kind), &ev, Some(&msg_id))
-        .await?;
+    emit(bus, id, kind, body, Some(&msg_id)).await?;
     bus.groups().release(&summary).await
 }
 
