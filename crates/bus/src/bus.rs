@@ -20,6 +20,11 @@ pub use crate::catalog::{default_max_bytes, stream_names};
 pub use crate::error::{BusError, Cause};
 use crate::subjects::{self, Bucket};
 
+/// Attempts a connection that does not create streams makes before giving up on the
+/// registry creating them: about two and a half minutes, since the registry may start
+/// after it, or be placing three replicas on a busy cluster.
+const WAIT_FOR_STREAMS_TRIES: usize = 35;
+
 /// How long a stage may hold a message before JetStream redelivers it, unless the
 /// worker sends progress acks (it does, every third of this); the default of
 /// [`Bus::with_ack_wait`].
@@ -220,7 +225,11 @@ impl Bus {
                 ExponentialBuilder::default()
                     .with_min_delay(Duration::from_millis(250))
                     .with_max_delay(Duration::from_secs(5))
-                    .with_max_times(8),
+                    .with_max_times(if setup.create {
+                        8
+                    } else {
+                        WAIT_FOR_STREAMS_TRIES
+                    }),
             )
             .notify(|e, after| warn!(error = %e, ?after, "NATS JetStream not ready (or the registry has not created its streams yet); trying again"))
             .await?;
