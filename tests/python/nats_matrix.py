@@ -10,25 +10,18 @@ needs, which must be answered. Prints one line per check and exits 1 when any is
 """
 
 import asyncio
+import json
+import os
 import sys
 
 import nats
 from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
 
-WORK = "TOLLGATE_WORK"
-STREAMS = [
-    WORK,
-    "TOLLGATE_RUNS",
-    "TOLLGATE_ALERTS",
-    "TOLLGATE_DEADLETTER",
-    "TOLLGATE_SERVED",
-    "KV_tollgate_models",
-    "KV_tollgate_runs",
-    "KV_tollgate_specs",
-    "OBJ_tollgate_artifacts",
-    "OBJ_tollgate_datasets",
-    "OBJ_tollgate_code",
-]
+# The names Tollgate gives its subjects and streams, from the Rust side's one subjects
+# module (the test passes them), so this script spells none of them itself.
+NAMES = json.loads(os.environ["TOLLGATE_MATRIX_NAMES"])
+WORK = NAMES["work_stream"]
+STREAMS = NAMES["streams"]
 IDENTITIES = [
     "registry",
     "trigger-watcher",
@@ -61,11 +54,17 @@ def forbidden(identity):
     if identity != "registry":
         out.append(("$KV.tollgate_models.churn.v.1", "KV put on the models bucket"))
         out.append(("$KV.tollgate_specs.current.churn", "KV put of a model's policy"))
-        out.append(("tollgate.stage.production", "start Production"))
-        out.append(("tollgate.trigger.model", "announce a model change"))
+        out.append((NAMES["production"], "start Production"))
+        out.append((NAMES["model_trigger"], "announce a model change"))
     if identity not in ("registry", "gate"):
-        out.append(("tollgate.stage.promote", "start promote"))
+        out.append((NAMES["promote"], "start promote"))
     return out
+
+
+def read(stream, subject, what):
+    """A direct read of the last message on `subject` of `stream`: (subject, payload, why)."""
+    payload = json.dumps({"last_by_subj": subject}).encode()
+    return (f"$JS.API.STREAM.MSG.GET.{stream}", payload, what)
 
 
 def needed(identity):
@@ -74,32 +73,32 @@ def needed(identity):
     jobs = {
         "registry": [
             (f"$JS.API.STREAM.CREATE.{WORK}", b'{"name":"TOLLGATE_WORK"}', "stream create"),
-            ("$JS.API.STREAM.MSG.GET.KV_tollgate_models", b'{"last_by_subj":"$KV.tollgate_models.none"}', "models read"),
+            read("KV_tollgate_models", "$KV.tollgate_models.none", "models read"),
         ],
         "trigger-watcher": [
-            ("$JS.API.STREAM.MSG.GET.KV_tollgate_specs", b'{"last_by_subj":"$KV.tollgate_specs.none"}', "specs read"),
+            read("KV_tollgate_specs", "$KV.tollgate_specs.none", "specs read"),
         ],
         "data-validator": [
-            ("$JS.API.STREAM.MSG.GET.OBJ_tollgate_datasets", b'{"last_by_subj":"$O.tollgate_datasets.M.none"}', "datasets read"),
+            read("OBJ_tollgate_datasets", "$O.tollgate_datasets.M.none", "datasets read"),
         ],
         "trainer": [
-            ("$JS.API.STREAM.MSG.GET.OBJ_tollgate_code", b'{"last_by_subj":"$O.tollgate_code.M.none"}', "code read"),
+            read("OBJ_tollgate_code", "$O.tollgate_code.M.none", "code read"),
         ],
         "gate": [
-            ("$JS.API.STREAM.MSG.GET.OBJ_tollgate_datasets", b'{"last_by_subj":"$O.tollgate_datasets.M.none"}', "datasets read"),
+            read("OBJ_tollgate_datasets", "$O.tollgate_datasets.M.none", "datasets read"),
         ],
         "promoter": [
-            ("$JS.API.STREAM.MSG.GET.KV_tollgate_specs", b'{"last_by_subj":"$KV.tollgate_specs.none"}', "specs read"),
+            read("KV_tollgate_specs", "$KV.tollgate_specs.none", "specs read"),
         ],
         "server": [
-            ("$JS.API.STREAM.MSG.GET.KV_tollgate_specs", b'{"last_by_subj":"$KV.tollgate_specs.none"}', "specs read"),
+            read("KV_tollgate_specs", "$KV.tollgate_specs.none", "specs read"),
         ],
         "ci": [],
         "viewer": [
-            ("$JS.API.STREAM.MSG.GET.KV_tollgate_runs", b'{"last_by_subj":"$KV.tollgate_runs.none"}', "runs read"),
+            read("KV_tollgate_runs", "$KV.tollgate_runs.none", "runs read"),
         ],
         "operator": [
-            ("$JS.API.STREAM.MSG.GET.KV_tollgate_models", b'{"last_by_subj":"$KV.tollgate_models.none"}', "models read"),
+            read("KV_tollgate_models", "$KV.tollgate_models.none", "models read"),
         ],
     }
     return [info] + jobs[identity]

@@ -520,7 +520,16 @@ async fn nats_py_as_each_identity_is_refused_what_it_must_not_do_and_served_what
         .await
         .unwrap();
     assert_eq!(run.verdict(), Verdict::Passed, "{}", run.reason);
+    use tollgate_bus::subjects;
+    let names = serde_json::json!({
+        "work_stream": subjects::WORK_STREAM,
+        "streams": tollgate_bus::catalog::stream_names(),
+        "production": subjects::stage(tollgate_proto::Stage::Production),
+        "promote": subjects::stage(tollgate_proto::Stage::Promote),
+        "model_trigger": subjects::trigger(TriggerKind::Model),
+    });
     let out = std::process::Command::new(python())
+        .env("TOLLGATE_MATRIX_NAMES", names.to_string())
         .arg(tollgate_e2e::workspace_root().join("tests/python/nats_matrix.py"))
         .arg(&p.nats.url)
         .arg(creds.path())
