@@ -24,6 +24,7 @@ mod duplicates;
 mod judge;
 pub mod kl;
 mod model;
+mod params;
 mod results;
 mod types;
 

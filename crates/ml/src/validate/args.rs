@@ -3,16 +3,22 @@
 
 use super::dates::*;
 use super::model::*;
+use super::params::{Param, evaluate_now};
 use polars::prelude::*;
 use serde_json::{Map, Value};
 
 pub(super) fn number(k: &Map<String, Value>, key: &str) -> Result<Option<f64>, String> {
     match k.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(o)) if o.contains_key("$PARAMETER") => Err(format!(
-            "argument {key} is a suite parameter ({}); give its value",
-            o["$PARAMETER"]
-        )),
+        Some(Value::Object(o)) if o.contains_key("$PARAMETER") => {
+            let expression = o["$PARAMETER"].as_str().unwrap_or_default();
+            match evaluate_now(expression)? {
+                Param::Number(n) => Ok(Some(n)),
+                other => Err(format!(
+                    "argument {key} is the suite parameter {expression:?}, a {other:?} where a number belongs"
+                )),
+            }
+        }
         Some(v) => v
             .as_f64()
             .map(Some)
@@ -20,51 +26,9 @@ pub(super) fn number(k: &Map<String, Value>, key: &str) -> Result<Option<f64>, S
     }
 }
 
-/// A GX evaluation parameter for a date bound: `now()`, optionally plus or minus a
-/// `timedelta(weeks=…, days=…, hours=…, minutes=…, seconds=…)`, in microseconds.
-pub(super) fn relative_time(expression: &str) -> Result<i64, String> {
-    let refuse = || {
-        format!(
-            "suite parameter {expression:?} is not supported: give a date, or now() plus or minus a timedelta(...)"
-        )
-    };
-    let now = chrono::Utc::now().timestamp_micros();
-    let rest = expression
-        .trim()
-        .strip_prefix("now()")
-        .ok_or_else(refuse)?
-        .trim();
-    if rest.is_empty() {
-        return Ok(now);
-    }
-    let (sign, rest) = match rest.split_at(1) {
-        ("+", r) => (1.0, r.trim()),
-        ("-", r) => (-1.0, r.trim()),
-        _ => return Err(refuse()),
-    };
-    let inner = rest
-        .strip_prefix("timedelta(")
-        .and_then(|r| r.strip_suffix(')'))
-        .ok_or_else(refuse)?;
-    let mut micros = 0.0;
-    for part in inner.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (unit, amount) = part.split_once('=').ok_or_else(refuse)?;
-        let amount: f64 = amount.trim().parse().map_err(|_| refuse())?;
-        let seconds = match unit.trim() {
-            "weeks" => 604_800.0,
-            "days" => 86_400.0,
-            "hours" => 3_600.0,
-            "minutes" => 60.0,
-            "seconds" => 1.0,
-            _ => return Err(refuse()),
-        };
-        micros += amount * seconds * 1e6;
-    }
-    Ok(now + (sign * micros) as i64)
-}
-
 /// One bound: a number, or for a temporal column (`temporal`) a date or time text or a
-/// `now()`-relative evaluation parameter.
+/// suite parameter that evaluates to one (`now() - timedelta(weeks=52)`,
+/// `datetime(2003, 1, 1)`).
 pub(super) fn bound(
     k: &Map<String, Value>,
     key: &str,
@@ -74,7 +38,11 @@ pub(super) fn bound(
         (Some(Value::String(s)), Some(dtype)) => physical(s, dtype).map(|v| Some(v as f64)),
         (Some(Value::Object(o)), Some(dtype)) if o.contains_key("$PARAMETER") => {
             let expression = o["$PARAMETER"].as_str().unwrap_or_default();
-            let micros = relative_time(expression)?;
+            let Param::Time(micros) = evaluate_now(expression)? else {
+                return Err(format!(
+                    "argument {key} is the suite parameter {expression:?}, which is not a date or time"
+                ));
+            };
             let when = chrono::DateTime::from_timestamp_micros(micros)
                 .ok_or_else(|| format!("{expression:?} is out of range"))?;
             physical(&when.naive_utc().to_string(), dtype).map(|v| Some(v as f64))

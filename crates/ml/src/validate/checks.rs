@@ -115,6 +115,10 @@ const CHECKS: &[(&str, CheckFn)] = &[
         text::column_value_lengths_to_be_between,
     ),
     (
+        "expect_column_value_lengths_to_equal",
+        text::column_value_lengths_to_equal,
+    ),
+    (
         "expect_column_min_to_be_between",
         statistics::column_min_to_be_between,
     ),

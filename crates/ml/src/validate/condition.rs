@@ -192,8 +192,9 @@ impl Parser<'_> {
     }
 
     /// `column op literal`, `literal op column` or `column op column`. A comparison of a
-    /// column with a literal of another kind (text against numbers) is false for `==` and
-    /// true for `!=`, as pandas has it; an ordering between them is an error.
+    /// column with a literal of another kind (text against a date) is false for `==` and
+    /// true for `!=`, as pandas has it; an ordering between them is an error. A text column
+    /// against a number compares the texts that read as numbers.
     fn compare(&self, left: Operand, op: &str, right: Operand) -> Result<Expr, String> {
         let (left, op, right) = match (&left, &right) {
             (Operand::Literal(_), Operand::Column(_)) => (right, flipped(op), left),
@@ -203,7 +204,16 @@ impl Parser<'_> {
             return Err("a comparison needs a column on one side".into());
         };
         let dtype = self.schema.get(&c).cloned().unwrap_or(DataType::Null);
-        let x = col(c.as_str());
+        // Each value by its own type: against a number, a text column's values that read
+        // as numbers compare as those numbers (a pandas column of numbers and words
+        // arrives as text); the words are unequal to it and never ordered with it.
+        let text_against_number = matches!(dtype, DataType::String)
+            && matches!(right, Operand::Literal(Token::Number(_)));
+        let x = if text_against_number {
+            col(c.as_str()).cast(DataType::Float64)
+        } else {
+            col(c.as_str())
+        };
         // Every row, or none, as a column (a bare literal would be one row).
         let all = |holds: bool| {
             let present = x.clone().is_not_null();
@@ -215,6 +225,7 @@ impl Parser<'_> {
         };
         let y = match right {
             Operand::Column(d) => col(d.as_str()),
+            Operand::Literal(Token::Number(n)) if text_against_number => lit(n),
             Operand::Literal(t) => match literal(&t, &dtype) {
                 Some(y) => y,
                 None if op == "==" => return Ok(all(false)),

@@ -66,8 +66,17 @@ pub(super) fn column_pair_values_to_be_equal(cx: &Ctx) -> Result<Check, String> 
             }
         };
         let unexpected = if kind.ends_with("to_be_equal") {
+            let number_and_text = |n: &DataType, t: &DataType| {
+                n.is_primitive_numeric() && matches!(t, DataType::String)
+            };
             if comparable(ta, tb) {
                 x.neq_missing(y)
+            } else if number_and_text(ta, tb) || number_and_text(tb, ta) {
+                // Each value by its own type: a text that reads as a number (a pandas
+                // column of numbers and words arrives as text) equals that number; a
+                // word never does.
+                x.cast(DataType::Float64)
+                    .neq_missing(y.cast(DataType::Float64))
             } else {
                 // pandas: a number never equals a text.
                 present.clone()

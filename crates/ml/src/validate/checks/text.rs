@@ -44,6 +44,27 @@ pub(super) fn column_value_lengths_to_be_between(cx: &Ctx) -> Result<Check, Stri
     })
 }
 
+/// `expect_column_value_lengths_to_equal`: every text is `value` characters long.
+pub(super) fn column_value_lengths_to_equal(cx: &Ctx) -> Result<Check, String> {
+    let k = cx.k;
+    let (c, dtype) = cx.column(k)?;
+    cx.textual(&c, &dtype)?;
+    let Some(length) = number(k, "value")? else {
+        return Err("argument value (the length) is required".into());
+    };
+    if length < 0.0 || length.fract() != 0.0 {
+        return Err(format!(
+            "argument value must be a whole length, got {length}"
+        ));
+    }
+    let unexpected = col(c.as_str())
+        .str()
+        .len_chars()
+        .cast(DataType::Float64)
+        .neq(lit(length));
+    Ok(cx.map(c, unexpected, mostly(k)?))
+}
+
 /// `expect_column_values_to_match_regex_list`, `expect_column_values_to_not_match_regex_list`.
 pub(super) fn column_values_to_match_regex_list(cx: &Ctx) -> Result<Check, String> {
     let k = cx.k;
