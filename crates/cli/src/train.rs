@@ -9,7 +9,7 @@ use tollgate_ml::{
     train::Trained,
 };
 use tollgate_spec::ModelSpec;
-use tollgate_trainer::command::{self, CommandTrainError, Job, Workspace};
+use tollgate_stack::services::trainer::command::{self, CommandTrainError, Job, Workspace};
 use tollgate_usercode::snapshot;
 
 use std::path::PathBuf;
@@ -67,7 +67,12 @@ async fn trained(args: &TrainArgs, spec: &ModelSpec, text: &str) -> Result<Train
         )?);
     }
     let Some(train) = spec.train_command() else {
-        return Ok(tollgate_ml::train::train(spec, text, &args.data, "")?);
+        // Progress (each fold and candidate) on stderr: `--json` keeps stdout to itself.
+        let report = |line: &str| eprintln!("{line}");
+        let progress = tollgate_ml::learners::Progress::new(&report);
+        return Ok(tollgate_ml::train::train_with_progress(
+            spec, text, &args.data, "", &progress,
+        )?);
     };
     // The command runs in a copy of the folder, holding what a published run would carry.
     let packed = snapshot::pack(&crate::upload::folder_of(&args.spec))
@@ -128,6 +133,8 @@ pub async fn train(args: &TrainArgs) -> Result<(), CliError> {
             "candidates": trained.candidates.iter().map(|c| serde_json::json!({
                 "algorithm": c.algorithm,
                 "value": c.value,
+                "std": c.std,
+                "folds": c.folds,
                 "seconds": c.seconds,
                 "chosen": c.chosen,
             })).collect::<Vec<_>>(),
@@ -137,6 +144,7 @@ pub async fn train(args: &TrainArgs) -> Result<(), CliError> {
             "train_rows": trained.train_rows,
             "test_rows": trained.test_rows,
             "training_seconds": trained.seconds,
+            "fit_seconds": trained.fit_seconds,
             "coerced_to_missing": trained.coerced.iter().map(|(c, n)| (c.clone(), *n)).collect::<std::collections::BTreeMap<_, _>>(),
             "artifact_digest": digest,
             "artifact_bytes": bytes.len(),
@@ -145,17 +153,24 @@ pub async fn train(args: &TrainArgs) -> Result<(), CliError> {
         return Ok(());
     }
     if let Some(c) = &spec.candidates {
+        let folds = spec.split.folds;
         let mut t = Table::new();
         t.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
             "candidate".to_string(),
-            format!("validation {}", c.metric),
+            match folds {
+                Some(k) => format!("CV {} (mean ± std, {k} folds)", c.metric),
+                None => format!("validation {}", c.metric),
+            },
             "fit s".into(),
             "chosen".into(),
         ]);
         for r in &trained.candidates {
             t.add_row(vec![
                 r.algorithm.clone(),
-                format!("{:.4}", r.value),
+                match r.std {
+                    Some(std) => format!("{:.4} ± {std:.4}", r.value),
+                    None => format!("{:.4}", r.value),
+                },
                 format!("{:.2}", r.seconds),
                 if r.chosen {
                     "✔".into()

@@ -4,9 +4,11 @@
 //! sums are counted (the other is its parent's minus its own).
 //!
 //! One grower serves the decision tree and the forest (splits scored by impurity, leaves
-//! the positive share) and gradient boosting (splits scored by the Newton gain, leaves
-//! `-G / (H + l2)`). Sums are taken in row order, so a tree is the same on any number of
-//! threads.
+//! the positive share, grown depth-first) and gradient boosting (splits scored by the
+//! Newton gain, leaves `-G / (H + l2)`, grown leaf-wise as LightGBM and
+//! HistGradientBoosting do: the open leaf with the best gain splits next, up to
+//! `max_leaves`). Sums are taken over fixed blocks of rows, added in block order, so a
+//! tree is the same on any number of threads.
 
 use ndarray::Array2;
 use rayon::prelude::*;
@@ -23,10 +25,17 @@ const EDGE_SAMPLE: usize = 200_000;
 /// Below this many row-features a node's sums are counted on one thread.
 const PARALLEL_WORK: usize = 64 * 1024;
 
+/// Rows per block of a histogram: each block is summed on its own (in parallel), then
+/// the blocks are added in order, so the sums do not depend on the number of threads.
+const BLOCK_ROWS: usize = 8192;
+
 /// Every feature of a matrix binned once.
 pub struct Binned {
-    /// Per feature, the bin of each row.
-    bins: Vec<Vec<u8>>,
+    /// Per row, the bin of each feature, row after row: histograms read one row's bins
+    /// side by side, and a split reads one of them.
+    by_row: Vec<u8>,
+    /// Where each feature's bins start in a flat histogram.
+    offsets: Vec<usize>,
     /// Per feature, ascending cut points: `v` falls in bin `#(cuts <= v)`, so "bin <= b"
     /// is "v < cuts[b]". NaN falls in the last bin, as it goes right in a flat tree.
     cuts: Vec<Vec<f64>>,
@@ -44,21 +53,45 @@ impl Binned {
                 (cuts, bins)
             })
             .unzip();
-        Binned { bins, cuts }
+        let bins: Vec<Vec<u8>> = bins;
+        let cuts: Vec<Vec<f64>> = cuts;
+        let features = bins.len();
+        let mut by_row = vec![0u8; x.nrows() * features];
+        for (f, column) in bins.iter().enumerate() {
+            for (r, &b) in column.iter().enumerate() {
+                by_row[r * features + f] = b;
+            }
+        }
+        let mut offsets = Vec::with_capacity(features + 1);
+        let mut at = 0;
+        for c in &cuts {
+            offsets.push(at);
+            at += c.len() + 1;
+        }
+        offsets.push(at);
+        Binned {
+            by_row,
+            offsets,
+            cuts,
+        }
     }
 
     /// The number of features.
     pub fn features(&self) -> usize {
-        self.bins.len()
+        self.cuts.len()
     }
 
     /// The number of rows.
     pub fn rows(&self) -> usize {
-        self.bins.first().map_or(0, Vec::len)
+        self.by_row
+            .len()
+            .checked_div(self.features())
+            .unwrap_or_default()
     }
 
-    fn bins_of(&self, feature: usize) -> usize {
-        self.cuts[feature].len() + 1
+    /// The bin of `row`'s `feature`.
+    fn bin(&self, row: u32, feature: usize) -> u8 {
+        self.by_row[row as usize * self.features() + feature]
     }
 }
 
@@ -183,6 +216,18 @@ pub struct Limits {
     pub min_samples_leaf: usize,
     /// A split must gain more than this.
     pub min_gain: f64,
+    /// Most leaves a tree may have, grown best gain first; 0: no cap, grown depth-first.
+    pub max_leaves: usize,
+}
+
+/// A leaf of a tree growing leaf-wise, and the split it would make.
+struct Open {
+    node: u32,
+    rows: Vec<u32>,
+    histogram: Histogram,
+    depth: usize,
+    /// Gain, feature and last bin on the left of its best split.
+    split: (f64, usize, u8),
 }
 
 /// Grows one tree.
@@ -232,8 +277,155 @@ impl<'a> Grower<'a> {
         progress.check()?;
         let histogram = self.histogram(&rows);
         let totals = totals_of(&histogram);
-        self.node(rows, histogram, totals, 0, pick);
+        if self.limits.max_leaves > 0 {
+            self.leafwise(rows, histogram, totals, pick);
+        } else {
+            self.node(rows, histogram, totals, 0, pick);
+        }
         Ok(TreeModel { nodes: self.nodes })
+    }
+
+    /// A new leaf node valued from `totals`; its index.
+    fn leaf(&mut self, totals: &Sums) -> u32 {
+        let id = self.nodes.len() as u32;
+        self.nodes.push(TreeNode {
+            feature: 0,
+            threshold: 0.0,
+            left: LEAF,
+            right: LEAF,
+            probability: self.scoring.value(totals),
+        });
+        id
+    }
+
+    /// The best split of a leaf, if the limits let it split.
+    fn candidate(
+        &self,
+        histogram: &Histogram,
+        totals: &Sums,
+        depth: usize,
+        pick: &mut dyn FnMut() -> Vec<usize>,
+    ) -> Option<(f64, usize, u8)> {
+        if depth >= self.limits.max_depth
+            || totals[2] < self.limits.min_samples_split as f64
+            || self.scoring.pure(totals)
+        {
+            return None;
+        }
+        self.best_split(histogram, totals, &pick())
+    }
+
+    /// Ends a leaf: its rows' scores get its value.
+    fn close(&mut self, node: u32, rows: &[u32]) {
+        let value = self.nodes[node as usize].probability;
+        if let Some(scores) = self.scores.as_deref_mut() {
+            for &r in rows {
+                scores[r as usize] += value;
+            }
+        }
+    }
+
+    /// Splits `rows` (summed in `histogram`) by `feature` at `bin`: each side's rows and
+    /// sums, the smaller side counted and the larger one its parent's minus it.
+    fn divide(
+        &self,
+        rows: Vec<u32>,
+        histogram: Histogram,
+        feature: usize,
+        bin: u8,
+    ) -> [(Vec<u32>, Histogram); 2] {
+        // The parent's histogram counts each side's rows: both sides get their exact room.
+        let on_left: f64 = histogram[feature][..=bin as usize]
+            .iter()
+            .map(|s| s[2])
+            .sum();
+        let on_left = on_left as usize;
+        let (mut left, mut right) = (
+            Vec::with_capacity(on_left),
+            Vec::with_capacity(rows.len().saturating_sub(on_left)),
+        );
+        for &r in &rows {
+            if self.binned.bin(r, feature) <= bin {
+                left.push(r);
+            } else {
+                right.push(r);
+            }
+        }
+        drop(rows);
+        if left.len() <= right.len() {
+            let small = self.histogram(&left);
+            let large = subtract(&histogram, &small);
+            [(left, small), (right, large)]
+        } else {
+            let small = self.histogram(&right);
+            let large = subtract(&histogram, &small);
+            [(left, large), (right, small)]
+        }
+    }
+
+    /// Grows the tree leaf-wise from the root over `rows`: the open leaf with the best
+    /// gain splits next (the earlier leaf on a tie), until `max_leaves` or none can.
+    fn leafwise(
+        &mut self,
+        rows: Vec<u32>,
+        histogram: Histogram,
+        totals: Sums,
+        pick: &mut dyn FnMut() -> Vec<usize>,
+    ) {
+        let root = self.leaf(&totals);
+        let mut open = Vec::new();
+        match self.candidate(&histogram, &totals, 0, pick) {
+            Some(split) => open.push(Open {
+                node: root,
+                rows,
+                histogram,
+                depth: 0,
+                split,
+            }),
+            None => self.close(root, &rows),
+        }
+        let mut leaves = 1;
+        while leaves < self.limits.max_leaves {
+            let Some(best) = (0..open.len()).max_by(|&a, &b| {
+                let (x, y) = (&open[a], &open[b]);
+                x.split.0.total_cmp(&y.split.0).then(y.node.cmp(&x.node))
+            }) else {
+                break;
+            };
+            let Open {
+                node,
+                rows,
+                histogram,
+                depth,
+                split: (_, feature, bin),
+            } = open.swap_remove(best);
+            let sides = self.divide(rows, histogram, feature, bin);
+            let mut children = [LEAF; 2];
+            for (i, (rows, histogram)) in sides.into_iter().enumerate() {
+                let totals = totals_of(&histogram);
+                let child = self.leaf(&totals);
+                children[i] = child;
+                match self.candidate(&histogram, &totals, depth + 1, pick) {
+                    Some(split) => open.push(Open {
+                        node: child,
+                        rows,
+                        histogram,
+                        depth: depth + 1,
+                        split,
+                    }),
+                    None => self.close(child, &rows),
+                }
+            }
+            let parent = &mut self.nodes[node as usize];
+            parent.feature = feature as u32;
+            parent.threshold = self.binned.cuts[feature][bin as usize];
+            parent.left = children[0];
+            parent.right = children[1];
+            leaves += 1;
+        }
+        for o in open {
+            self.close(o.node, &o.rows);
+        }
     }
 
     /// Grows the subtree of `rows`, whose sums are `histogram` and `totals`; returns its
@@ -246,45 +438,14 @@ impl<'a> Grower<'a> {
         depth: usize,
         pick: &mut dyn FnMut() -> Vec<usize>,
     ) -> u32 {
-        let id = self.nodes.len() as u32;
-        let value = self.scoring.value(&totals);
-        self.nodes.push(TreeNode {
-            feature: 0,
-            threshold: 0.0,
-            left: LEAF,
-            right: LEAF,
-            probability: value,
-        });
-        let split = if depth >= self.limits.max_depth
-            || totals[2] < self.limits.min_samples_split as f64
-            || self.scoring.pure(&totals)
-        {
-            None
-        } else {
-            self.best_split(&histogram, &totals, &pick())
-        };
-        let Some((feature, bin)) = split else {
-            if let Some(scores) = self.scores.as_deref_mut() {
-                for &r in &rows {
-                    scores[r as usize] += value;
-                }
-            }
+        let id = self.leaf(&totals);
+        let value = self.nodes[id as usize].probability;
+        let split = self.candidate(&histogram, &totals, depth, pick);
+        let Some((_, feature, bin)) = split else {
+            self.close(id, &rows);
             return id;
         };
-        let bins = &self.binned.bins[feature];
-        let (left, right): (Vec<u32>, Vec<u32>) =
-            rows.iter().partition(|&&r| bins[r as usize] <= bin);
-        drop(rows);
-        let (left_hist, right_hist) = if left.len() <= right.len() {
-            let small = self.histogram(&left);
-            let large = subtract(&histogram, &small);
-            (small, large)
-        } else {
-            let small = self.histogram(&right);
-            let large = subtract(&histogram, &small);
-            (large, small)
-        };
-        drop(histogram);
+        let [(left, left_hist), (right, right_hist)] = self.divide(rows, histogram, feature, bin);
         let (left_totals, right_totals) = (totals_of(&left_hist), totals_of(&right_hist));
         let l = self.node(left, left_hist, left_totals, depth + 1, pick);
         let r = self.node(right, right_hist, right_totals, depth + 1, pick);
@@ -298,14 +459,15 @@ impl<'a> Grower<'a> {
         id
     }
 
-    /// The best (feature, last bin on the left) among `features`, if any split gains more
-    /// than the minimum with both sides large enough. Ties keep the earlier feature and bin.
+    /// The best (gain, feature, last bin on the left) among `features`, if any split gains
+    /// more than the minimum with both sides large enough. Ties keep the earlier feature
+    /// and bin.
     fn best_split(
         &self,
         histogram: &Histogram,
         totals: &Sums,
         features: &[usize],
-    ) -> Option<(usize, u8)> {
+    ) -> Option<(f64, usize, u8)> {
         let min_leaf = self.limits.min_samples_leaf as f64;
         let mut best: Option<(f64, usize, u8)> = None;
         for &f in features {
@@ -331,29 +493,45 @@ impl<'a> Grower<'a> {
                 }
             }
         }
-        best.map(|(_, f, b)| (f, b))
+        best
     }
 
-    /// Every feature's per-bin sums over `rows`.
+    /// Every feature's per-bin sums over `rows`: each row's stats read once and added to
+    /// the bins of all its features, block by block of [`BLOCK_ROWS`] rows.
     fn histogram(&self, rows: &[u32]) -> Histogram {
-        let one = |f: usize| {
-            let mut h = vec![[0.0; 3]; self.binned.bins_of(f)];
-            let bins = &self.binned.bins[f];
+        let binned = self.binned;
+        let features = binned.features();
+        let block = |rows: &[u32]| {
+            let mut h = vec![[0.0; 3]; binned.offsets[features]];
             for &r in rows {
                 let [a, b] = self.stats[r as usize];
-                let s = &mut h[bins[r as usize] as usize];
-                s[0] += a;
-                s[1] += b;
-                s[2] += 1.0;
+                let at = r as usize * features;
+                let row = &binned.by_row[at..at + features];
+                for (f, &bin) in row.iter().enumerate() {
+                    let s = &mut h[binned.offsets[f] + bin as usize];
+                    s[0] += a;
+                    s[1] += b;
+                    s[2] += 1.0;
+                }
             }
             h
         };
-        let features = self.binned.features();
-        if rows.len() * features >= PARALLEL_WORK {
-            (0..features).into_par_iter().map(one).collect()
+        let flat = if rows.len() > BLOCK_ROWS && rows.len() * features >= PARALLEL_WORK {
+            let blocks: Vec<Vec<Sums>> = rows.par_chunks(BLOCK_ROWS).map(block).collect();
+            let mut blocks = blocks.into_iter();
+            let mut total = blocks.next().unwrap_or_default();
+            for b in blocks {
+                for (t, x) in total.iter_mut().zip(&b) {
+                    add(t, x);
+                }
+            }
+            total
         } else {
-            (0..features).map(one).collect()
-        }
+            block(rows)
+        };
+        (0..features)
+            .map(|f| flat[binned.offsets[f]..binned.offsets[f + 1]].to_vec())
+            .collect()
     }
 }
 

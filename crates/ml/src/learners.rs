@@ -185,6 +185,7 @@ fn class_grower<'a>(binned: &'a Binned, stats: &'a [[f64; 2]], params: &TreePara
         min_samples_split: params.min_samples_split,
         min_samples_leaf: params.min_samples_leaf,
         min_gain: params.min_impurity_decrease,
+        max_leaves: 0,
     };
     Grower::new(binned, stats, Scoring::Impurity(params.criterion), limits)
 }
@@ -298,6 +299,7 @@ fn fit_boosting(
         min_samples_split: 2 * params.min_samples_leaf,
         min_samples_leaf: params.min_samples_leaf,
         min_gain: 1e-12,
+        max_leaves: params.max_leaf_nodes,
     };
     let scoring = Scoring::Newton {
         l2: params.l2,
@@ -305,6 +307,12 @@ fn fit_boosting(
     };
     let mut scores = vec![base; n];
     let mut stats = vec![[0.0; 2]; n];
+    // The held-out rows side by side, read by every round's validation.
+    let width = x.ncols();
+    let held_rows: Vec<f64> = validation
+        .iter()
+        .flat_map(|&r| x.row(r as usize).to_vec())
+        .collect();
     let mut trees = Vec::new();
     let (mut best_loss, mut best_trees) = (f64::INFINITY, 0);
     let step = params.trees.div_ceil(10);
@@ -324,11 +332,9 @@ fn fit_boosting(
             )?;
         if held > 0 {
             let mut loss = 0.0;
-            for &r in validation {
+            for (k, &r) in validation.iter().enumerate() {
                 let r = r as usize;
-                let row = x.row(r);
-                let row = row.as_slice().map_or_else(|| row.to_vec(), <[f64]>::to_vec);
-                scores[r] += tree.predict(&row);
+                scores[r] += tree.predict(&held_rows[k * width..(k + 1) * width]);
                 let p = sigmoid(scores[r]).clamp(1e-15, 1.0 - 1e-15);
                 loss -= if y[r] == 1 { p.ln() } else { (1.0 - p).ln() };
             }

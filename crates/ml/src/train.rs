@@ -1,6 +1,6 @@
 //! Training the spec's algorithm (or the best of its candidates, chosen on a validation
-//! fold, with optional k-fold cross-validation) on the spec's features: the trainer's and
-//! `tollgate train`'s code.
+//! fold, or by k-fold cross-validation when the spec has `split.folds`) on the spec's
+//! features: the trainer's and `tollgate train`'s code.
 
 use std::{collections::BTreeMap, path::Path, time::Instant};
 
@@ -38,18 +38,26 @@ pub struct Trained {
     pub profile: crate::profile::Profile,
     /// Wall time of reading, fitting and scoring.
     pub seconds: f64,
+    /// Seconds of the final fit alone (feature pipeline and model, on every training
+    /// row); 0 for a model made outside Tollgate.
+    pub fit_seconds: f64,
     /// Each candidate's validation score and fit time, when the spec listed candidates.
     pub candidates: Vec<CandidateResult>,
 }
 
-/// How one candidate did on the validation fold.
+/// How one candidate did on the validation fold, or across the cross-validation folds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CandidateResult {
     /// The algorithm with its hyper-parameters.
     pub algorithm: String,
-    /// Its value of the selection metric.
+    /// Its value of the selection metric (the mean over the folds, under cross-validation).
     pub value: f64,
-    /// Seconds to fit it.
+    /// The standard deviation over the folds; `None` when one validation fold chose.
+    pub std: Option<f64>,
+    /// The folds it was scored on: 1 for the validation fold, `split.folds` under
+    /// cross-validation.
+    pub folds: usize,
+    /// Seconds to fit it (summed over the folds).
     pub seconds: f64,
     /// Whether it was kept.
     pub chosen: bool,
@@ -102,7 +110,6 @@ fn select(
     let y = table.labels(&fit_rows);
     let validation_labels = table.labels(&validation_rows);
     let mut results = Vec::new();
-    let mut best: Option<(usize, f64)> = None;
     for (k, algorithm) in candidates.algorithms.iter().enumerate() {
         progress.check()?;
         let started = Instant::now();
@@ -114,23 +121,7 @@ fn select(
         )?;
         let seconds = started.elapsed().as_secs_f64();
         let scores = score_rows(&pipeline, &model, table, &validation_rows);
-        let cut = spec
-            .threshold
-            .resolve(metrics::f1_optimal_threshold(&scores, &validation_labels));
-        let value = metrics::classification(&scores, &validation_labels, cut)
-            .get(candidates.metric.name())
-            .copied()
-            .unwrap_or(f64::NAN);
-        let better = |old: f64| {
-            if candidates.higher_is_better() {
-                value > old
-            } else {
-                value < old
-            }
-        };
-        if value.is_finite() && best.is_none_or(|(_, old)| better(old)) {
-            best = Some((k, value));
-        }
+        let value = selection_value(spec, candidates, &scores, &validation_labels);
         progress.say(&format!(
             "candidate {}/{}: {} validation {} {value:.4} ({seconds:.2}s)",
             k + 1,
@@ -141,11 +132,16 @@ fn select(
         results.push(CandidateResult {
             algorithm: algorithm.describe(),
             value,
+            std: None,
+            folds: 1,
             seconds,
             chosen: false,
         });
     }
-    let Some((k, _)) = best else {
+    let values: Vec<f64> = results.iter().map(|r| r.value).collect();
+    // One fold: a tie keeps the earlier candidate, whatever its complexity.
+    let same = vec![0; values.len()];
+    let Some(k) = best_of(&values, &same, candidates.higher_is_better()) else {
         return Err(ModelError::Train(format!(
             "no candidate has a finite validation {}",
             candidates.metric
@@ -155,8 +151,122 @@ fn select(
     Ok((candidates.algorithms[k].clone(), results))
 }
 
-/// k-fold cross-validation on the training rows: mean and std of AUC-ROC and F1 at 0.5,
-/// as `cv_<metric>_mean` / `cv_<metric>_std`.
+/// What one algorithm scored on each cross-validation fold.
+#[derive(Debug, Default)]
+struct FoldScores {
+    /// The selection metric per fold (at the spec's threshold), when choosing.
+    selection: Vec<f64>,
+    /// AUC-ROC and F1 at 0.5 per fold: the run's `cv_*` metrics.
+    reported: BTreeMap<String, Vec<f64>>,
+    /// Seconds of fitting, summed over the folds.
+    seconds: f64,
+}
+
+/// Mean and population standard deviation.
+fn mean_std(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let std = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+    (mean, std)
+}
+
+impl FoldScores {
+    /// `cv_<metric>_mean` and `cv_<metric>_std` of AUC-ROC and F1 at 0.5.
+    fn cv_metrics(&self) -> BTreeMap<String, f64> {
+        let mut out = BTreeMap::new();
+        for (name, values) in &self.reported {
+            let (mean, std) = mean_std(values);
+            out.insert(format!("cv_{name}_mean"), mean);
+            out.insert(format!("cv_{name}_std"), std);
+        }
+        out
+    }
+}
+
+/// k stratified folds of the training rows: on each, the feature pipeline is fitted on
+/// the other folds and every algorithm is fitted and scored on the fold held out. With
+/// `choosing`, each fold also records the candidates' selection metric.
+fn fold_scores(
+    spec: &ModelSpec,
+    algorithms: &[Algorithm],
+    choosing: Option<&Candidates>,
+    table: &Table,
+    rows: &[usize],
+    k: usize,
+    progress: &Progress<'_>,
+) -> Result<Vec<FoldScores>, ModelError> {
+    if rows.len() < k {
+        return Err(ModelError::Train(format!(
+            "fewer training rows ({}) than folds ({k})",
+            rows.len()
+        )));
+    }
+    let mut scores: Vec<FoldScores> = algorithms.iter().map(|_| FoldScores::default()).collect();
+    for (n, fold) in split::folds(&table.target, rows, k, spec.split.seed)
+        .into_iter()
+        .enumerate()
+    {
+        progress.check()?;
+        let fit_rows: Vec<usize> = rows
+            .iter()
+            .copied()
+            .filter(|i| fold.binary_search(i).is_err())
+            .collect();
+        let pipeline = FeaturePipeline::fit(spec, table, &fit_rows)?;
+        let x = pipeline.transform(table, &fit_rows);
+        let y = table.labels(&fit_rows);
+        let labels = table.labels(&fold);
+        for (j, algorithm) in algorithms.iter().enumerate() {
+            progress.check()?;
+            let started = Instant::now();
+            let model = learners::fit(algorithm, x.clone(), &y, spec.split.seed, &progress.quiet())
+                .map_err(|e| match e {
+                    learners::LearnError::Interrupted => ModelError::from(e),
+                    e if choosing.is_some() => ModelError::Train(format!(
+                        "candidate {} ({}) on fold {}: {e}",
+                        j + 1,
+                        algorithm.kind(),
+                        n + 1
+                    )),
+                    e => ModelError::from(e),
+                })?;
+            let seconds = started.elapsed().as_secs_f64();
+            let predicted = score_rows(&pipeline, &model, table, &fold);
+            let at_half = metrics::classification(&predicted, &labels, 0.5);
+            let s = &mut scores[j];
+            s.seconds += seconds;
+            for name in ["auc_roc", "f1"] {
+                s.reported
+                    .entry(name.into())
+                    .or_default()
+                    .push(at_half.get(name).copied().unwrap_or(f64::NAN));
+            }
+            match choosing {
+                Some(c) => {
+                    let value = selection_value(spec, c, &predicted, &labels);
+                    s.selection.push(value);
+                    progress.say(&format!(
+                        "fold {}/{k}, candidate {}/{}: {} {} {value:.4} ({seconds:.2}s)",
+                        n + 1,
+                        j + 1,
+                        algorithms.len(),
+                        algorithm.describe(),
+                        c.metric
+                    ));
+                }
+                None => progress.say(&format!(
+                    "cross-validation fold {}/{k}: auc_roc {:.4} ({seconds:.2}s)",
+                    n + 1,
+                    at_half.get("auc_roc").copied().unwrap_or(f64::NAN)
+                )),
+            }
+        }
+    }
+    Ok(scores)
+}
+
+/// k-fold cross-validation of one algorithm on the training rows: mean and std of
+/// AUC-ROC and F1 at 0.5, as `cv_<metric>_mean` / `cv_<metric>_std`.
 fn cross_validate(
     spec: &ModelSpec,
     algorithm: &Algorithm,
@@ -165,43 +275,121 @@ fn cross_validate(
     k: usize,
     progress: &Progress<'_>,
 ) -> Result<BTreeMap<String, f64>, ModelError> {
-    if rows.len() < k {
-        return Err(ModelError::Train(format!(
-            "fewer training rows ({}) than folds ({k})",
-            rows.len()
-        )));
-    }
-    let mut seen: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for (n, fold) in split::folds(&table.target, rows, k, spec.split.seed)
-        .into_iter()
-        .enumerate()
-    {
-        progress.check()?;
-        progress.say(&format!("cross-validation fold {}/{k}", n + 1));
-        let fit_rows: Vec<usize> = rows
-            .iter()
-            .copied()
-            .filter(|i| fold.binary_search(i).is_err())
-            .collect();
-        let (pipeline, model) = fit(spec, algorithm, table, &fit_rows, &progress.quiet())?;
-        let scores = score_rows(&pipeline, &model, table, &fold);
-        let labels = table.labels(&fold);
-        let m = metrics::classification(&scores, &labels, 0.5);
-        for name in ["auc_roc", "f1"] {
-            seen.entry(name.into())
-                .or_default()
-                .push(m.get(name).copied().unwrap_or(f64::NAN));
+    let scores = fold_scores(
+        spec,
+        std::slice::from_ref(algorithm),
+        None,
+        table,
+        rows,
+        k,
+        progress,
+    )?;
+    Ok(scores
+        .first()
+        .map(FoldScores::cv_metrics)
+        .unwrap_or_default())
+}
+
+/// A candidate's selection metric on rows it did not fit: at the spec's threshold (the
+/// F1-optimal one on these rows when the spec says `optimal`); NaN when undefined.
+fn selection_value(
+    spec: &ModelSpec,
+    candidates: &Candidates,
+    scores: &[f64],
+    labels: &[u8],
+) -> f64 {
+    let cut = spec
+        .threshold
+        .resolve(metrics::f1_optimal_threshold(scores, labels));
+    metrics::classification(scores, labels, cut)
+        .get(candidates.metric.name())
+        .copied()
+        .unwrap_or(f64::NAN)
+}
+
+/// The index of the best finite value (the higher, or with `higher` false the lower); a
+/// tie goes to the lower complexity, then to the earlier.
+fn best_of(means: &[f64], complexity: &[u8], higher: bool) -> Option<usize> {
+    let mut best: Option<usize> = None;
+    for (j, &mean) in means.iter().enumerate() {
+        if !mean.is_finite() {
+            continue;
+        }
+        let Some(b) = best else {
+            best = Some(j);
+            continue;
+        };
+        let tied = (means[b] - mean).abs() <= 1e-12;
+        let better = if higher {
+            mean > means[b]
+        } else {
+            mean < means[b]
+        };
+        if (better && !tied) || (tied && complexity[j] < complexity[b]) {
+            best = Some(j);
         }
     }
-    let mut out = BTreeMap::new();
-    for (name, values) in seen {
-        let n = values.len() as f64;
-        let mean = values.iter().sum::<f64>() / n;
-        let std = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
-        out.insert(format!("cv_{name}_mean"), mean);
-        out.insert(format!("cv_{name}_std"), std);
-    }
-    Ok(out)
+    best
+}
+
+/// The algorithm training fits on all training rows, how the candidates did, and its
+/// cross-validated `cv_*` metrics (empty without `split.folds`).
+struct Chosen {
+    algorithm: Algorithm,
+    candidates: Vec<CandidateResult>,
+    cv: BTreeMap<String, f64>,
+}
+
+/// Chooses among the candidates by their mean selection metric over k cross-validation
+/// folds (a tie goes to the simpler model, then the earlier); the chosen one's `cv_*`
+/// metrics come from the same folds.
+fn select_by_cv(
+    spec: &ModelSpec,
+    candidates: &Candidates,
+    table: &Table,
+    rows: &[usize],
+    k: usize,
+    progress: &Progress<'_>,
+) -> Result<Chosen, ModelError> {
+    let algorithms = &candidates.algorithms;
+    let scores = fold_scores(spec, algorithms, Some(candidates), table, rows, k, progress)?;
+    let mut results: Vec<CandidateResult> = algorithms
+        .iter()
+        .zip(&scores)
+        .map(|(algorithm, s)| {
+            let (value, std) = mean_std(&s.selection);
+            CandidateResult {
+                algorithm: algorithm.describe(),
+                value,
+                std: Some(std),
+                folds: k,
+                seconds: s.seconds,
+                chosen: false,
+            }
+        })
+        .collect();
+    let means: Vec<f64> = results.iter().map(|r| r.value).collect();
+    let complexity: Vec<u8> = algorithms.iter().map(Algorithm::complexity).collect();
+    let best = best_of(&means, &complexity, candidates.higher_is_better());
+    let Some(b) = best else {
+        return Err(ModelError::Train(format!(
+            "no candidate has a finite cross-validated {}",
+            candidates.metric
+        )));
+    };
+    results[b].chosen = true;
+    progress.say(&format!(
+        "chose {} by mean {} over {k} folds: {:.4} ± {:.4}",
+        results[b].algorithm,
+        candidates.metric,
+        results[b].value,
+        results[b].std.unwrap_or(0.0)
+    ));
+    Ok(Chosen {
+        algorithm: algorithms[b].clone(),
+        candidates: results,
+        cv: scores[b].cv_metrics(),
+    })
 }
 
 /// Trains the spec's model on the dataset at `path`.
@@ -256,13 +444,32 @@ pub fn train_with_progress(
 ) -> Result<Trained, ModelError> {
     let prepared = prepare(spec, path)?;
     let (table, train_rows) = (&prepared.table, &prepared.train_rows);
-    let (algorithm, candidates) = match &spec.candidates {
-        Some(c) => select(spec, c, table, train_rows, progress)?,
-        None => (spec.algorithms().remove(0), Vec::new()),
-    };
-    let cv = match spec.split.folds {
-        Some(k) => cross_validate(spec, &algorithm, table, train_rows, k, progress)?,
-        None => BTreeMap::new(),
+    let Chosen {
+        algorithm,
+        candidates,
+        cv,
+    } = match (&spec.candidates, spec.split.folds) {
+        (Some(c), Some(k)) => select_by_cv(spec, c, table, train_rows, k, progress)?,
+        (Some(c), None) => {
+            let (algorithm, candidates) = select(spec, c, table, train_rows, progress)?;
+            Chosen {
+                algorithm,
+                candidates,
+                cv: BTreeMap::new(),
+            }
+        }
+        (None, folds) => {
+            let algorithm = spec.algorithms().remove(0);
+            let cv = match folds {
+                Some(k) => cross_validate(spec, &algorithm, table, train_rows, k, progress)?,
+                None => BTreeMap::new(),
+            };
+            Chosen {
+                algorithm,
+                candidates: Vec::new(),
+                cv,
+            }
+        }
     };
     progress.check()?;
     progress.say(&format!(
@@ -270,7 +477,9 @@ pub fn train_with_progress(
         algorithm.describe(),
         train_rows.len()
     ));
+    let fitting = Instant::now();
     let (pipeline, model) = fit(spec, &algorithm, table, train_rows, progress)?;
+    let fit_seconds = fitting.elapsed().as_secs_f64();
     let selection = spec.candidates.as_ref().map(|c| Selection {
         metric: c.metric.to_string(),
         scores: candidates
@@ -288,6 +497,7 @@ pub fn train_with_progress(
     trained.artifact.meta.metrics.extend(cv.clone());
     trained.metrics.extend(cv);
     trained.candidates = candidates;
+    trained.fit_seconds = fit_seconds;
     Ok(trained)
 }
 
@@ -443,6 +653,7 @@ fn finish(
         coerced: table.coerced.clone(),
         profile,
         seconds,
+        fit_seconds: 0.0,
         candidates: Vec::new(),
     })
 }

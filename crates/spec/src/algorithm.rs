@@ -119,6 +119,10 @@ pub struct BoostingParams {
     pub trees: usize,
     /// Deepest level a split may make in each tree.
     pub max_depth: usize,
+    /// Most leaves of each tree, grown best gain first (LightGBM's and
+    /// HistGradientBoosting's `max_leaf_nodes`); 0: no cap, each tree grown depth-first
+    /// to `max_depth`.
+    pub max_leaf_nodes: usize,
     /// Each side of a split keeps at least this many rows.
     pub min_samples_leaf: usize,
     /// L2 regularization of the leaf values (`l2_regularization`).
@@ -136,7 +140,8 @@ impl Default for BoostingParams {
         BoostingParams {
             learning_rate: 0.1,
             trees: 100,
-            max_depth: 6,
+            max_depth: 30,
+            max_leaf_nodes: 31,
             min_samples_leaf: 20,
             l2: 0.0,
             validation_fraction: 0.1,
@@ -201,6 +206,9 @@ pub const ALGORITHMS: &[&str] = &[
 /// The `kind` of the user's own training command.
 pub const COMMAND: &str = "command";
 
+/// Most leaves a boosted tree may have.
+pub const MAX_LEAF_NODES: usize = 4096;
+
 /// Most trees a forest may have.
 pub const MAX_TREES: usize = 1000;
 
@@ -214,6 +222,20 @@ impl Algorithm {
             Algorithm::GaussianNaiveBayes { .. } => ALGORITHMS[3],
             Algorithm::GradientBoosting(_) => ALGORITHMS[4],
             Algorithm::Command(_) => COMMAND,
+        }
+    }
+
+    /// How complex the model is, for breaking a tie between candidates' cross-validated
+    /// scores in favour of the simpler: linear and naive Bayes models first, then one
+    /// tree, then ensembles, the user's own command last.
+    pub fn complexity(&self) -> u8 {
+        match self {
+            Algorithm::LogisticRegression { .. } => 0,
+            Algorithm::GaussianNaiveBayes { .. } => 1,
+            Algorithm::DecisionTree(_) => 2,
+            Algorithm::GradientBoosting(_) => 3,
+            Algorithm::RandomForest(_) => 4,
+            Algorithm::Command(_) => 5,
         }
     }
 
@@ -244,10 +266,11 @@ impl Algorithm {
                 format!("var_smoothing={var_smoothing}")
             }
             Algorithm::GradientBoosting(b) => format!(
-                "learning_rate={}, trees={}, max_depth={}, min_samples_leaf={}, l2={}, validation_fraction={}, early_stopping_rounds={}",
+                "learning_rate={}, trees={}, max_depth={}, max_leaf_nodes={}, min_samples_leaf={}, l2={}, validation_fraction={}, early_stopping_rounds={}",
                 b.learning_rate,
                 b.trees,
                 b.max_depth,
+                b.max_leaf_nodes,
                 b.min_samples_leaf,
                 b.l2,
                 b.validation_fraction,
@@ -312,6 +335,12 @@ impl Algorithm {
                 }
                 fraction("learning_rate", b.learning_rate)?;
                 check_depth(k, b.max_depth)?;
+                if b.max_leaf_nodes == 1 || b.max_leaf_nodes > MAX_LEAF_NODES {
+                    return Err(format!(
+                        "{k}.max_leaf_nodes must be 0 (no cap) or between 2 and {MAX_LEAF_NODES}, got {}",
+                        b.max_leaf_nodes
+                    ));
+                }
                 if b.min_samples_leaf < 1 {
                     return Err(format!("{k}.min_samples_leaf must be at least 1"));
                 }
@@ -373,7 +402,8 @@ pub struct Candidates {
     /// Share of the training rows held out as the validation fold, in (0, 1).
     #[serde(default = "default_validation_fraction")]
     pub validation_fraction: f64,
-    /// The algorithms, in order; a tie keeps the earlier one.
+    /// The algorithms, in order. Chosen on the validation fold, a tie keeps the earlier
+    /// one; chosen by cross-validation (`split.folds`), a tie keeps the simpler one.
     pub algorithms: Vec<Algorithm>,
 }
 

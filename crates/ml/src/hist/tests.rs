@@ -12,6 +12,7 @@ fn limits(max_depth: usize) -> Limits {
         min_samples_split: 2,
         min_samples_leaf: 1,
         min_gain: 1e-9,
+        max_leaves: 0,
     }
 }
 
@@ -127,4 +128,67 @@ fn boosting_leaves_step_against_the_gradient_and_add_to_the_scores() {
     assert_eq!(scores[0], -0.5);
     assert_eq!(scores[99], 0.5);
     assert_eq!(tree.predict(&[10.0]), -0.5);
+}
+
+#[test]
+fn leaf_wise_growth_stops_at_max_leaves_and_splits_the_best_gain_first() {
+    // The gradient steps at x = 30 (large) and at x = 80 (small, within the right side):
+    // with two leaves only the large step is split; with three, the small one too.
+    let n = 100;
+    let x = Array2::from_shape_fn((n, 1), |(i, _)| i as f64);
+    let stats: Vec<[f64; 2]> = (0..n)
+        .map(|i| {
+            let g = if i < 30 {
+                3.0
+            } else if i < 80 {
+                -1.0
+            } else {
+                -2.0
+            };
+            [g, 1.0]
+        })
+        .collect();
+    let binned = Binned::new(&x);
+    let grow = |max_leaves: usize, scores: &mut [f64]| {
+        let newton = Scoring::Newton {
+            l2: 0.0,
+            shrink: 1.0,
+        };
+        let limits = Limits {
+            max_leaves,
+            min_samples_leaf: 5,
+            ..limits(30)
+        };
+        Grower::new(&binned, &stats, newton, limits)
+            .adding_to(scores)
+            .grow(
+                (0..n as u32).collect(),
+                &mut || vec![0],
+                &Progress::silent(),
+            )
+            .unwrap()
+    };
+    let leaves = |t: &TreeModel| t.nodes.iter().filter(|n| n.left == LEAF).count();
+    let mut scores = vec![0.0; n];
+    let two = grow(2, &mut scores);
+    assert_eq!(leaves(&two), 2);
+    assert!(
+        (two.nodes[0].threshold - 29.5).abs() < 1e-9,
+        "{:?}",
+        two.nodes[0]
+    );
+    assert_eq!(scores[0], -3.0);
+    let three = grow(3, &mut vec![0.0; n]);
+    assert_eq!(leaves(&three), 3);
+    let thresholds: Vec<f64> = three
+        .nodes
+        .iter()
+        .filter(|n| n.left != LEAF)
+        .map(|n| n.threshold)
+        .collect();
+    assert_eq!(thresholds, vec![29.5, 79.5]);
+    assert_eq!(three.predict(&[90.0]), 2.0);
+    // With room for more, it stops where no split gains: the three steps.
+    let many = grow(64, &mut vec![0.0; n]);
+    assert_eq!(leaves(&many), 3);
 }

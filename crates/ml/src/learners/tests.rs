@@ -70,6 +70,7 @@ fn gradient_boosting_stops_when_the_validation_fold_stops_improving() {
         learning_rate: 1.0,
         trees: 1000,
         max_depth: 6,
+        max_leaf_nodes: 0,
         min_samples_leaf: 1,
         early_stopping_rounds: 5,
         ..BoostingParams::default()

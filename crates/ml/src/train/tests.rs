@@ -383,3 +383,75 @@ fn too_few_rows_for_a_validation_fold_is_a_clear_error() {
     .to_string();
     assert!(err.contains("to hold out a validation fold"), "{err}");
 }
+
+#[test]
+fn cross_validation_chooses_where_one_validation_fold_would_mislead() {
+    let dir = tempfile::tempdir().unwrap();
+    // 400 rows: the one validation fold (64 rows) favours naive Bayes; five folds favour
+    // the logistic regression, which also does better on the held-out test rows.
+    let path = churn_file(dir.path(), "churn.parquet", 400, 26);
+    let one_text = with_algorithm(
+        "candidates:\n  metric: auc_roc\n  algorithms: [{kind: gaussian_naive_bayes}, {kind: logistic_regression}]",
+    );
+    let cv_text = one_text.replace("  seed: 42", "  seed: 42\n  folds: 5");
+    let one = train(&ModelSpec::parse(&one_text).unwrap(), &one_text, &path, "c").unwrap();
+    let lines = std::sync::Mutex::new(Vec::<String>::new());
+    let report = |line: &str| lines.lock().unwrap().push(line.to_string());
+    let cv_spec = ModelSpec::parse(&cv_text).unwrap();
+    let cv = train_with_progress(&cv_spec, &cv_text, &path, "c", &Progress::new(&report)).unwrap();
+    let chosen = |t: &Trained| t.candidates.iter().find(|c| c.chosen).unwrap().clone();
+    assert!(
+        chosen(&one).algorithm.starts_with("gaussian_naive_bayes"),
+        "{:?}",
+        one.candidates
+    );
+    assert!(
+        chosen(&cv).algorithm.starts_with("logistic_regression"),
+        "{:?}",
+        cv.candidates
+    );
+    for c in &one.candidates {
+        assert_eq!((c.folds, c.std), (1, None), "{c:?}");
+    }
+    for c in &cv.candidates {
+        assert_eq!(c.folds, 5, "{c:?}");
+        assert!(c.std.is_some_and(|s| s.is_finite() && s > 0.0), "{c:?}");
+        assert!(c.value <= chosen(&cv).value, "{:?}", cv.candidates);
+    }
+    // The winner was refitted on every training row, and its CV figures are reported.
+    assert!(
+        cv.artifact
+            .meta
+            .algorithm
+            .starts_with("logistic_regression")
+    );
+    assert_eq!(cv.artifact.meta.train_rows as usize, cv.train_rows);
+    assert!(
+        cv.metrics["auc_roc"] > one.metrics["auc_roc"],
+        "{:?} {:?}",
+        cv.metrics,
+        one.metrics
+    );
+    assert!(cv.metrics["cv_auc_roc_mean"].is_finite());
+    let said = lines.lock().unwrap().join("\n");
+    for line in [
+        "fold 1/5, candidate 1/2: ",
+        "fold 5/5, candidate 2/2: ",
+        "chose logistic_regression",
+    ] {
+        assert!(said.contains(line), "{line:?} not in:\n{said}");
+    }
+}
+
+#[test]
+fn a_tie_in_mean_goes_to_the_simpler_model_and_nan_never_wins() {
+    // Forest (4) and logistic regression (0) tie: the regression, though listed second.
+    assert_eq!(best_of(&[0.9, 0.9], &[4, 0], true), Some(1));
+    // Otherwise the better mean wins, whatever its complexity; lower for log loss.
+    assert_eq!(best_of(&[0.91, 0.9], &[4, 0], true), Some(0));
+    assert_eq!(best_of(&[0.3, 0.2], &[0, 4], false), Some(1));
+    // Same complexity: the earlier.
+    assert_eq!(best_of(&[0.9, 0.9], &[2, 2], true), Some(0));
+    assert_eq!(best_of(&[f64::NAN, 0.5], &[0, 4], true), Some(1));
+    assert_eq!(best_of(&[f64::NAN], &[0], true), None);
+}
