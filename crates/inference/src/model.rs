@@ -186,7 +186,15 @@ impl ServedModel {
         let response = InferResponse {
             model_name: self.name.clone(),
             model_version: Some(self.version.to_string()),
-            id: request.id.clone(),
+            // Every answer has an id (the request's, or a new one) that labels arriving
+            // later can name.
+            id: Some(
+                request
+                    .id
+                    .clone()
+                    .filter(|id| !id.is_empty())
+                    .unwrap_or_else(|| ulid::Ulid::new().to_string()),
+            ),
             outputs,
         };
         Ok((response, records))

@@ -63,7 +63,8 @@ pub struct InferResponse {
     pub model_name: String,
     /// The version that answered.
     pub model_version: Option<String>,
-    /// The request's id, echoed.
+    /// The request's id echoed, or one the server made (a ULID) when the request had
+    /// none: what a label sent later names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// The output tensors.

@@ -89,6 +89,20 @@ fn a_batch_scores_as_the_artifact_does_with_predictions_at_the_threshold() {
 }
 
 #[test]
+fn every_answer_has_an_id_the_request_s_or_a_new_one() {
+    let model = served(1);
+    let mut asked = one_row();
+    asked["id"] = json!("req-42");
+    let (echoed, _) = model.infer(&request(asked)).unwrap();
+    assert_eq!(echoed.id.as_deref(), Some("req-42"));
+    let (first, _) = model.infer(&request(one_row())).unwrap();
+    let (second, _) = model.infer(&request(one_row())).unwrap();
+    let (a, b) = (first.id.unwrap(), second.id.unwrap());
+    assert_eq!(a.len(), 26, "a ULID: {a}");
+    assert_ne!(a, b);
+}
+
+#[test]
 fn nested_data_nulls_and_integer_types_are_accepted() {
     let (response, records) = served(1).infer(&request(one_row())).unwrap();
     assert_eq!(records.len(), 1);
