@@ -179,7 +179,7 @@ $(BENCH_VENV)/.installed:
 	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check scikit-learn pandas pyarrow polars "great_expectations>=1,<2"
 	touch $@
 
-bench-train: $(BENCH_VENV)/.installed ## Tollgate vs scikit-learn: logistic regression on 100k and 1M rows, tree, forest, naive Bayes on 100k
+bench-train: $(BENCH_VENV)/.installed ## Tollgate vs scikit-learn, fit against fit: logistic regression on 100k and 1M rows, tree, forest, naive Bayes on 100k, gradient boosting vs HistGradientBoosting on 200k and 1M
 	cargo build --release --workspace --bins
 	$(BENCH_VENV)/bin/python scripts/bench_train.py $(TARGET_DIR)/release/tollgate examples/churn/tollgate.yaml
 

@@ -202,6 +202,34 @@ pub fn plan_text(plan: &[i32]) -> String {
 }
 
 impl Run {
+    /// The run a trigger becomes, created at `created_unix_ms` with id `id`: what the
+    /// trigger asks for, before planning fills in its spec and plan. The one place a
+    /// trigger's fields become a run's, for every origin (publishers, schedules, arrivals
+    /// and the registry's own).
+    pub fn from_trigger(id: &RunId, trigger: &Trigger, created_unix_ms: i64) -> Run {
+        Run {
+            run_id: id.to_string(),
+            trigger_id: trigger.trigger_id.clone(),
+            trigger: trigger.kind,
+            model: trigger.model.clone(),
+            dataset_uri: trigger.dataset_uri.clone(),
+            code_commit: trigger.code_commit.clone(),
+            reason: trigger.reason.clone(),
+            requested_by: trigger.requested_by.clone(),
+            created_unix_ms,
+            model_version: trigger.model_version,
+            scheduled_for_unix_ms: trigger.scheduled_for_unix_ms,
+            ci: trigger.ci.clone(),
+            // Only an inbox: the registry relays events there, never to a Tollgate subject.
+            notify_subject: Some(trigger.notify_subject.clone())
+                .filter(|s| is_notify_subject(s))
+                .unwrap_or_default(),
+            code_digest: trigger.code_digest.clone(),
+            model_upload: trigger.model_upload.clone(),
+            ..Default::default()
+        }
+    }
+
     /// The run's id, typed; an id that is not one fails here, once.
     pub fn id(&self) -> Result<RunId, IdError> {
         self.run_id.parse()

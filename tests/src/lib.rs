@@ -12,14 +12,15 @@ use std::{
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
+use tollgate_pipeline::Stores;
 
 use anyhow::{Context, bail};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tollgate_bus::{Bus, subjects};
-use tollgate_cli::dev::{Hosted, host_services};
 use tollgate_proto::{ListRunsRequest, RunSummary, Trigger, TriggerKind};
 use tollgate_service::RegistryConfig;
+use tollgate_stack::{Hosted, host_services};
 
 /// Telemetry for the whole test process: dropping the guard would shut the tracer down.
 /// A binary that installed its own subscriber first keeps it (the second install is a no-op).
@@ -65,18 +66,10 @@ pub fn free_port() -> anyhow::Result<u16> {
     bail!("no free loopback port between {LOW} and {}", LOW + SPAN)
 }
 
-/// The pinned nats-server: `TOLLGATE_NATS_SERVER`, else the one `make tools` installs.
+/// The pinned nats-server, found as `tollgate dev` finds it: `TOLLGATE_NATS_SERVER`,
+/// then `.tools/venv/bin/nats-server` (`make tools`), then `PATH`.
 pub fn nats_server_binary() -> anyhow::Result<PathBuf> {
-    let path = std::env::var_os("TOLLGATE_NATS_SERVER")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join(".tools/venv/bin/nats-server"));
-    if !path.exists() {
-        bail!(
-            "nats-server not found at {}: run `make tools` (or set TOLLGATE_NATS_SERVER)",
-            path.display()
-        );
-    }
-    Ok(path)
+    Ok(tollgate_stack::children::find_nats_server()?)
 }
 
 /// A nats-server with JetStream on a free loopback port and a temporary store.
@@ -408,7 +401,7 @@ impl Verdicts {
             seen: Default::default(),
             changed: tokio::sync::watch::Sender::new(0),
         };
-        let mut completions = Box::pin(tollgate_bus::events::completions(bus).await?);
+        let mut completions = Box::pin(tollgate_pipeline::events::completions(bus).await?);
         let v = verdicts.clone();
         tokio::spawn(async move {
             while let Some(Some(summary)) = stop.run_until_cancelled(completions.next()).await {
@@ -514,7 +507,7 @@ impl Pipeline {
         // The churn example is the policy of model churn, as an admin would apply it
         // before the first run; tests propose their variants of it.
         let parsed = tollgate_spec::ModelSpec::parse(&example_spec())?;
-        tollgate_bus::specs::apply(
+        tollgate_pipeline::specs::apply(
             &bus,
             &parsed,
             &example_spec(),
@@ -567,7 +560,7 @@ impl Pipeline {
     pub async fn apply(&self, spec: &str) -> anyhow::Result<()> {
         let parsed = tollgate_spec::ModelSpec::parse(spec)?;
         let now = tollgate_bus::now_ms();
-        tollgate_bus::specs::apply(&self.bus, &parsed, spec, None, now, "e2e-admin").await?;
+        tollgate_pipeline::specs::apply(&self.bus, &parsed, spec, None, now, "e2e-admin").await?;
         Ok(())
     }
 
@@ -629,7 +622,12 @@ impl Pipeline {
         path: &Path,
     ) -> anyhow::Result<RunSummary> {
         let trigger_id = self
-            .trigger(kind, "churn", spec, &tollgate_bus::dataset::file_uri(path))
+            .trigger(
+                kind,
+                "churn",
+                spec,
+                &tollgate_pipeline::dataset::file_uri(path),
+            )
             .await?;
         self.verdict(&trigger_id).await
     }

@@ -7,7 +7,8 @@ use std::{
 };
 
 use anyhow::bail;
-use tollgate_bus::{dataset::file_uri, now_ms, subjects};
+use tollgate_bus::{now_ms, subjects};
+use tollgate_pipeline::dataset::file_uri;
 use tollgate_proto::{RunSummary, Trigger, TriggerKind, Verdict};
 
 use crate::{Pipeline, example_spec};

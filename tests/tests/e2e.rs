@@ -4,9 +4,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
+use tollgate_pipeline::{Stores, dataset::file_uri};
 
 use futures::StreamExt;
-use tollgate_bus::{dataset::file_uri, subjects};
+use tollgate_bus::subjects;
 use tollgate_e2e::{Pipeline, example_spec};
 use tollgate_proto::{
     GetVersionRequest, ListVersionsRequest, ModelStage, Run, RunEventKind, Stage, StageStatus,
@@ -53,6 +54,8 @@ mod schedules;
 mod security;
 #[path = "e2e/serving.rs"]
 mod serving;
+#[path = "e2e/shutdown.rs"]
+mod shutdown;
 #[path = "e2e/timeouts.rs"]
 mod timeouts;
 #[path = "e2e/usercode.rs"]

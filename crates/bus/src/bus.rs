@@ -29,6 +29,9 @@ const WAIT_FOR_STREAMS_TRIES: usize = 35;
 /// worker sends progress acks (it does, every third of this); the default of
 /// [`Bus::with_ack_wait`].
 pub const ACK_WAIT: Duration = Duration::from_secs(30);
+/// How long the message in hand may keep working after shutdown is asked before it is
+/// nak'ed, by default; below Kubernetes' default 30 s termination grace period.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
 /// Deliveries of a message before it is dead-lettered.
 pub const MAX_DELIVER: i64 = 5;
 /// JetStream's publish dedupe window (`Nats-Msg-Id`).
@@ -41,10 +44,11 @@ pub struct Bus {
     client: async_nats::Client,
     pub(crate) js: jetstream::Context,
     buckets: Vec<Store>,
-    pub(crate) artifacts: ObjectStore,
-    pub(crate) datasets: ObjectStore,
-    pub(crate) code: ObjectStore,
+    artifacts: ObjectStore,
+    datasets: ObjectStore,
+    code: ObjectStore,
     ack_wait: Duration,
+    shutdown_grace: Duration,
 }
 
 /// How a connection signs in to NATS, which servers it trusts, and how many copies of
@@ -241,6 +245,7 @@ impl Bus {
             datasets,
             code,
             ack_wait: ACK_WAIT,
+            shutdown_grace: SHUTDOWN_GRACE,
         })
     }
 
@@ -255,6 +260,18 @@ impl Bus {
         self.ack_wait
     }
 
+    /// The same connection, giving the message in hand `grace` to finish on shutdown
+    /// (a service's `shutdown_grace_secs`) instead of [`SHUTDOWN_GRACE`].
+    pub fn with_shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
+    /// How long the message in hand may keep working once shutdown is asked.
+    pub fn shutdown_grace(&self) -> Duration {
+        self.shutdown_grace
+    }
+
     /// The core NATS client (plain subscriptions and publishes).
     pub fn client(&self) -> &async_nats::Client {
         &self.client
@@ -263,6 +280,21 @@ impl Bus {
     /// The JetStream context (streams and consumers; the tests read dead letters here).
     pub fn jetstream(&self) -> &jetstream::Context {
         &self.js
+    }
+
+    /// The model artifacts object store, for its owning module in `tollgate-pipeline`.
+    pub fn artifacts_store(&self) -> &ObjectStore {
+        &self.artifacts
+    }
+
+    /// The pushed datasets object store, for its owning module in `tollgate-pipeline`.
+    pub fn datasets_store(&self) -> &ObjectStore {
+        &self.datasets
+    }
+
+    /// The code and uploaded models object store, for its owning module in `tollgate-pipeline`.
+    pub fn code_store(&self) -> &ObjectStore {
+        &self.code
     }
 
     /// A key-value bucket, for the module that owns it (see [`Bucket`]).

@@ -124,7 +124,7 @@ impl Bus {
 
 /// Reads a protobuf value (`what` names its type in errors) and its revision from
 /// `store`: the default and `None` before its first write.
-pub(crate) async fn read_versioned<M: prost::Message + Default>(
+pub async fn read_versioned<M: prost::Message + Default>(
     store: &Store,
     key: &str,
     what: &'static str,
@@ -143,7 +143,7 @@ pub(crate) async fn read_versioned<M: prost::Message + Default>(
 
 /// Writes `value` at `key` if nobody wrote it since `revision` (`None`: nobody ever
 /// did); `false` when someone did.
-pub(crate) async fn write_versioned<M: prost::Message>(
+pub async fn write_versioned<M: prost::Message>(
     store: &Store,
     key: &str,
     value: &M,

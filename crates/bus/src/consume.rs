@@ -4,8 +4,11 @@
 //! that may pass is nak'ed with a growing delay; after [`MAX_DELIVER`] deliveries, or at
 //! once for a message that can never succeed, it is dead-lettered on
 //! `tollgate.deadletter.<consumer>` with the reason in a header, then acked. On shutdown
-//! the message in hand gets [`SHUTDOWN_GRACE`] to finish; then it is nak'ed so another
-//! replica takes it. Nothing is dropped silently.
+//! the message in hand gets the bus's shutdown grace ([`crate::bus::SHUTDOWN_GRACE`] unless the
+//! service sets `shutdown_grace_secs`) to finish; then it is nak'ed so another replica
+//! takes it. Nothing waits past the grace, not even with nats-server unreachable: a
+//! message whose nak cannot be sent is redelivered after the ack wait. Nothing is
+//! dropped silently.
 
 use std::{future::Future, time::Duration};
 
@@ -16,9 +19,9 @@ use tracing::{info, warn};
 
 use crate::{Bus, BusError, bus::MAX_DELIVER, subjects};
 
-/// How long the message in hand may keep working after shutdown is asked before it is
-/// nak'ed; below Kubernetes' default 30 s termination grace period.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
+/// The most the last acknowledgements may take to reach nats-server on shutdown; an
+/// unreachable server does not hold the process.
+const FINAL_FLUSH: Duration = Duration::from_millis(500);
 
 /// How long one pull request waits for a message before the next one is sent.
 const PULL_EXPIRES: Duration = Duration::from_secs(2);
@@ -113,16 +116,17 @@ where
         let grace = tokio::time::sleep(Duration::MAX);
         tokio::pin!(grace);
         let mut stopping = false;
+        let allowed = bus.shutdown_grace();
         let disposition = loop {
             tokio::select! {
                 d = &mut work => break d,
                 _ = shutdown.cancelled(), if !stopping => {
                     stopping = true;
                     info!(consumer = name, "shutdown asked; letting the message in hand finish");
-                    grace.as_mut().reset(tokio::time::Instant::now() + SHUTDOWN_GRACE);
+                    grace.as_mut().reset(tokio::time::Instant::now() + allowed);
                 }
                 _ = &mut grace => {
-                    break Disposition::Release(format!("not finished within {SHUTDOWN_GRACE:?} of shutdown"));
+                    break Disposition::Release(format!("not finished within {allowed:?} of shutdown"));
                 }
                 _ = ticker.tick() => {
                     if let Err(e) = msg.ack_with(AckKind::Progress).await {
@@ -131,39 +135,75 @@ where
                 }
             }
         };
-        let settled = match disposition {
-            Disposition::Ack => msg.ack().await,
-            Disposition::Release(reason) => {
-                info!(consumer = name, %reason, "message released for another consumer");
-                msg.ack_with(AckKind::Nak(None)).await
-            }
-            Disposition::Retry(reason) if !delivery.is_last_attempt() => {
-                warn!(consumer = name, attempt = delivery.attempt, %reason, "will retry");
-                let delay = Duration::from_secs(delivery.attempt.clamp(1, 30) as u64);
-                msg.ack_with(AckKind::Nak(Some(delay))).await
-            }
-            Disposition::Retry(reason) | Disposition::DeadLetter(reason) => {
-                match dead_letter(bus, name, &delivery, &reason).await {
-                    Ok(()) => msg.ack().await,
-                    Err(e) => {
-                        warn!(consumer = name, error = %e, "dead-letter publish failed; nak");
-                        msg.ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-                            .await
-                    }
+        let settled = settle(bus, name, &msg, &delivery, disposition);
+        // Settling talks to nats-server: after shutdown it may not wait on one that is gone.
+        let settled = if shutdown.is_cancelled() {
+            match tokio::time::timeout(FINAL_FLUSH, settled).await {
+                Ok(settled) => settled,
+                Err(_) => {
+                    warn!(
+                        consumer = name,
+                        "nats-server did not take the acknowledgement in time; JetStream will redeliver the message after the ack wait"
+                    );
+                    Ok(())
                 }
             }
+        } else {
+            settled.await
         };
         if let Err(e) = settled {
             warn!(consumer = name, error = %e, "could not settle message; JetStream will redeliver it");
         }
     }
     // Acks and naks are buffered: send them before the process may exit, so a message
-    // put back on shutdown goes to another replica now, not after the ack wait.
-    if let Err(e) = bus.client().flush().await {
-        warn!(consumer = name, error = %e, "could not flush the last acknowledgements");
+    // put back on shutdown goes to another replica now, not after the ack wait. A server
+    // that is gone cannot take them: then JetStream redelivers after the ack wait.
+    match tokio::time::timeout(FINAL_FLUSH, bus.client().flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            warn!(consumer = name, error = %e, "could not flush the last acknowledgements")
+        }
+        Err(_) => {
+            warn!(
+                consumer = name,
+                "nats-server did not take the last acknowledgements in time"
+            )
+        }
     }
     info!(consumer = name, "stopped consuming");
     Ok(())
+}
+
+/// Acks, naks or dead-letters a handled message as its disposition says.
+async fn settle(
+    bus: &Bus,
+    name: &str,
+    msg: &async_nats::jetstream::Message,
+    delivery: &Delivery,
+    disposition: Disposition,
+) -> Result<(), async_nats::Error> {
+    match disposition {
+        Disposition::Ack => msg.ack().await,
+        Disposition::Release(reason) => {
+            info!(consumer = name, %reason, "message released for another consumer");
+            msg.ack_with(AckKind::Nak(None)).await
+        }
+        Disposition::Retry(reason) if !delivery.is_last_attempt() => {
+            warn!(consumer = name, attempt = delivery.attempt, %reason, "will retry");
+            let delay = Duration::from_secs(delivery.attempt.clamp(1, 30) as u64);
+            msg.ack_with(AckKind::Nak(Some(delay))).await
+        }
+        Disposition::Retry(reason) | Disposition::DeadLetter(reason) => {
+            match dead_letter(bus, name, delivery, &reason).await {
+                Ok(()) => msg.ack().await,
+                Err(e) => {
+                    warn!(consumer = name, error = %e, "dead-letter publish failed; nak");
+                    msg.ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                        .await
+                }
+            }
+        }
+    }
 }
 
 /// Republishes a message on the consumer's dead-letter subject with the reason.

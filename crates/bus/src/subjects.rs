@@ -49,13 +49,13 @@ pub enum Bucket {
     Models,
     /// Run records: the registry's `runs`.
     Runs,
-    /// Trigger ids already turned into runs: [`crate::claims`].
+    /// Trigger ids already turned into runs: `tollgate_pipeline::claims`.
     Triggers,
-    /// Published specs by digest, and each model's current one: [`crate::specs`].
+    /// Published specs by digest, and each model's current one: `tollgate_pipeline::specs`.
     Specs,
-    /// Concurrency groups and cancel requests: [`crate::groups`].
+    /// Concurrency groups and cancel requests: `tollgate_pipeline::groups`.
     Groups,
-    /// Each model's alert rules' state: [`crate::alerts`].
+    /// Each model's alert rules' state: `tollgate_pipeline::alerts`.
     Alerts,
 }
 
@@ -83,11 +83,11 @@ impl Bucket {
     }
 }
 
-/// Object store of model artifacts, owned by [`crate::artifacts`].
+/// Object store of model artifacts, owned by `tollgate_pipeline::artifacts`.
 pub const ARTIFACTS_STORE: &str = "tollgate_artifacts";
-/// Object store of pushed datasets, owned by [`crate::dataset`].
+/// Object store of pushed datasets, owned by `tollgate_pipeline::dataset`.
 pub const DATASETS_STORE: &str = "tollgate_datasets";
-/// Object store of code snapshots and uploaded models, by digest, owned by [`crate::code`].
+/// Object store of code snapshots and uploaded models, by digest, owned by `tollgate_pipeline::code`.
 pub const CODE_STORE: &str = "tollgate_code";
 
 /// An alert a service raises on `tollgate.alert.<rule>`.

@@ -1,5 +1,6 @@
 //! `tollgate alerts`: each model's alert rules as the registry last evaluated them.
 
+use tollgate_pipeline::Stores;
 use tollgate_proto::AlertState;
 
 use crate::{

@@ -32,7 +32,7 @@ pub const TOKEN_ENV: &str = "TOLLGATE_TOKEN";
 pub(crate) fn token() -> String {
     match std::env::var(TOKEN_ENV) {
         Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
-        _ => crate::discover::discover()
+        _ => tollgate_stack::discover()
             .filter(|s| !s.cli_token_file.is_empty())
             .and_then(|s| std::fs::read_to_string(s.cli_token_file).ok())
             .map(|t| t.trim().to_string())

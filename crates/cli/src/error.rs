@@ -25,7 +25,7 @@ pub enum CliError {
     Bus(#[from] tollgate_bus::BusError),
     /// A dataset could not be had.
     #[error(transparent)]
-    Dataset(#[from] tollgate_bus::dataset::DatasetError),
+    Dataset(#[from] tollgate_pipeline::dataset::DatasetError),
     /// The spec or suite is not valid.
     #[error(transparent)]
     Spec(#[from] tollgate_spec::SpecError),
@@ -46,6 +46,9 @@ pub enum CliError {
         /// What the OS said.
         source: std::io::Error,
     },
+    /// The dev stack could not start.
+    #[error(transparent)]
+    Stack(#[from] tollgate_stack::StackError),
     /// JSON output failed.
     #[error(transparent)]
     Json(#[from] serde_json::Error),

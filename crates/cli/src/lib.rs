@@ -17,10 +17,8 @@ macro_rules! say {
 mod alerts;
 mod connect;
 pub mod dev;
-mod discover;
 mod dlq;
 mod error;
-mod host;
 mod output;
 mod publish;
 pub mod reference;
@@ -46,6 +44,7 @@ mod validate;
 pub use error::CliError;
 
 use std::path::PathBuf;
+use tollgate_pipeline::Stores;
 
 use clap::{Parser, Subcommand};
 use tollgate_ml::synth::{SynthOptions, churn};
@@ -71,7 +70,8 @@ pub struct Cli {
     pub registry_url: Option<String>,
     /// Who you are: recorded as the requester of published runs. With a registry token
     /// (`TOLLGATE_TOKEN`) approvals and the audit trail record the token's identity, and
-    /// this is only a label that must match it [default: the token's identity, else $USER].
+    /// this is only a label that must match it [default: the token's identity, else $USER;
+    /// a published run's requester: the CI actor (`GITHUB_ACTOR`), else those].
     #[arg(long = "as", global = true, env = "TOLLGATE_USER")]
     pub identity: Option<String>,
     /// What to do.
@@ -83,15 +83,7 @@ fn default_identity() -> String {
     std::env::var("USER").unwrap_or_else(|_| "unknown".into())
 }
 
-/// The six services, as `tollgate dev` starts them.
-pub const SERVICES: [&str; 6] = [
-    "registry",
-    "trigger-watcher",
-    "data-validator",
-    "trainer",
-    "gate",
-    "promoter",
-];
+pub use tollgate_stack::SERVICES;
 
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
@@ -260,7 +252,7 @@ pub async fn run(cli: Cli) -> u8 {
 fn addresses(nats: Option<String>, registry: Option<String>) -> (String, String) {
     let stack = match (&nats, &registry) {
         (Some(_), Some(_)) => None,
-        _ => dev::discover(),
+        _ => tollgate_stack::discover(),
     };
     let nats = nats
         .or_else(|| stack.as_ref().map(|s| s.nats_url.clone()))
@@ -277,6 +269,7 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
         other => other,
     };
     let (nats_url, registry_url) = addresses(cli.nats_url, cli.registry_url);
+    let named = cli.identity.clone();
     let identity = cli.identity.unwrap_or_else(|| {
         if show::token().is_empty() {
             default_identity()
@@ -299,11 +292,12 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
         }) => generate(rows, &out, seed, dirty),
         Command::Data(DataCommand::Push { path, name }) => push(&cli.nats_url, &path, name).await,
         Command::Publish(args) => {
-            let requester = if cli.identity.is_empty() {
-                default_identity()
-            } else {
-                cli.identity.clone()
-            };
+            // `--as` names the requester; in CI, the actor who pushed (GITHUB_ACTOR).
+            let requester = named
+                .filter(|n| !n.is_empty())
+                .or_else(|| Some(args.actor.clone()).filter(|a| !a.is_empty()))
+                .or_else(|| Some(cli.identity.clone()).filter(|i| !i.is_empty()))
+                .unwrap_or_else(default_identity);
             publish::publish(&cli.nats_url, &cli.registry_url, &requester, args).await
         }
         Command::Token(command) => tokens::run(command),
@@ -374,7 +368,7 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
 pub(crate) async fn connect_bus(url: &str) -> Result<tollgate_bus::Bus, tollgate_bus::BusError> {
     let mut auth = tollgate_bus::bus::Options::from_env();
     if auth.creds.is_none() {
-        auth.creds = dev::discover()
+        auth.creds = tollgate_stack::discover()
             .filter(|s| s.nats_url == url && !s.nats_creds.is_empty())
             .map(|s| PathBuf::from(s.nats_creds));
     }

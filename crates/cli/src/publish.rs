@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 use tracing::Instrument as _;
 
 use futures::StreamExt;
-use tollgate_bus::{codec, dataset, subjects};
+use tollgate_bus::{codec, subjects};
+use tollgate_pipeline::dataset;
 use tollgate_proto::{
     CiContext, RunEvent, RunEventKind, RunId, RunSummary, StageStatus, Trigger, TriggerId,
     TriggerKind, Verdict,

@@ -148,15 +148,39 @@ pub(crate) async fn get_run(
     }
 }
 
+/// Where the run's change came from, as its trigger recorded it: commit, ref, pull
+/// request, actor and CI run; `None` when it recorded none.
+fn provenance(run: &tollgate_proto::RunSummary) -> Option<String> {
+    let mut facts = Vec::new();
+    if !run.code_commit.is_empty() {
+        facts.push(format!("commit {}", run.code_commit));
+    }
+    if let Some(ci) = &run.ci {
+        if !ci.git_ref.is_empty() {
+            facts.push(format!("ref {}", ci.git_ref));
+        }
+        if ci.pull_request > 0 {
+            facts.push(format!("PR #{}", ci.pull_request));
+        }
+        if !ci.actor.is_empty() {
+            facts.push(format!("actor {}", ci.actor));
+        }
+        if !ci.run_url.is_empty() {
+            facts.push(format!("CI run {}", ci.run_url));
+        }
+    }
+    (!facts.is_empty()).then(|| facts.join(" · "))
+}
+
 /// `tollgate runs` and `tollgate runs show RUN`.
 pub async fn runs(registry_url: &str, args: RunsArgs) -> Result<(), CliError> {
     let mut registry = client(registry_url)?;
     if let Some(RunsCommand::Show { run_id }) = args.show {
         let run = get_run(&mut registry, &run_id).await?;
         if args.json {
-            return print_json(&tollgate_registry::pipeline_metrics::PipelineMetrics::of(
-                &run,
-            ));
+            return print_json(
+                &tollgate_stack::services::registry::pipeline_metrics::PipelineMetrics::of(&run),
+            );
         }
         say!(
             "run {}  model {}  {} trigger  verdict {}",
@@ -196,6 +220,9 @@ pub async fn runs(registry_url: &str, args: RunsArgs) -> Result<(), CliError> {
                 }
             );
         }
+        if let Some(line) = provenance(&run) {
+            say!("provenance: {line}");
+        }
         if run.scheduled_for_unix_ms > 0 {
             say!("scheduled slot: {}", when(run.scheduled_for_unix_ms));
         }
@@ -230,7 +257,7 @@ pub async fn runs(registry_url: &str, args: RunsArgs) -> Result<(), CliError> {
     if args.json {
         let records: Vec<_> = runs
             .iter()
-            .map(tollgate_registry::pipeline_metrics::PipelineMetrics::of)
+            .map(tollgate_stack::services::registry::pipeline_metrics::PipelineMetrics::of)
             .collect();
         return print_json(&records);
     }

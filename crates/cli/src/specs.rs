@@ -3,6 +3,7 @@
 //! slots and last fire.
 
 use chrono::Utc;
+use tollgate_pipeline::Stores;
 use tollgate_spec::ModelSpec;
 
 use crate::{

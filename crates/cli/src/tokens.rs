@@ -54,7 +54,7 @@ pub enum TokenCommand {
 fn path(file: Option<PathBuf>) -> Result<PathBuf, CliError> {
     file.or_else(|| std::env::var_os("TOLLGATE_TOKENS_FILE").map(PathBuf::from))
         .or_else(|| {
-            crate::discover::discover()
+            tollgate_stack::discover()
                 .filter(|s| !s.tokens_file.is_empty())
                 .map(|s| PathBuf::from(s.tokens_file))
         })

@@ -3,8 +3,9 @@
 //! elsewhere (`publish --model FILE.onnx`). Both go into the code store by digest.
 
 use std::path::Path;
+use tollgate_pipeline::{Stores, code::CodeObject};
 
-use tollgate_bus::{Bus, code::CodeObject};
+use tollgate_bus::Bus;
 use tollgate_spec::ModelSpec;
 use tollgate_usercode::snapshot;
 

@@ -3,8 +3,8 @@
 //! lines of the user's commands into run progress.
 
 use std::path::PathBuf;
+use tollgate_pipeline::{StageContext, StageError, Stores, code::CodeObject};
 
-use tollgate_bus::{StageContext, StageError, code::CodeObject};
 use tollgate_proto::Run;
 use tollgate_usercode::snapshot;
 
@@ -27,9 +27,9 @@ impl CodeDir {
 
 /// A code store failure as a stage error: NATS may pass, a missing or tampered object
 /// will not.
-pub fn code_error(e: tollgate_bus::code::CodeError) -> StageError {
+pub fn code_error(e: tollgate_pipeline::code::CodeError) -> StageError {
     match e {
-        tollgate_bus::code::CodeError::Bus(e) => StageError::Bus(e),
+        tollgate_pipeline::code::CodeError::Bus(e) => StageError::Bus(e),
         other => StageError::Input(other.to_string()),
     }
 }

@@ -17,7 +17,8 @@ use figment::{
 };
 use serde::{Serialize, de::DeserializeOwned};
 use tokio_util::sync::CancellationToken;
-use tollgate_bus::{Bus, StageHandler, stage::run_stage};
+use tollgate_bus::Bus;
+use tollgate_pipeline::{StageHandler, stage::run_stage};
 use tollgate_proto::Stage;
 use tracing::{info, warn};
 
@@ -30,6 +31,10 @@ pub const REGISTRY_URL: &str = "http://127.0.0.1:50051";
 /// Health endpoint address: an ephemeral loopback port, so several services can run on
 /// one machine; Kubernetes sets `TOLLGATE_HEALTH_ADDR=0.0.0.0:8080`.
 pub const HEALTH_ADDR: &str = "127.0.0.1:0";
+
+/// Seconds the work in hand gets to finish on SIGTERM or Ctrl-C when a service's config
+/// does not set `shutdown_grace_secs` (`TOLLGATE_SHUTDOWN_GRACE_SECS`).
+pub const SHUTDOWN_GRACE_SECS: u64 = tollgate_bus::bus::SHUTDOWN_GRACE.as_secs();
 
 /// Where stages download pushed datasets.
 pub fn cache_dir() -> PathBuf {
@@ -95,6 +100,22 @@ impl NatsConfig {
         Ok(Bus::connect_with(&self.url, &options)
             .await?
             .with_ack_wait(ack_wait))
+    }
+
+    /// [`NatsConfig::connect`], given up when `shutdown` comes first: `None` then. A
+    /// service asked to stop while nats-server is unreachable has nothing in hand, and
+    /// exits instead of retrying.
+    pub async fn connect_or_stop(
+        &self,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<Bus>, ServiceError> {
+        tokio::select! {
+            bus = self.connect() => bus.map(Some),
+            _ = shutdown.cancelled() => {
+                info!("stopped before nats-server answered");
+                Ok(None)
+            }
+        }
     }
 }
 
@@ -369,6 +390,29 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// [`shutdown_signal`] for a service binary: resolves on the first SIGTERM or Ctrl-C, then
+/// makes sure the process ends. A second signal exits at once, and a process still
+/// running `grace` and a second later exits anyway, so no retry, flush or drain (a
+/// nats-server or registry that is gone) holds a pod past its grace.
+pub async fn shutdown_signal_within(grace: std::time::Duration) {
+    shutdown_signal().await;
+    tokio::spawn(async {
+        shutdown_signal().await;
+        warn!("second signal: exiting now");
+        std::process::exit(130);
+    });
+    let deadline = grace + std::time::Duration::from_secs(1);
+    // A thread of its own: it fires even when every runtime worker is busy.
+    std::thread::spawn(move || {
+        std::thread::sleep(deadline);
+        warn!(
+            ?deadline,
+            "still stopping after the shutdown grace: exiting now"
+        );
+        std::process::exit(1);
+    });
+}
+
 /// A token cancelled when `shutdown` resolves: how `run(config, shutdown)` fans the
 /// signal out to its tasks.
 pub fn token_from<F>(shutdown: F) -> CancellationToken
@@ -442,6 +486,9 @@ pub struct StageConfig {
     pub staging_server_url: String,
     /// How long the integration test waits for the Staging server to load the version.
     pub staging_wait_secs: u64,
+    /// Seconds the stage in hand gets to finish on SIGTERM or Ctrl-C before it is
+    /// released to another replica; the process ends within this and a second more.
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for StageConfig {
@@ -456,11 +503,17 @@ impl Default for StageConfig {
             latency_calls: 200,
             staging_server_url: String::new(),
             staging_wait_secs: 60,
+            shutdown_grace_secs: SHUTDOWN_GRACE_SECS,
         }
     }
 }
 
 impl StageConfig {
+    /// How long the stage in hand gets on shutdown.
+    pub fn shutdown_grace(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.shutdown_grace_secs)
+    }
+
     /// Checks the settings once, at start-up.
     pub fn validate(&self) -> Result<(), ServiceError> {
         if self.latency_calls < 100 {
@@ -486,9 +539,9 @@ impl StageConfig {
     {
         self.validate()?;
         let handler = make(StageDeps {
-            data: tollgate_bus::dataset::DataAccess {
+            data: tollgate_pipeline::dataset::DataAccess {
                 cache_dir: self.cache_dir.clone(),
-                roots: tollgate_bus::dataset::DataAccess::parse_roots(&self.data_roots),
+                roots: tollgate_pipeline::dataset::DataAccess::parse_roots(&self.data_roots),
                 max_bytes: self.max_dataset_bytes,
             },
             registry: self.registry.client()?,
@@ -498,7 +551,11 @@ impl StageConfig {
             staging_wait: std::time::Duration::from_secs(self.staging_wait_secs),
         });
         let token = token_from(shutdown);
-        serve_stage(&self.nats, &self.health_addr, name, stages, handler, token).await
+        let Some(bus) = self.nats.connect_or_stop(&token).await? else {
+            return Ok(());
+        };
+        let bus = bus.with_shutdown_grace(self.shutdown_grace());
+        serve_stage(bus, &self.health_addr, name, stages, handler, token).await
     }
 }
 
@@ -506,7 +563,7 @@ impl StageConfig {
 #[derive(Debug, Clone)]
 pub struct StageDeps {
     /// Where datasets may be read from, where pushed ones are downloaded, and how large.
-    pub data: tollgate_bus::dataset::DataAccess,
+    pub data: tollgate_pipeline::dataset::DataAccess,
     /// The registry client (connects on first use).
     pub registry: tollgate_proto::RegistryApi,
     /// Single-record predictions timed for latency.
@@ -520,18 +577,17 @@ pub struct StageDeps {
     pub staging_wait: std::time::Duration,
 }
 
-/// Runs a stage service: connects, serves the health endpoint and consumes each of
+/// Runs a stage service on a connected bus: serves the health endpoint and consumes each of
 /// `stages` (one consumer each, one handler for all) until `shutdown`. What `run` of the
 /// data-validator, trainer, gate and promoter do.
 pub async fn serve_stage<H: StageHandler>(
-    nats: &NatsConfig,
+    bus: Bus,
     health_addr: &str,
     service: &'static str,
     stages: &[Stage],
     handler: H,
     shutdown: CancellationToken,
 ) -> Result<(), ServiceError> {
-    let bus = nats.connect().await?;
     serve_health(health_addr, service, shutdown.clone()).await?;
     let handler = Arc::new(handler);
     let consumers = stages

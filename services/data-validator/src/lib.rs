@@ -11,7 +11,8 @@
 
 use std::path::PathBuf;
 
-use tollgate_bus::{StageContext, StageDone, StageError, StageHandler, StageOutcome, subjects};
+use tollgate_bus::subjects;
+use tollgate_pipeline::{StageContext, StageDone, StageError, StageHandler, StageOutcome};
 use tollgate_proto::{
     ColumnDrift, LatestByStageRequest, ModelStage, Run, Stage, Trigger, TriggerKind,
     ValidationReport,
@@ -60,8 +61,8 @@ impl StageHandler for Validator {
                 .map_err(StageError::invalid)?;
         let mut outcome = outcome_of(&report);
         let failed = report.results.iter().filter(|r| !r.success).count() as u64;
-        tollgate_bus::stage::record("rows", report.row_count);
-        tollgate_bus::stage::record("expectations_failed", failed);
+        tollgate_pipeline::stage::record("rows", report.row_count);
+        tollgate_pipeline::stage::record("expectations_failed", failed);
         tollgate_telemetry::metrics::get().validated(&run.model, failed);
         if report.success {
             self.measure_drift(&run, &spec, path, &mut report, &ctx)

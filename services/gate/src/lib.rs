@@ -18,12 +18,12 @@ pub mod user_tests;
 
 use std::collections::BTreeMap;
 
-use tollgate_bus::{StageContext, StageDone, StageError, StageHandler, StageOutcome};
 use tollgate_inference::{ServedModel, http::Loopback};
 use tollgate_ml::{
     artifact::Artifact,
     grade::{evaluate, percentiles},
 };
+use tollgate_pipeline::{StageContext, StageDone, StageError, StageHandler, StageOutcome};
 use tollgate_proto::{
     CheckVerdict, Comparison, GateCheck, GateDecision, GetVersionRequest, LatestByStageRequest,
     ModelStage, RecordGateRequest, Run, Stage,
@@ -272,9 +272,9 @@ impl StageHandler for Grader {
             .filter(|c| c.verdict() == CheckVerdict::Fail)
             .count() as u64;
         if let Some(auc) = eval.metrics.get("auc_roc") {
-            tollgate_bus::stage::record("auc_roc", *auc);
+            tollgate_pipeline::stage::record("auc_roc", *auc);
         }
-        tollgate_bus::stage::record(
+        tollgate_pipeline::stage::record(
             "gate_verdict",
             if decision.blessed {
                 "passed"

@@ -3,8 +3,8 @@
 //! row (its message in the note); a command that writes no JUnit is one row. Any failure
 //! blocks the version with the failing test names and the output's last lines.
 
-use tollgate_bus::{StageContext, StageError};
 use tollgate_ml::train::prepare;
+use tollgate_pipeline::{StageContext, StageError};
 use tollgate_proto::{CheckVerdict, Comparison, GateCheck, Run};
 use tollgate_spec::ModelSpec;
 use tollgate_usercode::{

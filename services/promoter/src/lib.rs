@@ -17,13 +17,14 @@
 
 use std::cmp::Ordering;
 
-use tollgate_bus::{StageContext, StageDone, StageError, StageHandler, StageOutcome, subjects};
+use tollgate_bus::subjects;
 use tollgate_inference::{ServedModel, client::Client, http::Loopback};
 use tollgate_ml::{
     artifact::Artifact,
     grade::{Integration, golden_records, integration_of, percentiles},
     table::Columns,
 };
+use tollgate_pipeline::{StageContext, StageDone, StageError, StageHandler, StageOutcome};
 use tollgate_proto::{GetVersionRequest, ModelStage, Run, Stage, TransitionStageRequest};
 use tollgate_service::{ServiceError, StageConfig, StageDeps};
 use tollgate_spec::{Gate, ModelSpec};
@@ -97,7 +98,8 @@ impl StageHandler for Promoter {
         let outcome = match run.current_stage() {
             Some(Stage::Promote) => self.move_to(&run, ModelStage::Staging).await?,
             Some(Stage::Production) => self.move_to(&run, ModelStage::Production).await?,
-            Some(Stage::Integration) => self.integration(&run, &ctx).await?,
+            // Only waiting on servers: on shutdown the run goes back at once.
+            Some(Stage::Integration) => ctx.waiting(self.integration(&run, &ctx)).await??,
             Some(Stage::Approval) => self.request_approval(&run, &ctx).await?,
             other => {
                 return Err(StageError::Input(format!(

@@ -13,7 +13,8 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     };
     let _telemetry = tollgate_telemetry::init("tollgate-promoter");
-    tollgate_promoter::run(config, tollgate_service::shutdown_signal())
+    let grace = config.shutdown_grace();
+    tollgate_promoter::run(config, tollgate_service::shutdown_signal_within(grace))
         .await
         .context("promoter failed")
 }

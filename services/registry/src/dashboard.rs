@@ -4,6 +4,7 @@
 //! it loads is served from here (the chart library is vendored), so it works offline.
 
 use std::convert::Infallible;
+use tollgate_pipeline::Stores;
 
 use axum::{
     Router,
@@ -95,7 +96,7 @@ fn json_response(value: Result<Value, String>) -> Response {
 
 async fn runs(State(bus): State<Bus>) -> Response {
     json_response(
-        crate::runs::list(&bus, "", RUNS_SHOWN)
+        crate::store::runs::list(&bus, "", RUNS_SHOWN)
             .await
             .map_err(|e| e.to_string())
             .and_then(|runs| {

@@ -19,7 +19,6 @@ pub mod dashboard;
 pub mod error;
 pub mod pipeline_metrics;
 mod policy;
-mod runs;
 mod specs;
 mod store;
 
@@ -59,6 +58,9 @@ pub struct Config {
     pub tls_cert: Option<std::path::PathBuf>,
     /// Its private key (PEM, `TOLLGATE_TLS_KEY`).
     pub tls_key: Option<std::path::PathBuf>,
+    /// Seconds the work in hand gets to finish on SIGTERM or Ctrl-C; the process ends
+    /// within this and a second more.
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for Config {
@@ -70,11 +72,19 @@ impl Default for Config {
             tokens_file: None,
             tls_cert: None,
             tls_key: None,
+            shutdown_grace_secs: tollgate_service::SHUTDOWN_GRACE_SECS,
         }
     }
 }
 
 pub use tollgate_proto::MAX_MESSAGE_BYTES;
+
+impl Config {
+    /// How long the work in hand gets on shutdown.
+    pub fn shutdown_grace(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.shutdown_grace_secs)
+    }
+}
 
 /// Runs the registry until `shutdown`, listening on `config.grpc_addr`.
 pub async fn run<F>(config: Config, shutdown: F) -> Result<(), RegistryError>
@@ -100,11 +110,15 @@ where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
     let token = tollgate_service::token_from(shutdown);
-    let bus = config
+    let connected = config
         .nats
-        .connect()
+        .connect_or_stop(&token)
         .await
         .map_err(|e| RegistryError::Service(Box::new(e)))?;
+    let Some(bus) = connected else {
+        return Ok(());
+    };
+    let bus = bus.with_shutdown_grace(config.shutdown_grace());
     let auth = auth::Authenticator::new(config.tokens_file.clone());
     tollgate_service::serve_http(
         &config.health_addr,
@@ -121,7 +135,7 @@ where
             source,
         })?;
     info!(%addr, "registry gRPC listening");
-    let runs_task = tokio::spawn(runs::keep_run_records(bus.clone(), token.clone()));
+    let runs_task = tokio::spawn(store::runs::keep_run_records(bus.clone(), token.clone()));
     let svc = RegistryServer::new(RegistryService { bus })
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -357,7 +371,7 @@ impl Registry for RegistryService {
         request: Request<GetRunRequest>,
     ) -> Result<Response<RunSummary>, Status> {
         Ok(Response::new(
-            runs::get(&self.bus, &request.into_inner().run_id).await?,
+            store::runs::get(&self.bus, &request.into_inner().run_id).await?,
         ))
     }
 
@@ -366,7 +380,7 @@ impl Registry for RegistryService {
         request: Request<ListRunsRequest>,
     ) -> Result<Response<ListRunsResponse>, Status> {
         let r = request.into_inner();
-        let runs = runs::list(&self.bus, &r.model, r.limit).await?;
+        let runs = store::runs::list(&self.bus, &r.model, r.limit).await?;
         Ok(Response::new(ListRunsResponse { runs }))
     }
 

@@ -34,6 +34,19 @@ pub struct PipelineMetrics {
     pub gate_checks_passed: Option<u32>,
     /// Gate checks judged (skipped checks not counted), if the gate ran.
     pub gate_checks_total: Option<u32>,
+    /// The commit the trigger named, or `null`.
+    pub commit: Option<String>,
+    /// The git ref CI recorded (`refs/pull/12/merge`), or `null`.
+    #[serde(rename = "ref")]
+    pub git_ref: Option<String>,
+    /// The pull request number, or `null` when the change is not one.
+    pub pull_request: Option<u32>,
+    /// Who pushed or opened the pull request, as CI recorded it, or `null`.
+    pub actor: Option<String>,
+    /// The CI run's web page, or `null`.
+    pub ci_run_url: Option<String>,
+    /// Who asked for the run (the CI actor, `--as`, or the user), or `null`.
+    pub requested_by: Option<String>,
 }
 
 /// One stage of a run.
@@ -51,6 +64,11 @@ pub struct StageMetrics {
     pub worker: String,
 }
 
+/// `Some` of a recorded text; `None` (JSON `null`) when it is empty.
+fn given(text: &str) -> Option<String> {
+    (!text.is_empty()).then(|| text.to_string())
+}
+
 fn rfc3339(unix_ms: i64) -> Option<String> {
     chrono::DateTime::from_timestamp_millis(unix_ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
@@ -61,6 +79,7 @@ impl PipelineMetrics {
     pub fn of(run: &RunSummary) -> Self {
         let finished = run.finished_unix_ms > 0;
         let gate = run.gate.as_ref();
+        let ci = run.ci.as_ref();
         let judged = |c: &&tollgate_proto::GateCheck| c.verdict() != CheckVerdict::Skipped;
         PipelineMetrics {
             run_id: run.run_id.clone(),
@@ -98,6 +117,12 @@ impl PipelineMetrics {
                     .count() as u32
             }),
             gate_checks_total: gate.map(|g| g.checks.iter().filter(judged).count() as u32),
+            commit: given(&run.code_commit),
+            git_ref: ci.and_then(|c| given(&c.git_ref)),
+            pull_request: ci.map(|c| c.pull_request).filter(|&n| n > 0),
+            actor: ci.and_then(|c| given(&c.actor)),
+            ci_run_url: ci.and_then(|c| given(&c.run_url)),
+            requested_by: given(&run.requested_by),
         }
     }
 }

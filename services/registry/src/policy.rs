@@ -7,6 +7,7 @@
 
 use prost::Message;
 use tollgate_bus::{Bus, subjects::Bucket};
+use tollgate_pipeline::Stores;
 use tollgate_proto::{Approval, ModelChange, ModelVersion, RunSummary};
 use tollgate_spec::ModelSpec;
 
@@ -14,7 +15,7 @@ use crate::{auth::Caller, error::RegistryError};
 
 /// The model's applied spec: its policy.
 pub async fn of(bus: &Bus, model: &str) -> Result<ModelSpec, RegistryError> {
-    use tollgate_bus::specs::SpecStoreError;
+    use tollgate_pipeline::specs::SpecStoreError;
     match bus.specs().current(model).await {
         Ok(Some(applied)) => Ok(applied.spec),
         Ok(None) => Err(RegistryError::FailedPrecondition(format!(

@@ -2,11 +2,9 @@
 //! the caller's credential is checked and recorded with it, and the spec (and its code
 //! snapshot) checked before it governs anything.
 
-use tollgate_bus::{
-    Bus,
-    code::{CodeError, CodeObject},
-    now_ms,
-};
+use tollgate_bus::{Bus, now_ms};
+use tollgate_pipeline::Stores;
+use tollgate_pipeline::code::{CodeError, CodeObject};
 use tollgate_proto::{AppliedSpec, ApplySpecRequest};
 use tollgate_spec::ModelSpec;
 use tracing::info;
@@ -49,7 +47,7 @@ pub async fn apply(bus: &Bus, r: ApplySpecRequest) -> Result<AppliedSpec, Regist
     }
     let at = now_ms();
     let code = Some(r.code_digest.as_str()).filter(|c| !c.is_empty());
-    let digest = tollgate_bus::specs::apply(bus, &spec, &r.spec_yaml, code, at, &r.actor)
+    let digest = tollgate_pipeline::specs::apply(bus, &spec, &r.spec_yaml, code, at, &r.actor)
         .await
         .map_err(unavailable)?;
     info!(model = %spec.model, %digest, by = %r.actor, "spec applied as the model's policy");

@@ -1,5 +1,6 @@
-//! Model versions, stage pointers, aliases and approvals in the `tollgate_models` KV bucket,
-//! which this module owns.
+//! What the registry keeps: model versions, stage pointers, aliases and approvals in the
+//! `tollgate_models` KV bucket, and run records in the `tollgate_runs` bucket
+//! ([`runs`]); this module owns both.
 //!
 //! Keys ([`ModelKey`]): a version (with its audit trail); the next version number; the
 //! version a run registered (idempotency); the version in a stage; the version an alias
@@ -9,6 +10,7 @@
 
 mod approvals;
 mod common;
+pub mod runs;
 mod stages;
 mod versions;
 

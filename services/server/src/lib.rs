@@ -136,6 +136,9 @@ pub struct Config {
     /// How often every entry is checked against the registry, in seconds, besides the
     /// announcements on `tollgate.trigger.model`.
     pub refresh_secs: u64,
+    /// Seconds the work in hand gets to finish on SIGTERM or Ctrl-C; the process ends
+    /// within this and a second more.
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for Config {
@@ -149,11 +152,17 @@ impl Default for Config {
             drift_window: 500,
             drift_cooldown_secs: 3600,
             refresh_secs: 30,
+            shutdown_grace_secs: tollgate_service::SHUTDOWN_GRACE_SECS,
         }
     }
 }
 
 impl Config {
+    /// How long the requests and work in hand get on shutdown.
+    pub fn shutdown_grace(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.shutdown_grace_secs)
+    }
+
     /// The served entries, checked.
     pub fn entries(&self) -> Result<Vec<Entry>, ServiceError> {
         let entries = self
@@ -218,7 +227,12 @@ where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
     let token = tollgate_service::token_from(shutdown);
-    start(config, token).await?.stopped().await;
+    // Asked to stop while still starting (nats-server or the registry unreachable): there
+    // is nothing in hand, so it stops at once.
+    tokio::select! {
+        started = start(config, token.clone()) => started?.stopped().await,
+        _ = token.cancelled() => tracing::info!("stopped before the server started"),
+    }
     Ok(())
 }
 
@@ -226,7 +240,11 @@ where
 /// follows stage changes, samples and monitors, until `shutdown` is cancelled.
 pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Running, Error> {
     let entries = config.validate()?;
-    let bus = config.nats.connect().await?;
+    let bus = config
+        .nats
+        .connect()
+        .await?
+        .with_shutdown_grace(config.shutdown_grace());
     let registry = config.registry.client()?;
     let catalog = Arc::new(Catalog::new(entries));
     let loader = Arc::new(loader::Loader::new(

@@ -2,6 +2,7 @@
 //! beside the old version (digest checked), swap.
 
 use std::{sync::Arc, time::Duration};
+use tollgate_pipeline::Stores;
 
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;

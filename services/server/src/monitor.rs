@@ -5,6 +5,7 @@
 //! watch.
 
 use std::time::Duration;
+use tollgate_pipeline::Stores;
 
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;

@@ -19,10 +19,11 @@ use std::{
         atomic::{AtomicBool, Ordering},
     },
 };
-
-use tollgate_bus::{
-    StageContext, StageDone, StageError, StageHandler, StageOutcome, artifacts, code::CodeObject,
+use tollgate_pipeline::{
+    StageContext, StageDone, StageError, StageHandler, StageOutcome, Stores, artifacts,
+    code::CodeObject,
 };
+
 use tollgate_ml::{
     artifact::{Lineage, Origin},
     learners::Progress,
@@ -63,14 +64,20 @@ impl StageHandler for Trainer {
             with_command(&ctx, &spec, command, &run, &path).await?
         } else {
             let algorithms: Vec<String> = spec.algorithms().iter().map(|a| a.describe()).collect();
-            ctx.progress(match &spec.candidates {
-                Some(c) => format!(
+            ctx.progress(match (&spec.candidates, spec.split.folds) {
+                (Some(c), Some(k)) => format!(
+                    "choosing by mean {} over {k} cross-validation folds among {} on {}",
+                    c.metric,
+                    algorithms.join(", "),
+                    path.display()
+                ),
+                (Some(c), None) => format!(
                     "choosing by validation {} among {} on {}",
                     c.metric,
                     algorithms.join(", "),
                     path.display()
                 ),
-                None => format!("training {} on {}", algorithms.join(", "), path.display()),
+                (None, _) => format!("training {} on {}", algorithms.join(", "), path.display()),
             })
             .await;
             train_interruptibly(&ctx, &spec, &run, path).await?
@@ -113,10 +120,10 @@ impl StageHandler for Trainer {
             .await?
             .into_inner();
         run.model_version = version.version;
-        tollgate_bus::stage::record("version", version.version);
-        tollgate_bus::stage::record("rows", trained.train_rows as u64);
+        tollgate_pipeline::stage::record("version", version.version);
+        tollgate_pipeline::stage::record("rows", trained.train_rows as u64);
         if let Some(auc) = trained.metrics.get("auc_roc") {
-            tollgate_bus::stage::record("auc_roc", *auc);
+            tollgate_pipeline::stage::record("auc_roc", *auc);
         }
         tollgate_telemetry::metrics::get().trained(
             &spec.model,

@@ -14,9 +14,10 @@ use std::{
         atomic::{AtomicBool, Ordering},
     },
 };
+use tollgate_pipeline::{Stores, dataset};
 
 use chrono::{DateTime, Utc};
-use tollgate_bus::{Bus, BusError, dataset, subjects};
+use tollgate_bus::{Bus, BusError, subjects};
 use tollgate_proto::{Trigger, TriggerKind};
 use tollgate_spec::ModelSpec;
 use tracing::{info, warn};

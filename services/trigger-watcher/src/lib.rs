@@ -22,6 +22,7 @@
 //! told.
 
 use std::{sync::Arc, time::Duration};
+use tollgate_pipeline::{Stores, claims::Claim, runs, specs::SpecStoreError};
 
 use chrono::{DateTime, Utc};
 mod arrivals;
@@ -29,15 +30,11 @@ mod arrivals;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tollgate_bus::{
-    Bus, BusError,
-    claims::Claim,
-    codec,
+    Bus, BusError, codec,
     consume::{Disposition, consume},
-    events, now_ms,
-    specs::SpecStoreError,
-    subjects,
+    now_ms, subjects,
 };
-use tollgate_proto::{ModelChange, Run, RunId, Trigger, TriggerId, TriggerKind, Verdict};
+use tollgate_proto::{ModelChange, Run, RunId, Trigger, TriggerId, TriggerKind};
 use tollgate_service::{HEALTH_ADDR, NatsConfig, ServiceError};
 use tollgate_spec::ModelSpec;
 use tracing::{Instrument, info, info_span, warn};
@@ -55,6 +52,9 @@ pub struct Config {
     pub health_addr: String,
     /// How often schedules are checked, in milliseconds.
     pub schedule_tick_ms: u64,
+    /// Seconds the work in hand gets to finish on SIGTERM or Ctrl-C; the process ends
+    /// within this and a second more.
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for Config {
@@ -63,7 +63,15 @@ impl Default for Config {
             nats: NatsConfig::default(),
             health_addr: HEALTH_ADDR.into(),
             schedule_tick_ms: 1000,
+            shutdown_grace_secs: tollgate_service::SHUTDOWN_GRACE_SECS,
         }
+    }
+}
+
+impl Config {
+    /// How long the work in hand gets on shutdown.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
     }
 }
 
@@ -100,7 +108,10 @@ where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
     let token = tollgate_service::token_from(shutdown);
-    let bus = config.nats.connect().await?;
+    let Some(bus) = config.nats.connect_or_stop(&token).await? else {
+        return Ok(());
+    };
+    let bus = bus.with_shutdown_grace(config.shutdown_grace());
     tollgate_service::serve_health(&config.health_addr, "trigger-watcher", token.clone()).await?;
     let consumer = bus
         .work_consumer(subjects::TRIGGER_CONSUMER, subjects::TRIGGER_ALL)
@@ -305,21 +316,10 @@ async fn handle(
     };
     // Every run id is claimed before its run starts, so none is used twice; a publisher
     // names neither the version (the registry does) nor a run id in use.
-    let (mut run_id, mut refusal) = (run_id, None);
-    let claims = bus.trigger_claims();
-    match claims.claim_run(&run_id, origin, &trigger_id).await {
+    let (run_id, mut refusal) = match runs::claim_id(bus, origin, &trigger_id, run_id).await {
+        Ok(claimed) => claimed,
         Err(e) => return Disposition::Retry(e.to_string()),
-        Ok(true) => {}
-        Ok(false) => {
-            refusal = Some(format!(
-                "run id {run_id} is already another trigger's: publish with a new one (`tollgate publish` picks a fresh id)"
-            ));
-            run_id = RunId::new();
-            if let Err(e) = claims.claim_run(&run_id, origin, &trigger_id).await {
-                return Disposition::Retry(e.to_string());
-            }
-        }
-    }
+    };
     if origin == subjects::Origin::Publisher && trigger.model_version != 0 {
         refusal = Some(format!(
             "a {kind} trigger may not name a model_version (v{}): versions come from the registry",
@@ -327,33 +327,14 @@ async fn handle(
         ));
         trigger.model_version = 0;
     }
-    let mut run = Run {
-        run_id: run_id.to_string(),
-        trigger_id: trigger_id.to_string(),
-        trigger: kind as i32,
-        model: trigger.model.clone(),
-        dataset_uri: trigger.dataset_uri.clone(),
-        code_commit: trigger.code_commit.clone(),
-        reason: trigger.reason.clone(),
-        requested_by: trigger.requested_by.clone(),
-        created_unix_ms: now_ms(),
-        model_version: trigger.model_version,
-        scheduled_for_unix_ms: trigger.scheduled_for_unix_ms,
-        ci: trigger.ci.clone(),
-        // Only an inbox: the registry relays events there, never to a Tollgate subject.
-        notify_subject: Some(trigger.notify_subject.clone())
-            .filter(|s| tollgate_proto::is_notify_subject(s))
-            .unwrap_or_default(),
-        code_digest: trigger.code_digest.clone(),
-        model_upload: trigger.model_upload.clone(),
-        ..Default::default()
-    };
+    trigger.trigger_id = trigger_id.to_string();
+    let mut run = Run::from_trigger(&run_id, &trigger, now_ms());
     let planned = match refusal {
         Some(reason) => Err(TriggerError::Refused(reason)),
         None => plan_run(bus, &trigger, kind, &mut run).await,
     };
     let started = match planned {
-        Ok(()) => start_in_group(bus, &run_id, &run).await,
+        Ok(()) => runs::start(bus, &run_id, &run).await,
         Err(TriggerError::Bus(e)) => return Disposition::Retry(e.to_string()),
         // Model changes and drift are automatic: a spec without that plan has nothing to do.
         Err(e) if matches!(kind, TriggerKind::Model | TriggerKind::Drift) => {
@@ -363,10 +344,7 @@ async fn handle(
         Err(e) => {
             let reason = e.to_string();
             warn!(%run_id, %reason, "trigger cannot start a run");
-            match events::announce(bus, &run_id, &run).await {
-                Ok(()) => events::complete(bus, &run_id, &run, Verdict::Failed, &reason).await,
-                Err(e) => Err(e),
-            }
+            runs::refuse(bus, &run_id, &run, &reason).await
         }
     };
     if let Err(e) = started {
@@ -380,34 +358,6 @@ async fn handle(
         warn!(error = %e, "could not mark trigger started; a redelivery will republish idempotently");
     }
     Disposition::Ack
-}
-
-/// Starts the run, or, when its concurrency group is held, queues it behind the active run
-/// (asking that one to stop under `cancel-in-progress`); the waiting run it replaces ends
-/// `cancelled`.
-async fn start_in_group(bus: &Bus, id: &RunId, run: &Run) -> Result<(), BusError> {
-    use tollgate_bus::groups::{Admission, grouped};
-    if !grouped(run) {
-        return events::start(bus, id, run).await;
-    }
-    // Announced first, so the run's record exists before a release can dispatch it.
-    events::announce(bus, id, run).await?;
-    match bus.groups().admit(run).await? {
-        Admission::Start => events::dispatch(bus, id, run).await,
-        Admission::Queued { active, replaced } => {
-            events::queued(bus, id, run, &active).await?;
-            info!(run_id = %id, %active, concurrency = %run.concurrency(), "run queued behind the active run of its group");
-            if let Some(old) = replaced {
-                let reason = format!("replaced while queued by the newer run {id}");
-                let old_id: RunId = old
-                    .run_id
-                    .parse()
-                    .map_err(|e| BusError::store("reading the replaced run", e))?;
-                events::complete(bus, &old_id, &old, Verdict::Cancelled, &reason).await?;
-            }
-            Ok(())
-        }
-    }
 }
 
 /// Fills in the run's spec and plan, publishing a spec the trigger carries.
@@ -484,7 +434,7 @@ async fn plan_run(
                 .resolve_source(&data.source)
                 .await
                 .map_err(|e| match e {
-                    tollgate_bus::dataset::DatasetError::Bus(e) => TriggerError::Bus(e),
+                    tollgate_pipeline::dataset::DatasetError::Bus(e) => TriggerError::Bus(e),
                     other => TriggerError::Refused(other.to_string()),
                 })?;
     }

@@ -2,6 +2,7 @@
 //! once on `tollgate.alert.gate_blocks`, and the next passing run resolves it.
 
 use std::time::Duration;
+use tollgate_pipeline::Stores;
 
 use futures::StreamExt;
 use prost::Message as _;

@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use tollgate_bus::dataset::file_uri;
 use tollgate_e2e::{Pipeline, example_spec};
+use tollgate_pipeline::dataset::file_uri;
 use tollgate_proto::{ModelStage, RunSummary, Stage, StageStatus, TriggerKind, Verdict};
 
 /// The example spec with `concurrency` set, training a forest of `trees` on 20k rows

@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use tollgate_bus::dataset::file_uri;
 use tollgate_e2e::{Pipeline, example_spec};
+use tollgate_pipeline::dataset::file_uri;
 use tollgate_proto::{TriggerKind, Verdict};
 
 /// Rewrites the cells of `column` in the CSV `text` for the data rows `rows` (0-based).

@@ -7,8 +7,8 @@ use std::{
     process::Command,
 };
 
-use tollgate_cli::SERVICES;
 use tollgate_e2e::{NatsServer, workspace_root};
+use tollgate_stack::SERVICES;
 
 use super::processes::{Services, generate, get_healthz, publish, service_env};
 

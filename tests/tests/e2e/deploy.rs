@@ -153,13 +153,17 @@ fn reads(binary: &str, var: &str) -> bool {
         return true;
     }
     match binary {
-        "tollgate-registry" => reads_env::<tollgate_registry::Config>(var),
-        "tollgate-trigger-watcher" => reads_env::<tollgate_trigger_watcher::Config>(var),
-        "tollgate-data-validator" => reads_env::<tollgate_data_validator::Config>(var),
-        "tollgate-trainer" => reads_env::<tollgate_trainer::Config>(var),
-        "tollgate-gate" => reads_env::<tollgate_gate::Config>(var),
-        "tollgate-promoter" => reads_env::<tollgate_promoter::Config>(var),
-        "tollgate-server" => reads_env::<tollgate_server::Config>(var),
+        "tollgate-registry" => reads_env::<tollgate_stack::services::registry::Config>(var),
+        "tollgate-trigger-watcher" => {
+            reads_env::<tollgate_stack::services::trigger_watcher::Config>(var)
+        }
+        "tollgate-data-validator" => {
+            reads_env::<tollgate_stack::services::data_validator::Config>(var)
+        }
+        "tollgate-trainer" => reads_env::<tollgate_stack::services::trainer::Config>(var),
+        "tollgate-gate" => reads_env::<tollgate_stack::services::gate::Config>(var),
+        "tollgate-promoter" => reads_env::<tollgate_stack::services::promoter::Config>(var),
+        "tollgate-server" => reads_env::<tollgate_stack::services::server::Config>(var),
         "tollgate" => {
             let mut cli = BTreeSet::new();
             clap_env(&tollgate_cli::Cli::command(), &mut cli);
@@ -394,7 +398,7 @@ fn every_variable_the_manifests_set_is_read_and_every_required_setting_is_set() 
             }
         }
         // The six services, and the model server for Staging and for Production.
-        let expected: BTreeSet<String> = tollgate_cli::SERVICES
+        let expected: BTreeSet<String> = tollgate_stack::SERVICES
             .iter()
             .chain(&["server-staging", "server-production"])
             .map(|s| s.to_string())

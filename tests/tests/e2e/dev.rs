@@ -23,7 +23,7 @@ fn path_with_tools() -> String {
 }
 
 /// `tollgate ARGS` in `dir` with no environment but `PATH`.
-fn tollgate(dir: &Path) -> Command {
+pub(crate) fn tollgate(dir: &Path) -> Command {
     let mut cmd = Command::new(bin("tollgate"));
     cmd.current_dir(dir)
         .env_clear()
@@ -31,11 +31,11 @@ fn tollgate(dir: &Path) -> Command {
     cmd
 }
 
-fn run(dir: &Path, args: &[&str]) -> Output {
+pub(crate) fn run(dir: &Path, args: &[&str]) -> Output {
     tollgate(dir).args(args).output().unwrap()
 }
 
-fn text(out: &Output) -> String {
+pub(crate) fn text(out: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -44,7 +44,7 @@ fn text(out: &Output) -> String {
 }
 
 /// Starts `tollgate dev ARGS` in `dir`, its output in `log`; waits for its state file.
-fn start_dev(dir: &Path, args: &[&str], log: &Path) -> Child {
+pub(crate) fn start_dev(dir: &Path, args: &[&str], log: &Path) -> Child {
     let mut child = tollgate(dir)
         .arg("dev")
         .args(args)
@@ -69,7 +69,7 @@ fn start_dev(dir: &Path, args: &[&str], log: &Path) -> Child {
     child
 }
 
-fn signal(child: &Child, sig: &str) {
+pub(crate) fn signal(child: &Child, sig: &str) {
     Command::new("kill")
         .args([sig, &child.id().to_string()])
         .status()
@@ -112,7 +112,7 @@ fn token_in(text: &str) -> Option<&str> {
 }
 
 /// A scratch directory holding `churn.parquet` (3,000 generated rows).
-fn with_data() -> tempfile::TempDir {
+pub(crate) fn with_data() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     let args = [
         "data",

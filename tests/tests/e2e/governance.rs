@@ -4,6 +4,7 @@
 //! how many approvals Production needs and that they came after the latest gate.
 
 use std::time::Duration;
+use tollgate_pipeline::Stores;
 
 use tollgate_e2e::{Pipeline, example_spec};
 use tollgate_proto::{
@@ -74,7 +75,15 @@ async fn a_hostile_pull_request_runs_report_only_and_changes_no_policy() {
         .arg(&spec)
         .arg("--dataset")
         .arg(&data)
-        .args(["--wait", "--timeout", "90", "--actor", "mallory"])
+        .args(["--wait", "--timeout", "90"])
+        // What GitHub Actions sets: the actor becomes the run's requester.
+        .env("GITHUB_ACTOR", "mallory")
+        .env("GITHUB_SHA", "5eed5eed")
+        .env("GITHUB_REF", "refs/pull/12/merge")
+        .env("GITHUB_SERVER_URL", "https://github.com")
+        .env("GITHUB_REPOSITORY", "acme/churn")
+        .env("GITHUB_RUN_ID", "7")
+        .env_remove("TOLLGATE_USER")
         .env("TOLLGATE_NATS_URL", &p.nats.url)
         .env("TOLLGATE_REGISTRY_URL", &p.registry_url)
         .env("TOLLGATE_NATS_CREDS", creds.path().join("ci.creds"))
@@ -133,6 +142,28 @@ async fn a_hostile_pull_request_runs_report_only_and_changes_no_policy() {
         shown.contains("gates.f1 (min 0.7) is dropped: needs `tollgate apply`"),
         "{shown}"
     );
+    assert!(shown.contains("requested by: mallory"), "{shown}");
+    assert!(
+        shown.contains("provenance: commit 5eed5eed · ref refs/pull/12/merge · PR #12 · actor mallory · CI run https://github.com/acme/churn/actions/runs/7"),
+        "{shown}"
+    );
+    // And `--json` carries the same provenance for scripts.
+    let json = std::process::Command::new(super::processes::bin("tollgate"))
+        .args(["runs", "show", &run.run_id, "--json"])
+        .env("TOLLGATE_REGISTRY_URL", &p.registry_url)
+        .env("TOLLGATE_TOKEN", viewer)
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["commit"], "5eed5eed", "{json}");
+    assert_eq!(json["ref"], "refs/pull/12/merge", "{json}");
+    assert_eq!(json["pull_request"], 12, "{json}");
+    assert_eq!(json["actor"], "mallory", "{json}");
+    assert_eq!(
+        json["ci_run_url"], "https://github.com/acme/churn/actions/runs/7",
+        "{json}"
+    );
+    assert_eq!(json["requested_by"], "mallory", "{json}");
 
     // Nothing reached Staging, the policy is the one applied, and the per-second schedule
     // fired nothing.
@@ -236,7 +267,7 @@ async fn every_mutation_checks_the_applied_policy_and_the_callers_role() {
         kind: TriggerKind::Data as i32,
         model: "churn".into(),
         spec_yaml: example_spec(),
-        dataset_uri: tollgate_bus::dataset::file_uri(&data),
+        dataset_uri: tollgate_pipeline::dataset::file_uri(&data),
         code_commit: "e2e".into(),
         ci: Some(CiContext {
             actor: "alice".into(),
@@ -446,7 +477,7 @@ async fn a_publisher_picks_neither_the_kind_a_version_nor_another_runs_id() {
         kind: TriggerKind::Data as i32,
         model: "churn".into(),
         spec_yaml: example_spec(),
-        dataset_uri: tollgate_bus::dataset::file_uri(&data),
+        dataset_uri: tollgate_pipeline::dataset::file_uri(&data),
         code_commit: "e2e".into(),
         ..Default::default()
     };
@@ -504,7 +535,8 @@ async fn a_publisher_picks_neither_the_kind_a_version_nor_another_runs_id() {
 
     // Ids live in one namespace per origin: a publisher's id never pre-claims the same
     // id of a schedule slot, an arrival or a drift trigger.
-    use tollgate_bus::{claims::Claim, subjects::Origin};
+    use tollgate_bus::subjects::Origin;
+    use tollgate_pipeline::claims::Claim;
     let id: tollgate_proto::TriggerId = tollgate_bus::subjects::trigger_ids::arrival("churn", "x")
         .parse()
         .unwrap();

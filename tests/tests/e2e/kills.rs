@@ -9,10 +9,8 @@ use std::{collections::BTreeMap, time::Duration};
 use tollgate_e2e::NatsServer;
 use tollgate_proto::{ListVersionsRequest, ModelStage, ModelVersion};
 
-use crate::processes::{
-    Services, forest_spec, generate, publish, run_id_of, service_env, shown_passed, watch_runs,
-};
-use tollgate_cli::SERVICES;
+use crate::processes::{Services, publish_forest, service_env, shown_passed};
+use tollgate_stack::SERVICES;
 
 /// What gets killed.
 #[derive(Clone, Copy)]
@@ -55,17 +53,7 @@ fn kill_mid_run(victim: Victim, when: &str) {
         .unwrap();
     let mut services = Services::new();
     services.spawn(&env, &SERVICES);
-    let data = dir.path().join("churn.parquet");
-    generate(&data, 20_000, &[]);
-    let spec = forest_spec(dir.path(), 150);
-    let (mut watch, lines) = watch_runs(&env);
-    let out = publish(&env, "data", &spec, &data, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let run_id = run_id_of(&String::from_utf8_lossy(&out.stdout));
+    let (mut watch, lines, run_id) = publish_forest(&env, dir.path(), 150);
 
     let _ = lines.wait_for(when);
     match victim {

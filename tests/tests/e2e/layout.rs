@@ -1,6 +1,7 @@
 //! The layout's promises, read from the sources: inside every crate no module imports,
 //! directly or through others, a module that imports it back; no source file outside the
-//! tests is over 800 lines; no function is over 150.
+//! tests is over 800 lines; no function is over 150; only `tollgate-stack` depends on
+//! the service crates, and the bus on nothing of the pipeline.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -268,6 +269,54 @@ fn no_source_file_is_over_800_lines_and_no_function_over_150() {
             }
         }
     }
+}
+
+/// The `tollgate-*` crates a manifest depends on (any dependency section).
+fn internal_dependencies(manifest: &Path) -> BTreeSet<String> {
+    std::fs::read_to_string(manifest)
+        .unwrap()
+        .lines()
+        .filter_map(|line| line.split_once('=').map(|(name, _)| name.trim()))
+        .filter(|name| name.starts_with("tollgate-"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn only_the_stack_depends_on_the_service_crates_and_the_bus_on_no_pipeline_crate() {
+    let root = workspace_root();
+    let services: BTreeSet<String> = std::fs::read_dir(root.join("services"))
+        .unwrap()
+        .map(|e| format!("tollgate-{}", e.unwrap().file_name().to_string_lossy()))
+        .collect();
+    assert!(services.contains("tollgate-registry"), "{services:?}");
+    let mut manifests = vec![root.join("tests/Cargo.toml"), root.join("proto/Cargo.toml")];
+    for group in ["crates", "services"] {
+        for entry in std::fs::read_dir(root.join(group)).unwrap() {
+            manifests.push(entry.unwrap().path().join("Cargo.toml"));
+        }
+    }
+    let mut offenders = Vec::new();
+    for manifest in &manifests {
+        if manifest.starts_with(root.join("crates/stack")) {
+            continue;
+        }
+        let deps = internal_dependencies(manifest);
+        for service in deps.intersection(&services) {
+            offenders.push(format!("{} depends on {service}", manifest.display()));
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "only tollgate-stack may: {offenders:#?}"
+    );
+    let stack = internal_dependencies(&root.join("crates/stack/Cargo.toml"));
+    assert!(stack.is_superset(&services), "{stack:?}");
+    let bus = internal_dependencies(&root.join("crates/bus/Cargo.toml"));
+    assert!(
+        !bus.contains("tollgate-pipeline") && !bus.contains("tollgate-service"),
+        "the bus is only transport: {bus:?}"
+    );
 }
 
 #[test]

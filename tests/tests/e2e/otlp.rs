@@ -21,8 +21,8 @@ use opentelemetry_proto::tonic::{
     },
     common::v1::any_value::Value,
 };
-use tollgate_cli::SERVICES;
 use tollgate_e2e::{NatsServer, workspace_root};
+use tollgate_stack::SERVICES;
 
 use super::processes::{Services, generate, publish, service_env};
 

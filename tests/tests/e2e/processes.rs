@@ -11,7 +11,7 @@ pub(crate) use tollgate_e2e::processes::{Services, bin, service_env, service_env
 use tollgate_e2e::{NatsServer, workspace_root};
 
 /// The six services, in the order they are started.
-use tollgate_cli::SERVICES;
+use tollgate_stack::SERVICES;
 
 pub(crate) fn cli(env: &[(&str, String)], args: &[&str]) -> Output {
     let mut cmd = Command::new(bin("tollgate"));
@@ -516,6 +516,27 @@ pub(crate) fn forest_spec(dir: &std::path::Path, trees: u32) -> PathBuf {
     assert!(text.contains("random_forest"));
     std::fs::write(&spec, text).unwrap();
     spec
+}
+
+/// A forest of `trees` on 20,000 generated rows in `dir`, published as a data change on
+/// `env` while `tollgate runs --watch` follows: the watcher, its lines and the run id.
+pub(crate) fn publish_forest(
+    env: &[(&str, String)],
+    dir: &std::path::Path,
+    trees: u32,
+) -> (Child, WatchLines, String) {
+    let data = dir.join("churn.parquet");
+    generate(&data, 20_000, &[]);
+    let spec = forest_spec(dir, trees);
+    let (watch, lines) = watch_runs(env);
+    let out = publish(env, "data", &spec, &data, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run_id = run_id_of(&String::from_utf8_lossy(&out.stdout));
+    (watch, lines, run_id)
 }
 
 /// `tollgate runs --watch` with `env`, once it is listening.

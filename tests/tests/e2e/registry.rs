@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use tollgate_bus::{dataset::file_uri, subjects};
+use tollgate_bus::subjects;
 use tollgate_e2e::{Pipeline, example_spec};
+use tollgate_pipeline::dataset::file_uri;
 use tollgate_proto::{
     ApprovalRequest, LatestByStageRequest, ListVersionsRequest, ModelStage, ModelVersion,
     OverrideRequest, RegisterVersionRequest, ResolveRequest, RunId, RunSummary, SetAliasRequest,

@@ -161,7 +161,7 @@ fn worker_of(run: &serde_json::Value, stage: &str) -> String {
 /// until it has been quiet for 3 s.
 async fn stage_starts(bus: &tollgate_bus::Bus) -> BTreeMap<(String, String), usize> {
     let mut events = Box::pin(
-        tollgate_bus::events::of_kind(bus, RunEventKind::StageStarted)
+        tollgate_pipeline::events::of_kind(bus, RunEventKind::StageStarted)
             .await
             .unwrap(),
     );

@@ -8,12 +8,12 @@ use std::{
     sync::{Arc, Mutex},
     time::Duration,
 };
+use tollgate_pipeline::{Stores, dataset::file_uri};
 
 use chrono::{DateTime, TimeZone, Utc};
-use tollgate_bus::dataset::file_uri;
 use tollgate_e2e::{Pipeline, example_spec};
 use tollgate_proto::{RunSummary, TriggerKind, Verdict};
-use tollgate_trigger_watcher::Clock;
+use tollgate_stack::services::trigger_watcher::Clock;
 
 /// A clock that stands still until the test moves it.
 struct TestClock(Mutex<DateTime<Utc>>);
@@ -72,12 +72,12 @@ async fn each_slot_fires_once_with_two_watchers_and_missed_slots_fire_once_in_th
     .await
     .unwrap();
     // A second trigger-watcher on the same NATS and clock: there is no leader.
-    let second = tollgate_trigger_watcher::Config {
+    let second = tollgate_stack::services::trigger_watcher::Config {
         nats: tollgate_service::NatsConfig::at(p.nats.url.clone()),
         schedule_tick_ms: 100,
         ..Default::default()
     };
-    tokio::spawn(tollgate_trigger_watcher::run_with_clock(
+    tokio::spawn(tollgate_stack::services::trigger_watcher::run_with_clock(
         second,
         clock.clone(),
         p.stop_token().cancelled_owned(),
@@ -91,7 +91,7 @@ async fn each_slot_fires_once_with_two_watchers_and_missed_slots_fire_once_in_th
     );
     let spec = tollgate_spec::ModelSpec::parse(&text).unwrap();
     let applied_at = clock.now().timestamp_millis();
-    tollgate_bus::specs::apply(&p.bus, &spec, &text, None, applied_at, "e2e")
+    tollgate_pipeline::specs::apply(&p.bus, &spec, &text, None, applied_at, "e2e")
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -243,7 +243,7 @@ async fn new_data_starts_one_data_run_per_burst_from_the_object_store_and_from_a
         let bus = p.bus.clone();
         async move {
             let spec = tollgate_spec::ModelSpec::parse(&text).unwrap();
-            tollgate_bus::specs::apply(
+            tollgate_pipeline::specs::apply(
                 &bus,
                 &spec,
                 &text,

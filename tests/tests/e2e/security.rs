@@ -345,8 +345,13 @@ async fn each_nats_identity_publishes_and_reads_only_what_it_needs() {
     // CI publishes triggers, nothing else: no stage, no key-value write, no other run.
     let (ci, mut errors) = signed_in(&p.nats.url, creds.path(), Identity::Ci).await;
     refused(&ci, &mut errors, &subjects::stage(Stage::Validate)).await;
-    refused(&ci, &mut errors, "$KV.tollgate_specs.current.churn").await;
-    let other = format!("tollgate.run.{}.>", run.run_id);
+    let spec_key = format!(
+        "$KV.{}.{}",
+        subjects::Bucket::Specs.name(),
+        subjects::spec_keys::current("churn")
+    );
+    refused(&ci, &mut errors, &spec_key).await;
+    let other = subjects::run_events(&run.run_id.parse().unwrap());
     let _sub = ci.subscribe(other.clone()).await.unwrap();
     ci.flush().await.unwrap();
     let said = violation(&mut errors).await;
@@ -408,8 +413,8 @@ async fn the_registry_serves_tls_when_given_a_certificate_and_clients_trust_only
     std::fs::write(&key, made.key_pair.serialize_pem()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    tokio::spawn(tollgate_registry::serve(
-        tollgate_registry::Config {
+    tokio::spawn(tollgate_stack::services::registry::serve(
+        tollgate_stack::services::registry::Config {
             nats: tollgate_service::NatsConfig::at(&p.nats.url),
             tls_cert: Some(cert.clone()),
             tls_key: Some(key),

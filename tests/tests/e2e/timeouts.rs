@@ -5,10 +5,10 @@
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use tollgate_bus::{
+use tollgate_e2e::{Pipeline, example_spec};
+use tollgate_pipeline::{
     StageContext, StageDone, StageError, StageHandler, dataset::file_uri, stage::run_stage,
 };
-use tollgate_e2e::{Pipeline, example_spec};
 use tollgate_proto::{Run, Stage, TriggerKind, Verdict};
 
 /// A gate that never answers.

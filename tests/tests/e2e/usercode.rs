@@ -11,7 +11,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tollgate_cli::dev::ServerHosting;
 use tollgate_e2e::{
     NatsServer, Pipeline, free_port,
     processes::{Services, service_env},
@@ -21,6 +20,7 @@ use tollgate_proto::{
     CheckVerdict, LatestByStageRequest, ListVersionsRequest, ModelStage, ModelVersion, RunSummary,
     TriggerKind, Verdict,
 };
+use tollgate_stack::ServerHosting;
 
 use super::processes::{cli, run_id_of};
 
@@ -585,7 +585,7 @@ fn sigterm_to_the_trainer_stops_the_command_and_puts_the_run_back_for_another() 
     let dir = tempfile::tempdir().unwrap();
     let env = service_env(&nats, dir.path());
     let mut services = Services::new();
-    services.spawn(&env, &tollgate_cli::SERVICES);
+    services.spawn(&env, &tollgate_stack::SERVICES);
     let data = dir.path().join("churn.parquet");
     super::processes::generate(&data, 3000, &[]);
     let pids = dir.path().join("pids");

@@ -55,3 +55,41 @@ fn a_blocked_run_reports_its_stages_auc_and_gate_count() {
     assert_eq!(json["stages"][0]["status"], "passed");
     assert!(json["finished_at"].is_string());
 }
+
+#[test]
+fn the_record_carries_the_provenance_ci_recorded_and_null_where_it_did_not() {
+    let run = RunSummary {
+        run_id: "01J".into(),
+        code_commit: "abc123".into(),
+        requested_by: "octocat".into(),
+        ci: Some(tollgate_proto::CiContext {
+            git_ref: "refs/pull/12/merge".into(),
+            pull_request: 12,
+            actor: "octocat".into(),
+            run_url: "https://github.com/acme/churn/actions/runs/7".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let json = serde_json::to_value(PipelineMetrics::of(&run)).unwrap();
+    assert_eq!(json["commit"], "abc123");
+    assert_eq!(json["ref"], "refs/pull/12/merge");
+    assert_eq!(json["pull_request"], 12);
+    assert_eq!(json["actor"], "octocat");
+    assert_eq!(
+        json["ci_run_url"],
+        "https://github.com/acme/churn/actions/runs/7"
+    );
+    assert_eq!(json["requested_by"], "octocat");
+    let bare = serde_json::to_value(PipelineMetrics::of(&RunSummary::default())).unwrap();
+    for key in [
+        "commit",
+        "ref",
+        "pull_request",
+        "actor",
+        "ci_run_url",
+        "requested_by",
+    ] {
+        assert!(bare[key].is_null(), "{key}: {}", bare[key]);
+    }
+}

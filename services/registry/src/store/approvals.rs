@@ -4,12 +4,13 @@
 use crate::{auth::Caller, policy};
 use prost::Message;
 use tollgate_bus::{
-    Bus, events, now_ms,
+    Bus, now_ms,
     subjects::{self, ModelKey},
 };
+use tollgate_pipeline::runs;
 use tollgate_proto::{
     Approval, ApprovalRequest, Approvals, ModelChange, ModelStage, ModelVersion, OverrideRequest,
-    Run, RunId, Stage, TriggerKind,
+    Run, RunId, Stage, Trigger, TriggerKind,
 };
 use tracing::info;
 
@@ -24,28 +25,28 @@ async fn start_run(
     actor: &str,
     reason: String,
 ) -> Result<RunId, RegistryError> {
-    let id = RunId::new();
     let trigger_id = subjects::trigger_ids::registry(stage, &v.model, v.version);
+    let trigger = Trigger {
+        trigger_id: trigger_id.clone(),
+        kind: TriggerKind::Model as i32,
+        model: v.model.clone(),
+        model_version: v.version,
+        reason,
+        requested_by: actor.into(),
+        ..Default::default()
+    };
+    let mut id = RunId::new();
     // Claimed like every run id, so no publisher can reuse it.
     if let Ok(parsed) = trigger_id.parse() {
-        bus.trigger_claims()
-            .claim_run(&id, subjects::Origin::System, &parsed)
+        (id, _) = runs::claim_id(bus, subjects::Origin::System, &parsed, id)
             .await
             .map_err(unavailable)?;
     }
     let run = Run {
-        run_id: id.to_string(),
-        trigger_id,
-        trigger: TriggerKind::Model as i32,
-        model: v.model.clone(),
         plan: vec![stage as i32],
-        model_version: v.version,
-        reason,
-        requested_by: actor.into(),
-        created_unix_ms: now_ms(),
-        ..Default::default()
+        ..Run::from_trigger(&id, &trigger, now_ms())
     };
-    events::start(bus, &id, &run).await.map_err(unavailable)?;
+    runs::start(bus, &id, &run).await.map_err(unavailable)?;
     Ok(id)
 }
 

@@ -4,6 +4,7 @@
 use crate::{auth::Caller, policy};
 use prost::Message;
 use tollgate_bus::{Bus, now_ms, subjects::ModelKey};
+use tollgate_pipeline::Stores;
 use tollgate_proto::{
     Artifact, ModelChange, ModelStage, ModelVersion, RecordGateRequest, RegisterVersionRequest,
     RunId, UpdateVersionRequest,

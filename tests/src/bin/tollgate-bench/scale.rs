@@ -11,11 +11,12 @@ use std::{
 
 use anyhow::{Context, bail};
 use futures::StreamExt;
-use tollgate_bus::{Bus, dataset::file_uri, now_ms, subjects};
+use tollgate_bus::{Bus, now_ms, subjects};
 use tollgate_e2e::{
     NatsCluster, example_spec,
     processes::{Services, bin, service_env_at},
 };
+use tollgate_pipeline::dataset::file_uri;
 use tollgate_proto::{Stage, Trigger, TriggerKind, Verdict};
 
 use crate::pct;
@@ -103,7 +104,7 @@ async fn one(label: &'static str, replicas: usize, runs: usize) -> anyhow::Resul
         (subjects::stage_consumer(Stage::Gate), 1),
     ];
     tollgate_e2e::wait_until_pulling(&bus, &pulling, Duration::from_secs(120)).await?;
-    let mut completions = Box::pin(tollgate_bus::events::completions(&bus).await?);
+    let mut completions = Box::pin(tollgate_pipeline::events::completions(&bus).await?);
 
     eprintln!("{label}: publishing {runs} code changes ...");
     let spec = example_spec();

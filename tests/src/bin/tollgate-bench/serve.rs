@@ -12,9 +12,10 @@ use std::{
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
+use tollgate_pipeline::{Stores, code::CodeObject, dataset::file_uri};
 
 use anyhow::Context;
-use tollgate_bus::{code::CodeObject, dataset::file_uri, subjects};
+use tollgate_bus::subjects;
 use tollgate_e2e::{Pipeline, example_spec, free_port};
 use tollgate_inference::client::{Client, request_for};
 use tollgate_ml::table::{Record, Table};

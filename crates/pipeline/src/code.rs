@@ -5,7 +5,7 @@
 
 use tokio::io::AsyncReadExt;
 
-use crate::{Bus, BusError};
+use tollgate_bus::{Bus, BusError};
 
 /// What the code store holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,14 +86,7 @@ impl CodeError {
 }
 
 /// The code store.
-pub struct Code<'a>(&'a Bus);
-
-impl Bus {
-    /// The code store.
-    pub fn code(&self) -> Code<'_> {
-        Code(self)
-    }
-}
+pub struct Code<'a>(pub(crate) &'a Bus);
 
 /// sha256 of `bytes`, hex.
 pub fn digest(bytes: &[u8]) -> String {
@@ -112,7 +105,7 @@ impl Code<'_> {
     pub async fn put(&self, kind: CodeObject, bytes: &[u8]) -> Result<String, BusError> {
         let digest = digest(bytes);
         let name = kind.name(&digest);
-        let store = &self.0.code;
+        let store = self.0.code_store();
         if let Ok(info) = store.info(&name).await
             && !info.deleted
             && info.size == bytes.len()
@@ -134,7 +127,7 @@ impl Code<'_> {
         if !is_digest(digest) {
             return Err(CodeError::BadDigest(digest.into()));
         }
-        match self.0.code.info(kind.name(digest)).await {
+        match self.0.code_store().info(kind.name(digest)).await {
             Ok(info) => Ok(!info.deleted),
             Err(e) if e.kind() == InfoErrorKind::NotFound => Ok(false),
             Err(e) => {
@@ -159,7 +152,7 @@ impl Code<'_> {
             what,
             digest: digest.into(),
         };
-        let store = &self.0.code;
+        let store = self.0.code_store();
         let info = match store.info(&name).await {
             Ok(info) if !info.deleted => info,
             Ok(_) => return Err(missing()),

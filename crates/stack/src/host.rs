@@ -44,6 +44,8 @@ pub struct Hosted {
     /// Each service's own registry token, by service name; a service without one calls
     /// with its registry section's token.
     pub service_tokens: ServiceTokens,
+    /// Seconds each service gives the work in hand on shutdown.
+    pub shutdown_grace_secs: u64,
 }
 
 /// A model server to host: what it serves and where.
@@ -95,6 +97,7 @@ impl Hosted {
             tokens_file: None,
             nats_creds_dir: None,
             service_tokens: ServiceTokens::new(),
+            shutdown_grace_secs: tollgate_service::SHUTDOWN_GRACE_SECS,
         }
     }
 }
@@ -121,6 +124,7 @@ pub fn host_services(
         tokens_file,
         nats_creds_dir,
         service_tokens,
+        shutdown_grace_secs,
     } = hosted;
     // Each service calls the registry with its own token, and signs in to NATS as itself.
     let calls = |service: &str, config: &RegistryConfig| match service_tokens.get(service) {
@@ -145,6 +149,7 @@ pub fn host_services(
             tollgate_registry::serve(
                 tollgate_registry::Config {
                     nats: signed_in("registry"),
+                    shutdown_grace_secs,
                     health_addr: dashboard_addr,
                     tokens_file,
                     ..Default::default()
@@ -158,6 +163,7 @@ pub fn host_services(
             tollgate_trigger_watcher::run_with_clock(
                 tollgate_trigger_watcher::Config {
                     nats: signed_in("trigger-watcher"),
+                    shutdown_grace_secs,
                     schedule_tick_ms,
                     ..Default::default()
                 },
@@ -170,6 +176,7 @@ pub fn host_services(
             tollgate_data_validator::run(
                 tollgate_data_validator::Config {
                     nats: signed_in("data-validator"),
+                    shutdown_grace_secs,
                     registry: calls("data-validator", &registry),
                     cache_dir: cache_dir.clone(),
                     data_roots: data_roots.clone(),
@@ -183,6 +190,7 @@ pub fn host_services(
             tollgate_trainer::run(
                 tollgate_trainer::Config {
                     nats: signed_in("trainer"),
+                    shutdown_grace_secs,
                     registry: calls("trainer", &trainer_registry),
                     cache_dir: cache_dir.clone(),
                     data_roots: data_roots.clone(),
@@ -196,6 +204,7 @@ pub fn host_services(
             tollgate_gate::run(
                 tollgate_gate::Config {
                     nats: signed_in("gate"),
+                    shutdown_grace_secs,
                     registry: calls("gate", &registry),
                     cache_dir,
                     data_roots,
@@ -209,6 +218,7 @@ pub fn host_services(
             tollgate_promoter::run(
                 tollgate_promoter::Config {
                     nats: signed_in("promoter"),
+                    shutdown_grace_secs,
                     registry: calls("promoter", &registry),
                     staging_server_url,
                     ..Default::default()
@@ -223,6 +233,7 @@ pub fn host_services(
             tollgate_server::run(
                 tollgate_server::Config {
                     nats: signed_in("server"),
+                    shutdown_grace_secs,
                     registry: calls("server", &registry),
                     server: tollgate_server::ServerSection {
                         addr: s.addr,

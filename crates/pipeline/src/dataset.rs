@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use tokio::io::AsyncReadExt;
 
-use crate::{Bus, BusError};
+use tollgate_bus::{Bus, BusError};
 
 /// Scheme of datasets pushed into the object store.
 pub const OBJSTORE_SCHEME: &str = "objstore://";
@@ -177,14 +177,7 @@ pub fn file_uri(path: &Path) -> String {
 }
 
 /// The datasets object store.
-pub struct Datasets<'a>(&'a Bus);
-
-impl Bus {
-    /// The datasets object store.
-    pub fn datasets(&self) -> Datasets<'_> {
-        Datasets(self)
-    }
-}
+pub struct Datasets<'a>(pub(crate) &'a Bus);
 
 /// Whether a file is a dataset Tollgate reads (Parquet or CSV).
 fn is_dataset(path: &Path) -> bool {
@@ -262,7 +255,7 @@ impl Datasets<'_> {
         let prefix = source.strip_prefix(OBJSTORE_SCHEME).unwrap_or(source);
         let list = self
             .0
-            .datasets
+            .datasets_store()
             .list()
             .await
             .map_err(|e| BusError::store("listing datasets", e))?;
@@ -308,7 +301,7 @@ impl Datasets<'_> {
             return Ok(real);
         }
         let cache_dir = &access.cache_dir;
-        let store = &self.0.datasets;
+        let store = self.0.datasets_store();
         let name = uri.trim_start_matches(OBJSTORE_SCHEME);
         check_object_name(name)?;
         let not_pushed = |e: Box<dyn std::error::Error + Send + Sync>| DatasetError::NotPushed {
@@ -366,7 +359,7 @@ impl Datasets<'_> {
         }
         let mut file = tokio::fs::File::open(path).await?;
         self.0
-            .datasets
+            .datasets_store()
             .put(name, &mut file)
             .await
             .map_err(|e| BusError::store(format!("pushing dataset {name}"), e))?;

@@ -4,17 +4,10 @@
 use tokio::io::AsyncReadExt;
 use tollgate_proto::RunId;
 
-use crate::{Bus, BusError};
+use tollgate_bus::{Bus, BusError};
 
 /// The artifacts object store.
-pub struct Artifacts<'a>(&'a Bus);
-
-impl Bus {
-    /// The artifacts object store.
-    pub fn artifacts(&self) -> Artifacts<'_> {
-        Artifacts(self)
-    }
-}
+pub struct Artifacts<'a>(pub(crate) &'a Bus);
 
 /// The object name of the artifact a run trained, by its bytes' `digest`: a redelivered
 /// run that trains other bytes adds a new object and never replaces one (the trainer may
@@ -27,7 +20,7 @@ pub fn name(model: &str, run: &RunId, digest: &str) -> String {
 impl Artifacts<'_> {
     /// Stores an artifact under `name`, once: the same name again is not rewritten.
     pub async fn put(&self, name: &str, bytes: &[u8]) -> Result<(), BusError> {
-        if let Ok(info) = self.0.artifacts.info(name).await
+        if let Ok(info) = self.0.artifacts_store().info(name).await
             && !info.deleted
             && info.size == bytes.len()
         {
@@ -35,7 +28,7 @@ impl Artifacts<'_> {
         }
         let mut reader = bytes;
         self.0
-            .artifacts
+            .artifacts_store()
             .put(name, &mut reader)
             .await
             .map(|_| ())
@@ -46,7 +39,7 @@ impl Artifacts<'_> {
     /// could not say (NATS unreachable, a cluster electing a leader): worth asking again.
     pub async fn size(&self, name: &str) -> Result<Option<usize>, BusError> {
         use async_nats::jetstream::object_store::InfoErrorKind;
-        match self.0.artifacts.info(name).await {
+        match self.0.artifacts_store().info(name).await {
             Ok(info) => Ok(Some(info.size)),
             Err(e) if e.kind() == InfoErrorKind::NotFound => Ok(None),
             Err(e) => Err(BusError::store(format!("looking up artifact {name}"), e)),
@@ -60,7 +53,7 @@ impl Artifacts<'_> {
         };
         let mut object = self
             .0
-            .artifacts
+            .artifacts_store()
             .get(name)
             .await
             .map_err(|e| err(e.into()))?;

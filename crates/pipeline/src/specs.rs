@@ -4,10 +4,11 @@
 //! approves, what must pass, what runs when. A spec a trigger carries is a proposal,
 //! stored by digest but never the policy.
 
+use crate::Stores;
 use futures::TryStreamExt;
 use tollgate_spec::ModelSpec;
 
-use crate::{
+use tollgate_bus::{
     Bus, BusError,
     subjects::{Bucket, spec_keys},
 };
@@ -40,14 +41,7 @@ pub struct PublishedSpec {
 }
 
 /// The published specs.
-pub struct Specs<'a>(&'a Bus);
-
-impl Bus {
-    /// The published specs.
-    pub fn specs(&self) -> Specs<'_> {
-        Specs(self)
-    }
-}
+pub struct Specs<'a>(pub(crate) &'a Bus);
 
 impl Specs<'_> {
     /// Stores a spec's text by its digest (a proposal, or what a run used); returns the

@@ -7,7 +7,7 @@
 use tollgate_proto::{Alert, AlertSettings, AlertState, RunSummary, Stage, StageStatus, Verdict};
 use tracing::{info, warn};
 
-use crate::{
+use tollgate_bus::{
     Bus, BusError,
     codec::{read_versioned, write_versioned},
     subjects::{self, Alert as Rule, Bucket},
@@ -92,14 +92,7 @@ fn summary(rule: Rule, settings: &AlertSettings, model: &str, runs: usize) -> St
 }
 
 /// The alert rules' state.
-pub struct Alerts<'a>(&'a Bus);
-
-impl Bus {
-    /// The alert rules' state and their evaluation.
-    pub fn alerts(&self) -> Alerts<'_> {
-        Alerts(self)
-    }
-}
+pub struct Alerts<'a>(pub(crate) &'a Bus);
 
 /// How many times a compare-and-set is retried against another writer.
 const CAS_ATTEMPTS: usize = 20;

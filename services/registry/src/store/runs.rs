@@ -10,6 +10,7 @@ use std::{
     sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
+use tollgate_pipeline::{Stores, events};
 
 use futures::TryStreamExt;
 use prost::Message;
@@ -17,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tollgate_bus::{
     Bus, BusError, codec,
     consume::{Disposition, consume},
-    events, now_ms,
+    now_ms,
     subjects::{self, Bucket},
 };
 use tollgate_proto::{

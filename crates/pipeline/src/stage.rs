@@ -1,8 +1,9 @@
 //! The stage protocol: how a stage takes a run off `tollgate.stage.<stage>`, runs its
 //! handler, records the stage on the run, and forwards the run to the next stage on its
-//! routing slip or ends it with a verdict. Built on [`crate::consume`] and
+//! routing slip or ends it with a verdict. Built on [`tollgate_bus::consume`] and
 //! [`crate::events`].
 
+use crate::Stores;
 use std::{future::Future, sync::Arc};
 
 use tokio_util::sync::CancellationToken;
@@ -10,13 +11,15 @@ use tollgate_proto::{Run, RunEventKind, RunId, Stage, StageResult, StageStatus, 
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::{
+    dataset::DatasetError,
+    events,
+    groups::{CancelSignal, CancelWatch},
+};
+use tollgate_bus::{
     Bus, BusError,
     bus::Cause,
     codec,
     consume::{Delivery, Disposition, consume},
-    dataset::DatasetError,
-    events,
-    groups::{CancelSignal, CancelWatch},
     now_ms, subjects,
 };
 
@@ -145,6 +148,17 @@ impl StageContext {
     /// stops at its next checkpoint and returns [`StageError::Interrupted`].
     pub fn stop(&self) -> &CancellationToken {
         &self.stop
+    }
+
+    /// Runs `wait`, work that only waits (on a server, a timeout, another service) and
+    /// computes nothing, until it ends or the stage is stopped: on shutdown (or a cancel)
+    /// it ends at once with [`StageError::Interrupted`], so the message goes back to the
+    /// queue without waiting out the shutdown grace.
+    pub async fn waiting<T>(&self, wait: impl Future<Output = T>) -> Result<T, StageError> {
+        tokio::select! {
+            done = wait => Ok(done),
+            _ = self.stop.cancelled() => Err(StageError::Interrupted),
+        }
     }
 
     /// The run's dataset as a local file, downloaded into `cache_dir` when it was pushed.

@@ -12,9 +12,11 @@ use serde::{Deserialize, Serialize};
 /// The data directory when none is given.
 pub const DEFAULT_DATA_DIR: &str = ".tollgate";
 
-pub(crate) const STATE_FILE: &str = "dev.json";
+/// The file a running stack writes its addresses and pids to, in its data directory.
+pub const STATE_FILE: &str = "dev.json";
 
-pub(crate) const LOCK_FILE: &str = "dev.lock";
+/// The file a running stack holds a lock on, in its data directory.
+pub const LOCK_FILE: &str = "dev.lock";
 
 /// What a running dev stack writes for the CLI and for a second `tollgate dev`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -64,7 +66,7 @@ pub fn discover() -> Option<DevState> {
 }
 
 /// The state of the stack that holds `dir`'s lock, if one does.
-pub(crate) fn running(dir: &Path) -> Option<DevState> {
+pub fn running(dir: &Path) -> Option<DevState> {
     let lock = File::open(dir.join(LOCK_FILE)).ok()?;
     match lock.try_lock() {
         Err(TryLockError::WouldBlock) => read_state(dir),
@@ -72,7 +74,8 @@ pub(crate) fn running(dir: &Path) -> Option<DevState> {
     }
 }
 
-pub(crate) fn read_state(dir: &Path) -> Option<DevState> {
+/// The state file in `dir`, whether or not a stack still holds its lock.
+pub fn read_state(dir: &Path) -> Option<DevState> {
     let text = std::fs::read_to_string(dir.join(STATE_FILE)).ok()?;
     serde_json::from_str(&text).ok()
 }

@@ -18,8 +18,9 @@ use tokio_util::sync::CancellationToken;
 use tollgate_proto::{Concurrency, ConcurrencyGroup, Run, RunId, RunSummary};
 use tracing::info;
 
-use crate::{
-    Bus, BusError, events,
+use crate::events;
+use tollgate_bus::{
+    Bus, BusError,
     subjects::{Bucket, group_keys},
 };
 
@@ -42,14 +43,7 @@ pub enum Admission {
 }
 
 /// The concurrency groups and cancel requests.
-pub struct Groups<'a>(&'a Bus);
-
-impl Bus {
-    /// The concurrency groups.
-    pub fn groups(&self) -> Groups<'_> {
-        Groups(self)
-    }
-}
+pub struct Groups<'a>(pub(crate) &'a Bus);
 
 /// Whether `run` belongs to a concurrency group at all.
 pub fn grouped(run: &Run) -> bool {
@@ -63,7 +57,7 @@ impl Groups<'_> {
 
     /// Reads a group and its revision (`None` before its first write).
     async fn read(&self, key: &str) -> Result<(ConcurrencyGroup, Option<u64>), BusError> {
-        crate::codec::read_versioned(&self.kv(), key, "ConcurrencyGroup").await
+        tollgate_bus::codec::read_versioned(&self.kv(), key, "ConcurrencyGroup").await
     }
 
     /// Writes a group if nobody wrote it since `revision`; `false` when someone did.
@@ -73,7 +67,7 @@ impl Groups<'_> {
         group: &ConcurrencyGroup,
         revision: Option<u64>,
     ) -> Result<bool, BusError> {
-        crate::codec::write_versioned(&self.kv(), key, group, revision).await
+        tollgate_bus::codec::write_versioned(&self.kv(), key, group, revision).await
     }
 
     /// Joins `run` to its group: it holds the group when it is free, else it waits as the

@@ -2,6 +2,7 @@
 //! the registry's run records read. Each is published with a message id, so a
 //! redelivered stage never announces twice.
 
+use crate::Stores;
 use async_nats::jetstream::consumer::{DeliverPolicy, push::OrderedConfig};
 use futures::{Stream, StreamExt};
 use tollgate_proto::{
@@ -9,7 +10,7 @@ use tollgate_proto::{
 };
 use tracing::{info, warn};
 
-use crate::{Bus, BusError, now_ms, subjects};
+use tollgate_bus::{Bus, BusError, now_ms, subjects};
 
 /// What a run event carries besides its run and kind.
 #[derive(Default)]
@@ -142,12 +143,6 @@ pub async fn complete_record(
     bus.groups().release(&summary).await
 }
 
-/// Starts a run: announces it, then sends it to the first stage on its plan.
-pub async fn start(bus: &Bus, id: &RunId, run: &Run) -> Result<(), BusError> {
-    announce(bus, id, run).await?;
-    dispatch(bus, id, run).await
-}
-
 /// Sends an announced run to the first stage on its plan (a queued run, when its turn
 /// comes).
 pub async fn dispatch(bus: &Bus, id: &RunId, run: &Run) -> Result<(), BusError> {
@@ -167,7 +162,7 @@ pub async fn of_kind(
     bus: &Bus,
     kind: RunEventKind,
 ) -> Result<impl Stream<Item = RunEvent> + use<>, BusError> {
-    let setup = |e: crate::bus::Cause| BusError::Setup {
+    let setup = |e: tollgate_bus::bus::Cause| BusError::Setup {
         what: format!("an ordered consumer of {}", subjects::RUNS_STREAM),
         source: e,
     };
@@ -190,7 +185,7 @@ pub async fn of_kind(
         let m = m
             .inspect_err(|e| warn!(error = %e, "run events: a delivery failed"))
             .ok()?;
-        crate::codec::decode_delivery::<RunEvent>(&m.payload, m.headers.as_ref()).ok()
+        tollgate_bus::codec::decode_delivery::<RunEvent>(&m.payload, m.headers.as_ref()).ok()
     }))
 }
 

@@ -6,7 +6,7 @@
 
 use tollgate_proto::{RunId, TriggerId};
 
-use crate::{
+use tollgate_bus::{
     Bus, BusError,
     subjects::{Bucket, Origin, trigger_keys},
 };
@@ -25,14 +25,7 @@ pub enum Claim {
 }
 
 /// The trigger claims.
-pub struct TriggerClaims<'a>(&'a Bus);
-
-impl Bus {
-    /// The trigger claims.
-    pub fn trigger_claims(&self) -> TriggerClaims<'_> {
-        TriggerClaims(self)
-    }
-}
+pub struct TriggerClaims<'a>(pub(crate) &'a Bus);
 
 impl TriggerClaims<'_> {
     /// Claims `trigger` for the run `proposed`, or finds the run an earlier claim made.
