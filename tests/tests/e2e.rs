@@ -32,6 +32,8 @@ mod docs;
 mod governance;
 #[path = "e2e/kills.rs"]
 mod kills;
+#[path = "e2e/labels.rs"]
+mod labels;
 #[path = "e2e/layout.rs"]
 mod layout;
 #[path = "e2e/load.rs"]

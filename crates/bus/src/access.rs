@@ -175,6 +175,14 @@ impl Permissions {
             .reads_bucket(Bucket::Specs)
     }
 
+    /// Keeping predictions and joining labels to them: the predictions bucket, and the
+    /// labelled predictions stream live metrics are read from.
+    fn labels(&mut self) -> &mut Self {
+        self.writes_bucket(Bucket::Predictions)
+            .publish([subjects::LABEL_ALL.to_string()])
+            .reads(subjects::LABELS_STREAM)
+    }
+
     /// Consuming `stages` from the work queue.
     fn consumes_stages(&mut self, stages: &[Stage]) -> &mut Self {
         for &s in stages {
@@ -287,7 +295,9 @@ pub fn permissions(identity: Identity) -> Permissions {
             ])
             .subscribe([subjects::trigger(TriggerKind::Model)])
             .reads(subjects::SERVED_STREAM)
-            .reads_bucket(Bucket::Specs);
+            .reads_bucket(Bucket::Specs)
+            // It keeps what it scored for labels, and joins the labels it is sent.
+            .labels();
             p.publish([
                 format!(
                     "$JS.API.CONSUMER.DURABLE.CREATE.{}.>",
@@ -310,6 +320,7 @@ pub fn permissions(identity: Identity) -> Permissions {
                 subjects::RUNS_STREAM,
                 subjects::ALERTS_STREAM,
                 subjects::DEADLETTER_STREAM,
+                subjects::LABELS_STREAM,
             ] {
                 p.reads(stream);
             }
@@ -344,7 +355,9 @@ fn operator(p: &mut Permissions) {
     )])
     .replaces_in_store(subjects::DATASETS_STORE)
     .writes_store(subjects::CODE_STORE)
-    .reads_store(subjects::ARTIFACTS_STORE);
+    .reads_store(subjects::ARTIFACTS_STORE)
+    // `tollgate feedback push`: labels joined to the predictions they name.
+    .labels();
     for stream in [
         subjects::RUNS_STREAM,
         subjects::ALERTS_STREAM,

@@ -381,14 +381,19 @@ async fn open_all(js: &jetstream::Context, setup: &Setup) -> Result<Opened, BusE
         let config = stream::Config {
             name: format!("KV_{name}"),
             subjects: vec![format!("$KV.{name}.>")],
-            max_messages_per_subject: 10,
+            max_messages_per_subject: if bucket.max_age().is_some() { 1 } else { 10 },
+            max_age: bucket.max_age().unwrap_or_default(),
             max_bytes: setup.max_bytes(name),
             storage: StorageType::File,
             num_replicas: setup.replicas,
             allow_rollup: true,
             deny_delete: true,
             allow_direct: READ_FROM_LEADER,
-            discard: stream::DiscardPolicy::New,
+            // Entries that age out make room by themselves: when full, the oldest go.
+            discard: match bucket.max_age() {
+                Some(_) => stream::DiscardPolicy::Old,
+                None => stream::DiscardPolicy::New,
+            },
             ..Default::default()
         };
         let what = || format!("key-value bucket {name}");

@@ -18,7 +18,7 @@ pub(crate) struct StreamSpec {
 
 /// Every stream of Tollgate's own, in one place: [`Bus::connect_with`] opens them and
 /// [`stream_names`] lists them for nats-server's permissions.
-pub(crate) const STREAMS: [StreamSpec; 5] = [
+pub(crate) const STREAMS: [StreamSpec; 6] = [
     StreamSpec {
         name: subjects::WORK_STREAM,
         subjects: &[subjects::TRIGGER_ALL, subjects::STAGE_ALL],
@@ -54,6 +54,13 @@ pub(crate) const STREAMS: [StreamSpec; 5] = [
         days: 7,
         max_mib: 256,
     },
+    StreamSpec {
+        name: subjects::LABELS_STREAM,
+        subjects: &[subjects::LABEL_ALL],
+        retention: RetentionPolicy::Limits,
+        days: 90,
+        max_mib: 256,
+    },
 ];
 
 /// The name of every stream a connection opens: Tollgate's own, and those behind its
@@ -87,6 +94,7 @@ pub fn default_max_bytes(name: &str) -> u64 {
         subjects::ARTIFACTS_STORE => 1024 * MIB,
         subjects::DATASETS_STORE => 2048 * MIB,
         subjects::CODE_STORE => 512 * MIB,
+        n if n == Bucket::Predictions.name() => 512 * MIB,
         _ => 128 * MIB,
     }
 }

@@ -19,6 +19,7 @@ const RUN: &str = "tollgate.run.";
 const DEADLETTER: &str = "tollgate.deadletter.";
 const ALERT: &str = "tollgate.alert.";
 const SERVED: &str = "tollgate.served.";
+const LABELS: &str = "tollgate.labels.";
 
 /// Work-queue stream of triggers and stage work.
 pub const WORK_STREAM: &str = "TOLLGATE_WORK";
@@ -57,17 +58,21 @@ pub enum Bucket {
     Groups,
     /// Each model's alert rules' state: `tollgate_pipeline::alerts`.
     Alerts,
+    /// Scored records by model and id, kept for the labels' retention window:
+    /// `tollgate_pipeline::feedback`.
+    Predictions,
 }
 
 impl Bucket {
     /// Every bucket, created at connect.
-    pub const ALL: [Bucket; 6] = [
+    pub const ALL: [Bucket; 7] = [
         Bucket::Models,
         Bucket::Runs,
         Bucket::Triggers,
         Bucket::Specs,
         Bucket::Groups,
         Bucket::Alerts,
+        Bucket::Predictions,
     ];
 
     /// The bucket's name on the server.
@@ -79,9 +84,24 @@ impl Bucket {
             Bucket::Specs => "tollgate_specs",
             Bucket::Groups => "tollgate_groups",
             Bucket::Alerts => "tollgate_alerts",
+            Bucket::Predictions => "tollgate_predictions",
+        }
+    }
+
+    /// How long an entry is kept: the predictions only for the labels' retention window
+    /// (the oldest go first when the bucket is full); every other bucket keeps its
+    /// entries and refuses writes when full.
+    pub fn max_age(self) -> Option<std::time::Duration> {
+        match self {
+            Bucket::Predictions => Some(PREDICTION_RETENTION),
+            _ => None,
         }
     }
 }
+
+/// How long a scored record waits for its label: a label for a request older than this
+/// finds nothing to join.
+pub const PREDICTION_RETENTION: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 /// Object store of model artifacts, owned by `tollgate_pipeline::artifacts`.
 pub const ARTIFACTS_STORE: &str = "tollgate_artifacts";
@@ -257,6 +277,39 @@ pub fn served(model: &str) -> String {
     format!("{SERVED}{model}")
 }
 
+/// Every labelled prediction.
+pub const LABEL_ALL: &str = "tollgate.labels.>";
+/// Limits-retention stream of labelled predictions: what live metrics are computed from.
+pub const LABELS_STREAM: &str = "TOLLGATE_LABELS";
+
+/// The subject labelled predictions of `model` are published on.
+pub fn labels(model: &str) -> String {
+    format!("{LABELS}{model}")
+}
+
+/// Longest prediction id a label may name, in bytes.
+pub const MAX_PREDICTION_ID: usize = 256;
+
+/// The key of `model`'s prediction `id` in the predictions bucket: `<model>.<id>`, the id
+/// as it is when it is made of letters, digits, `-` and `_` (ULIDs and most request ids),
+/// else `=` and its bytes in hex, so every id has one key and no two ids share one.
+pub fn prediction_key(model: &str, id: &str) -> Result<String, String> {
+    if id.is_empty() || id.len() > MAX_PREDICTION_ID {
+        return Err(format!(
+            "a prediction id is 1 to {MAX_PREDICTION_ID} bytes, got {}",
+            id.len()
+        ));
+    }
+    let plain = id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if plain {
+        return Ok(format!("{model}.{id}"));
+    }
+    let hex: String = id.bytes().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("{model}.={hex}"))
+}
+
 /// The durable consumer through which the servers of `model` watch its served inputs.
 pub fn served_monitor(model: &str) -> String {
     format!("served-drift-{model}")
@@ -266,6 +319,11 @@ pub fn served_monitor(model: &str) -> String {
 /// so a redelivered stage never forwards a run twice.
 pub mod msg_id {
     use super::*;
+
+    /// The label of a prediction (its bucket key): one per prediction, however often sent.
+    pub fn label(prediction_key: &str) -> String {
+        format!("label-{prediction_key}")
+    }
 
     /// A run's message to one stage.
     pub fn stage(run: &RunId, stage: Stage) -> String {

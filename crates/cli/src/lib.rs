@@ -19,12 +19,14 @@ mod connect;
 pub mod dev;
 mod dlq;
 mod error;
+mod feedback;
 mod output;
 mod publish;
 pub mod reference;
 
 pub use dev::DevArgs;
 pub use dlq::DlqCommand;
+pub use feedback::FeedbackCommand;
 pub use publish::{PublishArgs, PublishKind};
 pub use report::ReportFormat;
 pub use show::{DecisionArgs, ModelsArgs, ModelsCommand, RunsArgs, RunsCommand};
@@ -173,6 +175,10 @@ pub enum Command {
     /// attempt), with the reason; replay one once the cause is fixed.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// Labels that arrive later for the model server's answers (`push`), and each
+    /// version's live metrics on them (`status`).
+    #[command(subcommand)]
+    Feedback(FeedbackCommand),
     /// Print the CLI reference (every command's help) as Markdown, for the book.
     #[command(hide = true)]
     CliReference,
@@ -321,7 +327,9 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
         Command::Profile { data, spec, json } => train::profile(&data, &spec, json),
         Command::Runs(args) if args.watch => publish::watch(&cli.nats_url).await,
         Command::Runs(args) => show::runs(&cli.registry_url, args).await,
-        Command::Models(args) => show::models_command(&cli.registry_url, &cli.identity, args).await,
+        Command::Models(args) => {
+            show::models_command(&cli.registry_url, &cli.nats_url, &cli.identity, args).await
+        }
         Command::Approve(d) => {
             show::decide(&cli.registry_url, &cli.identity, d, show::Decision::Approve).await
         }
@@ -356,6 +364,7 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
         Command::Dlq(DlqCommand::List { json }) => dlq::list(&cli.nats_url, json).await,
         Command::Alerts { firing, json } => alerts::list(&cli.nats_url, firing, json).await,
         Command::Dlq(DlqCommand::Replay { id }) => dlq::replay(&cli.nats_url, id).await,
+        Command::Feedback(command) => feedback::run(&cli.nats_url, command).await,
         Command::Rollback { model, reason } => {
             show::rollback(&cli.registry_url, &cli.identity, &model, &reason).await
         }

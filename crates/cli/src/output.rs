@@ -18,3 +18,11 @@ pub(crate) fn when(ms: i64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
     humantime::format_rfc3339_seconds(t).to_string()
 }
+
+/// Prints `value` as pretty JSON on stdout.
+pub(crate) fn print_json(value: &impl serde::Serialize) -> Result<(), crate::CliError> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| crate::CliError::Usage(format!("cannot encode JSON: {e}")))?;
+    say!("{text}");
+    Ok(())
+}

@@ -11,7 +11,7 @@ use tollgate_proto::{
 pub use crate::connect::TOKEN_ENV;
 pub(crate) use crate::connect::{client, token};
 pub use crate::output::seconds;
-pub(crate) use crate::output::{table, when};
+pub(crate) use crate::output::{print_json, table, when};
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
@@ -312,14 +312,6 @@ pub async fn runs(registry_url: &str, args: RunsArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Prints `value` as pretty JSON on stdout.
-fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|e| CliError::Usage(format!("cannot encode JSON: {e}")))?;
-    say!("{text}");
-    Ok(())
-}
-
 /// The validation report (every expectation, or only the failing ones) and the gate's
 /// checks, when the run has them.
 pub fn print_details(run: &RunSummary, every_expectation: bool) {
@@ -578,6 +570,7 @@ pub fn check_figures(c: &tollgate_proto::GateCheck) -> (String, String) {
 /// `tollgate models ...`.
 pub async fn models_command(
     registry_url: &str,
+    nats_url: &str,
     identity: &str,
     args: ModelsArgs,
 ) -> Result<(), CliError> {
@@ -602,7 +595,8 @@ pub async fn models_command(
             }
         }
         Some(ModelsCommand::Show { target }) => {
-            let versions = if target.starts_with("models:/") {
+            let by_uri = target.starts_with("models:/");
+            let versions = if by_uri {
                 vec![
                     registry
                         .resolve(ResolveRequest { uri: target })
@@ -621,6 +615,9 @@ pub async fn models_command(
                 v
             };
             say!("{}", render_versions(&versions));
+            if let Some(v) = versions.first().filter(|_| !by_uri) {
+                crate::feedback::print_live(nats_url, &v.model).await;
+            }
         }
         Some(ModelsCommand::Tag {
             model,

@@ -4,8 +4,13 @@
 //! probes the server as it probes every other Tollgate service; `/readyz` answers 503
 //! until every entry has a version loaded.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc};
 
+use crate::{
+    catalog::Catalog,
+    model::{InferError, Scored, ServedModel},
+    protocol::{ErrorBody, InferRequest, Live, Ready, ServerMetadata},
+};
 use axum::{
     Router,
     body::Bytes,
@@ -17,18 +22,42 @@ use axum::{
 };
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
-use tollgate_ml::table::Record;
 
-use crate::{
-    catalog::Catalog,
-    model::{InferError, ServedModel},
-    protocol::{ErrorBody, InferRequest, Live, Ready, ServerMetadata},
-};
+/// One label sent to `POST /v2/models/{name}/feedback`: a scored record's id and its
+/// true class.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelIn {
+    /// The response's `id` (`<id>:<row>` for a row of a batch).
+    pub id: String,
+    /// 0 or 1.
+    pub label: u8,
+}
 
-/// Told about every record a server scored: the model server samples them for drift.
+/// How the feedback endpoint answers: the status and the JSON body.
+pub type FeedbackReply = (StatusCode, serde_json::Value);
+
+/// Told about every record a server scored, and sent the labels that arrive for them: the
+/// model server samples records for drift and keeps predictions for their labels.
 pub trait Observer: Send + Sync + 'static {
-    /// `records` were scored by `model`.
-    fn scored(&self, model: &ServedModel, records: &[Record]);
+    /// `scored` (its records, their ids and probabilities) was scored by `model`.
+    fn scored(&self, model: &ServedModel, scored: &Scored);
+
+    /// Labels for `model`'s predictions. By default none are kept: 501.
+    fn feedback(
+        &self,
+        model: &ServedModel,
+        labels: Vec<LabelIn>,
+    ) -> Pin<Box<dyn Future<Output = FeedbackReply> + Send + 'static>> {
+        let _ = labels;
+        let message = format!("this server keeps no predictions of {}", model.name);
+        Box::pin(async move {
+            (
+                StatusCode::NOT_IMPLEMENTED,
+                serde_json::json!({ "error": message }),
+            )
+        })
+    }
 }
 
 /// An observer that keeps nothing (the gate's and promoter's loopback servers).
@@ -36,7 +65,7 @@ pub trait Observer: Send + Sync + 'static {
 pub struct Unobserved;
 
 impl Observer for Unobserved {
-    fn scored(&self, _: &ServedModel, _: &[Record]) {}
+    fn scored(&self, _: &ServedModel, _: &Scored) {}
 }
 
 /// Request bodies above this many bytes are refused unless the server sets its own limit.
@@ -68,6 +97,7 @@ pub fn router(catalog: Arc<Catalog>, observer: Arc<dyn Observer>, max_body_bytes
         .route("/v2/models/{name}", get(metadata))
         .route("/v2/models/{name}/ready", get(model_ready))
         .route("/v2/models/{name}/infer", post(infer))
+        .route("/v2/models/{name}/feedback", post(feedback))
         .route("/v2/models/{name}/versions/{version}", get(metadata_v))
         .route(
             "/v2/models/{name}/versions/{version}/ready",
@@ -240,18 +270,26 @@ async fn infer_v(
     infer_of(s, name, Some(version), body).await
 }
 
+/// The request body, or the protocol's error for one that is too large or unreadable.
+fn accepted(s: &Shared, body: Result<Bytes, BytesRejection>) -> Result<Bytes, Box<Response>> {
+    body.map_err(|rejection| {
+        Box::new(if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            failed(&InferError::TooLarge(s.max_body_bytes))
+        } else {
+            error(rejection.status(), rejection.body_text())
+        })
+    })
+}
+
 async fn infer_of(
     s: Shared,
     name: String,
     version: Option<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let body = match body {
+    let body = match accepted(&s, body) {
         Ok(b) => b,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return failed(&InferError::TooLarge(s.max_body_bytes));
-        }
-        Err(rejection) => return error(rejection.status(), rejection.body_text()),
+        Err(refused) => return *refused,
     };
     // The model is taken once: this request scores with this version to the end.
     let model = match s.catalog.find(&name, version.as_deref()) {
@@ -287,12 +325,40 @@ async fn infer_of(
         model.infer(&request)
     };
     match scored {
-        Ok((response, records)) => {
-            s.observer.scored(&model, &records);
-            json(StatusCode::OK, &response)
+        Ok(scored) => {
+            s.observer.scored(&model, &scored);
+            json(StatusCode::OK, &scored.response)
         }
         Err(e) => failed(&e),
     }
+}
+
+/// `POST /v2/models/{name}/feedback` with `[{"id": ..., "label": 0|1}, ...]`: the labels
+/// of earlier responses, joined to what was scored by the observer.
+async fn feedback(
+    State(s): State<Shared>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match accepted(&s, body) {
+        Ok(b) => b,
+        Err(refused) => return *refused,
+    };
+    let model = match s.catalog.find(&name, None) {
+        Ok(m) => m,
+        Err(e) => return failed(&e),
+    };
+    let labels: Vec<LabelIn> = match serde_json::from_slice(&body) {
+        Ok(l) => l,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("the body is not a list of {{\"id\": ..., \"label\": 0 or 1}}: {e}"),
+            );
+        }
+    };
+    let (status, body) = s.observer.feedback(&model, labels).await;
+    json(status, &body)
 }
 
 /// One model served on a loopback port for as long as this lives: how the gate and the

@@ -19,4 +19,4 @@ mod catalog;
 mod model;
 
 pub use catalog::{Catalog, Entry, Selector};
-pub use model::{InferError, ServedModel};
+pub use model::{InferError, Scored, ServedModel};

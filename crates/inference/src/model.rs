@@ -73,6 +73,30 @@ fn bad(message: String) -> InferError {
     InferError::BadRequest(message)
 }
 
+/// What one request's scoring gave: the response, and the records with the positive
+/// class's probability of each, in order.
+#[derive(Debug)]
+pub struct Scored {
+    /// The protocol's answer.
+    pub response: InferResponse,
+    /// The records scored.
+    pub records: Vec<Record>,
+    /// Each record's probability.
+    pub probabilities: Vec<f64>,
+}
+
+impl Scored {
+    /// The id a label names each record by: the response's id for one row, `<id>:<row>`
+    /// for each row of a batch.
+    pub fn record_ids(&self) -> Vec<String> {
+        let id = self.response.id.clone().unwrap_or_default();
+        match self.records.len() {
+            1 => vec![id],
+            n => (0..n).map(|i| format!("{id}:{i}")).collect(),
+        }
+    }
+}
+
 /// A version loaded for serving.
 #[derive(Debug)]
 pub struct ServedModel {
@@ -154,11 +178,9 @@ impl ServedModel {
         })
     }
 
-    /// Scores `request`; returns the response and the records scored (for sampling).
-    pub fn infer(
-        &self,
-        request: &InferRequest,
-    ) -> Result<(InferResponse, Vec<Record>), InferError> {
+    /// Scores `request`; returns the response, and the records scored with their
+    /// probabilities (for sampling and for labels).
+    pub fn infer(&self, request: &InferRequest) -> Result<Scored, InferError> {
         let wanted = outputs_wanted(request)?;
         let records = self.records(&request.inputs)?;
         let probabilities = self.score(&records)?;
@@ -197,7 +219,11 @@ impl ServedModel {
             ),
             outputs,
         };
-        Ok((response, records))
+        Ok(Scored {
+            response,
+            records,
+            probabilities,
+        })
     }
 
     /// The records the input tensors hold, checked against the model's features.

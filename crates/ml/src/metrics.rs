@@ -141,3 +141,57 @@ pub fn classification(scores: &[f64], labels: &[u8], threshold: f64) -> BTreeMap
 
 #[cfg(test)]
 mod tests;
+
+/// How one version does on live traffic, from the labels that arrived for what it scored.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Live {
+    /// The version.
+    pub version: u32,
+    /// Labels joined to its predictions.
+    pub labels: usize,
+    /// Share of those labels that are positive.
+    pub positive_rate: f64,
+    /// AUC-ROC of its probabilities against the labels; `None` until both classes arrived.
+    pub auc_roc: Option<f64>,
+    /// F1 at the version's threshold.
+    pub f1: f64,
+    /// Mean log loss.
+    pub log_loss: f64,
+}
+
+/// [`Live`] metrics of `version` from its labelled predictions: the probabilities it gave,
+/// the labels that arrived for them and its threshold.
+pub fn live(version: u32, scores: &[f64], labels: &[u8], threshold: f64) -> Live {
+    let m = classification(scores, labels, threshold);
+    let positives = labels.iter().filter(|&&l| l == 1).count();
+    Live {
+        version,
+        labels: labels.len(),
+        positive_rate: if labels.is_empty() {
+            0.0
+        } else {
+            positives as f64 / labels.len() as f64
+        },
+        auc_roc: m.get("auc_roc").copied(),
+        f1: m.get("f1").copied().unwrap_or(0.0),
+        log_loss: m.get("log_loss").copied().unwrap_or(f64::NAN),
+    }
+}
+
+/// [`Live`] metrics of every version among `labelled` predictions (the labels stream of
+/// one model), by version, lowest first.
+pub fn live_by_version(labelled: &[tollgate_proto::Prediction]) -> Vec<Live> {
+    let mut by_version: BTreeMap<u32, (Vec<f64>, Vec<u8>, f64)> = BTreeMap::new();
+    for p in labelled.iter().filter(|p| p.labeled) {
+        let (scores, labels, threshold) = by_version
+            .entry(p.version)
+            .or_insert_with(|| (Vec::new(), Vec::new(), p.threshold));
+        scores.push(p.probability);
+        labels.push(u8::from(p.label == 1));
+        *threshold = p.threshold;
+    }
+    by_version
+        .into_iter()
+        .map(|(version, (scores, labels, threshold))| live(version, &scores, &labels, threshold))
+        .collect()
+}

@@ -17,6 +17,7 @@
 //! - [`artifacts`]: the model artifacts object store.
 //! - [`code`]: code snapshots and uploaded models, by digest.
 //! - [`dataset`]: dataset URIs and the datasets object store.
+//! - [`feedback`]: predictions kept for their labels, and labels joined to them.
 
 pub mod alerts;
 pub mod artifacts;
@@ -24,6 +25,7 @@ pub mod claims;
 pub mod code;
 pub mod dataset;
 pub mod events;
+pub mod feedback;
 pub mod groups;
 pub mod runs;
 pub mod specs;
@@ -47,6 +49,8 @@ pub trait Stores {
     fn datasets(&self) -> dataset::Datasets<'_>;
     /// The concurrency groups.
     fn groups(&self) -> groups::Groups<'_>;
+    /// The predictions kept for labels.
+    fn predictions(&self) -> feedback::Predictions<'_>;
     /// The published specs.
     fn specs(&self) -> specs::Specs<'_>;
 }
@@ -69,6 +73,9 @@ impl Stores for Bus {
     }
     fn groups(&self) -> groups::Groups<'_> {
         groups::Groups(self)
+    }
+    fn predictions(&self) -> feedback::Predictions<'_> {
+        feedback::Predictions(self)
     }
     fn specs(&self) -> specs::Specs<'_> {
         specs::Specs(self)

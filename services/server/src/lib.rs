@@ -11,7 +11,10 @@
 //! - A share of scored inputs (`sample_share`) goes to `tollgate.served.<model>`
 //!   ([`sampler`]); [`monitor`] compares windows of Production traffic with the Production
 //!   version's reference profile and publishes `tollgate.trigger.drift` when they drift.
+//! - Every scored record is kept for its label, and `POST /v2/models/{name}/feedback`
+//!   joins the labels that arrive later ([`feedback`]).
 
+pub mod feedback;
 pub mod loader;
 pub mod monitor;
 pub mod sampler;
@@ -253,7 +256,13 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         catalog.clone(),
     ));
     loader.reconcile(None).await;
-    let (observer, publisher) = sampler::Sampler::start(bus.clone(), config.sample_share);
+    let (sampler, publisher) = sampler::Sampler::start(bus.clone(), config.sample_share);
+    let (keeper, writer) = feedback::Keeper::start(bus.clone());
+    let observer = feedback::Observed {
+        sampler,
+        keeper,
+        bus: bus.clone(),
+    };
     let mut router = http::router(catalog.clone(), Arc::new(observer), config.max_body_bytes);
     if config.server.tokens_file.is_empty() {
         tracing::warn!(
@@ -269,7 +278,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
             source,
         })?;
     info!(%addr, entries = %config.server.models, "serving the Open Inference Protocol");
-    let mut tasks = vec![served, publisher];
+    let mut tasks = vec![served, publisher, writer];
     tasks.push(tokio::spawn(loader::follow(
         loader.clone(),
         Duration::from_secs(config.refresh_secs.max(1)),

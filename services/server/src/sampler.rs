@@ -4,7 +4,7 @@
 
 use tokio::sync::mpsc;
 use tollgate_bus::{Bus, subjects};
-use tollgate_inference::{ServedModel, http::Observer};
+use tollgate_inference::ServedModel;
 use tollgate_ml::table::Record;
 use tollgate_proto::{ServedRecord, ServedSample};
 use tracing::warn;
@@ -16,7 +16,7 @@ const QUEUE: usize = 1024;
 /// message size (the monitor's windows fill from many requests anyway).
 pub const MAX_SAMPLE_RECORDS: usize = 256;
 
-/// The server's [`Observer`]: picks records at random with probability `share`.
+/// Picks scored records at random with probability `share` for the drift monitors.
 #[derive(Debug, Clone)]
 pub struct Sampler {
     queue: mpsc::Sender<ServedSample>,
@@ -86,8 +86,9 @@ pub fn records_of(sample: &ServedSample) -> Vec<Record> {
         .collect()
 }
 
-impl Observer for Sampler {
-    fn scored(&self, model: &ServedModel, records: &[Record]) {
+impl Sampler {
+    /// Samples `records`, scored by `model`, off the request path.
+    pub fn sample(&self, model: &ServedModel, records: &[Record]) {
         if self.share <= 0.0 {
             return;
         }

@@ -502,7 +502,7 @@ async fn a_tls_nats_server_is_reached_only_by_clients_that_trust_its_certificate
 }
 
 /// The venv's Python (`TOLLGATE_PYTHON`, which `make test` sets and fills).
-fn python() -> std::path::PathBuf {
+pub(crate) fn python() -> std::path::PathBuf {
     let path = std::env::var_os("TOLLGATE_PYTHON")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| tollgate_e2e::workspace_root().join(".tools/venv/bin/python"));

@@ -24,20 +24,20 @@ use super::registry::{approve, is_model_plan, wait_run, wait_stage};
 type Answer = (String, Vec<f64>, usize);
 
 /// `tollgate-server` serving `models`, logging to `log`; killed when dropped.
-struct Server {
+pub(super) struct Server {
     child: Child,
-    client: Client,
-    url: String,
+    pub(super) client: Client,
+    pub(super) url: String,
     log: PathBuf,
 }
 
 impl Server {
-    fn spawn(p: &Pipeline, addr: &str, models: &str, log: &Path) -> Server {
+    pub(super) fn spawn(p: &Pipeline, addr: &str, models: &str, log: &Path) -> Server {
         Self::spawn_with(p, addr, models, log, &[])
     }
 
     /// [`Server::spawn`] with more variables set.
-    fn spawn_with(
+    pub(super) fn spawn_with(
         p: &Pipeline,
         addr: &str,
         models: &str,
@@ -174,6 +174,22 @@ async fn to_production(p: &Pipeline, version: u32) {
     wait_stage(p, version, ModelStage::Production).await;
 }
 
+/// v1 trained, staged, approved and served by `server` from Production; its columns and
+/// 1,000 records like its training data to send.
+pub(super) async fn v1_served_in_production(
+    p: &Pipeline,
+    server: &Server,
+) -> (tollgate_ml::table::Columns, Vec<Record>) {
+    server.wait_live().await;
+    stage(p, 1, 41).await;
+    to_production(p, 1).await;
+    let v1 = artifact(p, 1).await;
+    let columns = v1.columns();
+    let rows = records(p, "served.parquet", 1_000, 42, &v1);
+    server.wait_serving(1, &rows, &columns).await;
+    (columns, rows)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn staging_is_tested_through_the_server_and_swaps_are_atomic_under_load() {
     let addr = format!("127.0.0.1:{}", free_port().unwrap());
@@ -293,13 +309,7 @@ async fn shifted_served_traffic_starts_one_retraining_and_unshifted_traffic_none
         "churn@Production",
         &p.dir.path().join("server.log"),
     );
-    server.wait_live().await;
-    stage(&p, 1, 41).await;
-    to_production(&p, 1).await;
-    let v1 = artifact(&p, 1).await;
-    let columns = v1.columns();
-    let rows = records(&p, "served.parquet", 1_000, 42, &v1);
-    server.wait_serving(1, &rows, &columns).await;
+    let (columns, rows) = v1_served_in_production(&p, &server).await;
     let drift_runs = || async {
         p.runs("churn")
             .await

@@ -74,10 +74,13 @@ fn bad_request(body: Value) -> String {
 fn a_batch_scores_as_the_artifact_does_with_predictions_at_the_threshold() {
     let model = served(1);
     let records = golden();
-    let (response, scored) = model
+    let scored = model
         .infer(&request_for(model.columns(), &records))
         .unwrap();
-    assert_eq!(scored, records);
+    assert_eq!(scored.records, records);
+    assert_eq!(scored.record_ids().len(), records.len());
+    assert!(scored.record_ids()[1].ends_with(":1"));
+    let response = scored.response;
     assert_eq!(response.model_version.as_deref(), Some("1"));
     let p = response.numbers(crate::protocol::PROBABILITY).unwrap();
     let want: Vec<f64> = model.artifact.score_records(&records).unwrap();
@@ -93,10 +96,11 @@ fn every_answer_has_an_id_the_request_s_or_a_new_one() {
     let model = served(1);
     let mut asked = one_row();
     asked["id"] = json!("req-42");
-    let (echoed, _) = model.infer(&request(asked)).unwrap();
-    assert_eq!(echoed.id.as_deref(), Some("req-42"));
-    let (first, _) = model.infer(&request(one_row())).unwrap();
-    let (second, _) = model.infer(&request(one_row())).unwrap();
+    let echoed = model.infer(&request(asked)).unwrap();
+    assert_eq!(echoed.response.id.as_deref(), Some("req-42"));
+    assert_eq!(echoed.record_ids(), ["req-42"]);
+    let first = model.infer(&request(one_row())).unwrap().response;
+    let second = model.infer(&request(one_row())).unwrap().response;
     let (a, b) = (first.id.unwrap(), second.id.unwrap());
     assert_eq!(a.len(), 26, "a ULID: {a}");
     assert_ne!(a, b);
@@ -104,7 +108,8 @@ fn every_answer_has_an_id_the_request_s_or_a_new_one() {
 
 #[test]
 fn nested_data_nulls_and_integer_types_are_accepted() {
-    let (response, records) = served(1).infer(&request(one_row())).unwrap();
+    let scored = served(1).infer(&request(one_row())).unwrap();
+    let (response, records) = (scored.response, scored.records);
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].numeric[1], Some(3.0));
     assert_eq!(records[0].numeric[4], Some(4.0));
