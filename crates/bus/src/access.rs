@@ -298,13 +298,15 @@ pub fn permissions(identity: Identity) -> Permissions {
             .reads_bucket(Bucket::Specs)
             // It keeps what it scored for labels, and joins the labels it is sent.
             .labels();
-            p.publish([
-                format!(
-                    "$JS.API.CONSUMER.DURABLE.CREATE.{}.>",
-                    subjects::SERVED_STREAM
-                ),
-                format!("$JS.API.CONSUMER.CREATE.{}.>", subjects::SERVED_STREAM),
-            ]);
+            // Its monitors share a durable consumer per model of the served inputs and
+            // of the labels; the labels monitor raises its alert.
+            for stream in [subjects::SERVED_STREAM, subjects::LABELS_STREAM] {
+                p.publish([
+                    format!("$JS.API.CONSUMER.DURABLE.CREATE.{stream}.>"),
+                    format!("$JS.API.CONSUMER.CREATE.{stream}.>"),
+                ]);
+            }
+            p.publish([subjects::alert(subjects::Alert::LiveAucRoc)]);
         }
         Identity::Ci => {
             // It uploads the code snapshot and a model trained elsewhere with its trigger.

@@ -123,6 +123,8 @@ pub enum Alert {
     ValidationFailures,
     /// `alerts.gate_blocks`: consecutive gate blocks.
     GateBlocks,
+    /// `monitor.min_auc_roc`: the Production version's live AUC-ROC fell under it.
+    LiveAucRoc,
 }
 
 impl Alert {
@@ -142,6 +144,7 @@ impl Alert {
             Alert::TrainingMinutes => "training_minutes",
             Alert::ValidationFailures => "validation_failures",
             Alert::GateBlocks => "gate_blocks",
+            Alert::LiveAucRoc => "live_auc_roc",
         }
     }
 }
@@ -310,6 +313,11 @@ pub fn prediction_key(model: &str, id: &str) -> Result<String, String> {
     Ok(format!("{model}.={hex}"))
 }
 
+/// The durable consumer through which the servers of `model` watch its labels.
+pub fn labels_monitor(model: &str) -> String {
+    format!("labels-monitor-{model}")
+}
+
 /// The durable consumer through which the servers of `model` watch its served inputs.
 pub fn served_monitor(model: &str) -> String {
     format!("served-drift-{model}")
@@ -369,6 +377,12 @@ pub mod trigger_ids {
     /// version and cooldown `slot`, whichever server replica sees the drift.
     pub fn served_drift(model: &str, version: u32, slot: i64) -> String {
         format!("served-drift-{model}-v{version}-{slot}")
+    }
+
+    /// The retrain a Production version's live AUC-ROC under `monitor.min_auc_roc`
+    /// raises: one per version and cooldown `slot`, whichever replica judges it.
+    pub fn live_performance(model: &str, version: u32, slot: i64) -> String {
+        format!("live-auc-{model}-v{version}-{slot}")
     }
 
     /// The run the registry starts for a version after an approval or an override.

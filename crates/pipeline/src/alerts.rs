@@ -72,7 +72,8 @@ pub fn step(rule: Rule, settings: &AlertSettings, run: &RunSummary) -> (Step, u3
                 Some(_) => (Step::Clear, on),
             }
         }
-        Rule::Approval => (Step::Skip, 0),
+        // Not a run's: raised by the model server's labels monitor.
+        Rule::Approval | Rule::LiveAucRoc => (Step::Skip, 0),
     }
 }
 
@@ -88,6 +89,7 @@ fn summary(rule: Rule, settings: &AlertSettings, model: &str, runs: usize) -> St
             settings.training_minutes
         ),
         Rule::Approval => format!("{model}: approval requested"),
+        Rule::LiveAucRoc => format!("{model}: live AUC-ROC under monitor.min_auc_roc"),
     }
 }
 

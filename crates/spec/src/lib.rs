@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 pub mod algorithm;
 pub mod envelope;
 pub mod expectations;
+pub mod monitor;
 pub mod policy;
 pub mod schedule;
 pub mod usercode;
@@ -229,6 +230,9 @@ pub struct ModelSpec {
     /// stage against the Staging server.
     #[serde(default)]
     pub tests: Tests,
+    /// How the Production version must do on live traffic once labels arrive.
+    #[serde(default)]
+    pub monitor: Option<monitor::Monitor>,
 }
 
 /// The spec's `alerts:` section. Each rule fires on `tollgate.alert.<rule>` and resolves
@@ -586,6 +590,9 @@ impl ModelSpec {
         }
         if self.target.is_empty() {
             return bad("target: name the label column".into());
+        }
+        if let Some(m) = &self.monitor {
+            m.check().map_err(SpecError::Invalid)?;
         }
         if let Some((stage, _)) = self.timeouts.iter().find(|(_, w)| w.0.is_zero()) {
             return bad(format!("timeouts.{stage}: a stage needs more than no time"));

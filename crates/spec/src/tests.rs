@@ -426,3 +426,38 @@ fn limits_on_folds_candidates_timeouts_and_schedule_frequency() {
     .unwrap();
     assert_eq!(hourly.too_frequent_schedule(), None);
 }
+
+#[test]
+fn monitor_takes_a_live_auc_floor_over_a_window_of_labels_and_is_policy() {
+    let spec = ModelSpec::parse(&format!("{EXAMPLE}\nmonitor: {{min_auc_roc: 0.8}}\n")).unwrap();
+    assert_eq!(
+        spec.monitor,
+        Some(crate::monitor::Monitor {
+            min_auc_roc: 0.8,
+            window: 500
+        })
+    );
+    for (block, says) in [
+        (
+            "monitor: {min_auc_roc: 1.5}",
+            "monitor.min_auc_roc must be in (0, 1]",
+        ),
+        (
+            "monitor: {min_auc_roc: 0.8, window: 10}",
+            "monitor.window must be 50 to 100000",
+        ),
+        ("monitor: {min_auc: 0.8}", "unknown field"),
+    ] {
+        let e = ModelSpec::parse(&format!("{EXAMPLE}\n{block}\n")).unwrap_err();
+        assert!(e.to_string().contains(says), "{block}: {e}");
+    }
+    // A proposal cannot turn the policy's monitor off.
+    let policy = spec;
+    let proposal = ModelSpec::parse(EXAMPLE).unwrap();
+    let (effective, changes) = crate::policy::effective(&policy, &proposal);
+    assert_eq!(effective.monitor, policy.monitor);
+    assert!(
+        changes.iter().any(|c| c.starts_with("monitor ")),
+        "{changes:?}"
+    );
+}

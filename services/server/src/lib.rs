@@ -12,11 +12,13 @@
 //!   ([`sampler`]); [`monitor`] compares windows of Production traffic with the Production
 //!   version's reference profile and publishes `tollgate.trigger.drift` when they drift.
 //! - Every scored record is kept for its label, and `POST /v2/models/{name}/feedback`
-//!   joins the labels that arrive later ([`feedback`]).
+//!   joins the labels that arrive later ([`feedback`]); [`performance`] judges the
+//!   Production version's live AUC-ROC against the spec's `monitor:` section.
 
 pub mod feedback;
 pub mod loader;
 pub mod monitor;
+pub mod performance;
 pub mod sampler;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -299,6 +301,13 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
             registry.clone(),
             entry.model.clone(),
             settings,
+            shutdown.clone(),
+        )));
+        tasks.push(tokio::spawn(performance::watch(
+            bus.clone(),
+            registry.clone(),
+            entry.model.clone(),
+            settings.cooldown,
             shutdown.clone(),
         )));
     }

@@ -80,6 +80,64 @@ impl Window {
     }
 }
 
+/// What one of a model's shared durable consumers feeds: its decoded messages, one at a
+/// time.
+pub(crate) trait Follower {
+    /// The message type on the followed subject.
+    type Message: tollgate_proto::prost::Message + Default;
+    /// The model followed, for logs.
+    fn model(&self) -> &str;
+    /// Takes one message (acked already: a message is judged at most once).
+    fn take(&mut self, message: Self::Message) -> impl std::future::Future<Output = ()> + Send;
+}
+
+/// Feeds `follower` the messages on `subject` of `stream` through the durable consumer
+/// `durable` until `shutdown`: the servers of a model share it, so each message is taken
+/// once.
+pub(crate) async fn follow<F: Follower>(
+    bus: &Bus,
+    stream: &str,
+    durable: &str,
+    subject: &str,
+    mut follower: F,
+    shutdown: CancellationToken,
+) {
+    let consumer = bus.durable(stream, durable, subject).await;
+    let messages = match consumer {
+        Ok(c) => c.messages().await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let mut messages = match messages {
+        Ok(m) => m,
+        Err(e) => {
+            warn!(model = follower.model(), %subject, error = %e, "not followed");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            next = messages.next() => match next {
+                None => break,
+                Some(Err(e)) => {
+                    warn!(model = follower.model(), %subject, error = %e, "not read");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Some(Ok(message)) => {
+                    let decoded = decode_delivery::<F::Message>(&message.payload, message.headers.as_ref());
+                    if let Err(e) = message.ack().await {
+                        warn!(model = follower.model(), %subject, error = %e, "not acked");
+                    }
+                    match decoded {
+                        Ok(m) => follower.take(m).await,
+                        Err(e) => warn!(model = follower.model(), %subject, error = %e, "unreadable message skipped"),
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Watches the served inputs of `model` until `shutdown`: the servers of a model share
 /// one durable consumer, so each sample is judged once.
 pub async fn watch(
@@ -90,53 +148,24 @@ pub async fn watch(
     shutdown: CancellationToken,
 ) {
     let durable = subjects::served_monitor(&model);
-    let consumer = match bus
-        .durable(subjects::SERVED_STREAM, &durable, &subjects::served(&model))
-        .await
-    {
-        Ok(c) => c,
-        Err(e) => {
-            warn!(%model, error = %e, "served traffic not monitored for drift");
-            return;
-        }
-    };
-    let mut messages = match consumer.messages().await {
-        Ok(m) => m,
-        Err(e) => {
-            warn!(%model, error = %e, "served traffic not monitored for drift");
-            return;
-        }
-    };
-    let mut monitor = Monitor {
-        bus,
+    let subject = subjects::served(&model);
+    let monitor = Monitor {
+        bus: bus.clone(),
         registry,
         model,
         settings,
         window: Window::default(),
         fired: None,
     };
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            next = messages.next() => match next {
-                None => break,
-                Some(Err(e)) => {
-                    warn!(model = %monitor.model, error = %e, "served samples not read");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-                Some(Ok(message)) => {
-                    let sample = decode_delivery::<ServedSample>(&message.payload, message.headers.as_ref());
-                    if let Err(e) = message.ack().await {
-                        warn!(model = %monitor.model, error = %e, "served sample not acked");
-                    }
-                    match sample {
-                        Ok(s) => monitor.take(&s).await,
-                        Err(e) => warn!(model = %monitor.model, error = %e, "unreadable served sample skipped"),
-                    }
-                }
-            }
-        }
-    }
+    follow(
+        &bus,
+        subjects::SERVED_STREAM,
+        &durable,
+        &subject,
+        monitor,
+        shutdown,
+    )
+    .await;
 }
 
 struct Monitor {
@@ -149,9 +178,21 @@ struct Monitor {
     fired: Option<(u32, i64)>,
 }
 
+impl Follower for Monitor {
+    type Message = ServedSample;
+
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    async fn take(&mut self, sample: ServedSample) {
+        self.sample(&sample).await;
+    }
+}
+
 impl Monitor {
     /// Adds a Production sample; judges the window once it is full.
-    async fn take(&mut self, sample: &ServedSample) {
+    async fn sample(&mut self, sample: &ServedSample) {
         if sample.served_as != "Production" {
             return;
         }
@@ -173,16 +214,7 @@ impl Monitor {
     /// Compares a full window with the Production version's reference profile, and
     /// publishes a drift trigger when it drifted.
     async fn judge(&mut self, window: Window) -> Result<(), String> {
-        let production = self
-            .registry
-            .clone()
-            .latest_by_stage(LatestByStageRequest {
-                model: self.model.clone(),
-                stage: ModelStage::Production as i32,
-            })
-            .await
-            .map_err(|s| format!("Production version not found: {}", s.message()))?
-            .into_inner();
+        let production = production(&self.registry, &self.model).await?;
         if production.version != window.version {
             info!(model = %self.model, window_version = window.version, production = production.version, "window scored by a version no longer in Production; not compared");
             return Ok(());
@@ -216,34 +248,69 @@ impl Monitor {
             return Ok(());
         }
         self.fired = Some((production.version, slot));
-        if spec.plan(TriggerKind::Drift).is_none() {
-            warn!(model = %self.model, %summary, "served traffic drifted; the spec has no drift plan, so nothing retrains (add triggers.drift to tollgate.yaml)");
-            return Ok(());
+        let id = subjects::trigger_ids::served_drift(&self.model, production.version, slot);
+        let reason = format!("served traffic drifted: {summary}");
+        match retrain(&self.bus, &spec, &production, id, reason).await? {
+            Some(id) => {
+                warn!(model = %self.model, %summary, trigger = %id, "served traffic drifted; retraining")
+            }
+            None => {
+                warn!(model = %self.model, %summary, "served traffic drifted; the spec has no drift plan, so nothing retrains (add triggers.drift to tollgate.yaml)")
+            }
         }
-        let trigger = Trigger {
-            trigger_id: subjects::trigger_ids::served_drift(&self.model, production.version, slot),
-            kind: TriggerKind::Drift as i32,
-            model: self.model.clone(),
-            // With a data source the trigger-watcher takes its newest dataset; without
-            // one, the retrain reads the data the Production version was trained on.
-            dataset_uri: if spec.data.is_some() {
-                String::new()
-            } else {
-                production.dataset_uri.clone()
-            },
-            reason: format!("served traffic drifted: {summary}"),
-            requested_by: "server".into(),
-            created_unix_ms: tollgate_bus::now_ms(),
-            ..Default::default()
-        };
-        let id = trigger.trigger_id.clone();
-        self.bus
-            .publish(subjects::trigger(TriggerKind::Drift), &trigger, Some(&id))
-            .await
-            .map_err(|e| format!("drift trigger not published: {e}"))?;
-        warn!(model = %self.model, %summary, trigger = %id, "served traffic drifted; retraining");
         Ok(())
     }
+}
+
+/// The Production version of `model`, as the registry has it now.
+pub(crate) async fn production(
+    registry: &RegistryApi,
+    model: &str,
+) -> Result<tollgate_proto::ModelVersion, String> {
+    let asked = LatestByStageRequest {
+        model: model.into(),
+        stage: ModelStage::Production as i32,
+    };
+    match registry.clone().latest_by_stage(asked).await {
+        Ok(v) => Ok(v.into_inner()),
+        Err(s) => Err(format!("Production version not found: {}", s.message())),
+    }
+}
+
+/// Starts `spec`'s drift plan on the Production version `production` with the trigger
+/// `trigger_id` (one per version and cooldown slot, whichever replica sends it) and
+/// `reason`; `None` when the spec has no drift plan.
+pub(crate) async fn retrain(
+    bus: &Bus,
+    spec: &tollgate_spec::ModelSpec,
+    production: &tollgate_proto::ModelVersion,
+    trigger_id: String,
+    reason: String,
+) -> Result<Option<String>, String> {
+    if spec.plan(TriggerKind::Drift).is_none() {
+        return Ok(None);
+    }
+    let trigger = Trigger {
+        trigger_id,
+        kind: TriggerKind::Drift as i32,
+        model: production.model.clone(),
+        // With a data source the trigger-watcher takes its newest dataset; without one,
+        // the retrain reads the data the Production version was trained on.
+        dataset_uri: if spec.data.is_some() {
+            String::new()
+        } else {
+            production.dataset_uri.clone()
+        },
+        reason,
+        requested_by: "server".into(),
+        created_unix_ms: tollgate_bus::now_ms(),
+        ..Default::default()
+    };
+    let id = trigger.trigger_id.clone();
+    bus.publish(subjects::trigger(TriggerKind::Drift), &trigger, Some(&id))
+        .await
+        .map_err(|e| format!("retrain trigger not published: {e}"))?;
+    Ok(Some(id))
 }
 
 /// "2 of 7 columns drifted from Production v3 over 500 served records (tenure, age)".

@@ -2,17 +2,23 @@
 //! come back for them through its feedback endpoint and `tollgate feedback push`, and the
 //! version's live AUC-ROC is scikit-learn's on the same ids and scores. Every process signs
 //! in to NATS as its own identity (the server as `server`, the push as `operator`, the
-//! reads as `viewer`), so their permissions are what is tested.
+//! reads as `viewer`), so their permissions are what is tested. With a `monitor:` floor
+//! over the live AUC-ROC that the labels miss, the server fires the `live_auc_roc` alert
+//! and starts one performance-triggered retrain.
 
 use std::{
     collections::BTreeMap,
     process::{Command, Output},
 };
 
+use futures::StreamExt;
+use prost::Message as _;
+use tollgate_bus::subjects;
 use tollgate_e2e::{Pipeline, free_port};
 use tollgate_inference::client::request_for;
 use tollgate_inference::protocol::PROBABILITY;
 
+use super::registry::wait_run;
 use super::security::python;
 use super::serving::{Server, v1_served_in_production};
 
@@ -70,6 +76,18 @@ async fn labels_pushed_for_scored_requests_give_scikit_learns_auc_per_version() 
         &[("TOLLGATE_NATS_CREDS", server_creds.to_str().unwrap())],
     );
     let (columns, rows) = v1_served_in_production(&p, &server).await;
+    // The policy asks more of live traffic than the labels will show.
+    let monitored = format!(
+        "{}\nmonitor: {{min_auc_roc: 0.99, window: 200}}\n",
+        tollgate_e2e::example_spec()
+    );
+    p.apply(&monitored).await.unwrap();
+    let mut alerts = p
+        .bus
+        .client()
+        .subscribe(subjects::alert(subjects::Alert::LiveAucRoc))
+        .await
+        .unwrap();
 
     // 600 single-row requests with the caller's ids, 400 rows in batches of 50 with ids
     // the server makes: each scored record's id and probability.
@@ -188,6 +206,38 @@ async fn labels_pushed_for_scored_requests_give_scikit_learns_auc_per_version() 
         "live AUC-ROC {ours} against scikit-learn's {theirs}"
     );
     assert!(ours > 0.6, "labels drawn from the scores: {ours}");
+
+    // Under the monitor's floor: the alert fires once, and one retrain starts.
+    let alert = tokio::time::timeout(std::time::Duration::from_secs(30), alerts.next())
+        .await
+        .expect("the live AUC-ROC alert fires")
+        .unwrap();
+    let alert = tollgate_proto::Alert::decode(alert.payload).unwrap();
+    assert_eq!(
+        alert.state(),
+        tollgate_proto::AlertState::Firing,
+        "{alert:?}"
+    );
+    assert!(
+        alert.summary.contains("Production v1") && alert.summary.contains("min_auc_roc 0.99"),
+        "{}",
+        alert.summary
+    );
+    let retrain = wait_run(&p, "the performance retrain", |r| {
+        r.trigger_id.starts_with("live-auc-churn-v1-")
+    })
+    .await;
+    assert_eq!(retrain.trigger(), tollgate_proto::TriggerKind::Drift);
+    assert!(
+        retrain.requested_reason.contains("live AUC-ROC"),
+        "{}",
+        retrain.requested_reason
+    );
+    let retrains = p.runs("churn").await.unwrap();
+    let started = retrains
+        .iter()
+        .filter(|r| r.trigger_id.starts_with("live-auc-"));
+    assert_eq!(started.count(), 1, "one retrain per version and cooldown");
 
     // `models show` carries the same figures.
     let shown = tollgate(&p, creds.path(), "viewer", &["models", "show", "churn"]);
