@@ -27,13 +27,16 @@ const PARALLEL_WORK: usize = 64 * 1024;
 
 /// Rows per block of a histogram: each block is summed on its own (in parallel), then
 /// the blocks are added in order, so the sums do not depend on the number of threads.
-const BLOCK_ROWS: usize = 8192;
+pub(crate) const BLOCK_ROWS: usize = 8192;
 
 /// Every feature of a matrix binned once.
 pub struct Binned {
     /// Per row, the bin of each feature, row after row: histograms read one row's bins
-    /// side by side, and a split reads one of them.
+    /// side by side.
     by_row: Vec<u8>,
+    /// Per feature, the bin of each row, feature after feature: a split reads one feature
+    /// of its rows, in ascending order, so it walks forward through one column.
+    by_column: Vec<u8>,
     /// Where each feature's bins start in a flat histogram.
     offsets: Vec<usize>,
     /// Per feature, ascending cut points: `v` falls in bin `#(cuts <= v)`, so "bin <= b"
@@ -62,6 +65,7 @@ impl Binned {
                 by_row[r * features + f] = b;
             }
         }
+        let by_column = bins.concat();
         let mut offsets = Vec::with_capacity(features + 1);
         let mut at = 0;
         for c in &cuts {
@@ -71,6 +75,7 @@ impl Binned {
         offsets.push(at);
         Binned {
             by_row,
+            by_column,
             offsets,
             cuts,
         }
@@ -89,9 +94,10 @@ impl Binned {
             .unwrap_or_default()
     }
 
-    /// The bin of `row`'s `feature`.
-    fn bin(&self, row: u32, feature: usize) -> u8 {
-        self.by_row[row as usize * self.features() + feature]
+    /// Every row's bin of `feature`.
+    fn column(&self, feature: usize) -> &[u8] {
+        let rows = self.rows();
+        &self.by_column[feature * rows..(feature + 1) * rows]
     }
 }
 
@@ -340,17 +346,40 @@ impl<'a> Grower<'a> {
             .map(|s| s[2])
             .sum();
         let on_left = on_left as usize;
-        let (mut left, mut right) = (
-            Vec::with_capacity(on_left),
-            Vec::with_capacity(rows.len().saturating_sub(on_left)),
-        );
-        for &r in &rows {
-            if self.binned.bin(r, feature) <= bin {
-                left.push(r);
-            } else {
-                right.push(r);
+        let column = self.binned.column(feature);
+        let split = |rows: &[u32], room: usize| {
+            let (mut left, mut right) = (
+                Vec::with_capacity(room),
+                Vec::with_capacity(rows.len().saturating_sub(room)),
+            );
+            for &r in rows {
+                if column[r as usize] <= bin {
+                    left.push(r);
+                } else {
+                    right.push(r);
+                }
             }
-        }
+            (left, right)
+        };
+        // A large node is split block by block on every core, the blocks joined in
+        // order: the same sides on any number of threads.
+        let (left, right) = if rows.len() > 2 * BLOCK_ROWS {
+            let parts: Vec<(Vec<u32>, Vec<u32>)> = rows
+                .par_chunks(BLOCK_ROWS)
+                .map(|block| split(block, block.len() * on_left / rows.len().max(1)))
+                .collect();
+            let (mut left, mut right) = (
+                Vec::with_capacity(on_left),
+                Vec::with_capacity(rows.len().saturating_sub(on_left)),
+            );
+            for (l, r) in parts {
+                left.extend_from_slice(&l);
+                right.extend_from_slice(&r);
+            }
+            (left, right)
+        } else {
+            split(&rows, on_left)
+        };
         drop(rows);
         if left.len() <= right.len() {
             let small = self.histogram(&left);
@@ -501,14 +530,15 @@ impl<'a> Grower<'a> {
     fn histogram(&self, rows: &[u32]) -> Histogram {
         let binned = self.binned;
         let features = binned.features();
+        let offsets = &binned.offsets[..features];
         let block = |rows: &[u32]| {
             let mut h = vec![[0.0; 3]; binned.offsets[features]];
             for &r in rows {
                 let [a, b] = self.stats[r as usize];
                 let at = r as usize * features;
                 let row = &binned.by_row[at..at + features];
-                for (f, &bin) in row.iter().enumerate() {
-                    let s = &mut h[binned.offsets[f] + bin as usize];
+                for (&offset, &bin) in offsets.iter().zip(row) {
+                    let s = &mut h[offset + bin as usize];
                     s[0] += a;
                     s[1] += b;
                     s[2] += 1.0;

@@ -15,7 +15,7 @@ use tollgate_spec::{Algorithm, BoostingParams, ForestParams, TreeParams};
 pub(crate) use crate::learner_base::sigmoid;
 pub use crate::learner_base::{LearnError, Progress, TreeModel, TreeNode};
 use crate::{
-    hist::{Binned, Grower, Limits, Scoring},
+    hist::{BLOCK_ROWS, Binned, Grower, Limits, Scoring},
     newton,
 };
 
@@ -307,22 +307,30 @@ fn fit_boosting(
     };
     let mut scores = vec![base; n];
     let mut stats = vec![[0.0; 2]; n];
-    // The held-out rows side by side, read by every round's validation.
+    // The held-out rows side by side, read by every round's validation, with their
+    // running scores and labels.
     let width = x.ncols();
     let held_rows: Vec<f64> = validation
         .iter()
         .flat_map(|&r| x.row(r as usize).to_vec())
         .collect();
+    let mut held_scores = vec![base; validation.len()];
+    let held_labels: Vec<u8> = validation.iter().map(|&r| y[r as usize]).collect();
+    let mut held_losses = vec![0.0; validation.len()];
     let mut trees = Vec::new();
     let (mut best_loss, mut best_trees) = (f64::INFINITY, 0);
     let step = params.trees.div_ceil(10);
     for round in 1..=params.trees {
         progress.check()?;
-        for &r in &fit {
-            let r = r as usize;
-            let p = sigmoid(scores[r]);
-            stats[r] = [p - f64::from(y[r]), (p * (1.0 - p)).max(1e-16)];
-        }
+        // Every row's gradient and hessian, on every core (the held-out rows' go unused).
+        stats
+            .par_iter_mut()
+            .zip(scores.par_iter().zip(y.par_iter()))
+            .with_min_len(BLOCK_ROWS)
+            .for_each(|(s, (&score, &label))| {
+                let p = sigmoid(score);
+                *s = [p - f64::from(label), (p * (1.0 - p)).max(1e-16)];
+            });
         let tree = Grower::new(&binned, &stats, scoring, limits)
             .adding_to(&mut scores)
             .grow(
@@ -331,13 +339,19 @@ fn fit_boosting(
                 progress,
             )?;
         if held > 0 {
-            let mut loss = 0.0;
-            for (k, &r) in validation.iter().enumerate() {
-                let r = r as usize;
-                scores[r] += tree.predict(&held_rows[k * width..(k + 1) * width]);
-                let p = sigmoid(scores[r]).clamp(1e-15, 1.0 - 1e-15);
-                loss -= if y[r] == 1 { p.ln() } else { (1.0 - p).ln() };
-            }
+            // Scored on every core; the losses summed in row order, the same on any
+            // number of threads.
+            held_scores
+                .par_iter_mut()
+                .zip(held_losses.par_iter_mut())
+                .zip(held_rows.par_chunks(width).zip(held_labels.par_iter()))
+                .with_min_len(BLOCK_ROWS)
+                .for_each(|((score, loss), (row, &label))| {
+                    *score += tree.predict(row);
+                    let p = sigmoid(*score).clamp(1e-15, 1.0 - 1e-15);
+                    *loss = -if label == 1 { p.ln() } else { (1.0 - p).ln() };
+                });
+            let loss: f64 = held_losses.iter().sum();
             if loss < best_loss - 1e-9 * loss.abs() {
                 (best_loss, best_trees) = (loss, round);
             }

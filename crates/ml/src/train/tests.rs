@@ -320,6 +320,25 @@ fn a_forest_is_the_same_on_every_fit_and_thread_count() {
 }
 
 #[test]
+fn gradient_boosting_is_the_same_on_every_thread_count() {
+    // Enough rows that histograms, splits, gradients and the early-stopping scores all
+    // run block by block on every core.
+    let dir = tempfile::tempdir().unwrap();
+    let path = churn_file(dir.path(), "churn.parquet", 40_000, 13);
+    let text = with_algorithm("algorithm: {kind: gradient_boosting, trees: 12}");
+    let spec = ModelSpec::parse(&text).unwrap();
+    let digest_with = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let trained = pool.install(|| train(&spec, &text, &path, "c").unwrap());
+        crate::artifact::digest(&trained.artifact.encode().unwrap())
+    };
+    assert_eq!(digest_with(1), digest_with(3));
+}
+
+#[test]
 fn candidates_are_graded_on_a_validation_fold_and_the_best_is_kept() {
     let dir = tempfile::tempdir().unwrap();
     let path = churn_file(dir.path(), "churn.parquet", 3_000, 13);
