@@ -56,6 +56,8 @@ mod schedules;
 mod security;
 #[path = "e2e/serving.rs"]
 mod serving;
+#[path = "e2e/shadow.rs"]
+mod shadow;
 #[path = "e2e/shutdown.rs"]
 mod shutdown;
 #[path = "e2e/timeouts.rs"]

@@ -306,7 +306,11 @@ pub fn permissions(identity: Identity) -> Permissions {
                     format!("$JS.API.CONSUMER.CREATE.{stream}.>"),
                 ]);
             }
-            p.publish([subjects::alert(subjects::Alert::LiveAucRoc)]);
+            p.publish([
+                subjects::alert(subjects::Alert::LiveAucRoc),
+                // What it saw of a shadow.
+                subjects::SHADOW_ALL.to_string(),
+            ]);
         }
         Identity::Ci => {
             // It uploads the code snapshot and a model trained elsewhere with its trigger.
@@ -323,6 +327,7 @@ pub fn permissions(identity: Identity) -> Permissions {
                 subjects::ALERTS_STREAM,
                 subjects::DEADLETTER_STREAM,
                 subjects::LABELS_STREAM,
+                subjects::SHADOW_STREAM,
             ] {
                 p.reads(stream);
             }
@@ -364,6 +369,7 @@ fn operator(p: &mut Permissions) {
         subjects::RUNS_STREAM,
         subjects::ALERTS_STREAM,
         subjects::DEADLETTER_STREAM,
+        subjects::SHADOW_STREAM,
     ] {
         p.reads(stream);
     }

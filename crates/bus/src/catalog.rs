@@ -18,7 +18,7 @@ pub(crate) struct StreamSpec {
 
 /// Every stream of Tollgate's own, in one place: [`Bus::connect_with`] opens them and
 /// [`stream_names`] lists them for nats-server's permissions.
-pub(crate) const STREAMS: [StreamSpec; 6] = [
+pub(crate) const STREAMS: [StreamSpec; 7] = [
     StreamSpec {
         name: subjects::WORK_STREAM,
         subjects: &[subjects::TRIGGER_ALL, subjects::STAGE_ALL],
@@ -60,6 +60,13 @@ pub(crate) const STREAMS: [StreamSpec; 6] = [
         retention: RetentionPolicy::Limits,
         days: 90,
         max_mib: 256,
+    },
+    StreamSpec {
+        name: subjects::SHADOW_STREAM,
+        subjects: &[subjects::SHADOW_ALL],
+        retention: RetentionPolicy::Limits,
+        days: 30,
+        max_mib: 64,
     },
 ];
 

@@ -122,6 +122,80 @@ impl Bus {
     }
 }
 
+/// An ordered consumer (ephemeral, in order, through reconnects).
+pub type Ordered =
+    async_nats::jetstream::consumer::Consumer<async_nats::jetstream::consumer::push::OrderedConfig>;
+
+/// How long reading a stream may wait for the next message it was told is there.
+const READ_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl Bus {
+    /// An ordered consumer of every message on `subject` that `stream` keeps, from the
+    /// oldest: how histories are read and followed.
+    pub async fn ordered(&self, stream: &str, subject: &str) -> Result<Ordered, BusError> {
+        use async_nats::jetstream::consumer::{DeliverPolicy, push::OrderedConfig};
+        let setup = |e: Cause| BusError::Setup {
+            what: format!("an ordered consumer of {stream}"),
+            source: e,
+        };
+        let handle = self
+            .js
+            .get_stream(stream)
+            .await
+            .map_err(|e| setup(e.into()))?;
+        handle
+            .create_consumer(OrderedConfig {
+                deliver_subject: self.client().new_inbox(),
+                filter_subject: subject.into(),
+                deliver_policy: DeliverPolicy::All,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| setup(e.into()))
+    }
+
+    /// Every message on `subject` that `stream` keeps, oldest first, decoded as `what`
+    /// (one that does not decode is skipped with a warning): what a command reads a
+    /// history with.
+    pub async fn read_all<M: Message + Default>(
+        &self,
+        stream: &str,
+        subject: &str,
+        what: &'static str,
+    ) -> Result<Vec<M>, BusError> {
+        use futures::StreamExt;
+        let setup = |e: Cause| BusError::Setup {
+            what: format!("an ordered consumer of {stream}"),
+            source: e,
+        };
+        let mut consumer = self.ordered(stream, subject).await?;
+        let pending = consumer
+            .info()
+            .await
+            .map_err(|e| setup(e.into()))?
+            .num_pending as usize;
+        let mut out = Vec::with_capacity(pending);
+        if pending == 0 {
+            return Ok(out);
+        }
+        let mut messages = consumer.messages().await.map_err(|e| setup(e.into()))?;
+        while out.len() < pending {
+            let Ok(Some(message)) = tokio::time::timeout(READ_WAIT, messages.next()).await else {
+                tracing::warn!(%stream, %subject, read = out.len(), pending, "stream stopped early");
+                break;
+            };
+            let message = message.map_err(|e| setup(e.into()))?;
+            match decode::<M>(what, &message.payload) {
+                Ok(m) => out.push(m),
+                Err(e) => {
+                    tracing::warn!(%subject, error = %e, "a message does not decode; skipped")
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// Reads a protobuf value (`what` names its type in errors) and its revision from
 /// `store`: the default and `None` before its first write.
 pub async fn read_versioned<M: prost::Message + Default>(

@@ -20,6 +20,7 @@ const DEADLETTER: &str = "tollgate.deadletter.";
 const ALERT: &str = "tollgate.alert.";
 const SERVED: &str = "tollgate.served.";
 const LABELS: &str = "tollgate.labels.";
+const SHADOW: &str = "tollgate.shadow.";
 
 /// Work-queue stream of triggers and stage work.
 pub const WORK_STREAM: &str = "TOLLGATE_WORK";
@@ -290,6 +291,16 @@ pub fn labels(model: &str) -> String {
     format!("{LABELS}{model}")
 }
 
+/// Every shadow report.
+pub const SHADOW_ALL: &str = "tollgate.shadow.>";
+/// Limits-retention stream of what server replicas saw of each shadow.
+pub const SHADOW_STREAM: &str = "TOLLGATE_SHADOW";
+
+/// The subject the servers of `model` report its shadow's comparison on.
+pub fn shadow(model: &str) -> String {
+    format!("{SHADOW}{model}")
+}
+
 /// Longest prediction id a label may name, in bytes.
 pub const MAX_PREDICTION_ID: usize = 256;
 
@@ -485,6 +496,8 @@ pub enum ModelKey<'a> {
     Alias(&'a str, &'a str),
     /// The approval decisions on a version: `<model>.approvals.<n>`.
     Approvals(&'a str, u32),
+    /// The model's shadow of Production: `<model>.shadow`.
+    Shadow(&'a str),
 }
 
 impl std::fmt::Display for ModelKey<'_> {
@@ -496,6 +509,7 @@ impl std::fmt::Display for ModelKey<'_> {
             ModelKey::Stage(m, s) => write!(f, "{m}.stage.{}", s.name().to_ascii_lowercase()),
             ModelKey::Alias(m, a) => write!(f, "{m}.alias.{a}"),
             ModelKey::Approvals(m, n) => write!(f, "{m}.approvals.{n}"),
+            ModelKey::Shadow(m) => write!(f, "{m}.shadow"),
         }
     }
 }

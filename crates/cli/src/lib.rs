@@ -29,11 +29,13 @@ pub use dlq::DlqCommand;
 pub use feedback::FeedbackCommand;
 pub use publish::{PublishArgs, PublishKind};
 pub use report::ReportFormat;
+pub use shadow::ShadowCommand;
 pub use show::{DecisionArgs, ModelsArgs, ModelsCommand, RunsArgs, RunsCommand};
 pub use tokens::TokenCommand;
 pub use train::{PredictArgs, TrainArgs};
 pub use validate::ValidateArgs;
 mod report;
+mod shadow;
 pub mod show;
 mod specs;
 mod tokens;
@@ -179,6 +181,10 @@ pub enum Command {
     /// version's live metrics on them (`status`).
     #[command(subcommand)]
     Feedback(FeedbackCommand),
+    /// Mirror a share of Production's requests to a blessed version and compare them,
+    /// without changing any response: `start`, `stop`, `status`.
+    #[command(subcommand)]
+    Shadow(ShadowCommand),
     /// Print the CLI reference (every command's help) as Markdown, for the book.
     #[command(hide = true)]
     CliReference,
@@ -365,6 +371,9 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
         Command::Alerts { firing, json } => alerts::list(&cli.nats_url, firing, json).await,
         Command::Dlq(DlqCommand::Replay { id }) => dlq::replay(&cli.nats_url, id).await,
         Command::Feedback(command) => feedback::run(&cli.nats_url, command).await,
+        Command::Shadow(command) => {
+            shadow::run(&cli.registry_url, &cli.nats_url, &cli.identity, command).await
+        }
         Command::Rollback { model, reason } => {
             show::rollback(&cli.registry_url, &cli.identity, &model, &reason).await
         }

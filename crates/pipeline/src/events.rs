@@ -3,7 +3,6 @@
 //! redelivered stage never announces twice.
 
 use crate::Stores;
-use async_nats::jetstream::consumer::{DeliverPolicy, push::OrderedConfig};
 use futures::{Stream, StreamExt};
 use tollgate_proto::{
     Run, RunEvent, RunEventKind, RunId, RunSummary, StageResult, StageStatus, Verdict,
@@ -162,25 +161,13 @@ pub async fn of_kind(
     bus: &Bus,
     kind: RunEventKind,
 ) -> Result<impl Stream<Item = RunEvent> + use<>, BusError> {
-    let setup = |e: tollgate_bus::bus::Cause| BusError::Setup {
+    let consumer = bus
+        .ordered(subjects::RUNS_STREAM, &subjects::run_events_of_kind(kind))
+        .await?;
+    let messages = consumer.messages().await.map_err(|e| BusError::Setup {
         what: format!("an ordered consumer of {}", subjects::RUNS_STREAM),
-        source: e,
-    };
-    let stream = bus
-        .jetstream()
-        .get_stream(subjects::RUNS_STREAM)
-        .await
-        .map_err(|e| setup(e.into()))?;
-    let consumer = stream
-        .create_consumer(OrderedConfig {
-            deliver_subject: bus.client().new_inbox(),
-            filter_subject: subjects::run_events_of_kind(kind),
-            deliver_policy: DeliverPolicy::All,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| setup(e.into()))?;
-    let messages = consumer.messages().await.map_err(|e| setup(e.into()))?;
+        source: e.into(),
+    })?;
     Ok(messages.filter_map(|m| async move {
         let m = m
             .inspect_err(|e| warn!(error = %e, "run events: a delivery failed"))

@@ -5,10 +5,6 @@
 //! are read from. The model server's feedback endpoint and `tollgate feedback push` both
 //! come here.
 
-use std::time::Duration;
-
-use async_nats::jetstream::consumer::{DeliverPolicy, push::OrderedConfig};
-use futures::StreamExt;
 use tollgate_bus::{
     Bus, BusError,
     codec::{read_versioned, write_versioned},
@@ -16,13 +12,9 @@ use tollgate_bus::{
     subjects::{self, Bucket},
 };
 use tollgate_proto::Prediction;
-use tracing::warn;
 
 /// Labels one call takes at most.
 pub const MAX_LABELS: usize = 100_000;
-
-/// How long reading the labels stream may wait for the next message it was told is there.
-const READ_WAIT: Duration = Duration::from_secs(10);
 
 /// One label: the id of a scored record (the response's `id`, or `<id>:<row>` within a
 /// batch) and its true class.
@@ -138,50 +130,10 @@ impl Predictions<'_> {
 
 /// Every labelled prediction of `model` the labels stream keeps, oldest first.
 pub async fn labelled(bus: &Bus, model: &str) -> Result<Vec<Prediction>, BusError> {
-    let setup = |e: tollgate_bus::bus::Cause| BusError::Setup {
-        what: format!("an ordered consumer of {}", subjects::LABELS_STREAM),
-        source: e,
-    };
-    let stream = bus
-        .jetstream()
-        .get_stream(subjects::LABELS_STREAM)
-        .await
-        .map_err(|e| setup(e.into()))?;
-    let mut consumer = stream
-        .create_consumer(OrderedConfig {
-            deliver_subject: bus.client().new_inbox(),
-            filter_subject: subjects::labels(model),
-            deliver_policy: DeliverPolicy::All,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| setup(e.into()))?;
-    let pending = consumer
-        .info()
-        .await
-        .map_err(|e| setup(e.into()))?
-        .num_pending as usize;
-    let mut out = Vec::with_capacity(pending);
-    if pending == 0 {
-        return Ok(out);
-    }
-    let mut messages = consumer.messages().await.map_err(|e| setup(e.into()))?;
-    while out.len() < pending {
-        let next = tokio::time::timeout(READ_WAIT, messages.next()).await;
-        let Ok(Some(message)) = next else {
-            warn!(
-                model,
-                read = out.len(),
-                pending,
-                "labels stream stopped early"
-            );
-            break;
-        };
-        let message = message.map_err(|e| setup(e.into()))?;
-        match tollgate_bus::codec::decode::<Prediction>("Prediction", &message.payload) {
-            Ok(p) => out.push(p),
-            Err(e) => warn!(model, error = %e, "a labelled prediction does not decode; skipped"),
-        }
-    }
-    Ok(out)
+    bus.read_all(
+        subjects::LABELS_STREAM,
+        &subjects::labels(model),
+        "Prediction",
+    )
+    .await
 }

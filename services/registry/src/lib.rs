@@ -29,10 +29,10 @@ use tokio::net::TcpListener;
 use tollgate_bus::{Bus, BusError};
 use tollgate_proto::{
     AppliedSpec, ApplySpecRequest, Approval, ApprovalRequest, Artifact, GetRunRequest,
-    GetVersionRequest, LatestByStageRequest, ListRunsRequest, ListRunsResponse,
+    GetShadowRequest, GetVersionRequest, LatestByStageRequest, ListRunsRequest, ListRunsResponse,
     ListVersionsRequest, ListVersionsResponse, ModelVersion, OverrideRequest, RecordGateRequest,
     RegisterVersionRequest, Registry, RegistryServer, ResolveRequest, RollbackRequest, RunSummary,
-    SetAliasRequest, TransitionStageRequest, UpdateVersionRequest,
+    SetAliasRequest, SetShadowRequest, Shadow, TransitionStageRequest, UpdateVersionRequest,
 };
 use tollgate_service::{GRPC_ADDR, HEALTH_ADDR, NatsConfig, tokens::Role};
 use tonic::{Request, Response, Status};
@@ -339,6 +339,28 @@ impl Registry for RegistryService {
         r.actor = caller.label(&r.actor)?;
         Ok(Response::new(
             store::set_alias(&self.bus, &caller, r).await?,
+        ))
+    }
+
+    async fn set_shadow(
+        &self,
+        request: Request<SetShadowRequest>,
+    ) -> Result<Response<Shadow>, Status> {
+        let caller = auth::caller(&request);
+        caller.require(&[Role::Approver, Role::Admin], "start or stop shadows")?;
+        let mut r = request.into_inner();
+        r.actor = caller.label(&r.actor)?;
+        Ok(Response::new(
+            store::set_shadow(&self.bus, &caller, r).await?,
+        ))
+    }
+
+    async fn get_shadow(
+        &self,
+        request: Request<GetShadowRequest>,
+    ) -> Result<Response<Shadow>, Status> {
+        Ok(Response::new(
+            store::get_shadow(&self.bus, &request.into_inner().model).await?,
         ))
     }
 

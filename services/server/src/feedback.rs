@@ -17,7 +17,7 @@ use tollgate_pipeline::{
 use tollgate_proto::Prediction;
 use tracing::warn;
 
-use crate::sampler::Sampler;
+use crate::{sampler::Sampler, shadow::Shadows};
 
 /// Predictions queued for keeping at most; more are dropped.
 const QUEUE: usize = 16_384;
@@ -73,13 +73,16 @@ impl Keeper {
     }
 }
 
-/// The server's [`Observer`]: samples for drift, keeps predictions, joins labels.
+/// The server's [`Observer`]: samples for drift, keeps predictions, mirrors to shadows,
+/// joins labels.
 #[derive(Clone)]
 pub struct Observed {
     /// The drift sampler.
     pub sampler: Sampler,
     /// The predictions keeper.
     pub keeper: Keeper,
+    /// The shadows of Production.
+    pub shadows: std::sync::Arc<Shadows>,
     /// Where labels are joined.
     pub bus: Bus,
 }
@@ -88,6 +91,7 @@ impl Observer for Observed {
     fn scored(&self, model: &ServedModel, scored: &Scored) {
         self.sampler.sample(model, &scored.records);
         self.keeper.keep(model, scored);
+        self.shadows.mirror(model, scored);
     }
 
     fn feedback(

@@ -14,12 +14,15 @@
 //! - Every scored record is kept for its label, and `POST /v2/models/{name}/feedback`
 //!   joins the labels that arrive later ([`feedback`]); [`performance`] judges the
 //!   Production version's live AUC-ROC against the spec's `monitor:` section.
+//! - A blessed version may shadow Production ([`shadow`]): it scores a share of
+//!   Production's requests beside it, and each replica reports how the two compare.
 
 pub mod feedback;
 pub mod loader;
 pub mod monitor;
 pub mod performance;
 pub mod sampler;
+pub mod shadow;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -252,10 +255,12 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         .with_shutdown_grace(config.shutdown_grace());
     let registry = config.registry.client()?;
     let catalog = Arc::new(Catalog::new(entries));
+    let shadows = Arc::new(shadow::Shadows::default());
     let loader = Arc::new(loader::Loader::new(
         bus.clone(),
         registry.clone(),
         catalog.clone(),
+        shadows.clone(),
     ));
     loader.reconcile(None).await;
     let (sampler, publisher) = sampler::Sampler::start(bus.clone(), config.sample_share);
@@ -263,6 +268,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let observer = feedback::Observed {
         sampler,
         keeper,
+        shadows: shadows.clone(),
         bus: bus.clone(),
     };
     let mut router = http::router(catalog.clone(), Arc::new(observer), config.max_body_bytes);
@@ -280,7 +286,20 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
             source,
         })?;
     info!(%addr, entries = %config.server.models, "serving the Open Inference Protocol");
-    let mut tasks = vec![served, publisher, writer];
+    let in_production = catalog.clone();
+    let reporter = tokio::spawn(shadow::report(
+        bus.clone(),
+        shadows,
+        move |model| {
+            let entries = in_production.entries();
+            let i = entries
+                .iter()
+                .position(|e| e.model == model && e.is_production())?;
+            in_production.current(i).map(|m| m.version)
+        },
+        shutdown.clone(),
+    ));
+    let mut tasks = vec![served, publisher, writer, reporter];
     tasks.push(tokio::spawn(loader::follow(
         loader.clone(),
         Duration::from_secs(config.refresh_secs.max(1)),

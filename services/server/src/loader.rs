@@ -10,26 +10,37 @@ use tollgate_bus::{Bus, codec::decode_delivery, subjects};
 use tollgate_inference::{Catalog, Entry, ServedModel};
 use tollgate_ml::artifact::Artifact;
 use tollgate_proto::{
-    GetVersionRequest, ModelVersion, RegistryApi, ResolveRequest, Trigger, TriggerKind,
+    GetShadowRequest, GetVersionRequest, ModelVersion, RegistryApi, ResolveRequest, Trigger,
+    TriggerKind,
 };
+
+use crate::shadow::Shadows;
 use tracing::{info, warn};
 
-/// Loads versions into a catalog.
+/// Loads versions into a catalog, and the shadows of its Production entries.
 pub struct Loader {
     bus: Bus,
     registry: RegistryApi,
     catalog: Arc<Catalog>,
+    shadows: Arc<Shadows>,
     /// One reconcile at a time: two announcements in a row load each version once.
     busy: tokio::sync::Mutex<()>,
 }
 
 impl Loader {
-    /// A loader of `catalog`'s entries through `registry`; specs come from `bus`.
-    pub fn new(bus: Bus, registry: RegistryApi, catalog: Arc<Catalog>) -> Self {
+    /// A loader of `catalog`'s entries (and their models' `shadows`) through
+    /// `registry`; specs come from `bus`.
+    pub fn new(
+        bus: Bus,
+        registry: RegistryApi,
+        catalog: Arc<Catalog>,
+        shadows: Arc<Shadows>,
+    ) -> Self {
         Loader {
             bus,
             registry,
             catalog,
+            shadows,
             busy: tokio::sync::Mutex::new(()),
         }
     }
@@ -45,7 +56,7 @@ impl Loader {
             let serving = self.catalog.current(i).map(|m| m.version);
             match self.resolve(entry).await {
                 Ok(Some(v)) if Some(v.version) == serving => {}
-                Ok(Some(v)) => match self.load(entry, &v).await {
+                Ok(Some(v)) => match self.load(entry.label(), &v).await {
                     Ok(loaded) => {
                         self.catalog.set(i, Arc::new(loaded));
                         info!(
@@ -82,6 +93,50 @@ impl Loader {
                 ),
             }
         }
+        self.reconcile_shadows(model).await;
+    }
+
+    /// Brings the shadow of each model served from Production to what the registry
+    /// has: loads a new one, stops one that was stopped.
+    async fn reconcile_shadows(&self, model: Option<&str>) {
+        let mut seen: Vec<&str> = Vec::new();
+        for entry in self.catalog.entries().iter().filter(|e| e.is_production()) {
+            if model.is_some_and(|m| m != entry.model) || seen.contains(&entry.model.as_str()) {
+                continue;
+            }
+            seen.push(&entry.model);
+            let asked = GetShadowRequest {
+                model: entry.model.clone(),
+            };
+            let shadow = match self.registry.clone().get_shadow(asked).await {
+                Ok(s) => s.into_inner(),
+                Err(s) => {
+                    warn!(model = %entry.model, reason = %s.message(), "shadow not read; it stays as it was");
+                    continue;
+                }
+            };
+            if shadow.version == 0 {
+                self.shadows.stop(&entry.model);
+                continue;
+            }
+            if self.shadows.running(&entry.model) == Some((shadow.version, shadow.started_unix_ms))
+            {
+                continue;
+            }
+            let v = match version_of(&self.registry, &entry.model, shadow.version).await {
+                Ok(v) => v,
+                Err(reason) => {
+                    warn!(model = %entry.model, version = shadow.version, %reason, "shadow not loaded");
+                    continue;
+                }
+            };
+            match self.load("shadow", &v).await {
+                Ok(loaded) => self.shadows.start(&shadow, loaded),
+                Err(reason) => {
+                    warn!(model = %entry.model, version = shadow.version, %reason, "shadow not loaded")
+                }
+            }
+        }
     }
 
     /// The version an entry points at, or `None` when nothing holds its stage or alias.
@@ -94,8 +149,8 @@ impl Loader {
         }
     }
 
-    /// Fetches, verifies and prepares `v` for `entry`.
-    async fn load(&self, entry: &Entry, v: &ModelVersion) -> Result<ServedModel, String> {
+    /// Fetches, verifies and prepares `v`, served as `served_as`.
+    async fn load(&self, served_as: &str, v: &ModelVersion) -> Result<ServedModel, String> {
         let fetched = self
             .registry
             .clone()
@@ -126,12 +181,24 @@ impl Loader {
             }
         };
         Ok(ServedModel::new(
-            &v.model,
-            v.version,
-            entry.label(),
-            artifact,
-            threshold,
+            &v.model, v.version, served_as, artifact, threshold,
         ))
+    }
+}
+
+/// Version `version` of `model`, from the registry.
+async fn version_of(
+    registry: &RegistryApi,
+    model: &str,
+    version: u32,
+) -> Result<ModelVersion, String> {
+    let asked = GetVersionRequest {
+        model: model.into(),
+        version,
+    };
+    match registry.clone().get_version(asked).await {
+        Ok(v) => Ok(v.into_inner()),
+        Err(s) => Err(format!("{model} v{version}: {}", s.message())),
     }
 }
 

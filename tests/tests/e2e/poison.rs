@@ -22,7 +22,7 @@ fn noise(n: usize, mut seed: u64) -> Vec<u8> {
         .collect()
 }
 
-fn tollgate(p: &Pipeline, args: &[&str]) -> std::process::Output {
+pub(crate) fn tollgate(p: &Pipeline, args: &[&str]) -> std::process::Output {
     std::process::Command::new(crate::processes::bin("tollgate"))
         .args(args)
         .env("TOLLGATE_NATS_URL", &p.nats.url)

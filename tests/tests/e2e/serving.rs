@@ -100,7 +100,7 @@ impl Server {
     }
 
     /// Waits until the log holds `needle` at least `times` times.
-    async fn wait_logged(&self, needle: &str, times: usize) {
+    pub(super) async fn wait_logged(&self, needle: &str, times: usize) {
         for _ in 0..600 {
             if self.logs().matches(needle).count() >= times {
                 return;
@@ -150,7 +150,7 @@ fn records(p: &Pipeline, name: &str, rows: usize, seed: u64, artifact: &Artifact
 }
 
 /// A data run on `seed`'s data, then its model plan (integration and approval) passed.
-async fn stage(p: &Pipeline, version: u32, seed: u64) -> tollgate_proto::RunSummary {
+pub(super) async fn stage(p: &Pipeline, version: u32, seed: u64) -> tollgate_proto::RunSummary {
     let data = p
         .dataset(&format!("v{version}.parquet"), 3_000, seed, false)
         .unwrap();
