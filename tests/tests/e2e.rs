@@ -62,6 +62,8 @@ mod shadow;
 mod shutdown;
 #[path = "e2e/timeouts.rs"]
 mod timeouts;
+#[path = "e2e/triton.rs"]
+mod triton;
 #[path = "e2e/usercode.rs"]
 mod usercode;
 

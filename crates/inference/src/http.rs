@@ -7,6 +7,7 @@
 use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc};
 
 use crate::{
+    binary,
     catalog::Catalog,
     model::{InferError, Scored, ServedModel},
     protocol::{ErrorBody, InferRequest, Live, Ready, ServerMetadata},
@@ -15,7 +16,7 @@ use axum::{
     Router,
     body::Bytes,
     extract::{DefaultBodyLimit, Path, State, rejection::BytesRejection},
-    http::{StatusCode, header},
+    http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
     routing::{get, post},
     serve::ListenerExt,
@@ -166,7 +167,7 @@ async fn server_metadata() -> Response {
         &ServerMetadata {
             name: "tollgate-server".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            extensions: Vec::new(),
+            extensions: vec!["binary_tensor_data".into()],
         },
     )
 }
@@ -257,17 +258,37 @@ async fn model_ready_v(
 async fn infer(
     State(s): State<Shared>,
     Path(name): Path<String>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    infer_of(s, name, None, body).await
+    infer_of(s, name, None, &headers, body).await
 }
 
 async fn infer_v(
     State(s): State<Shared>,
     Path((name, version)): Path<(String, String)>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    infer_of(s, name, Some(version), body).await
+    infer_of(s, name, Some(version), &headers, body).await
+}
+
+/// The request in `body`: JSON, or with the binary tensor data extension when `headers`
+/// say how long its JSON part is.
+fn request_of(headers: &HeaderMap, body: &[u8]) -> Result<InferRequest, InferError> {
+    let Some(length) = headers.get(binary::HEADER) else {
+        return serde_json::from_slice(body).map_err(|e| {
+            InferError::BadRequest(format!("the body is not an inference request: {e}"))
+        });
+    };
+    let length = length
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .ok_or_else(|| {
+            InferError::BadRequest(format!("{} must be a byte count", binary::HEADER))
+        })?;
+    binary::request(body, length)
 }
 
 /// The request body, or the protocol's error for one that is too large or unreadable.
@@ -285,6 +306,7 @@ async fn infer_of(
     s: Shared,
     name: String,
     version: Option<String>,
+    headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let body = match accepted(&s, body) {
@@ -296,13 +318,15 @@ async fn infer_of(
         Ok(m) => m,
         Err(e) => return failed(&e),
     };
-    let request: InferRequest = match serde_json::from_slice(&body) {
+    let request = match request_of(headers, &body) {
         Ok(r) => r,
-        Err(e) => {
-            return failed(&InferError::BadRequest(format!(
-                "the body is not an inference request: {e}"
-            )));
-        }
+        Err(e) => return failed(&e),
+    };
+    // What the answer's encoding depends on, kept for after scoring.
+    let asked = InferRequest {
+        outputs: request.outputs.clone(),
+        parameters: request.parameters.clone(),
+        ..Default::default()
     };
     let rows = request
         .inputs
@@ -327,7 +351,21 @@ async fn infer_of(
     match scored {
         Ok(scored) => {
             s.observer.scored(&model, &scored);
-            json(StatusCode::OK, &scored.response)
+            match binary::response(&asked, &scored.response) {
+                Some((body, json_len)) => (
+                    StatusCode::OK,
+                    [
+                        (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+                        (
+                            header::HeaderName::from_static(binary::HEADER),
+                            json_len.to_string(),
+                        ),
+                    ],
+                    body,
+                )
+                    .into_response(),
+                None => json(StatusCode::OK, &scored.response),
+            }
         }
         Err(e) => failed(&e),
     }

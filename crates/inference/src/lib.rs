@@ -11,6 +11,7 @@
 //! - [`http`]: the axum routes and [`http::serve`];
 //! - [`client`]: an HTTP client of the protocol (integration tests, latency, benchmarks).
 
+pub mod binary;
 pub mod client;
 pub mod http;
 pub mod protocol;

@@ -28,7 +28,8 @@ pub struct InferRequest {
     /// The outputs wanted; all of them when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<RequestedOutput>,
-    /// Protocol parameters; accepted and ignored.
+    /// Protocol parameters: `binary_data_output: true` asks for every output as binary
+    /// data; others are accepted and ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<Value>,
 }
@@ -42,9 +43,11 @@ pub struct InputTensor {
     pub shape: Vec<i64>,
     /// `FP64`, `INT64`, `BYTES`, ...
     pub datatype: String,
-    /// The values, row-major.
+    /// The values, row-major (left out when they travel as binary data after the JSON).
+    #[serde(default)]
     pub data: Value,
-    /// Protocol parameters; accepted and ignored.
+    /// Protocol parameters: `binary_data_size` says the values travel as that many bytes
+    /// of binary data after the JSON; others are accepted and ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<Value>,
 }
@@ -54,6 +57,9 @@ pub struct InputTensor {
 pub struct RequestedOutput {
     /// [`PROBABILITY`] or [`PREDICTION`].
     pub name: String,
+    /// Protocol parameters: `binary_data: true` asks for it as binary data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Value>,
 }
 
 /// The answer to an inference request.

@@ -73,7 +73,11 @@ async fn labels_pushed_for_scored_requests_give_scikit_learns_auc_per_version() 
         &addr,
         "churn@Production",
         &p.dir.path().join("s.log"),
-        &[("TOLLGATE_NATS_CREDS", server_creds.to_str().unwrap())],
+        &[
+            ("TOLLGATE_NATS_CREDS", server_creds.to_str().unwrap()),
+            // One cooldown slot a day: the test never straddles two, so one retrain.
+            ("TOLLGATE_DRIFT_COOLDOWN_SECS", "86400"),
+        ],
     );
     let (columns, rows) = v1_served_in_production(&p, &server).await;
     // The policy asks more of live traffic than the labels will show.
