@@ -55,11 +55,14 @@ pub enum Metric {
     ModelMetric,
     /// Messages moved to the dead-letter stream, by `stage`.
     DeadLettered,
+    /// A served version's figure on the labels that arrived (`auc_roc`, `f1`, `log_loss`,
+    /// `labels`, `positive_rate`), by `model`, `version` and `metric`.
+    LiveMetric,
 }
 
 impl Metric {
     /// Every metric, for the check that the alert rules and dashboard read only these.
-    pub const ALL: [Metric; 10] = [
+    pub const ALL: [Metric; 11] = [
         Metric::Runs,
         Metric::RunDuration,
         Metric::StageDuration,
@@ -70,6 +73,7 @@ impl Metric {
         Metric::GateChecksFailed,
         Metric::ModelMetric,
         Metric::DeadLettered,
+        Metric::LiveMetric,
     ];
 
     /// The name after the namespace, its kind, its unit and its description.
@@ -126,6 +130,12 @@ impl Metric {
                 "{message}",
                 "Messages moved to the dead-letter stream",
             ),
+            Metric::LiveMetric => (
+                "model.live",
+                Gauge,
+                "",
+                "Served versions' figures on the labels that arrived",
+            ),
         }
     }
 
@@ -175,6 +185,7 @@ pub struct Metrics {
     gate_checks_failed: Counter<u64>,
     model_metric: Gauge<f64>,
     dead_lettered: Counter<u64>,
+    live_metric: Gauge<f64>,
 }
 
 /// The process's instruments. Call it after [`crate::init`], so they bind to the exporter.
@@ -199,7 +210,13 @@ pub fn get() -> &'static Metrics {
                 .with_boundaries(DURATION_BUCKETS.to_vec())
                 .build()
         };
-        let (_, _, _, gauge_description) = Metric::ModelMetric.parts();
+        let gauge = |m: Metric| {
+            let (_, _, _, description) = m.parts();
+            meter
+                .f64_gauge(m.name())
+                .with_description(description)
+                .build()
+        };
         Metrics {
             runs: counter(Metric::Runs),
             run_duration: histogram(Metric::RunDuration),
@@ -209,11 +226,9 @@ pub fn get() -> &'static Metrics {
             expectations_failed: counter(Metric::ExpectationsFailed),
             gate_decisions: counter(Metric::GateDecisions),
             gate_checks_failed: counter(Metric::GateChecksFailed),
-            model_metric: meter
-                .f64_gauge(Metric::ModelMetric.name())
-                .with_description(gauge_description)
-                .build(),
+            model_metric: gauge(Metric::ModelMetric),
             dead_lettered: counter(Metric::DeadLettered),
+            live_metric: gauge(Metric::LiveMetric),
         }
     })
 }
@@ -289,6 +304,25 @@ impl Metrics {
         self.gate_decisions
             .add(1, &[m.clone(), kv("verdict", verdict.to_string())]);
         self.gate_checks_failed.add(failed, &[m]);
+    }
+
+    /// Version `version` of `model` stands at `figures` on the labels that arrived.
+    pub fn live<'a>(
+        &self,
+        model: &str,
+        version: u32,
+        figures: impl IntoIterator<Item = (&'a str, f64)>,
+    ) {
+        for (name, value) in figures {
+            self.live_metric.record(
+                value,
+                &[
+                    kv("model", model.to_string()),
+                    kv("version", i64::from(version)),
+                    kv("metric", name.to_string()),
+                ],
+            );
+        }
     }
 
     /// A message of `stage` went to the dead-letter stream.

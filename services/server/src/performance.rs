@@ -3,7 +3,8 @@
 //! against `monitor.min_auc_roc`. Below it, the `live_auc_roc` alert fires and the drift
 //! plan retrains, one trigger per version and cooldown; back above it, the alert
 //! resolves. The servers of a model share one durable consumer, so each label is counted
-//! once however many replicas watch.
+//! once however many replicas watch. Every version's live figures over its kept labels go
+//! out as the `tollgate.model.live` gauge as they change.
 
 use std::{
     collections::{BTreeMap, VecDeque},
@@ -18,8 +19,9 @@ use tracing::{info, warn};
 
 use crate::monitor::{Follower, follow, production, retrain};
 
-/// Labels between reads of the spec while it has no `monitor:` section.
-const NO_MONITOR_STEP: usize = 50;
+/// Labels between reads of the spec (and updates of the gauges) while it has no
+/// `monitor:` section.
+const NO_MONITOR_STEP: usize = 200;
 
 /// Labels kept per version at most: the largest window a spec may ask for.
 const KEPT: usize = tollgate_spec::monitor::MAX_WINDOW;
@@ -41,6 +43,7 @@ pub async fn watch(
         model,
         cooldown,
         windows: BTreeMap::new(),
+        thresholds: BTreeMap::new(),
         new_labels: 0,
         step: 1,
         fired: None,
@@ -64,9 +67,12 @@ struct Judge {
     cooldown: Duration,
     /// The latest labelled predictions of each version: (probability, label).
     windows: BTreeMap<u32, VecDeque<(f64, u8)>>,
+    /// Each version's threshold, as its predictions carry it.
+    thresholds: BTreeMap<u32, f64>,
     /// Labels since the last judgement.
     new_labels: usize,
-    /// Labels between judgements: a tenth of the monitor's window.
+    /// Labels between judgements (and updates of the gauges): a tenth of the monitor's
+    /// window.
     step: usize,
     /// The (version, cooldown slot) a retrain was last started for.
     fired: Option<(u32, i64)>,
@@ -92,6 +98,7 @@ impl Judge {
         if !p.labeled {
             return;
         }
+        self.thresholds.insert(p.version, p.threshold);
         let window = self.windows.entry(p.version).or_default();
         window.push_back((p.probability, u8::from(p.label == 1)));
         if window.len() > KEPT {
@@ -101,6 +108,8 @@ impl Judge {
         if self.new_labels < self.step {
             return;
         }
+        self.new_labels = 0;
+        self.record_gauges();
         // The spec is read once a step, so a monitor added or changed takes effect.
         let monitor = match self.bus.specs().current(&self.model).await {
             Ok(current) => current.and_then(|c| c.spec.monitor),
@@ -111,11 +120,30 @@ impl Judge {
         };
         self.step = monitor.map_or(NO_MONITOR_STEP, |m| (m.window / 10).max(1));
         let Some(monitor) = monitor else {
-            self.new_labels = 0;
             return;
         };
         if let Err(reason) = self.judge(&monitor).await {
             warn!(model = %self.model, %reason, "live performance not judged");
+        }
+    }
+
+    /// Each version's live figures over the labels kept of it, as OpenTelemetry gauges.
+    fn record_gauges(&self) {
+        let metrics = tollgate_telemetry::metrics::get();
+        for (&version, window) in &self.windows {
+            let (scores, labels): (Vec<f64>, Vec<u8>) = window.iter().copied().unzip();
+            let threshold = self.thresholds.get(&version).copied().unwrap_or(0.5);
+            let live = tollgate_ml::metrics::live(version, &scores, &labels, threshold);
+            let mut figures = vec![
+                ("labels", live.labels as f64),
+                ("positive_rate", live.positive_rate),
+                ("f1", live.f1),
+                ("log_loss", live.log_loss),
+            ];
+            if let Some(auc) = live.auc_roc {
+                figures.push(("auc_roc", auc));
+            }
+            metrics.live(&self.model, version, figures);
         }
     }
 
@@ -128,7 +156,6 @@ impl Judge {
         if window.len() < monitor.window {
             return Ok(());
         }
-        self.new_labels = 0;
         let latest = window.iter().skip(window.len() - monitor.window);
         let (scores, labels): (Vec<f64>, Vec<u8>) = latest.copied().unzip();
         let Some(auc) = tollgate_ml::metrics::auc_roc(&scores, &labels) else {

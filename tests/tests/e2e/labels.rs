@@ -18,6 +18,7 @@ use tollgate_e2e::{Pipeline, free_port};
 use tollgate_inference::client::request_for;
 use tollgate_inference::protocol::PROBABILITY;
 
+use super::otlp::Received;
 use super::registry::wait_run;
 use super::security::python;
 use super::serving::{Server, v1_served_in_production};
@@ -68,7 +69,8 @@ async fn labels_pushed_for_scored_requests_give_scikit_learns_auc_per_version() 
     let creds = tempfile::tempdir().unwrap();
     let p = Pipeline::start_secured(creds.path(), |_| {}).await.unwrap();
     let server_creds = creds.path().join("server.creds");
-    let server = Server::spawn_with(
+    let (otlp, endpoint) = Received::start().await;
+    let mut server = Server::spawn_with(
         &p,
         &addr,
         "churn@Production",
@@ -77,6 +79,8 @@ async fn labels_pushed_for_scored_requests_give_scikit_learns_auc_per_version() 
             ("TOLLGATE_NATS_CREDS", server_creds.to_str().unwrap()),
             // One cooldown slot a day: the test never straddles two, so one retrain.
             ("TOLLGATE_DRIFT_COOLDOWN_SECS", "86400"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "500"),
         ],
     );
     let (columns, rows) = v1_served_in_production(&p, &server).await;
@@ -248,4 +252,10 @@ async fn labels_pushed_for_scored_requests_give_scikit_learns_auc_per_version() 
     let shown = String::from_utf8_lossy(&shown.stdout);
     assert!(shown.contains("live metrics"), "{shown}");
     assert!(shown.contains(&format!("{ours:.4}")), "{shown}");
+
+    // The live figures went out as OpenTelemetry gauges (flushed as the server stops).
+    server.stop();
+    let names = otlp.metrics.lock().unwrap().clone();
+    let live = tollgate_telemetry::metrics::Metric::LiveMetric.name();
+    assert!(names.contains(&live), "{live} not received: {names:?}");
 }

@@ -113,7 +113,7 @@ impl Server {
 
 impl Server {
     /// SIGTERM: the server finishes what it holds and exits 0.
-    fn stop(&mut self) {
+    pub(super) fn stop(&mut self) {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         let status = self.child.wait().unwrap();
