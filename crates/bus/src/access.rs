@@ -237,6 +237,8 @@ pub fn permissions(identity: Identity) -> Permissions {
                 .reads_store(subjects::CODE_STORE)
                 .reads(subjects::RUNS_STREAM)
                 .reads(subjects::ALERTS_STREAM)
+                // The dashboard's live-metrics chart.
+                .reads(subjects::LIVE_STREAM)
                 .subscribe([subjects::RUN_ALL.into(), subjects::ALERT_ALL.into()])
                 // It relays each run's events to the inbox its publisher listens on.
                 .publish(Identity::ALL.map(|i| format!("{}.>", i.inbox_prefix())));
@@ -308,8 +310,9 @@ pub fn permissions(identity: Identity) -> Permissions {
             }
             p.publish([
                 subjects::alert(subjects::Alert::LiveAucRoc),
-                // What it saw of a shadow.
+                // What it saw of a shadow, and its versions' live figures.
                 subjects::SHADOW_ALL.to_string(),
+                subjects::LIVE_ALL.to_string(),
             ]);
         }
         Identity::Ci => {
@@ -328,6 +331,7 @@ pub fn permissions(identity: Identity) -> Permissions {
                 subjects::DEADLETTER_STREAM,
                 subjects::LABELS_STREAM,
                 subjects::SHADOW_STREAM,
+                subjects::LIVE_STREAM,
             ] {
                 p.reads(stream);
             }
@@ -370,6 +374,7 @@ fn operator(p: &mut Permissions) {
         subjects::ALERTS_STREAM,
         subjects::DEADLETTER_STREAM,
         subjects::SHADOW_STREAM,
+        subjects::LIVE_STREAM,
     ] {
         p.reads(stream);
     }

@@ -18,7 +18,7 @@ pub(crate) struct StreamSpec {
 
 /// Every stream of Tollgate's own, in one place: [`Bus::connect_with`] opens them and
 /// [`stream_names`] lists them for nats-server's permissions.
-pub(crate) const STREAMS: [StreamSpec; 7] = [
+pub(crate) const STREAMS: [StreamSpec; 8] = [
     StreamSpec {
         name: subjects::WORK_STREAM,
         subjects: &[subjects::TRIGGER_ALL, subjects::STAGE_ALL],
@@ -66,6 +66,13 @@ pub(crate) const STREAMS: [StreamSpec; 7] = [
         subjects: &[subjects::SHADOW_ALL],
         retention: RetentionPolicy::Limits,
         days: 30,
+        max_mib: 64,
+    },
+    StreamSpec {
+        name: subjects::LIVE_STREAM,
+        subjects: &[subjects::LIVE_ALL],
+        retention: RetentionPolicy::Limits,
+        days: 90,
         max_mib: 64,
     },
 ];

@@ -133,25 +133,61 @@ impl Bus {
     /// An ordered consumer of every message on `subject` that `stream` keeps, from the
     /// oldest: how histories are read and followed.
     pub async fn ordered(&self, stream: &str, subject: &str) -> Result<Ordered, BusError> {
+        self.ordered_from(stream, subject, None).await
+    }
+
+    /// [`Bus::ordered`] from the stream's `last` latest messages (of any subject) on, when
+    /// given: a bound on how much history a reader takes.
+    async fn ordered_from(
+        &self,
+        stream: &str,
+        subject: &str,
+        last: Option<u64>,
+    ) -> Result<Ordered, BusError> {
         use async_nats::jetstream::consumer::{DeliverPolicy, push::OrderedConfig};
         let setup = |e: Cause| BusError::Setup {
             what: format!("an ordered consumer of {stream}"),
             source: e,
         };
-        let handle = self
+        let mut handle = self
             .js
             .get_stream(stream)
             .await
             .map_err(|e| setup(e.into()))?;
+        let deliver_policy = match last {
+            None => DeliverPolicy::All,
+            Some(n) => {
+                let state = &handle.info().await.map_err(|e| setup(e.into()))?.state;
+                let start = state
+                    .last_sequence
+                    .saturating_sub(n.saturating_sub(1))
+                    .max(state.first_sequence)
+                    .max(1);
+                DeliverPolicy::ByStartSequence {
+                    start_sequence: start,
+                }
+            }
+        };
         handle
             .create_consumer(OrderedConfig {
                 deliver_subject: self.client().new_inbox(),
                 filter_subject: subject.into(),
-                deliver_policy: DeliverPolicy::All,
+                deliver_policy,
                 ..Default::default()
             })
             .await
             .map_err(|e| setup(e.into()))
+    }
+
+    /// [`Bus::read_all`] among the stream's `last` latest messages only.
+    pub async fn read_recent<M: Message + Default>(
+        &self,
+        stream: &str,
+        subject: &str,
+        last: u64,
+        what: &'static str,
+    ) -> Result<Vec<M>, BusError> {
+        self.read_from(stream, subject, Some(last), what).await
     }
 
     /// Every message on `subject` that `stream` keeps, oldest first, decoded as `what`
@@ -163,12 +199,22 @@ impl Bus {
         subject: &str,
         what: &'static str,
     ) -> Result<Vec<M>, BusError> {
+        self.read_from(stream, subject, None, what).await
+    }
+
+    async fn read_from<M: Message + Default>(
+        &self,
+        stream: &str,
+        subject: &str,
+        last: Option<u64>,
+        what: &'static str,
+    ) -> Result<Vec<M>, BusError> {
         use futures::StreamExt;
         let setup = |e: Cause| BusError::Setup {
             what: format!("an ordered consumer of {stream}"),
             source: e,
         };
-        let mut consumer = self.ordered(stream, subject).await?;
+        let mut consumer = self.ordered_from(stream, subject, last).await?;
         let pending = consumer
             .info()
             .await

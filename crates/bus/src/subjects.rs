@@ -21,6 +21,7 @@ const ALERT: &str = "tollgate.alert.";
 const SERVED: &str = "tollgate.served.";
 const LABELS: &str = "tollgate.labels.";
 const SHADOW: &str = "tollgate.shadow.";
+const LIVE: &str = "tollgate.live.";
 
 /// Work-queue stream of triggers and stage work.
 pub const WORK_STREAM: &str = "TOLLGATE_WORK";
@@ -299,6 +300,16 @@ pub const SHADOW_STREAM: &str = "TOLLGATE_SHADOW";
 /// The subject the servers of `model` report its shadow's comparison on.
 pub fn shadow(model: &str) -> String {
     format!("{SHADOW}{model}")
+}
+
+/// Every live-metrics snapshot.
+pub const LIVE_ALL: &str = "tollgate.live.>";
+/// Limits-retention stream of each version's live figures over time.
+pub const LIVE_STREAM: &str = "TOLLGATE_LIVE";
+
+/// The subject the servers of `model` publish its versions' live figures on.
+pub fn live(model: &str) -> String {
+    format!("{LIVE}{model}")
 }
 
 /// Longest prediction id a label may name, in bytes.

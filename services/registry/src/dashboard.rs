@@ -1,5 +1,5 @@
 //! The web dashboard on the registry's HTTP port: one page (`/`) over a small JSON API
-//! (`/api/runs`, `/api/models`, `/api/alerts`) and a server-sent-event stream
+//! (`/api/runs`, `/api/models`, `/api/alerts`, `/api/live`) and a server-sent-event stream
 //! (`/api/events`) that tells the page when a run moved, so it updates live. Everything
 //! it loads is served from here (the chart library is vendored), so it works offline.
 
@@ -37,6 +37,7 @@ pub fn routes(bus: Bus, auth: Authenticator) -> Router {
         .route("/api/runs", get(runs))
         .route("/api/models", get(models))
         .route("/api/alerts", get(alerts))
+        .route("/api/live", get(live))
         .route("/api/events", get(events))
         .with_state(bus)
         .layer(axum::middleware::from_fn(move |request, next| {
@@ -128,6 +129,40 @@ async fn models(State(bus): State<Bus>) -> Response {
                             "to": a.to.and_then(|s| ModelStage::try_from(s).ok()).map(|s| s.to_string()),
                             "reason": a.reason,
                         })).collect::<Vec<_>>(),
+                    })
+                })
+                .collect(),
+        )
+    }))
+}
+
+/// Snapshots of live figures the page charts at most (the latest of the stream).
+const LIVE_SHOWN: u64 = 5_000;
+
+/// Each served version's live figures over time, as the model servers published them.
+async fn live(State(bus): State<Bus>) -> Response {
+    let read = bus
+        .read_recent::<tollgate_proto::LiveMetrics>(
+            subjects::LIVE_STREAM,
+            subjects::LIVE_ALL,
+            LIVE_SHOWN,
+            "LiveMetrics",
+        )
+        .await;
+    json_response(read.map_err(|e| e.to_string()).map(|snapshots| {
+        Value::Array(
+            snapshots
+                .iter()
+                .map(|m| {
+                    json!({
+                        "model": m.model,
+                        "version": m.version,
+                        "labels": m.labels,
+                        "positive_rate": m.positive_rate,
+                        "auc_roc": m.has_auc_roc.then_some(m.auc_roc),
+                        "f1": m.f1,
+                        "log_loss": m.log_loss,
+                        "at_unix_ms": m.at_unix_ms,
                     })
                 })
                 .collect(),

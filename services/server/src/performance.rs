@@ -4,7 +4,7 @@
 //! plan retrains, one trigger per version and cooldown; back above it, the alert
 //! resolves. The servers of a model share one durable consumer, so each label is counted
 //! once however many replicas watch. Every version's live figures over its kept labels go
-//! out as the `tollgate.model.live` gauge as they change.
+//! out as the `tollgate.model.live` gauge and on `tollgate.live.<model>` as they change.
 
 use std::{
     collections::{BTreeMap, VecDeque},
@@ -14,7 +14,7 @@ use std::{
 use tokio_util::sync::CancellationToken;
 use tollgate_bus::{Bus, now_ms, subjects};
 use tollgate_pipeline::Stores;
-use tollgate_proto::{Alert, AlertState, Prediction, RegistryApi};
+use tollgate_proto::{Alert, AlertState, LiveMetrics, Prediction, RegistryApi};
 use tracing::{info, warn};
 
 use crate::monitor::{Follower, follow, production, retrain};
@@ -109,7 +109,7 @@ impl Judge {
             return;
         }
         self.new_labels = 0;
-        self.record_gauges();
+        self.record_live().await;
         // The spec is read once a step, so a monitor added or changed takes effect.
         let monitor = match self.bus.specs().current(&self.model).await {
             Ok(current) => current.and_then(|c| c.spec.monitor),
@@ -127,8 +127,9 @@ impl Judge {
         }
     }
 
-    /// Each version's live figures over the labels kept of it, as OpenTelemetry gauges.
-    fn record_gauges(&self) {
+    /// Each version's live figures over the labels kept of it: as OpenTelemetry gauges,
+    /// and on `tollgate.live.<model>`, the history the dashboard charts.
+    async fn record_live(&self) {
         let metrics = tollgate_telemetry::metrics::get();
         for (&version, window) in &self.windows {
             let (scores, labels): (Vec<f64>, Vec<u8>) = window.iter().copied().unzip();
@@ -144,6 +145,24 @@ impl Judge {
                 figures.push(("auc_roc", auc));
             }
             metrics.live(&self.model, version, figures);
+            let snapshot = LiveMetrics {
+                model: self.model.clone(),
+                version,
+                labels: live.labels as u64,
+                positive_rate: live.positive_rate,
+                has_auc_roc: live.auc_roc.is_some(),
+                auc_roc: live.auc_roc.unwrap_or_default(),
+                f1: live.f1,
+                log_loss: live.log_loss,
+                at_unix_ms: now_ms(),
+            };
+            let sent = self
+                .bus
+                .publish(subjects::live(&self.model), &snapshot, None)
+                .await;
+            if let Err(e) = sent {
+                warn!(model = %self.model, version, error = %e, "live figures not published");
+            }
         }
     }
 

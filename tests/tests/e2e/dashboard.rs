@@ -13,7 +13,7 @@ use tollgate_stack::SERVICES;
 use super::processes::{Services, generate, get_healthz, publish, service_env};
 
 /// Headless Chromium (Debian's `chromium`, which `make test` installs) with `args`.
-fn chromium(args: &[&str]) -> std::process::Output {
+pub(super) fn chromium(args: &[&str]) -> std::process::Output {
     let profile = tempfile::tempdir().unwrap();
     let out = Command::new("chromium")
         .args([

@@ -67,7 +67,10 @@ fn tollgate(p: &Pipeline, creds: &std::path::Path, identity: &str, args: &[&str]
 async fn labels_pushed_for_scored_requests_give_scikit_learns_auc_per_version() {
     let addr = format!("127.0.0.1:{}", free_port().unwrap());
     let creds = tempfile::tempdir().unwrap();
-    let p = Pipeline::start_secured(creds.path(), |_| {}).await.unwrap();
+    let dashboard = format!("127.0.0.1:{}", free_port().unwrap());
+    let p = Pipeline::start_secured(creds.path(), |h| h.dashboard_addr = dashboard.clone())
+        .await
+        .unwrap();
     let server_creds = creds.path().join("server.creds");
     let (otlp, endpoint) = Received::start().await;
     let mut server = Server::spawn_with(
@@ -252,6 +255,35 @@ async fn labels_pushed_for_scored_requests_give_scikit_learns_auc_per_version() 
     let shown = String::from_utf8_lossy(&shown.stdout);
     assert!(shown.contains("live metrics"), "{shown}");
     assert!(shown.contains(&format!("{ours:.4}")), "{shown}");
+
+    // The dashboard charts the live figures the server published as they changed.
+    let mut snapshots = serde_json::Value::Null;
+    for _ in 0..50 {
+        snapshots = reqwest::get(format!("http://{dashboard}/api/live"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if snapshots.as_array().is_some_and(|a| {
+            a.last()
+                .is_some_and(|m| m["labels"].as_u64().unwrap_or(0) >= 900)
+        }) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let latest = snapshots.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(latest["version"], 1, "{latest}");
+    let charted = latest["auc_roc"].as_f64().unwrap();
+    assert!((charted - ours).abs() < 0.05, "{charted} against {ours}");
+    let dom = super::dashboard::chromium(&["--dump-dom", &format!("http://{dashboard}/?live=0")]);
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(
+        dom.contains(r#"class="live" data-model="churn" data-version="1""#),
+        "{dom}"
+    );
+    assert!(dom.contains(&format!("{charted:.4}")), "{dom}");
 
     // The live figures went out as OpenTelemetry gauges (flushed as the server stops).
     server.stop();
