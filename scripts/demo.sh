@@ -2,7 +2,8 @@
 # `make demo`: `tollgate dev` (a local nats-server with JetStream, the six services and the
 # model server), a local comparison of candidate algorithms, then the runs of the churn
 # model: one that reaches Staging and is approved to Production (and then answers on the
-# model server), one on dirty data that fails validation,
+# model server, whose answers then get their labels and live metrics), one on dirty data
+# that fails validation,
 # one whose gate it cannot meet, one that new data in the object store starts by
 # itself, and a model trained by our own code (examples/sklearn: train.py exports a
 # scikit-learn pipeline to ONNX, pytest gates it). Ctrl-C or the end stops everything.
@@ -89,6 +90,32 @@ out = {o["name"]: o["data"][0] for o in answer["outputs"]}
 print(f"POST {server}/v2/models/churn/infer {json.dumps(record)}")
 print(f"  -> v{answer['model_version']}: probability {out['probability']:.3f}, prediction {out['prediction']}")
 PY
+
+say "   outcomes arrive later: 300 answers get their labels, and v1's live metrics follow"
+python3 - "$work/labels.csv" <<'PY' || exit 2
+import json, os, random, sys, urllib.request
+server = json.load(open(os.path.join(os.environ["TOLLGATE_DATA_DIR"], "dev.json")))["server_url"]
+rng = random.Random(3)
+rows = ["id,label"]
+for i in range(300):
+    record = {"age": rng.randint(18, 80), "tenure_months": rng.randint(0, 72),
+              "monthly_charges": rng.uniform(20, 120), "total_charges": rng.uniform(20, 8000),
+              "support_calls": rng.randint(0, 9),
+              "contract": rng.choice(["month-to-month", "one-year", "two-year"]),
+              "payment_method": rng.choice(["electronic-check", "credit-card", "bank-transfer"])}
+    body = {"id": f"demo-{i}", "inputs": [{"name": k, "shape": [1],
+            "datatype": "BYTES" if isinstance(v, str) else "FP64", "data": [v]} for k, v in record.items()]}
+    request = urllib.request.Request(f"{server}/v2/models/churn/infer", json.dumps(body).encode(),
+                                     {"content-type": "application/json"})
+    with urllib.request.urlopen(request) as r:
+        p = {o["name"]: o["data"][0] for o in json.load(r)["outputs"]}["probability"]
+    # The outcome follows the model's odds, as real churn would.
+    rows.append(f"demo-{i},{int(rng.random() < p)}")
+open(sys.argv[1], "w").write("\n".join(rows) + "\n")
+print(f"scored 300 requests (ids demo-0 .. demo-299); their labels are in {sys.argv[1]}")
+PY
+for _ in $(seq 3); do tg feedback push churn "$work/labels.csv" | tee "$work/pushed.txt"; grep -q " 0 name no kept" "$work/pushed.txt" && break; sleep 1; done
+tg feedback status churn
 
 say "2. a dirty dataset (null customer ids, ages outside 0..120): fails at validation"
 tg data generate --rows "$rows" --seed 7 --dirty --out "$work/dirty.parquet" >/dev/null
