@@ -28,6 +28,8 @@ mod deploy;
 mod dev;
 #[path = "e2e/docs.rs"]
 mod docs;
+#[path = "e2e/failures.rs"]
+mod failures;
 #[path = "e2e/governance.rs"]
 mod governance;
 #[path = "e2e/kills.rs"]

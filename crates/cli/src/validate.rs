@@ -21,15 +21,20 @@ pub struct ValidateArgs {
     /// Print Great Expectations' SUMMARY-shaped JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Write every failing row of the failed per-row expectations to this file (.parquet
+    /// or .csv): the expectation's position and type, the column, the row's position in
+    /// the data (from 0) and, with --spec, its id columns. Not capped, unlike the sample.
+    #[arg(long, value_name = "FILE")]
+    pub failures: Option<PathBuf>,
 }
 
-/// `tollgate validate DATA --spec FILE | --suite FILE [--json]`: a failed expectation is
-/// a [`CliError::Verdict`].
+/// `tollgate validate DATA --spec FILE | --suite FILE [--json] [--failures FILE]`: a failed
+/// expectation is a [`CliError::Verdict`].
 pub fn validate(args: &ValidateArgs) -> Result<(), CliError> {
-    let (name, suite) = match (&args.spec, &args.suite) {
+    let (name, suite, ids) = match (&args.spec, &args.suite) {
         (Some(spec), _) => {
             let (s, _) = tollgate_spec::ModelSpec::load(spec)?;
-            (s.model.clone(), s.expectations)
+            (s.model.clone(), s.expectations, s.features.id_columns)
         }
         (None, Some(suite)) => {
             let text = std::fs::read_to_string(suite).map_err(|source| {
@@ -38,11 +43,22 @@ pub fn validate(args: &ValidateArgs) -> Result<(), CliError> {
                     source,
                 }
             })?;
-            tollgate_spec::read_gx_suite(&text)?
+            let (name, suite) = tollgate_spec::read_gx_suite(&text)?;
+            (name, suite, Vec::new())
         }
         (None, None) => return Err(CliError::usage("give --spec FILE or --suite FILE")),
     };
     let report = tollgate_ml::validate::validate(&args.data, &suite)?;
+    if let Some(out) = &args.failures {
+        let mut rows = tollgate_ml::validate::failing_rows(&args.data, &suite, &report, &ids)?;
+        tollgate_ml::data::write(&mut rows, out)?;
+        // Beside the JSON on stderr, so stdout stays one document.
+        eprintln!(
+            "{} failing rows written to {}",
+            rows.height(),
+            out.display()
+        );
+    }
     if args.json {
         say!("{:#}", tollgate_ml::validate::summary_json(&report, &name));
     } else {

@@ -21,6 +21,7 @@ pub mod condition;
 mod context;
 mod dates;
 mod duplicates;
+mod failures;
 mod judge;
 pub mod kl;
 mod model;
@@ -30,6 +31,7 @@ mod types;
 
 pub use checks::supported;
 pub use dates::timestamp;
+pub use failures::failing_rows;
 pub use results::{PARTIAL_UNEXPECTED, summary_json};
 
 use self::{checks::*, duplicates::*, judge::*, model::*, results::*};
