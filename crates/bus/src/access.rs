@@ -263,7 +263,9 @@ pub fn permissions(identity: Identity) -> Permissions {
             p.consumes_stages(&[Stage::Validate])
                 .runs_stages(HANDOFFS)
                 .publish([subjects::trigger(TriggerKind::Drift)])
-                .reads_store(subjects::DATASETS_STORE);
+                .reads_store(subjects::DATASETS_STORE)
+                // A failed validation's failing rows, beside its run.
+                .writes_store(subjects::FAILURES_STORE);
         }
         Identity::Trainer => {
             p.consumes_stages(&[Stage::Train])
@@ -322,7 +324,8 @@ pub fn permissions(identity: Identity) -> Permissions {
                 subjects::trigger(TriggerKind::Data),
                 subjects::trigger(TriggerKind::Manual),
             ])
-            .writes_store(subjects::CODE_STORE);
+            .writes_store(subjects::CODE_STORE)
+            .reads_store(subjects::FAILURES_STORE);
         }
         Identity::Viewer => {
             for stream in [
@@ -338,6 +341,7 @@ pub fn permissions(identity: Identity) -> Permissions {
             for b in [Bucket::Runs, Bucket::Alerts, Bucket::Specs, Bucket::Models] {
                 p.reads_bucket(b);
             }
+            p.reads_store(subjects::FAILURES_STORE);
             p.subscribe([subjects::RUN_ALL.into(), subjects::ALERT_ALL.into()]);
         }
         Identity::Operator => operator(&mut p),
@@ -367,6 +371,7 @@ fn operator(p: &mut Permissions) {
     .replaces_in_store(subjects::DATASETS_STORE)
     .writes_store(subjects::CODE_STORE)
     .reads_store(subjects::ARTIFACTS_STORE)
+    .reads_store(subjects::FAILURES_STORE)
     // `tollgate feedback push`: labels joined to the predictions they name.
     .labels();
     for stream in [

@@ -47,6 +47,7 @@ pub struct Bus {
     artifacts: ObjectStore,
     datasets: ObjectStore,
     code: ObjectStore,
+    failures: ObjectStore,
     ack_wait: Duration,
     shutdown_grace: Duration,
 }
@@ -224,6 +225,7 @@ impl Bus {
             artifacts,
             datasets,
             code,
+            failures,
         } = (|| open_all(&js, &setup))
             .retry(
                 ExponentialBuilder::default()
@@ -244,6 +246,7 @@ impl Bus {
             artifacts,
             datasets,
             code,
+            failures,
             ack_wait: ACK_WAIT,
             shutdown_grace: SHUTDOWN_GRACE,
         })
@@ -295,6 +298,11 @@ impl Bus {
     /// The code and uploaded models object store, for its owning module in `tollgate-pipeline`.
     pub fn code_store(&self) -> &ObjectStore {
         &self.code
+    }
+
+    /// The failing rows object store, for its owning module in `tollgate-pipeline`.
+    pub fn failures_store(&self) -> &ObjectStore {
+        &self.failures
     }
 
     /// A key-value bucket, for the module that owns it (see [`Bucket`]).
@@ -351,6 +359,7 @@ struct Opened {
     artifacts: ObjectStore,
     datasets: ObjectStore,
     code: ObjectStore,
+    failures: ObjectStore,
 }
 
 /// Opens every stream, bucket and store in one attempt, creating missing ones when
@@ -419,14 +428,15 @@ async fn open_all(js: &jetstream::Context, setup: &Setup) -> Result<Opened, BusE
         let opened = js.get_object_store(name).await;
         stores.push(opened.map_err(|e| setup_error(what(), e))?);
     }
-    let [artifacts, datasets, code]: [ObjectStore; 3] = stores
+    let [artifacts, datasets, code, failures]: [ObjectStore; 4] = stores
         .try_into()
-        .map_err(|_| setup_error("object stores".into(), "not three"))?;
+        .map_err(|_| setup_error("object stores".into(), "not four"))?;
     Ok(Opened {
         buckets,
         artifacts,
         datasets,
         code,
+        failures,
     })
 }
 

@@ -89,10 +89,11 @@ pub fn stream_names() -> Vec<String> {
 }
 
 /// Every object store a connection opens.
-pub(crate) const OBJECT_STORES: [&str; 3] = [
+pub(crate) const OBJECT_STORES: [&str; 4] = [
     subjects::ARTIFACTS_STORE,
     subjects::DATASETS_STORE,
     subjects::CODE_STORE,
+    subjects::FAILURES_STORE,
 ];
 
 const MIB: u64 = 1024 * 1024;
@@ -108,6 +109,7 @@ pub fn default_max_bytes(name: &str) -> u64 {
         subjects::ARTIFACTS_STORE => 1024 * MIB,
         subjects::DATASETS_STORE => 2048 * MIB,
         subjects::CODE_STORE => 512 * MIB,
+        subjects::FAILURES_STORE => 256 * MIB,
         n if n == Bucket::Predictions.name() => 512 * MIB,
         _ => 128 * MIB,
     }

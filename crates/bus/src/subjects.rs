@@ -111,6 +111,9 @@ pub const ARTIFACTS_STORE: &str = "tollgate_artifacts";
 pub const DATASETS_STORE: &str = "tollgate_datasets";
 /// Object store of code snapshots and uploaded models, by digest, owned by `tollgate_pipeline::code`.
 pub const CODE_STORE: &str = "tollgate_code";
+/// Object store of each failed validation's failing rows, by run, owned by
+/// `tollgate_pipeline::failures`.
+pub const FAILURES_STORE: &str = "tollgate_failures";
 
 /// An alert a service raises on `tollgate.alert.<rule>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

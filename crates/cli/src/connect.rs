@@ -39,3 +39,24 @@ pub(crate) fn token() -> String {
             .unwrap_or_default(),
     }
 }
+
+/// A run's record. The registry records a run from its events a moment after the verdict
+/// that `publish --wait` prints, so a run not found yet is asked for again for up to 5 s.
+pub(crate) async fn get_run(
+    registry: &mut tollgate_proto::RegistryApi,
+    run_id: &str,
+) -> Result<tollgate_proto::RunSummary, CliError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let request = tollgate_proto::GetRunRequest {
+            run_id: run_id.into(),
+        };
+        match registry.get_run(request).await {
+            Ok(run) => return Ok(run.into_inner()),
+            Err(s) if s.code() == tonic::Code::NotFound && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(s) => return Err(s.into()),
+        }
+    }
+}

@@ -19,6 +19,7 @@ mod connect;
 pub mod dev;
 mod dlq;
 mod error;
+mod failing;
 mod feedback;
 mod output;
 mod publish;
@@ -332,6 +333,10 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
         Command::Predict(args) => train::predict(&args),
         Command::Profile { data, spec, json } => train::profile(&data, &spec, json),
         Command::Runs(args) if args.watch => publish::watch(&cli.nats_url).await,
+        Command::Runs(RunsArgs {
+            show: Some(RunsCommand::Failures(args)),
+            ..
+        }) => failing::run(&cli.registry_url, &cli.nats_url, args).await,
         Command::Runs(args) => show::runs(&cli.registry_url, args).await,
         Command::Models(args) => {
             show::models_command(&cli.registry_url, &cli.nats_url, &cli.identity, args).await

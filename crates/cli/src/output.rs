@@ -26,3 +26,18 @@ pub(crate) fn print_json(value: &impl serde::Serialize) -> Result<(), crate::Cli
     say!("{text}");
     Ok(())
 }
+
+/// The line `runs show` prints when a failed validation kept its failing rows.
+pub(crate) fn print_kept_failures(run: &tollgate_proto::RunSummary) {
+    if let Some(v) = run
+        .validation
+        .as_ref()
+        .filter(|v| !v.failures_object.is_empty())
+    {
+        say!(
+            "{} failing rows kept: tollgate runs failures {} --out FILE",
+            v.failing_rows,
+            run.run_id
+        );
+    }
+}

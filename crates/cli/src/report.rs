@@ -176,7 +176,7 @@ pub async fn versions(
 /// `tollgate report RUN --format markdown`.
 pub async fn report(registry_url: &str, run_id: &str) -> Result<(), CliError> {
     let mut registry = crate::show::client(registry_url)?;
-    let run = crate::show::get_run(&mut registry, run_id).await?;
+    let run = crate::connect::get_run(&mut registry, run_id).await?;
     let (candidate, production) = versions(&mut registry, &run).await;
     say!(
         "{}",

@@ -3,9 +3,9 @@
 
 use comfy_table::Table;
 use tollgate_proto::{
-    ApprovalRequest, CheckVerdict, GetRunRequest, GetVersionRequest, ListRunsRequest,
-    ListVersionsRequest, ModelStage, ModelVersion, OverrideRequest, ResolveRequest,
-    RollbackRequest, RunSummary, SetAliasRequest, Stage, StageStatus, UpdateVersionRequest,
+    ApprovalRequest, CheckVerdict, GetVersionRequest, ListRunsRequest, ListVersionsRequest,
+    ModelStage, ModelVersion, OverrideRequest, ResolveRequest, RollbackRequest, RunSummary,
+    SetAliasRequest, Stage, StageStatus, UpdateVersionRequest,
 };
 
 pub use crate::connect::TOKEN_ENV;
@@ -125,27 +125,8 @@ pub enum RunsCommand {
         /// The run id.
         run_id: String,
     },
-}
-
-/// A run's record. The registry records a run from its events a moment after the verdict
-/// that `publish --wait` prints, so a run not found yet is asked for again for up to 5 s.
-pub(crate) async fn get_run(
-    registry: &mut tollgate_proto::RegistryApi,
-    run_id: &str,
-) -> Result<tollgate_proto::RunSummary, CliError> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let request = GetRunRequest {
-            run_id: run_id.into(),
-        };
-        match registry.get_run(request).await {
-            Ok(run) => return Ok(run.into_inner()),
-            Err(s) if s.code() == tonic::Code::NotFound && std::time::Instant::now() < deadline => {
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-            Err(s) => return Err(s.into()),
-        }
-    }
+    /// Every failing row of a run's failed validation, uncapped, to a file.
+    Failures(crate::failing::FailuresArgs),
 }
 
 /// Where the run's change came from, as its trigger recorded it: commit, ref, pull
@@ -176,7 +157,7 @@ fn provenance(run: &tollgate_proto::RunSummary) -> Option<String> {
 pub async fn runs(registry_url: &str, args: RunsArgs) -> Result<(), CliError> {
     let mut registry = client(registry_url)?;
     if let Some(RunsCommand::Show { run_id }) = args.show {
-        let run = get_run(&mut registry, &run_id).await?;
+        let run = crate::connect::get_run(&mut registry, &run_id).await?;
         if args.json {
             return print_json(
                 &tollgate_stack::services::registry::pipeline_metrics::PipelineMetrics::of(&run),
@@ -336,6 +317,7 @@ pub fn print_details(run: &RunSummary, every_expectation: bool) {
         ),
         _ => {}
     }
+    crate::output::print_kept_failures(run);
     if let Some(g) = &run.gate {
         say!("gate checks for v{}:\n{}", g.model_version, gate_table(g));
     }

@@ -31,7 +31,7 @@ mod types;
 
 pub use checks::supported;
 pub use dates::timestamp;
-pub use failures::failing_rows;
+pub use failures::{export_failing_rows, failing_rows};
 pub use results::{PARTIAL_UNEXPECTED, summary_json};
 
 use self::{checks::*, duplicates::*, judge::*, model::*, results::*};

@@ -18,6 +18,7 @@
 //! - [`code`]: code snapshots and uploaded models, by digest.
 //! - [`dataset`]: dataset URIs and the datasets object store.
 //! - [`feedback`]: predictions kept for their labels, and labels joined to them.
+//! - [`failures`]: every failing row of a failed validation, beside its run.
 
 pub mod alerts;
 pub mod artifacts;
@@ -25,6 +26,7 @@ pub mod claims;
 pub mod code;
 pub mod dataset;
 pub mod events;
+pub mod failures;
 pub mod feedback;
 pub mod groups;
 pub mod runs;
@@ -51,6 +53,8 @@ pub trait Stores {
     fn groups(&self) -> groups::Groups<'_>;
     /// The predictions kept for labels.
     fn predictions(&self) -> feedback::Predictions<'_>;
+    /// The failing rows of failed validations.
+    fn failures(&self) -> failures::Failures<'_>;
     /// The published specs.
     fn specs(&self) -> specs::Specs<'_>;
 }
@@ -76,6 +80,9 @@ impl Stores for Bus {
     }
     fn predictions(&self) -> feedback::Predictions<'_> {
         feedback::Predictions(self)
+    }
+    fn failures(&self) -> failures::Failures<'_> {
+        failures::Failures(self)
     }
     fn specs(&self) -> specs::Specs<'_> {
         specs::Specs(self)

@@ -70,6 +70,8 @@ impl StageHandler for Validator {
             if let StageOutcome::Passed(m) = &mut outcome {
                 *m = format!("{m}; {}", report.drift_note);
             }
+        } else {
+            keep_failing_rows(&run, &spec, path, &mut report, &ctx).await;
         }
         run.validation = Some(report);
         Ok(StageDone { run, outcome })
@@ -177,6 +179,54 @@ impl Validator {
             )
         };
         Ok(())
+    }
+}
+
+/// Keeps every failing row of a failed validation beside the run (`tollgate runs
+/// failures`), and their count in the report. The verdict stands without them: a failure
+/// to keep them is logged.
+async fn keep_failing_rows(
+    run: &Run,
+    spec: &ModelSpec,
+    path: std::path::PathBuf,
+    report: &mut ValidationReport,
+    ctx: &StageContext,
+) {
+    use tollgate_pipeline::Stores;
+    let Ok(id) = run.id() else {
+        return;
+    };
+    let file = std::env::temp_dir().join(format!("tollgate-failures-{id}.parquet"));
+    let (suite, ids, judged, out) = (
+        spec.expectations.clone(),
+        spec.features.id_columns.clone(),
+        report.clone(),
+        file.clone(),
+    );
+    let written = tokio::task::spawn_blocking(move || {
+        let mut rows = tollgate_ml::validate::failing_rows(&path, &suite, &judged, &ids)
+            .map_err(|e| e.to_string())?;
+        tollgate_ml::data::write(&mut rows, &out).map_err(|e| e.to_string())?;
+        let bytes = std::fs::read(&out).map_err(|e| e.to_string())?;
+        Ok::<_, String>((rows.height() as u64, bytes))
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r);
+    let _ = std::fs::remove_file(&file);
+    let (count, bytes) = match written {
+        Ok(kept) => kept,
+        Err(e) => {
+            tracing::warn!(run_id = %id, error = %e, "failing rows not collected");
+            return;
+        }
+    };
+    match ctx.bus().failures().put(&id, &bytes).await {
+        Ok(name) => {
+            report.failing_rows = count;
+            report.failures_object = name;
+        }
+        Err(e) => tracing::warn!(run_id = %id, error = %e, "failing rows not kept"),
     }
 }
 

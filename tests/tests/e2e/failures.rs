@@ -80,3 +80,83 @@ fn validate_writes_exactly_the_failing_rows_of_the_dirty_data() {
     );
     assert_eq!(ours, theirs);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_validation_keeps_every_failing_row_beside_its_run() {
+    use tollgate_proto::{TriggerKind, Verdict};
+    let p = tollgate_e2e::Pipeline::start().await.unwrap();
+    let dirty = p.dataset("dirty.parquet", 5_000, 7, true).unwrap();
+    let spec = tollgate_e2e::example_spec();
+    let run = p.run_file(TriggerKind::Data, &spec, &dirty).await.unwrap();
+    assert_eq!(run.verdict(), Verdict::Failed, "{}", run.reason);
+
+    // The same rows `tollgate validate --failures` finds locally.
+    let local = p.dir.path().join("local.csv");
+    let spec_file = tollgate_e2e::workspace_root().join("examples/churn/tollgate.yaml");
+    let validated = cli(
+        &[],
+        &[
+            "validate",
+            dirty.to_str().unwrap(),
+            "--spec",
+            spec_file.to_str().unwrap(),
+            "--failures",
+            local.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(validated.status.code(), Some(1));
+    let kept = p.dir.path().join("kept.csv");
+    let out = super::poison::tollgate(
+        &p,
+        &[
+            "runs",
+            "failures",
+            &run.run_id,
+            "--out",
+            kept.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (local, kept_text) = (
+        std::fs::read_to_string(&local).unwrap(),
+        std::fs::read_to_string(&kept).unwrap(),
+    );
+    assert!(local.lines().count() > 100, "{local}");
+    assert_eq!(kept_text, local);
+    let shown = super::poison::tollgate(&p, &["runs", "show", &run.run_id]);
+    let rows = local.lines().count() - 1;
+    assert!(
+        String::from_utf8_lossy(&shown.stdout).contains(&format!("{rows} failing rows kept")),
+        "{}",
+        String::from_utf8_lossy(&shown.stdout)
+    );
+
+    // One expectation's rows: the null customer ids (the spec's second).
+    let nulls = p.dir.path().join("nulls.csv");
+    let out = super::poison::tollgate(
+        &p,
+        &[
+            "runs",
+            "failures",
+            &run.run_id,
+            "--expectation",
+            "2",
+            "--out",
+            nulls.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let nulls = std::fs::read_to_string(&nulls).unwrap();
+    let want = local.lines().filter(|l| l.starts_with("2,")).count();
+    assert!(want > 0);
+    assert_eq!(nulls.lines().count() - 1, want, "{nulls}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("{want} failing rows written")));
+}

@@ -98,3 +98,27 @@ fn empty(ids: &[&String]) -> DataFrame {
     );
     DataFrame::new(0, columns).unwrap_or_default()
 }
+
+/// Writes kept failing rows (`parquet`, as [`failing_rows`] made and the data-validator
+/// kept them) to `out` (.parquet or .csv), only `expectation`'s when given; returns how
+/// many rows it wrote.
+pub fn export_failing_rows(
+    parquet: &[u8],
+    expectation: Option<u32>,
+    out: &Path,
+) -> Result<usize, DataError> {
+    let source = Path::new("the kept failing rows");
+    let kept = ParquetReader::new(std::io::Cursor::new(parquet))
+        .finish()
+        .map_err(|e| data::unreadable(source, e))?;
+    let mut rows = match expectation {
+        Some(n) => kept
+            .lazy()
+            .filter(col("expectation").eq(lit(n)))
+            .collect()
+            .map_err(|e| data::unreadable(source, e))?,
+        None => kept,
+    };
+    data::write(&mut rows, out)?;
+    Ok(rows.height())
+}
