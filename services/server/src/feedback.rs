@@ -79,8 +79,8 @@ impl Keeper {
 pub struct Observed {
     /// The drift sampler.
     pub sampler: Sampler,
-    /// The predictions keeper.
-    pub keeper: Keeper,
+    /// The predictions keeper; `None` when the server keeps none (`keep_predictions`).
+    pub keeper: Option<Keeper>,
     /// The shadows of Production.
     pub shadows: std::sync::Arc<Shadows>,
     /// Where labels are joined.
@@ -90,7 +90,9 @@ pub struct Observed {
 impl Observer for Observed {
     fn scored(&self, model: &ServedModel, scored: &Scored) {
         self.sampler.sample(model, &scored.records);
-        self.keeper.keep(model, scored);
+        if let Some(keeper) = &self.keeper {
+            keeper.keep(model, scored);
+        }
         self.shadows.mirror(model, scored);
     }
 

@@ -147,6 +147,10 @@ pub struct Config {
     /// Seconds the work in hand gets to finish on SIGTERM or Ctrl-C; the process ends
     /// within this and a second more.
     pub shutdown_grace_secs: u64,
+    /// Keep every scored record for the labels that may arrive later (one key-value
+    /// write per record, off the request path); `false` for a model whose outcomes never
+    /// come back. The feedback endpoint then finds nothing to join.
+    pub keep_predictions: bool,
 }
 
 impl Default for Config {
@@ -161,6 +165,7 @@ impl Default for Config {
             drift_cooldown_secs: 3600,
             refresh_secs: 30,
             shutdown_grace_secs: tollgate_service::SHUTDOWN_GRACE_SECS,
+            keep_predictions: true,
         }
     }
 }
@@ -264,7 +269,13 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     ));
     loader.reconcile(None).await;
     let (sampler, publisher) = sampler::Sampler::start(bus.clone(), config.sample_share);
-    let (keeper, writer) = feedback::Keeper::start(bus.clone());
+    let (keeper, writer) = match config.keep_predictions {
+        true => {
+            let (keeper, writer) = feedback::Keeper::start(bus.clone());
+            (Some(keeper), Some(writer))
+        }
+        false => (None, None),
+    };
     let observer = feedback::Observed {
         sampler,
         keeper,
@@ -299,7 +310,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         },
         shutdown.clone(),
     ));
-    let mut tasks = vec![served, publisher, writer, reporter];
+    let mut tasks = vec![served, publisher, reporter];
+    tasks.extend(writer);
     tasks.push(tokio::spawn(loader::follow(
         loader.clone(),
         Duration::from_secs(config.refresh_secs.max(1)),

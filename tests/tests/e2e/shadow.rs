@@ -24,7 +24,15 @@ fn status(p: &Pipeline) -> serde_json::Value {
 async fn a_shadow_scores_a_share_of_production_requests_and_changes_no_answer() {
     let addr = format!("127.0.0.1:{}", free_port().unwrap());
     let p = Pipeline::start().await.unwrap();
-    let server = Server::spawn(&p, &addr, "churn@Production", &p.dir.path().join("s.log"));
+    // This server keeps no predictions for labels: its answers can take none.
+    let log = p.dir.path().join("s.log");
+    let server = Server::spawn_with(
+        &p,
+        &addr,
+        "churn@Production",
+        &log,
+        &[("TOLLGATE_KEEP_PREDICTIONS", "false")],
+    );
     let (columns, rows) = v1_served_in_production(&p, &server).await;
     stage(&p, 2, 43).await;
 
@@ -52,11 +60,27 @@ async fn a_shadow_scores_a_share_of_production_requests_and_changes_no_answer() 
     server.wait_logged("shadowing Production", 1).await;
 
     // Production answers every request.
+    let mut ids = Vec::new();
     for row in &rows {
         let request = request_for(&columns, std::slice::from_ref(row));
         let answer = server.client.infer("churn", None, &request).await.unwrap();
         assert_eq!(answer.model_version.as_deref(), Some("1"));
+        ids.push(answer.id.unwrap());
     }
+    let labelled = reqwest::Client::new()
+        .post(format!("{}/v2/models/churn/feedback", server.url))
+        .json(&serde_json::json!([{"id": ids[0], "label": 1}]))
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    assert_eq!(
+        labelled["unknown"],
+        serde_json::json!([ids[0]]),
+        "{labelled}"
+    );
     // Every replica reports every two seconds: wait for the count to hold across more
     // than one report.
     let mut last = -1;
