@@ -120,6 +120,9 @@ tg feedback status churn
 say "2. a dirty dataset (null customer ids, ages outside 0..120): fails at validation"
 tg data generate --rows "$rows" --seed 7 --dirty --out "$work/dirty.parquet" >/dev/null
 tg publish data --spec examples/churn/tollgate.yaml --dataset "$work/dirty.parquet" --wait --timeout 300
+# Not a sample: every failing row, kept beside the run.
+dirty_run=$(tg runs --limit 1 --json | python3 -c 'import json, sys; print(json.load(sys.stdin)[0]["run_id"])')
+tg runs failures "$dirty_run" --out "$work/failing.csv" && head -4 "$work/failing.csv"
 
 say "3. a spec whose gate the model cannot meet (AUC-ROC >= 0.99): blocked at the gate"
 sed 's/auc_roc: {min: 0.80}/auc_roc: {min: 0.99}/' examples/churn/tollgate.yaml >"$work/strict.yaml"
