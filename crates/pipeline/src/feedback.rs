@@ -5,6 +5,7 @@
 //! are read from. The model server's feedback endpoint and `tollgate feedback push` both
 //! come here.
 
+use futures::StreamExt;
 use tollgate_bus::{
     Bus, BusError,
     codec::{read_versioned, write_versioned},
@@ -15,6 +16,9 @@ use tollgate_proto::Prediction;
 
 /// Labels one call takes at most.
 pub const MAX_LABELS: usize = 100_000;
+
+/// Labels joined at once.
+const JOINS_IN_FLIGHT: usize = 64;
 
 /// One label: the id of a scored record (the response's `id`, or `<id>:<row>` within a
 /// batch) and its true class.
@@ -85,9 +89,16 @@ impl Predictions<'_> {
                     .map_err(|e| FeedbackError::Invalid(format!("id {:?}: {e}", l.id)))?,
             );
         }
-        let mut joined = Joined::default();
+        // Each label is its own read, publish and compare-and-set: many at once, their
+        // outcomes taken in the labels' order.
+        let mut pending = Vec::with_capacity(labels.len());
         for (l, key) in labels.iter().zip(&keys) {
-            match self.join(key, l.label).await? {
+            pending.push(async move { (l, self.join(key, l.label).await) });
+        }
+        let mut outcomes = futures::stream::iter(pending).buffered(JOINS_IN_FLIGHT);
+        let mut joined = Joined::default();
+        while let Some((l, outcome)) = outcomes.next().await {
+            match outcome? {
                 Some(true) => joined.accepted += 1,
                 Some(false) => joined.duplicate += 1,
                 None => joined.unknown.push(l.id.clone()),
