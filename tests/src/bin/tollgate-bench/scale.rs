@@ -108,6 +108,9 @@ async fn one(label: &'static str, replicas: usize, runs: usize) -> anyhow::Resul
 
     eprintln!("{label}: publishing {runs} code changes ...");
     let spec = example_spec();
+    // The model's policy first, as an admin applies it before any run.
+    let parsed = tollgate_spec::ModelSpec::parse(&spec)?;
+    tollgate_pipeline::specs::apply(&bus, &parsed, &spec, None, now_ms(), "bench-admin").await?;
     let dataset = file_uri(&data);
     let mut sent_at: HashMap<String, i64> = HashMap::new();
     let started = Instant::now();
