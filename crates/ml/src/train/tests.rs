@@ -302,40 +302,43 @@ fn every_algorithm_learns_the_churn_signal_and_round_trips_through_its_artifact(
     }
 }
 
-#[test]
-fn a_forest_is_the_same_on_every_fit_and_thread_count() {
+/// The digests of the artifacts `algorithm` trains on `rows` churn rows (seed `seed`) on
+/// one thread and on three.
+fn digests_on_one_and_three_threads(algorithm: &str, rows: usize, seed: u64) -> [String; 2] {
     let dir = tempfile::tempdir().unwrap();
-    let path = churn_file(dir.path(), "churn.parquet", 1_500, 12);
-    let text = with_algorithm("algorithm: {kind: random_forest, trees: 8, max_depth: 5}");
+    let path = churn_file(dir.path(), "churn.parquet", rows, seed);
+    let text = with_algorithm(algorithm);
     let spec = ModelSpec::parse(&text).unwrap();
-    let digest_with = |threads: usize| {
+    [1, 3].map(|threads| {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
             .unwrap();
         let trained = pool.install(|| train(&spec, &text, &path, "c").unwrap());
         crate::artifact::digest(&trained.artifact.encode().unwrap())
-    };
-    assert_eq!(digest_with(1), digest_with(3));
+    })
+}
+
+#[test]
+fn a_forest_is_the_same_on_every_fit_and_thread_count() {
+    let [one, three] = digests_on_one_and_three_threads(
+        "algorithm: {kind: random_forest, trees: 8, max_depth: 5}",
+        1_500,
+        12,
+    );
+    assert_eq!(one, three);
 }
 
 #[test]
 fn gradient_boosting_is_the_same_on_every_thread_count() {
     // Enough rows that histograms, splits, gradients and the early-stopping scores all
     // run block by block on every core.
-    let dir = tempfile::tempdir().unwrap();
-    let path = churn_file(dir.path(), "churn.parquet", 40_000, 13);
-    let text = with_algorithm("algorithm: {kind: gradient_boosting, trees: 12}");
-    let spec = ModelSpec::parse(&text).unwrap();
-    let digest_with = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        let trained = pool.install(|| train(&spec, &text, &path, "c").unwrap());
-        crate::artifact::digest(&trained.artifact.encode().unwrap())
-    };
-    assert_eq!(digest_with(1), digest_with(3));
+    let [one, three] = digests_on_one_and_three_threads(
+        "algorithm: {kind: gradient_boosting, trees: 12}",
+        40_000,
+        13,
+    );
+    assert_eq!(one, three);
 }
 
 #[test]
