@@ -289,6 +289,7 @@ impl Run {
             code_digest: self.code_digest.clone(),
             model_upload: self.model_upload.clone(),
             policy_changes: self.policy_changes.clone(),
+            rollout: Vec::new(),
         }
     }
 }

@@ -237,8 +237,9 @@ pub fn permissions(identity: Identity) -> Permissions {
                 .reads_store(subjects::CODE_STORE)
                 .reads(subjects::RUNS_STREAM)
                 .reads(subjects::ALERTS_STREAM)
-                // The dashboard's live-metrics chart.
+                // The dashboard's live-metrics chart, and what a rollout's analysis reads.
                 .reads(subjects::LIVE_STREAM)
+                .reads(subjects::SHADOW_STREAM)
                 .subscribe([subjects::RUN_ALL.into(), subjects::ALERT_ALL.into()])
                 // It relays each run's events to the inbox its publisher listens on.
                 .publish(Identity::ALL.map(|i| format!("{}.>", i.inbox_prefix())));
@@ -290,7 +291,9 @@ pub fn permissions(identity: Identity) -> Permissions {
             ])
             .runs_stages(HANDOFFS)
             .publish([subjects::alert(subjects::Alert::Approval)])
-            .reads_store(subjects::CODE_STORE);
+            .reads_store(subjects::CODE_STORE)
+            // The model's policy says whether Production comes at once or by a rollout.
+            .reads_bucket(Bucket::Specs);
         }
         Identity::Server => {
             p.publish([

@@ -126,6 +126,17 @@ impl Bus {
 pub type Ordered =
     async_nats::jetstream::consumer::Consumer<async_nats::jetstream::consumer::push::OrderedConfig>;
 
+/// Where a stream read starts.
+#[derive(Debug, Clone, Copy)]
+enum From {
+    /// The oldest message the stream keeps.
+    Oldest,
+    /// The stream's `n` latest messages (of any subject).
+    Last(u64),
+    /// The first message stored at or after this time (Unix ms).
+    Time(i64),
+}
+
 /// How long reading a stream may wait for the next message it was told is there.
 const READ_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -133,16 +144,15 @@ impl Bus {
     /// An ordered consumer of every message on `subject` that `stream` keeps, from the
     /// oldest: how histories are read and followed.
     pub async fn ordered(&self, stream: &str, subject: &str) -> Result<Ordered, BusError> {
-        self.ordered_from(stream, subject, None).await
+        self.ordered_from(stream, subject, From::Oldest).await
     }
 
-    /// [`Bus::ordered`] from the stream's `last` latest messages (of any subject) on, when
-    /// given: a bound on how much history a reader takes.
+    /// [`Bus::ordered`] from where `from` says: a bound on how much history a reader takes.
     async fn ordered_from(
         &self,
         stream: &str,
         subject: &str,
-        last: Option<u64>,
+        from: From,
     ) -> Result<Ordered, BusError> {
         use async_nats::jetstream::consumer::{DeliverPolicy, push::OrderedConfig};
         let setup = |e: Cause| BusError::Setup {
@@ -154,9 +164,15 @@ impl Bus {
             .get_stream(stream)
             .await
             .map_err(|e| setup(e.into()))?;
-        let deliver_policy = match last {
-            None => DeliverPolicy::All,
-            Some(n) => {
+        let deliver_policy = match from {
+            From::Oldest => DeliverPolicy::All,
+            From::Time(ms) => DeliverPolicy::ByStartTime {
+                start_time: time::OffsetDateTime::from_unix_timestamp_nanos(
+                    i128::from(ms) * 1_000_000,
+                )
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+            },
+            From::Last(n) => {
                 let state = &handle.info().await.map_err(|e| setup(e.into()))?.state;
                 let start = state
                     .last_sequence
@@ -187,7 +203,20 @@ impl Bus {
         last: u64,
         what: &'static str,
     ) -> Result<Vec<M>, BusError> {
-        self.read_from(stream, subject, Some(last), what).await
+        self.read_from(stream, subject, From::Last(last), what)
+            .await
+    }
+
+    /// [`Bus::read_all`] of the messages stored at or after `since_unix_ms` only.
+    pub async fn read_since<M: Message + Default>(
+        &self,
+        stream: &str,
+        subject: &str,
+        since_unix_ms: i64,
+        what: &'static str,
+    ) -> Result<Vec<M>, BusError> {
+        self.read_from(stream, subject, From::Time(since_unix_ms), what)
+            .await
     }
 
     /// Every message on `subject` that `stream` keeps, oldest first, decoded as `what`
@@ -199,14 +228,14 @@ impl Bus {
         subject: &str,
         what: &'static str,
     ) -> Result<Vec<M>, BusError> {
-        self.read_from(stream, subject, None, what).await
+        self.read_from(stream, subject, From::Oldest, what).await
     }
 
     async fn read_from<M: Message + Default>(
         &self,
         stream: &str,
         subject: &str,
-        last: Option<u64>,
+        from: From,
         what: &'static str,
     ) -> Result<Vec<M>, BusError> {
         use futures::StreamExt;
@@ -214,7 +243,7 @@ impl Bus {
             what: format!("an ordered consumer of {stream}"),
             source: e,
         };
-        let mut consumer = self.ordered_from(stream, subject, last).await?;
+        let mut consumer = self.ordered_from(stream, subject, from).await?;
         let pending = consumer
             .info()
             .await

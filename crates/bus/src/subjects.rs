@@ -130,6 +130,8 @@ pub enum Alert {
     GateBlocks,
     /// `monitor.min_auc_roc`: the Production version's live AUC-ROC fell under it.
     LiveAucRoc,
+    /// A rollout's analysis failed a check: the candidate was rolled back.
+    Rollout,
 }
 
 impl Alert {
@@ -150,6 +152,7 @@ impl Alert {
             Alert::ValidationFailures => "validation_failures",
             Alert::GateBlocks => "gate_blocks",
             Alert::LiveAucRoc => "live_auc_roc",
+            Alert::Rollout => "rollout",
         }
     }
 }
@@ -512,6 +515,8 @@ pub enum ModelKey<'a> {
     Approvals(&'a str, u32),
     /// The model's shadow of Production: `<model>.shadow`.
     Shadow(&'a str),
+    /// A model's latest rollout (`Rollout`).
+    Rollout(&'a str),
 }
 
 impl std::fmt::Display for ModelKey<'_> {
@@ -524,6 +529,7 @@ impl std::fmt::Display for ModelKey<'_> {
             ModelKey::Alias(m, a) => write!(f, "{m}.alias.{a}"),
             ModelKey::Approvals(m, n) => write!(f, "{m}.approvals.{n}"),
             ModelKey::Shadow(m) => write!(f, "{m}.shadow"),
+            ModelKey::Rollout(m) => write!(f, "{m}.rollout"),
         }
     }
 }

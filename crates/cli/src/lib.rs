@@ -30,12 +30,14 @@ pub use dlq::DlqCommand;
 pub use feedback::FeedbackCommand;
 pub use publish::{PublishArgs, PublishKind};
 pub use report::ReportFormat;
+pub use rollout::RolloutCommand;
 pub use shadow::ShadowCommand;
 pub use show::{DecisionArgs, ModelsArgs, ModelsCommand, RunsArgs, RunsCommand};
 pub use tokens::TokenCommand;
 pub use train::{PredictArgs, TrainArgs};
 pub use validate::ValidateArgs;
 mod report;
+mod rollout;
 mod shadow;
 pub mod show;
 mod specs;
@@ -186,6 +188,10 @@ pub enum Command {
     /// without changing any response: `start`, `stop`, `status`.
     #[command(subcommand)]
     Shadow(ShadowCommand),
+    /// The rollout of an approved version (the policy's `rollout:`): `status`, and for
+    /// approvers `pause`, `resume`, `abort` and `promote`.
+    #[command(subcommand)]
+    Rollout(RolloutCommand),
     /// Print the CLI reference (every command's help) as Markdown, for the book.
     #[command(hide = true)]
     CliReference,
@@ -378,6 +384,9 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
         Command::Feedback(command) => feedback::run(&cli.nats_url, command).await,
         Command::Shadow(command) => {
             shadow::run(&cli.registry_url, &cli.nats_url, &cli.identity, command).await
+        }
+        Command::Rollout(command) => {
+            rollout::run(&cli.registry_url, &cli.nats_url, &cli.identity, command).await
         }
         Command::Rollback { model, reason } => {
             show::rollback(&cli.registry_url, &cli.identity, &model, &reason).await

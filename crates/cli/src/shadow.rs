@@ -3,8 +3,8 @@
 
 use clap::Subcommand;
 use tollgate_bus::subjects;
+use tollgate_pipeline::rollout::{Summary, summarize};
 use tollgate_proto::{GetShadowRequest, SetShadowRequest, Shadow, ShadowReport};
-use tollgate_stack::services::server::shadow::{Summary, summarize};
 
 use crate::{
     CliError,

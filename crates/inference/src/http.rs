@@ -4,7 +4,13 @@
 //! probes the server as it probes every other Tollgate service; `/readyz` answers 503
 //! until every entry has a version loaded.
 
-use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc};
+use std::{
+    future::Future,
+    net::SocketAddr,
+    pin::Pin,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use crate::{
     binary,
@@ -41,8 +47,20 @@ pub type FeedbackReply = (StatusCode, serde_json::Value);
 /// Told about every record a server scored, and sent the labels that arrive for them: the
 /// model server samples records for drift and keeps predictions for their labels.
 pub trait Observer: Send + Sync + 'static {
-    /// `scored` (its records, their ids and probabilities) was scored by `model`.
-    fn scored(&self, model: &ServedModel, scored: &Scored);
+    /// `scored` (its records, their ids and probabilities) was scored by `model` in `took`.
+    fn scored(&self, model: &ServedModel, scored: &Scored, took: Duration);
+
+    /// The version that answers a request for `chosen` (the entry's version) with the
+    /// request id `key`: a rollout's candidate takes its share. By default `chosen`.
+    fn route(&self, chosen: Arc<ServedModel>, key: Option<&str>) -> Arc<ServedModel> {
+        let _ = key;
+        chosen
+    }
+
+    /// `model` failed a request of `records` records with a server error, in `took`.
+    fn failed(&self, model: &ServedModel, records: u64, took: Duration) {
+        let _ = (model, records, took);
+    }
 
     /// Labels for `model`'s predictions. By default none are kept: 501.
     fn feedback(
@@ -66,7 +84,7 @@ pub trait Observer: Send + Sync + 'static {
 pub struct Unobserved;
 
 impl Observer for Unobserved {
-    fn scored(&self, _: &ServedModel, _: &Scored) {}
+    fn scored(&self, _: &ServedModel, _: &Scored, _: Duration) {}
 }
 
 /// Request bodies above this many bytes are refused unless the server sets its own limit.
@@ -322,6 +340,12 @@ async fn infer_of(
         Ok(r) => r,
         Err(e) => return failed(&e),
     };
+    // A request for no version in particular may go to a rollout's candidate.
+    let model = match version {
+        None => s.observer.route(model, request.id.as_deref()),
+        Some(_) => model,
+    };
+    let started = Instant::now();
     // What the answer's encoding depends on, kept for after scoring.
     let asked = InferRequest {
         outputs: request.outputs.clone(),
@@ -350,7 +374,7 @@ async fn infer_of(
     };
     match scored {
         Ok(scored) => {
-            s.observer.scored(&model, &scored);
+            s.observer.scored(&model, &scored, started.elapsed());
             match binary::response(&asked, &scored.response) {
                 Some((body, json_len)) => (
                     StatusCode::OK,
@@ -367,7 +391,13 @@ async fn infer_of(
                 None => json(StatusCode::OK, &scored.response),
             }
         }
-        Err(e) => failed(&e),
+        Err(e) => {
+            if e.status() >= 500 {
+                s.observer
+                    .failed(&model, u64::try_from(rows).unwrap_or(0), started.elapsed());
+            }
+            failed(&e)
+        }
     }
 }
 

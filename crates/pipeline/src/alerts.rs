@@ -72,8 +72,9 @@ pub fn step(rule: Rule, settings: &AlertSettings, run: &RunSummary) -> (Step, u3
                 Some(_) => (Step::Clear, on),
             }
         }
-        // Not a run's: raised by the model server's labels monitor.
-        Rule::Approval | Rule::LiveAucRoc => (Step::Skip, 0),
+        // Not a run's: raised by the model server's labels monitor and the registry's
+        // rollouts.
+        Rule::Approval | Rule::LiveAucRoc | Rule::Rollout => (Step::Skip, 0),
     }
 }
 
@@ -90,6 +91,7 @@ fn summary(rule: Rule, settings: &AlertSettings, model: &str, runs: usize) -> St
         ),
         Rule::Approval => format!("{model}: approval requested"),
         Rule::LiveAucRoc => format!("{model}: live AUC-ROC under monitor.min_auc_roc"),
+        Rule::Rollout => format!("{model}: a rollout was rolled back"),
     }
 }
 

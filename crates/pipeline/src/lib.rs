@@ -29,6 +29,7 @@ pub mod events;
 pub mod failures;
 pub mod feedback;
 pub mod groups;
+pub mod rollout;
 pub mod runs;
 pub mod specs;
 pub mod stage;

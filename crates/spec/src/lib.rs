@@ -12,6 +12,7 @@ pub mod envelope;
 pub mod expectations;
 pub mod monitor;
 pub mod policy;
+pub mod rollout;
 pub mod schedule;
 pub mod usercode;
 
@@ -233,6 +234,10 @@ pub struct ModelSpec {
     /// How the Production version must do on live traffic once labels arrive.
     #[serde(default)]
     pub monitor: Option<monitor::Monitor>,
+    /// How an approved version reaches Production: shadow, canary steps and analysis.
+    /// Without it, an approval moves Production at once.
+    #[serde(default)]
+    pub rollout: Option<rollout::Rollout>,
 }
 
 /// The spec's `alerts:` section. Each rule fires on `tollgate.alert.<rule>` and resolves
@@ -593,6 +598,9 @@ impl ModelSpec {
         }
         if let Some(m) = &self.monitor {
             m.check().map_err(SpecError::Invalid)?;
+        }
+        if let Some(r) = &self.rollout {
+            r.check().map_err(SpecError::Invalid)?;
         }
         if let Some((stage, _)) = self.timeouts.iter().find(|(_, w)| w.0.is_zero()) {
             return bad(format!("timeouts.{stage}: a stage needs more than no time"));

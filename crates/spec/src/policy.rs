@@ -8,7 +8,7 @@
 //! [`effective`] is the spec a run of a proposal uses: the proposal's features, target,
 //! split, algorithm, expectations, tests, threshold, drift settings and timeouts, with the
 //! policy's approvers, plans, schedules, data source, concurrency, alerts, champion checks,
-//! live monitor and approval rules, and each gate the stricter of the two.
+//! live monitor, rollout and approval rules, and each gate the stricter of the two.
 
 use std::collections::BTreeMap;
 
@@ -110,6 +110,7 @@ pub fn effective(policy: &ModelSpec, proposal: &ModelSpec) -> (ModelSpec, Vec<St
     differs("alerts", json(&policy.alerts), json(&proposal.alerts));
     differs("champion", json(&policy.champion), json(&proposal.champion));
     differs("monitor", json(&policy.monitor), json(&proposal.monitor));
+    differs("rollout", json(&policy.rollout), json(&proposal.rollout));
     changes.dedup();
     let spec = ModelSpec {
         gates,
@@ -123,6 +124,7 @@ pub fn effective(policy: &ModelSpec, proposal: &ModelSpec) -> (ModelSpec, Vec<St
         alerts: policy.alerts,
         champion: policy.champion.clone(),
         monitor: policy.monitor,
+        rollout: policy.rollout.clone(),
         ..proposal.clone()
     };
     (spec, changes)

@@ -461,3 +461,69 @@ fn monitor_takes_a_live_auc_floor_over_a_window_of_labels_and_is_policy() {
         "{changes:?}"
     );
 }
+
+#[test]
+fn rollout_takes_the_issues_keys_with_durations_in_seconds_minutes_and_hours() {
+    let block = "rollout:\n  shadow: {share: 1.0, duration: 30m}\n  canary: {steps: [5, 25, 50, 100], step: 15m}\n  analysis:\n    max_error_rate: 0.01\n    max_latency_p99_ms: 10\n    min_agreement: 0.9\n    max_prediction_drift: 0.1\n    min_auc_roc: 0.80\n    min_labels: 200\n";
+    let spec = ModelSpec::parse(&format!("{EXAMPLE}\n{block}")).unwrap();
+    let r = spec.rollout.clone().unwrap();
+    let shadow = r.shadow.unwrap();
+    assert_eq!(shadow.duration.0, std::time::Duration::from_secs(1800));
+    assert_eq!(r.canary.steps, vec![5, 25, 50, 100]);
+    assert_eq!(r.canary.step.0, std::time::Duration::from_secs(900));
+    assert_eq!(r.analysis.min_agreement, Some(0.9));
+    assert_eq!(r.analysis.min_labels, 200);
+    let short = ModelSpec::parse(&format!(
+        "{EXAMPLE}\nrollout: {{canary: {{steps: [50, 100], step: 30s}}}}\n"
+    ))
+    .unwrap();
+    let short = short.rollout.unwrap();
+    assert_eq!(short.canary.step.0, std::time::Duration::from_secs(30));
+    assert_eq!(short.shadow, None);
+    assert_eq!(short.analysis.min_auc_roc, None);
+    let hourly = ModelSpec::parse(&format!(
+        "{EXAMPLE}\nrollout: {{canary: {{steps: [100], step: 1h}}}}\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        hourly.rollout.unwrap().canary.step.0,
+        std::time::Duration::from_secs(3600)
+    );
+    for (block, says) in [
+        (
+            "rollout: {canary: {steps: [5, 50], step: 1m}}",
+            "must end at 100",
+        ),
+        (
+            "rollout: {canary: {steps: [50, 25, 100], step: 1m}}",
+            "must rise",
+        ),
+        (
+            "rollout: {canary: {steps: [100], step: 10 minutes please}}",
+            "not a duration",
+        ),
+        (
+            "rollout: {shadow: {share: 2, duration: 1m}, canary: {steps: [100], step: 1m}}",
+            "rollout.shadow.share",
+        ),
+        (
+            "rollout: {canary: {steps: [100], step: 1m}, analysis: {min_agreement: 1.2}}",
+            "rollout.analysis.min_agreement",
+        ),
+        (
+            "rollout: {canary: {steps: [100], step: 1m}, analysis: {max_errors: 1}}",
+            "unknown field",
+        ),
+    ] {
+        let e = ModelSpec::parse(&format!("{EXAMPLE}\n{block}\n")).unwrap_err();
+        assert!(e.to_string().contains(says), "{block}: {e}");
+    }
+    // A proposal cannot change or drop the policy's rollout.
+    let proposal = ModelSpec::parse(EXAMPLE).unwrap();
+    let (effective, changes) = crate::policy::effective(&spec, &proposal);
+    assert_eq!(effective.rollout, spec.rollout);
+    assert!(
+        changes.iter().any(|c| c.starts_with("rollout ")),
+        "{changes:?}"
+    );
+}

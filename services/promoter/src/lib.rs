@@ -11,7 +11,8 @@
 //! - `tollgate.stage.approval`: asks the spec's approvers for Production, on
 //!   `tollgate.alert.approval` and in the run's verdict.
 //! - `tollgate.stage.production`: after a recorded approval, moves the version to
-//!   Production and archives the previous one.
+//!   Production and archives the previous one; or, when the model's policy has a
+//!   `rollout:` section, starts the rollout the registry drives.
 //!
 //! Publishes each run to its next stage, or ends it.
 
@@ -25,7 +26,10 @@ use tollgate_ml::{
     table::Columns,
 };
 use tollgate_pipeline::{StageContext, StageDone, StageError, StageHandler, StageOutcome};
-use tollgate_proto::{GetVersionRequest, ModelStage, Run, Stage, TransitionStageRequest};
+use tollgate_proto::{
+    GetVersionRequest, ModelStage, RolloutState, Run, Stage, StartRolloutRequest,
+    TransitionStageRequest,
+};
 use tollgate_service::{ServiceError, StageConfig, StageDeps};
 use tollgate_spec::{Gate, ModelSpec};
 
@@ -97,7 +101,7 @@ impl StageHandler for Promoter {
         }
         let outcome = match run.current_stage() {
             Some(Stage::Promote) => self.move_to(&run, ModelStage::Staging).await?,
-            Some(Stage::Production) => self.move_to(&run, ModelStage::Production).await?,
+            Some(Stage::Production) => self.to_production(&run, &ctx).await?,
             // Only waiting on servers: on shutdown the run goes back at once.
             Some(Stage::Integration) => ctx.waiting(self.integration(&run, &ctx)).await??,
             Some(Stage::Approval) => self.request_approval(&run, &ctx).await?,
@@ -113,6 +117,60 @@ impl StageHandler for Promoter {
 }
 
 impl Promoter {
+    /// Moves an approved version to Production: at once, or by starting the rollout the
+    /// model's policy (`rollout:`) asks for, which the registry then drives.
+    async fn to_production(
+        &self,
+        run: &Run,
+        ctx: &StageContext,
+    ) -> Result<StageOutcome, StageError> {
+        use tollgate_pipeline::Stores;
+        let policy = ctx
+            .bus()
+            .specs()
+            .current(&run.model)
+            .await
+            .map_err(|e| match e {
+                tollgate_pipeline::specs::SpecStoreError::Bus(e) => StageError::Bus(e),
+                invalid => StageError::Input(format!("the model's policy: {invalid}")),
+            })?;
+        if policy.is_none_or(|p| p.spec.rollout.is_none()) {
+            return self.move_to(run, ModelStage::Production).await;
+        }
+        let rollout = self
+            .0
+            .registry
+            .clone()
+            .start_rollout(StartRolloutRequest {
+                model: run.model.clone(),
+                version: run.model_version,
+                actor: "promoter".into(),
+                reason: run.reason.clone(),
+                run_id: run.run_id.clone(),
+            })
+            .await?
+            .into_inner();
+        if rollout.state() == RolloutState::Promoted {
+            return Ok(StageOutcome::Passed(format!(
+                "{} v{} is now in Production: {}",
+                run.model, run.model_version, rollout.reason
+            )));
+        }
+        let plan = rollout.plan.unwrap_or_default();
+        let phases: Vec<String> = tollgate_pipeline::rollout::phases(&plan)
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        Ok(StageOutcome::Passed(format!(
+            "rollout of {} v{} against Production v{} started: {}; follow it with tollgate rollout status {}",
+            run.model,
+            run.model_version,
+            rollout.from_version,
+            phases.join(" → "),
+            run.model
+        )))
+    }
+
     async fn move_to(&self, run: &Run, to: ModelStage) -> Result<StageOutcome, StageError> {
         if to == ModelStage::Staging && run.gate.as_ref().is_some_and(|g| !g.blessed) {
             return Err(StageError::Input(format!(

@@ -8,7 +8,9 @@
 //!
 //! Production needs a recorded approval by an identity on the spec's `approvers:` list;
 //! an approval starts a `production` run for the promoter, a gate override by an approver
-//! a `promote` run. Every change to a version lands in its audit trail.
+//! a `promote` run. With a `rollout:` policy, the promoter's Production stage starts a
+//! rollout the registry drives step by step (`store::rollouts`). Every change to a version
+//! lands in its audit trail.
 //!
 //! Consumes: `tollgate.run.>` (durable `registry-runs`). Publishes: `tollgate.trigger.model`
 //! on every change to a version; `tollgate.stage.production` / `.promote` (with
@@ -28,11 +30,12 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tollgate_bus::{Bus, BusError};
 use tollgate_proto::{
-    AppliedSpec, ApplySpecRequest, Approval, ApprovalRequest, Artifact, GetRunRequest,
-    GetShadowRequest, GetVersionRequest, LatestByStageRequest, ListRunsRequest, ListRunsResponse,
-    ListVersionsRequest, ListVersionsResponse, ModelVersion, OverrideRequest, RecordGateRequest,
-    RegisterVersionRequest, Registry, RegistryServer, ResolveRequest, RollbackRequest, RunSummary,
-    SetAliasRequest, SetShadowRequest, Shadow, TransitionStageRequest, UpdateVersionRequest,
+    AppliedSpec, ApplySpecRequest, Approval, ApprovalRequest, Artifact, ControlRolloutRequest,
+    GetRolloutRequest, GetRunRequest, GetShadowRequest, GetVersionRequest, LatestByStageRequest,
+    ListRunsRequest, ListRunsResponse, ListVersionsRequest, ListVersionsResponse, ModelVersion,
+    OverrideRequest, RecordGateRequest, RegisterVersionRequest, Registry, RegistryServer,
+    ResolveRequest, RollbackRequest, Rollout, RunSummary, SetAliasRequest, SetShadowRequest,
+    Shadow, StartRolloutRequest, TransitionStageRequest, UpdateVersionRequest,
 };
 use tollgate_service::{GRPC_ADDR, HEALTH_ADDR, NatsConfig, tokens::Role};
 use tonic::{Request, Response, Status};
@@ -136,6 +139,7 @@ where
         })?;
     info!(%addr, "registry gRPC listening");
     let runs_task = tokio::spawn(store::runs::keep_run_records(bus.clone(), token.clone()));
+    let rollouts_task = tokio::spawn(store::drive_rollouts(bus.clone(), token.clone()));
     let svc = RegistryServer::new(RegistryService { bus })
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -167,6 +171,7 @@ where
         .await
         .map_err(RegistryError::Serve)?;
     token.cancel();
+    let _ = rollouts_task.await;
     match runs_task.await {
         Ok(result) => result.map_err(RegistryError::from),
         Err(e) => Err(RegistryError::Internal(format!(
@@ -352,6 +357,42 @@ impl Registry for RegistryService {
         r.actor = caller.label(&r.actor)?;
         Ok(Response::new(
             store::set_shadow(&self.bus, &caller, r).await?,
+        ))
+    }
+
+    async fn start_rollout(
+        &self,
+        request: Request<StartRolloutRequest>,
+    ) -> Result<Response<Rollout>, Status> {
+        let caller = auth::caller(&request);
+        caller.require(&[Role::Promoter], "start rollouts")?;
+        let mut r = request.into_inner();
+        r.actor = recorded(&caller, r.actor);
+        Ok(Response::new(store::start_rollout(&self.bus, r).await?))
+    }
+
+    async fn get_rollout(
+        &self,
+        request: Request<GetRolloutRequest>,
+    ) -> Result<Response<Rollout>, Status> {
+        Ok(Response::new(
+            store::get_rollout(&self.bus, &request.into_inner().model).await?,
+        ))
+    }
+
+    async fn control_rollout(
+        &self,
+        request: Request<ControlRolloutRequest>,
+    ) -> Result<Response<Rollout>, Status> {
+        let caller = auth::caller(&request);
+        caller.require(
+            &[Role::Approver, Role::Admin],
+            "pause, resume, abort or promote rollouts",
+        )?;
+        let mut r = request.into_inner();
+        r.actor = caller.label(&r.actor)?;
+        Ok(Response::new(
+            store::control_rollout(&self.bus, &caller, r).await?,
         ))
     }
 

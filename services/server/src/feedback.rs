@@ -88,12 +88,24 @@ pub struct Observed {
 }
 
 impl Observer for Observed {
-    fn scored(&self, model: &ServedModel, scored: &Scored) {
+    fn scored(&self, model: &ServedModel, scored: &Scored, took: std::time::Duration) {
         self.sampler.sample(model, &scored.records);
         if let Some(keeper) = &self.keeper {
             keeper.keep(model, scored);
         }
-        self.shadows.mirror(model, scored);
+        self.shadows.scored(model, scored, took);
+    }
+
+    fn route(
+        &self,
+        chosen: std::sync::Arc<ServedModel>,
+        key: Option<&str>,
+    ) -> std::sync::Arc<ServedModel> {
+        self.shadows.route(chosen, key)
+    }
+
+    fn failed(&self, model: &ServedModel, records: u64, took: std::time::Duration) {
+        self.shadows.failed(model, records, took);
     }
 
     fn feedback(

@@ -9,12 +9,13 @@ use tokio_util::sync::CancellationToken;
 use tollgate_bus::{Bus, codec::decode_delivery, subjects};
 use tollgate_inference::{Catalog, Entry, ServedModel};
 use tollgate_ml::artifact::Artifact;
+use tollgate_pipeline::rollout;
 use tollgate_proto::{
-    GetShadowRequest, GetVersionRequest, ModelVersion, RegistryApi, ResolveRequest, Trigger,
-    TriggerKind,
+    GetRolloutRequest, GetShadowRequest, GetVersionRequest, ModelVersion, RegistryApi,
+    ResolveRequest, RolloutState, Trigger, TriggerKind,
 };
 
-use crate::shadow::Shadows;
+use crate::shadow::{CANDIDATE, Shadows, Split};
 use tracing::{info, warn};
 
 /// Loads versions into a catalog, and the shadows of its Production entries.
@@ -96,8 +97,9 @@ impl Loader {
         self.reconcile_shadows(model).await;
     }
 
-    /// Brings the shadow of each model served from Production to what the registry
-    /// has: loads a new one, stops one that was stopped.
+    /// Brings the candidate of each model served from Production to what the registry
+    /// has: a running (or paused) rollout's current phase first, otherwise the shadow;
+    /// loads a new candidate, retunes or stops one.
     async fn reconcile_shadows(&self, model: Option<&str>) {
         let mut seen: Vec<&str> = Vec::new();
         for entry in self.catalog.entries().iter().filter(|e| e.is_production()) {
@@ -105,38 +107,84 @@ impl Loader {
                 continue;
             }
             seen.push(&entry.model);
-            let asked = GetShadowRequest {
-                model: entry.model.clone(),
-            };
-            let shadow = match self.registry.clone().get_shadow(asked).await {
-                Ok(s) => s.into_inner(),
-                Err(s) => {
-                    warn!(model = %entry.model, reason = %s.message(), "shadow not read; it stays as it was");
+            let split = match self.split(&entry.model).await {
+                Ok(s) => s,
+                Err(reason) => {
+                    warn!(model = %entry.model, %reason, "rollout and shadow not read; the split stays as it was");
                     continue;
                 }
             };
-            if shadow.version == 0 {
+            let Some(split) = split else {
                 self.shadows.stop(&entry.model);
                 continue;
-            }
-            if self.shadows.running(&entry.model) == Some((shadow.version, shadow.started_unix_ms))
-            {
+            };
+            let running = self.shadows.get(&entry.model);
+            if running.as_ref().is_some_and(|m| m.split == split) {
                 continue;
             }
-            let v = match version_of(&self.registry, &entry.model, shadow.version).await {
-                Ok(v) => v,
-                Err(reason) => {
-                    warn!(model = %entry.model, version = shadow.version, %reason, "shadow not loaded");
-                    continue;
+            // A new phase of the same candidate keeps the version it loaded.
+            let loaded = match running.filter(|m| m.split.version == split.version) {
+                Some(m) => m.model.clone(),
+                None => {
+                    let v = match version_of(&self.registry, &entry.model, split.version).await {
+                        Ok(v) => v,
+                        Err(reason) => {
+                            warn!(model = %entry.model, version = split.version, %reason, "candidate not loaded");
+                            continue;
+                        }
+                    };
+                    match self.load(CANDIDATE, &v).await {
+                        Ok(loaded) => Arc::new(loaded),
+                        Err(reason) => {
+                            warn!(model = %entry.model, version = split.version, %reason, "candidate not loaded");
+                            continue;
+                        }
+                    }
                 }
             };
-            match self.load("shadow", &v).await {
-                Ok(loaded) => self.shadows.start(&shadow, loaded),
-                Err(reason) => {
-                    warn!(model = %entry.model, version = shadow.version, %reason, "shadow not loaded")
-                }
-            }
+            self.shadows.start(&entry.model, split, loaded);
         }
+    }
+
+    /// How `model`'s Production traffic is split now: by its rollout while one runs or is
+    /// paused, by its shadow otherwise; `None` when it is not.
+    async fn split(&self, model: &str) -> Result<Option<Split>, String> {
+        let mut registry = self.registry.clone();
+        let rollout = registry
+            .get_rollout(GetRolloutRequest {
+                model: model.into(),
+            })
+            .await
+            .map_err(|s| format!("rollout: {}", s.message()))?
+            .into_inner();
+        if matches!(
+            rollout.state(),
+            RolloutState::Running | RolloutState::Paused
+        ) {
+            let phases = rollout::phases(&rollout.plan.unwrap_or_default());
+            let Some(phase) = phases.get(rollout.phase as usize) else {
+                return Ok(None);
+            };
+            return Ok(Some(Split {
+                version: rollout.version,
+                mirror: phase.mirror,
+                canary: phase.canary,
+                started_unix_ms: rollout.phase_started_unix_ms,
+            }));
+        }
+        let shadow = registry
+            .get_shadow(GetShadowRequest {
+                model: model.into(),
+            })
+            .await
+            .map_err(|s| format!("shadow: {}", s.message()))?
+            .into_inner();
+        Ok((shadow.version != 0).then_some(Split {
+            version: shadow.version,
+            mirror: shadow.share,
+            canary: 0.0,
+            started_unix_ms: shadow.started_unix_ms,
+        }))
     }
 
     /// The version an entry points at, or `None` when nothing holds its stage or alias.

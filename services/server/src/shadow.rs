@@ -1,123 +1,130 @@
-//! Shadows: a blessed version scoring a share of Production's requests beside it, for
-//! comparison only (`tollgate shadow start MODEL VERSION --share S`). Production answers
-//! every request; the shadow scores the same records off the request path, and each
-//! replica tallies how often the two predict alike, how far apart their probabilities
-//! are and how long the shadow took, and reports its tally on `tollgate.shadow.<model>`
-//! every [`REPORT_EVERY`] (what `tollgate shadow status` adds up).
+//! Shadows and canaries: a blessed version scoring a share of Production's requests beside
+//! it (`tollgate shadow start MODEL VERSION --share S`, or a rollout's shadow phase), or
+//! answering a share of them itself (a rollout's canary step). Each replica tallies how
+//! often the two predict alike, how far apart their probabilities are, how long the
+//! candidate took and how often it failed ([`Tally`]), and reports its tally on
+//! `tollgate.shadow.<model>` every [`REPORT_EVERY`]: what `tollgate shadow status` and the
+//! registry's rollout analysis add up.
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, RwLock},
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
 use tokio_util::sync::CancellationToken;
 use tollgate_bus::{Bus, now_ms, subjects};
 use tollgate_inference::{Scored, ServedModel};
-use tollgate_proto::{Shadow, ShadowReport};
+use tollgate_pipeline::rollout::Tally;
+use tollgate_proto::ShadowReport;
 use tracing::{info, warn};
 
 /// How often each replica reports what it saw of its shadows.
 pub const REPORT_EVERY: Duration = Duration::from_secs(2);
 
-/// Upper bounds of the latency buckets, in microseconds (the last bucket is above them).
-pub const LATENCY_BOUNDS_US: [u64; 14] = [
-    50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000,
-    1_000_000,
-];
+/// The label a candidate is served under: its answers and samples say so.
+pub const CANDIDATE: &str = "candidate";
 
-/// What a replica saw of one shadow since its last report.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct Tally {
-    /// Records scored by both.
-    pub mirrored: u64,
-    /// Of those, predicted alike.
-    pub agreed: u64,
-    /// Records the shadow failed to score.
-    pub errors: u64,
-    /// Sum of |p_shadow - p_production|.
-    pub abs_diff_sum: f64,
-    /// Requests per latency bucket ([`LATENCY_BOUNDS_US`], then one above them).
-    pub latency_buckets: Vec<u64>,
+/// How a replica splits a model's Production traffic with a candidate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Split {
+    /// The candidate version.
+    pub version: u32,
+    /// Share of Production's requests mirrored to it.
+    pub mirror: f64,
+    /// Share of Production's requests it answers itself.
+    pub canary: f64,
+    /// When this split started (its reports carry it, so each phase is told apart).
+    pub started_unix_ms: i64,
 }
 
-impl Tally {
-    /// Adds one request: the Production and shadow probabilities of its records (each
-    /// predicted positive at or above its own version's threshold) and the shadow's time.
-    pub fn add(
-        &mut self,
-        production: (&[f64], f64),
-        shadow: Result<(&[f64], f64), ()>,
-        took: Duration,
-    ) {
-        if self.latency_buckets.is_empty() {
-            self.latency_buckets = vec![0; LATENCY_BOUNDS_US.len() + 1];
-        }
-        let us = took.as_micros() as u64;
-        let bucket = LATENCY_BOUNDS_US
-            .iter()
-            .position(|&b| us <= b)
-            .unwrap_or(LATENCY_BOUNDS_US.len());
-        self.latency_buckets[bucket] += 1;
-        let (p, p_cut) = production;
-        match shadow {
-            Ok((q, q_cut)) => {
-                for (&a, &b) in p.iter().zip(q) {
-                    self.mirrored += 1;
-                    self.agreed += u64::from((a >= p_cut) == (b >= q_cut));
-                    self.abs_diff_sum += (a - b).abs();
-                }
-            }
-            Err(()) => self.errors += p.len() as u64,
+/// A candidate loaded on this replica, and how it shares traffic.
+pub struct Mirror {
+    /// The candidate version.
+    pub model: Arc<ServedModel>,
+    /// How it shares traffic.
+    pub split: Split,
+    /// Requests routed so far: the routing's low-discrepancy sequence.
+    routed: AtomicU64,
+    tally: Mutex<Tally>,
+}
+
+impl Mirror {
+    fn tally(&self, f: impl FnOnce(&mut Tally)) {
+        if let Ok(mut t) = self.tally.lock() {
+            f(&mut t);
         }
     }
 }
 
-/// A shadow loaded on this replica.
-pub struct Mirror {
-    /// The shadow version.
-    pub model: Arc<ServedModel>,
-    /// Share of Production's requests mirrored.
-    pub share: f64,
-    /// When the shadow started (its reports carry it).
-    pub started_unix_ms: i64,
-    tally: Mutex<Tally>,
+/// Whether a request goes to a candidate that answers `share` of them: by a hash of its
+/// `key` when it has one (the same key always goes the same way), otherwise by the
+/// golden-ratio sequence over `routed`, which hands the candidate its share of any run of
+/// requests to within one or two.
+fn takes(share: f64, key: Option<&str>, routed: &AtomicU64) -> bool {
+    if share <= 0.0 {
+        return false;
+    }
+    if share >= 1.0 {
+        return true;
+    }
+    let point = match key {
+        Some(k) => {
+            // FNV-1a, then MurmurHash3's finalizer so near keys (`req-1`, `req-2`) spread.
+            let mut h = k.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            });
+            h ^= h >> 33;
+            h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+            h ^= h >> 33;
+            h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+            h ^= h >> 33;
+            (h >> 11) as f64 / (1u64 << 53) as f64
+        }
+        None => {
+            const PHI: f64 = 0.618_033_988_749_894_9;
+            let n = routed.fetch_add(1, Ordering::Relaxed);
+            (n as f64 * PHI).fract()
+        }
+    };
+    point < share
 }
 
-/// The shadows of every model this replica serves from Production.
+/// The candidates of every model this replica serves from Production.
 #[derive(Default)]
 pub struct Shadows {
     by_model: RwLock<HashMap<String, Arc<Mirror>>>,
 }
 
 impl Shadows {
-    /// The shadow of `model`, if one is loaded.
+    /// The candidate of `model`, if one is loaded.
     pub fn get(&self, model: &str) -> Option<Arc<Mirror>> {
         self.by_model.read().ok()?.get(model).cloned()
     }
 
-    /// The shadow `model` runs now, as the registry has it: the version and start it is
-    /// mirroring, if any.
-    pub fn running(&self, model: &str) -> Option<(u32, i64)> {
-        self.get(model)
-            .map(|m| (m.model.version, m.started_unix_ms))
+    /// How `model` splits traffic now, if it does.
+    pub fn running(&self, model: &str) -> Option<Split> {
+        self.get(model).map(|m| m.split)
     }
 
-    /// Starts mirroring `model` to `loaded` as `shadow` says.
-    pub fn start(&self, shadow: &Shadow, loaded: ServedModel) {
+    /// Splits `model`'s traffic with `loaded` as `split` says.
+    pub fn start(&self, model: &str, split: Split, loaded: Arc<ServedModel>) {
         let mirror = Arc::new(Mirror {
-            model: Arc::new(loaded),
-            share: shadow.share,
-            started_unix_ms: shadow.started_unix_ms,
+            model: loaded,
+            split,
+            routed: AtomicU64::new(0),
             tally: Mutex::new(Tally::default()),
         });
         if let Ok(mut map) = self.by_model.write() {
-            map.insert(shadow.model.clone(), mirror);
+            map.insert(model.into(), mirror);
         }
-        info!(model = %shadow.model, version = shadow.version, share = shadow.share, "shadowing Production");
+        info!(%model, version = split.version, mirror = split.mirror, canary = split.canary, "shadowing Production");
     }
 
-    /// Stops mirroring `model`.
+    /// Stops splitting `model`'s traffic.
     pub fn stop(&self, model: &str) {
         let stopped = self.by_model.write().ok().and_then(|mut m| m.remove(model));
         if let Some(m) = stopped {
@@ -125,16 +132,37 @@ impl Shadows {
         }
     }
 
-    /// Mirrors a share of `model`'s Production requests to its shadow, off the request
-    /// path: `scored` is what Production answered.
-    pub fn mirror(&self, model: &ServedModel, scored: &Scored) {
-        if model.served_as != "Production" {
-            return;
+    /// The version that answers a request `chosen` for Production would score: the
+    /// candidate for its share of them, `chosen` otherwise. `key` is the request's id.
+    pub fn route(&self, chosen: Arc<ServedModel>, key: Option<&str>) -> Arc<ServedModel> {
+        if chosen.served_as != "Production" {
+            return chosen;
         }
+        match self.get(&chosen.name) {
+            Some(m) if takes(m.split.canary, key, &m.routed) => m.model.clone(),
+            _ => chosen,
+        }
+    }
+
+    /// Counts what `model` answered in `took`, and mirrors a share of Production's
+    /// requests to the candidate, off the request path.
+    pub fn scored(&self, model: &ServedModel, scored: &Scored, took: Duration) {
         let Some(mirror) = self.get(&model.name) else {
             return;
         };
-        if mirror.share < 1.0 && rand::random::<f64>() >= mirror.share {
+        if model.served_as == CANDIDATE {
+            mirror.tally(|t| t.served(&scored.probabilities, took));
+            return;
+        }
+        if model.served_as != "Production" {
+            return;
+        }
+        if mirror.split.canary > 0.0 {
+            mirror.tally(|t| t.production(&scored.probabilities));
+        }
+        if mirror.split.mirror <= 0.0
+            || (mirror.split.mirror < 1.0 && rand::random::<f64>() >= mirror.split.mirror)
+        {
             return;
         }
         let records = scored.records.clone();
@@ -145,14 +173,24 @@ impl Shadows {
             let shadow = mirror.model.score(&records);
             let took = started.elapsed();
             let q_cut = mirror.model.threshold;
-            if let Ok(mut tally) = mirror.tally.lock() {
+            mirror.tally(|t| {
                 let shadow = shadow.as_deref().map(|q| (q, q_cut)).map_err(|_| ());
-                tally.add((&production, cut), shadow, took);
-            }
+                t.add((&production, cut), shadow, took);
+            });
         });
     }
 
-    /// Each loaded shadow's tally since the last call, with what it compares.
+    /// Counts a request of `records` records the candidate failed to answer (a 5xx).
+    pub fn failed(&self, model: &ServedModel, records: u64, took: Duration) {
+        if model.served_as != CANDIDATE {
+            return;
+        }
+        if let Some(mirror) = self.get(&model.name) {
+            mirror.tally(|t| t.failed(records, took));
+        }
+    }
+
+    /// Each loaded candidate's tally since the last call, with what it compares.
     fn take(&self) -> Vec<(String, Arc<Mirror>, Tally)> {
         let Ok(map) = self.by_model.read() else {
             return Vec::new();
@@ -189,18 +227,22 @@ pub async fn report(
             _ = tick.tick() => false,
         };
         for (model, mirror, tally) in shadows.take() {
-            if tally.mirrored == 0 && tally.errors == 0 {
+            if tally.is_empty() {
                 continue;
             }
             let message = ShadowReport {
                 production_version: production(&model).unwrap_or_default(),
                 shadow_version: mirror.model.version,
-                shadow_started_unix_ms: mirror.started_unix_ms,
+                shadow_started_unix_ms: mirror.split.started_unix_ms,
                 mirrored: tally.mirrored,
                 agreed: tally.agreed,
                 errors: tally.errors,
                 abs_diff_sum: tally.abs_diff_sum,
                 latency_buckets: tally.latency_buckets,
+                served: tally.served,
+                production_served: tally.production_served,
+                shadow_scores: tally.shadow_scores,
+                production_scores: tally.production_scores,
                 replica: replica.clone(),
                 at_unix_ms: now_ms(),
                 model,
@@ -217,70 +259,6 @@ pub async fn report(
         if stopping {
             break;
         }
-    }
-}
-
-/// What every replica reported of one shadow, added up.
-#[derive(Debug, Default, Clone, PartialEq, serde::Serialize)]
-pub struct Summary {
-    /// Records scored by both.
-    pub mirrored: u64,
-    /// Share of them predicted alike; `None` before any.
-    pub agreement: Option<f64>,
-    /// Mean |p_shadow - p_production|; `None` before any.
-    pub mean_abs_diff: Option<f64>,
-    /// Records the shadow failed to score.
-    pub errors: u64,
-    /// The shadow's per-request latency at the 99th percentile, as the upper bound of its
-    /// bucket, in milliseconds; `None` before any.
-    pub latency_p99_ms: Option<f64>,
-    /// Replicas that reported.
-    pub replicas: usize,
-}
-
-/// Adds up `reports` of one shadow.
-pub fn summarize(reports: &[ShadowReport]) -> Summary {
-    let mut total = Tally::default();
-    let mut replicas: Vec<&str> = Vec::new();
-    for r in reports {
-        total.mirrored += r.mirrored;
-        total.agreed += r.agreed;
-        total.errors += r.errors;
-        total.abs_diff_sum += r.abs_diff_sum;
-        if total.latency_buckets.len() < r.latency_buckets.len() {
-            total.latency_buckets.resize(r.latency_buckets.len(), 0);
-        }
-        for (t, n) in total.latency_buckets.iter_mut().zip(&r.latency_buckets) {
-            *t += n;
-        }
-        if !replicas.contains(&r.replica.as_str()) {
-            replicas.push(&r.replica);
-        }
-    }
-    let requests: u64 = total.latency_buckets.iter().sum();
-    let p99 = (requests > 0).then(|| {
-        let wanted = (requests as f64 * 0.99).ceil() as u64;
-        let mut seen = 0;
-        let bucket = total
-            .latency_buckets
-            .iter()
-            .position(|n| {
-                seen += n;
-                seen >= wanted
-            })
-            .unwrap_or(LATENCY_BOUNDS_US.len());
-        LATENCY_BOUNDS_US
-            .get(bucket)
-            .map_or(f64::INFINITY, |&us| us as f64 / 1000.0)
-    });
-    let mirrored = total.mirrored as f64;
-    Summary {
-        mirrored: total.mirrored,
-        agreement: (total.mirrored > 0).then(|| total.agreed as f64 / mirrored),
-        mean_abs_diff: (total.mirrored > 0).then(|| total.abs_diff_sum / mirrored),
-        errors: total.errors,
-        latency_p99_ms: p99,
-        replicas: replicas.len(),
     }
 }
 

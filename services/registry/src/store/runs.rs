@@ -57,7 +57,10 @@ fn apply(record: &mut RunSummary, event: RunEvent) {
             if let Some(s) = event.summary
                 && record.verdict() == Verdict::Unspecified
             {
+                // The rollout's steps are the registry's own; the stages' summary has none.
+                let rollout = std::mem::take(&mut record.rollout);
                 *record = s;
+                record.rollout = rollout;
             }
         }
         RunEventKind::Progress | RunEventKind::Unspecified => {}
@@ -103,6 +106,38 @@ async fn record_event(bus: &Bus, id: &RunId, event: RunEvent) -> Result<RunSumma
             .map_err(|e| e.to_string()),
     }?;
     Ok(record)
+}
+
+/// Adds a rollout's `step` to the record of the run that started it (compare-and-set,
+/// retried against the run's own events).
+pub async fn add_rollout_step(
+    bus: &Bus,
+    run_id: &str,
+    step: tollgate_proto::RolloutStep,
+) -> Result<(), String> {
+    let runs = bus.key_value(Bucket::Runs);
+    for _ in 0..20 {
+        let Some(entry) = runs.entry(run_id).await.map_err(|e| e.to_string())? else {
+            return Err(format!("run {run_id} has no record"));
+        };
+        let mut record = RunSummary::decode(entry.value.as_ref()).map_err(|e| e.to_string())?;
+        if record
+            .rollout
+            .iter()
+            .any(|s| s.phase == step.phase && s.started_unix_ms == step.started_unix_ms)
+        {
+            return Ok(());
+        }
+        record.rollout.push(step.clone());
+        if runs
+            .update(run_id, record.encode_to_vec().into(), entry.revision)
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+    }
+    Err(format!("run {run_id} kept changing"))
 }
 
 /// Runs without a verdict, by id, with the time (ms) by which each must have one.

@@ -28,6 +28,17 @@ pub async fn transition(
     bus: &Bus,
     r: TransitionStageRequest,
 ) -> Result<ModelVersion, RegistryError> {
+    transition_with(bus, r, true).await
+}
+
+/// [`transition`], with the approvals checked already (by the rollout that ends with it)
+/// when `check_approvals` is false: a rollout longer than the approvals' expiry still
+/// completes.
+pub(super) async fn transition_with(
+    bus: &Bus,
+    r: TransitionStageRequest,
+    check_approvals: bool,
+) -> Result<ModelVersion, RegistryError> {
     let to = r.to();
     let (mut v, rev) = version(bus, &r.model, r.version).await?;
     match to {
@@ -42,14 +53,8 @@ pub async fn transition(
                     v.stage().name()
                 )));
             }
-            let spec = policy::of(bus, &r.model).await?;
-            let (decisions, _) = approvals(bus, &r.model, r.version).await?;
-            let standing = policy::standing(&decisions, &v, &spec, now_ms());
-            if !standing.enough() {
-                return Err(RegistryError::FailedPrecondition(format!(
-                    "moving to Production refused: {}",
-                    standing.shortfall(&v)
-                )));
+            if check_approvals {
+                approved_for_production(bus, &v).await?;
             }
         }
         ModelStage::None => {
@@ -95,6 +100,24 @@ pub async fn transition(
         .await?;
     }
     Ok(v)
+}
+
+/// Refuses unless `v` has the approvals its model's policy asks for Production.
+pub(super) async fn approved_for_production(
+    bus: &Bus,
+    v: &ModelVersion,
+) -> Result<(), RegistryError> {
+    let spec = policy::of(bus, &v.model).await?;
+    let (decisions, _) = approvals(bus, &v.model, v.version).await?;
+    let standing = policy::standing(&decisions, v, &spec, now_ms());
+    if standing.enough() {
+        Ok(())
+    } else {
+        Err(RegistryError::FailedPrecondition(format!(
+            "moving to Production refused: {}",
+            standing.shortfall(v)
+        )))
+    }
 }
 
 /// Points `stage` at `version` by compare-and-set; returns the version it pointed at
