@@ -50,6 +50,8 @@ mod processes;
 mod props;
 #[path = "e2e/registry.rs"]
 mod registry;
+#[path = "e2e/rollout.rs"]
+mod rollout;
 #[path = "e2e/scale.rs"]
 mod scale;
 #[path = "e2e/schedules.rs"]

@@ -44,15 +44,28 @@ impl Server {
         log: &Path,
         env: &[(&str, &str)],
     ) -> Server {
+        Self::spawn_at(&p.nats.url, &p.registry_url, addr, models, log, env)
+    }
+
+    /// [`Server::spawn_with`] against the NATS server and registry at these URLs; `env`
+    /// comes last, so it may change the defaults set here.
+    pub(super) fn spawn_at(
+        nats_url: &str,
+        registry_url: &str,
+        addr: &str,
+        models: &str,
+        log: &Path,
+        env: &[(&str, &str)],
+    ) -> Server {
         let child = Command::new(super::processes::bin("tollgate-server"))
-            .envs(env.iter().copied())
-            .env("TOLLGATE_NATS_URL", &p.nats.url)
-            .env("TOLLGATE_REGISTRY_URL", &p.registry_url)
+            .env("TOLLGATE_NATS_URL", nats_url)
+            .env("TOLLGATE_REGISTRY_URL", registry_url)
             .env("TOLLGATE_SERVER_ADDR", addr)
             .env("TOLLGATE_SERVER_MODELS", models)
             .env("TOLLGATE_SAMPLE_SHARE", "1")
             .env("TOLLGATE_DRIFT_WINDOW", "200")
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log).unwrap())
             .spawn()
@@ -66,7 +79,7 @@ impl Server {
         }
     }
 
-    async fn wait_live(&self) {
+    pub(super) async fn wait_live(&self) {
         for _ in 0..300 {
             if let Ok(true) = self.client.server_live().await {
                 return;
@@ -77,7 +90,7 @@ impl Server {
     }
 
     /// Waits until `/v2/models/churn` is answered by `version`.
-    async fn wait_serving(
+    pub(super) async fn wait_serving(
         &self,
         version: u32,
         records: &[Record],
@@ -95,7 +108,7 @@ impl Server {
         panic!("the server never served v{version}: {}", self.logs());
     }
 
-    fn logs(&self) -> String {
+    pub(super) fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
@@ -142,11 +155,16 @@ async fn artifact(p: &Pipeline, version: u32) -> Artifact {
     Artifact::decode(&fetched.data).unwrap()
 }
 
+/// The records of the file at `path`, read as `artifact`'s model reads them.
+pub(super) fn records_of_file(path: &Path, artifact: &Artifact) -> Vec<Record> {
+    let table = Table::load(&artifact.columns(), path).unwrap();
+    (0..table.rows()).map(|i| table.record(i)).collect()
+}
+
 /// Records of a generated dataset, read as the model reads them.
 fn records(p: &Pipeline, name: &str, rows: usize, seed: u64, artifact: &Artifact) -> Vec<Record> {
     let path = p.dataset(name, rows, seed, false).unwrap();
-    let table = Table::load(&artifact.columns(), &path).unwrap();
-    (0..table.rows()).map(|i| table.record(i)).collect()
+    records_of_file(&path, artifact)
 }
 
 /// A data run on `seed`'s data, then its model plan (integration and approval) passed.
