@@ -15,7 +15,10 @@ use std::{
 use tokio_util::sync::CancellationToken;
 use tollgate_bus::now_ms;
 use tollgate_e2e::{NatsServer, free_port, workspace_root};
-use tollgate_inference::client::{Client, ClientError, request_for};
+use tollgate_inference::{
+    client::{Client, ClientError, request_for},
+    protocol::PROBABILITY,
+};
 use tollgate_ml::{artifact::Artifact, table::Record};
 use tollgate_proto::{
     GetRolloutRequest, GetVersionRequest, LatestByStageRequest, ModelStage, RegistryApi, Rollout,
@@ -26,14 +29,16 @@ use super::processes::{Services, cli, get_healthz, service_env};
 use super::serving::{Server, records_of_file};
 use tollgate_stack::SERVICES;
 
-/// One request of the load: which replica, when it was sent and answered (Unix ms), and
-/// the version that answered or the error it got.
+/// One request of the load: which replica, when it was sent and answered (Unix ms), the
+/// version that answered or the error it got, and the answer's id and probability.
 #[derive(Debug, Clone)]
 struct Sent {
     replica: usize,
     sent: i64,
     done: i64,
     answer: Result<u32, String>,
+    id: String,
+    probability: f64,
 }
 
 /// The six services as processes, with a churn policy that has `rollout_block`.
@@ -252,11 +257,18 @@ fn load(
                     let request = &requests[i % requests.len()];
                     i += workers;
                     let at = now_ms();
+                    let (mut id, mut probability) = (String::new(), f64::NAN);
                     let answer = match client.infer("churn", None, request).await {
-                        Ok(r) => Ok(r
-                            .model_version
-                            .and_then(|v| v.parse().ok())
-                            .unwrap_or_default()),
+                        Ok(r) => {
+                            id = r.id.clone().unwrap_or_default();
+                            probability = r
+                                .numbers(PROBABILITY)
+                                .and_then(|p| p.first().copied())
+                                .unwrap_or(f64::NAN);
+                            Ok(r.model_version
+                                .and_then(|v| v.parse().ok())
+                                .unwrap_or_default())
+                        }
                         // The replica is down (killed on purpose): not a request it took.
                         Err(ClientError::Unreachable { .. }) => {
                             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -269,6 +281,8 @@ fn load(
                         sent: at,
                         done: now_ms(),
                         answer,
+                        id,
+                        probability,
                     });
                 }
             }));
@@ -475,4 +489,195 @@ async fn a_good_candidate_walks_every_step_on_two_replicas_and_a_restarted_repli
         .unwrap()
         .into_inner();
     assert_eq!(run.rollout.len(), 5, "{:?}", run.rollout);
+}
+
+/// `data` with every label flipped: a model trained on it learns the opposite of
+/// Production's and still passes its own gates, on its own (flipped) test data.
+fn flipped(data: &Path, out: &Path) {
+    let text = std::fs::read_to_string(data).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let at = header.split(',').position(|c| c == "label").unwrap();
+    let mut flipped = vec![header.to_string()];
+    for line in lines {
+        let mut cells: Vec<String> = line.split(',').map(str::to_string).collect();
+        cells[at] = if cells[at] == "1" { "0" } else { "1" }.into();
+        flipped.push(cells.join(","));
+    }
+    std::fs::write(out, flipped.join("\n") + "\n").unwrap();
+}
+
+/// Runs the load against `server` until the rollout of `version` ends; returns the
+/// rollout and every answer.
+async fn load_until_ended(
+    stack: &Stack,
+    server: &Server,
+    columns: &tollgate_ml::table::Columns,
+    rows: &[Record],
+    version: u32,
+    during: impl AsyncFn(&Rollout, &[Sent]),
+) -> (Rollout, Vec<Sent>) {
+    let stop = CancellationToken::new();
+    let (sent, workers) = load(
+        std::slice::from_ref(&server.client),
+        columns,
+        rows,
+        4,
+        stop.clone(),
+    );
+    stack.approve(version);
+    stack.wait_rollout_started(version).await;
+    let done = loop {
+        let r = stack.rollout().await;
+        if !matches!(r.state(), RolloutState::Running | RolloutState::Paused) {
+            break r;
+        }
+        let seen = sent.lock().unwrap().clone();
+        during(&r, &seen).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    stop.cancel();
+    for w in workers {
+        w.await.unwrap();
+    }
+    let sent = sent.lock().unwrap().clone();
+    (done, sent)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_disagreeing_candidate_and_one_with_a_low_live_auc_are_rolled_back_at_the_first_failing_step()
+ {
+    let stack = Stack::start(
+        "rollout:\n  shadow: {share: 1.0, duration: 4s}\n  canary: {steps: [50, 100], step: 4s}\n  analysis: {min_agreement: 0.9}\n",
+    );
+    stack.stage(1, &stack.dataset("v1.parquet", 3_000, 41));
+    stack.approve(1);
+    stack.wait_production(1).await;
+    let addr = format!("127.0.0.1:{}", free_port().unwrap());
+    let server = stack.server(&addr, "server.log", &[("TOLLGATE_SAMPLE_SHARE", "0")]);
+    let v1 = stack.artifact(1).await;
+    let columns = v1.columns();
+    let rows = records_of_file(&stack.dataset("served.parquet", 1_000, 42), &v1);
+    server.wait_live().await;
+    server.wait_serving(1, &rows, &columns).await;
+
+    // v2 learnt the opposite: the shadow phase sees them disagree and stops it there.
+    let bad = stack.dir.path().join("flipped.csv");
+    flipped(&stack.dataset("v2.csv", 3_000, 43), &bad);
+    stack.stage(2, &bad);
+    let (done, sent) = load_until_ended(&stack, &server, &columns, &rows, 2, async |_, _| {}).await;
+    assert_eq!(done.state(), RolloutState::RolledBack, "{done:?}");
+    let [shadow] = done.history.as_slice() else {
+        panic!("stopped at the first step: {:?}", done.history);
+    };
+    eprintln!("v2 at {}: {}", shadow.phase, shadow.summary);
+    assert_eq!(shadow.phase, "shadow");
+    assert!(!shadow.passed);
+    assert!(
+        shadow.summary.starts_with("agreement "),
+        "{}",
+        shadow.summary
+    );
+    // Within one analysis interval of the phase's end.
+    let late = shadow.ended_unix_ms - (shadow.started_unix_ms + 4_000);
+    assert!(
+        (0..3_000).contains(&late),
+        "judged {late} ms after the phase ended"
+    );
+    assert!(
+        sent.iter().all(|s| s.answer == Ok(1)),
+        "Production answered everything"
+    );
+    assert_eq!(stack.production().await, 1);
+    let v2 = stack.stage_of(2).await;
+    assert!(
+        v2.audit
+            .iter()
+            .any(|a| a.reason.contains("rolled back at shadow: agreement")),
+        "{:?}",
+        v2.audit
+    );
+    let status =
+        String::from_utf8_lossy(&stack.ok(&["rollout", "status", "churn"]).stdout).to_string();
+    assert!(status.contains("rolled back"), "{status}");
+    let bus = tollgate_bus::Bus::connect(stack.url("TOLLGATE_NATS_URL"))
+        .await
+        .unwrap();
+    let alerts: Vec<tollgate_proto::Alert> = bus
+        .read_all(
+            tollgate_bus::subjects::ALERTS_STREAM,
+            &tollgate_bus::subjects::alert(tollgate_bus::subjects::Alert::Rollout),
+            "Alert",
+        )
+        .await
+        .unwrap();
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a.model == "churn" && a.summary.contains("agreement")),
+        "{alerts:?}"
+    );
+
+    // v3 agrees with Production, but the labels that come back say it ranks the
+    // customers backwards: the live AUC-ROC stops it at canary 50%.
+    stack.apply(
+        "rollout:\n  canary: {steps: [50, 100], step: 6s}\n  analysis: {min_auc_roc: 0.8, min_labels: 100}\n",
+    );
+    stack.stage(3, &stack.dataset("v3.parquet", 3_000, 44));
+    let labelled = Mutex::new(0_usize);
+    let feedback = format!("{}/v2/models/churn/feedback", server.url);
+    let (done, sent) = load_until_ended(&stack, &server, &columns, &rows, 3, async |r, seen| {
+        if r.phase != 0
+            || *labelled.lock().unwrap() > 0
+            || now_ms() < r.phase_started_unix_ms + 2_000
+        {
+            return;
+        }
+        // Labels for 300 of v3's answers, each the opposite of what v3 predicted.
+        let labels: Vec<serde_json::Value> = seen
+            .iter()
+            .filter(|s| s.answer == Ok(3))
+            .take(300)
+            .map(|s| serde_json::json!({"id": s.id, "label": u8::from(s.probability < 0.5)}))
+            .collect();
+        let joined: serde_json::Value = reqwest::Client::new()
+            .post(&feedback)
+            .json(&labels)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        *labelled.lock().unwrap() = labels.len();
+        assert_eq!(joined["accepted"], labels.len(), "{joined}");
+    })
+    .await;
+    assert_eq!(
+        *labelled.lock().unwrap(),
+        300,
+        "labels were sent during canary 50%"
+    );
+    assert_eq!(done.state(), RolloutState::RolledBack, "{done:?}");
+    let [step] = done.history.as_slice() else {
+        panic!("stopped at the first step: {:?}", done.history);
+    };
+    eprintln!("v3 at {}: {}", step.phase, step.summary);
+    assert_eq!(step.phase, "canary 50%");
+    assert!(
+        step.summary.starts_with("live AUC-ROC 0.0000 (min 0.8)"),
+        "{}",
+        step.summary
+    );
+    assert_eq!(stack.production().await, 1);
+    // Half the requests went to v3 during the step; after the rollback, none.
+    let after: Vec<&Sent> = sent
+        .iter()
+        .filter(|s| s.sent > step.ended_unix_ms + 1_000)
+        .collect();
+    assert!(
+        after.iter().all(|s| s.answer == Ok(1)),
+        "back on Production"
+    );
+    assert!(sent.iter().all(|s| s.answer.is_ok()), "no request failed");
 }
