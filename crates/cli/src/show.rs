@@ -223,6 +223,15 @@ pub async fn runs(registry_url: &str, args: RunsArgs) -> Result<(), CliError> {
                 s.message.clone(),
             ]);
         }
+        // The rollout the approval started, phase by phase.
+        for s in &run.rollout {
+            t.add_row(vec![
+                format!("rollout: {}", s.phase),
+                if s.passed { "passed" } else { "stopped" }.into(),
+                seconds(u64::try_from(s.ended_unix_ms - s.started_unix_ms).unwrap_or(0)),
+                s.summary.clone(),
+            ]);
+        }
         say!("{t}");
         print_details(&run, true);
         return Ok(());

@@ -489,6 +489,9 @@ async fn a_good_candidate_walks_every_step_on_two_replicas_and_a_restarted_repli
         .unwrap()
         .into_inner();
     assert_eq!(run.rollout.len(), 5, "{:?}", run.rollout);
+    let shown =
+        String::from_utf8_lossy(&stack.ok(&["runs", "show", &done.run_id]).stdout).to_string();
+    assert!(shown.contains("rollout: canary 100%"), "{shown}");
 }
 
 /// `data` with every label flipped: a model trained on it learns the opposite of
@@ -680,4 +683,59 @@ async fn a_disagreeing_candidate_and_one_with_a_low_live_auc_are_rolled_back_at_
         "back on Production"
     );
     assert!(sent.iter().all(|s| s.answer.is_ok()), "no request failed");
+
+    // An approver's hand: only an approver acts; abort sends traffic back; a new
+    // approval starts it again; promote skips the remaining steps.
+    stack.stage(4, &stack.dataset("v4.parquet", 3_000, 45));
+    stack.approve(4);
+    stack.wait_rollout_started(4).await;
+    let refused = cli(
+        &stack.env,
+        &[
+            "--as", "mallory", "rollout", "abort", "churn", "--reason", "no",
+        ],
+    );
+    assert!(!refused.status.success());
+    stack.ok(&[
+        "--as",
+        "bob",
+        "rollout",
+        "abort",
+        "churn",
+        "--reason",
+        "not today",
+    ]);
+    let aborted = stack.rollout().await;
+    assert_eq!(aborted.state(), RolloutState::Aborted);
+    assert_eq!(stack.production().await, 1);
+    server.wait_logged("shadow stopped", 3).await;
+    stack.ok(&[
+        "--as",
+        "bob",
+        "approve",
+        "churn",
+        "4",
+        "--reason",
+        "today after all",
+    ]);
+    for _ in 0..100 {
+        if stack.rollout().await.state() == RolloutState::Running {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stack.ok(&[
+        "--as",
+        "bob",
+        "rollout",
+        "promote",
+        "churn",
+        "--reason",
+        "seen enough",
+    ]);
+    stack.wait_production(4).await;
+    let promoted = stack.rollout().await;
+    assert_eq!(promoted.state(), RolloutState::Promoted);
+    assert_eq!(promoted.history.last().unwrap().summary, "seen enough");
+    server.wait_serving(4, &rows, &columns).await;
 }
