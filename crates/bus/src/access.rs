@@ -202,11 +202,10 @@ const HANDOFFS: &[Stage] = &[
     Stage::Approval,
 ];
 
-/// What `identity` may publish and subscribe to.
-pub fn permissions(identity: Identity) -> Permissions {
+/// What every connection may do: open the streams, buckets and stores (the registry
+/// creates a missing one) and hear replies on its own inbox.
+fn every_connection(identity: Identity) -> Permissions {
     let mut p = Permissions::default();
-    // Every connection opens the streams, buckets and stores (the registry creates a
-    // missing one) and hears replies on its own inbox.
     p.publish(["$JS.API.INFO".to_string()]);
     for s in crate::catalog::stream_names() {
         p.publish([format!("$JS.API.STREAM.INFO.{s}")]);
@@ -215,6 +214,12 @@ pub fn permissions(identity: Identity) -> Permissions {
         }
     }
     p.subscribe([format!("{}.>", identity.inbox_prefix())]);
+    p
+}
+
+/// What `identity` may publish and subscribe to.
+pub fn permissions(identity: Identity) -> Permissions {
+    let mut p = every_connection(identity);
     match identity {
         Identity::Registry => {
             p.durable(subjects::RUNS_STREAM, subjects::REGISTRY_RUNS_CONSUMER)
