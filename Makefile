@@ -144,8 +144,8 @@ conformance: ## Great Expectations 1.2.0's own test definitions through the vali
 unit-test: ## unit tests only (no nats-server needed)
 	cargo test --workspace --lib
 
-lint-workflows: $(ACTIONLINT) ## check the GitHub Actions templates in deploy/github with actionlint
-	$(ACTIONLINT) deploy/github/*.yml
+lint-workflows: $(ACTIONLINT) ## check the GitHub Actions templates in deploy/github and the release workflow with actionlint
+	$(ACTIONLINT) deploy/github/*.yml .github/workflows/*.yml
 
 lint-docker: $(HADOLINT) ## lint deploy/Dockerfile and deploy/trainer-python.Dockerfile with hadolint
 	$(HADOLINT) deploy/Dockerfile deploy/trainer-python.Dockerfile
