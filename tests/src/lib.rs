@@ -28,6 +28,7 @@ static TELEMETRY: std::sync::OnceLock<tollgate_telemetry::Guard> = std::sync::On
 
 pub mod load;
 pub mod processes;
+pub mod servers;
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {

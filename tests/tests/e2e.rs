@@ -64,6 +64,8 @@ mod serving;
 mod shadow;
 #[path = "e2e/shutdown.rs"]
 mod shutdown;
+#[path = "e2e/sources.rs"]
+mod sources;
 #[path = "e2e/templates.rs"]
 mod templates;
 #[path = "e2e/timeouts.rs"]

@@ -23,6 +23,7 @@ mod failing;
 mod feedback;
 mod output;
 mod publish;
+mod pull;
 pub mod reference;
 
 pub use dev::DevArgs;
@@ -242,6 +243,17 @@ pub enum DataCommand {
         #[arg(long)]
         dirty: bool,
     },
+    /// Bring a dataset kept elsewhere (`s3://`, `gs://`, `az://` object; `postgres://`
+    /// table or query, written as Parquet) to a local file, as a stage reads it. Credentials
+    /// come from the cloud's standard variables and `PGPASSWORD` or `~/.pgpass`.
+    Pull {
+        /// The dataset, e.g. `s3://bucket/key.parquet` or
+        /// `postgres://user@host/db?table=customers`.
+        uri: String,
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Push a dataset file into the object store; prints the URI to publish with.
     Push {
         /// The file.
@@ -310,6 +322,7 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
             dirty,
         }) => generate(rows, &out, seed, dirty),
         Command::Data(DataCommand::Push { path, name }) => push(&cli.nats_url, &path, name).await,
+        Command::Data(DataCommand::Pull { uri, out }) => pull::pull(&uri, &out).await,
         Command::Publish(args) => {
             // `--as` names the requester; in CI, the actor who pushed (GITHUB_ACTOR).
             let requester = named

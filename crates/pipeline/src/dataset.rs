@@ -1,12 +1,15 @@
 //! Dataset URIs and the datasets object store, which this module owns: `file:///abs/path`
-//! (or a bare path) and `objstore://<name>` for datasets pushed into the store. Stages
-//! turn a run's URI into a local file here.
+//! (or a bare path), `objstore://<name>` for datasets pushed into the store, objects in a
+//! cloud bucket (`s3://`, `gs://`, `az://`, confined to `data_buckets`) and PostgreSQL
+//! tables and queries (`postgres://…?table=` or `?query=`). Stages turn a run's URI into a
+//! local file here, the one place a dataset is resolved.
 
 use std::path::{Path, PathBuf};
 
 use tokio::io::AsyncReadExt;
 
 use tollgate_bus::{Bus, BusError};
+use tollgate_sources::{SourceError, cloud, postgres};
 
 /// Scheme of datasets pushed into the object store.
 pub const OBJSTORE_SCHEME: &str = "objstore://";
@@ -68,6 +71,19 @@ pub enum DatasetError {
         /// The limit.
         limit: u64,
     },
+    /// An object-store dataset outside every bucket and prefix of `data_buckets`.
+    #[error(
+        "dataset {uri} is outside the data buckets ({buckets}); list its bucket or prefix under data_buckets (TOLLGATE_DATA_BUCKETS)"
+    )]
+    OutsideBuckets {
+        /// The dataset.
+        uri: String,
+        /// The buckets, or "none configured".
+        buckets: String,
+    },
+    /// A cloud bucket or a database failed, refused or has no such dataset.
+    #[error(transparent)]
+    Source(#[from] SourceError),
     /// An object name that is not one Tollgate stores.
     #[error(
         "object name {0:?}: use 1 to 255 printable characters, no leading '/', no '..' segment, no backslash"
@@ -83,6 +99,9 @@ pub struct DataAccess {
     /// The directories `file://` datasets must lie under, symlinks resolved; with none,
     /// `file://` datasets are refused (pushed ones still work).
     pub roots: Vec<PathBuf>,
+    /// The buckets, or prefixes in them, `s3://`, `gs://` and `az://` datasets must lie
+    /// in; with none, they are refused.
+    pub buckets: Vec<String>,
     /// The largest dataset read, in bytes; larger ones are refused before reading.
     pub max_bytes: u64,
 }
@@ -93,6 +112,35 @@ impl DataAccess {
         std::env::split_paths(list)
             .filter(|p| !p.as_os_str().is_empty())
             .collect()
+    }
+
+    /// `buckets` as a comma-separated list (`s3://churn-data,gs://features/daily/`), the
+    /// way `data_buckets` is set.
+    pub fn parse_buckets(list: &str) -> Vec<String> {
+        list.split(',')
+            .map(str::trim)
+            .filter(|b| !b.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The object `uri` names, if it lies in one of `buckets`.
+    pub fn confine_object(&self, uri: &str) -> Result<Option<cloud::ObjectUri>, DatasetError> {
+        let Some(parsed) = cloud::ObjectUri::parse(uri) else {
+            return Ok(None);
+        };
+        let parsed = parsed?;
+        if !parsed.allowed_by(&self.buckets) {
+            return Err(DatasetError::OutsideBuckets {
+                uri: uri.into(),
+                buckets: if self.buckets.is_empty() {
+                    "none configured".into()
+                } else {
+                    self.buckets.join(", ")
+                },
+            });
+        }
+        Ok(Some(parsed))
     }
 
     /// The file a `file://` URI (or bare path) names, if it lies under a root: `..`
@@ -158,13 +206,23 @@ pub fn check_object_name(name: &str) -> Result<(), DatasetError> {
 impl DatasetError {
     /// Whether trying again may help (the store or the disk failed, not the name).
     pub fn is_transient(&self) -> bool {
-        matches!(self, DatasetError::Bus(_) | DatasetError::Io(_))
+        match self {
+            DatasetError::Source(e) => e.is_transient(),
+            other => matches!(other, DatasetError::Bus(_) | DatasetError::Io(_)),
+        }
     }
+}
+
+/// Whether `uri` is kept elsewhere: a cloud bucket or a database.
+pub fn is_remote(uri: &str) -> bool {
+    ["s3://", "gs://", "az://", "postgres://", "postgresql://"]
+        .iter()
+        .any(|s| uri.starts_with(s))
 }
 
 /// A bare path or `file://` URI as a path; `None` for other schemes.
 pub fn local_path(uri: &str) -> Option<PathBuf> {
-    if uri.starts_with(OBJSTORE_SCHEME) {
+    if uri.starts_with(OBJSTORE_SCHEME) || is_remote(uri) {
         return None;
     }
     Some(PathBuf::from(uri.strip_prefix("file://").unwrap_or(uri)))
@@ -178,6 +236,74 @@ pub fn file_uri(path: &Path) -> String {
 
 /// The datasets object store.
 pub struct Datasets<'a>(pub(crate) &'a Bus);
+
+/// A cache file name of `uri`'s content: a digest of `identity` and the URI's file name.
+fn cache_name(identity: &str, uri: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    identity.hash(&mut h);
+    uri.hash(&mut h);
+    let file = uri.rsplit('/').next().unwrap_or("dataset");
+    format!("{:016x}-{file}", h.finish())
+}
+
+/// Brings a bucket's object (within `data_buckets`) or a PostgreSQL table or query to a
+/// local file under `access`; `None` when `uri` names neither.
+pub async fn fetch_remote(uri: &str, access: &DataAccess) -> Result<Option<PathBuf>, DatasetError> {
+    if let Some(object) = access.confine_object(uri)? {
+        return fetch_object(&object, access).await.map(Some);
+    }
+    if let Some(pg) = postgres::PgUri::parse(uri) {
+        return read_table(&pg?, access).await.map(Some);
+    }
+    Ok(None)
+}
+
+/// Downloads a bucket's object into the cache once per ETag and version, streamed to
+/// disk; refused over the size limit before a byte is read.
+async fn fetch_object(
+    object: &cloud::ObjectUri,
+    access: &DataAccess,
+) -> Result<PathBuf, DatasetError> {
+    let uri = object.to_string();
+    let meta = cloud::head(object).await?;
+    access.within_limit(&uri, meta.size)?;
+    let local = access
+        .cache_dir
+        .join(cache_name(&cloud::identity(&meta), &uri));
+    if local.exists() {
+        return Ok(local);
+    }
+    tokio::fs::create_dir_all(&access.cache_dir).await?;
+    let tmp = local.with_extension(format!("{}.part", ulid::Ulid::new()));
+    match cloud::download(object, &tmp, access.max_bytes).await {
+        Ok(_) => {
+            tokio::fs::rename(&tmp, &local).await?;
+            Ok(local)
+        }
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            Err(e.into())
+        }
+    }
+}
+
+/// Reads a PostgreSQL table or query into a fresh Parquet file in the cache (a table
+/// changes between runs, so nothing is reused).
+async fn read_table(pg: &postgres::PgUri, access: &DataAccess) -> Result<PathBuf, DatasetError> {
+    tokio::fs::create_dir_all(&access.cache_dir).await?;
+    let local = access
+        .cache_dir
+        .join(format!("postgres-{}.parquet", ulid::Ulid::new()));
+    // A row takes well over a byte: the byte limit bounds the rows too.
+    match postgres::read(pg, &local, access.max_bytes).await {
+        Ok(_) => Ok(local),
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&local).await;
+            Err(e.into())
+        }
+    }
+}
 
 /// Whether a file is a dataset Tollgate reads (Parquet or CSV).
 fn is_dataset(path: &Path) -> bool {
@@ -234,6 +360,15 @@ impl Datasets<'_> {
     /// `objstore://PREFIX`, or the newest Parquet or CSV file in a `file:///dir/` or
     /// matching a `file://` glob.
     pub async fn resolve_source(&self, source: &str) -> Result<String, DatasetError> {
+        if let Some(parsed) = cloud::ObjectUri::parse(source) {
+            return cloud::newest(&parsed?)
+                .await?
+                .map(|(uri, _)| uri)
+                .ok_or_else(|| DatasetError::EmptySource(source.into()));
+        }
+        if postgres::PgUri::parse(source).is_some() {
+            return Ok(source.into());
+        }
         if source.starts_with(OBJSTORE_SCHEME) {
             return self
                 .newest_object(source)
@@ -290,6 +425,9 @@ impl Datasets<'_> {
     ) -> Result<PathBuf, DatasetError> {
         if uri.is_empty() {
             return Err(DatasetError::Unnamed);
+        }
+        if let Some(local) = fetch_remote(uri, access).await? {
+            return Ok(local);
         }
         if let Some(path) = local_path(uri) {
             if !path.exists() {

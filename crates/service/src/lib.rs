@@ -476,6 +476,10 @@ pub struct StageConfig {
     /// The directories `file://` datasets may be read from, `PATH`-style
     /// (`/data:/mnt/shared`, `TOLLGATE_DATA_ROOTS`); empty: only pushed datasets.
     pub data_roots: String,
+    /// The buckets, or prefixes in them, object-store datasets may be read from,
+    /// comma-separated (`s3://churn-data,gs://features/daily/`, `TOLLGATE_DATA_BUCKETS`);
+    /// empty: no `s3://`, `gs://` or `az://` dataset is read.
+    pub data_buckets: String,
     /// The largest dataset a stage reads, in bytes; larger ones are refused unread.
     pub max_dataset_bytes: u64,
     /// Single-record predictions timed for latency (gate, promoter); at least 100.
@@ -499,6 +503,7 @@ impl Default for StageConfig {
             registry: RegistryConfig::default(),
             cache_dir: cache_dir(),
             data_roots: String::new(),
+            data_buckets: String::new(),
             max_dataset_bytes: 20 * 1024 * 1024 * 1024,
             latency_calls: 200,
             staging_server_url: String::new(),
@@ -542,6 +547,7 @@ impl StageConfig {
             data: tollgate_pipeline::dataset::DataAccess {
                 cache_dir: self.cache_dir.clone(),
                 roots: tollgate_pipeline::dataset::DataAccess::parse_roots(&self.data_roots),
+                buckets: tollgate_pipeline::dataset::DataAccess::parse_buckets(&self.data_buckets),
                 max_bytes: self.max_dataset_bytes,
             },
             registry: self.registry.client()?,

@@ -19,7 +19,7 @@ use tollgate_pipeline::{Stores, dataset};
 use chrono::{DateTime, Utc};
 use tollgate_bus::{Bus, BusError, subjects};
 use tollgate_proto::{Trigger, TriggerKind};
-use tollgate_spec::ModelSpec;
+use tollgate_spec::{DataSource, ModelSpec};
 use tracing::{info, warn};
 
 /// The newest dataset of a source, as far as this watcher has seen it.
@@ -43,14 +43,21 @@ pub struct Arrivals {
     watched: Vec<PathBuf>,
     changed: Arc<AtomicBool>,
     files: HashMap<PathBuf, Option<dataset::NewestFile>>,
+    /// Each bucket or table source's newest dataset and when it was last looked at: they
+    /// are listed or queried once per `data.interval`, not every tick.
+    remote: HashMap<String, (DateTime<Utc>, Option<Newest>)>,
 }
+
+/// A source's newest dataset: identity (what changes when new data lands), URI and
+/// modified time in ms.
+type Newest = (String, String, i64);
 
 impl Arrivals {
     /// Checks every watched source of the current specs at `now`.
     pub async fn check(&mut self, bus: &Bus, specs: &[ModelSpec], now: DateTime<Utc>) {
         for spec in specs {
             let Some(data) = &spec.data else { continue };
-            let newest = match self.newest(bus, &data.source).await {
+            let newest = match self.newest(bus, data, now).await {
                 Ok(Some(n)) => n,
                 Ok(None) => continue,
                 Err(e) => {
@@ -64,14 +71,39 @@ impl Arrivals {
         }
     }
 
-    /// The newest dataset of `source`: (identity, URI, modified time in ms).
+    /// The newest dataset of a spec's `data:` source.
     async fn newest(
         &mut self,
         bus: &Bus,
-        source: &str,
-    ) -> Result<Option<(String, String, i64)>, BusError> {
+        data: &DataSource,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Newest>, String> {
+        let source = data.source.as_str();
+        if dataset::is_remote(source) {
+            let due = self.remote.get(source).is_none_or(|(at, _)| {
+                (now - *at)
+                    .to_std()
+                    .is_ok_and(|waited| waited >= data.interval.0)
+            });
+            if due {
+                let before = self.remote.get(source).map(|(_, n)| n.clone());
+                let mut newest = remote_newest(data, now, before.is_none()).await?;
+                // The same dataset keeps the time it was first seen at.
+                if let (Some(Some(old)), Some(new)) = (&before, &newest)
+                    && old.0 == new.0
+                {
+                    newest = Some(old.clone());
+                }
+                self.remote.insert(source.to_string(), (now, newest));
+            }
+            return Ok(self.remote.get(source).and_then(|(_, n)| n.clone()));
+        }
         if source.starts_with(dataset::OBJSTORE_SCHEME) {
-            return bus.datasets().newest_object(source).await;
+            return bus
+                .datasets()
+                .newest_object(source)
+                .await
+                .map_err(|e| e.to_string());
         }
         let dir = watched_dir(source);
         self.watch(&dir);
@@ -165,6 +197,41 @@ impl Arrivals {
         entry.fired = true;
         Ok(())
     }
+}
+
+/// The newest dataset of a bucket or table source: the newest object under a bucket prefix
+/// (named by its ETag and version, so a rewritten key is new data), or a table's largest
+/// `watermark` value. The watermark read when the watcher first looks is the baseline,
+/// not an arrival; a table without a watermark has no arrivals.
+async fn remote_newest(
+    data: &DataSource,
+    now: DateTime<Utc>,
+    first: bool,
+) -> Result<Option<Newest>, String> {
+    use tollgate_sources::{cloud, postgres};
+    let source = &data.source;
+    if let Some(object) = cloud::ObjectUri::parse(source) {
+        let object = object.map_err(|e| e.to_string())?;
+        let newest = cloud::newest(&object).await.map_err(|e| e.to_string())?;
+        return Ok(newest.map(|(uri, meta)| {
+            (
+                format!("{uri}@{}", cloud::identity(&meta)),
+                uri,
+                meta.last_modified.timestamp_millis(),
+            )
+        }));
+    }
+    let (Some(pg), Some(column)) = (postgres::PgUri::parse(source), &data.watermark) else {
+        return Ok(None);
+    };
+    let pg = pg.map_err(|e| e.to_string())?;
+    let mark = postgres::watermark(&pg, column)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(mark.map(|m| {
+        let seen = if first { 0 } else { now.timestamp_millis() };
+        (format!("{column}={m}"), source.clone(), seen)
+    }))
 }
 
 /// The directory a `file://` source watches.

@@ -22,6 +22,18 @@ pub(crate) fn cli(env: &[(&str, String)], args: &[&str]) -> Output {
     cmd.output().unwrap()
 }
 
+/// The CLI with `args` against `env`, which must succeed.
+pub(crate) fn cli_ok(env: &[(&str, String)], args: &[&str]) -> Output {
+    let out = cli(env, args);
+    assert!(
+        out.status.success(),
+        "tollgate {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// `tollgate publish KIND --spec SPEC --dataset DATA [extra...]`, after `tollgate apply
 /// SPEC` when its model has no policy yet (the admin's first act).
 pub(crate) fn publish(

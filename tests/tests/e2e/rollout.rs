@@ -25,7 +25,7 @@ use tollgate_proto::{
     RolloutState,
 };
 
-use super::processes::{Services, cli, get_healthz, service_env};
+use super::processes::{Services, cli, cli_ok, get_healthz, service_env};
 use super::serving::{Server, records_of_file};
 use tollgate_stack::SERVICES;
 
@@ -94,14 +94,7 @@ impl Stack {
 
     /// The CLI with `args`, which must succeed.
     fn ok(&self, args: &[&str]) -> Output {
-        let out = cli(&self.env, args);
-        assert!(
-            out.status.success(),
-            "tollgate {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+        cli_ok(&self.env, args)
     }
 
     /// A data run on `data` that must pass and stage `version`.

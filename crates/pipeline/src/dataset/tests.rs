@@ -4,6 +4,7 @@ use super::*;
 
 fn access(roots: Vec<PathBuf>, max_bytes: u64) -> DataAccess {
     DataAccess {
+        buckets: Vec::new(),
         cache_dir: std::env::temp_dir(),
         roots,
         max_bytes,

@@ -1,0 +1,387 @@
+//! Datasets where teams keep them, through the real binaries: an S3-compatible server
+//! (moto) and PostgreSQL, each started on a loopback port in a temporary directory. A
+//! 1M-row object validates as the same file on disk does; a new object under a bucket
+//! prefix starts the data plan; a table and a query are datasets, typed as their columns;
+//! a table's watermark starts the data plan; and a missing bucket, object or table, a
+//! query error, refused credentials and an unreachable database each end the run
+//! `failed` with the reason.
+
+use std::{path::Path, process::Output, time::Duration};
+
+use tollgate_e2e::{
+    NatsServer,
+    servers::{PgServer, S3Server},
+    workspace_root,
+};
+use tollgate_proto::{GetRunRequest, RegistryApi, RunSummary, TriggerKind, Verdict};
+use tollgate_stack::SERVICES;
+
+use super::processes::{Services, cli, cli_ok, get_healthz, run_id_of, service_env};
+
+/// The six services with `extra` in their environment, and the example spec (its data
+/// plan cut to `plan`, with `data_block` added) applied.
+struct Stack {
+    _nats: NatsServer,
+    dir: tempfile::TempDir,
+    env: Vec<(&'static str, String)>,
+    services: Services,
+    registry: RegistryApi,
+}
+
+impl Stack {
+    fn start(extra: Vec<(&'static str, String)>) -> Stack {
+        let nats = NatsServer::start().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut env = service_env(&nats, dir.path());
+        env.extend(extra);
+        let mut services = Services::logging_to(dir.path());
+        for (name, addr) in services.spawn(&env, &SERVICES) {
+            let body = get_healthz(&addr);
+            assert!(body.starts_with("HTTP/1.1 200"), "{name}: {body}");
+        }
+        let url = env
+            .iter()
+            .find(|(k, _)| *k == "TOLLGATE_REGISTRY_URL")
+            .unwrap()
+            .1
+            .clone();
+        Stack {
+            _nats: nats,
+            registry: tollgate_proto::registry_client_with_token(&url, "").unwrap(),
+            dir,
+            env,
+            services,
+        }
+    }
+
+    fn ok(&self, args: &[&str]) -> Output {
+        cli_ok(&self.env, args)
+    }
+
+    /// Applies the example spec with its data plan cut to `plan` and `data_block` added.
+    fn apply(&self, plan: &str, data_block: &str) -> std::path::PathBuf {
+        let example =
+            std::fs::read_to_string(workspace_root().join("examples/churn/tollgate.yaml")).unwrap();
+        let spec = example.replace(
+            "  data: [validate, train, gate, promote]",
+            &format!("  data: [{plan}]"),
+        );
+        let path = self.dir.path().join("tollgate.yaml");
+        std::fs::write(&path, format!("{spec}\n{data_block}\n")).unwrap();
+        self.ok(&["apply", path.to_str().unwrap()]);
+        path
+    }
+
+    /// Publishes a data run on `dataset` and waits for it; returns its record.
+    async fn run(&self, spec: &Path, dataset: &str) -> RunSummary {
+        let out = cli(
+            &self.env,
+            &[
+                "publish",
+                "data",
+                "--spec",
+                spec.to_str().unwrap(),
+                "--dataset",
+                dataset,
+                "--wait",
+                "--timeout",
+                "180",
+            ],
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let run_id = run_id_of(&stdout);
+        self.record(&run_id).await
+    }
+
+    async fn record(&self, run_id: &str) -> RunSummary {
+        for _ in 0..100 {
+            if let Ok(r) = self
+                .registry
+                .clone()
+                .get_run(GetRunRequest {
+                    run_id: run_id.into(),
+                })
+                .await
+                && r.get_ref().verdict() != Verdict::Unspecified
+            {
+                return r.into_inner();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("run {run_id} has no verdict");
+    }
+
+    /// Waits for a data-arrival run whose dataset starts with `prefix`.
+    async fn arrival(&self, prefix: &str) -> RunSummary {
+        for _ in 0..600 {
+            let runs = self
+                .registry
+                .clone()
+                .list_runs(tollgate_proto::ListRunsRequest {
+                    model: "churn".into(),
+                    limit: 50,
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .runs;
+            if let Some(r) = runs.into_iter().find(|r| {
+                r.trigger() == TriggerKind::Data
+                    && r.requested_by == "data arrival"
+                    && r.dataset_uri.starts_with(prefix)
+                    && r.verdict() != Verdict::Unspecified
+            }) {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("no arrival run on {prefix}");
+    }
+}
+
+/// A run that must have failed, with `needle` in its reason.
+fn failed_with(run: &RunSummary, needle: &str) {
+    assert_eq!(run.verdict(), Verdict::Failed, "{}", run.reason);
+    assert!(
+        run.reason.contains(needle),
+        "{needle:?} not in {}",
+        run.reason
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_million_row_object_validates_as_the_local_file_and_a_new_object_starts_the_data_plan() {
+    let s3 = S3Server::start().unwrap();
+    s3.bucket("churn-data").unwrap();
+    let mut extra = s3.env(None);
+    extra.push((
+        "TOLLGATE_DATA_BUCKETS",
+        "s3://churn-data, s3://no-such-bucket".into(),
+    ));
+    let stack = Stack::start(extra);
+    let big = stack.dir.path().join("big.parquet");
+    stack.ok(&[
+        "data",
+        "generate",
+        "--rows",
+        "1000000",
+        "--out",
+        big.to_str().unwrap(),
+    ]);
+    s3.put(&big, "churn-data", "history/churn.parquet").unwrap();
+    let spec = stack.apply("validate", "");
+
+    let local = stack.run(&spec, big.to_str().unwrap()).await;
+    let remote = stack
+        .run(&spec, "s3://churn-data/history/churn.parquet")
+        .await;
+    assert_eq!(local.verdict(), Verdict::Passed, "{}", local.reason);
+    assert_eq!(remote.verdict(), Verdict::Passed, "{}", remote.reason);
+    assert_eq!(remote.dataset_uri, "s3://churn-data/history/churn.parquet");
+    let (l, r) = (local.validation.unwrap(), remote.validation.unwrap());
+    assert_eq!(r.row_count, 1_000_000);
+    assert_eq!(l.row_count, r.row_count);
+    assert_eq!(l.success, r.success);
+    assert_eq!(l.results, r.results, "each expectation found the same");
+    assert_eq!(l.drift, r.drift);
+
+    // What a stage may not read, or cannot find, ends the run failed with the reason.
+    failed_with(
+        &stack.run(&spec, "s3://elsewhere/churn.parquet").await,
+        "outside the data buckets",
+    );
+    failed_with(
+        &stack.run(&spec, "s3://churn-data/missing.parquet").await,
+        "does not exist",
+    );
+    failed_with(
+        &stack.run(&spec, "s3://no-such-bucket/churn.parquet").await,
+        "does not exist",
+    );
+
+    // A new object under the source prefix starts the data plan, once, on that object.
+    let spec = stack.apply(
+        "validate",
+        "data:\n  source: s3://churn-data/incoming/\n  interval: 1s\n  debounce: 1s\n",
+    );
+    let small = stack.dir.path().join("small.parquet");
+    stack.ok(&[
+        "data",
+        "generate",
+        "--rows",
+        "5000",
+        "--out",
+        small.to_str().unwrap(),
+    ]);
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    s3.put(&small, "churn-data", "incoming/2026-12-07.parquet")
+        .unwrap();
+    let arrived = stack.arrival("s3://churn-data/incoming/").await;
+    assert_eq!(arrived.verdict(), Verdict::Passed, "{}", arrived.reason);
+    assert_eq!(
+        arrived.dataset_uri,
+        "s3://churn-data/incoming/2026-12-07.parquet"
+    );
+    assert_eq!(arrived.validation.unwrap().row_count, 5_000);
+
+    // Refused credentials: a validator with a wrong secret.
+    let mut stack = stack;
+    let mut validator = stack.services.take("data-validator");
+    validator.kill().unwrap();
+    validator.wait().unwrap();
+    let mut wrong = stack.env.clone();
+    wrong.retain(|(k, _)| *k != "AWS_SECRET_ACCESS_KEY");
+    wrong.push(("AWS_SECRET_ACCESS_KEY", "not-the-secret".into()));
+    stack.services.spawn(&wrong, &["data-validator"]);
+    let denied = stack
+        .run(&spec, "s3://churn-data/history/churn.parquet")
+        .await;
+    failed_with(&denied, "access denied");
+}
+
+/// The churn columns, and more types: a NUMERIC, a DATE, a TIMESTAMPTZ, a BOOLEAN.
+const TABLE: &str = "CREATE TABLE customers (customer_id text, age integer, tenure_months smallint, monthly_charges numeric(10, 2), total_charges double precision, contract text, payment_method text, support_calls bigint, label integer, signed_up date, active boolean, updated_at timestamptz)";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_tables_and_queries_are_typed_datasets_and_a_watermark_starts_the_data_plan() {
+    let pg = PgServer::start().unwrap();
+    let stack = Stack::start(vec![("PGPASSWORD", pg.password.clone())]);
+    let csv = stack.dir.path().join("churn.csv");
+    stack.ok(&[
+        "data",
+        "generate",
+        "--rows",
+        "4000",
+        "--out",
+        csv.to_str().unwrap(),
+    ]);
+    pg.sql("crm", TABLE).unwrap();
+    pg.sql(
+        "crm",
+        &format!(
+            "\\copy customers (customer_id, age, tenure_months, monthly_charges, total_charges, contract, payment_method, support_calls, label) FROM '{}' CSV HEADER",
+            csv.display()
+        ),
+    )
+    .unwrap();
+    pg.sql(
+        "crm",
+        "UPDATE customers SET signed_up = date '2024-01-01' + (tenure_months * 30), active = label = 0, updated_at = timestamptz '2026-12-01 00:00:00+00'",
+    )
+    .unwrap();
+    pg.sql(
+        "crm",
+        "UPDATE customers SET signed_up = NULL WHERE age > 70",
+    )
+    .unwrap();
+
+    // The table, read as the stages read it, keeps each column's type and its nulls.
+    let parquet = stack.dir.path().join("customers.parquet");
+    let mut env = stack.env.clone();
+    env.push(("PGPASSWORD", pg.password.clone()));
+    let pulled = cli(
+        &env,
+        &[
+            "data",
+            "pull",
+            &pg.uri("table=customers"),
+            "--out",
+            parquet.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        pulled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pulled.stderr)
+    );
+    let schema = std::process::Command::new(tollgate_e2e::servers::python())
+        .args([
+            "-c",
+            "import sys, pyarrow.parquet as pq\nt = pq.read_table(sys.argv[1])\nprint(t.num_rows, t.column('signed_up').null_count)\nfor f in t.schema: print(f.name, f.type)",
+            parquet.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let schema = String::from_utf8_lossy(&schema.stdout).to_string();
+    let nulls = pg
+        .sql("crm", "SELECT count(*) FROM customers WHERE age > 70")
+        .unwrap();
+    assert!(
+        schema.starts_with(&format!("4000 {}", nulls.trim())),
+        "{schema}"
+    );
+    for typed in [
+        "customer_id string",
+        "age int64",
+        "tenure_months int64",
+        "monthly_charges double",
+        "total_charges double",
+        "support_calls int64",
+        "signed_up date32[day]",
+        "active bool",
+        "updated_at timestamp[us]",
+    ] {
+        assert!(schema.contains(typed), "{typed} not in {schema}");
+    }
+
+    // A table trains and passes the gates like a file; a query is a dataset too.
+    let spec = stack.apply("validate, train, gate", "");
+    let table = stack.run(&spec, &pg.uri("table=customers")).await;
+    assert_eq!(table.verdict(), Verdict::Passed, "{}", table.reason);
+    assert!(table.model_version > 0);
+    assert_eq!(table.validation.unwrap().row_count, 4_000);
+    let query = stack
+        .run(
+            &spec,
+            &pg.uri("query=SELECT%20*%20FROM%20customers%20WHERE%20age%20%3C%3D%2060"),
+        )
+        .await;
+    assert_eq!(query.verdict(), Verdict::Passed, "{}", query.reason);
+    let under = pg
+        .sql("crm", "SELECT count(*) FROM customers WHERE age <= 60")
+        .unwrap();
+    assert_eq!(
+        query.validation.unwrap().row_count.to_string(),
+        under.trim()
+    );
+
+    failed_with(
+        &stack.run(&spec, &pg.uri("table=no_such_table")).await,
+        "does not exist",
+    );
+    failed_with(
+        &stack.run(&spec, &pg.uri("query=SELEC%201")).await,
+        "syntax error",
+    );
+    let mallory = format!(
+        "postgres://mallory@127.0.0.1:{}/crm?table=customers",
+        pg.port
+    );
+    failed_with(&stack.run(&spec, &mallory).await, "access denied");
+
+    // New rows past the watermark start the data plan.
+    let source = pg.uri("table=customers");
+    let spec = stack.apply(
+        "validate",
+        &format!(
+            "data:\n  source: {{uri: \"{source}\", watermark: updated_at}}\n  interval: 1s\n  debounce: 1s\n"
+        ),
+    );
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    pg.sql(
+        "crm",
+        "INSERT INTO customers SELECT customer_id || '-new', age, tenure_months, monthly_charges, total_charges, contract, payment_method, support_calls, label, signed_up, active, timestamptz '2026-12-07 09:00:00+00' FROM customers LIMIT 10",
+    )
+    .unwrap();
+    let arrived = stack.arrival("postgres://").await;
+    assert_eq!(arrived.verdict(), Verdict::Passed, "{}", arrived.reason);
+    assert_eq!(arrived.validation.unwrap().row_count, 4_010);
+    let _ = spec;
+
+    // The database gone: the run fails with the reason, and the services keep serving.
+    pg.stop();
+    let gone = stack
+        .run(&stack.dir.path().join("tollgate.yaml"), &source)
+        .await;
+    failed_with(&gone, "unreachable");
+}
