@@ -4,8 +4,8 @@
 # model: one that reaches Staging and is approved to Production (and then answers on the
 # model server, whose answers then get their labels and live metrics), one on dirty data
 # that fails validation,
-# one whose gate it cannot meet, one that new data in the object store starts by
-# itself, and a model trained by our own code (examples/sklearn: train.py exports a
+# one whose gate it cannot meet, one that new data landing in a bucket (moto's S3 server
+# stands in for S3) starts by itself, and a model trained by our own code (examples/sklearn: train.py exports a
 # scikit-learn pipeline to ONNX, pytest gates it). Ctrl-C or the end stops everything.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -20,15 +20,24 @@ rm -rf "$work"; mkdir -p "$work/logs"
 # Every `tollgate` command below finds the dev stack through its data directory.
 export TOLLGATE_DATA_DIR="$work/dev"
 dev_pid=""
+s3_pid=""
 cleanup() {
   if [ -n "$dev_pid" ]; then kill -INT "$dev_pid" 2>/dev/null; wait "$dev_pid" 2>/dev/null; fi
+  if [ -n "$s3_pid" ]; then kill "$s3_pid" 2>/dev/null; wait "$s3_pid" 2>/dev/null; fi
   echo; echo "stopped tollgate dev (logs in .demo/dev/logs/ and .demo/logs/dev.log)"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# A bucket for step 4: moto's S3-compatible server (from `make tools`) on a free port; the
+# stack reads it with the standard AWS variables, as it would read S3 or MinIO.
+s3_port=$("$root/.tools/venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$root/.tools/venv/bin/moto_server" -H 127.0.0.1 -p "$s3_port" >"$work/logs/s3.log" 2>&1 &
+s3_pid=$!
+export AWS_ENDPOINT_URL="http://127.0.0.1:$s3_port" AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_REGION=us-east-1
+
 say "starting tollgate dev: nats-server (JetStream), the six services and the model server, data in .demo/dev"
-"$bin/tollgate" dev >"$work/logs/dev.log" 2>&1 &
+"$bin/tollgate" dev --data-buckets s3://churn-data >"$work/logs/dev.log" 2>&1 &
 dev_pid=$!
 for _ in $(seq 600); do
   [ -f "$TOLLGATE_DATA_DIR/dev.json" ] && break
@@ -128,13 +137,15 @@ say "3. a spec whose gate the model cannot meet (AUC-ROC >= 0.99): blocked at th
 sed 's/auc_roc: {min: 0.80}/auc_roc: {min: 0.99}/' examples/churn/tollgate.yaml >"$work/strict.yaml"
 tg publish data --spec "$work/strict.yaml" --dataset "$uri" --wait --timeout 300
 
-say "4. new data lands in the object store: the trigger-watcher starts the data plan, with no publish"
+say "4. new data lands in a bucket (S3 here; GCS, Azure and MinIO alike): the trigger-watcher starts the data plan, with no publish"
+"$root/.tools/venv/bin/python" -c 'import boto3; boto3.client("s3").create_bucket(Bucket="churn-data")' || exit 2
 cp examples/churn/tollgate.yaml "$work/watched.yaml"
-printf '\ndata: {source: "objstore://incoming/", debounce: 2s}\n' >>"$work/watched.yaml"
+printf '\ndata: {source: "s3://churn-data/incoming/", interval: 2s, debounce: 2s}\n' >>"$work/watched.yaml"
 tg apply "$work/watched.yaml" || exit 2
 tg data generate --rows "$rows" --seed 11 --out "$work/incoming.parquet" >/dev/null
-tg data push "$work/incoming.parquet" --name "incoming/$(date +%Y%m%d-%H%M%S).parquet" || exit 2
-echo "waiting for the arrival to settle (2 s) and its run to end ..."
+sleep 2
+tg data push "$work/incoming.parquet" --to "s3://churn-data/incoming/$(date +%Y%m%d-%H%M%S).parquet" || exit 2
+echo "waiting for the bucket's listing (every 2 s), the arrival to settle (2 s) and its run to end ..."
 for _ in $(seq 600); do
   # The row's first line holds the verdict; its second line says who started it.
   tg runs --limit 5 2>/dev/null | grep -B1 "by data arrival" | head -1 \

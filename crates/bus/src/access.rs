@@ -39,11 +39,13 @@ pub enum Identity {
     Operator,
     /// Bootstrap and break-glass: anything, including creating and deleting streams.
     Admin,
+    /// An object store (MinIO and others) publishing its bucket notifications, nothing else.
+    Buckets,
 }
 
 impl Identity {
     /// Every identity `tollgate nats-config` writes.
-    pub const ALL: [Identity; 11] = [
+    pub const ALL: [Identity; 12] = [
         Identity::Registry,
         Identity::TriggerWatcher,
         Identity::DataValidator,
@@ -55,6 +57,7 @@ impl Identity {
         Identity::Viewer,
         Identity::Operator,
         Identity::Admin,
+        Identity::Buckets,
     ];
 
     /// The identity's name: its `.creds` file's stem and its services' binary suffix.
@@ -71,6 +74,7 @@ impl Identity {
             Identity::Viewer => "viewer",
             Identity::Operator => "operator",
             Identity::Admin => "admin",
+            Identity::Buckets => "buckets",
         }
     }
 
@@ -263,7 +267,11 @@ pub fn permissions(identity: Identity) -> Permissions {
                     ),
                 ])
                 .writes_bucket(Bucket::Triggers)
-                .reads_store(subjects::DATASETS_STORE);
+                .reads_store(subjects::DATASETS_STORE)
+                .subscribe([subjects::BUCKET_EVENTS.into()]);
+        }
+        Identity::Buckets => {
+            p.publish([subjects::BUCKET_EVENTS.to_string()]);
         }
         Identity::DataValidator => {
             p.consumes_stages(&[Stage::Validate])

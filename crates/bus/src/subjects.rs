@@ -310,6 +310,10 @@ pub fn shadow(model: &str) -> String {
 
 /// Every live-metrics snapshot.
 pub const LIVE_ALL: &str = "tollgate.live.>";
+/// Where an object store publishes its bucket notifications (S3's event JSON, as MinIO's
+/// NATS target sends it): the trigger-watcher lists a source's bucket at once on one,
+/// instead of waiting for `data.interval`. Published by the `buckets` identity.
+pub const BUCKET_EVENTS: &str = "tollgate.bucket.events";
 /// Limits-retention stream of each version's live figures over time.
 pub const LIVE_STREAM: &str = "TOLLGATE_LIVE";
 

@@ -62,6 +62,11 @@ pub struct DevArgs {
     /// (`tollgate data push`) are always readable.
     #[arg(long, env = "TOLLGATE_DATA_ROOTS")]
     pub data_roots: Option<String>,
+    /// The buckets, or prefixes in them, stages may read `s3://`, `gs://` and `az://`
+    /// datasets from, comma-separated (`s3://churn-data,gs://features/daily/`); credentials
+    /// and endpoints come from each cloud's standard variables [default: none]
+    #[arg(long, env = "TOLLGATE_DATA_BUCKETS", default_value = "")]
+    pub data_buckets: String,
     /// Run the registry without tokens: anyone on this machine may approve. By default the
     /// stack makes a token file in the data directory, a token for each service (its own
     /// role) and an admin token for the CLI, which finds it by itself.
@@ -377,6 +382,7 @@ async fn start(args: &DevArgs, dir: &Path) -> Result<Started, CliError> {
             dashboard_addr: &dashboard_addr,
             tokens: tokens.as_ref().map(|t| (t.file.as_path(), &t.services)),
             data_roots: &data_roots,
+            data_buckets: &args.data_buckets,
             nats_auth: nats_auth.as_deref(),
             shutdown_grace_secs: args.shutdown_grace_secs,
         })
@@ -386,6 +392,7 @@ async fn start(args: &DevArgs, dir: &Path) -> Result<Started, CliError> {
         let mut hosted = Hosted::new(&nats_url, &registry_url, cache_dir);
         hosted.shutdown_grace_secs = args.shutdown_grace_secs;
         hosted.data_roots = data_roots.clone();
+        hosted.data_buckets = args.data_buckets.clone();
         hosted.server = server.clone();
         hosted.dashboard_addr = dashboard_addr.clone();
         if let Some(t) = &tokens {

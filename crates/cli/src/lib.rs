@@ -23,8 +23,8 @@ mod failing;
 mod feedback;
 mod output;
 mod publish;
-mod pull;
 pub mod reference;
+mod remote;
 
 pub use dev::DevArgs;
 pub use dlq::DlqCommand;
@@ -254,13 +254,18 @@ pub enum DataCommand {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Push a dataset file into the object store; prints the URI to publish with.
+    /// Push a dataset file into the object store (or, with `--to`, into a bucket); prints
+    /// the URI to publish with.
     Push {
         /// The file.
         path: PathBuf,
         /// Name in the store (default: the file name).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "to")]
         name: Option<String>,
+        /// A bucket object to upload to instead (`s3://bucket/incoming/x.parquet`, `gs://…`,
+        /// `az://…`), with the cloud's standard credentials.
+        #[arg(long)]
+        to: Option<String>,
     },
 }
 
@@ -321,8 +326,13 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
             seed,
             dirty,
         }) => generate(rows, &out, seed, dirty),
-        Command::Data(DataCommand::Push { path, name }) => push(&cli.nats_url, &path, name).await,
-        Command::Data(DataCommand::Pull { uri, out }) => pull::pull(&uri, &out).await,
+        Command::Data(DataCommand::Push {
+            path, to: Some(to), ..
+        }) => remote::push_to(&path, &to).await,
+        Command::Data(DataCommand::Push { path, name, .. }) => {
+            push(&cli.nats_url, &path, name).await
+        }
+        Command::Data(DataCommand::Pull { uri, out }) => remote::pull(&uri, &out).await,
         Command::Publish(args) => {
             // `--as` names the requester; in CI, the actor who pushed (GITHUB_ACTOR).
             let requester = named

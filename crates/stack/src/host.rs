@@ -24,6 +24,9 @@ pub struct Hosted {
     pub cache_dir: PathBuf,
     /// The directories stages may read `file://` datasets from, `PATH`-style.
     pub data_roots: String,
+    /// The buckets (or prefixes) stages may read `s3://`, `gs://`, `az://` datasets from,
+    /// comma-separated.
+    pub data_buckets: String,
     /// The clock the trigger-watcher's schedules read (tests set the time).
     pub clock: Arc<dyn Clock>,
     /// How often the trigger-watcher checks schedules, in milliseconds.
@@ -88,6 +91,7 @@ impl Hosted {
             trainer_registry: RegistryConfig::at(registry_url),
             cache_dir,
             data_roots: std::env::temp_dir().display().to_string(),
+            data_buckets: String::new(),
             clock: Arc::new(SystemClock),
             schedule_tick_ms: tollgate_trigger_watcher::Config::default().schedule_tick_ms,
             without: Vec::new(),
@@ -115,6 +119,7 @@ pub fn host_services(
         trainer_registry,
         cache_dir,
         data_roots,
+        data_buckets,
         clock,
         schedule_tick_ms,
         without,
@@ -180,6 +185,7 @@ pub fn host_services(
                     registry: calls("data-validator", &registry),
                     cache_dir: cache_dir.clone(),
                     data_roots: data_roots.clone(),
+                    data_buckets: data_buckets.clone(),
                     ..Default::default()
                 },
                 stop(),
@@ -194,6 +200,7 @@ pub fn host_services(
                     registry: calls("trainer", &trainer_registry),
                     cache_dir: cache_dir.clone(),
                     data_roots: data_roots.clone(),
+                    data_buckets: data_buckets.clone(),
                     ..Default::default()
                 },
                 stop(),
@@ -208,6 +215,7 @@ pub fn host_services(
                     registry: calls("gate", &registry),
                     cache_dir,
                     data_roots,
+                    data_buckets,
                     ..Default::default()
                 },
                 stop(),

@@ -31,6 +31,8 @@ pub struct Layout<'a> {
     pub tokens: Option<(&'a Path, &'a ServiceTokens)>,
     /// The directories stages may read `file://` datasets from, `PATH`-style.
     pub data_roots: &'a str,
+    /// The buckets stages may read object-store datasets from, comma-separated.
+    pub data_buckets: &'a str,
     /// Where each identity's `.creds` file is; `None`: NATS is open.
     pub nats_auth: Option<&'a Path>,
     /// Seconds each service gives the work in hand on shutdown.
@@ -63,6 +65,7 @@ fn spawn_into(children: &mut Vec<(String, Child)>, layout: &Layout<'_>) -> Resul
         dashboard_addr,
         tokens,
         data_roots,
+        data_buckets,
         nats_auth,
         shutdown_grace_secs,
     } = *layout;
@@ -101,6 +104,7 @@ fn spawn_into(children: &mut Vec<(String, Child)>, layout: &Layout<'_>) -> Resul
             .env("TOLLGATE_REGISTRY_URL", format!("http://{grpc_addr}"))
             .env("TOLLGATE_CACHE_DIR", cache_dir)
             .env("TOLLGATE_DATA_ROOTS", data_roots)
+            .env("TOLLGATE_DATA_BUCKETS", data_buckets)
             .env(
                 "TOLLGATE_SHUTDOWN_GRACE_SECS",
                 shutdown_grace_secs.to_string(),

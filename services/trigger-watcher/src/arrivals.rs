@@ -53,6 +53,26 @@ pub struct Arrivals {
 type Newest = (String, String, i64);
 
 impl Arrivals {
+    /// Lists again, at the next check, every bucket source in a bucket `woken` holds (a
+    /// bucket notification named it), and empties `woken`.
+    pub fn wake(&mut self, woken: &Woken) {
+        let buckets: Vec<String> = match woken.lock() {
+            Ok(mut w) => std::mem::take(&mut *w).into_iter().collect(),
+            Err(_) => return,
+        };
+        if buckets.is_empty() {
+            return;
+        }
+        for (source, (checked, _)) in self.remote.iter_mut() {
+            let in_bucket = tollgate_sources::cloud::ObjectUri::parse(source)
+                .and_then(Result::ok)
+                .is_some_and(|o| buckets.contains(&o.bucket));
+            if in_bucket {
+                *checked = DateTime::<Utc>::MIN_UTC;
+            }
+        }
+    }
+
     /// Checks every watched source of the current specs at `now`.
     pub async fn check(&mut self, bus: &Bus, specs: &[ModelSpec], now: DateTime<Utc>) {
         for spec in specs {
@@ -199,6 +219,59 @@ impl Arrivals {
     }
 }
 
+/// The buckets bucket notifications named since the last check.
+pub type Woken = Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>;
+
+/// The bucket names of an S3 event notification (`Records[].s3.bucket.name`, as S3 and
+/// MinIO send it); none when the body is not one.
+pub fn notified_buckets(body: &[u8]) -> Vec<String> {
+    let Ok(event) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Vec::new();
+    };
+    event["Records"]
+        .as_array()
+        .map(|records| {
+            records
+                .iter()
+                .filter_map(|r| r["s3"]["bucket"]["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Follows `tollgate.bucket.events` until `shutdown`: each notification's buckets are
+/// listed at the next check. Without the subscription, buckets are listed every
+/// `data.interval` only.
+pub async fn follow_bucket_events(
+    bus: &Bus,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Woken {
+    use futures::StreamExt;
+    let woken = Woken::default();
+    let mut events = match bus.client().subscribe(subjects::BUCKET_EVENTS).await {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(error = %e, "bucket notifications not followed; buckets are listed every data.interval");
+            return woken;
+        }
+    };
+    let into = woken.clone();
+    tokio::spawn(async move {
+        while let Some(Some(message)) = shutdown.run_until_cancelled(events.next()).await {
+            let buckets = notified_buckets(&message.payload);
+            if buckets.is_empty() {
+                warn!("a bucket notification without S3 records ignored");
+                continue;
+            }
+            info!(?buckets, "bucket notification: listing at the next check");
+            if let Ok(mut w) = into.lock() {
+                w.extend(buckets);
+            }
+        }
+    });
+    woken
+}
+
 /// The newest dataset of a bucket or table source: the newest object under a bucket prefix
 /// (named by its ETag and version, so a rewritten key is new data), or a table's largest
 /// `watermark` value. The watermark read when the watcher first looks is the baseline,
@@ -213,11 +286,13 @@ async fn remote_newest(
     if let Some(object) = cloud::ObjectUri::parse(source) {
         let object = object.map_err(|e| e.to_string())?;
         let newest = cloud::newest(&object).await.map_err(|e| e.to_string())?;
+        // Stores keep the time to the second: the object may have landed up to 999 ms
+        // after the time they give.
         return Ok(newest.map(|(uri, meta)| {
             (
                 format!("{uri}@{}", cloud::identity(&meta)),
                 uri,
-                meta.last_modified.timestamp_millis(),
+                meta.last_modified.timestamp_millis() + 999,
             )
         }));
     }

@@ -153,6 +153,7 @@ async fn schedule_loop(
     shutdown: CancellationToken,
 ) {
     let mut arrivals = arrivals::Arrivals::default();
+    let woken = arrivals::follow_bucket_events(&bus, shutdown.clone()).await;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -169,6 +170,7 @@ async fn schedule_loop(
         if let Err(e) = fire_due(&bus, &specs, now).await {
             warn!(error = %e, "schedules not checked this tick");
         }
+        arrivals.wake(&woken);
         arrivals.check(&bus, &specs, now).await;
     }
 }

@@ -111,6 +111,22 @@ impl Stack {
         panic!("run {run_id} has no verdict");
     }
 
+    /// Whether any run's dataset starts with `prefix`.
+    async fn any_run_on(&self, prefix: &str) -> bool {
+        self.registry
+            .clone()
+            .list_runs(tollgate_proto::ListRunsRequest {
+                model: "churn".into(),
+                limit: 50,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .runs
+            .iter()
+            .any(|r| r.dataset_uri.starts_with(prefix))
+    }
+
     /// Waits for a data-arrival run whose dataset starts with `prefix`.
     async fn arrival(&self, prefix: &str) -> RunSummary {
         for _ in 0..600 {
@@ -223,6 +239,32 @@ async fn a_million_row_object_validates_as_the_local_file_and_a_new_object_start
         "s3://churn-data/incoming/2026-12-07.parquet"
     );
     assert_eq!(arrived.validation.unwrap().row_count, 5_000);
+
+    // Listed once an hour, the bucket is looked at as soon as it notifies, as MinIO's
+    // NATS target does: the S3 event JSON on tollgate.bucket.events.
+    stack.apply(
+        "validate",
+        "data:\n  source: s3://churn-data/incoming/\n  interval: 1h\n  debounce: 1s\n",
+    );
+    s3.put(&small, "churn-data", "incoming/2026-12-08.parquet")
+        .unwrap();
+    let nats_url = &stack
+        .env
+        .iter()
+        .find(|(k, _)| *k == "TOLLGATE_NATS_URL")
+        .unwrap()
+        .1;
+    let nats = async_nats::connect(nats_url.as_str()).await.unwrap();
+    let event = serde_json::json!({"EventName": "s3:ObjectCreated:Put", "Key": "churn-data/incoming/2026-12-08.parquet", "Records": [{"eventName": "s3:ObjectCreated:Put", "s3": {"bucket": {"name": "churn-data"}, "object": {"key": "incoming/2026-12-08.parquet"}}}]});
+    nats.publish(
+        tollgate_bus::subjects::BUCKET_EVENTS,
+        serde_json::to_vec(&event).unwrap().into(),
+    )
+    .await
+    .unwrap();
+    nats.flush().await.unwrap();
+    let notified = stack.arrival("s3://churn-data/incoming/2026-12-08").await;
+    assert_eq!(notified.verdict(), Verdict::Passed, "{}", notified.reason);
 
     // Refused credentials: a validator with a wrong secret.
     let mut stack = stack;

@@ -1,6 +1,6 @@
-//! `tollgate data pull URI --out FILE`: a dataset where teams keep it (a bucket's object,
-//! a PostgreSQL table or query) brought to a local file exactly as a stage reads it, to
-//! look at it or validate it locally.
+//! Datasets where teams keep them, from the command line: `tollgate data pull URI --out
+//! FILE` brings a bucket's object or a PostgreSQL table or query to a local file exactly
+//! as a stage reads it; `tollgate data push FILE --to s3://…` puts a file in a bucket.
 
 use std::path::Path;
 
@@ -44,5 +44,27 @@ pub async fn pull(uri: &str, out: &Path) -> Result<(), CliError> {
         out.display(),
         started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// Uploads `path` to the bucket object `to` names (`s3://bucket/key`, `gs://…`, `az://…`).
+pub async fn push_to(path: &Path, to: &str) -> Result<(), CliError> {
+    use tollgate_sources::cloud;
+    let Some(object) = cloud::ObjectUri::parse(to) else {
+        return Err(CliError::Usage(format!(
+            "--to {to}: name an object as s3://BUCKET/KEY, gs://BUCKET/KEY or az://CONTAINER/KEY"
+        )));
+    };
+    let object = object.map_err(|e| CliError::Usage(e.to_string()))?;
+    if !path.exists() {
+        return Err(CliError::Usage(format!(
+            "{} does not exist",
+            path.display()
+        )));
+    }
+    let meta = cloud::upload(path, &object)
+        .await
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    say!("{object} ({} bytes, {})", meta.size, cloud::identity(&meta));
     Ok(())
 }
