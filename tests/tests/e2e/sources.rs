@@ -248,6 +248,14 @@ async fn a_million_row_object_validates_as_the_local_file_and_a_new_object_start
     );
     s3.put(&small, "churn-data", "incoming/2026-12-08.parquet")
         .unwrap();
+    // Not listed again within the hour: nothing starts until the bucket notifies.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        !stack
+            .any_run_on("s3://churn-data/incoming/2026-12-08")
+            .await,
+        "listed before the hour was up"
+    );
     let nats_url = &stack
         .env
         .iter()
