@@ -208,7 +208,7 @@ bench-serve: $(BENCH_VENV)/.mlflow tools ## tollgate-server vs mlflow models ser
 	cargo build --release --workspace --bins
 	$(BENCH_VENV)/bin/python scripts/bench_serve.py $(TARGET_DIR)/release/tollgate-bench $(TARGET_DIR)/release/tollgate
 
-bench-validate: $(BENCH_VENV)/.installed ## Tollgate's validator vs Great Expectations and polars on 1M and 10M rows
+bench-validate: $(BENCH_VENV)/.installed $(MOTO) ## Tollgate's validator vs Great Expectations and polars on 1M and 10M rows, and the same files from an S3-compatible server
 	cargo build --release --workspace --bins
 	$(BENCH_VENV)/bin/python scripts/bench_validate.py $(TARGET_DIR)/release/tollgate
 

@@ -357,7 +357,7 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
             );
             Ok(())
         }
-        Command::Validate(args) => validate::validate(&args),
+        Command::Validate(args) => validate::run(args).await,
         Command::Train(args) => train::train(&args).await,
         Command::Predict(args) => train::predict(&args),
         Command::Profile { data, spec, json } => train::profile(&data, &spec, json),

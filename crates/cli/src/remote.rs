@@ -8,10 +8,9 @@ use tollgate_pipeline::dataset::{self, DataAccess};
 
 use crate::CliError;
 
-/// Writes the dataset `uri` names to `out`: the object's bytes, or the table's rows as
-/// Parquet.
-pub async fn pull(uri: &str, out: &Path) -> Result<(), CliError> {
-    let started = std::time::Instant::now();
+/// The dataset `uri` names, brought to a local file in a temporary directory (kept as
+/// long as the returned guard lives): a bucket's object, or a table's rows as Parquet.
+pub async fn fetch(uri: &str) -> Result<(tempfile::TempDir, std::path::PathBuf), CliError> {
     let cache = tempfile::tempdir().map_err(|source| CliError::File {
         path: std::env::temp_dir().display().to_string(),
         source,
@@ -23,18 +22,25 @@ pub async fn pull(uri: &str, out: &Path) -> Result<(), CliError> {
         buckets: vec![uri.to_string()],
         max_bytes: u64::MAX,
     };
-    let Some(local) = dataset::fetch_remote(uri, &access).await? else {
-        return Err(CliError::Usage(format!(
-            "{uri}: pull reads s3://, gs://, az:// and postgres:// datasets; a local file is already one"
-        )));
-    };
-    let wants_parquet = out.extension().is_some_and(|e| e == "parquet");
-    if uri.starts_with("postgres") && !wants_parquet {
+    match dataset::fetch_remote(uri, &access).await? {
+        Some(local) => Ok((cache, local)),
+        None => Err(CliError::Usage(format!(
+            "{uri}: not an s3://, gs://, az:// or postgres:// dataset"
+        ))),
+    }
+}
+
+/// Writes the dataset `uri` names to `out`: the object's bytes, or the table's rows as
+/// Parquet.
+pub async fn pull(uri: &str, out: &Path) -> Result<(), CliError> {
+    let started = std::time::Instant::now();
+    if uri.starts_with("postgres") && out.extension().is_none_or(|e| e != "parquet") {
         return Err(CliError::Usage(format!(
             "a table is written as Parquet: name the output {}.parquet",
             out.with_extension("").display()
         )));
     }
+    let (_cache, local) = fetch(uri).await?;
     let size = std::fs::copy(&local, out).map_err(|source| CliError::File {
         path: out.display().to_string(),
         source,

@@ -1,5 +1,6 @@
-//! `tollgate validate`: the data-validator's own engine on a local file, without NATS,
-//! exiting by the result.
+//! `tollgate validate`: the data-validator's own engine on a local file (or a bucket's
+//! object or a PostgreSQL table, brought to one first), without NATS, exiting by the
+//! result.
 
 use std::path::PathBuf;
 
@@ -10,7 +11,8 @@ use crate::{CliError, show::validation_table};
 /// `tollgate validate ...`
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// The dataset: .parquet or .csv.
+    /// The dataset: a .parquet or .csv file, or `s3://`, `gs://`, `az://` object or a
+    /// `postgres://…?table=` / `?query=` (read with the standard credentials).
     pub data: PathBuf,
     /// Take the expectations from this model spec (tollgate.yaml).
     #[arg(long, conflicts_with = "suite", required_unless_present = "suite")]
@@ -26,6 +28,19 @@ pub struct ValidateArgs {
     /// the data (from 0) and, with --spec, its id columns. Not capped, unlike the sample.
     #[arg(long, value_name = "FILE")]
     pub failures: Option<PathBuf>,
+}
+
+/// [`validate`], after bringing a dataset kept elsewhere to a local file.
+pub async fn run(args: ValidateArgs) -> Result<(), CliError> {
+    let uri = args.data.to_string_lossy().to_string();
+    if !tollgate_pipeline::dataset::is_remote(&uri) {
+        return validate(&args);
+    }
+    let (_cache, local) = crate::remote::fetch(&uri).await?;
+    validate(&ValidateArgs {
+        data: local,
+        ..args
+    })
 }
 
 /// `tollgate validate DATA --spec FILE | --suite FILE [--json] [--failures FILE]`: a failed

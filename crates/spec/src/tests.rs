@@ -527,3 +527,39 @@ fn rollout_takes_the_issues_keys_with_durations_in_seconds_minutes_and_hours() {
         "{changes:?}"
     );
 }
+
+#[test]
+fn a_data_source_is_a_uri_or_a_table_with_its_watermark() {
+    let spec = ModelSpec::parse(&format!(
+        "{EXAMPLE}\ndata:\n  source: s3://churn-data/incoming/\n  interval: 30s\n"
+    ))
+    .unwrap();
+    let data = spec.data.unwrap();
+    assert_eq!(data.source, "s3://churn-data/incoming/");
+    assert_eq!(data.watermark, None);
+    assert_eq!(data.interval.0, std::time::Duration::from_secs(30));
+    assert_eq!(data.debounce.0, std::time::Duration::from_secs(30));
+    let table = ModelSpec::parse(&format!(
+        "{EXAMPLE}\ndata:\n  source: {{uri: \"postgres://ml@db/crm?table=customers\", watermark: updated_at}}\n"
+    ))
+    .unwrap()
+    .data
+    .unwrap();
+    assert_eq!(table.source, "postgres://ml@db/crm?table=customers");
+    assert_eq!(table.watermark.as_deref(), Some("updated_at"));
+    assert_eq!(table.interval.0, std::time::Duration::from_secs(60));
+    for (block, says) in [
+        (
+            "data: {source: {uri: \"s3://b/p/\", watermark: t}}",
+            "watermark is for a postgres:// source",
+        ),
+        ("data: {source: \"http://x/y.parquet\"}", "data.source"),
+        (
+            "data: {source: {uri: \"postgres://a@b/c?table=t\", column: t}}",
+            "data",
+        ),
+    ] {
+        let e = ModelSpec::parse(&format!("{EXAMPLE}\n{block}\n")).unwrap_err();
+        assert!(e.to_string().contains(says), "{block}: {e}");
+    }
+}
