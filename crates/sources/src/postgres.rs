@@ -144,8 +144,14 @@ fn password(config: &tokio_postgres::Config) -> Option<String> {
         .copied()
         .unwrap_or(5432)
         .to_string();
-    let db = config.get_dbname().unwrap_or_default().to_string();
-    let user = config.get_user().unwrap_or_default().to_string();
+    let db = config.get_dbname().unwrap_or_default();
+    let user = config.get_user().unwrap_or_default();
+    pgpass_lookup(&text, [host.as_str(), &port, db, user])
+}
+
+/// The password of the first `host:port:database:user:password` line of a `.pgpass`
+/// text that fits `wanted` (`*` matching anything); comments are skipped.
+fn pgpass_lookup(text: &str, wanted: [&str; 4]) -> Option<String> {
     text.lines()
         .filter(|l| !l.trim_start().starts_with('#'))
         .find_map(|line| {
@@ -153,9 +159,11 @@ fn password(config: &tokio_postgres::Config) -> Option<String> {
             let [h, p, d, u, pw] = fields.as_slice() else {
                 return None;
             };
-            let fits = |field: &str, value: &str| field == "*" || field == value;
-            (fits(h, &host) && fits(p, &port) && fits(d, &db) && fits(u, &user))
-                .then(|| pw.to_string())
+            let fits = [h, p, d, u]
+                .iter()
+                .zip(wanted)
+                .all(|(field, value)| **field == "*" || **field == value);
+            fits.then(|| pw.to_string())
         })
 }
 
@@ -450,6 +458,28 @@ mod tests {
             let e = PgUri::parse(bad).unwrap().unwrap_err().to_string();
             assert!(!e.contains("secret"), "{e}");
         }
+    }
+
+    #[test]
+    fn a_pgpass_line_fits_by_host_port_database_and_user_with_wildcards() {
+        let text = "# comment\ndb:5432:crm:alice:first\n*:*:crm:bob:second\n*:*:*:*:fallback\n";
+        let find = |w: [&str; 4]| pgpass_lookup(text, w);
+        assert_eq!(
+            find(["db", "5432", "crm", "alice"]).as_deref(),
+            Some("first")
+        );
+        assert_eq!(
+            find(["other", "6543", "crm", "bob"]).as_deref(),
+            Some("second")
+        );
+        assert_eq!(
+            find(["db", "5432", "hr", "alice"]).as_deref(),
+            Some("fallback")
+        );
+        assert_eq!(
+            pgpass_lookup("db:5432:crm:alice:first", ["db", "5432", "crm", "carol"]),
+            None
+        );
     }
 
     #[test]
