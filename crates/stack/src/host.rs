@@ -147,6 +147,16 @@ pub fn host_services(
         Some(s) if staging_server_url.is_empty() => s.staging_url(),
         _ => staging_server_url,
     };
+    // The stages that read data share how they reach it.
+    let reads_data = |service: &str, registry: &RegistryConfig| tollgate_service::StageConfig {
+        nats: signed_in(service),
+        shutdown_grace_secs,
+        registry: calls(service, registry),
+        cache_dir: cache_dir.clone(),
+        data_roots: data_roots.clone(),
+        data_buckets: data_buckets.clone(),
+        ..Default::default()
+    };
     let stop = || stop.clone().cancelled_owned();
     let services = [
         task(
@@ -178,48 +188,15 @@ pub fn host_services(
         ),
         task(
             "data-validator",
-            tollgate_data_validator::run(
-                tollgate_data_validator::Config {
-                    nats: signed_in("data-validator"),
-                    shutdown_grace_secs,
-                    registry: calls("data-validator", &registry),
-                    cache_dir: cache_dir.clone(),
-                    data_roots: data_roots.clone(),
-                    data_buckets: data_buckets.clone(),
-                    ..Default::default()
-                },
-                stop(),
-            ),
+            tollgate_data_validator::run(reads_data("data-validator", &registry), stop()),
         ),
         task(
             "trainer",
-            tollgate_trainer::run(
-                tollgate_trainer::Config {
-                    nats: signed_in("trainer"),
-                    shutdown_grace_secs,
-                    registry: calls("trainer", &trainer_registry),
-                    cache_dir: cache_dir.clone(),
-                    data_roots: data_roots.clone(),
-                    data_buckets: data_buckets.clone(),
-                    ..Default::default()
-                },
-                stop(),
-            ),
+            tollgate_trainer::run(reads_data("trainer", &trainer_registry), stop()),
         ),
         task(
             "gate",
-            tollgate_gate::run(
-                tollgate_gate::Config {
-                    nats: signed_in("gate"),
-                    shutdown_grace_secs,
-                    registry: calls("gate", &registry),
-                    cache_dir,
-                    data_roots,
-                    data_buckets,
-                    ..Default::default()
-                },
-                stop(),
-            ),
+            tollgate_gate::run(reads_data("gate", &registry), stop()),
         ),
         task(
             "promoter",

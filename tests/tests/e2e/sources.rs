@@ -10,7 +10,7 @@ use std::{path::Path, process::Output, time::Duration};
 
 use tollgate_e2e::{
     NatsServer,
-    servers::{PgServer, S3Server},
+    servers::{AzuriteServer, PgServer, S3Server},
     workspace_root,
 };
 use tollgate_proto::{GetRunRequest, RegistryApi, RunSummary, TriggerKind, Verdict};
@@ -434,4 +434,84 @@ async fn postgres_tables_and_queries_are_typed_datasets_and_a_watermark_starts_t
         .run(&stack.dir.path().join("tollgate.yaml"), &source)
         .await;
     failed_with(&gone, "unreachable");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_azure_blob_validates_as_the_local_file_and_a_wrong_account_key_is_refused() {
+    let azure = AzuriteServer::start().unwrap();
+    azure.container("churn-data").unwrap();
+    let mut extra = azure.env(None);
+    extra.push(("TOLLGATE_DATA_BUCKETS", "az://churn-data".into()));
+    let stack = Stack::start(extra);
+    let data = stack.dir.path().join("churn.parquet");
+    stack.ok(&[
+        "data",
+        "generate",
+        "--rows",
+        "20000",
+        "--out",
+        data.to_str().unwrap(),
+    ]);
+    stack.ok(&[
+        "data",
+        "push",
+        data.to_str().unwrap(),
+        "--to",
+        "az://churn-data/history/churn.parquet",
+    ]);
+    let spec = stack.apply("validate", "");
+    let local = stack.run(&spec, data.to_str().unwrap()).await;
+    let remote = stack
+        .run(&spec, "az://churn-data/history/churn.parquet")
+        .await;
+    assert_eq!(remote.verdict(), Verdict::Passed, "{}", remote.reason);
+    assert_eq!(
+        local.validation,
+        remote.validation.clone().map(|mut v| {
+            v.duration_ms = local.validation.as_ref().unwrap().duration_ms;
+            v
+        })
+    );
+    failed_with(
+        &stack.run(&spec, "az://churn-data/missing.parquet").await,
+        "does not exist",
+    );
+    // The CLI reads it too, and a key the account does not have is refused.
+    let mut env = stack.env.clone();
+    env.extend(azure.env(None));
+    let pulled = stack.dir.path().join("pulled.parquet");
+    let out = cli(
+        &env,
+        &[
+            "data",
+            "pull",
+            "az://churn-data/history/churn.parquet",
+            "--out",
+            pulled.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(&pulled).unwrap(),
+        std::fs::read(&data).unwrap()
+    );
+    let mut wrong = env.clone();
+    wrong.extend(azure.env(Some("bm90LXRoZS1rZXk=")));
+    let refused = cli(
+        &wrong,
+        &[
+            "data",
+            "pull",
+            "az://churn-data/history/churn.parquet",
+            "--out",
+            pulled.to_str().unwrap(),
+        ],
+    );
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("access denied"), "{said}");
 }
