@@ -37,6 +37,14 @@ pub fn python() -> PathBuf {
         .unwrap_or_else(|| venv_bin("python"))
 }
 
+/// Starts `cmd` (the server `binary`) with its output discarded.
+fn quiet(cmd: &mut Command, binary: &Path) -> anyhow::Result<Child> {
+    cmd.stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("{} not started (make tools installs it)", binary.display()))
+}
+
 /// Waits until something listens on `port`.
 fn wait_listening(port: u16, what: &str) -> anyhow::Result<()> {
     for _ in 0..300 {
@@ -66,15 +74,12 @@ impl S3Server {
         let binary = std::env::var_os("TOLLGATE_MOTO_SERVER")
             .map(PathBuf::from)
             .unwrap_or_else(|| venv_bin("moto_server"));
-        let child = Command::new(&binary)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .env("INITIAL_NO_AUTH_ACTION_COUNT", "3")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| {
-                format!("{} not started (make tools installs it)", binary.display())
-            })?;
+        let child = quiet(
+            Command::new(&binary)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .env("INITIAL_NO_AUTH_ACTION_COUNT", "3"),
+            &binary,
+        )?;
         let endpoint = format!("http://127.0.0.1:{port}");
         let mut server = S3Server {
             child,
@@ -168,17 +173,14 @@ impl AzuriteServer {
         let port = free_port()?;
         let dir = tempfile::tempdir()?;
         let binary = workspace_root().join(".tools/azurite/node_modules/.bin/azurite-blob");
-        let child = Command::new(&binary)
-            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
-            .arg("--location")
-            .arg(dir.path())
-            .args(["--silent", "--skipApiVersionCheck"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| {
-                format!("{} not started (make tools installs it)", binary.display())
-            })?;
+        let child = quiet(
+            Command::new(&binary)
+                .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+                .arg("--location")
+                .arg(dir.path())
+                .args(["--silent", "--skipApiVersionCheck"]),
+            &binary,
+        )?;
         let server = AzuriteServer {
             child,
             _dir: dir,
