@@ -98,6 +98,8 @@ async fn upload(p: &Pipeline, onnx: &Path, data: &Path) -> anyhow::Result<RunSum
     let bytes = std::fs::read(onnx).with_context(|| format!("reading {}", onnx.display()))?;
     let digest = p.bus.code().put(CodeObject::Model, &bytes).await?;
     let spec = example_spec().replace("model: churn\n", &format!("model: {HGB}\n"));
+    // Its policy first, as an admin applies it: a trigger's spec is only a proposal.
+    p.apply(&spec).await?;
     let trigger = Trigger {
         trigger_id: ulid::Ulid::new().to_string(),
         kind: TriggerKind::Manual as i32,
