@@ -597,3 +597,5 @@ async fn a_stage_that_keeps_failing_is_retried_then_dead_lettered_and_the_run_fa
     );
     assert!(versions(&p, "churn").await.is_empty());
 }
+#[path = "e2e/webhooks.rs"]
+mod webhooks;

@@ -242,6 +242,11 @@ pub fn permissions(identity: Identity) -> Permissions {
                 // `tollgate apply` goes through the registry: policies and their schedules.
                 .writes_bucket(Bucket::Specs)
                 .writes_bucket(Bucket::Triggers)
+                // Webhook subscriptions and their delivery log; stage changes become
+                // webhook events.
+                .writes_bucket(Bucket::Webhooks)
+                .writes_bucket(Bucket::Deliveries)
+                .subscribe([subjects::trigger(TriggerKind::Model)])
                 .reads_store(subjects::ARTIFACTS_STORE)
                 .reads_store(subjects::CODE_STORE)
                 .reads(subjects::RUNS_STREAM)

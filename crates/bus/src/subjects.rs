@@ -63,11 +63,15 @@ pub enum Bucket {
     /// Scored records by model and id, kept for the labels' retention window:
     /// `tollgate_pipeline::feedback`.
     Predictions,
+    /// Webhook subscriptions: the registry's `webhooks`.
+    Webhooks,
+    /// Webhook deliveries, pending and done, kept a week: the registry's `webhooks`.
+    Deliveries,
 }
 
 impl Bucket {
     /// Every bucket, created at connect.
-    pub const ALL: [Bucket; 7] = [
+    pub const ALL: [Bucket; 9] = [
         Bucket::Models,
         Bucket::Runs,
         Bucket::Triggers,
@@ -75,6 +79,8 @@ impl Bucket {
         Bucket::Groups,
         Bucket::Alerts,
         Bucket::Predictions,
+        Bucket::Webhooks,
+        Bucket::Deliveries,
     ];
 
     /// The bucket's name on the server.
@@ -87,6 +93,8 @@ impl Bucket {
             Bucket::Groups => "tollgate_groups",
             Bucket::Alerts => "tollgate_alerts",
             Bucket::Predictions => "tollgate_predictions",
+            Bucket::Webhooks => "tollgate_webhooks",
+            Bucket::Deliveries => "tollgate_deliveries",
         }
     }
 
@@ -96,10 +104,14 @@ impl Bucket {
     pub fn max_age(self) -> Option<std::time::Duration> {
         match self {
             Bucket::Predictions => Some(PREDICTION_RETENTION),
+            Bucket::Deliveries => Some(DELIVERY_RETENTION),
             _ => None,
         }
     }
 }
+
+/// How long a webhook delivery is kept in the delivery log.
+pub const DELIVERY_RETENTION: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 /// How long a scored record waits for its label: a label for a request older than this
 /// finds nothing to join.

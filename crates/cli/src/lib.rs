@@ -37,6 +37,7 @@ pub use show::{DecisionArgs, ModelsArgs, ModelsCommand, RunsArgs, RunsCommand};
 pub use tokens::TokenCommand;
 pub use train::{PredictArgs, TrainArgs};
 pub use validate::ValidateArgs;
+pub use webhook::WebhookCommand;
 mod report;
 mod rollout;
 mod shadow;
@@ -48,6 +49,7 @@ pub use tokens::{NatsWritten, nats_config};
 mod train;
 mod upload;
 mod validate;
+mod webhook;
 
 pub use error::CliError;
 
@@ -193,6 +195,10 @@ pub enum Command {
     /// approvers `pause`, `resume`, `abort` and `promote`.
     #[command(subcommand)]
     Rollout(RolloutCommand),
+    /// Events delivered to where people are (admin or operator): `add`, `list`,
+    /// `remove`, `test`, and the delivery log (`deliveries`, `redeliver`).
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
     /// Print the CLI reference (every command's help) as Markdown, for the book.
     #[command(hide = true)]
     CliReference,
@@ -408,6 +414,7 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
         Command::Shadow(command) => {
             shadow::run(&cli.registry_url, &cli.nats_url, &cli.identity, command).await
         }
+        Command::Webhook(command) => webhook::run(&cli.registry_url, command).await,
         Command::Rollout(command) => {
             rollout::run(&cli.registry_url, &cli.nats_url, &cli.identity, command).await
         }

@@ -29,11 +29,13 @@ pub enum Role {
     Promoter,
     /// Reads only (the model server, the data-validator, dashboards).
     Viewer,
+    /// A person operating Tollgate: manages webhooks and reads everything.
+    Operator,
 }
 
 impl Role {
     /// Every role, as `--role` lists them.
-    pub const ALL: [Role; 7] = [
+    pub const ALL: [Role; 8] = [
         Role::Admin,
         Role::Approver,
         Role::Ci,
@@ -41,6 +43,7 @@ impl Role {
         Role::Gate,
         Role::Promoter,
         Role::Viewer,
+        Role::Operator,
     ];
 
     /// The role's word.
@@ -53,6 +56,7 @@ impl Role {
             Role::Gate => "gate",
             Role::Promoter => "promoter",
             Role::Viewer => "viewer",
+            Role::Operator => "operator",
         }
     }
 

@@ -23,6 +23,7 @@ pub mod pipeline_metrics;
 mod policy;
 mod specs;
 mod store;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 
@@ -32,10 +33,12 @@ use tollgate_bus::{Bus, BusError};
 use tollgate_proto::{
     AppliedSpec, ApplySpecRequest, Approval, ApprovalRequest, Artifact, ControlRolloutRequest,
     GetRolloutRequest, GetRunRequest, GetShadowRequest, GetVersionRequest, LatestByStageRequest,
-    ListRunsRequest, ListRunsResponse, ListVersionsRequest, ListVersionsResponse, ModelVersion,
-    OverrideRequest, RecordGateRequest, RegisterVersionRequest, Registry, RegistryServer,
-    ResolveRequest, RollbackRequest, Rollout, RunSummary, SetAliasRequest, SetShadowRequest,
-    Shadow, StartRolloutRequest, TransitionStageRequest, UpdateVersionRequest,
+    ListDeliveriesRequest, ListDeliveriesResponse, ListRunsRequest, ListRunsResponse,
+    ListVersionsRequest, ListVersionsResponse, ListWebhooksRequest, ListWebhooksResponse,
+    ModelVersion, OverrideRequest, RecordGateRequest, RegisterVersionRequest, Registry,
+    RegistryServer, ResolveRequest, RollbackRequest, Rollout, RunSummary, SetAliasRequest,
+    SetShadowRequest, Shadow, StartRolloutRequest, TransitionStageRequest, UpdateVersionRequest,
+    Webhook, WebhookDelivery, WebhookId,
 };
 use tollgate_service::{GRPC_ADDR, HEALTH_ADDR, NatsConfig, tokens::Role};
 use tonic::{Request, Response, Status};
@@ -140,7 +143,12 @@ where
     info!(%addr, "registry gRPC listening");
     let runs_task = tokio::spawn(store::runs::keep_run_records(bus.clone(), token.clone()));
     let rollouts_task = tokio::spawn(store::drive_rollouts(bus.clone(), token.clone()));
-    let svc = RegistryServer::new(RegistryService { bus })
+    let sender = webhooks::Sender::new(bus.clone());
+    let webhook_tasks = [
+        tokio::spawn(webhooks::follow(bus.clone(), sender.clone(), token.clone())),
+        tokio::spawn(sender.clone().resume(token.clone())),
+    ];
+    let svc = RegistryServer::new(RegistryService { bus, sender })
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let svc = tonic::service::interceptor::InterceptedService::new(svc, move |r| auth.intercept(r));
@@ -172,6 +180,7 @@ where
         .map_err(RegistryError::Serve)?;
     token.cancel();
     let _ = rollouts_task.await;
+    futures::future::join_all(webhook_tasks).await;
     match runs_task.await {
         Ok(result) => result.map_err(RegistryError::from),
         Err(e) => Err(RegistryError::Internal(format!(
@@ -214,6 +223,7 @@ fn recorded(caller: &auth::Caller, given: String) -> String {
 #[derive(Clone)]
 pub struct RegistryService {
     bus: Bus,
+    sender: webhooks::Sender,
 }
 
 impl From<BusError> for RegistryError {
@@ -393,6 +403,69 @@ impl Registry for RegistryService {
         r.actor = caller.label(&r.actor)?;
         Ok(Response::new(
             store::control_rollout(&self.bus, &caller, r).await?,
+        ))
+    }
+
+    async fn add_webhook(&self, request: Request<Webhook>) -> Result<Response<Webhook>, Status> {
+        let caller = auth::caller(&request);
+        caller.require(&[Role::Admin, Role::Operator], "add webhooks")?;
+        let mut hook = request.into_inner();
+        hook.created_by = recorded(&caller, hook.created_by);
+        Ok(Response::new(webhooks::add(&self.bus, hook).await?))
+    }
+
+    async fn list_webhooks(
+        &self,
+        request: Request<ListWebhooksRequest>,
+    ) -> Result<Response<ListWebhooksResponse>, Status> {
+        auth::caller(&request).require(&[Role::Admin, Role::Operator], "list webhooks")?;
+        let webhooks = webhooks::list(&self.bus)
+            .await?
+            .into_iter()
+            .map(webhooks::hidden)
+            .collect();
+        Ok(Response::new(ListWebhooksResponse { webhooks }))
+    }
+
+    async fn remove_webhook(
+        &self,
+        request: Request<WebhookId>,
+    ) -> Result<Response<Webhook>, Status> {
+        auth::caller(&request).require(&[Role::Admin, Role::Operator], "remove webhooks")?;
+        Ok(Response::new(
+            webhooks::remove(&self.bus, &request.into_inner().id).await?,
+        ))
+    }
+
+    async fn test_webhook(
+        &self,
+        request: Request<WebhookId>,
+    ) -> Result<Response<WebhookDelivery>, Status> {
+        auth::caller(&request).require(&[Role::Admin, Role::Operator], "test webhooks")?;
+        Ok(Response::new(
+            self.sender.test(&request.into_inner().id).await?,
+        ))
+    }
+
+    async fn list_deliveries(
+        &self,
+        request: Request<ListDeliveriesRequest>,
+    ) -> Result<Response<ListDeliveriesResponse>, Status> {
+        auth::caller(&request)
+            .require(&[Role::Admin, Role::Operator], "read webhook deliveries")?;
+        let r = request.into_inner();
+        let limit = if r.limit == 0 { 50 } else { r.limit as usize };
+        let deliveries = webhooks::deliveries(&self.bus, r.failed, limit).await?;
+        Ok(Response::new(ListDeliveriesResponse { deliveries }))
+    }
+
+    async fn redeliver(
+        &self,
+        request: Request<WebhookId>,
+    ) -> Result<Response<WebhookDelivery>, Status> {
+        auth::caller(&request).require(&[Role::Admin, Role::Operator], "redeliver webhooks")?;
+        Ok(Response::new(
+            self.sender.redeliver(&request.into_inner().id).await?,
         ))
     }
 
