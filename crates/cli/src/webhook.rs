@@ -32,9 +32,17 @@ pub enum WebhookCommand {
         /// `X-Tollgate-Signature: sha256=<hex>`).
         #[arg(long)]
         secret_file: Option<PathBuf>,
-        /// `json` (Tollgate's event) or `slack` (an incoming webhook's `text` and `blocks`).
+        /// `json` (Tollgate's event), `slack` (an incoming webhook's `text` and `blocks`)
+        /// or `github` (a commit status per run: `--url` is the API base, e.g.
+        /// https://api.github.com).
         #[arg(long, default_value = "json")]
         format: String,
+        /// For github: OWNER/REPO.
+        #[arg(long, default_value = "")]
+        repository: String,
+        /// For github: a file holding a token that may write commit statuses.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
     },
     /// The webhooks (secrets not shown).
     List {
@@ -78,17 +86,22 @@ pub async fn run(registry_url: &str, command: WebhookCommand) -> Result<(), CliE
             model,
             secret_file,
             format,
+            repository,
+            token_file,
         } => {
-            let secret = match secret_file {
-                Some(path) => std::fs::read_to_string(&path)
-                    .map_err(|source| CliError::File {
-                        path: path.display().to_string(),
-                        source,
-                    })?
-                    .trim()
-                    .to_string(),
-                None => String::new(),
+            let read = |file: Option<PathBuf>| -> Result<String, CliError> {
+                match file {
+                    Some(path) => Ok(std::fs::read_to_string(&path)
+                        .map_err(|source| CliError::File {
+                            path: path.display().to_string(),
+                            source,
+                        })?
+                        .trim()
+                        .to_string()),
+                    None => Ok(String::new()),
+                }
             };
+            let (secret, token) = (read(secret_file)?, read(token_file)?);
             let hook = registry
                 .add_webhook(Webhook {
                     url,
@@ -96,6 +109,8 @@ pub async fn run(registry_url: &str, command: WebhookCommand) -> Result<(), CliE
                     model,
                     format,
                     secret,
+                    repository,
+                    token,
                     ..Default::default()
                 })
                 .await?
@@ -155,7 +170,7 @@ pub async fn run(registry_url: &str, command: WebhookCommand) -> Result<(), CliE
                 let rows: Vec<_> = deliveries
                     .iter()
                     .map(|d| {
-                        serde_json::json!({"id": d.id, "webhook": d.webhook_id, "event": d.event_type,
+                        serde_json::json!({"id": d.id, "webhook": d.webhook_id, "url": d.url, "event": d.event_type,
                             "event_id": d.event_id, "status": d.status, "attempts": d.attempts,
                             "last_status": d.last_status, "last_latency_ms": d.last_latency_ms,
                             "last_error": d.last_error, "created": when(d.created_unix_ms)})

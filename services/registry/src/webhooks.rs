@@ -136,8 +136,23 @@ pub async fn add(bus: &Bus, mut hook: Webhook) -> Result<Webhook, RegistryError>
     if hook.format.is_empty() {
         hook.format = "json".into();
     }
-    if !matches!(hook.format.as_str(), "json" | "slack") {
-        return bad(format!("format {:?}: json or slack", hook.format));
+    if !matches!(hook.format.as_str(), "json" | "slack" | "github") {
+        return bad(format!("format {:?}: json, slack or github", hook.format));
+    }
+    if hook.format == "github" {
+        if hook.repository.split('/').filter(|p| !p.is_empty()).count() != 2 {
+            return bad("a github webhook needs --repository OWNER/REPO".into());
+        }
+        if hook.token.is_empty() {
+            return bad(
+                "a github webhook needs --token-file (a token that may write statuses)".into(),
+            );
+        }
+        if hook.events.iter().any(|e| e != "run.completed") {
+            return bad(
+                "a github webhook sends commit statuses: its only event is run.completed".into(),
+            );
+        }
     }
     hook.id = format!("wh-{}", ulid::Ulid::new().to_string().to_lowercase());
     hook.created_unix_ms = now_ms();
@@ -149,14 +164,18 @@ pub async fn add(bus: &Bus, mut hook: Webhook) -> Result<Webhook, RegistryError>
     Ok(hidden(hook))
 }
 
-/// The webhook without its secret, as it is shown.
+/// The webhook without its secret and token, as it is shown.
 pub fn hidden(hook: Webhook) -> Webhook {
-    Webhook {
-        secret: if hook.secret.is_empty() {
+    let mask = |s: &str| {
+        if s.is_empty() {
             String::new()
         } else {
-            "(set)".into()
-        },
+            "(set)".to_string()
+        }
+    };
+    Webhook {
+        secret: mask(&hook.secret),
+        token: mask(&hook.token),
         ..hook
     }
 }
@@ -193,12 +212,49 @@ pub async fn deliveries(
     Ok(out)
 }
 
+/// Where a webhook's delivery of `event_json` goes: the webhook's URL, or for GitHub the
+/// commit's statuses under the API base (`None` when the run has no commit).
+fn target(hook: &Webhook, event_json: &str) -> Option<String> {
+    if hook.format != "github" {
+        return Some(hook.url.clone());
+    }
+    let event: serde_json::Value = serde_json::from_str(event_json).unwrap_or_default();
+    let sha = event["details"]["commit"]
+        .as_str()
+        .filter(|c| !c.is_empty())?;
+    Some(format!(
+        "{}/repos/{}/statuses/{sha}",
+        hook.url.trim_end_matches('/'),
+        hook.repository
+    ))
+}
+
 /// The body a webhook receives for `event_json`, in its format.
 fn body(format: &str, event_json: &str) -> String {
+    let event: serde_json::Value = serde_json::from_str(event_json).unwrap_or_default();
+    if format == "github" {
+        let state = match event["details"]["verdict"].as_str() {
+            Some("passed") => "success",
+            Some("blocked") => "failure",
+            _ => "error",
+        };
+        let description: String = event["summary"]
+            .as_str()
+            .unwrap_or("")
+            .chars()
+            .take(140)
+            .collect();
+        return serde_json::json!({
+            "state": state,
+            "description": description,
+            "context": format!("tollgate/{}", event["model"].as_str().unwrap_or("")),
+            "target_url": event["details"]["run_url"],
+        })
+        .to_string();
+    }
     if format != "slack" {
         return event_json.to_string();
     }
-    let event: serde_json::Value = serde_json::from_str(event_json).unwrap_or_default();
     let text = format!(
         "*{}* {}: {}",
         event["type"].as_str().unwrap_or(""),
@@ -349,13 +405,25 @@ impl Sender {
                 let _ = save(&self.bus, &d).await;
                 return;
             };
+            let Some(url) = target(&hook, &d.event_json) else {
+                d.status = "failed".into();
+                d.last_error = "the run has no commit to set a status on".into();
+                let _ = save(&self.bus, &d).await;
+                return;
+            };
             let body = body(&hook.format, &d.event_json);
             let mut request = self
                 .http
-                .post(&hook.url)
+                .post(&url)
                 .header("content-type", "application/json")
                 .header("x-tollgate-event", &d.event_type)
                 .header("x-tollgate-delivery", &d.id);
+            if !hook.token.is_empty() {
+                request = request
+                    .header("authorization", format!("Bearer {}", hook.token))
+                    .header("accept", "application/vnd.github+json")
+                    .header("user-agent", "tollgate");
+            }
             if !hook.secret.is_empty() {
                 request = request.header(
                     "x-tollgate-signature",
@@ -464,6 +532,7 @@ pub async fn follow(bus: Bus, sender: Sender, shutdown: CancellationToken) {
                     "trigger": run.trigger().to_string(),
                     "commit": run.code_commit,
                     "pull_request": run.ci.as_ref().map_or(0, |c| c.pull_request),
+                    "run_url": run.ci.as_ref().map(|c| c.run_url.clone()).unwrap_or_default(),
                 });
                 e
             }

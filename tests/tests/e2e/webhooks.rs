@@ -54,6 +54,41 @@ async fn receiver(port: u16) -> Got {
     got
 }
 
+/// What a GitHub-like API got: the path, the authorization header and the body.
+type Statuses = Arc<Mutex<Vec<(String, String, String)>>>;
+
+/// A stand-in for GitHub's API on `port`: records every commit status posted.
+async fn github(port: u16) -> Statuses {
+    let got: Statuses = Arc::default();
+    let seen = got.clone();
+    let app = Router::new().route(
+        "/repos/{owner}/{repo}/statuses/{sha}",
+        post(
+            move |uri: axum::http::Uri, headers: HeaderMap, body: Bytes| {
+                let seen = seen.clone();
+                async move {
+                    let auth = headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string();
+                    seen.lock().unwrap().push((
+                        uri.path().to_string(),
+                        auth,
+                        String::from_utf8_lossy(&body).to_string(),
+                    ));
+                    axum::http::StatusCode::CREATED
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    got
+}
+
 /// The HMAC-SHA256 of `body` under `secret`, by Python's hmac module.
 fn python_hmac(secret: &str, body: &str, dir: &std::path::Path) -> String {
     let file = dir.join("body.json");
@@ -110,6 +145,27 @@ async fn events_arrive_signed_a_500_is_retried_and_a_dead_endpoint_delays_nobody
             "add",
             "--url",
             &dead,
+            "--events",
+            "run.completed",
+        ],
+    ));
+    let api_port = free_port().unwrap();
+    let statuses = github(api_port).await;
+    let token_file = p.dir.path().join("gh-token");
+    std::fs::write(&token_file, "ghp_e2e_token").unwrap();
+    ok(tollgate(
+        &p,
+        &[
+            "webhook",
+            "add",
+            "--format",
+            "github",
+            "--url",
+            &format!("http://127.0.0.1:{api_port}"),
+            "--repository",
+            "acme/churn",
+            "--token-file",
+            token_file.to_str().unwrap(),
             "--events",
             "run.completed",
         ],
@@ -178,6 +234,28 @@ async fn events_arrive_signed_a_500_is_retried_and_a_dead_endpoint_delays_nobody
         got.lock().unwrap()
     );
 
+    // The pull request's check: a commit status on the run's commit, with the token.
+    for _ in 0..100 {
+        if !statuses.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (path, auth, status) = statuses
+        .lock()
+        .unwrap()
+        .first()
+        .cloned()
+        .expect("a commit status");
+    assert_eq!(
+        path,
+        format!("/repos/acme/churn/statuses/{}", run.code_commit)
+    );
+    assert_eq!(auth, "Bearer ghp_e2e_token");
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["state"], "success", "{status}");
+    assert_eq!(status["context"], "tollgate/churn", "{status}");
+
     // The log: the event that met the 500 delivered on its second attempt (the retry
     // waits 2 s); the dead endpoint's still pending, tried, with the error.
     let mut log = serde_json::Value::Null;
@@ -202,7 +280,11 @@ async fn events_arrive_signed_a_500_is_retried_and_a_dead_endpoint_delays_nobody
     assert_eq!(retried["last_status"], 200, "{retried}");
     let good = rows
         .iter()
-        .find(|d| d["event_id"] == event_id.as_str() && d["status"] == "delivered")
+        .find(|d| {
+            d["event_id"] == event_id.as_str()
+                && d["status"] == "delivered"
+                && d["url"] == url.as_str()
+        })
         .unwrap_or_else(|| panic!("{log:#}"));
     let stuck = rows
         .iter()
