@@ -496,6 +496,9 @@ pub async fn follow(bus: Bus, sender: Sender, shutdown: CancellationToken) {
         }
     };
     let mut completions = completions;
+    // The runs stream replays the runs that ended before this registry started: those
+    // were sent (or are pending in the log) already.
+    let started = now_ms();
     let subscribe = |subject: String| {
         let client = bus.client().clone();
         async move { client.subscribe(subject).await.ok() }
@@ -518,6 +521,9 @@ pub async fn follow(bus: Bus, sender: Sender, shutdown: CancellationToken) {
         let event = tokio::select! {
             _ = shutdown.cancelled() => return,
             Some(run) = completions.next() => {
+                if run.finished_unix_ms < started {
+                    continue;
+                }
                 let mut e = Event::new(
                     "run.completed",
                     format!("run.completed:{}", run.run_id),

@@ -12,6 +12,7 @@ use tollgate_e2e::{Pipeline, example_spec, free_port};
 use tollgate_proto::{TriggerKind, Verdict};
 
 use super::poison::tollgate;
+use super::processes::cli;
 
 /// What the receiver got: the event header, the signature header and the body.
 type Got = Arc<Mutex<Vec<(String, String, String)>>>;
@@ -304,4 +305,105 @@ async fn events_arrive_signed_a_500_is_retried_and_a_dead_endpoint_delays_nobody
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("no redelivery: {:?}", got.lock().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delivery_pending_when_the_registry_is_killed_is_delivered_after_it_restarts() {
+    use super::processes::{Services, cli_ok, get_healthz, service_env};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let nats = tollgate_e2e::NatsServer::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let env = service_env(&nats, dir.path());
+    let mut services = Services::logging_to(dir.path());
+    for (name, addr) in services.spawn(&env, &tollgate_stack::SERVICES) {
+        assert!(get_healthz(&addr).starts_with("HTTP/1.1 200"), "{name}");
+    }
+    // A receiver that refuses everything until it is told to take it.
+    let up = Arc::new(AtomicBool::new(false));
+    let got: Got = Arc::default();
+    let (seen, open) = (got.clone(), up.clone());
+    let app = Router::new().route(
+        "/hook",
+        post(move |body: Bytes| {
+            let (seen, open) = (seen.clone(), open.clone());
+            async move {
+                seen.lock().unwrap().push((
+                    String::new(),
+                    String::new(),
+                    String::from_utf8_lossy(&body).to_string(),
+                ));
+                if open.load(Ordering::SeqCst) {
+                    axum::http::StatusCode::OK
+                } else {
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE
+                }
+            }
+        }),
+    );
+    let port = free_port().unwrap();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = format!("http://127.0.0.1:{port}/hook");
+    cli_ok(
+        &env,
+        &["webhook", "add", "--url", &url, "--events", "run.completed"],
+    );
+    let spec = dir.path().join("tollgate.yaml");
+    std::fs::write(&spec, example_spec()).unwrap();
+    cli_ok(&env, &["apply", spec.to_str().unwrap()]);
+    let data = dir.path().join("churn.parquet");
+    cli_ok(
+        &env,
+        &[
+            "data",
+            "generate",
+            "--rows",
+            "3000",
+            "--out",
+            data.to_str().unwrap(),
+        ],
+    );
+    cli_ok(
+        &env,
+        &[
+            "publish",
+            "code",
+            "--spec",
+            spec.to_str().unwrap(),
+            "--dataset",
+            data.to_str().unwrap(),
+            "--wait",
+        ],
+    );
+    // Refused at least once: the delivery is pending in the log.
+    for _ in 0..100 {
+        if !got.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!got.lock().unwrap().is_empty(), "never tried");
+    let mut registry = services.take("registry");
+    registry.kill().unwrap();
+    registry.wait().unwrap();
+    up.store(true, Ordering::SeqCst);
+    let tried = got.lock().unwrap().len();
+    services.spawn(&env, &["registry"]);
+    // Started again, it picks the pending delivery up and delivers it.
+    let mut log = serde_json::Value::Null;
+    for _ in 0..300 {
+        let out = cli(&env, &["webhook", "deliveries", "--json"]);
+        if out.status.success() {
+            log = serde_json::from_slice(&out.stdout).unwrap();
+            if log[0]["status"] == "delivered" {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(log[0]["status"], "delivered", "{log:#}");
+    assert!(log[0]["attempts"].as_u64().unwrap() >= 2, "{log:#}");
+    assert!(got.lock().unwrap().len() > tried);
 }
