@@ -352,30 +352,13 @@ async fn a_delivery_pending_when_the_registry_is_killed_is_delivered_after_it_re
     );
     let spec = dir.path().join("tollgate.yaml");
     std::fs::write(&spec, example_spec()).unwrap();
-    cli_ok(&env, &["apply", spec.to_str().unwrap()]);
     let data = dir.path().join("churn.parquet");
-    cli_ok(
-        &env,
-        &[
-            "data",
-            "generate",
-            "--rows",
-            "3000",
-            "--out",
-            data.to_str().unwrap(),
-        ],
-    );
-    cli_ok(
-        &env,
-        &[
-            "publish",
-            "code",
-            "--spec",
-            spec.to_str().unwrap(),
-            "--dataset",
-            data.to_str().unwrap(),
-            "--wait",
-        ],
+    super::processes::generate(&data, 3000, &[]);
+    let published = super::processes::publish(&env, "code", &spec, &data, &["--wait"]);
+    assert!(
+        published.status.success(),
+        "{}",
+        String::from_utf8_lossy(&published.stderr)
     );
     // Refused at least once: the delivery is pending in the log.
     for _ in 0..100 {
