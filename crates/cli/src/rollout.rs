@@ -3,10 +3,10 @@
 //! approver's hand on it.
 
 use clap::Subcommand;
-use tollgate_bus::{now_ms, subjects};
-use tollgate_pipeline::rollout::{Summary, phase_name, phases, state_name, summarize};
+use tollgate_bus::now_ms;
+use tollgate_pipeline::rollout::{Summary, phase_name, phase_summary, phases, state_name};
 use tollgate_proto::{
-    ControlRolloutRequest, GetRolloutRequest, Rollout, RolloutAction, RolloutState, ShadowReport,
+    ControlRolloutRequest, GetRolloutRequest, Rollout, RolloutAction, RolloutState,
 };
 
 use crate::{
@@ -118,21 +118,7 @@ async fn current_summary(nats_url: &str, r: &Rollout) -> Result<Option<Summary>,
         return Ok(None);
     }
     let bus = crate::connect_bus(nats_url).await?;
-    let reports: Vec<ShadowReport> = bus
-        .read_since(
-            subjects::SHADOW_STREAM,
-            &subjects::shadow(&r.model),
-            r.phase_started_unix_ms,
-            "ShadowReport",
-        )
-        .await?;
-    let of_phase: Vec<ShadowReport> = reports
-        .into_iter()
-        .filter(|s| {
-            s.shadow_version == r.version && s.shadow_started_unix_ms == r.phase_started_unix_ms
-        })
-        .collect();
-    Ok(Some(summarize(&of_phase)))
+    Ok(Some(phase_summary(&bus, r).await?))
 }
 
 fn print_status(r: &Rollout, summary: Option<&Summary>) {

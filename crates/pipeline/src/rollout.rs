@@ -225,6 +225,30 @@ pub fn psi(expected: &[u64], actual: &[u64]) -> Option<f64> {
     )
 }
 
+/// What every replica reported of `r`'s current phase (`tollgate.shadow.<model>` since the
+/// phase started, of its candidate and start), added up.
+pub async fn phase_summary(
+    bus: &tollgate_bus::Bus,
+    r: &Rollout,
+) -> Result<Summary, tollgate_bus::BusError> {
+    use tollgate_bus::subjects;
+    let reports: Vec<ShadowReport> = bus
+        .read_since(
+            subjects::SHADOW_STREAM,
+            &subjects::shadow(&r.model),
+            r.phase_started_unix_ms,
+            "ShadowReport",
+        )
+        .await?;
+    let of_phase: Vec<ShadowReport> = reports
+        .into_iter()
+        .filter(|s| {
+            s.shadow_version == r.version && s.shadow_started_unix_ms == r.phase_started_unix_ms
+        })
+        .collect();
+    Ok(summarize(&of_phase))
+}
+
 /// The plan a rollout runs, fixed from the spec's `rollout:` section when it starts.
 pub fn plan_of(spec: &tollgate_spec::rollout::Rollout) -> RolloutPlan {
     let a = &spec.analysis;

@@ -394,13 +394,17 @@ impl Promoter {
             run.model,
             run.model_version
         );
-        let subject = subjects::alert(subjects::Alert::Approval);
-        if let Err(e) = ctx
-            .bus()
-            .client()
-            .publish(subject, ask.clone().into())
-            .await
-        {
+        let rule = subjects::Alert::Approval;
+        let alert = tollgate_proto::Alert {
+            rule: rule.name().into(),
+            model: run.model.clone(),
+            state: tollgate_proto::AlertState::Firing as i32,
+            summary: ask.clone(),
+            run_ids: vec![run.run_id.clone()],
+            at_unix_ms: tollgate_bus::now_ms(),
+            ..Default::default()
+        };
+        if let Err(e) = ctx.bus().publish(subjects::alert(rule), &alert, None).await {
             tracing::warn!(error = %e, "approval alert not published");
         }
         Ok(StageOutcome::Passed(ask))

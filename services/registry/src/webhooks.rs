@@ -14,11 +14,10 @@
 //! - each delivery is sent on its own task with a 10 s timeout, so one slow or dead
 //!   endpoint never delays another or the pipeline.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::time::Duration;
 
 use futures::TryStreamExt;
 use prost::Message;
-use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tollgate_bus::{Bus, now_ms, subjects::Bucket};
 use tollgate_proto::{Webhook, WebhookDelivery};
@@ -180,14 +179,28 @@ pub fn hidden(hook: Webhook) -> Webhook {
     }
 }
 
+/// The webhook `id`, if there is one.
+async fn get(bus: &Bus, id: &str) -> Result<Option<Webhook>, RegistryError> {
+    match bus
+        .key_value(Bucket::Webhooks)
+        .get(id)
+        .await
+        .map_err(unavailable)?
+    {
+        Some(bytes) => Ok(Some(Webhook::decode(bytes.as_ref()).map_err(unavailable)?)),
+        None => Ok(None),
+    }
+}
+
 /// Removes a webhook.
 pub async fn remove(bus: &Bus, id: &str) -> Result<Webhook, RegistryError> {
-    let kv = bus.key_value(Bucket::Webhooks);
-    let Some(bytes) = kv.get(id).await.map_err(unavailable)? else {
+    let Some(hook) = get(bus, id).await? else {
         return Err(RegistryError::NotFound(format!("no webhook {id}")));
     };
-    let hook = Webhook::decode(bytes.as_ref()).map_err(unavailable)?;
-    kv.delete(id).await.map_err(unavailable)?;
+    bus.key_value(Bucket::Webhooks)
+        .delete(id)
+        .await
+        .map_err(unavailable)?;
     Ok(hidden(hook))
 }
 
@@ -283,8 +296,6 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 pub struct Sender {
     bus: Bus,
     http: reqwest::Client,
-    /// Each webhook's secret and format, by id, read when a delivery is sent.
-    hooks: Arc<Mutex<HashMap<String, Webhook>>>,
 }
 
 impl Sender {
@@ -296,7 +307,6 @@ impl Sender {
                 .timeout(ATTEMPT_TIMEOUT)
                 .build()
                 .unwrap_or_default(),
-            hooks: Arc::default(),
         }
     }
 
@@ -319,10 +329,8 @@ impl Sender {
 
     /// Sends `ping` to one webhook now.
     pub async fn test(&self, id: &str) -> Result<WebhookDelivery, RegistryError> {
-        let hook = list(&self.bus)
+        let hook = get(&self.bus, id)
             .await?
-            .into_iter()
-            .find(|h| h.id == id)
             .ok_or_else(|| RegistryError::NotFound(format!("no webhook {id}")))?;
         let event = Event::new(
             "ping",
@@ -351,10 +359,6 @@ impl Sender {
         if let Err(e) = save(&self.bus, &d).await {
             warn!(error = %e, "delivery not recorded; sent anyway");
         }
-        self.hooks
-            .lock()
-            .await
-            .insert(hook.id.clone(), hook.clone());
         self.spawn(d.clone());
         d
     }
@@ -380,26 +384,14 @@ impl Sender {
         tokio::spawn(async move { sender.attempts(d).await });
     }
 
-    async fn hook(&self, id: &str) -> Option<Webhook> {
-        if let Some(h) = self.hooks.lock().await.get(id) {
-            return Some(h.clone());
-        }
-        let hook = list(&self.bus)
-            .await
-            .ok()?
-            .into_iter()
-            .find(|h| h.id == id)?;
-        self.hooks.lock().await.insert(id.into(), hook.clone());
-        Some(hook)
-    }
-
     async fn attempts(&self, mut d: WebhookDelivery) {
         loop {
             let wait = d.next_attempt_unix_ms - now_ms();
             if wait > 0 {
                 tokio::time::sleep(Duration::from_millis(wait as u64)).await;
             }
-            let Some(hook) = self.hook(&d.webhook_id).await else {
+            // Read at every attempt: a removed webhook gets nothing more.
+            let Ok(Some(hook)) = get(&self.bus, &d.webhook_id).await else {
                 d.status = "failed".into();
                 d.last_error = "the webhook was removed".into();
                 let _ = save(&self.bus, &d).await;
@@ -543,21 +535,17 @@ pub async fn follow(bus: Bus, sender: Sender, shutdown: CancellationToken) {
                 e
             }
             Some(message) = alert => {
-                if message.subject.as_str() == subjects::alert(subjects::Alert::Approval) {
-                    let text = String::from_utf8_lossy(&message.payload).to_string();
-                    let model = text.split_whitespace().rev().nth(2).unwrap_or_default().to_string();
-                    Event::new("approval.requested", format!("approval.requested:{}", ulid::Ulid::new()), &model, text)
-                } else {
-                    let Ok(a) = decode_delivery::<Alert>(&message.payload, message.headers.as_ref()) else { continue };
-                    let kind = match a.state() {
-                        AlertState::Firing => "alert.firing",
-                        AlertState::Resolved => "alert.resolved",
-                        AlertState::Unspecified => continue,
-                    };
-                    let mut e = Event::new(kind, format!("{kind}:{}:{}:{}", a.rule, a.model, a.at_unix_ms), &a.model, a.summary.clone());
-                    e.details = serde_json::json!({"rule": a.rule, "runs": a.run_ids});
-                    e
-                }
+                let Ok(a) = decode_delivery::<Alert>(&message.payload, message.headers.as_ref()) else { continue };
+                let kind = match a.state() {
+                    _ if a.rule == subjects::Alert::Approval.name() => "approval.requested",
+                    AlertState::Firing => "alert.firing",
+                    AlertState::Resolved => "alert.resolved",
+                    AlertState::Unspecified => continue,
+                };
+                let mut e = Event::new(kind, format!("{kind}:{}:{}:{}", a.rule, a.model, a.at_unix_ms), &a.model, a.summary.clone());
+                e.run_id = a.run_ids.first().cloned().unwrap_or_default();
+                e.details = serde_json::json!({"rule": a.rule, "runs": a.run_ids});
+                e
             }
             Some(message) = change => {
                 let Ok(t) = decode_delivery::<Trigger>(&message.payload, message.headers.as_ref()) else { continue };

@@ -22,6 +22,58 @@ pub(crate) fn cli(env: &[(&str, String)], args: &[&str]) -> Output {
     cmd.output().unwrap()
 }
 
+/// The six services as processes with `extra` in their environment, each answering its
+/// health check, and a registry client: what the process-level e2e tests start from.
+pub(crate) struct ProcessStack {
+    /// The NATS server they share (stopped when the stack is dropped).
+    pub _nats: NatsServer,
+    /// Scratch space, and where the services log.
+    pub dir: tempfile::TempDir,
+    /// Their environment (and the CLI's).
+    pub env: Vec<(&'static str, String)>,
+    /// The processes.
+    pub services: Services,
+    /// A client of the registry, with no token.
+    pub registry: tollgate_proto::RegistryApi,
+}
+
+impl ProcessStack {
+    pub(crate) fn start(extra: Vec<(&'static str, String)>) -> Self {
+        let nats = NatsServer::start().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut env = service_env(&nats, dir.path());
+        env.extend(extra);
+        let mut services = Services::logging_to(dir.path());
+        for (name, addr) in services.spawn(&env, &SERVICES) {
+            let body = get_healthz(&addr);
+            assert!(body.starts_with("HTTP/1.1 200"), "{name}: {body}");
+        }
+        let url = env
+            .iter()
+            .find(|(k, _)| *k == "TOLLGATE_REGISTRY_URL")
+            .unwrap()
+            .1
+            .clone();
+        ProcessStack {
+            registry: tollgate_proto::registry_client_with_token(&url, "").unwrap(),
+            _nats: nats,
+            dir,
+            env,
+            services,
+        }
+    }
+
+    /// The value of `key` in the services' environment.
+    pub(crate) fn var(&self, key: &str) -> &str {
+        &self.env.iter().find(|(k, _)| *k == key).unwrap().1
+    }
+
+    /// The CLI with `args`, which must succeed.
+    pub(crate) fn ok(&self, args: &[&str]) -> Output {
+        cli_ok(&self.env, args)
+    }
+}
+
 /// The CLI with `args` against `env`, which must succeed.
 pub(crate) fn cli_ok(env: &[(&str, String)], args: &[&str]) -> Output {
     let out = cli(env, args);

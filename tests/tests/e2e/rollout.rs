@@ -7,27 +7,24 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::Output,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
 use tokio_util::sync::CancellationToken;
 use tollgate_bus::now_ms;
-use tollgate_e2e::{NatsServer, free_port, workspace_root};
+use tollgate_e2e::{free_port, workspace_root};
 use tollgate_inference::{
     client::{Client, ClientError, request_for},
     protocol::PROBABILITY,
 };
 use tollgate_ml::{artifact::Artifact, table::Record};
 use tollgate_proto::{
-    GetRolloutRequest, GetVersionRequest, LatestByStageRequest, ModelStage, RegistryApi, Rollout,
-    RolloutState,
+    GetRolloutRequest, GetVersionRequest, LatestByStageRequest, ModelStage, Rollout, RolloutState,
 };
 
-use super::processes::{Services, cli, cli_ok, get_healthz, service_env};
-use super::serving::{Server, records_of_file};
-use tollgate_stack::SERVICES;
+use super::processes::{ProcessStack, cli};
+use super::serving::{Server, artifact_from, records_of_file};
 
 /// One request of the load: which replica, when it was sent and answered (Unix ms), the
 /// version that answered or the error it got, and the answer's id and probability.
@@ -43,45 +40,24 @@ struct Sent {
 
 /// The six services as processes, with a churn policy that has `rollout_block`.
 struct Stack {
-    _nats: NatsServer,
-    dir: tempfile::TempDir,
-    env: Vec<(&'static str, String)>,
-    _services: Services,
-    registry: RegistryApi,
+    base: ProcessStack,
     spec: PathBuf,
+}
+
+impl std::ops::Deref for Stack {
+    type Target = ProcessStack;
+    fn deref(&self) -> &ProcessStack {
+        &self.base
+    }
 }
 
 impl Stack {
     fn start(rollout_block: &str) -> Stack {
-        let nats = NatsServer::start().unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let env = service_env(&nats, dir.path());
-        let mut services = Services::logging_to(dir.path());
-        for (name, addr) in services.spawn(&env, &SERVICES) {
-            let body = get_healthz(&addr);
-            assert!(body.starts_with("HTTP/1.1 200"), "{name}: {body}");
-        }
-        let registry_url = &env
-            .iter()
-            .find(|(k, _)| *k == "TOLLGATE_REGISTRY_URL")
-            .unwrap()
-            .1;
-        let registry = tollgate_proto::registry_client_with_token(registry_url, "").unwrap();
-        let spec = dir.path().join("tollgate.yaml");
-        let stack = Stack {
-            _nats: nats,
-            dir,
-            env,
-            _services: services,
-            registry,
-            spec,
-        };
+        let base = ProcessStack::start(Vec::new());
+        let spec = base.dir.path().join("tollgate.yaml");
+        let stack = Stack { base, spec };
         stack.apply(rollout_block);
         stack
-    }
-
-    fn url(&self, key: &str) -> &str {
-        &self.env.iter().find(|(k, _)| *k == key).unwrap().1
     }
 
     /// Writes the example spec with `rollout_block` and applies it, as an admin does.
@@ -90,11 +66,6 @@ impl Stack {
             std::fs::read_to_string(workspace_root().join("examples/churn/tollgate.yaml")).unwrap();
         std::fs::write(&self.spec, format!("{example}\n{rollout_block}\n")).unwrap();
         self.ok(&["apply", self.spec.to_str().unwrap()]);
-    }
-
-    /// The CLI with `args`, which must succeed.
-    fn ok(&self, args: &[&str]) -> Output {
-        cli_ok(&self.env, args)
     }
 
     /// A data run on `data` that must pass and stage `version`.
@@ -199,23 +170,13 @@ impl Stack {
     }
 
     async fn artifact(&self, version: u32) -> Artifact {
-        let fetched = self
-            .registry
-            .clone()
-            .get_artifact(GetVersionRequest {
-                model: "churn".into(),
-                version,
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        Artifact::decode(&fetched.data).unwrap()
+        artifact_from(self.registry.clone(), version).await
     }
 
     fn server(&self, addr: &str, log: &str, env: &[(&str, &str)]) -> Server {
         Server::spawn_at(
-            self.url("TOLLGATE_NATS_URL"),
-            self.url("TOLLGATE_REGISTRY_URL"),
+            self.var("TOLLGATE_NATS_URL"),
+            self.var("TOLLGATE_REGISTRY_URL"),
             addr,
             "churn@Production",
             &self.dir.path().join(log),
@@ -596,7 +557,7 @@ async fn a_disagreeing_candidate_and_one_with_a_low_live_auc_are_rolled_back_at_
     let status =
         String::from_utf8_lossy(&stack.ok(&["rollout", "status", "churn"]).stdout).to_string();
     assert!(status.contains("rolled back"), "{status}");
-    let bus = tollgate_bus::Bus::connect(stack.url("TOLLGATE_NATS_URL"))
+    let bus = tollgate_bus::Bus::connect(stack.var("TOLLGATE_NATS_URL"))
         .await
         .unwrap();
     let alerts: Vec<tollgate_proto::Alert> = bus

@@ -142,9 +142,15 @@ impl Drop for Server {
 }
 
 async fn artifact(p: &Pipeline, version: u32) -> Artifact {
-    let fetched = p
-        .registry()
-        .unwrap()
+    artifact_from(p.registry().unwrap(), version).await
+}
+
+/// Version `version` of churn's artifact, from `registry`.
+pub(super) async fn artifact_from(
+    mut registry: tollgate_proto::RegistryApi,
+    version: u32,
+) -> Artifact {
+    let fetched = registry
         .get_artifact(GetVersionRequest {
             model: "churn".into(),
             version,

@@ -6,56 +6,35 @@
 //! query error, refused credentials and an unreachable database each end the run
 //! `failed` with the reason.
 
-use std::{path::Path, process::Output, time::Duration};
+use std::{path::Path, time::Duration};
 
 use tollgate_e2e::{
-    NatsServer,
     servers::{AzuriteServer, PgServer, S3Server},
     workspace_root,
 };
-use tollgate_proto::{GetRunRequest, RegistryApi, RunSummary, TriggerKind, Verdict};
-use tollgate_stack::SERVICES;
+use tollgate_proto::{GetRunRequest, RunSummary, TriggerKind, Verdict};
 
-use super::processes::{Services, cli, cli_ok, get_healthz, run_id_of, service_env};
+use super::processes::{ProcessStack, cli, run_id_of};
 
-/// The six services with `extra` in their environment, and the example spec (its data
-/// plan cut to `plan`, with `data_block` added) applied.
-struct Stack {
-    _nats: NatsServer,
-    dir: tempfile::TempDir,
-    env: Vec<(&'static str, String)>,
-    services: Services,
-    registry: RegistryApi,
+/// The six services as processes, and what these tests do with them.
+struct Stack(ProcessStack);
+
+impl std::ops::Deref for Stack {
+    type Target = ProcessStack;
+    fn deref(&self) -> &ProcessStack {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Stack {
+    fn deref_mut(&mut self) -> &mut ProcessStack {
+        &mut self.0
+    }
 }
 
 impl Stack {
     fn start(extra: Vec<(&'static str, String)>) -> Stack {
-        let nats = NatsServer::start().unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let mut env = service_env(&nats, dir.path());
-        env.extend(extra);
-        let mut services = Services::logging_to(dir.path());
-        for (name, addr) in services.spawn(&env, &SERVICES) {
-            let body = get_healthz(&addr);
-            assert!(body.starts_with("HTTP/1.1 200"), "{name}: {body}");
-        }
-        let url = env
-            .iter()
-            .find(|(k, _)| *k == "TOLLGATE_REGISTRY_URL")
-            .unwrap()
-            .1
-            .clone();
-        Stack {
-            _nats: nats,
-            registry: tollgate_proto::registry_client_with_token(&url, "").unwrap(),
-            dir,
-            env,
-            services,
-        }
-    }
-
-    fn ok(&self, args: &[&str]) -> Output {
-        cli_ok(&self.env, args)
+        Stack(ProcessStack::start(extra))
     }
 
     /// Applies the example spec with its data plan cut to `plan` and `data_block` added.
@@ -111,8 +90,8 @@ impl Stack {
         panic!("run {run_id} has no verdict");
     }
 
-    /// Whether any run's dataset starts with `prefix`.
-    async fn any_run_on(&self, prefix: &str) -> bool {
+    /// The model's latest runs.
+    async fn runs(&self) -> Vec<RunSummary> {
         self.registry
             .clone()
             .list_runs(tollgate_proto::ListRunsRequest {
@@ -123,6 +102,12 @@ impl Stack {
             .unwrap()
             .into_inner()
             .runs
+    }
+
+    /// Whether any run's dataset starts with `prefix`.
+    async fn any_run_on(&self, prefix: &str) -> bool {
+        self.runs()
+            .await
             .iter()
             .any(|r| r.dataset_uri.starts_with(prefix))
     }
@@ -130,17 +115,7 @@ impl Stack {
     /// Waits for a data-arrival run whose dataset starts with `prefix`.
     async fn arrival(&self, prefix: &str) -> RunSummary {
         for _ in 0..600 {
-            let runs = self
-                .registry
-                .clone()
-                .list_runs(tollgate_proto::ListRunsRequest {
-                    model: "churn".into(),
-                    limit: 50,
-                })
-                .await
-                .unwrap()
-                .into_inner()
-                .runs;
+            let runs = self.runs().await;
             if let Some(r) = runs.into_iter().find(|r| {
                 r.trigger() == TriggerKind::Data
                     && r.requested_by == "data arrival"

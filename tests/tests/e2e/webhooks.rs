@@ -309,15 +309,11 @@ async fn events_arrive_signed_a_500_is_retried_and_a_dead_endpoint_delays_nobody
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_delivery_pending_when_the_registry_is_killed_is_delivered_after_it_restarts() {
-    use super::processes::{Services, cli_ok, get_healthz, service_env};
+    use super::processes::{ProcessStack, cli_ok};
     use std::sync::atomic::{AtomicBool, Ordering};
-    let nats = tollgate_e2e::NatsServer::start().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let env = service_env(&nats, dir.path());
-    let mut services = Services::logging_to(dir.path());
-    for (name, addr) in services.spawn(&env, &tollgate_stack::SERVICES) {
-        assert!(get_healthz(&addr).starts_with("HTTP/1.1 200"), "{name}");
-    }
+    let mut stack = ProcessStack::start(Vec::new());
+    let env = stack.env.clone();
+    let dir = stack.dir.path().to_path_buf();
     // A receiver that refuses everything until it is told to take it.
     let up = Arc::new(AtomicBool::new(false));
     let got: Got = Arc::default();
@@ -350,9 +346,9 @@ async fn a_delivery_pending_when_the_registry_is_killed_is_delivered_after_it_re
         &env,
         &["webhook", "add", "--url", &url, "--events", "run.completed"],
     );
-    let spec = dir.path().join("tollgate.yaml");
+    let spec = dir.join("tollgate.yaml");
     std::fs::write(&spec, example_spec()).unwrap();
-    let data = dir.path().join("churn.parquet");
+    let data = dir.join("churn.parquet");
     super::processes::generate(&data, 3000, &[]);
     let published = super::processes::publish(&env, "code", &spec, &data, &["--wait"]);
     assert!(
@@ -368,12 +364,12 @@ async fn a_delivery_pending_when_the_registry_is_killed_is_delivered_after_it_re
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(!got.lock().unwrap().is_empty(), "never tried");
-    let mut registry = services.take("registry");
+    let mut registry = stack.services.take("registry");
     registry.kill().unwrap();
     registry.wait().unwrap();
     up.store(true, Ordering::SeqCst);
     let tried = got.lock().unwrap().len();
-    services.spawn(&env, &["registry"]);
+    stack.services.spawn(&env, &["registry"]);
     // Started again, it picks the pending delivery up and delivers it.
     let mut log = serde_json::Value::Null;
     for _ in 0..300 {

@@ -21,11 +21,10 @@ use tollgate_bus::{
     now_ms,
     subjects::{self, ModelKey},
 };
-use tollgate_pipeline::rollout::{self, Live, phase_name, phases, plan_of, state_name, summarize};
+use tollgate_pipeline::rollout::{self, Live, phase_name, phases, plan_of, state_name};
 use tollgate_proto::{
     Alert, AlertState, ControlRolloutRequest, LiveMetrics, ModelChange, ModelStage, Rollout,
-    RolloutAction, RolloutState, RolloutStep, ShadowReport, StartRolloutRequest,
-    TransitionStageRequest,
+    RolloutAction, RolloutState, RolloutStep, StartRolloutRequest, TransitionStageRequest,
 };
 use tracing::{info, warn};
 
@@ -379,22 +378,7 @@ async fn step(bus: &Bus, model: &str) -> Result<bool, RegistryError> {
         return Ok(false);
     }
     let plan = r.plan.clone().unwrap_or_default();
-    let reports: Vec<ShadowReport> = bus
-        .read_since(
-            subjects::SHADOW_STREAM,
-            &subjects::shadow(model),
-            r.phase_started_unix_ms,
-            "ShadowReport",
-        )
-        .await
-        .map_err(unavailable)?;
-    let of_phase: Vec<ShadowReport> = reports
-        .into_iter()
-        .filter(|s| {
-            s.shadow_version == r.version && s.shadow_started_unix_ms == r.phase_started_unix_ms
-        })
-        .collect();
-    let summary = summarize(&of_phase);
+    let summary = rollout::phase_summary(bus, &r).await.map_err(unavailable)?;
     if summary.mirrored + summary.served + summary.errors == 0 {
         // Nothing to judge: the phase lasts until traffic reaches the candidate.
         return Ok(false);
