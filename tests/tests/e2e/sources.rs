@@ -401,13 +401,10 @@ async fn postgres_tables_and_queries_are_typed_datasets_and_a_watermark_starts_t
     let arrived = stack.arrival("postgres://").await;
     assert_eq!(arrived.verdict(), Verdict::Passed, "{}", arrived.reason);
     assert_eq!(arrived.validation.unwrap().row_count, 4_010);
-    let _ = spec;
 
     // The database gone: the run fails with the reason, and the services keep serving.
     pg.stop();
-    let gone = stack
-        .run(&stack.dir.path().join("tollgate.yaml"), &source)
-        .await;
+    let gone = stack.run(&spec, &source).await;
     failed_with(&gone, "unreachable");
 }
 
