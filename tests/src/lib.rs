@@ -126,13 +126,17 @@ fn spawn_nats(
 ) -> anyhow::Result<(Child, u16)> {
     use std::io::BufRead;
     let port_arg = port.map_or("-1".to_string(), |p| p.to_string());
+    // One config: the JetStream block with its storage limit, then the given one's users.
+    let mut text = tollgate_bus::catalog::local_jetstream_config(store);
+    if let Some(config) = config {
+        text.push_str(&std::fs::read_to_string(config).context("reading the NATS config")?);
+    }
+    let conf = store.join("nats-server.conf");
+    std::fs::write(&conf, text)?;
     let mut command = Command::new(nats_server_binary()?);
     command
-        .args(["-a", "127.0.0.1", "-p", &port_arg, "-js", "-sd"])
-        .arg(store);
-    if let Some(config) = config {
-        command.arg("-c").arg(config);
-    }
+        .args(["-a", "127.0.0.1", "-p", &port_arg, "-js", "-c"])
+        .arg(&conf);
     let mut child = command
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -220,10 +224,9 @@ impl NatsCluster {
             std::fs::write(
                 &conf,
                 format!(
-                    "server_name: n{i}\nlisten: \"127.0.0.1:{client}\"\n\
-                     jetstream {{ store_dir: \"{}\" }}\n\
+                    "server_name: n{i}\nlisten: \"127.0.0.1:{client}\"\n{}\
                      cluster {{ name: tollgate, listen: \"127.0.0.1:{route}\", routes: [{route_urls}] }}\n",
-                    store.display()
+                    tollgate_bus::catalog::local_jetstream_config(&store)
                 ),
             )?;
             let log = std::fs::File::create(dir.path().join(format!("n{i}.log")))?;

@@ -114,3 +114,27 @@ pub fn default_max_bytes(name: &str) -> u64 {
         _ => 128 * MIB,
     }
 }
+
+/// The bytes every stream, bucket and object store reserves by default, summed: the
+/// JetStream storage a server must grant before Tollgate's first connection succeeds.
+pub fn reserved_bytes() -> u64 {
+    STREAMS
+        .iter()
+        .map(|s| s.name)
+        .chain(Bucket::ALL.iter().map(|b| b.name()))
+        .chain(OBJECT_STORES)
+        .map(default_max_bytes)
+        .sum()
+}
+
+/// The `jetstream` block of a nats-server Tollgate starts on this machine (`tollgate dev`,
+/// the tests) on `store_dir`. Its storage limit is set outright, twice the reservations:
+/// nats-server's own default, three quarters of the disk free at its start, refuses them
+/// on a disk with less than 8 GB free, though a local server writes a few megabytes.
+pub fn local_jetstream_config(store_dir: &std::path::Path) -> String {
+    format!(
+        "jetstream {{\n  store_dir: \"{}\"\n  max_file_store: {}\n}}\n",
+        store_dir.display(),
+        2 * reserved_bytes()
+    )
+}

@@ -304,21 +304,18 @@ async fn start(args: &DevArgs, dir: &Path) -> Result<Started, CliError> {
         crate::tokens::nats_config(&auth_dir)?;
         Some(auth_dir)
     };
-    let mut nats_command = Command::new(&nats_bin);
-    nats_command.args([
-        "-a",
-        "127.0.0.1",
-        "-p",
-        &nats_port.to_string(),
-        "-js",
-        "-sd",
-    ]);
-    nats_command.arg(dir.join("nats"));
+    // One config: the JetStream block with its storage limit, then the users, if any.
+    let mut nats_conf = tollgate_bus::catalog::local_jetstream_config(&dir.join("nats"));
     if let Some(auth_dir) = &nats_auth {
-        nats_command
-            .arg("-c")
-            .arg(auth_dir.join("nats-server.conf"));
+        let auth = auth_dir.join("nats-server.conf");
+        nats_conf.push_str(&std::fs::read_to_string(&auth).map_err(|e| CliError::file(&auth, e))?);
     }
+    let nats_conf_path = dir.join("nats-server.conf");
+    std::fs::write(&nats_conf_path, nats_conf).map_err(|e| CliError::file(&nats_conf_path, e))?;
+    let mut nats_command = Command::new(&nats_bin);
+    nats_command
+        .args(["-a", "127.0.0.1", "-p", &nats_port.to_string(), "-js", "-c"])
+        .arg(&nats_conf_path);
     let mut nats = nats_command
         .stdout(Stdio::null())
         .stderr(log_file(&logs, "nats-server")?)
