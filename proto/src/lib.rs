@@ -290,6 +290,8 @@ impl Run {
             model_upload: self.model_upload.clone(),
             policy_changes: self.policy_changes.clone(),
             rollout: Vec::new(),
+            // The registry fills it from the trace context the run's events carry.
+            trace_id: String::new(),
         }
     }
 }

@@ -16,8 +16,12 @@ use tollgate_proto::{
 
 #[path = "e2e/alerts.rs"]
 mod alerts;
+#[path = "e2e/browser.rs"]
+mod browser;
 #[path = "e2e/concurrency.rs"]
 mod concurrency;
+#[path = "e2e/console.rs"]
+mod console;
 #[path = "e2e/corpus.rs"]
 mod corpus;
 #[path = "e2e/dashboard.rs"]

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use tollgate_bus::{Bus, subjects};
 use tollgate_proto::{AlertState, ModelStage};
 
-use crate::{auth::Authenticator, pipeline_metrics::PipelineMetrics};
+use crate::{RegistryService, auth::Authenticator, pipeline_metrics::PipelineMetrics};
 
 const PAGE: &str = include_str!("dashboard/index.html");
 const CHART_JS: &str = include_str!("dashboard/uplot-1.6.31.min.js");
@@ -30,16 +30,18 @@ const CHART_CSS: &str = include_str!("dashboard/uplot-1.6.31.min.css");
 /// How many recent runs the page shows and charts.
 const RUNS_SHOWN: u32 = 200;
 
-/// The dashboard's routes, reading through `bus`; the API answers only callers `auth`
-/// accepts (a bearer token, or `?access_token=` for the event stream a browser opens).
-pub fn routes(bus: Bus, auth: Authenticator) -> Router {
+/// The dashboard's and the console's routes over `service`; the API answers only callers
+/// `auth` accepts (a bearer token, or `?access_token=` for the event stream a browser
+/// opens), and leaves the [`crate::auth::Caller`] in the request for the handlers.
+pub fn routes(service: RegistryService, auth: Authenticator) -> Router {
     let api = Router::new()
         .route("/api/runs", get(runs))
         .route("/api/models", get(models))
         .route("/api/alerts", get(alerts))
         .route("/api/live", get(live))
         .route("/api/events", get(events))
-        .with_state(bus)
+        .with_state(service.bus().clone())
+        .merge(crate::console::api(service))
         .layer(axum::middleware::from_fn(move |request, next| {
             let auth = auth.clone();
             async move { authorized(&auth, request, next).await }
@@ -57,6 +59,7 @@ pub fn routes(bus: Bus, auth: Authenticator) -> Router {
             "/static/uplot.min.css",
             get(|| async { static_file("text/css", CHART_CSS) }),
         )
+        .merge(crate::console::pages())
         .merge(api)
 }
 
@@ -77,7 +80,11 @@ async fn authorized(
             .map(|t| format!("Bearer {t}"))
     });
     match auth.caller_of(header.or(from_query).as_deref()) {
-        Ok(_) => next.run(request).await,
+        Ok(caller) => {
+            let mut request = request;
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
         Err(status) => {
             (StatusCode::UNAUTHORIZED, format!("{}\n", status.message())).into_response()
         }

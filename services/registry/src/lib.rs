@@ -17,6 +17,7 @@
 //! `tollgate.run.<id>.created`) after an approval or an override.
 
 pub mod auth;
+pub mod console;
 pub mod dashboard;
 pub mod error;
 pub mod pipeline_metrics;
@@ -67,6 +68,10 @@ pub struct Config {
     /// Seconds the work in hand gets to finish on SIGTERM or Ctrl-C; the process ends
     /// within this and a second more.
     pub shutdown_grace_secs: u64,
+    /// The console's address as people reach it (`TOLLGATE_CONSOLE_URL`, e.g.
+    /// `https://tollgate.example.com`), for the links in webhook events. Unset: the
+    /// registry's own HTTP address.
+    pub console_url: Option<String>,
 }
 
 impl Default for Config {
@@ -79,6 +84,7 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             shutdown_grace_secs: tollgate_service::SHUTDOWN_GRACE_SECS,
+            console_url: None,
         }
     }
 }
@@ -89,6 +95,20 @@ impl Config {
     /// How long the work in hand gets on shutdown.
     pub fn shutdown_grace(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    /// The console's base URL: `console_url`, else the HTTP address (one that listens on
+    /// every interface is reached on loopback).
+    pub fn console(&self) -> String {
+        match &self.console_url {
+            Some(url) if !url.is_empty() => url.trim_end_matches('/').to_string(),
+            _ => format!(
+                "http://{}",
+                self.health_addr
+                    .replace("0.0.0.0", "127.0.0.1")
+                    .replace("[::]", "127.0.0.1")
+            ),
+        }
     }
 }
 
@@ -126,10 +146,15 @@ where
     };
     let bus = bus.with_shutdown_grace(config.shutdown_grace());
     let auth = auth::Authenticator::new(config.tokens_file.clone());
+    let sender = webhooks::Sender::new(bus.clone(), config.console());
+    let service = RegistryService {
+        bus: bus.clone(),
+        sender: sender.clone(),
+    };
     tollgate_service::serve_http(
         &config.health_addr,
         "registry",
-        dashboard::routes(bus.clone(), auth.clone()),
+        dashboard::routes(service.clone(), auth.clone()),
         token.clone(),
     )
     .await
@@ -143,12 +168,11 @@ where
     info!(%addr, "registry gRPC listening");
     let runs_task = tokio::spawn(store::runs::keep_run_records(bus.clone(), token.clone()));
     let rollouts_task = tokio::spawn(store::drive_rollouts(bus.clone(), token.clone()));
-    let sender = webhooks::Sender::new(bus.clone());
     let webhook_tasks = [
         tokio::spawn(webhooks::follow(bus.clone(), sender.clone(), token.clone())),
-        tokio::spawn(sender.clone().resume(token.clone())),
+        tokio::spawn(sender.resume(token.clone())),
     ];
-    let svc = RegistryServer::new(RegistryService { bus, sender })
+    let svc = RegistryServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let svc = tonic::service::interceptor::InterceptedService::new(svc, move |r| auth.intercept(r));
@@ -219,11 +243,18 @@ fn recorded(caller: &auth::Caller, given: String) -> String {
     }
 }
 
-/// The gRPC face of the registry.
+/// The gRPC face of the registry (the console calls it too, with the caller's token).
 #[derive(Clone)]
 pub struct RegistryService {
     bus: Bus,
     sender: webhooks::Sender,
+}
+
+impl RegistryService {
+    /// The NATS connection it keeps its state through.
+    pub fn bus(&self) -> &Bus {
+        &self.bus
+    }
 }
 
 impl From<BusError> for RegistryError {

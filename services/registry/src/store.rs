@@ -17,7 +17,7 @@ mod stages;
 mod versions;
 
 pub use crate::error::RegistryError;
-pub use approvals::{approve, override_gate};
+pub use approvals::{approve, override_gate, pending};
 pub use common::{latest_by_stage, list_versions, resolve, version};
 pub use rollouts::{
     control as control_rollout, drive as drive_rollouts, get_rollout, start_rollout,

@@ -63,6 +63,10 @@ pub struct Event {
     /// What else the event carries (a run's verdict and reason, an alert's rule, a
     /// stage).
     pub details: serde_json::Value,
+    /// The console's pages about it: `run`, `model`, and `approvals` for an approval
+    /// request.
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub links: serde_json::Map<String, serde_json::Value>,
 }
 
 fn is_zero(v: &u32) -> bool {
@@ -87,6 +91,26 @@ impl Event {
             version: 0,
             summary,
             details: serde_json::Value::Null,
+            links: serde_json::Map::new(),
+        }
+    }
+
+    /// Adds the links to the console at `console` (its base URL) for what the event is
+    /// about.
+    fn link(&mut self, console: &str) {
+        let base = console.trim_end_matches('/');
+        let mut add = |name: &str, path: String| {
+            self.links
+                .insert(name.into(), format!("{base}{path}").into());
+        };
+        if !self.run_id.is_empty() {
+            add("run", format!("/runs/{}", self.run_id));
+        }
+        if !self.model.is_empty() {
+            add("model", format!("/models/{}", self.model));
+        }
+        if self.kind == "approval.requested" {
+            add("approvals", "/approvals".into());
         }
     }
 }
@@ -261,19 +285,25 @@ fn body(format: &str, event_json: &str) -> String {
             "state": state,
             "description": description,
             "context": format!("tollgate/{}", event["model"].as_str().unwrap_or("")),
-            "target_url": event["details"]["run_url"],
+            "target_url": event["links"]["run"].as_str().or(event["details"]["run_url"].as_str()),
         })
         .to_string();
     }
     if format != "slack" {
         return event_json.to_string();
     }
-    let text = format!(
+    let mut text = format!(
         "*{}* {}: {}",
         event["type"].as_str().unwrap_or(""),
         event["model"].as_str().unwrap_or(""),
         event["summary"].as_str().unwrap_or("")
     );
+    let page = ["approvals", "run", "model"]
+        .iter()
+        .find_map(|k| event["links"][k].as_str());
+    if let Some(url) = page {
+        text.push_str(&format!(" <{url}|open in Tollgate>"));
+    }
     serde_json::json!({
         "text": text,
         "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
@@ -296,13 +326,16 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 pub struct Sender {
     bus: Bus,
     http: reqwest::Client,
+    console: String,
 }
 
 impl Sender {
     /// A sender on `bus`.
-    pub fn new(bus: Bus) -> Self {
+    /// A sender whose events link to the console at `console` (its base URL).
+    pub fn new(bus: Bus, console: String) -> Self {
         Sender {
             bus,
+            console,
             http: reqwest::Client::builder()
                 .timeout(ATTEMPT_TIMEOUT)
                 .build()
@@ -311,7 +344,8 @@ impl Sender {
     }
 
     /// Makes one delivery of `event` per webhook subscribed to it, and sends each.
-    pub async fn emit(&self, event: Event) {
+    pub async fn emit(&self, mut event: Event) {
+        event.link(&self.console);
         let hooks = match list(&self.bus).await {
             Ok(h) => h,
             Err(e) => {
@@ -332,12 +366,13 @@ impl Sender {
         let hook = get(&self.bus, id)
             .await?
             .ok_or_else(|| RegistryError::NotFound(format!("no webhook {id}")))?;
-        let event = Event::new(
+        let mut event = Event::new(
             "ping",
             format!("ping-{}", ulid::Ulid::new()),
             &hook.model,
             "a test of this webhook".into(),
         );
+        event.link(&self.console);
         let json = serde_json::to_string(&event).unwrap_or_default();
         Ok(self.deliver(&hook, &event, &json).await)
     }

@@ -2,41 +2,13 @@
 //! through the real binaries, then headless Chromium loads the page, runs its script
 //! and the test reads the DOM it built. A screenshot goes to `target/dashboard.png`.
 
-use std::{
-    io::{Read, Write},
-    process::Command,
-};
+use std::io::{Read, Write};
 
 use tollgate_e2e::{NatsServer, workspace_root};
 use tollgate_stack::SERVICES;
 
+use super::browser::chromium;
 use super::processes::{Services, generate, get_healthz, publish, service_env};
-
-/// Headless Chromium (Debian's `chromium`, which `make test` installs) with `args`.
-pub(super) fn chromium(args: &[&str]) -> std::process::Output {
-    let profile = tempfile::tempdir().unwrap();
-    let out = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--hide-scrollbars",
-            &format!("--user-data-dir={}", profile.path().display()),
-            "--virtual-time-budget=8000",
-        ])
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("chromium is not installed ({e}): run `make test`, which installs it")
-        });
-    assert!(
-        out.status.success(),
-        "chromium failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 #[test]
 fn the_dashboard_shows_runs_with_their_verdicts_a_firing_alert_and_the_models() {

@@ -277,7 +277,7 @@ async fn labels_pushed_for_scored_requests_give_scikit_learns_auc_per_version() 
     assert_eq!(latest["version"], 1, "{latest}");
     let charted = latest["auc_roc"].as_f64().unwrap();
     assert!((charted - ours).abs() < 0.05, "{charted} against {ours}");
-    let dom = super::dashboard::chromium(&["--dump-dom", &format!("http://{dashboard}/?live=0")]);
+    let dom = super::browser::chromium(&["--dump-dom", &format!("http://{dashboard}/?live=0")]);
     let dom = String::from_utf8_lossy(&dom.stdout);
     assert!(
         dom.contains(r#"class="live" data-model="churn" data-version="1""#),

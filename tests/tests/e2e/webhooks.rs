@@ -215,6 +215,21 @@ async fn events_arrive_signed_a_500_is_retried_and_a_dead_endpoint_delays_nobody
     assert_eq!(event["id"], event_id);
     assert_eq!(event["model"], "churn");
     assert_eq!(event["details"]["verdict"], "passed");
+    // Links to the console's pages about it.
+    let run_page = event["links"]["run"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        run_page.starts_with("http://") && run_page.ends_with(&format!("/runs/{}", run.run_id)),
+        "{event}"
+    );
+    assert!(
+        event["links"]["model"]
+            .as_str()
+            .is_some_and(|m| m.ends_with("/models/churn")),
+        "{event}"
+    );
     for _ in 0..100 {
         if got
             .lock()
@@ -256,6 +271,11 @@ async fn events_arrive_signed_a_500_is_retried_and_a_dead_endpoint_delays_nobody
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert_eq!(status["state"], "success", "{status}");
     assert_eq!(status["context"], "tollgate/churn", "{status}");
+    assert_eq!(
+        status["target_url"],
+        run_page.as_str(),
+        "the check links the run page"
+    );
 
     // The log: the event that met the 500 delivered on its second attempt (the retry
     // waits 2 s); the dead endpoint's still pending, tried, with the error.

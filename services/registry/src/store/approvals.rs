@@ -193,3 +193,53 @@ pub async fn override_gate(
     .await?;
     Ok(v)
 }
+
+/// A Staging version waiting for approvals: what the console's approvals page lists.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// The version waiting.
+    pub version: ModelVersion,
+    /// Where its approvals stand.
+    pub standing: policy::Standing,
+    /// Every decision recorded on it, oldest first.
+    pub decisions: Vec<Approval>,
+    /// Who may approve it (the applied policy's approvers).
+    pub approvers: Vec<String>,
+    /// The model's Production version, to compare with.
+    pub production: Option<ModelVersion>,
+}
+
+/// The Staging versions whose gate passed and whose approvals are not yet enough, with
+/// no rejection standing: the versions waiting for an approver. A model with no applied
+/// policy has no approvers, so none of its versions is listed.
+pub async fn pending(bus: &Bus) -> Result<Vec<Pending>, RegistryError> {
+    let mut out = Vec::new();
+    for v in super::list_versions(bus, "", Some(ModelStage::Staging), "").await? {
+        if !v.last_gate.as_ref().is_some_and(|g| g.blessed) {
+            continue;
+        }
+        let spec = match policy::of(bus, &v.model).await {
+            Ok(spec) => spec,
+            Err(RegistryError::FailedPrecondition(_)) => continue,
+            Err(e) => return Err(e),
+        };
+        let (decisions, _) = approvals(bus, &v.model, v.version).await?;
+        let standing = policy::standing(&decisions, &v, &spec, now_ms());
+        if standing.enough() || standing.rejected.is_some() {
+            continue;
+        }
+        let production = match super::latest_by_stage(bus, &v.model, ModelStage::Production).await {
+            Ok(p) => Some(p),
+            Err(RegistryError::NotFound(_)) => None,
+            Err(e) => return Err(e),
+        };
+        out.push(Pending {
+            version: v,
+            standing,
+            decisions,
+            approvers: spec.approvers,
+            production,
+        });
+    }
+    Ok(out)
+}

@@ -74,7 +74,22 @@ fn upsert(stages: &mut Vec<StageResult>, stage: StageResult) {
     }
 }
 
-async fn record_event(bus: &Bus, id: &RunId, event: RunEvent) -> Result<RunSummary, String> {
+/// The trace id (32 hex digits) of a W3C `traceparent` header in `headers`.
+fn trace_id(headers: Option<&async_nats::HeaderMap>) -> Option<String> {
+    let parent = headers?.get("traceparent")?.as_str();
+    let id = parent.split('-').nth(1)?;
+    (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) && id.bytes().any(|b| b != b'0'))
+        .then(|| id.to_string())
+}
+
+/// Folds `event` into its run's record; `trace` is the run's trace id, if its event
+/// carried one.
+async fn record_event(
+    bus: &Bus,
+    id: &RunId,
+    event: RunEvent,
+    trace: Option<String>,
+) -> Result<RunSummary, String> {
     let key = id.to_string();
     let runs = bus.key_value(Bucket::Runs);
     let entry = runs.entry(&key).await.map_err(|e| e.to_string())?;
@@ -91,7 +106,15 @@ async fn record_event(bus: &Bus, id: &RunId, event: RunEvent) -> Result<RunSumma
             None,
         ),
     };
+    let kept_trace = std::mem::take(&mut record.trace_id);
     apply(&mut record, event);
+    if record.trace_id.is_empty() {
+        record.trace_id = if kept_trace.is_empty() {
+            trace.unwrap_or_default()
+        } else {
+            kept_trace
+        };
+    }
     let value = record.encode_to_vec().into();
     match revision {
         Some(rev) => runs
@@ -283,7 +306,8 @@ pub async fn keep_run_records(bus: Bus, shutdown: CancellationToken) -> Result<(
                     Err(e) => return Disposition::DeadLetter(format!("run event: {e}")),
                 };
                 let completed = event.kind() == RunEventKind::Completed;
-                match record_event(&bus, &id, event).await {
+                let trace = trace_id(delivery.headers.as_ref());
+                match record_event(&bus, &id, event, trace).await {
                     Ok(record) => {
                         open.note(&record);
                         relay(&bus, &record, &delivery).await;
