@@ -27,14 +27,15 @@ MDBOOK := $(TOOLS)/mdbook/bin/mdbook
 # User code runs in this venv in the tests and the demo: the exporters that turn
 # scikit-learn, XGBoost and LightGBM models into ONNX, ONNX Runtime (whose wheel also
 # carries the shared library Tollgate scores ONNX models with), pytest for tests as gates,
-# Triton's HTTP client (the Open Inference Protocol's binary tensor data, in a test).
+# Triton's HTTP and gRPC clients (the Open Inference Protocol's binary tensor data and its
+# gRPC side, in a test).
 # xgboost-cpu: XGBoost without the CUDA libraries. protobuf 6: with protobuf 7, skl2onnx
 # 1.20 cannot export a HistGradientBoostingClassifier.
 PYTHON := $(VENV)/bin/python
-PYTHON_ML := $(VENV)/.ml-2
+PYTHON_ML := $(VENV)/.ml-3
 PYTHON_ML_PACKAGES := scikit-learn==1.9.1 skl2onnx==1.20.0 onnxmltools==1.16.0 onnx==1.23.2 \
 	protobuf==6.33.6 xgboost-cpu==3.2.0 lightgbm==4.7.0 onnxruntime==1.32.0 pytest==9.2.0 \
-	pandas==3.1.1 pyarrow==26.0.1 tritonclient[http]==2.73.0
+	pandas==3.1.1 pyarrow==26.0.1 tritonclient[http,grpc]==2.73.0 grpcio==1.85.4
 export TOLLGATE_PYTHON := $(PYTHON)
 # nats-py plays each NATS identity in the permission-matrix test, as a standard client
 # (its nkeys extra is an sdist, so it is not installed --only-binary).

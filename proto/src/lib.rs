@@ -16,6 +16,13 @@ mod generated {
     include!(concat!(env!("OUT_DIR"), "/tollgate.v1.rs"));
 }
 
+/// The Open Inference Protocol's gRPC API (KServe v2 `GRPCInferenceService`), generated
+/// from `inference/grpc_predict_v2.proto`: the model server serves it.
+#[allow(clippy::all, missing_docs)]
+pub mod inference {
+    include!(concat!(env!("OUT_DIR"), "/inference.rs"));
+}
+
 pub mod ids;
 mod words;
 

@@ -57,6 +57,9 @@ pub struct DevArgs {
     /// Model server port (0: any free port).
     #[arg(long, default_value_t = 0)]
     pub server_port: u16,
+    /// The model server's gRPC port, KServe v2's `GRPCInferenceService` (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    pub server_grpc_port: u16,
     /// The directories stages may read `file://` datasets from, `PATH`-style
     /// (`/data:/mnt/shared`) [default: the current directory]. Pushed datasets
     /// (`tollgate data push`) are always readable.
@@ -140,6 +143,7 @@ pub async fn dev(args: DevArgs) -> Result<(), CliError> {
         nats_url: stack.nats_url.clone(),
         registry_url: stack.registry_url.clone(),
         server_url: stack.server_url.clone(),
+        server_grpc_addr: stack.server_grpc_addr.clone(),
         dashboard_url: stack.dashboard_url.clone(),
         tokens_file: stack
             .tokens
@@ -232,6 +236,7 @@ struct Started {
     nats_url: String,
     registry_url: String,
     server_url: String,
+    server_grpc_addr: String,
     dashboard_url: String,
     tokens: Option<DevTokens>,
     nats_auth: Option<PathBuf>,
@@ -341,14 +346,23 @@ async fn start(args: &DevArgs, dir: &Path) -> Result<Started, CliError> {
             0 => free_port()?,
             p => p,
         };
+        let grpc_port = match args.server_grpc_port {
+            0 => free_port()?,
+            p => p,
+        };
         Some(ServerHosting {
             models: args.serve.clone(),
             addr: format!("127.0.0.1:{port}"),
+            grpc_addr: format!("127.0.0.1:{grpc_port}"),
         })
     };
     let server_url = server
         .as_ref()
         .map(|s| format!("http://{}", s.addr))
+        .unwrap_or_default();
+    let server_grpc_addr = server
+        .as_ref()
+        .map(|s| s.grpc_addr.clone())
         .unwrap_or_default();
     let dashboard_addr = format!("127.0.0.1:{}", free_port()?);
     let tokens = if args.open {
@@ -413,6 +427,7 @@ async fn start(args: &DevArgs, dir: &Path) -> Result<Started, CliError> {
         nats_url,
         registry_url,
         server_url,
+        server_grpc_addr,
         dashboard_url: format!("http://{dashboard_addr}/"),
         tokens,
         nats_auth,
@@ -457,6 +472,12 @@ fn print_screen(state: &DevState, dir: &Path) {
         say!(
             "  server     {}/v2 (Open Inference Protocol)",
             state.server_url
+        );
+    }
+    if !state.server_grpc_addr.is_empty() {
+        say!(
+            "  server gRPC {} (GRPCInferenceService)",
+            state.server_grpc_addr
         );
     }
     say!("  logs       {}", dir.join("logs").display());

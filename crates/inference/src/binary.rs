@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::{
     model::InferError,
-    protocol::{InferRequest, InferResponse},
+    protocol::{InferRequest, InferResponse, OutputTensor},
 };
 
 /// The header that says how many bytes of the body are the JSON part.
@@ -68,7 +68,7 @@ pub fn request(body: &[u8], json_len: usize) -> Result<InferRequest, InferError>
 }
 
 /// One input's raw data as the JSON values it stands for.
-fn decode(name: &str, datatype: &str, raw: &[u8]) -> Result<Value, InferError> {
+pub(crate) fn decode(name: &str, datatype: &str, raw: &[u8]) -> Result<Value, InferError> {
     let width = match datatype {
         "BOOL" | "INT8" | "UINT8" => 1,
         "INT16" | "UINT16" => 2,
@@ -108,7 +108,7 @@ fn decode(name: &str, datatype: &str, raw: &[u8]) -> Result<Value, InferError> {
 }
 
 /// A JSON number, or null for NaN (a missing value).
-fn number(x: f64) -> Value {
+pub(crate) fn number(x: f64) -> Value {
     serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)
 }
 
@@ -134,6 +134,18 @@ fn texts(name: &str, mut raw: &[u8]) -> Result<Value, InferError> {
         raw = after;
     }
     Ok(Value::Array(out))
+}
+
+/// An output tensor's values as raw little-endian bytes (`INT64`, else `FP64`).
+pub(crate) fn encode(o: &OutputTensor) -> Vec<u8> {
+    let mut raw = Vec::with_capacity(o.data.len() * 8);
+    for v in &o.data {
+        match o.datatype.as_str() {
+            "INT64" => raw.extend(v.as_i64().unwrap_or_default().to_le_bytes()),
+            _ => raw.extend(v.as_f64().unwrap_or(f64::NAN).to_le_bytes()),
+        }
+    }
+    raw
 }
 
 /// Whether the output `name` was asked for as binary data.
@@ -166,14 +178,9 @@ pub fn response(request: &InferRequest, response: &InferResponse) -> Option<(Vec
         tensor.insert("shape".into(), Value::from(o.shape.clone()));
         tensor.insert("datatype".into(), Value::from(o.datatype.clone()));
         if binary_wanted(request, &o.name) {
-            let before = raw.len();
-            for v in &o.data {
-                match o.datatype.as_str() {
-                    "INT64" => raw.extend(v.as_i64().unwrap_or_default().to_le_bytes()),
-                    _ => raw.extend(v.as_f64().unwrap_or(f64::NAN).to_le_bytes()),
-                }
-            }
-            let size = raw.len() - before;
+            let bytes = encode(o);
+            let size = bytes.len();
+            raw.extend(bytes);
             tensor.insert(
                 "parameters".into(),
                 serde_json::json!({ "binary_data_size": size }),

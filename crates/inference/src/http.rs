@@ -179,15 +179,17 @@ fn failed(e: &InferError) -> Response {
     error(status, e.to_string())
 }
 
+/// The server's name, version and protocol extensions, over HTTP and gRPC.
+pub(crate) fn server_metadata_of() -> ServerMetadata {
+    ServerMetadata {
+        name: "tollgate-server".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        extensions: vec!["binary_tensor_data".into()],
+    }
+}
+
 async fn server_metadata() -> Response {
-    json(
-        StatusCode::OK,
-        &ServerMetadata {
-            name: "tollgate-server".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            extensions: vec!["binary_tensor_data".into()],
-        },
-    )
+    json(StatusCode::OK, &server_metadata_of())
 }
 
 async fn live() -> Response {
@@ -331,27 +333,57 @@ async fn infer_of(
         Ok(b) => b,
         Err(refused) => return *refused,
     };
-    // The model is taken once: this request scores with this version to the end.
-    let model = match s.catalog.find(&name, version.as_deref()) {
-        Ok(m) => m,
-        Err(e) => return failed(&e),
-    };
+    // An unknown model is named before a malformed body is.
+    if let Err(e) = s.catalog.find(&name, version.as_deref()) {
+        return failed(&e);
+    }
     let request = match request_of(headers, &body) {
         Ok(r) => r,
         Err(e) => return failed(&e),
     };
-    // A request for no version in particular may go to a rollout's candidate.
-    let model = match version {
-        None => s.observer.route(model, request.id.as_deref()),
-        Some(_) => model,
-    };
-    let started = Instant::now();
     // What the answer's encoding depends on, kept for after scoring.
     let asked = InferRequest {
         outputs: request.outputs.clone(),
         parameters: request.parameters.clone(),
         ..Default::default()
     };
+    match score(&s.catalog, &s.observer, &name, version.as_deref(), request).await {
+        Ok(scored) => match binary::response(&asked, &scored.response) {
+            Some((body, json_len)) => (
+                StatusCode::OK,
+                [
+                    (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+                    (
+                        header::HeaderName::from_static(binary::HEADER),
+                        json_len.to_string(),
+                    ),
+                ],
+                body,
+            )
+                .into_response(),
+            None => json(StatusCode::OK, &scored.response),
+        },
+        Err(e) => failed(&e),
+    }
+}
+
+/// Scores `request` with `name`'s version (`version`, else the entry's; a request for no
+/// version in particular may go to a rollout's candidate) and tells `observer`: what the
+/// HTTP and the gRPC endpoints share. The version is taken once, so the request scores
+/// with it to the end; a large batch scores off the async threads.
+pub(crate) async fn score(
+    catalog: &Catalog,
+    observer: &Arc<dyn Observer>,
+    name: &str,
+    version: Option<&str>,
+    request: InferRequest,
+) -> Result<Scored, InferError> {
+    let model = catalog.find(name, version)?;
+    let model = match version {
+        None => observer.route(model, request.id.as_deref()),
+        Some(_) => model,
+    };
+    let started = Instant::now();
     let rows = request
         .inputs
         .first()
@@ -360,45 +392,26 @@ async fn infer_of(
         .unwrap_or(0);
     let scored = if rows as usize > INLINE_ROWS {
         let m = model.clone();
-        match tokio::task::spawn_blocking(move || m.infer(&request)).await {
-            Ok(r) => r,
-            Err(e) => {
-                return error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("scoring stopped: {e}"),
-                );
-            }
-        }
+        tokio::task::spawn_blocking(move || m.infer(&request))
+            .await
+            .unwrap_or_else(|e| {
+                Err(InferError::Failed {
+                    model: model.name.clone(),
+                    version: model.version,
+                    reason: format!("scoring stopped: {e}"),
+                })
+            })
     } else {
         model.infer(&request)
     };
-    match scored {
-        Ok(scored) => {
-            s.observer.scored(&model, &scored, started.elapsed());
-            match binary::response(&asked, &scored.response) {
-                Some((body, json_len)) => (
-                    StatusCode::OK,
-                    [
-                        (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-                        (
-                            header::HeaderName::from_static(binary::HEADER),
-                            json_len.to_string(),
-                        ),
-                    ],
-                    body,
-                )
-                    .into_response(),
-                None => json(StatusCode::OK, &scored.response),
-            }
+    match &scored {
+        Ok(scored) => observer.scored(&model, scored, started.elapsed()),
+        Err(e) if e.status() >= 500 => {
+            observer.failed(&model, u64::try_from(rows).unwrap_or(0), started.elapsed());
         }
-        Err(e) => {
-            if e.status() >= 500 {
-                s.observer
-                    .failed(&model, u64::try_from(rows).unwrap_or(0), started.elapsed());
-            }
-            failed(&e)
-        }
+        Err(_) => {}
     }
+    scored
 }
 
 /// `POST /v2/models/{name}/feedback` with `[{"id": ..., "label": 0|1}, ...]`: the labels

@@ -231,7 +231,7 @@ pub enum ServiceError {
 
 /// The documented variables of the sections (`TOLLGATE_NATS_URL`, the model server's
 /// `TOLLGATE_SERVER_ADDR`), as keys.
-const SECTION_ALIASES: [(&str, &str); 11] = [
+const SECTION_ALIASES: [(&str, &str); 12] = [
     ("registry_ca", "registry.ca"),
     ("nats_replicas", "nats.replicas"),
     ("nats_max_bytes", "nats.max_bytes"),
@@ -241,6 +241,7 @@ const SECTION_ALIASES: [(&str, &str); 11] = [
     ("registry_url", "registry.url"),
     ("token", "registry.token"),
     ("server_addr", "server.addr"),
+    ("server_grpc_addr", "server.grpc_addr"),
     ("server_tokens_file", "server.tokens_file"),
     ("server_models", "server.models"),
 ];

@@ -30,6 +30,10 @@ pub struct DevState {
     /// Where the model server answers the Open Inference Protocol; empty: no server.
     #[serde(default)]
     pub server_url: String,
+    /// Where the model server answers the protocol's gRPC side (`host:port`); empty: no
+    /// server.
+    #[serde(default)]
+    pub server_grpc_addr: String,
     /// The registry's dashboard.
     #[serde(default)]
     pub dashboard_url: String,

@@ -58,6 +58,8 @@ pub struct ServerHosting {
     pub models: String,
     /// Its address, `127.0.0.1:PORT`.
     pub addr: String,
+    /// The address of its gRPC side, `127.0.0.1:PORT`.
+    pub grpc_addr: String,
 }
 
 impl ServerHosting {
@@ -222,6 +224,7 @@ pub fn host_services(
                     registry: calls("server", &registry),
                     server: tollgate_server::ServerSection {
                         addr: s.addr,
+                        grpc_addr: s.grpc_addr,
                         models: s.models,
                         ..Default::default()
                     },

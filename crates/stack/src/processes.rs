@@ -95,6 +95,7 @@ fn spawn_into(children: &mut Vec<(String, Child)>, layout: &Layout<'_>) -> Resul
         if let Some(s) = server {
             command
                 .env("TOLLGATE_SERVER_ADDR", &s.addr)
+                .env("TOLLGATE_SERVER_GRPC_ADDR", &s.grpc_addr)
                 .env("TOLLGATE_SERVER_MODELS", &s.models)
                 .env("TOLLGATE_STAGING_SERVER_URL", s.staging_url());
         }

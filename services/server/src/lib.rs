@@ -28,7 +28,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
-use tollgate_inference::{Catalog, Entry, http};
+use tollgate_inference::{Catalog, Entry, grpc, http};
 use tollgate_service::{
     NatsConfig, RegistryConfig, ServiceError,
     tokens::{BearerError, WatchedTokens},
@@ -37,6 +37,8 @@ use tracing::info;
 
 /// Address the server listens on by default.
 pub const SERVER_ADDR: &str = "127.0.0.1:8000";
+/// Address the protocol's gRPC side listens on by default (Triton's).
+pub const SERVER_GRPC_ADDR: &str = "127.0.0.1:8001";
 
 /// Errors that stop the server.
 #[derive(Debug, thiserror::Error)]
@@ -55,12 +57,15 @@ pub enum Error {
 }
 
 /// The `[server]` section: where the protocol is served, what, and who may call it
-/// (`TOLLGATE_SERVER_ADDR`, `TOLLGATE_SERVER_MODELS`, `TOLLGATE_SERVER_TOKENS_FILE`).
+/// (`TOLLGATE_SERVER_ADDR`, `TOLLGATE_SERVER_GRPC_ADDR`, `TOLLGATE_SERVER_MODELS`,
+/// `TOLLGATE_SERVER_TOKENS_FILE`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSection {
     /// Address of the HTTP endpoint.
     pub addr: String,
+    /// Address of the gRPC endpoint (KServe v2's `GRPCInferenceService`).
+    pub grpc_addr: String,
     /// Comma-separated `MODEL@STAGE` or `MODEL@ALIAS`; the first entry of a model is what
     /// `/v2/models/MODEL` reaches.
     pub models: String,
@@ -75,6 +80,7 @@ impl Default for ServerSection {
     fn default() -> Self {
         ServerSection {
             addr: SERVER_ADDR.into(),
+            grpc_addr: SERVER_GRPC_ADDR.into(),
             models: String::new(),
             tokens_file: String::new(),
         }
@@ -222,6 +228,8 @@ impl Config {
 pub struct Running {
     /// Where the protocol is served (the real port when the config said 0).
     pub addr: SocketAddr,
+    /// Where its gRPC side is served.
+    pub grpc_addr: SocketAddr,
     /// What it serves.
     pub catalog: Arc<Catalog>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -282,21 +290,36 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         shadows: shadows.clone(),
         bus: bus.clone(),
     };
-    let mut router = http::router(catalog.clone(), Arc::new(observer), config.max_body_bytes);
+    let observer: Arc<dyn http::Observer> = Arc::new(observer);
+    let mut router = http::router(catalog.clone(), observer.clone(), config.max_body_bytes);
+    let mut authorize: Option<grpc::Authorize> = None;
     if config.server.tokens_file.is_empty() {
         tracing::warn!(
             "model server authentication is OFF: no tokens_file (TOLLGATE_SERVER_TOKENS_FILE), so anyone who reaches this port may score"
         );
     } else {
-        router = require_bearer(router, WatchedTokens::new(&config.server.tokens_file));
+        let tokens = WatchedTokens::new(&config.server.tokens_file);
+        router = require_bearer(router, tokens.clone());
+        authorize = Some(Arc::new(move |header: Option<&str>| {
+            tokens.bearer(header).map(|_| ()).map_err(|e| e.to_string())
+        }));
     }
+    let bind = |addr: &str| {
+        let addr = addr.to_string();
+        move |source| Error::Bind { addr, source }
+    };
     let (addr, served) = http::serve(&config.server.addr, router, shutdown.clone())
         .await
-        .map_err(|source| Error::Bind {
-            addr: config.server.addr.clone(),
-            source,
-        })?;
-    info!(%addr, entries = %config.server.models, "serving the Open Inference Protocol");
+        .map_err(bind(&config.server.addr))?;
+    let (grpc_addr, served_grpc) = grpc::serve(
+        &config.server.grpc_addr,
+        grpc::Inference::new(catalog.clone(), observer, authorize),
+        config.max_body_bytes,
+        shutdown.clone(),
+    )
+    .await
+    .map_err(bind(&config.server.grpc_addr))?;
+    info!(%addr, %grpc_addr, entries = %config.server.models, "serving the Open Inference Protocol over HTTP and gRPC");
     let in_production = catalog.clone();
     let reporter = tokio::spawn(shadow::report(
         bus.clone(),
@@ -310,7 +333,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         },
         shutdown.clone(),
     ));
-    let mut tasks = vec![served, publisher, reporter];
+    let mut tasks = vec![served, served_grpc, publisher, reporter];
     tasks.extend(writer);
     tasks.push(tokio::spawn(loader::follow(
         loader.clone(),
@@ -344,6 +367,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     }
     Ok(Running {
         addr,
+        grpc_addr,
         catalog,
         tasks,
     })

@@ -374,6 +374,8 @@ fn every_variable_the_manifests_set_is_read_and_every_required_setting_is_set() 
                 "tollgate-trigger-watcher" => {}
                 "tollgate-server" => {
                     assert!(!need("TOLLGATE_SERVER_MODELS").is_empty());
+                    let grpc = port_of(need("TOLLGATE_SERVER_GRPC_ADDR"));
+                    assert_eq!(c.port("grpc"), Some(grpc), "{who}");
                 }
                 _ => {}
             }

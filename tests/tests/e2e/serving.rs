@@ -28,6 +28,8 @@ pub(super) struct Server {
     child: Child,
     pub(super) client: Client,
     pub(super) url: String,
+    /// Where its gRPC side listens, `127.0.0.1:PORT`.
+    pub(super) grpc_addr: String,
     log: PathBuf,
 }
 
@@ -57,10 +59,12 @@ impl Server {
         log: &Path,
         env: &[(&str, &str)],
     ) -> Server {
+        let grpc_addr = format!("127.0.0.1:{}", free_port().unwrap());
         let child = Command::new(super::processes::bin("tollgate-server"))
             .env("TOLLGATE_NATS_URL", nats_url)
             .env("TOLLGATE_REGISTRY_URL", registry_url)
             .env("TOLLGATE_SERVER_ADDR", addr)
+            .env("TOLLGATE_SERVER_GRPC_ADDR", &grpc_addr)
             .env("TOLLGATE_SERVER_MODELS", models)
             .env("TOLLGATE_SAMPLE_SHARE", "1")
             .env("TOLLGATE_DRIFT_WINDOW", "200")
@@ -75,6 +79,7 @@ impl Server {
             child,
             client: Client::new(&url),
             url,
+            grpc_addr,
             log: log.to_path_buf(),
         }
     }
@@ -453,4 +458,34 @@ async fn a_server_with_a_token_file_scores_only_for_a_valid_bearer_and_keeps_hea
     }
     let answered = answered.unwrap_or_else(|| panic!("never scored: {}", server.logs()));
     assert_eq!(answered.model_version.as_deref(), Some("1"));
+
+    // The gRPC side the same: its health open, its model calls only with the token.
+    use tollgate_proto::inference::{
+        ServerLiveRequest, grpc_inference_service_client::GrpcInferenceServiceClient,
+    };
+    let mut grpc = GrpcInferenceServiceClient::connect(format!("http://{}", server.grpc_addr))
+        .await
+        .unwrap();
+    assert!(
+        grpc.server_live(ServerLiveRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .live
+    );
+    let asked = tollgate_inference::grpc::to_grpc("churn", &request);
+    let refused = grpc.model_infer(asked.clone()).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused}");
+    assert!(refused.message().contains("no bearer token"), "{refused}");
+    let mut call = tonic::Request::new(asked);
+    call.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let scored = grpc.model_infer(call).await.unwrap().into_inner();
+    assert_eq!(scored.model_version, "1");
+    let probability = f64::from_le_bytes(scored.raw_output_contents[0][..8].try_into().unwrap());
+    assert_eq!(
+        Some(probability),
+        answered.numbers("probability").map(|p| p[0]),
+        "gRPC and HTTP answer alike"
+    );
 }

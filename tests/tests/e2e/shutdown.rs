@@ -56,10 +56,9 @@ fn spawn_all(
 ) -> Vec<(&'static str, String)> {
     env.push(("TOLLGATE_SHUTDOWN_GRACE_SECS", GRACE_SECS.to_string()));
     env.push(("TOLLGATE_SERVER_MODELS", "churn@Production".into()));
-    env.push((
-        "TOLLGATE_SERVER_ADDR",
-        format!("127.0.0.1:{}", free_port().unwrap()),
-    ));
+    for key in ["TOLLGATE_SERVER_ADDR", "TOLLGATE_SERVER_GRPC_ADDR"] {
+        env.push((key, format!("127.0.0.1:{}", free_port().unwrap())));
+    }
     let mut names: Vec<&'static str> = tollgate_stack::SERVICES.to_vec();
     names.push("server");
     services.spawn(env, &names)

@@ -1,6 +1,6 @@
-//! Triton's own HTTP client against a model server process: with binary tensor data (its
-//! default) and with JSON tensors it gets the same probabilities, and they are the ones
-//! Tollgate's client gets.
+//! Triton's own clients against a model server process: its HTTP client with binary
+//! tensor data (its default) and with JSON tensors, and its gRPC client on the protocol's
+//! `GRPCInferenceService`, get the same probabilities, the ones Tollgate's client gets.
 
 use tollgate_e2e::{Pipeline, free_port};
 
@@ -8,10 +8,12 @@ use super::security::python;
 use super::serving::{Server, v1_served_in_production};
 
 /// Asks the server through `tritonclient.http`, once with JSON tensors and once with
-/// binary ones: `{"json": [...], "binary": [...]}`.
+/// binary ones, and through `tritonclient.grpc`: `{"json": [...], "binary": [...],
+/// "grpc": [...], "grpc_health": [...], "grpc_metadata": {...}}`.
 const ASK: &str = r#"
 import json, sys
 import numpy as np
+import tritonclient.grpc as grpc
 import tritonclient.http as http
 d = json.load(sys.stdin)
 client = http.InferenceServerClient(d["url"])
@@ -27,11 +29,31 @@ def ask(binary):
         inputs.append(i)
     wanted = [http.InferRequestedOutput("probability", binary_data=binary)]
     return client.infer("churn", inputs, outputs=wanted).as_numpy("probability").tolist()
-print(json.dumps({"json": ask(False), "binary": ask(True)}))
+g = grpc.InferenceServerClient(d["grpc"])
+health = [g.is_server_live(), g.is_server_ready(), g.is_model_ready("churn")]
+meta = g.get_model_metadata("churn", as_json=True)
+server = g.get_server_metadata(as_json=True)
+inputs = []
+for name, values in d["numeric"].items():
+    i = grpc.InferInput(name, [len(values)], "FP64")
+    i.set_data_from_numpy(np.array(values, dtype=np.float64))
+    inputs.append(i)
+for name, values in d["categorical"].items():
+    i = grpc.InferInput(name, [len(values)], "BYTES")
+    i.set_data_from_numpy(np.array(values, dtype=np.object_))
+    inputs.append(i)
+answer = g.infer("churn", inputs, outputs=[grpc.InferRequestedOutput("probability")])
+print(json.dumps({
+    "json": ask(False), "binary": ask(True),
+    "grpc": answer.as_numpy("probability").tolist(),
+    "grpc_version": answer.get_response().model_version,
+    "grpc_health": health,
+    "grpc_metadata": {"inputs": sorted(i["name"] for i in meta["inputs"]), "server": server["name"]},
+}))
 "#;
 
 #[tokio::test(flavor = "multi_thread")]
-async fn tritons_client_gets_the_same_probabilities_with_binary_and_json_tensors() {
+async fn tritons_clients_get_the_same_probabilities_over_grpc_and_with_binary_and_json_tensors() {
     let addr = format!("127.0.0.1:{}", free_port().unwrap());
     let p = Pipeline::start().await.unwrap();
     let server = Server::spawn(&p, &addr, "churn@Production", &p.dir.path().join("s.log"));
@@ -56,7 +78,9 @@ async fn tritons_client_gets_the_same_probabilities_with_binary_and_json_tensors
             .collect();
         categorical.insert(name.clone(), values.into());
     }
-    let asked = serde_json::json!({"url": addr, "numeric": numeric, "categorical": categorical});
+    let asked = serde_json::json!({
+        "url": addr, "grpc": server.grpc_addr, "numeric": numeric, "categorical": categorical,
+    });
     let mut child = std::process::Command::new(python())
         .args(["-c", ASK])
         .stdin(std::process::Stdio::piped())
@@ -76,8 +100,16 @@ async fn tritons_client_gets_the_same_probabilities_with_binary_and_json_tensors
         String::from_utf8_lossy(&out.stderr)
     );
     let theirs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    for how in ["json", "binary"] {
+    for how in ["json", "binary", "grpc"] {
         let got: Vec<f64> = serde_json::from_value(theirs[how].clone()).unwrap();
         assert_eq!(got, ours, "{how} tensors");
     }
+    assert_eq!(theirs["grpc_version"], "1");
+    assert_eq!(theirs["grpc_health"], serde_json::json!([true, true, true]));
+    let mut features: Vec<&String> = columns.numeric.iter().chain(&columns.categorical).collect();
+    features.sort();
+    assert_eq!(
+        theirs["grpc_metadata"],
+        serde_json::json!({"inputs": features, "server": "tollgate-server"})
+    );
 }

@@ -167,6 +167,7 @@ async fn the_sklearn_example_trains_with_its_command_passes_its_pytest_gate_and_
         h.server = Some(ServerHosting {
             models: format!("{MODEL}@Staging"),
             addr: addr.clone(),
+            grpc_addr: format!("127.0.0.1:{}", free_port().unwrap()),
         });
     })
     .await

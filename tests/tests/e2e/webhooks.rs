@@ -376,13 +376,19 @@ async fn a_delivery_pending_when_the_registry_is_killed_is_delivered_after_it_re
         "{}",
         String::from_utf8_lossy(&published.stderr)
     );
-    // Refused at least once: the delivery is pending in the log.
+    // Refused at least once, and the log says so: the delivery is pending there.
+    let mut pending = serde_json::Value::Null;
     for _ in 0..100 {
-        if !got.lock().unwrap().is_empty() {
-            break;
+        let out = cli(&env, &["webhook", "deliveries", "--json"]);
+        if out.status.success() {
+            pending = serde_json::from_slice(&out.stdout).unwrap();
+            if pending[0]["status"] == "pending" && pending[0]["attempts"].as_u64() >= Some(1) {
+                break;
+            }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert_eq!(pending[0]["status"], "pending", "{pending:#}");
     assert!(!got.lock().unwrap().is_empty(), "never tried");
     let mut registry = stack.services.take("registry");
     registry.kill().unwrap();

@@ -1,8 +1,9 @@
 //! `make bench-serve`: the same single-record requests, from the same client, against
 //! `tollgate-server` (the Open Inference Protocol, Production version of a pipeline run
 //! on the data) and `mlflow models serve` (scikit-learn's logistic regression trained on
-//! the same rows by `scripts/bench_serve.py`). Latency percentiles and throughput at 1, 8
-//! and 64 concurrent clients. With an ONNX file, the same again for one fitted scikit-learn
+//! the same rows by `scripts/bench_serve.py`), and tollgate-server's gRPC side
+//! (`GRPCInferenceService`). Latency percentiles and throughput at 1, 8 and 64 concurrent
+//! clients. With an ONNX file, the same again for one fitted scikit-learn
 //! pipeline (ColumnTransformer and HistGradientBoostingClassifier): uploaded to Tollgate
 //! as ONNX (`churn-hgb`, through a run to Production) and served by MLflow as it is.
 
@@ -21,6 +22,7 @@ use tollgate_inference::client::{Client, request_for};
 use tollgate_ml::table::{Record, Table};
 use tollgate_proto::{
     ApprovalRequest, LatestByStageRequest, ModelStage, RunSummary, Trigger, TriggerKind,
+    inference::{ModelInferRequest, grpc_inference_service_client::GrpcInferenceServiceClient},
 };
 
 use super::pct;
@@ -28,11 +30,21 @@ use super::pct;
 /// Concurrent clients measured.
 const CLIENTS: [usize; 3] = [1, 8, 64];
 
-/// One server under test: where requests go and the body of each record.
+/// One server under test: what it is called and how a record reaches it.
 struct Target {
     name: &'static str,
-    url: String,
-    bodies: Vec<Vec<u8>>,
+    via: Via,
+}
+
+/// How requests reach a server under test.
+enum Via {
+    /// `POST url` with the record's JSON body.
+    Http { url: String, bodies: Vec<Vec<u8>> },
+    /// `ModelInfer` on the protocol's gRPC side, one request per record.
+    Grpc {
+        client: GrpcInferenceServiceClient<tonic::transport::Channel>,
+        requests: Vec<ModelInferRequest>,
+    },
 }
 
 /// What one (server, clients) measurement found.
@@ -71,6 +83,7 @@ pub async fn bench(
     }
 
     let addr = format!("127.0.0.1:{}", free_port()?);
+    let grpc_addr = format!("127.0.0.1:{}", free_port()?);
     let exe = std::env::current_exe()?;
     let server_bin = exe
         .parent()
@@ -80,12 +93,20 @@ pub async fn bench(
         .env("TOLLGATE_NATS_URL", &p.nats.url)
         .env("TOLLGATE_REGISTRY_URL", &p.registry_url)
         .env("TOLLGATE_SERVER_ADDR", &addr)
+        .env("TOLLGATE_SERVER_GRPC_ADDR", &grpc_addr)
         .env("TOLLGATE_SERVER_MODELS", &models)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
         .with_context(|| format!("starting {}", server_bin.display()))?;
-    let measured = measure_both(&addr, data, mlflow, hgb.map(|(_, url)| url), seconds).await;
+    let measured = measure_both(
+        (&addr, &grpc_addr),
+        data,
+        mlflow,
+        hgb.map(|(_, url)| url),
+        seconds,
+    )
+    .await;
     let _ = server.kill();
     let _ = server.wait();
     print(&measured?);
@@ -159,7 +180,7 @@ async fn to_production(p: &Pipeline, model: &str, run: &RunSummary) -> anyhow::R
 }
 
 async fn measure_both(
-    addr: &str,
+    (addr, grpc_addr): (&str, &str),
     data: &Path,
     mlflow: &str,
     mlflow_hgb: Option<&str>,
@@ -182,13 +203,33 @@ async fn measure_both(
     let records: Vec<Record> = (0..table.rows().min(1_000))
         .map(|i| table.record(i))
         .collect();
+    let requests: Vec<_> = records
+        .iter()
+        .map(|r| request_for(&columns, std::slice::from_ref(r)))
+        .collect();
     let tollgate = Target {
         name: "tollgate-server",
-        url: format!("http://{addr}/v2/models/churn/infer"),
-        bodies: records
-            .iter()
-            .map(|r| serde_json::to_vec(&request_for(&columns, std::slice::from_ref(r))))
-            .collect::<Result<_, _>>()?,
+        via: Via::Http {
+            url: format!("http://{addr}/v2/models/churn/infer"),
+            bodies: requests
+                .iter()
+                .map(serde_json::to_vec)
+                .collect::<Result<_, _>>()?,
+        },
+    };
+    let grpc = Target {
+        name: "tollgate-server gRPC",
+        via: Via::Grpc {
+            client: GrpcInferenceServiceClient::connect(format!("http://{grpc_addr}")).await?,
+            requests: requests
+                .iter()
+                .map(|r| tollgate_inference::grpc::to_grpc("churn", r))
+                .collect(),
+        },
+    };
+    let tollgate_bodies = match &tollgate.via {
+        Via::Http { bodies, .. } => bodies.clone(),
+        Via::Grpc { .. } => Vec::new(),
     };
     let names: Vec<&String> = columns.numeric.iter().chain(&columns.categorical).collect();
     let mlflow_bodies = records
@@ -204,20 +245,26 @@ async fn measure_both(
         .collect::<Result<Vec<_>, _>>()?;
     let mlflow = Target {
         name: "mlflow models serve",
-        url: format!("{}/invocations", mlflow.trim_end_matches('/')),
-        bodies: mlflow_bodies.clone(),
+        via: Via::Http {
+            url: format!("{}/invocations", mlflow.trim_end_matches('/')),
+            bodies: mlflow_bodies.clone(),
+        },
     };
-    let mut targets = vec![tollgate, mlflow];
+    let mut targets = vec![tollgate, grpc, mlflow];
     if let Some(url) = mlflow_hgb {
         let onnx = Target {
             name: "tollgate-server HGB",
-            url: format!("http://{addr}/v2/models/{HGB}/infer"),
-            bodies: targets[0].bodies.clone(),
+            via: Via::Http {
+                url: format!("http://{addr}/v2/models/{HGB}/infer"),
+                bodies: tollgate_bodies,
+            },
         };
         let hgb = Target {
             name: "mlflow serve HGB",
-            url: format!("{}/invocations", url.trim_end_matches('/')),
-            bodies: mlflow_bodies,
+            via: Via::Http {
+                url: format!("{}/invocations", url.trim_end_matches('/')),
+                bodies: mlflow_bodies,
+            },
         };
         targets.extend([onnx, hgb]);
     }
@@ -242,22 +289,34 @@ async fn measure(target: &Target, clients: usize, seconds: f64) -> anyhow::Resul
         .pool_max_idle_per_host(clients)
         .build()?;
     let send = |k: usize| {
-        let body = target.bodies[k % target.bodies.len()].clone();
-        let request = http
-            .post(&target.url)
-            .header("content-type", "application/json")
-            .body(body);
-        async move {
-            let response = request.send().await?;
-            let status = response.status();
-            let text = response.bytes().await?;
-            anyhow::ensure!(
-                status.is_success(),
-                "status {status}: {}",
-                String::from_utf8_lossy(&text)
-            );
-            Ok(())
-        }
+        let call: futures::future::BoxFuture<'_, anyhow::Result<()>> = match &target.via {
+            Via::Http { url, bodies } => {
+                let request = http
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .body(bodies[k % bodies.len()].clone());
+                Box::pin(async move {
+                    let response = request.send().await?;
+                    let status = response.status();
+                    let text = response.bytes().await?;
+                    anyhow::ensure!(
+                        status.is_success(),
+                        "status {status}: {}",
+                        String::from_utf8_lossy(&text)
+                    );
+                    Ok(())
+                })
+            }
+            Via::Grpc { client, requests } => {
+                let mut client = client.clone();
+                let request = requests[k % requests.len()].clone();
+                Box::pin(async move {
+                    client.model_infer(request).await?;
+                    Ok(())
+                })
+            }
+        };
+        call
     };
     for k in 0..200 {
         send(k).await?;
@@ -330,6 +389,9 @@ fn print(rows: &[(&'static str, usize, Measured)]) {
             "\np99 at one client: tollgate-server {t:.3} ms, mlflow {m:.3} ms ({:.1}x)",
             m / t
         );
+    }
+    if let (Some(h), Some(g)) = (at_one("tollgate-server"), at_one("tollgate-server gRPC")) {
+        println!("tollgate-server p99 at one client: HTTP/JSON {h:.3} ms, gRPC {g:.3} ms");
     }
     if let (Some(t), Some(m)) = (at_one("tollgate-server HGB"), at_one("mlflow serve HGB")) {
         println!(
