@@ -450,6 +450,10 @@ fn print_screen(state: &DevState, dir: &Path) {
     say!("  registry   {}", state.registry_url);
     if !state.dashboard_url.is_empty() {
         say!("  dashboard  {}", state.dashboard_url);
+        say!(
+            "  approvals  {}approvals (the console: also runs/RUN and models/MODEL; sign in with a registry token)",
+            state.dashboard_url
+        );
     }
     if !state.nats_creds.is_empty() {
         say!(

@@ -1,10 +1,13 @@
 //! Webhooks against a real receiver on loopback: a run's end and a stage change arrive as
 //! signed JSON (the signature checked with Python's own hmac), a 500 is retried, a dead
-//! endpoint delays nobody, and the delivery log says what happened to each.
+//! endpoint delays nobody, and the delivery log says what happened to each. Through a
+//! minute of 500s every event type still arrives, once per event id, while a second
+//! endpoint that never answers slows no run; a registry killed with a delivery pending
+//! delivers it once it is back.
 
 use std::{
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use axum::{Router, body::Bytes, http::HeaderMap, routing::post};
@@ -14,18 +17,36 @@ use tollgate_proto::{TriggerKind, Verdict};
 use super::poison::tollgate;
 use super::processes::cli;
 
-/// What the receiver got: the event header, the signature header and the body.
-type Got = Arc<Mutex<Vec<(String, String, String)>>>;
+/// One request a receiver got.
+#[derive(Debug, Clone)]
+struct Hit {
+    /// The `X-Tollgate-Event` header.
+    event: String,
+    /// The body's event id.
+    id: String,
+    /// The `X-Tollgate-Signature` header.
+    signature: String,
+    body: String,
+    /// Whether the receiver took it (200) rather than refused it (500).
+    taken: bool,
+}
 
-/// A receiver on `port` that answers 500 to its first request and 200 after.
-async fn receiver(port: u16) -> Got {
+/// Every request a receiver got.
+type Got = Arc<Mutex<Vec<Hit>>>;
+
+/// A receiver on `port` that keeps every request, and takes it when `takes`, given when
+/// its first request came, says so (otherwise it answers 500).
+async fn receiver(port: u16, takes: impl Fn(Instant) -> bool + Send + Sync + 'static) -> Got {
     let got: Got = Arc::default();
     let seen = got.clone();
+    let first: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let takes = Arc::new(takes);
     let app = Router::new().route(
         "/hook",
         post(move |headers: HeaderMap, body: Bytes| {
-            let seen = seen.clone();
+            let (seen, first, takes) = (seen.clone(), first.clone(), takes.clone());
             async move {
+                let started = *first.lock().unwrap().get_or_insert_with(Instant::now);
                 let header = |name: &str| {
                     headers
                         .get(name)
@@ -33,17 +54,20 @@ async fn receiver(port: u16) -> Got {
                         .unwrap_or_default()
                         .to_string()
                 };
-                let mut seen = seen.lock().unwrap();
-                let first = seen.is_empty();
-                seen.push((
-                    header("x-tollgate-event"),
-                    header("x-tollgate-signature"),
-                    String::from_utf8_lossy(&body).to_string(),
-                ));
-                if first {
-                    axum::http::StatusCode::INTERNAL_SERVER_ERROR
-                } else {
+                let body = String::from_utf8_lossy(&body).to_string();
+                let event: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                let taken = takes(started);
+                seen.lock().unwrap().push(Hit {
+                    event: header("x-tollgate-event"),
+                    id: event["id"].as_str().unwrap_or_default().to_string(),
+                    signature: header("x-tollgate-signature"),
+                    body,
+                    taken,
+                });
+                if taken {
                     axum::http::StatusCode::OK
+                } else {
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR
                 }
             }
         }),
@@ -120,7 +144,8 @@ fn ok(out: std::process::Output) -> String {
 async fn events_arrive_signed_a_500_is_retried_and_a_dead_endpoint_delays_nobody() {
     let p = Pipeline::start().await.unwrap();
     let port = free_port().unwrap();
-    let got = receiver(port).await;
+    // Its first request is refused: whichever event came first arrives twice.
+    let got = receiver(port, |first| first.elapsed() > Duration::from_millis(1)).await;
     let secret = "s3cret-for-the-hook";
     let secret_file = p.dir.path().join("secret");
     std::fs::write(&secret_file, secret).unwrap();
@@ -196,7 +221,7 @@ async fn events_arrive_signed_a_500_is_retried_and_a_dead_endpoint_delays_nobody
         got.lock()
             .unwrap()
             .iter()
-            .filter(|(_, _, b)| b.contains(&event_id))
+            .filter(|h| h.id == event_id)
             .cloned()
             .collect::<Vec<_>>()
     };
@@ -206,7 +231,9 @@ async fn events_arrive_signed_a_500_is_retried_and_a_dead_endpoint_delays_nobody
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (_, signature, body) = of_run(&got)
+    let Hit {
+        signature, body, ..
+    } = of_run(&got)
         .pop()
         .unwrap_or_else(|| panic!("no run.completed: {:?}", got.lock().unwrap()));
     assert_eq!(signature, python_hmac(secret, &body, p.dir.path()));
@@ -235,7 +262,7 @@ async fn events_arrive_signed_a_500_is_retried_and_a_dead_endpoint_delays_nobody
             .lock()
             .unwrap()
             .iter()
-            .any(|(e, _, b)| e == "model.stage_changed" && b.contains("Staging"))
+            .any(|h| h.event == "model.stage_changed" && h.body.contains("Staging"))
         {
             break;
         }
@@ -245,7 +272,7 @@ async fn events_arrive_signed_a_500_is_retried_and_a_dead_endpoint_delays_nobody
         got.lock()
             .unwrap()
             .iter()
-            .any(|(e, _, b)| e == "model.stage_changed" && b.contains("Staging")),
+            .any(|h| h.event == "model.stage_changed" && h.body.contains("Staging")),
         "no stage change: {:?}",
         got.lock().unwrap()
     );
@@ -336,31 +363,9 @@ async fn a_delivery_pending_when_the_registry_is_killed_is_delivered_after_it_re
     let dir = stack.dir.path().to_path_buf();
     // A receiver that refuses everything until it is told to take it.
     let up = Arc::new(AtomicBool::new(false));
-    let got: Got = Arc::default();
-    let (seen, open) = (got.clone(), up.clone());
-    let app = Router::new().route(
-        "/hook",
-        post(move |body: Bytes| {
-            let (seen, open) = (seen.clone(), open.clone());
-            async move {
-                seen.lock().unwrap().push((
-                    String::new(),
-                    String::new(),
-                    String::from_utf8_lossy(&body).to_string(),
-                ));
-                if open.load(Ordering::SeqCst) {
-                    axum::http::StatusCode::OK
-                } else {
-                    axum::http::StatusCode::SERVICE_UNAVAILABLE
-                }
-            }
-        }),
-    );
+    let open = up.clone();
     let port = free_port().unwrap();
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let got = receiver(port, move |_| open.load(Ordering::SeqCst)).await;
     let url = format!("http://127.0.0.1:{port}/hook");
     cli_ok(
         &env,
@@ -411,4 +416,123 @@ async fn a_delivery_pending_when_the_registry_is_killed_is_delivered_after_it_re
     assert_eq!(log[0]["status"], "delivered", "{log:#}");
     assert!(log[0]["attempts"].as_u64().unwrap() >= 2, "{log:#}");
     assert!(got.lock().unwrap().len() > tried);
+}
+
+/// A receiver on `port` that takes every connection and never answers; how many it took.
+async fn hanging(port: u16) -> Arc<Mutex<usize>> {
+    let taken = Arc::new(Mutex::new(0));
+    let count = taken.clone();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            *count.lock().unwrap() += 1;
+            held.push(socket);
+        }
+    });
+    taken
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_event_type_arrives_once_per_id_through_a_minute_of_500s_and_a_hang_slows_nothing() {
+    let p = Pipeline::start().await.unwrap();
+    let (good_port, hung_port) = (free_port().unwrap(), free_port().unwrap());
+    let seen = receiver(good_port, |first| {
+        first.elapsed() >= Duration::from_secs(60)
+    })
+    .await;
+    let hung = hanging(hung_port).await;
+    let secret = "a-minute-of-500s";
+    let secret_file = p.dir.path().join("secret");
+    std::fs::write(&secret_file, secret).unwrap();
+    let every = tollgate_stack::services::registry::webhooks::EVENTS.join(",");
+    for (port, signed) in [(good_port, true), (hung_port, false)] {
+        let url = format!("http://127.0.0.1:{port}/hook");
+        let mut args = vec!["webhook", "add", "--url", &url, "--events", &every];
+        if signed {
+            args.extend(["--secret-file", secret_file.to_str().unwrap()]);
+        }
+        ok(tollgate(&p, &args));
+    }
+
+    // A failed validation fires its alert; the next run passes, resolves it and puts v1 in
+    // Staging, where it waits for approval. Neither run waits on the hanging endpoint.
+    let dirty = p.dataset("dirty.parquet", 3_000, 51, true).unwrap();
+    let failed = p
+        .run_file(TriggerKind::Data, &example_spec(), &dirty)
+        .await
+        .unwrap();
+    assert_eq!(failed.verdict(), Verdict::Failed, "{}", failed.reason);
+    let clean = p.dataset("churn.parquet", 3_000, 52, false).unwrap();
+    let passed = p
+        .run_file(TriggerKind::Data, &example_spec(), &clean)
+        .await
+        .unwrap();
+    assert_eq!(passed.verdict(), Verdict::Passed, "{}", passed.reason);
+    for run in [&failed, &passed] {
+        let took = run.finished_unix_ms - run.created_unix_ms;
+        assert!(took < 30_000, "run {} took {took} ms", run.run_id);
+    }
+
+    // Through the minute of 500s every event is retried until the receiver takes it.
+    let accepted = |seen: &Got| {
+        let mut kinds: std::collections::BTreeMap<String, usize> = Default::default();
+        for h in seen.lock().unwrap().iter().filter(|h| h.taken) {
+            *kinds.entry(h.event.clone()).or_default() += 1;
+        }
+        kinds
+    };
+    // Ids refused and not (yet) taken.
+    let waiting = |seen: &Got| {
+        let requests = seen.lock().unwrap().clone();
+        requests
+            .iter()
+            .filter(|r| !requests.iter().any(|x| x.id == r.id && x.taken))
+            .count()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(150);
+    while accepted(&seen).len() < tollgate_stack::services::registry::webhooks::EVENTS.len()
+        || waiting(&seen) > 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not every event delivered: {:?}",
+            accepted(&seen)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let requests = seen.lock().unwrap().clone();
+    assert!(
+        requests.iter().any(|r| !r.taken),
+        "the receiver refused some first"
+    );
+    // Each event id taken once: a 200 ends its delivery.
+    let mut taken: std::collections::BTreeMap<&str, usize> = Default::default();
+    for h in &requests {
+        assert!(!h.id.is_empty());
+        if h.taken {
+            *taken.entry(&h.id).or_default() += 1;
+        }
+    }
+    assert!(taken.values().all(|&n| n == 1), "{taken:?}");
+    // None lost: every event id the receiver refused, it took later.
+    for h in &requests {
+        assert!(
+            h.taken || taken.contains_key(h.id.as_str()),
+            "{} {} was lost",
+            h.event,
+            h.id
+        );
+    }
+    for h in requests.iter().filter(|h| h.taken) {
+        assert_eq!(
+            h.signature,
+            python_hmac(secret, &h.body, p.dir.path()),
+            "{}: signature",
+            h.event
+        );
+    }
+    assert!(*hung.lock().unwrap() > 0, "the hanging endpoint was tried");
 }
