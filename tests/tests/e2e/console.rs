@@ -273,3 +273,57 @@ async fn the_console_shows_runs_and_models_and_only_an_approver_approves_from_it
     );
     page.screenshot(&shots.join("console-model.png")).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_an_open_registry_the_console_approver_names_themselves_as_the_policy_lists() {
+    let console = format!("127.0.0.1:{}", free_port().unwrap());
+    let p = Pipeline::start_hosted(|h| h.dashboard_addr = console.clone())
+        .await
+        .unwrap();
+    let data = p.dataset("churn.parquet", 3_000, 95, false).unwrap();
+    let run = p
+        .run_file(TriggerKind::Data, &example_spec(), &data)
+        .await
+        .unwrap();
+    assert_eq!(run.verdict(), Verdict::Passed, "{}", run.reason);
+    wait_run(&p, "model plan of v1", |r| is_model_plan(r, 1)).await;
+    let http = reqwest::Client::new();
+    let decide = |body: serde_json::Value| {
+        http.post(format!("http://{console}/api/approvals/churn/1"))
+            .json(&body)
+            .send()
+    };
+    let me: serde_json::Value = http
+        .get(format!("http://{console}/api/whoami"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["open"], true);
+    assert_eq!(me["may_approve"], true);
+    // No name: refused with the reason; a name not on the policy: refused too.
+    let nameless = decide(json!({"approve": true, "reason": "fine"}))
+        .await
+        .unwrap();
+    assert_eq!(nameless.status(), reqwest::StatusCode::BAD_REQUEST);
+    assert!(
+        nameless
+            .text()
+            .await
+            .unwrap()
+            .contains("an approver identity is required")
+    );
+    let stranger = decide(json!({"approve": true, "reason": "fine", "approver": "mallory"}))
+        .await
+        .unwrap();
+    assert_eq!(stranger.status(), reqwest::StatusCode::FORBIDDEN);
+    let approved = decide(json!({"approve": true, "reason": "fine", "approver": "bob"}))
+        .await
+        .unwrap();
+    assert_eq!(approved.status(), reqwest::StatusCode::OK);
+    let recorded: serde_json::Value = approved.json().await.unwrap();
+    assert_eq!(recorded["approver"], "bob");
+    wait_stage(&p, 1, ModelStage::Production).await;
+}
