@@ -61,6 +61,8 @@ async fn the_console_shows_runs_and_models_and_only_an_approver_approves_from_it
             git_ref: "refs/pull/7/merge".into(),
             pull_request: 7,
             actor: "alice".into(),
+            // A publisher chooses this: the page must not make it a link that runs.
+            run_url: "javascript:document.title='pwned'".into(),
             ..Default::default()
         }),
         ..Default::default()
@@ -97,6 +99,12 @@ async fn the_console_shows_runs_and_models_and_only_an_approver_approves_from_it
     assert_eq!(page.eval(&text("pull-request")).await, "#7");
     assert_eq!(page.eval(&text("actor")).await, "alice");
     assert_eq!(page.eval(&text("identity")).await, "vera (viewer)");
+    assert_eq!(
+        page.eval("[...document.links].filter(a => !/^https?:/.test(a.href)).length")
+            .await,
+        0,
+        "only http(s) links"
+    );
     let trace = page.eval(&text("trace-id")).await;
     let trace = trace.as_str().unwrap();
     assert!(

@@ -12,7 +12,9 @@ const pct = (x) => x == null ? "–" : (100 * x).toFixed(1) + "%";
 const secs = (s) => s == null ? "–" : s < 60 ? s.toFixed(2) + " s" : (s / 60).toFixed(1) + " min";
 const fixed = (x, n = 4) => x == null ? "–" : Number(x).toFixed(n);
 const when = (ms) => ms ? new Date(ms).toISOString().replace("T", " ").slice(0, 19) + "Z" : "–";
-const link = (href, text) => el("a", { href }, text);
+// A link only to the console itself or to http(s): a URL a publisher chose (a CI run's)
+// could otherwise be `javascript:` and act with the signed-in token.
+const link = (href, text) => /^(https?:\/\/|\/(?!\/))/i.test(href) ? el("a", { href }, text) : el("span", {}, text);
 const runLink = (id) => link("/runs/" + encodeURIComponent(id), id);
 const modelLink = (m) => link("/models/" + encodeURIComponent(m), m);
 
