@@ -52,6 +52,18 @@ pub fn adopt_trace(span: &tracing::Span, headers: Option<&HeaderMap>) {
     }
 }
 
+/// The trace id (32 hex digits) of the trace context `headers` carry, if they carry one:
+/// read by the same propagator [`adopt_trace`] uses.
+pub fn trace_id(headers: Option<&HeaderMap>) -> Option<String> {
+    use opentelemetry::trace::TraceContextExt as _;
+    let headers = headers?;
+    let cx =
+        opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)));
+    let span = cx.span();
+    let context = span.span_context();
+    context.is_valid().then(|| context.trace_id().to_string())
+}
+
 /// Decodes a protobuf payload, naming the type in the error.
 pub fn decode<M: Message + Default>(what: &'static str, payload: &[u8]) -> Result<M, BusError> {
     M::decode(payload).map_err(|source| BusError::Decode { what, source })

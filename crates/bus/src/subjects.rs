@@ -23,6 +23,9 @@ const LABELS: &str = "tollgate.labels.";
 const SHADOW: &str = "tollgate.shadow.";
 const LIVE: &str = "tollgate.live.";
 
+/// The name a model's spec has in its folder (and in a training command's workspace).
+pub const SPEC_FILE: &str = "tollgate.yaml";
+
 /// Work-queue stream of triggers and stage work.
 pub const WORK_STREAM: &str = "TOLLGATE_WORK";
 /// Limits-retention stream of run events: the run history.

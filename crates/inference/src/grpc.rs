@@ -179,31 +179,35 @@ pub fn to_grpc(model: &str, request: &InferRequest) -> ModelInferRequest {
         .inputs
         .iter()
         .map(|i| {
-            let values = i.data.as_array().cloned().unwrap_or_default();
-            let contents = if i.datatype == protocol::BYTES {
-                InferTensorContents {
-                    bytes_contents: values
-                        .iter()
-                        .map(|v| v.as_str().unwrap_or_default().as_bytes().to_vec())
-                        .collect(),
-                    ..Default::default()
-                }
+            let values = i.data.as_array().map(Vec::as_slice).unwrap_or_default();
+            let (datatype, contents) = if i.datatype == protocol::BYTES {
+                let bytes_contents = values
+                    .iter()
+                    .map(|v| v.as_str().unwrap_or_default().as_bytes().to_vec())
+                    .collect();
+                (
+                    protocol::BYTES,
+                    InferTensorContents {
+                        bytes_contents,
+                        ..Default::default()
+                    },
+                )
             } else {
-                InferTensorContents {
-                    fp64_contents: values
-                        .iter()
-                        .map(|v| v.as_f64().unwrap_or(f64::NAN))
-                        .collect(),
-                    ..Default::default()
-                }
+                let fp64_contents = values
+                    .iter()
+                    .map(|v| v.as_f64().unwrap_or(f64::NAN))
+                    .collect();
+                (
+                    "FP64",
+                    InferTensorContents {
+                        fp64_contents,
+                        ..Default::default()
+                    },
+                )
             };
             InferInputTensor {
                 name: i.name.clone(),
-                datatype: if i.datatype == protocol::BYTES {
-                    protocol::BYTES.into()
-                } else {
-                    "FP64".into()
-                },
+                datatype: datatype.into(),
                 shape: i.shape.clone(),
                 parameters: Default::default(),
                 contents: Some(contents),

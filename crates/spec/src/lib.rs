@@ -19,9 +19,6 @@ pub mod usercode;
 
 pub use data::DataSource;
 
-/// The name a model's spec has in its folder (and in a training command's workspace).
-pub const SPEC_FILE: &str = "tollgate.yaml";
-
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 

@@ -31,12 +31,15 @@ impl Caller {
         }
     }
 
+    /// Whether the caller's role is one of `allowed` (on an open registry, always).
+    pub fn may(&self, allowed: &[Role]) -> bool {
+        self.role.is_none_or(|role| allowed.contains(&role))
+    }
+
     /// Refuses the call unless the caller's role is one of `allowed`.
     pub fn require(&self, allowed: &[Role], what: &str) -> Result<(), Status> {
         match self.role {
-            None => Ok(()),
-            Some(role) if allowed.contains(&role) => Ok(()),
-            Some(role) => Err(Status::permission_denied(format!(
+            Some(role) if !self.may(allowed) => Err(Status::permission_denied(format!(
                 "{} (role {role}) may not {what}: it needs the {} role",
                 self.identity,
                 allowed
@@ -45,6 +48,7 @@ impl Caller {
                     .collect::<Vec<_>>()
                     .join(" or ")
             ))),
+            _ => Ok(()),
         }
     }
 

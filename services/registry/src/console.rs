@@ -39,19 +39,20 @@ const DRIFT_RUNS: u32 = 10;
 
 /// The console's pages and their scripts (no data: the API behind `auth` serves that).
 pub fn pages() -> Router {
-    let page =
-        |body: &'static str| get(move || async move { file("text/html; charset=utf-8", body) });
+    let page = |body: &'static str| {
+        get(move || async move { static_file("text/html; charset=utf-8", body) })
+    };
     Router::new()
         .route("/runs/{run}", page(RUN_PAGE))
         .route("/models/{model}", page(MODEL_PAGE))
         .route("/approvals", page(APPROVALS_PAGE))
         .route(
             "/static/console.js",
-            get(|| async { file("text/javascript", CONSOLE_JS) }),
+            get(|| async { static_file("text/javascript", CONSOLE_JS) }),
         )
         .route(
             "/static/console.css",
-            get(|| async { file("text/css", CONSOLE_CSS) }),
+            get(|| async { static_file("text/css", CONSOLE_CSS) }),
         )
 }
 
@@ -67,12 +68,13 @@ pub fn api(service: RegistryService) -> Router {
         .with_state(service)
 }
 
-fn file(kind: &'static str, body: &'static str) -> Response {
+/// A page or asset compiled into the binary, as `kind` (the dashboard's too).
+pub(crate) fn static_file(kind: &'static str, body: &'static str) -> Response {
     ([(header::CONTENT_TYPE, kind)], body).into_response()
 }
 
 /// A JSON answer, or the error with the HTTP status its gRPC code means.
-fn answer(result: Result<Value, tonic::Status>) -> Response {
+pub(crate) fn answer(result: Result<Value, tonic::Status>) -> Response {
     match result {
         Ok(v) => ([(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response(),
         Err(status) => {
@@ -100,7 +102,7 @@ async fn whoami(Extension(caller): Extension<Caller>) -> Response {
         "identity": caller.identity,
         "role": role,
         "open": caller.role.is_none(),
-        "may_approve": caller.role.is_none_or(|r| r == tollgate_service::tokens::Role::Approver),
+        "may_approve": caller.may(&[tollgate_service::tokens::Role::Approver]),
     })))
 }
 

@@ -21,7 +21,12 @@ use serde_json::{Value, json};
 use tollgate_bus::{Bus, subjects};
 use tollgate_proto::{AlertState, ModelStage};
 
-use crate::{RegistryService, auth::Authenticator, pipeline_metrics::PipelineMetrics};
+use crate::{
+    RegistryService,
+    auth::Authenticator,
+    console::{answer, static_file},
+    pipeline_metrics::PipelineMetrics,
+};
 
 const PAGE: &str = include_str!("dashboard/index.html");
 const CHART_JS: &str = include_str!("dashboard/uplot-1.6.31.min.js");
@@ -91,15 +96,9 @@ async fn authorized(
     }
 }
 
-fn static_file(kind: &'static str, body: &'static str) -> Response {
-    ([(header::CONTENT_TYPE, kind)], body).into_response()
-}
-
+/// The dashboard's answers: its data, or 503 with why it could not be read.
 fn json_response(value: Result<Value, String>) -> Response {
-    match value {
-        Ok(v) => ([(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e).into_response(),
-    }
+    answer(value.map_err(tonic::Status::unavailable))
 }
 
 async fn runs(State(bus): State<Bus>) -> Response {

@@ -8,7 +8,7 @@
 //! - signed with HMAC-SHA256 of the body under the subscription's secret, in
 //!   `X-Tollgate-Signature: sha256=<hex>`; `X-Tollgate-Event` and `X-Tollgate-Delivery`
 //!   name it, and the event id in the body lets a receiver drop a repeat;
-//! - at least once: a failed attempt is tried again after 1 s, 2 s, 4 s, … (at most an
+//! - at least once: a failed attempt is tried again after 2 s, 4 s, 8 s, … (at most an
 //!   hour apart) for 24 h, then marked `failed`; every attempt's status and latency is
 //!   recorded, and pending deliveries are picked up again after a restart;
 //! - each delivery is sent on its own task with a 10 s timeout, so one slow or dead
@@ -249,13 +249,12 @@ pub async fn deliveries(
     Ok(out)
 }
 
-/// Where a webhook's delivery of `event_json` goes: the webhook's URL, or for GitHub the
+/// Where a webhook's delivery of `event` goes: the webhook's URL, or for GitHub the
 /// commit's statuses under the API base (`None` when the run has no commit).
-fn target(hook: &Webhook, event_json: &str) -> Option<String> {
+fn target(hook: &Webhook, event: &serde_json::Value) -> Option<String> {
     if hook.format != "github" {
         return Some(hook.url.clone());
     }
-    let event: serde_json::Value = serde_json::from_str(event_json).unwrap_or_default();
     let sha = event["details"]["commit"]
         .as_str()
         .filter(|c| !c.is_empty())?;
@@ -266,9 +265,8 @@ fn target(hook: &Webhook, event_json: &str) -> Option<String> {
     ))
 }
 
-/// The body a webhook receives for `event_json`, in its format.
-fn body(format: &str, event_json: &str) -> String {
-    let event: serde_json::Value = serde_json::from_str(event_json).unwrap_or_default();
+/// The body a webhook receives for `event` (whose JSON is `event_json`), in its format.
+fn body(format: &str, event: &serde_json::Value, event_json: &str) -> String {
     if format == "github" {
         let state = match event["details"]["verdict"].as_str() {
             Some("passed") => "success",
@@ -330,7 +328,6 @@ pub struct Sender {
 }
 
 impl Sender {
-    /// A sender on `bus`.
     /// A sender whose events link to the console at `console` (its base URL).
     pub fn new(bus: Bus, console: String) -> Self {
         Sender {
@@ -420,6 +417,7 @@ impl Sender {
     }
 
     async fn attempts(&self, mut d: WebhookDelivery) {
+        let event: serde_json::Value = serde_json::from_str(&d.event_json).unwrap_or_default();
         loop {
             let wait = d.next_attempt_unix_ms - now_ms();
             if wait > 0 {
@@ -432,13 +430,13 @@ impl Sender {
                 let _ = save(&self.bus, &d).await;
                 return;
             };
-            let Some(url) = target(&hook, &d.event_json) else {
+            let Some(url) = target(&hook, &event) else {
                 d.status = "failed".into();
                 d.last_error = "the run has no commit to set a status on".into();
                 let _ = save(&self.bus, &d).await;
                 return;
             };
-            let body = body(&hook.format, &d.event_json);
+            let body = body(&hook.format, &event, &d.event_json);
             let mut request = self
                 .http
                 .post(&url)

@@ -83,7 +83,7 @@ impl Workspace {
             code: root.join("code"),
             train_data: root.join("train.parquet"),
             model_out: root.join("model.onnx"),
-            spec: root.join(tollgate_spec::SPEC_FILE),
+            spec: root.join(tollgate_bus::subjects::SPEC_FILE),
         }
     }
 }

@@ -28,6 +28,16 @@ use tracing::warn;
 
 use crate::store::RegistryError;
 
+/// Replaces `record` by the run as a stage saw it, keeping what only the registry adds:
+/// the rollout's steps and the trace id.
+fn replace(record: &mut RunSummary, s: RunSummary) {
+    let rollout = std::mem::take(&mut record.rollout);
+    let trace_id = std::mem::take(&mut record.trace_id);
+    *record = s;
+    record.rollout = rollout;
+    record.trace_id = trace_id;
+}
+
 fn apply(record: &mut RunSummary, event: RunEvent) {
     match event.kind() {
         RunEventKind::Created => {
@@ -35,7 +45,7 @@ fn apply(record: &mut RunSummary, event: RunEvent) {
                 && record.verdict() == Verdict::Unspecified
                 && record.stages.is_empty()
             {
-                *record = s;
+                replace(record, s);
             }
         }
         RunEventKind::Queued => {
@@ -57,10 +67,7 @@ fn apply(record: &mut RunSummary, event: RunEvent) {
             if let Some(s) = event.summary
                 && record.verdict() == Verdict::Unspecified
             {
-                // The rollout's steps are the registry's own; the stages' summary has none.
-                let rollout = std::mem::take(&mut record.rollout);
-                *record = s;
-                record.rollout = rollout;
+                replace(record, s);
             }
         }
         RunEventKind::Progress | RunEventKind::Unspecified => {}
@@ -72,14 +79,6 @@ fn upsert(stages: &mut Vec<StageResult>, stage: StageResult) {
         Some(existing) => *existing = stage,
         None => stages.push(stage),
     }
-}
-
-/// The trace id (32 hex digits) of a W3C `traceparent` header in `headers`.
-fn trace_id(headers: Option<&async_nats::HeaderMap>) -> Option<String> {
-    let parent = headers?.get("traceparent")?.as_str();
-    let id = parent.split('-').nth(1)?;
-    (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) && id.bytes().any(|b| b != b'0'))
-        .then(|| id.to_string())
 }
 
 /// Folds `event` into its run's record; `trace` is the run's trace id, if its event
@@ -106,14 +105,11 @@ async fn record_event(
             None,
         ),
     };
-    let kept_trace = std::mem::take(&mut record.trace_id);
     apply(&mut record, event);
-    if record.trace_id.is_empty() {
-        record.trace_id = if kept_trace.is_empty() {
-            trace.unwrap_or_default()
-        } else {
-            kept_trace
-        };
+    if record.trace_id.is_empty()
+        && let Some(trace) = trace
+    {
+        record.trace_id = trace;
     }
     let value = record.encode_to_vec().into();
     match revision {
@@ -306,7 +302,7 @@ pub async fn keep_run_records(bus: Bus, shutdown: CancellationToken) -> Result<(
                     Err(e) => return Disposition::DeadLetter(format!("run event: {e}")),
                 };
                 let completed = event.kind() == RunEventKind::Completed;
-                let trace = trace_id(delivery.headers.as_ref());
+                let trace = codec::trace_id(delivery.headers.as_ref());
                 match record_event(&bus, &id, event, trace).await {
                     Ok(record) => {
                         open.note(&record);
